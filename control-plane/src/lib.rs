@@ -1,0 +1,2 @@
+//! The Veche control plane.
+pub mod store;

@@ -1,0 +1,2 @@
+//! Durable, replicated state: an openraft group over redb.
+pub mod model;

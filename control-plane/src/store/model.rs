@@ -1,0 +1,89 @@
+//! The replicated state machine's commands and their results.
+//!
+//! Commands are deterministic: anything that depends on the clock or on
+//! randomness (timestamps, slugs, keys) is decided by the proposer and
+//! carried in the command, so every replica applies the same bytes to the
+//! same result.
+
+use serde::{Deserialize, Serialize};
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::{ParticipantId, RoomId, RoomSlug, UnixMillis};
+
+/// A room as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// Assigned at apply time: the log index of the `CreateRoom` entry.
+    pub id: RoomId,
+    /// Unguessable link slug, chosen by the proposer.
+    pub slug: RoomSlug,
+    /// Name.
+    pub name: String,
+    /// Proposer's wall clock at creation.
+    pub created_at_ms: UnixMillis,
+}
+
+/// A write to the control plane's durable state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a room. Fails with [`CommandError::SlugTaken`] if the slug
+    /// exists (a 2^-128 event, but checked rather than assumed).
+    CreateRoom {
+        /// Link slug.
+        slug: RoomSlug,
+        /// Validated name.
+        name: String,
+        /// Creation time.
+        created_at_ms: UnixMillis,
+    },
+    /// Append a chat message. The text is already validated and filtered.
+    /// If `client_msg_id` is set and a message from the same participant in
+    /// the same room with the same `client_msg_id` exists, the existing
+    /// message is returned and nothing is appended (idempotent retry).
+    PostChat {
+        /// Room.
+        room_id: RoomId,
+        /// Sender.
+        participant_id: ParticipantId,
+        /// Sender's display name.
+        display_name: String,
+        /// Filtered text.
+        text: String,
+        /// Acceptance time.
+        sent_at_ms: UnixMillis,
+        /// Client's idempotency key.
+        client_msg_id: Option<String>,
+    },
+    /// Install the join-token signing key (PKCS#8 Ed25519) if none is set
+    /// yet. The first writer wins; the result is always the installed key,
+    /// so concurrent proposers converge on one key.
+    InitSigningKey {
+        /// PKCS#8 document.
+        pkcs8: Vec<u8>,
+    },
+}
+
+/// The successful result of applying a [`Command`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutput {
+    /// The created room.
+    Room(Room),
+    /// The stored message (new, or the existing one on idempotent retry).
+    Chat(ChatMessage),
+    /// The installed signing key.
+    SigningKey(Vec<u8>),
+}
+
+/// A command that was committed to the log but refused by the state
+/// machine. Refusals are deterministic, so every replica refuses alike.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    /// `CreateRoom` with a slug that exists.
+    #[error("room slug already exists")]
+    SlugTaken,
+    /// `PostChat` to a room that does not exist.
+    #[error("no such room")]
+    NoSuchRoom,
+}
+
+/// What the state machine returns for each applied entry.
+pub type CommandResult = Result<CommandOutput, CommandError>;

@@ -1,0 +1,21 @@
+//! Wire types shared by every Veche part.
+//!
+//! This crate has no I/O and no clock: everything here is data, parsing and
+//! pure validation, so the control plane, the media node, the load harness and
+//! tests all agree on one definition. See `docs/protocol.md` for the
+//! human-readable specification of the same messages.
+#![deny(missing_docs)]
+
+pub mod chat;
+pub mod error;
+pub mod ids;
+pub mod rpc;
+pub mod signal;
+pub mod token;
+
+pub use error::ErrorCode;
+pub use ids::{MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId};
+
+/// Milliseconds since the Unix epoch. Wall-clock time on the wire is always
+/// this unit so that JavaScript clients can pass it to `new Date()` directly.
+pub type UnixMillis = u64;

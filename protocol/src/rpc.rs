@@ -1,0 +1,158 @@
+//! The control plane's HTTP API (JSON, for browsers and operators) and the
+//! internal node <-> control-plane RPC (MessagePack over HTTP POST, because
+//! it is compact, schema-less like JSON, and already what Raft uses).
+
+use crate::chat::ChatMessage;
+use crate::ids::{NodeId, ParticipantId, RoomId, RoomSlug};
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// Longest room name, in chars.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+/// Longest display name, in chars.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+/// Default and maximum page size of `GET /api/rooms/{slug}/messages`.
+pub const HISTORY_PAGE: usize = 100;
+
+/// `POST /api/rooms` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoomRequest {
+    /// Human-readable name, 1 to [`MAX_ROOM_NAME_CHARS`] chars.
+    pub name: String,
+}
+
+/// A room as the REST API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomView {
+    /// Internal id.
+    pub id: RoomId,
+    /// The link's slug.
+    pub slug: RoomSlug,
+    /// Name.
+    pub name: String,
+    /// The full link to share: `<public url>/r/<slug>`.
+    pub link: String,
+    /// Creation time.
+    pub created_at_ms: UnixMillis,
+}
+
+/// `POST /api/rooms/{slug}/join` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The name to show to others, 1 to [`MAX_DISPLAY_NAME_CHARS`] chars.
+    pub display_name: String,
+}
+
+/// `POST /api/rooms/{slug}/join` response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinResponse {
+    /// The signed join token to present in the `join` signalling message.
+    pub token: String,
+    /// The media node's signalling WebSocket URL. It may be relative to the
+    /// page (`/media/ws`), in which case the client resolves it against the
+    /// page's origin with `ws:`/`wss:` to match `http:`/`https:`.
+    pub ws_url: String,
+    /// The participant id the token grants.
+    pub participant_id: ParticipantId,
+    /// When the token stops being accepted. Join promptly.
+    pub expires_at_ms: UnixMillis,
+    /// The room.
+    pub room: RoomView,
+}
+
+/// `GET /api/rooms/{slug}/messages` response: up to [`HISTORY_PAGE`]
+/// messages, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessagesPage {
+    /// The messages, in commit order.
+    pub messages: Vec<ChatMessage>,
+    /// True if older messages exist before the first one returned.
+    pub has_more: bool,
+}
+
+/// Internal RPC path: a media node registers itself.
+pub const RPC_REGISTER_NODE: &str = "/internal/v1/nodes/register";
+/// Internal RPC path: a media node commits a chat message.
+pub const RPC_COMMIT_CHAT: &str = "/internal/v1/chat";
+
+/// Body of [`RPC_REGISTER_NODE`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterNode {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// The signalling URL browsers should use (absolute, or a path relative
+    /// to the control plane's public origin).
+    pub ws_url: String,
+}
+
+/// Reply to [`RPC_REGISTER_NODE`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterNodeReply {
+    /// The Ed25519 public key (32 raw bytes) that signs join tokens.
+    #[serde(with = "serde_bytes_compat")]
+    pub token_public_key: Vec<u8>,
+}
+
+/// Body of [`RPC_COMMIT_CHAT`]. The reply is the committed
+/// [`ChatMessage`], or an [`crate::error::ErrorBody`] with a non-2xx status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommitChat {
+    /// Room.
+    pub room_id: RoomId,
+    /// Sender.
+    pub participant_id: ParticipantId,
+    /// Sender's display name.
+    pub display_name: String,
+    /// Raw text; the control plane validates and filters it again.
+    pub text: String,
+    /// The client's id for the message, if any.
+    pub client_msg_id: Option<String>,
+    /// When the node accepted it.
+    pub sent_at_ms: UnixMillis,
+}
+
+/// MessagePack encodes `Vec<u8>` as an array of ints by default; this keeps
+/// it a compact `bin` without pulling in another crate.
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = a.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_reply_round_trips_through_msgpack() {
+        let r = RegisterNodeReply {
+            token_public_key: vec![1, 2, 3, 255],
+        };
+        let bytes = rmp_serde::to_vec_named(&r).unwrap();
+        let back: RegisterNodeReply = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.token_public_key, vec![1, 2, 3, 255]);
+    }
+}

@@ -1,0 +1,398 @@
+//! Browser <-> media node signalling: JSON text frames over one WebSocket.
+//!
+//! Every frame is one JSON object with a `"type"` field. The full
+//! specification, with examples, is `docs/protocol.md`; keep the two in
+//! step.
+
+use crate::chat::ChatMessage;
+use crate::error::ErrorBody;
+use crate::ids::{ParticipantId, RoomId, RoomSlug, TrackId};
+use crate::UnixMillis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Largest signalling frame the node accepts. SDP for a large room is a few
+/// tens of kilobytes; chat is capped far below this.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+
+/// What kind of media a track carries, and from which device. The SFU
+/// forwards all of them alike; the distinction is for the UI (screen shares
+/// get their own tile) and, later, for moderation and layer selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// Microphone audio.
+    Microphone,
+    /// Camera video.
+    Camera,
+    /// Screen-share video.
+    Screen,
+    /// Screen-share audio (tab audio).
+    ScreenAudio,
+}
+
+impl TrackSource {
+    /// True for sources that carry audio.
+    pub fn is_audio(self) -> bool {
+        matches!(self, TrackSource::Microphone | TrackSource::ScreenAudio)
+    }
+}
+
+/// Media kind, as in SDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// A trickle ICE candidate, shaped like the browser's `RTCIceCandidateInit`
+/// so a client can pass it straight through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The `candidate:` attribute line (without `a=`).
+    pub candidate: String,
+    /// The media section id.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// The media section index.
+    #[serde(default)]
+    pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment.
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
+/// Messages from a browser to its media node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Must be the first frame. Presents the join token from the control
+    /// plane.
+    Join {
+        /// The signed token from `POST /api/rooms/{slug}/join`.
+        token: String,
+        /// The participant's initial device state.
+        #[serde(default)]
+        media: MediaState,
+    },
+    /// An SDP offer from the browser: its first offer, or a later one when
+    /// it adds or removes a track it sends (screen sharing).
+    Offer {
+        /// The SDP text.
+        sdp: String,
+        /// What each sent track is, keyed by the track id in the offer's
+        /// `a=msid` line. Unlisted tracks default by kind (audio as
+        /// microphone, video as camera).
+        #[serde(default)]
+        tracks: BTreeMap<String, TrackSource>,
+    },
+    /// The browser's answer to the node's latest `offer`.
+    Answer {
+        /// The SDP text.
+        sdp: String,
+    },
+    /// A trickle ICE candidate from the browser. `null` means end of
+    /// candidates.
+    Candidate {
+        /// The candidate, or `None` at the end of gathering.
+        candidate: Option<IceCandidate>,
+    },
+    /// The participant changed their microphone/camera/screen state.
+    Media(MediaState),
+    /// Post a chat message.
+    Chat {
+        /// The text. Validated and filtered by the server.
+        text: String,
+        /// The client's own id for the message, echoed back in the
+        /// committed message.
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    /// Keepalive; the node answers with `pong`. Browsers cannot send
+    /// WebSocket pings, and a proxy may drop idle sockets.
+    Ping {
+        /// Echoed back.
+        #[serde(default)]
+        seq: u64,
+    },
+    /// Leave the room now. The node tells everyone and closes the socket.
+    Leave,
+}
+
+/// A participant's device state as the room sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaState {
+    /// Microphone muted, or no microphone at all.
+    pub mic_muted: bool,
+    /// Camera off, or no camera at all.
+    pub camera_muted: bool,
+    /// Sharing the screen.
+    pub screen_sharing: bool,
+}
+
+/// Connection status of a participant as others see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    /// Signalling connected.
+    Connected,
+    /// The signalling connection dropped without a goodbye; the node keeps
+    /// the seat for a grace period while the client retries.
+    Reconnecting,
+}
+
+/// A published track, announced so clients can label incoming media.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// The track id; equals the `MediaStreamTrack.id` the browser sees.
+    pub id: TrackId,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Which device it comes from.
+    pub source: TrackSource,
+    /// The `MediaStream.id` the browser sees: the publisher's participant
+    /// id for microphone and camera (so they play in one element), and
+    /// `<participant id>-screen` for screen share.
+    pub stream_id: String,
+}
+
+/// One participant as every member of the room sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Their id.
+    pub id: ParticipantId,
+    /// The name they gave.
+    pub display_name: String,
+    /// Connection status.
+    pub status: PresenceStatus,
+    /// Device state.
+    pub media: MediaState,
+    /// Tracks they currently publish.
+    pub tracks: Vec<TrackInfo>,
+    /// When they joined.
+    pub joined_at_ms: UnixMillis,
+}
+
+/// The room, as shown in the `joined` message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Internal id.
+    pub id: RoomId,
+    /// Link slug.
+    pub slug: RoomSlug,
+    /// Name.
+    pub name: String,
+}
+
+/// Messages from the media node to a browser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join was accepted. Carries the full room state; after this the
+    /// client applies `participant_*` deltas in order.
+    Joined {
+        /// This participant's id.
+        participant_id: ParticipantId,
+        /// The room.
+        room: RoomInfo,
+        /// Everyone in the room, including this participant.
+        participants: Vec<ParticipantInfo>,
+        /// ICE servers the browser should use (STUN/TURN); empty on a LAN.
+        ice_servers: Vec<IceServer>,
+    },
+    /// The node's answer to the browser's `offer`.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A node-initiated offer: tracks to receive were added or removed.
+    /// The browser must reply with `answer`.
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickle ICE candidate from the node; `null` ends gathering.
+    Candidate {
+        /// The candidate.
+        candidate: Option<IceCandidate>,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone's status, devices or tracks changed. Carries their whole
+    /// new state, so clients replace rather than patch.
+    ParticipantUpdated {
+        /// Their new state.
+        participant: ParticipantInfo,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        participant_id: ParticipantId,
+        /// Why, for the UI.
+        reason: LeaveReason,
+    },
+    /// A committed chat message (including the recipient's own).
+    Chat {
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A request failed. The connection stays open unless a close frame
+    /// follows.
+    Error {
+        /// What failed.
+        #[serde(flatten)]
+        error: ErrorBody,
+        /// The `type` of the client message that failed, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        /// The chat `client_msg_id`, when a chat message was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// Answer to `ping`.
+    Pong {
+        /// The ping's `seq`.
+        seq: u64,
+        /// Server wall-clock time.
+        server_time_ms: UnixMillis,
+    },
+}
+
+/// Why a participant left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// They pressed Leave or closed the tab.
+    Left,
+    /// Their connection dropped and did not come back within the grace
+    /// period.
+    Disconnected,
+    /// They joined again from another connection with the same session.
+    Replaced,
+}
+
+/// A STUN or TURN server, shaped like the browser's `RTCIceServer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl ClientMessage {
+    /// The `type` tag of this message, for logs and error replies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::Candidate { .. } => "candidate",
+            ClientMessage::Media(_) => "media",
+            ClientMessage::Chat { .. } => "chat",
+            ClientMessage::Ping { .. } => "ping",
+            ClientMessage::Leave => "leave",
+        }
+    }
+
+    /// Parses a text frame. The error message names the problem in terms a
+    /// client developer can act on (serde's own message, which includes the
+    /// field and position).
+    pub fn parse(text: &str) -> Result<ClientMessage, ErrorBody> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(ErrorBody::new(
+                crate::ErrorCode::TooLarge,
+                format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()),
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            ErrorBody::new(
+                crate::ErrorCode::BadRequest,
+                format!("malformed signalling message: {e}"),
+            )
+        })
+    }
+}
+
+/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
+/// if it has one, so the error reply can say which request failed.
+pub fn peek_type(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        ty: String,
+    }
+    serde_json::from_str::<Peek>(text)
+        .ok()
+        .map(|p| p.ty)
+        .filter(|t| t.len() <= 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_from_documented_json() {
+        let m = ClientMessage::parse(r#"{"type":"join","token":"v1.a.b"}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Join {
+                token: "v1.a.b".into(),
+                media: MediaState::default()
+            }
+        );
+        let m = ClientMessage::parse(
+            r#"{"type":"media","mic_muted":true,"camera_muted":false,"screen_sharing":false}"#,
+        )
+        .unwrap();
+        assert!(matches!(m, ClientMessage::Media(MediaState { mic_muted: true, .. })));
+        let m = ClientMessage::parse(r#"{"type":"candidate","candidate":null}"#).unwrap();
+        assert_eq!(m, ClientMessage::Candidate { candidate: None });
+        let m = ClientMessage::parse(
+            r#"{"type":"offer","sdp":"v=0","tracks":{"abc":"screen"}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.kind(), "offer");
+        assert_eq!(ClientMessage::parse(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
+    }
+
+    #[test]
+    fn malformed_messages_give_a_bad_request_with_detail() {
+        let e = ClientMessage::parse("{not json").unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::BadRequest);
+        let e = ClientMessage::parse(r#"{"type":"warp"}"#).unwrap_err();
+        assert!(e.message.contains("warp"), "{}", e.message);
+        let e = ClientMessage::parse(r#"{"type":"chat"}"#).unwrap_err();
+        assert!(e.message.contains("text"), "{}", e.message);
+        assert_eq!(peek_type(r#"{"type":"chat"}"#).as_deref(), Some("chat"));
+        let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
+        assert_eq!(ClientMessage::parse(&huge).unwrap_err().code, crate::ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_error_serialises_flat() {
+        let m = ServerMessage::Error {
+            error: ErrorBody::new(crate::ErrorCode::ChatTooLong, "too long"),
+            request: Some("chat".into()),
+            client_msg_id: None,
+        };
+        let v: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "chat_too_long");
+        assert_eq!(v["message"], "too long");
+        assert_eq!(v["request"], "chat");
+    }
+}
