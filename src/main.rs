@@ -1,1 +1,66 @@
-fn main(){}
+//! `veche`: the command-line entry point. It only parses arguments and
+//! wires the parts together; everything else lives in the crates.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Self-hosted video meetings.
+#[derive(Parser)]
+#[command(name = "veche", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: a one-node control plane, a media
+    /// node and the web client, with embedded storage.
+    Serve {
+        /// Config file (see deploy/veche.sample.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address; overrides the config file.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory; overrides the config file.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,webrtc=warn,rtc=warn,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut cfg = match config {
+                Some(p) => config::Config::load(&p)?,
+                None => config::Config::default(),
+            };
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            rt.block_on(serve::run(cfg))
+        }
+    }
+}

@@ -1,1 +1,19 @@
-pub fn x(){}
+//! A Veche media node: a WebRTC SFU on webrtc-rs.
+//!
+//! Decisions live in I/O-free modules ([`core`], [`negotiation`],
+//! [`forward`]); sockets, tasks and timers live at the edge ([`node`],
+//! `session`, `peer`, `track`).
+pub mod core;
+pub mod cp_client;
+pub mod forward;
+mod interceptor;
+pub mod metrics;
+pub mod negotiation;
+pub mod node;
+pub mod peer;
+pub mod room;
+mod session;
+mod track;
+
+pub use node::{MediaNode, NodeConfig, METRICS_PATH, WS_PATH};
+pub use peer::RtcConfig;

@@ -1,0 +1,62 @@
+//! The control plane's error type and its one mapping to HTTP.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use veche_protocol::error::ErrorBody;
+use veche_protocol::ErrorCode;
+
+/// An error answered to an API client: a wire code plus a message safe to
+/// show to a person.
+#[derive(Debug, Clone)]
+pub struct ApiError(pub ErrorBody);
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(ErrorBody::new(code, message))
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotLeader { .. } => ApiError::new(
+                ErrorCode::Unavailable,
+                "the control plane is changing leader; retry in a moment",
+            ),
+            other => {
+                tracing::error!("store error: {other}");
+                ApiError::new(ErrorCode::Internal, "the control plane could not complete the request")
+            }
+        }
+    }
+}
+
+/// JSON error body, for the public REST API.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), axum::Json(self.0)).into_response()
+    }
+}
+
+/// The same error as a MessagePack body, for the internal RPC.
+pub struct RpcError(pub ApiError);
+
+impl From<ApiError> for RpcError {
+    fn from(e: ApiError) -> Self {
+        RpcError(e)
+    }
+}
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let body = rmp_serde::to_vec_named(&self.0 .0).unwrap_or_default();
+        (status, [("content-type", "application/msgpack")], body).into_response()
+    }
+}

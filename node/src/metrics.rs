@@ -1,0 +1,97 @@
+//! The media node's Prometheus metrics, namespaced `veche_node_`.
+//!
+//! Counters are updated on the forwarding path with relaxed atomics (what
+//! the prometheus crate does internally), so they cost a few nanoseconds a
+//! packet.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// All metrics of one media node.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry these are registered in, served at `/metrics`.
+    pub registry: Registry,
+    /// Rooms with at least one participant on this node.
+    pub rooms: IntGauge,
+    /// Participants connected to this node.
+    pub participants: IntGauge,
+    /// Published tracks received by this node.
+    pub tracks: IntGauge,
+    /// Down tracks (one per track and subscriber).
+    pub subscriptions: IntGauge,
+    /// RTP packets received from publishers.
+    pub packets_in: IntCounter,
+    /// RTP payload bytes received from publishers.
+    pub bytes_in: IntCounter,
+    /// RTP packets handed to subscriber connections.
+    pub packets_out: IntCounter,
+    /// RTP payload bytes handed to subscriber connections.
+    pub bytes_out: IntCounter,
+    /// Packets dropped on the forwarding path, by reason.
+    pub packets_dropped: IntCounterVec,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: IntCounter,
+    /// Signalling errors returned to clients, by code.
+    pub signalling_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("veche_node".into()), None)
+            .expect("static prefix is valid");
+        let g = |name: &str, help: &str| {
+            let m = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let c = |name: &str, help: &str| {
+            let m = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let cv = |name: &str, help: &str, label: &str| {
+            let m = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        Metrics {
+            rooms: g("rooms", "Rooms with participants on this node"),
+            participants: g("participants", "Participants connected to this node"),
+            tracks: g("tracks", "Published tracks received by this node"),
+            subscriptions: g("subscriptions", "Down tracks: one per (track, subscriber)"),
+            packets_in: c("rtp_packets_in_total", "RTP packets received from publishers"),
+            bytes_in: c("rtp_bytes_in_total", "RTP payload bytes received from publishers"),
+            packets_out: c("rtp_packets_out_total", "RTP packets forwarded to subscribers"),
+            bytes_out: c("rtp_bytes_out_total", "RTP payload bytes forwarded to subscribers"),
+            packets_dropped: cv(
+                "rtp_packets_dropped_total",
+                "RTP packets dropped on the forwarding path",
+                "reason",
+            ),
+            keyframe_requests: c("keyframe_requests_total", "PLIs sent to publishers"),
+            signalling_errors: cv(
+                "signalling_errors_total",
+                "Error replies sent to signalling clients",
+                "code",
+            ),
+            registry,
+        }
+    }
+
+    /// Text exposition of all metrics.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding never fails");
+        String::from_utf8(buf).expect("text encoder emits UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,434 @@
+//! One participant's peer connection, driven by a single actor task.
+//!
+//! Everything that touches the connection (applying SDP, adding and
+//! removing down tracks, publishing what arrives) goes through the actor's
+//! command queue, so negotiation steps never interleave. The decisions
+//! about who offers when are in [`crate::negotiation`].
+
+use crate::interceptor::KeyframeRequestForwarder;
+use crate::metrics::Metrics;
+use crate::negotiation::{sending_track_ids, Negotiator, Step};
+use crate::room::Room;
+use crate::track::{local_track_for, start_down_track, DownTrack, UpTrack};
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn, Instrument};
+use veche_protocol::error::ErrorBody;
+use veche_protocol::signal::{IceCandidate, MediaKind, ServerMessage, TrackInfo, TrackSource};
+use veche_protocol::{ErrorCode, ParticipantId, TrackId};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+
+/// How long the node waits for its own ICE gathering before sending an
+/// SDP without candidates. Host candidates on bound sockets are gathered
+/// in milliseconds; this only bounds a pathological case.
+const GATHER_WAIT: Duration = Duration::from_secs(2);
+
+/// Commands to a peer actor.
+pub enum PeerCmd {
+    /// The browser's offer, with what each sent track is.
+    ClientOffer {
+        /// SDP.
+        sdp: String,
+        /// msid track id -> source.
+        tracks: BTreeMap<String, TrackSource>,
+    },
+    /// The browser's answer to our offer.
+    ClientAnswer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A trickled browser candidate.
+    Candidate(Option<IceCandidate>),
+    /// Start sending this track to the participant.
+    Subscribe(Arc<UpTrack>),
+    /// Stop sending this track.
+    Unsubscribe(TrackId),
+    /// A track arrived from the browser (from the connection's handler).
+    RemoteTrack(Arc<dyn TrackRemote>),
+    /// Tear everything down.
+    Close,
+}
+
+/// Where RTP sockets bind and what the connection needs to know.
+#[derive(Clone, Debug)]
+pub struct RtcConfig {
+    /// IP address the per-connection UDP sockets bind to. An unspecified
+    /// address (0.0.0.0) makes webrtc-rs gather every non-loopback
+    /// interface; a loopback address gives loopback-only candidates.
+    pub bind_ip: IpAddr,
+}
+
+struct Handler {
+    cmd: mpsc::UnboundedSender<PeerCmd>,
+    gathered: watch::Sender<bool>,
+    participant: ParticipantId,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        info!(participant = %self.participant, "peer connection {state}");
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        // The handler runs on the connection's own task: hand the work to
+        // the actor instead of doing it here.
+        let _ = self.cmd.send(PeerCmd::RemoteTrack(track));
+    }
+}
+
+/// Everything the actor needs besides its command queue.
+pub struct PeerCtx {
+    /// This participant.
+    pub id: ParticipantId,
+    /// Their room.
+    pub room: Arc<Room>,
+    /// Their WebSocket's outgoing queue.
+    pub out: mpsc::UnboundedSender<ServerMessage>,
+    /// Node metrics.
+    pub metrics: Metrics,
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("OS RNG available");
+    u32::from_be_bytes(b)
+}
+
+fn random_track_id() -> TrackId {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("OS RNG available");
+    TrackId::from_random(b)
+}
+
+/// Builds a peer connection for one participant.
+async fn build_pc(
+    rtc: &RtcConfig,
+    handler: Arc<Handler>,
+) -> Result<Arc<dyn PeerConnection>, webrtc::error::Error> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut me)?
+        .with(Slot::from(14_000), KeyframeRequestForwarder::default());
+    let se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        // Accept the browser's peer-reflexive candidate at once instead of
+        // waiting for a better pair that will never come: halves join time.
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_include_loopback_candidate(rtc.bind_ip.is_loopback())
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_setting_engine(se)
+        .with_interceptor_registry(registry)
+        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+        .with_udp_addrs(vec![format!("{}:0", rtc.bind_ip)])
+        .build()
+        .await?;
+    Ok(Arc::new(pc))
+}
+
+/// Starts the actor. Returns its command sender; the actor ends on
+/// [`PeerCmd::Close`] or when every sender is dropped.
+pub async fn spawn(
+    ctx: PeerCtx,
+    rtc: RtcConfig,
+    cmd_tx: mpsc::UnboundedSender<PeerCmd>,
+    cmd_rx: mpsc::UnboundedReceiver<PeerCmd>,
+) -> Result<tokio::task::JoinHandle<()>, webrtc::error::Error> {
+    let (gathered_tx, gathered_rx) = watch::channel(false);
+    let handler = Arc::new(Handler {
+        cmd: cmd_tx,
+        gathered: gathered_tx,
+        participant: ctx.id.clone(),
+    });
+    let pc = build_pc(&rtc, handler).await?;
+    let span = tracing::info_span!("peer", participant = %ctx.id, room = %ctx.room.id());
+    let actor = Actor {
+        ctx,
+        pc,
+        neg: Negotiator::new(),
+        downs: HashMap::new(),
+        declared: BTreeMap::new(),
+        published: HashMap::new(),
+        gathered: gathered_rx,
+    };
+    Ok(tokio::spawn(actor.run(cmd_rx).instrument(span)))
+}
+
+struct Actor {
+    ctx: PeerCtx,
+    pc: Arc<dyn PeerConnection>,
+    neg: Negotiator,
+    downs: HashMap<TrackId, (DownTrack, Arc<UpTrack>)>,
+    /// What the browser said each of its msid track ids is.
+    declared: BTreeMap<String, TrackSource>,
+    /// Browser msid -> our track id, for tracks this participant publishes.
+    published: HashMap<String, TrackId>,
+    gathered: watch::Receiver<bool>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PeerCmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                PeerCmd::ClientOffer { sdp, tracks } => self.client_offer(sdp, tracks).await,
+                PeerCmd::ClientAnswer { sdp } => self.client_answer(sdp).await,
+                PeerCmd::Candidate(c) => self.candidate(c).await,
+                PeerCmd::Subscribe(up) => self.subscribe(up).await,
+                PeerCmd::Unsubscribe(t) => self.unsubscribe(&t).await,
+                PeerCmd::RemoteTrack(t) => self.remote_track(t).await,
+                PeerCmd::Close => break,
+            }
+        }
+        for (_, (down, up)) in self.downs.drain() {
+            up.detach(&self.ctx.id);
+            drop(down);
+            self.ctx.metrics.subscriptions.dec();
+        }
+        self.ctx
+            .metrics
+            .tracks
+            .sub(self.published.len() as i64);
+        if let Err(e) = self.pc.close().await {
+            debug!("close: {e}");
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: String, request: &str) {
+        self.ctx.metrics.signalling_errors.with_label_values(&[code.as_str()]).inc();
+        let _ = self.ctx.out.send(ServerMessage::Error {
+            error: ErrorBody::new(code, message),
+            request: Some(request.to_owned()),
+            client_msg_id: None,
+        });
+    }
+
+    async fn wait_gathered(&mut self) {
+        let _ = tokio::time::timeout(GATHER_WAIT, self.gathered.wait_for(|g| *g)).await;
+    }
+
+    async fn client_offer(&mut self, sdp: String, tracks: BTreeMap<String, TrackSource>) {
+        if self.neg.client_offer() == Step::RejectOffer {
+            self.error(
+                ErrorCode::InvalidState,
+                "the node has an offer outstanding; answer it, then offer again".into(),
+                "offer",
+            );
+            return;
+        }
+        self.declared.extend(tracks);
+        let result = async {
+            let offer = RTCSessionDescription::offer(sdp.clone())?;
+            self.pc.set_remote_description(offer).await?;
+            let answer = self.pc.create_answer(None).await?;
+            self.pc.set_local_description(answer).await?;
+            Ok::<_, webrtc::error::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.wait_gathered().await;
+                if let Some(local) = self.pc.local_description().await {
+                    let _ = self.ctx.out.send(ServerMessage::Answer { sdp: local.sdp });
+                }
+                // A track the browser no longer sends was removed on its
+                // side (it stopped sharing its screen): stop forwarding it.
+                let sending = sending_track_ids(&sdp);
+                for t in self.ctx.room.stale_tracks(&self.ctx.id, &sending) {
+                    self.published.retain(|_, id| id != &t);
+                    self.ctx.metrics.tracks.dec();
+                    self.ctx.room.unpublish(&t);
+                }
+            }
+            Err(e) => {
+                warn!("client offer refused: {e}");
+                self.error(ErrorCode::BadRequest, format!("offer could not be applied: {e}"), "offer");
+            }
+        }
+        if self.neg.client_offer_answered() == Step::SendOffer {
+            self.send_offer().await;
+        }
+    }
+
+    async fn client_answer(&mut self, sdp: String) {
+        if self.neg.client_answer() == Step::RejectAnswer {
+            self.error(ErrorCode::InvalidState, "no offer is outstanding".into(), "answer");
+            return;
+        }
+        let result = async {
+            let answer = RTCSessionDescription::answer(sdp)?;
+            self.pc.set_remote_description(answer).await
+        }
+        .await;
+        if let Err(e) = result {
+            warn!("client answer refused: {e}");
+            self.error(ErrorCode::BadRequest, format!("answer could not be applied: {e}"), "answer");
+        }
+        if self.neg.answer_applied() == Step::SendOffer {
+            self.send_offer().await;
+        }
+    }
+
+    async fn send_offer(&mut self) {
+        self.neg.offer_sent();
+        let result = async {
+            let offer = self.pc.create_offer(None).await?;
+            self.pc.set_local_description(offer).await?;
+            Ok::<_, webrtc::error::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.wait_gathered().await;
+                if let Some(local) = self.pc.local_description().await {
+                    let _ = self.ctx.out.send(ServerMessage::Offer { sdp: local.sdp });
+                }
+            }
+            Err(e) => {
+                warn!("creating an offer failed: {e}");
+                self.neg.offer_failed();
+            }
+        }
+    }
+
+    async fn candidate(&mut self, c: Option<IceCandidate>) {
+        let Some(c) = c else { return };
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            url: None,
+        };
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            debug!("candidate refused: {e}");
+            self.error(ErrorCode::BadRequest, format!("candidate refused: {e}"), "candidate");
+        }
+    }
+
+    async fn subscribe(&mut self, up: Arc<UpTrack>) {
+        if self.downs.contains_key(&up.info.id) {
+            return;
+        }
+        let out_ssrc = random_u32();
+        let local = local_track_for(&up, out_ssrc);
+        let sender = match self.pc.add_track(local.clone() as Arc<dyn TrackLocal>).await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(track = %up.info.id, "add_track failed: {e}");
+                return;
+            }
+        };
+        let down = start_down_track(
+            up.clone(),
+            self.ctx.id.clone(),
+            local,
+            sender,
+            out_ssrc,
+            self.ctx.metrics.clone(),
+        );
+        self.ctx.metrics.subscriptions.inc();
+        self.downs.insert(up.info.id.clone(), (down, up));
+        if self.neg.tracks_changed() == Step::SendOffer {
+            self.send_offer().await;
+        }
+    }
+
+    async fn unsubscribe(&mut self, track: &TrackId) {
+        let Some((down, up)) = self.downs.remove(track) else {
+            return;
+        };
+        up.detach(&self.ctx.id);
+        if let Err(e) = self.pc.remove_track(&down.sender).await {
+            debug!(track = %track, "remove_track: {e}");
+        }
+        drop(down);
+        self.ctx.metrics.subscriptions.dec();
+        if self.neg.tracks_changed() == Step::SendOffer {
+            self.send_offer().await;
+        }
+    }
+
+    async fn remote_track(&mut self, remote: Arc<dyn TrackRemote>) {
+        let msid = remote.track_id().await;
+        if self.published.contains_key(&msid) {
+            return;
+        }
+        let Some(&ssrc) = remote.ssrcs().await.first() else {
+            warn!("remote track without SSRC");
+            return;
+        };
+        let Some(codec) = remote.codec(ssrc).await else {
+            warn!("remote track without codec");
+            return;
+        };
+        let kind = if codec.mime_type.to_ascii_lowercase().starts_with("audio/") {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        };
+        let source = self.declared.get(&msid).copied().unwrap_or(match kind {
+            MediaKind::Audio => TrackSource::Microphone,
+            MediaKind::Video => TrackSource::Camera,
+        });
+        let stream_id = match source {
+            TrackSource::Screen | TrackSource::ScreenAudio => format!("{}-screen", self.ctx.id),
+            _ => self.ctx.id.to_string(),
+        };
+        let info = TrackInfo {
+            id: random_track_id(),
+            kind,
+            source,
+            stream_id,
+        };
+        info!(track = %info.id, ?source, codec = %codec.mime_type, "publishing");
+        let up = UpTrack::new(
+            info.clone(),
+            self.ctx.id.clone(),
+            codec,
+            msid.clone(),
+            remote,
+            ssrc,
+            self.ctx.metrics.clone(),
+        );
+        if let Err(e) = self.ctx.room.publish(up.clone()) {
+            warn!("publish refused: {e}");
+            return;
+        }
+        self.ctx.metrics.tracks.inc();
+        self.published.insert(msid, info.id.clone());
+        let room = self.ctx.room.clone();
+        tokio::spawn(
+            async move {
+                up.clone().run().await;
+                room.unpublish(&up.info.id);
+            }
+            .in_current_span(),
+        );
+    }
+}

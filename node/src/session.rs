@@ -1,0 +1,329 @@
+//! One browser's signalling session over WebSocket: authenticate with the
+//! join token, then relay messages between the browser, its peer actor and
+//! its room until the browser leaves or its connection drops.
+
+use crate::node::Shared;
+use crate::peer::{self, PeerCmd, PeerCtx};
+use crate::room::PeerHandle;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn, Instrument};
+use veche_protocol::chat::{validate_chat, RateLimiter};
+use veche_protocol::error::ErrorBody;
+use veche_protocol::rpc::CommitChat;
+use veche_protocol::signal::{
+    peek_type, ClientMessage, LeaveReason, PresenceStatus, ServerMessage,
+};
+use veche_protocol::token::{self, JoinClaims};
+use veche_protocol::ErrorCode;
+
+/// How long a new socket may take to send `join`.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the node pings the browser. Browsers answer WebSocket pings
+/// by themselves, so this detects a dead connection even when the page is
+/// throttled in a background tab.
+const PING_INTERVAL: Duration = Duration::from_millis(1500);
+/// Silence after which the connection counts as dropped. Three missed
+/// pings: quick enough that others see "reconnecting" within 5 s, slow
+/// enough that one lost packet doesn't trigger it.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode(msg: &ServerMessage) -> Message {
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(msg).expect("server messages always serialise"),
+    ))
+}
+
+async fn close(mut socket: WebSocket, code: ErrorCode, reason: &str) {
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    let mut reason = reason.to_owned();
+    reason.truncate(120);
+    let _ = socket
+        .send(encode(&ServerMessage::Error {
+            error: ErrorBody::new(code, reason.clone()),
+            request: Some("join".into()),
+            client_msg_id: None,
+        }))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: code.ws_close_code(),
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
+}
+
+/// How the session ended.
+enum End {
+    /// The participant left on purpose (Leave, or a normal close frame).
+    Left,
+    /// The connection broke.
+    Dropped,
+}
+
+/// Runs one signalling session to completion.
+pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
+    // 1. The first frame must be a valid `join`.
+    let first = match tokio::time::timeout(JOIN_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(_) => return,
+        Err(_) => {
+            close(socket, ErrorCode::InvalidState, "no join message within 10 s").await;
+            return;
+        }
+    };
+    let (token, media) = match ClientMessage::parse(&first) {
+        Ok(ClientMessage::Join { token, media }) => (token, media),
+        Ok(other) => {
+            let reason = format!("the first message must be join, not {}", other.kind());
+            close(socket, ErrorCode::InvalidState, &reason).await;
+            return;
+        }
+        Err(e) => {
+            close(socket, e.code, &e.message).await;
+            return;
+        }
+    };
+    let Some(key) = node.token_key() else {
+        close(socket, ErrorCode::Unavailable, "media node is not registered yet; retry").await;
+        return;
+    };
+    let claims: JoinClaims = match token::verify(&token, &key, node.config.node_id, now_ms()) {
+        Ok(c) => c,
+        Err(e) => {
+            node.metrics
+                .signalling_errors
+                .with_label_values(&[e.code().as_str()])
+                .inc();
+            let reason = match e {
+                token::TokenError::Expired => "join token expired; request a new one",
+                token::TokenError::WrongNode => "join token is for another media node",
+                _ => "join token is not valid",
+            };
+            close(socket, e.code(), reason).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("session", room = %claims.room_id, participant = %claims.participant_id);
+    session(node, socket, claims, media).instrument(span).await
+}
+
+async fn session(
+    node: Arc<Shared>,
+    socket: WebSocket,
+    claims: JoinClaims,
+    media: veche_protocol::signal::MediaState,
+) {
+    let room = node.room_for(&claims);
+    let pid = claims.participant_id.clone();
+    if room.contains(&pid) {
+        // The same token used twice: the newer connection wins, as when a
+        // user reloads the page.
+        room.leave(&pid, LeaveReason::Replaced);
+    }
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<PeerCmd>();
+    let ctx = PeerCtx {
+        id: pid.clone(),
+        room: room.clone(),
+        out: out_tx.clone(),
+        metrics: node.metrics.clone(),
+    };
+    let actor = match peer::spawn(ctx, node.config.rtc.clone(), cmd_tx.clone(), cmd_rx).await {
+        Ok(h) => h,
+        Err(e) => {
+            warn!("could not create a peer connection: {e}");
+            close(socket, ErrorCode::Internal, "media node could not create a connection").await;
+            node.release_room(&room);
+            return;
+        }
+    };
+    let handle = PeerHandle {
+        out: out_tx.clone(),
+        cmd: cmd_tx.clone(),
+    };
+    if let Err(e) = room.join(
+        pid.clone(),
+        claims.display_name.clone(),
+        media,
+        handle,
+        now_ms(),
+        node.config.ice_servers.clone(),
+    ) {
+        warn!("join refused: {e}");
+        let _ = cmd_tx.send(PeerCmd::Close);
+        close(socket, ErrorCode::InvalidState, "could not join the room").await;
+        return;
+    }
+    node.metrics.participants.inc();
+    info!(name = %claims.display_name, "joined");
+
+    let (mut sink, mut stream) = socket.split();
+    // Writer: everything queued for this participant, plus pings.
+    let writer = tokio::spawn(
+        async move {
+            let mut ping = tokio::time::interval(PING_INTERVAL);
+            loop {
+                tokio::select! {
+                    msg = out_rx.recv() => match msg {
+                        Some(m) => if sink.send(encode(&m)).await.is_err() { break },
+                        None => break,
+                    },
+                    _ = ping.tick() => {
+                        if sink.send(Message::Ping(Default::default())).await.is_err() { break }
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        }
+        .in_current_span(),
+    );
+
+    let mut limiter = RateLimiter::chat_default(now_ms());
+    let send_error = |code: ErrorCode, message: String, request: Option<String>, client_msg_id: Option<String>| {
+        node.metrics.signalling_errors.with_label_values(&[code.as_str()]).inc();
+        let _ = out_tx.send(ServerMessage::Error {
+            error: ErrorBody::new(code, message),
+            request,
+            client_msg_id,
+        });
+    };
+    let end = loop {
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                info!("no traffic for {IDLE_TIMEOUT:?}; connection dropped");
+                break End::Dropped;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break End::Dropped,
+            Ok(Some(Ok(f))) => f,
+        };
+        let text = match frame {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                send_error(ErrorCode::BadRequest, "binary frames are not part of the protocol; send JSON text".into(), None, None);
+                continue;
+            }
+            Message::Close(c) => {
+                let code = c.as_ref().map(|c| c.code).unwrap_or(1005);
+                debug!(code, "close frame");
+                break if code == 1000 || code == 1001 { End::Left } else { End::Dropped };
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        let msg = match ClientMessage::parse(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                send_error(e.code, e.message, peek_type(&text), None);
+                continue;
+            }
+        };
+        match msg {
+            ClientMessage::Join { .. } => send_error(
+                ErrorCode::InvalidState,
+                "already joined".into(),
+                Some("join".into()),
+                None,
+            ),
+            ClientMessage::Offer { sdp, tracks } => {
+                let _ = cmd_tx.send(PeerCmd::ClientOffer { sdp, tracks });
+            }
+            ClientMessage::Answer { sdp } => {
+                let _ = cmd_tx.send(PeerCmd::ClientAnswer { sdp });
+            }
+            ClientMessage::Candidate { candidate } => {
+                let _ = cmd_tx.send(PeerCmd::Candidate(candidate));
+            }
+            ClientMessage::Media(state) => {
+                let _ = room.set_media(&pid, state);
+            }
+            ClientMessage::Ping { seq } => {
+                let _ = out_tx.send(ServerMessage::Pong {
+                    seq,
+                    server_time_ms: now_ms(),
+                });
+            }
+            ClientMessage::Leave => break End::Left,
+            ClientMessage::Chat {
+                text,
+                client_msg_id,
+            } => {
+                let text = match validate_chat(&text) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        send_error(e.code(), e.to_string(), Some("chat".into()), client_msg_id);
+                        continue;
+                    }
+                };
+                if let Err(wait_ms) = limiter.try_take(now_ms()) {
+                    send_error(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "you are sending messages too fast; try again in {:.1} s",
+                            wait_ms as f64 / 1000.0
+                        ),
+                        Some("chat".into()),
+                        client_msg_id,
+                    );
+                    continue;
+                }
+                let req = CommitChat {
+                    room_id: claims.room_id,
+                    participant_id: pid.clone(),
+                    display_name: claims.display_name.clone(),
+                    text,
+                    client_msg_id: client_msg_id.clone(),
+                    sent_at_ms: now_ms(),
+                };
+                match node.cp.commit_chat(&req).await {
+                    Ok(message) => room.broadcast(ServerMessage::Chat { message }),
+                    Err(e) => send_error(e.code, e.message, Some("chat".into()), client_msg_id),
+                }
+            }
+        }
+    };
+
+    match end {
+        End::Left => {
+            info!("left");
+            room.leave(&pid, LeaveReason::Left);
+            let _ = cmd_tx.send(PeerCmd::Close);
+        }
+        End::Dropped => {
+            // Keep the seat (and the media, which may still flow) for a
+            // grace period, showing others "reconnecting".
+            let _ = room.set_status(&pid, PresenceStatus::Reconnecting);
+            let grace = node.config.reconnect_grace;
+            let room2 = room.clone();
+            let cmd2 = cmd_tx.clone();
+            let node2 = node.clone();
+            let pid2 = pid.clone();
+            tokio::spawn(
+                async move {
+                    tokio::time::sleep(grace).await;
+                    if room2.contains(&pid2) {
+                        info!("did not come back within {grace:?}; removing");
+                        room2.leave(&pid2, LeaveReason::Disconnected);
+                    }
+                    let _ = cmd2.send(PeerCmd::Close);
+                    node2.release_room(&room2);
+                }
+                .in_current_span(),
+            );
+        }
+    }
+    drop(out_tx);
+    writer.abort();
+    node.metrics.participants.dec();
+    let _ = actor;
+    node.release_room(&room);
+}

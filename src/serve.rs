@@ -1,0 +1,124 @@
+//! `veche serve`: control plane, media node and web client on one
+//! listener, talking to each other through the same HTTP interfaces a
+//! cluster uses.
+
+use crate::config::Config;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use veche_control_plane::{ControlPlane, ControlPlaneConfig};
+use veche_node::{MediaNode, NodeConfig, RtcConfig};
+use veche_protocol::signal::IceServer;
+use veche_protocol::NodeId;
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("OS RNG available");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs until a shutdown signal.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    // The address this process reaches itself at, for the node's RPC.
+    let self_ip = if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    };
+    let self_url = format!("http://{}", std::net::SocketAddr::new(self_ip, addr.port()));
+    let secret = cfg
+        .control_plane
+        .cluster_secret
+        .clone()
+        .unwrap_or_else(random_secret);
+
+    let cp = ControlPlane::open(ControlPlaneConfig {
+        node_id: cfg.control_plane.node_id,
+        data_dir: cfg.server.data_dir.clone(),
+        advertise_addr: self_url.clone(),
+        public_url: cfg.server.public_url.clone(),
+        token_ttl: Duration::from_secs(cfg.control_plane.token_ttl_secs),
+        cluster_secret: secret.clone(),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
+
+    let node = MediaNode::new(NodeConfig {
+        node_id: NodeId(cfg.media.node_id),
+        control_plane_url: self_url.clone(),
+        cluster_secret: secret,
+        public_ws_url: veche_node::WS_PATH.to_owned(),
+        rtc: RtcConfig {
+            bind_ip: cfg.media.rtc_ip.unwrap_or(addr.ip()),
+        },
+        reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
+        ice_servers: cfg
+            .media
+            .ice_servers
+            .iter()
+            .map(|s| IceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect(),
+    });
+
+    let app = cp.router().merge(node.router());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    node.register(Duration::from_secs(30))
+        .await
+        .map_err(|e| anyhow::anyhow!("media node could not register: {}", e.message))?;
+
+    let shown = match &cfg.server.public_url {
+        Some(u) => format!("{}/", u.trim_end_matches('/')),
+        None => format!("{self_url}/"),
+    };
+    println!("Veche is running at {shown}");
+    println!("Open it in a browser, create a meeting and share its link. Ctrl-C stops.");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    // Open WebSockets keep graceful shutdown waiting; give them a moment.
+    if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
+        tracing::info!("closing remaining connections");
+    }
+    cp.shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("control plane shutdown: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
