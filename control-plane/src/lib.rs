@@ -120,6 +120,26 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// Writes a command while the cluster may still be electing its first
+/// leader: a freshly started node is briefly leaderless, and the first
+/// write must not fail the whole start-up for that.
+async fn write_at_startup(
+    store: &RaftStore,
+    cmd: Command,
+) -> Result<store::model::CommandResult, StoreError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.write(cmd.clone()).await {
+            Err(StoreError::NotLeader { leader: None, .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 impl ControlPlane {
     /// Opens the store in `config.data_dir`, initialises a one-node cluster
     /// on first start, and loads (or creates, through Raft) the join-token
@@ -138,12 +158,10 @@ impl ControlPlane {
             None => {
                 let fresh = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
                     .map_err(|e| CpError::BadKey(e.to_string()))?;
-                match store
-                    .write(Command::InitSigningKey {
-                        pkcs8: fresh.as_ref().to_vec(),
-                    })
-                    .await?
-                {
+                let cmd = Command::InitSigningKey {
+                    pkcs8: fresh.as_ref().to_vec(),
+                };
+                match write_at_startup(&store, cmd).await? {
                     Ok(CommandOutput::SigningKey(k)) => k,
                     _ => return Err(CpError::Unexpected),
                 }

@@ -1,0 +1,388 @@
+//! [`RaftStore`]: the handle the rest of the control plane uses to write
+//! commands and read rooms, chat history and the signing key.
+
+use super::db::{self, DbError, Released};
+use super::log_store::LogStore;
+use super::model::{Command, CommandResult, Room};
+use super::network::HttpNetworkFactory;
+use super::state_machine::{queries, StateMachine};
+use super::types::Raft;
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError, RaftError,
+};
+use openraft::{BasicNode, SnapshotPolicy};
+use redb::Database;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::{MessageId, RoomId, RoomSlug};
+
+/// File name of the Raft log and state machine inside the data directory.
+pub const DB_FILE_NAME: &str = "raft.redb";
+
+/// How long [`RaftStore::initialize_single_if_new`] waits for a sole voter
+/// to become leader. Election takes at most `election_timeout_max` (2 s in
+/// [`default_raft_config`]) plus an fsync or two.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`RaftStore::shutdown`] waits for openraft's tasks to let go of
+/// the database file.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// This node is not the leader, so it cannot accept writes or serve
+    /// linearizable reads. `leader` is the current leader's id and base URL
+    /// if this node knows them; the caller may retry there.
+    #[error("not the Raft leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader's node id and base URL, if known.
+        leader: Option<(u64, String)>,
+    },
+    /// The cluster cannot serve the request now: no quorum answered, or no
+    /// leader emerged in time. Retrying later may succeed.
+    #[error("raft cluster unavailable: {reason}")]
+    Unavailable {
+        /// What was not available.
+        reason: String,
+    },
+    /// Raft has stopped: it was shut down, or it hit a storage error and
+    /// stopped itself to avoid damage. The node needs a restart.
+    #[error("raft stopped: {0}")]
+    Stopped(Box<Fatal<u64>>),
+    /// The embedded database failed (I/O error, corruption, lock held by
+    /// another process).
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+    /// Bytes in the database did not decode: corruption, or data written by
+    /// an incompatible version.
+    #[error("stored data did not decode: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    /// Stored data contradicts itself (for example an index entry whose
+    /// target is missing), or a value could not be encoded.
+    #[error("inconsistent storage: {0}")]
+    Inconsistent(String),
+    /// The Raft configuration was rejected by openraft.
+    #[error("invalid raft config: {0}")]
+    Config(Box<openraft::ConfigError>),
+    /// The data directory could not be created.
+    #[error("creating data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl From<Fatal<u64>> for StoreError {
+    fn from(f: Fatal<u64>) -> Self {
+        StoreError::Stopped(Box::new(f))
+    }
+}
+
+impl From<openraft::ConfigError> for StoreError {
+    fn from(e: openraft::ConfigError) -> Self {
+        StoreError::Config(Box::new(e))
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Redb(e) => StoreError::Storage(e),
+            DbError::Decode(e) => StoreError::Decode(e),
+            DbError::Encode(e) => StoreError::Inconsistent(format!("encoding: {e}")),
+            DbError::Inconsistent(s) => StoreError::Inconsistent(s),
+            DbError::Task(e) => StoreError::Inconsistent(format!("storage task failed: {e}")),
+        }
+    }
+}
+
+impl StoreError {
+    fn from_forward(f: &ForwardToLeader<u64, BasicNode>) -> Self {
+        StoreError::NotLeader {
+            leader: match (&f.leader_id, &f.leader_node) {
+                (Some(id), Some(node)) => Some((*id, node.addr.clone())),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for StoreError {
+    fn from(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                StoreError::from_forward(&f)
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                StoreError::Unavailable {
+                    reason: e.to_string(),
+                }
+            }
+            RaftError::Fatal(f) => StoreError::from(f),
+        }
+    }
+}
+
+impl From<RaftError<u64, CheckIsLeaderError<u64, BasicNode>>> for StoreError {
+    fn from(e: RaftError<u64, CheckIsLeaderError<u64, BasicNode>>) -> Self {
+        match e {
+            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => {
+                StoreError::from_forward(&f)
+            }
+            RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => {
+                StoreError::Unavailable {
+                    reason: q.to_string(),
+                }
+            }
+            RaftError::Fatal(f) => StoreError::from(f),
+        }
+    }
+}
+
+/// The Raft timing and snapshot settings for a control-plane cluster.
+///
+/// Control-plane nodes sit on one LAN (or a few low-latency links), so the
+/// timers are far shorter than openraft's WAN-friendly defaults would
+/// suggest for a production service, yet long enough to ride out an fsync
+/// stall:
+///
+/// - `heartbeat_interval` 250 ms: a follower notices a dead leader within an
+///   election timeout; it is also the AppendEntries RPC timeout.
+/// - `election_timeout_min`/`max` 1000/2000 ms: four heartbeats must be
+///   missed before anyone campaigns, so a GC pause or slow disk does not
+///   cause a needless election; failover still completes in about 2 s.
+/// - `install_snapshot_timeout` 5000 ms per chunk and `snapshot_max_chunk_size`
+///   1 MiB: a chunk travels as up to 2 MiB of MessagePack, which must fit
+///   the HTTP body limit ([`super::network::MAX_RAFT_BODY_BYTES`]) and
+///   arrive before the timeout on a slow link.
+/// - `snapshot_policy` `LogsSinceLast(5000)` (openraft's default): a
+///   snapshot every 5000 entries, after which the log is purged down to the
+///   last `max_in_snapshot_log_to_keep` (1000) entries.
+pub fn default_raft_config() -> openraft::Config {
+    openraft::Config {
+        cluster_name: "veche".to_owned(),
+        heartbeat_interval: 250,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        install_snapshot_timeout: 5000,
+        snapshot_max_chunk_size: 1 << 20,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
+        max_in_snapshot_log_to_keep: 1000,
+        ..Default::default()
+    }
+}
+
+/// Opens (creating if absent) a redb file and returns the Raft log store
+/// and state machine over it, unconnected to any Raft instance. This is
+/// what [`RaftStore::open`] builds on; it is public for storage tests such
+/// as openraft's conformance suite.
+pub fn open_storage(path: &Path) -> Result<(LogStore, StateMachine), StoreError> {
+    let (db, _released) = db::open(path)?;
+    Ok((LogStore::new(db.clone()), StateMachine::new(db)))
+}
+
+/// The control plane's replicated store: one Raft node plus read access to
+/// its state machine.
+///
+/// Writes go through Raft ([`RaftStore::write`]); reads first confirm
+/// leadership with a quorum ([`openraft::Raft::ensure_linearizable`]) and
+/// then read the locally applied state, so a read never misses a write that
+/// was acknowledged before it started.
+pub struct RaftStore {
+    /// The running Raft node. It owns the log store and the state machine.
+    raft: Raft,
+    /// Read-only access to the state-machine tables. redb readers see the
+    /// last committed transaction and never block the writer.
+    db: Arc<Database>,
+    /// Resolves once openraft's tasks have dropped their storage handles.
+    released: Released,
+    /// This node's Raft id.
+    node_id: u64,
+    /// This node's base URL, as other nodes should reach it.
+    advertise_addr: String,
+}
+
+impl RaftStore {
+    /// Opens (creating if absent) `<data_dir>/raft.redb` and starts the Raft
+    /// node `node_id`, which other nodes reach at `advertise_addr`
+    /// (`http://host:port`, where [`super::network::raft_router`] is served).
+    ///
+    /// The node starts uninitialized (if new) or with its stored state (on a
+    /// restart); see [`RaftStore::initialize_single_if_new`].
+    pub async fn open(
+        node_id: u64,
+        advertise_addr: String,
+        data_dir: &Path,
+        config: openraft::Config,
+    ) -> Result<Self, StoreError> {
+        let network = HttpNetworkFactory::new(node_id);
+        Self::open_with_network(node_id, advertise_addr, data_dir, config, network).await
+    }
+
+    /// [`RaftStore::open`] with a configured RPC client, e.g. one that
+    /// presents the cluster secret
+    /// ([`HttpNetworkFactory::with_bearer_token`]).
+    pub async fn open_with_network(
+        node_id: u64,
+        advertise_addr: String,
+        data_dir: &Path,
+        config: openraft::Config,
+        network: HttpNetworkFactory,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let config = Arc::new(config.validate()?);
+        let path = data_dir.join(DB_FILE_NAME);
+        let (db, released) = db::open(&path)?;
+        let read_handle = Arc::clone(db.database());
+        let log_store = LogStore::new(db.clone());
+        let state_machine = StateMachine::new(db);
+        let raft = Raft::new(node_id, config, network, log_store, state_machine).await?;
+        tracing::info!(node_id, %advertise_addr, path = %path.display(), "raft store open");
+        Ok(RaftStore {
+            raft,
+            db: read_handle,
+            released,
+            node_id,
+            advertise_addr,
+        })
+    }
+
+    /// Makes this node a one-voter cluster if it has never been part of one,
+    /// then, if it is the only voter, waits until it is leader so that a
+    /// write right after succeeds.
+    ///
+    /// Idempotent across restarts: a node with any stored vote or log entry
+    /// is initialized already and is never re-initialized, which would
+    /// otherwise be able to fork a multi-node cluster's history. A restarted
+    /// member of a multi-node cluster does not wait for a leader, because
+    /// that needs other nodes.
+    pub async fn initialize_single_if_new(&self) -> Result<(), StoreError> {
+        if self.raft.is_initialized().await? {
+            tracing::info!(node_id = self.node_id, "raft already initialized");
+        } else {
+            let members = BTreeMap::from([(self.node_id, BasicNode::new(&self.advertise_addr))]);
+            match self.raft.initialize(members).await {
+                Ok(()) => tracing::info!(node_id = self.node_id, "initialized single-node raft cluster"),
+                // Raced with another initialization or an incoming vote.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    tracing::info!(node_id = self.node_id, reason = %e, "raft initialization not needed");
+                }
+                Err(RaftError::APIError(InitializeError::NotInMembers(e))) => {
+                    return Err(StoreError::Inconsistent(e.to_string()))
+                }
+                Err(RaftError::Fatal(f)) => return Err(StoreError::from(f)),
+            }
+        }
+
+        let sole_voter = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [self.node_id]
+        };
+        if sole_voter {
+            self.raft
+                .wait(Some(LEADER_WAIT))
+                .current_leader(self.node_id, "sole voter becomes leader")
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    reason: format!("this node did not become leader: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Proposes `cmd` and returns the state machine's result once it is
+    /// committed and applied. On a follower this returns
+    /// [`StoreError::NotLeader`]; forwarding is the caller's business.
+    pub async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        let resp = self.raft.client_write(cmd).await?;
+        resp.data.ok_or_else(|| {
+            StoreError::Inconsistent(format!(
+                "command entry {} produced no state-machine result",
+                resp.log_id
+            ))
+        })
+    }
+
+    /// The room with this slug, if any (linearizable).
+    pub async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
+        self.raft.ensure_linearizable().await?;
+        Ok(queries::room_by_slug(&self.db, slug)?)
+    }
+
+    /// The room with this id, if any (linearizable).
+    pub async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        self.raft.ensure_linearizable().await?;
+        Ok(queries::room_by_id(&self.db, id)?)
+    }
+
+    /// One page of a room's chat history (linearizable): the newest `limit`
+    /// messages with an id below `before` (or the newest overall if `None`),
+    /// returned oldest-first, and whether older messages exist. To page
+    /// back, pass the first returned id as the next `before`.
+    pub async fn messages(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        self.raft.ensure_linearizable().await?;
+        Ok(queries::messages(&self.db, room, before, limit)?)
+    }
+
+    /// The installed join-token signing key (PKCS#8), if any
+    /// (linearizable).
+    pub async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.raft.ensure_linearizable().await?;
+        Ok(queries::signing_key(&self.db)?)
+    }
+
+    /// The Raft node, for membership changes, metrics and the RPC router.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// This node's Raft id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Stops the Raft node and waits until its tasks have released the
+    /// database, so that after this store is dropped the same directory can
+    /// be opened again, even within the same process.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                reason: format!("raft task failed while shutting down: {e}"),
+            })?;
+        tokio::time::timeout(RELEASE_WAIT, self.released.wait())
+            .await
+            .map_err(|_| StoreError::Unavailable {
+                reason: format!(
+                    "raft tasks still hold the database {} after {RELEASE_WAIT:?}",
+                    DB_FILE_NAME
+                ),
+            })?;
+        tracing::info!(node_id = self.node_id, "raft store shut down");
+        Ok(())
+    }
+}
+
+/// `RaftStore` is used from many tasks; keep it shareable.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<RaftStore>();
+};

@@ -1,0 +1,475 @@
+//! The replicated state machine on redb: rooms, chat history, the join-token
+//! signing key, and snapshots of all of it.
+//!
+//! The state is persistent: every apply batch commits its changes together
+//! with `last_applied` in one redb write transaction, so after a crash the
+//! tables and `last_applied` agree and openraft re-applies exactly the
+//! entries after it. Snapshots are therefore only needed to bring a lagging
+//! or new follower up to date and to let the log be purged, not to recover
+//! this node.
+
+use super::db::{
+    self, Db, DbError, CHAT_IDEMPOTENCY, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_SIGNING_KEY,
+    KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
+    SNAPSHOT,
+};
+use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
+use super::types::{ApplyResponse, TypeConfig};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, Table};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::{MessageId, RoomId, RoomSlug};
+
+type StorageResult<T> = Result<T, StorageError<u64>>;
+
+/// The last applied log id and the membership in force as of it.
+type AppliedState = (Option<LogId<u64>>, StoredMembership<u64, BasicNode>);
+
+/// Version of [`SnapshotBlob`]'s layout. An installing node refuses a blob
+/// of another version rather than guess at it.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The whole state machine as one value: the snapshot payload.
+///
+/// The slug index and the chat idempotency index are not included: both are
+/// functions of the rooms and messages, and rebuilding them on install means
+/// an installed snapshot cannot carry an index that disagrees with its data.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotBlob {
+    /// [`SNAPSHOT_FORMAT`] at the time of writing.
+    format: u32,
+    /// Every room, by id.
+    rooms: Vec<Room>,
+    /// Every chat message, by (room id, message id).
+    messages: Vec<ChatMessage>,
+    /// The installed join-token signing key, if any.
+    signing_key: Option<Vec<u8>>,
+}
+
+/// The Raft state machine. Cloning is cheap; clones share the database and
+/// serve as snapshot builders.
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Db,
+}
+
+impl StateMachine {
+    pub(crate) fn new(db: Db) -> Self {
+        StateMachine { db }
+    }
+}
+
+/// The state-machine tables an apply batch writes, opened once per batch.
+struct ApplyTables<'txn> {
+    rooms: Table<'txn, u64, &'static [u8]>,
+    slugs: Table<'txn, &'static str, u64>,
+    messages: Table<'txn, (u64, u64), &'static [u8]>,
+    idempotency: Table<'txn, (u64, &'static str, &'static str), u64>,
+    meta: Table<'txn, &'static str, &'static [u8]>,
+}
+
+/// Applies one command at log index `index`. A refusal is a deterministic
+/// `Ok(Err(..))`; `Err` is reserved for storage failures.
+fn apply_command(t: &mut ApplyTables<'_>, index: u64, cmd: Command) -> Result<CommandResult, DbError> {
+    match cmd {
+        Command::CreateRoom {
+            slug,
+            name,
+            created_at_ms,
+        } => {
+            if t.slugs.get(slug.as_str())?.is_some() {
+                return Ok(Err(CommandError::SlugTaken));
+            }
+            let room = Room {
+                id: RoomId(index),
+                slug,
+                name,
+                created_at_ms,
+            };
+            t.rooms.insert(index, db::encode(&room)?.as_slice())?;
+            t.slugs.insert(room.slug.as_str(), index)?;
+            Ok(Ok(CommandOutput::Room(room)))
+        }
+        Command::PostChat {
+            room_id,
+            participant_id,
+            display_name,
+            text,
+            sent_at_ms,
+            client_msg_id,
+        } => {
+            if t.rooms.get(room_id.0)?.is_none() {
+                return Ok(Err(CommandError::NoSuchRoom));
+            }
+            if let Some(client_id) = &client_msg_id {
+                let existing = t
+                    .idempotency
+                    .get((room_id.0, participant_id.as_str(), client_id.as_str()))?
+                    .map(|g| g.value());
+                if let Some(message_id) = existing {
+                    let stored = t.messages.get((room_id.0, message_id))?.ok_or_else(|| {
+                        DbError::Inconsistent(format!(
+                            "idempotency index points at missing message {message_id} in room {room_id}"
+                        ))
+                    })?;
+                    return Ok(Ok(CommandOutput::Chat(db::decode(stored.value())?)));
+                }
+            }
+            let message = ChatMessage {
+                id: MessageId(index),
+                room_id,
+                participant_id,
+                display_name,
+                text,
+                sent_at_ms,
+                client_msg_id,
+            };
+            t.messages
+                .insert((room_id.0, index), db::encode(&message)?.as_slice())?;
+            if let Some(client_id) = &message.client_msg_id {
+                t.idempotency.insert(
+                    (room_id.0, message.participant_id.as_str(), client_id.as_str()),
+                    index,
+                )?;
+            }
+            Ok(Ok(CommandOutput::Chat(message)))
+        }
+        Command::InitSigningKey { pkcs8 } => {
+            if let Some(existing) = t.meta.get(KEY_SIGNING_KEY)? {
+                return Ok(Ok(CommandOutput::SigningKey(existing.value().to_vec())));
+            }
+            t.meta.insert(KEY_SIGNING_KEY, pkcs8.as_slice())?;
+            Ok(Ok(CommandOutput::SigningKey(pkcs8)))
+        }
+    }
+}
+
+/// Applies a batch in one write transaction, `last_applied` included.
+fn apply_batch(db: &Database, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>, DbError> {
+    let txn = db.begin_write()?;
+    let mut responses = Vec::with_capacity(entries.len());
+    {
+        let mut t = ApplyTables {
+            rooms: txn.open_table(ROOMS)?,
+            slugs: txn.open_table(ROOM_SLUGS)?,
+            messages: txn.open_table(MESSAGES)?,
+            idempotency: txn.open_table(CHAT_IDEMPOTENCY)?,
+            meta: txn.open_table(SM_META)?,
+        };
+        let mut last_applied = None;
+        let mut membership = None;
+        for entry in entries {
+            let log_id = entry.log_id;
+            match entry.payload {
+                EntryPayload::Blank => responses.push(None),
+                EntryPayload::Normal(cmd) => {
+                    responses.push(Some(apply_command(&mut t, log_id.index, cmd)?));
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(log_id), m));
+                    responses.push(None);
+                }
+            }
+            last_applied = Some(log_id);
+        }
+        if let Some(last_applied) = last_applied {
+            t.meta
+                .insert(KEY_LAST_APPLIED, db::encode(&Some(last_applied))?.as_slice())?;
+        }
+        if let Some(membership) = membership {
+            t.meta
+                .insert(KEY_LAST_MEMBERSHIP, db::encode(&membership)?.as_slice())?;
+        }
+    }
+    txn.commit()?;
+    Ok(responses)
+}
+
+/// Reads `last_applied` and the last membership from `SM_META`.
+fn read_applied_state(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<AppliedState, DbError> {
+    let last_applied = match meta.get(KEY_LAST_APPLIED)? {
+        Some(v) => db::decode::<Option<LogId<u64>>>(v.value())?,
+        None => None,
+    };
+    let membership = match meta.get(KEY_LAST_MEMBERSHIP)? {
+        Some(v) => db::decode(v.value())?,
+        None => StoredMembership::default(),
+    };
+    Ok((last_applied, membership))
+}
+
+/// Serializes the state machine as of one read transaction, stores it as
+/// the current snapshot and returns it.
+fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, DbError> {
+    // One read transaction: the tables and `last_applied` are one
+    // consistent version even while applies continue.
+    let (last_applied, last_membership, data) = {
+        let txn = db.begin_read()?;
+        let meta = txn.open_table(SM_META)?;
+        let (last_applied, last_membership) = read_applied_state(&meta)?;
+        let signing_key = meta.get(KEY_SIGNING_KEY)?.map(|v| v.value().to_vec());
+        let mut rooms = Vec::new();
+        for item in txn.open_table(ROOMS)?.iter()? {
+            rooms.push(db::decode(item?.1.value())?);
+        }
+        let mut messages = Vec::new();
+        for item in txn.open_table(MESSAGES)?.iter()? {
+            messages.push(db::decode(item?.1.value())?);
+        }
+        let blob = SnapshotBlob {
+            format: SNAPSHOT_FORMAT,
+            rooms,
+            messages,
+            signing_key,
+        };
+        (last_applied, last_membership, db::encode(&blob)?)
+    };
+
+    let txn = db.begin_write()?;
+    let meta = {
+        let mut sm_meta = txn.open_table(SM_META)?;
+        let seq = match sm_meta.get(KEY_SNAPSHOT_SEQ)? {
+            Some(v) => db::decode::<u64>(v.value())?,
+            None => 0,
+        } + 1;
+        sm_meta.insert(KEY_SNAPSHOT_SEQ, db::encode(&seq)?.as_slice())?;
+        // Unique per build even for the same log id, because a receiver
+        // assembles chunks by snapshot id.
+        let snapshot_id = match &last_applied {
+            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
+            None => format!("--{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership,
+            snapshot_id,
+        };
+        let mut snapshot = txn.open_table(SNAPSHOT)?;
+        let current: Option<SnapshotMeta<u64, BasicNode>> = match snapshot.get(KEY_SNAPSHOT_META)? {
+            Some(v) => Some(db::decode(v.value())?),
+            None => None,
+        };
+        // A snapshot installed from the leader while this one was being
+        // built may be newer; never replace it with an older one.
+        if current.is_none_or(|c| c.last_log_id <= meta.last_log_id) {
+            snapshot.insert(KEY_SNAPSHOT_META, db::encode(&meta)?.as_slice())?;
+            snapshot.insert(KEY_SNAPSHOT_DATA, data.as_slice())?;
+        }
+        meta
+    };
+    txn.commit()?;
+    tracing::info!(snapshot = %meta, bytes = data.len(), "built state-machine snapshot");
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(data)),
+    })
+}
+
+/// Replaces the whole state machine with a snapshot and makes it the
+/// current snapshot, in one write transaction.
+fn install_snapshot(
+    db: &Database,
+    meta: &SnapshotMeta<u64, BasicNode>,
+    data: Vec<u8>,
+) -> Result<(), DbError> {
+    let blob: SnapshotBlob = db::decode(&data)?;
+    if blob.format != SNAPSHOT_FORMAT {
+        return Err(DbError::Inconsistent(format!(
+            "snapshot format {} is not the supported {SNAPSHOT_FORMAT}",
+            blob.format
+        )));
+    }
+    let txn = db.begin_write()?;
+    {
+        txn.delete_table(ROOMS)?;
+        txn.delete_table(ROOM_SLUGS)?;
+        txn.delete_table(MESSAGES)?;
+        txn.delete_table(CHAT_IDEMPOTENCY)?;
+        let mut rooms = txn.open_table(ROOMS)?;
+        let mut slugs = txn.open_table(ROOM_SLUGS)?;
+        for room in &blob.rooms {
+            rooms.insert(room.id.0, db::encode(room)?.as_slice())?;
+            slugs.insert(room.slug.as_str(), room.id.0)?;
+        }
+        let mut messages = txn.open_table(MESSAGES)?;
+        let mut idempotency = txn.open_table(CHAT_IDEMPOTENCY)?;
+        for m in &blob.messages {
+            messages.insert((m.room_id.0, m.id.0), db::encode(m)?.as_slice())?;
+            if let Some(client_id) = &m.client_msg_id {
+                idempotency.insert((m.room_id.0, m.participant_id.as_str(), client_id.as_str()), m.id.0)?;
+            }
+        }
+        let mut sm_meta = txn.open_table(SM_META)?;
+        sm_meta.insert(KEY_LAST_APPLIED, db::encode(&meta.last_log_id)?.as_slice())?;
+        sm_meta.insert(KEY_LAST_MEMBERSHIP, db::encode(&meta.last_membership)?.as_slice())?;
+        match &blob.signing_key {
+            Some(key) => sm_meta.insert(KEY_SIGNING_KEY, key.as_slice())?,
+            None => sm_meta.remove(KEY_SIGNING_KEY)?,
+        };
+        let mut snapshot = txn.open_table(SNAPSHOT)?;
+        snapshot.insert(KEY_SNAPSHOT_META, db::encode(meta)?.as_slice())?;
+        snapshot.insert(KEY_SNAPSHOT_DATA, data.as_slice())?;
+    }
+    txn.commit()?;
+    tracing::info!(
+        snapshot = %meta,
+        rooms = blob.rooms.len(),
+        messages = blob.messages.len(),
+        "installed state-machine snapshot"
+    );
+    Ok(())
+}
+
+/// Reads the current snapshot, if one was built or installed.
+fn current_snapshot(db: &Database) -> Result<Option<Snapshot<TypeConfig>>, DbError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SNAPSHOT)?;
+    let (Some(meta), Some(data)) = (table.get(KEY_SNAPSHOT_META)?, table.get(KEY_SNAPSHOT_DATA)?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Snapshot {
+        meta: db::decode(meta.value())?,
+        snapshot: Box::new(Cursor::new(data.value().to_vec())),
+    }))
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        self.db
+            .blocking(build_snapshot)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, &e).into())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> StorageResult<AppliedState> {
+        let read = || -> Result<_, DbError> {
+            let txn = self.db.database().begin_read()?;
+            read_applied_state(&txn.open_table(SM_META)?)
+        };
+        read().map_err(|e| StorageIOError::read_state_machine(&e).into())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<ApplyResponse>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            return Ok(Vec::new());
+        };
+        tracing::debug!(count = entries.len(), last = %last, "applying entries");
+        self.db
+            .blocking(move |db| apply_batch(db, entries))
+            .await
+            .map_err(|e| StorageIOError::apply(last, &e).into())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let owned_meta = meta.clone();
+        let data = snapshot.into_inner();
+        self.db
+            .blocking(move |db| install_snapshot(db, &owned_meta, data))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e).into())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        self.db
+            .blocking(current_snapshot)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+/// Read-only queries against the state-machine tables, for
+/// [`super::raft_store::RaftStore`]. They read whatever is applied; the
+/// caller makes them linearizable by calling `ensure_linearizable` first.
+pub(crate) mod queries {
+    use super::*;
+
+    pub(crate) fn room_by_slug(db: &Database, slug: &RoomSlug) -> Result<Option<Room>, DbError> {
+        let txn = db.begin_read()?;
+        let Some(id) = txn
+            .open_table(ROOM_SLUGS)?
+            .get(slug.as_str())?
+            .map(|g| g.value())
+        else {
+            return Ok(None);
+        };
+        let room = txn.open_table(ROOMS)?.get(id)?.ok_or_else(|| {
+            DbError::Inconsistent(format!("slug index points at missing room {id}"))
+        })?;
+        Ok(Some(db::decode(room.value())?))
+    }
+
+    pub(crate) fn room_by_id(db: &Database, id: RoomId) -> Result<Option<Room>, DbError> {
+        let txn = db.begin_read()?;
+        match txn.open_table(ROOMS)?.get(id.0)? {
+            Some(v) => Ok(Some(db::decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` messages of `room` with ids below `before` (all if
+    /// `None`), newest ones first chosen, returned oldest-first, and whether
+    /// older ones remain.
+    pub(crate) fn messages(
+        db: &Database,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<ChatMessage>, bool), DbError> {
+        let txn = db.begin_read()?;
+        let table = txn.open_table(MESSAGES)?;
+        let range = match before {
+            Some(b) => table.range::<(u64, u64)>((room.0, 0)..(room.0, b.0))?,
+            None => table.range::<(u64, u64)>((room.0, 0)..=(room.0, u64::MAX))?,
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut has_more = false;
+        for item in range.rev() {
+            if out.len() == limit {
+                has_more = true;
+                break;
+            }
+            out.push(db::decode::<ChatMessage>(item?.1.value())?);
+        }
+        out.reverse();
+        Ok((out, has_more))
+    }
+
+    pub(crate) fn signing_key(db: &Database) -> Result<Option<Vec<u8>>, DbError> {
+        let txn = db.begin_read()?;
+        let key = txn
+            .open_table(SM_META)?
+            .get(KEY_SIGNING_KEY)?
+            .map(|v| v.value().to_vec());
+        Ok(key)
+    }
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# The one test command for Veche:
+#
+#   ./scripts/test.sh [ARGS...]
+#
+# ARGS go to the test runner, e.g. `./scripts/test.sh -E 'test(/browser/)'`
+# with cargo-nextest, or a test name filter with plain `cargo test`.
+#
+# Steps:
+#  1. Install what the tests need and the machine lacks (Debian packages:
+#     chromium, chromium-driver, iproute2, util-linux).
+#  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
+#  3. Build every test once, while crates.io is reachable.
+#  4. Run all Rust tests inside a fresh network namespace in which only the
+#     loopback interface exists, so that no ICE candidate, and no packet at
+#     all, leaves 127.0.0.1. Uses cargo-nextest if installed (config in
+#     .config/nextest.toml), else `cargo test`.
+#  5. Run the web client's unit tests (`node --test web/test/`) if there are
+#     any and node is installed.
+#
+# Every step runs even if an earlier check failed (the tests are skipped only
+# if the build fails), then a summary is printed. The exit status is non-zero
+# if any step failed.
+#
+# Environment:
+#   VECHE_TEST_NO_NETNS=1  run the tests without the loopback-only namespace
+#                          (for machines that cannot create one; WebRTC may
+#                          then pick non-loopback addresses).
+
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+started=$SECONDS
+summary=()
+failed=0
+
+# run_step NAME CMD...: runs CMD, records the outcome and the time taken.
+run_step() {
+    local name=$1
+    shift
+    local t0=$SECONDS
+    echo
+    echo "==> $name"
+    echo "    \$ $*"
+    "$@"
+    local rc=$?
+    local took=$((SECONDS - t0))
+    if [[ $rc -eq 0 ]]; then
+        summary+=("ok       $name (${took}s)")
+    else
+        summary+=("FAILED   $name (exit $rc, ${took}s)")
+        failed=1
+    fi
+    return $rc
+}
+
+skip_step() {
+    summary+=("skipped  $1 ($2)")
+}
+
+print_summary() {
+    echo
+    echo "==> Summary ($((SECONDS - started))s)"
+    local line
+    for line in "${summary[@]}"; do
+        echo "    $line"
+    done
+    if [[ $failed -eq 0 ]]; then
+        echo "All steps passed."
+    else
+        echo "Some steps FAILED; see their output above."
+    fi
+}
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        echo "need root to run: $*" >&2
+        return 1
+    fi
+}
+
+have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# `ip` lives in /usr/sbin, which is not on every user's PATH.
+find_ip() {
+    local p
+    for p in "$(command -v ip 2>/dev/null)" /usr/sbin/ip /sbin/ip /usr/bin/ip; do
+        if [[ -n $p && -x $p ]]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_missing() {
+    local pkgs=()
+    if ! have chromium || ! have chromedriver; then
+        pkgs+=(chromium chromium-driver)
+    fi
+    find_ip >/dev/null || pkgs+=(iproute2)
+    have unshare || pkgs+=(util-linux)
+    if [[ ${#pkgs[@]} -eq 0 ]]; then
+        echo "    chromium, chromedriver, ip and unshare are installed"
+        return 0
+    fi
+    echo "    installing: ${pkgs[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update &&
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+}
+
+# in_loopback_netns CMD...: runs CMD in a new network namespace with only
+# `lo`, brought up. Root can create one directly; other users get one inside
+# a user namespace in which they are root.
+in_loopback_netns() {
+    if [[ ${VECHE_TEST_NO_NETNS:-0} == 1 ]]; then
+        echo "    VECHE_TEST_NO_NETNS=1: running without the loopback-only namespace"
+        "$@"
+        return
+    fi
+    local ip
+    ip=$(find_ip) || {
+        echo "ip (iproute2) is not installed" >&2
+        return 1
+    }
+    local ns_args=(--net)
+    [[ $EUID -eq 0 ]] || ns_args=(--map-root-user --net)
+    # The inner script gets `ip`'s path as $0 and the command as "$@".
+    unshare "${ns_args[@]}" -- bash -c '
+        "$0" link set lo up || exit 97
+        exec "$@"' "$ip" "$@"
+    local rc=$?
+    if [[ $rc -eq 97 ]]; then
+        echo "could not bring up lo in the test namespace" >&2
+    elif [[ $rc -ne 0 ]] && ! unshare "${ns_args[@]}" -- true 2>/dev/null; then
+        echo "could not create a network namespace (unshare ${ns_args[*]});" \
+            "set VECHE_TEST_NO_NETNS=1 to run the tests without one" >&2
+    fi
+    return $rc
+}
+
+run_step "install missing tools" install_missing
+
+run_step "cargo fmt" cargo fmt --all -- --check
+run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    runner=nextest
+else
+    runner=cargo-test
+    echo
+    echo "cargo-nextest is not installed; using cargo test" \
+        "(install it with: cargo install cargo-nextest --locked)"
+fi
+
+if [[ $runner == nextest ]]; then
+    build=(cargo nextest run --workspace --no-run)
+    tests=(cargo nextest run --workspace --offline "$@")
+    doctests=(cargo test --workspace --doc --offline)
+else
+    build=(cargo test --workspace --no-run)
+    # cargo test runs doc tests itself.
+    tests=(cargo test --workspace --offline "$@")
+    doctests=()
+fi
+
+if run_step "build tests" "${build[@]}"; then
+    run_step "tests (loopback-only network)" in_loopback_netns "${tests[@]}"
+    if [[ ${#doctests[@]} -gt 0 ]]; then
+        run_step "doc tests" in_loopback_netns "${doctests[@]}"
+    fi
+else
+    skip_step "tests (loopback-only network)" "the build failed"
+fi
+
+if [[ -d web/test ]]; then
+    if have node; then
+        run_step "web tests" node --test web/test/
+    else
+        skip_step "web tests" "node is not installed"
+    fi
+else
+    skip_step "web tests" "no web/test directory"
+fi
+
+print_summary
+exit $failed

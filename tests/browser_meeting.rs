@@ -1,0 +1,279 @@
+//! Three real browsers in one room: they see each other's participant list,
+//! decode each other's video, receive each other's audio, chat, see a
+//! camera turned off, and see someone leave.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`, and should run in the
+//! loopback-only namespace `scripts/test.sh` creates.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const NAMES: [&str; 3] = ["Alice", "Bob", "Carol"];
+/// Media may take a while on a loaded 2-core machine, but not forever.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Received tracks with at least one decoded frame or packet.
+fn flowing(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(t, n)| (t.clone(), *n))
+        .collect()
+}
+
+/// Waits until `b` decodes video on two distinct tracks, then until both
+/// advance again, so that a stalled stream cannot pass.
+async fn assert_decodes_video_from_two_others(b: &Chrome) {
+    let first = wait_for(
+        &format!("{} has decoded video on two tracks", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let frames = b.frames_decoded_per_track().await?;
+            let live = flowing(&frames);
+            if live.len() >= 2 {
+                Ok(live)
+            } else {
+                Err(format!("framesDecoded per video track = {frames:?}"))
+            }
+        },
+    )
+    .await;
+    wait_for(
+        &format!("{}'s decoded video keeps advancing on two tracks", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let frames = b.frames_decoded_per_track().await?;
+            let rising = first
+                .iter()
+                .filter(|(t, n)| frames.get(*t).is_some_and(|now| now > n))
+                .count();
+            if rising >= 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "framesDecoded earlier = {first:?}, now = {frames:?}"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `b` receives audio packets on two tracks, and more after.
+async fn assert_receives_audio_from_two_others(b: &Chrome) {
+    let first = wait_for(
+        &format!("{} receives audio on two tracks", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let packets = b.audio_packets_per_track().await?;
+            let live = flowing(&packets);
+            if live.len() >= 2 {
+                Ok(live)
+            } else {
+                Err(format!("packetsReceived per audio track = {packets:?}"))
+            }
+        },
+    )
+    .await;
+    wait_for(
+        &format!("{}'s received audio keeps flowing on two tracks", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let packets = b.audio_packets_per_track().await?;
+            let rising = first
+                .iter()
+                .filter(|(t, n)| packets.get(*t).is_some_and(|now| now > n))
+                .count();
+            if rising >= 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "packetsReceived earlier = {first:?}, now = {packets:?}"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `b`'s participants list has exactly `names`.
+async fn assert_participants(b: &Chrome, names: &[&str], timeout: Duration) {
+    wait_for(
+        &format!("{}'s participants list shows exactly {names:?}", b.label),
+        timeout,
+        async || {
+            let entries = b.participant_entries().await?;
+            let all_there = names.iter().all(|n| entries.iter().any(|e| e.contains(n)));
+            if entries.len() == names.len() && all_there {
+                Ok(())
+            } else {
+                Err(format!("participants list entries = {entries:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `b`'s chat log shows `text` as text.
+async fn assert_chat_shows(b: &Chrome, text: &str) {
+    wait_for(
+        &format!("{}'s chat log shows {text:?}", b.label),
+        secs(10),
+        async || {
+            let log = b.chat_log_text().await?;
+            if log.contains(text) {
+                Ok(())
+            } else {
+                Err(format!("chat log text = {log:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_browsers_see_hear_and_chat_with_each_other() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Browser meeting").await;
+    let link = str_field(&room, "link").to_owned();
+
+    let (alice, bob, carol) = tokio::join!(
+        Chrome::start("Alice"),
+        Chrome::start("Bob"),
+        Chrome::start("Carol")
+    );
+    let browsers = [&alice, &bob, &carol];
+
+    dump_on_failure(&browsers, async {
+        // Join, one after another, as people do.
+        let mut navigated = Vec::new();
+        for (b, name) in browsers.iter().zip(NAMES) {
+            let t0 = Instant::now();
+            b.goto(&format!("{link}?name={name}&skipPrejoin=1")).await;
+            navigated.push(t0);
+        }
+
+        // Time from navigation to the first remote video frame, per browser.
+        let firsts =
+            futures::future::join_all(browsers.iter().zip(&navigated).map(|(b, t0)| async move {
+                wait_for(
+                    &format!("{} has decoded a first remote video frame", b.label),
+                    MEDIA_TIMEOUT,
+                    async || {
+                        let frames = b.frames_decoded_per_track().await?;
+                        if frames.values().any(|n| *n > 0) {
+                            Ok(t0.elapsed())
+                        } else {
+                            Err(format!("framesDecoded per video track = {frames:?}"))
+                        }
+                    },
+                )
+                .await
+            }))
+            .await;
+        for (b, t) in browsers.iter().zip(&firsts) {
+            eprintln!(
+                "{}: join to first remote frame: {} ms",
+                b.label,
+                t.as_millis()
+            );
+        }
+
+        for b in browsers {
+            assert_participants(b, &NAMES, MEDIA_TIMEOUT).await;
+        }
+        for b in browsers {
+            assert_decodes_video_from_two_others(b).await;
+            assert_receives_audio_from_two_others(b).await;
+        }
+        // Everyone's tile is labelled with their name, at everyone else.
+        for (b, me) in browsers.iter().zip(NAMES) {
+            for other in NAMES.iter().filter(|n| **n != me) {
+                let selector = format!("video[aria-label=\"{other}\"]");
+                wait_for(
+                    &format!("{} shows a video tile labelled {other}", b.label),
+                    secs(10),
+                    async || match b.count(&selector).await? {
+                        0 => Err(format!("no {selector}")),
+                        _ => Ok(()),
+                    },
+                )
+                .await;
+            }
+        }
+
+        // Chat reaches everyone.
+        alice.send_chat("hello from alice").await;
+        for b in [&bob, &carol, &alice] {
+            assert_chat_shows(b, "hello from alice").await;
+        }
+
+        // Chat is rendered as text, never as HTML.
+        alice.send_chat("<b>x</b>").await;
+        for b in browsers {
+            let (text, bold) = wait_for(
+                &format!("{}'s chat log shows the <b>x</b> message", b.label),
+                secs(10),
+                async || {
+                    let text = b.chat_log_text().await?;
+                    let bold = b.chat_log_count("b").await?;
+                    if text.contains("<b>x</b>") || bold > 0 {
+                        Ok((text, bold))
+                    } else {
+                        Err(format!("chat log text = {text:?}"))
+                    }
+                },
+            )
+            .await;
+            assert_eq!(
+                bold, 0,
+                "{}'s chat log rendered a chat message as HTML: {text:?}",
+                b.label
+            );
+            assert!(text.contains("<b>x</b>"), "{}: {text:?}", b.label);
+        }
+
+        // Bob turns his camera off; the others see it.
+        bob.click_button("Camera").await;
+        for b in [&alice, &carol] {
+            wait_for(
+                &format!("{} sees Bob's camera as off", b.label),
+                secs(10),
+                async || {
+                    let bob_state = b.participant_state("Bob").await?;
+                    if bob_state["media"]["camera_muted"] == true {
+                        Ok(())
+                    } else {
+                        Err(format!("Bob in window.veche.state() = {bob_state}"))
+                    }
+                },
+            )
+            .await;
+        }
+
+        // Carol leaves; within 5 s the others no longer list or show her.
+        carol.click_button("Leave").await;
+        let left_at = Instant::now();
+        let within_5s = || secs(5).saturating_sub(left_at.elapsed());
+        for b in [&alice, &bob] {
+            assert_participants(b, &["Alice", "Bob"], within_5s()).await;
+            wait_for(
+                &format!("{} no longer shows a video tile for Carol", b.label),
+                within_5s(),
+                async || match b.count("video[aria-label=\"Carol\"]").await? {
+                    0 => Ok(()),
+                    n => Err(format!("{n} video[aria-label=\"Carol\"] elements")),
+                },
+            )
+            .await;
+        }
+    })
+    .await;
+
+    for b in [alice, bob, carol] {
+        b.close().await;
+    }
+}

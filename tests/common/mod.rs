@@ -1,0 +1,1205 @@
+//! The shared harness of Veche's integration tests.
+//!
+//! Everything here drives real things: the `veche` binary as a child process,
+//! real headless Chromium through chromedriver, real HTTP and WebSocket
+//! clients. Nothing is mocked, so a passing test means a user would see the
+//! same.
+//!
+//! Rules the helpers follow, so that tests can too:
+//!
+//! - **No bare sleeps.** [`wait_for`] polls a probe and, on timeout, panics
+//!   with what was awaited *and* what the probe last saw.
+//! - **Loopback only.** Every address is 127.0.0.1, so the tests work inside
+//!   the loopback-only network namespace `scripts/test.sh` creates.
+//! - **Cleanup on drop.** Servers, browsers and temporary directories go away
+//!   when the test ends, pass or fail. A failing test keeps its temporary
+//!   directories and prints where they are.
+//!
+//! Each test binary uses a different subset of this module.
+#![allow(dead_code)]
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long `veche serve` may take to print its URL.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `veche` may take to exit after SIGTERM.
+pub const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long chromedriver plus Chromium may take to open a session.
+pub const BROWSER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The interval between two probes of [`wait_for`].
+pub const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// The Chromium binary, as Debian's `chromium` package installs it.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Shorthand for `Duration::from_secs`.
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+// ---------------------------------------------------------------------------
+// Polling
+// ---------------------------------------------------------------------------
+
+/// Polls `probe` until it returns `Ok`, and returns that value.
+///
+/// `probe` returns `Err(observed)` while the condition does not hold yet,
+/// where `observed` describes what it saw (for example "framesDecoded per
+/// track = {..}"). Errors of the browser or the network are "not yet" too:
+/// the page may still be loading. If `timeout` passes, this panics with
+/// `what` and the last `observed`, which is usually enough to tell why.
+///
+/// `what` should read as the end of "timed out waiting until ...".
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        // A probe that hangs (a stuck WebDriver command) must not outlive the
+        // deadline, so each attempt gets only the time that is left.
+        let left = timeout.saturating_sub(start.elapsed()).max(POLL_INTERVAL);
+        let last = match tokio::time::timeout(left, probe()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(observed)) => observed,
+            Err(_) => format!("the probe itself did not finish within {left:?}"),
+        };
+        if start.elapsed() >= timeout {
+            panic!("timed out after {timeout:?} waiting until {what}; last observed: {last}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Temporary directories
+// ---------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed on drop unless the
+/// test is failing (then its path is printed so it can be inspected).
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `veche-<label>-<pid>-<n>-<nanos>` under the temp dir.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("veche-{label}-{}-{n}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("[harness] keeping {} for inspection", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// Sends `signal` (e.g. "TERM") to one process, or with `group` to the
+/// process group it leads. Uses the `kill` command so the tests need no
+/// libc bindings.
+fn send_signal(pid: u32, signal: &str, group: bool) -> bool {
+    let target = if group {
+        format!("-{pid}")
+    } else {
+        pid.to_string()
+    };
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(target)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Waits up to `timeout` for `child` to exit.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Copies every line of `from` to the test's stderr with a prefix, so that
+/// server logs appear next to the failure that they explain (nextest and
+/// libtest both capture them and show them only for failing tests). Lines
+/// that contain the server URL are also sent to `url_tx`, once.
+fn forward_lines(
+    from: impl Read + Send + 'static,
+    prefix: String,
+    url_tx: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        let mut url_tx = url_tx;
+        let mut reader = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end();
+                    eprintln!("{prefix} {line}");
+                    if let Some(url) = parse_listen_url(line) {
+                        if let Some(tx) = url_tx.take() {
+                            let _ = tx.send(url);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Finds `http://127.0.0.1:PORT` in a line such as
+/// `Veche is running at http://127.0.0.1:43123/`, and returns it without a
+/// trailing slash.
+fn parse_listen_url(line: &str) -> Option<String> {
+    const PREFIX: &str = "http://127.0.0.1:";
+    let at = line.find(PREFIX)?;
+    let port: String = line[at + PREFIX.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let port: u16 = port.parse().ok()?;
+    (port != 0).then(|| format!("{PREFIX}{port}"))
+}
+
+/// A free TCP port on 127.0.0.1, found by binding port 0 and letting go.
+/// Another process could take it in between; callers that bind it retry.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+// ---------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------
+
+/// A running `veche serve` on 127.0.0.1 with its own data directory.
+///
+/// Its stdout and stderr are copied to the test's stderr, prefixed with
+/// `[veche#N]` where N counts restarts. Dropping it kills the process.
+pub struct Server {
+    child: Option<Child>,
+    base: String,
+    data_dir: PathBuf,
+    generation: u32,
+    // Dropped last, so the directory outlives the process.
+    _owned_dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data directory.
+    pub fn start() -> Server {
+        let dir = TempDir::new("data");
+        let mut server = Server::start_with_data_dir(dir.path());
+        server._owned_dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on `data_dir`, which the caller owns.
+    pub fn start_with_data_dir(data_dir: &Path) -> Server {
+        let (child, base) = spawn_server(data_dir, 1);
+        Server {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_owned(),
+            generation: 1,
+            _owned_dir: None,
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `path` (starting with `/`) on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends SIGTERM and waits up to [`SERVER_STOP_TIMEOUT`] for the process
+    /// to exit. Panics if it does not (after killing it), since a server
+    /// that ignores SIGTERM would hang every deployment's restart.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is not running");
+        let pid = child.id();
+        if !send_signal(pid, "TERM", false) {
+            let _ = child.kill();
+        }
+        match wait_exit(&mut child, SERVER_STOP_TIMEOUT) {
+            Some(status) => {
+                eprintln!(
+                    "[harness] veche#{} (pid {pid}) exited: {status}",
+                    self.generation
+                );
+                status
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("veche (pid {pid}) did not exit within {SERVER_STOP_TIMEOUT:?} of SIGTERM");
+            }
+        }
+    }
+
+    /// Stops the server (as [`Server::stop`]) and starts it again on the same
+    /// data directory. The base URL changes, since the port is picked anew.
+    /// Returns how the old process exited.
+    pub fn restart(&mut self) -> ExitStatus {
+        let status = self.stop();
+        self.generation += 1;
+        let (child, base) = spawn_server(&self.data_dir, self.generation);
+        self.child = Some(child);
+        self.base = base;
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_server(data_dir: &Path, generation: u32) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veche"))
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start the veche binary");
+    let prefix = format!("[veche#{generation}]");
+    let (tx, rx) = mpsc::channel();
+    forward_lines(
+        child.stdout.take().expect("stdout"),
+        prefix.clone(),
+        Some(tx),
+    );
+    forward_lines(child.stderr.take().expect("stderr"), prefix, None);
+    match rx.recv_timeout(SERVER_START_TIMEOUT) {
+        Ok(base) => {
+            eprintln!(
+                "[harness] veche#{generation} (pid {}) is at {base}",
+                child.id()
+            );
+            (child, base)
+        }
+        Err(e) => {
+            let status = match wait_exit(&mut child, Duration::from_millis(500)) {
+                Some(status) => format!("it exited: {status}"),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    "it was still running and has been killed".to_owned()
+                }
+            };
+            panic!(
+                "veche serve printed no http://127.0.0.1:PORT line ({e}); {status}. \
+                 Its output is above."
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// An HTTP response: status and body text.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics, showing the body, if it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "expected a JSON body with status {}, got {e}: {:?}",
+                self.status, self.body
+            )
+        })
+    }
+
+    /// Asserts that this is an error reply in the API's one error shape,
+    /// `{"code": .., "message": ..}`, with the given code, and returns the
+    /// message.
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "wrong status; body: {}", self.body);
+        let v = self.json();
+        assert_eq!(v["code"], code, "wrong error code in {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(!message.trim().is_empty(), "error without a message: {v}");
+        message.to_owned()
+    }
+}
+
+/// An HTTP client that never uses a proxy (a proxy from the environment
+/// could not reach 127.0.0.1 inside the test namespace anyway).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+async fn into_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.text().await.expect("read response body");
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// `GET url`.
+pub async fn http_get(url: &str) -> Reply {
+    let resp = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    into_reply(resp).await
+}
+
+/// `POST url` with a JSON body.
+pub async fn http_post_json(url: &str, body: &Value) -> Reply {
+    let resp = http()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    into_reply(resp).await
+}
+
+/// `POST url` with any body and content type, for malformed-input tests.
+pub async fn http_post_raw(url: &str, content_type: &str, body: &str) -> Reply {
+    let resp = http()
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    into_reply(resp).await
+}
+
+/// `POST /api/rooms {"name": name}`; panics unless it succeeds. Returns the
+/// room (`id`, `slug`, `name`, `link`, `created_at_ms`).
+pub async fn create_room(base: &str, name: &str) -> Value {
+    let reply = http_post_json(&format!("{base}/api/rooms"), &json!({ "name": name })).await;
+    assert!(
+        (200..300).contains(&reply.status),
+        "creating room {name:?} failed with {}: {}",
+        reply.status,
+        reply.body
+    );
+    reply.json()
+}
+
+/// `POST /api/rooms/{slug}/join {"display_name": ..}`; panics unless it
+/// succeeds. Returns `token`, `ws_url`, `participant_id`, `expires_at_ms`,
+/// `room`.
+pub async fn join(base: &str, slug: &str, display_name: &str) -> Value {
+    let reply = http_post_json(
+        &format!("{base}/api/rooms/{slug}/join"),
+        &json!({ "display_name": display_name }),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&reply.status),
+        "joining room {slug} as {display_name:?} failed with {}: {}",
+        reply.status,
+        reply.body
+    );
+    reply.json()
+}
+
+/// The text of a JSON string field; panics, showing the object, if absent.
+pub fn str_field<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string field {field:?} in {v}"))
+}
+
+// ---------------------------------------------------------------------------
+// Signalling over WebSocket
+// ---------------------------------------------------------------------------
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Resolves the `ws_url` of a join response against the server's base URL:
+/// absolute `ws(s)://` URLs are kept, `http(s)://` become `ws(s)://`, and a
+/// path such as `/media/ws` is put on the base's origin.
+pub fn resolve_ws_url(base: &str, ws_url: &str) -> String {
+    if ws_url.starts_with("ws://") || ws_url.starts_with("wss://") {
+        ws_url.to_owned()
+    } else if let Some(rest) = ws_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = ws_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if ws_url.starts_with('/') {
+        let origin = base
+            .strip_prefix("http://")
+            .map(|h| format!("ws://{h}"))
+            .or_else(|| base.strip_prefix("https://").map(|h| format!("wss://{h}")))
+            .unwrap_or_else(|| panic!("base URL {base} is not http(s)"));
+        format!("{}{ws_url}", origin.trim_end_matches('/'))
+    } else {
+        panic!("cannot resolve ws_url {ws_url:?} against {base}");
+    }
+}
+
+/// What a signalling socket delivered instead of the expected message.
+#[derive(Debug)]
+pub enum WsEnd {
+    /// A close frame: code and reason.
+    Closed(u16, String),
+    /// The connection ended without a close frame, or failed.
+    Broken(String),
+    /// Nothing arrived in time.
+    Timeout,
+}
+
+/// A signalling WebSocket, as a browser would hold it, speaking JSON text
+/// frames.
+pub struct Signal {
+    ws: Ws,
+    /// Every message received so far, for failure messages.
+    pub seen: Vec<Value>,
+}
+
+impl Signal {
+    /// Opens the socket named by a join response's `ws_url`.
+    pub async fn connect(base: &str, join_response: &Value) -> Signal {
+        let url = resolve_ws_url(base, str_field(join_response, "ws_url"));
+        let ws = match tokio::time::timeout(secs(10), tokio_tungstenite::connect_async(&url)).await
+        {
+            Err(_) => panic!("connecting to {url} timed out"),
+            Ok(Err(e)) => panic!("connecting to {url} failed: {e}"),
+            Ok(Ok((ws, _response))) => ws,
+        };
+        Signal {
+            ws,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Opens the socket, sends `join` with the response's token and waits for
+    /// `joined`, which it returns.
+    pub async fn join(base: &str, join_response: &Value) -> (Signal, Value) {
+        let mut s = Signal::connect(base, join_response).await;
+        s.send(&json!({ "type": "join", "token": str_field(join_response, "token") }))
+            .await;
+        let joined = s.recv_type("joined", secs(10)).await;
+        (s, joined)
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, msg: &Value) {
+        self.send_text(&msg.to_string()).await;
+    }
+
+    /// Sends a raw text frame, which need not be valid JSON.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .unwrap_or_else(|e| panic!("sending a signalling frame failed: {e}"));
+    }
+
+    /// The next JSON text message, or why there is none.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Value, WsEnd> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(WsEnd::Timeout),
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    let v: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
+                        panic!("the server sent a non-JSON text frame ({e}): {text}")
+                    });
+                    self.seen.push(v.clone());
+                    return Ok(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(match frame {
+                        Some(f) => WsEnd::Closed(u16::from(f.code), f.reason.as_str().to_owned()),
+                        None => WsEnd::Closed(1005, String::new()),
+                    })
+                }
+                Some(Ok(_)) => continue, // ping/pong/binary
+                Some(Err(e)) => return Err(WsEnd::Broken(e.to_string())),
+                None => return Err(WsEnd::Broken("the stream ended".into())),
+            }
+        }
+    }
+
+    /// The next message of type `ty`, skipping others (candidates,
+    /// participant updates). Panics on close or timeout, listing what came.
+    pub async fn recv_type(&mut self, ty: &str, timeout: Duration) -> Value {
+        self.recv_matching(&format!("a {ty:?} message"), timeout, |v| v["type"] == ty)
+            .await
+    }
+
+    /// The next message for which `pred` holds, skipping others. Panics on
+    /// close or timeout with `what` and the types of the messages skipped.
+    pub async fn recv_matching(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Ok(v) if pred(&v) => return v,
+                Ok(v) => skipped.push(v),
+                Err(end) => panic!(
+                    "waiting for {what}, the socket gave {end:?}; it sent before that: {}",
+                    summarize(&skipped)
+                ),
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket, skipping any messages, and
+    /// returns the close code and reason.
+    pub async fn expect_close(&mut self, timeout: Duration) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Ok(v) => skipped.push(v),
+                Err(WsEnd::Closed(code, reason)) => return (code, reason),
+                Err(end) => panic!(
+                    "expected the server to close the socket with a close frame, got {end:?}; \
+                     it sent: {}",
+                    summarize(&skipped)
+                ),
+            }
+        }
+    }
+
+    /// Sends `ping` with `seq` and waits for the matching `pong`, proving
+    /// the connection is alive and still being served.
+    pub async fn ping(&mut self, seq: u64) {
+        self.send(&json!({ "type": "ping", "seq": seq })).await;
+        self.recv_matching(&format!("pong {seq}"), secs(10), |v| {
+            v["type"] == "pong" && v["seq"] == seq
+        })
+        .await;
+    }
+
+    /// Posts a chat message and waits for its committed echo, which it
+    /// returns.
+    pub async fn chat(&mut self, text: &str) -> Value {
+        self.send(&json!({ "type": "chat", "text": text })).await;
+        self.recv_matching(&format!("the chat echo of {text:?}"), secs(10), |v| {
+            v["type"] == "chat" && v["message"]["text"] == text
+        })
+        .await
+    }
+}
+
+/// A short summary of messages, for failure output: whole messages, with
+/// long strings (SDP) cut.
+fn summarize(msgs: &[Value]) -> String {
+    if msgs.is_empty() {
+        return "nothing".into();
+    }
+    msgs.iter()
+        .map(|m| {
+            let s = m.to_string();
+            if s.chars().count() > 300 {
+                format!("{}…", s.chars().take(300).collect::<String>())
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// ---------------------------------------------------------------------------
+// Browsers
+// ---------------------------------------------------------------------------
+
+/// Functions that the browser helpers share, prepended to their scripts.
+///
+/// `__name(el)` approximates the accessible name: `aria-label`, then
+/// `aria-labelledby`, then `<label>`s, then the text of a button, then
+/// `title` and `placeholder`. `__byName(selector, name)` finds the element
+/// matching `selector` whose accessible name (or, for buttons, trimmed text)
+/// is `name`, preferring visible ones.
+const JS_PRELUDE: &str = r#"
+const __norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+const __names = (el) => {
+  const out = [];
+  const al = el.getAttribute('aria-label');
+  if (al) out.push(al);
+  const lb = el.getAttribute('aria-labelledby');
+  if (lb) out.push(lb.split(/\s+/).map((id) => {
+    const e = document.getElementById(id);
+    return e ? e.textContent : '';
+  }).join(' '));
+  if (el.labels) for (const l of el.labels) out.push(l.textContent);
+  if (el.tagName === 'BUTTON' || el.getAttribute('role') === 'button') out.push(el.textContent);
+  if (el.tagName === 'INPUT' && (el.type === 'button' || el.type === 'submit')) out.push(el.value);
+  if (el.title) out.push(el.title);
+  if (el.placeholder) out.push(el.placeholder);
+  return out.map(__norm).filter((s) => s);
+};
+const __visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+const __byName = (selector, name) => {
+  const all = Array.from(document.querySelectorAll(selector)).filter((el) => __names(el).includes(name));
+  return all.find(__visible) || all[0] || null;
+};
+const __participants = () => __byName('[aria-label], [aria-labelledby]', 'Participants');
+const __participantEntries = () => {
+  const list = __participants();
+  if (!list) return null;
+  let items = list.querySelectorAll(':scope > li, :scope > [role="listitem"]');
+  if (!items.length) items = list.querySelectorAll('li, [role="listitem"]');
+  return Array.from(items).map((li) => __norm(li.textContent));
+};
+const __chatLog = () => {
+  const logs = Array.from(document.querySelectorAll('[role="log"]'));
+  return logs.find((l) => __names(l).some((n) => /chat/i.test(n))) || logs[0]
+    || __byName('[aria-label], [aria-labelledby]', 'Chat messages')
+    || __byName('[aria-label], [aria-labelledby]', 'Chat');
+};
+"#;
+
+/// Media statistics of one received track, from `getStats()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundTrack {
+    /// `audio` or `video`.
+    pub kind: String,
+    /// The receiving `MediaStreamTrack.id`, which the server sets to its
+    /// track id.
+    pub track: String,
+    /// Video frames decoded so far (0 for audio).
+    pub frames_decoded: u64,
+    /// RTP packets received so far.
+    pub packets_received: u64,
+}
+
+/// One headless Chromium, driven through its own chromedriver process.
+///
+/// A separate chromedriver per browser is the simplest isolation: nothing
+/// (profile, port, process) is shared between two browsers or two tests.
+pub struct Chrome {
+    /// The WebDriver session.
+    pub client: fantoccini::Client,
+    /// A label for messages, e.g. "Alice".
+    pub label: String,
+    driver: Child,
+    driver_port: u16,
+    session_id: String,
+    // Dropped after the processes are killed (field order).
+    _profile: TempDir,
+}
+
+impl Chrome {
+    /// Starts chromedriver and a headless Chromium with a fake camera and
+    /// microphone and a fresh profile, and opens a WebDriver session.
+    pub async fn start(label: &str) -> Chrome {
+        let mut last_err = String::new();
+        // A port found free may be taken before chromedriver binds it.
+        for _attempt in 0..3 {
+            match Chrome::try_start(label).await {
+                Ok(chrome) => return chrome,
+                Err(e) => {
+                    eprintln!("[harness] starting the browser for {label} failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        panic!("could not start a browser for {label}: {last_err}");
+    }
+
+    async fn try_start(label: &str) -> Result<Chrome, String> {
+        let profile = TempDir::new("chrome");
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group, so that on drop we can end chromedriver
+            // and the browser it started, and nothing else.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run chromedriver: {e}"))?;
+        let mut guard = DriverGuard(Some(driver));
+        let driver_url = format!("http://127.0.0.1:{port}");
+
+        // Wait until chromedriver answers /status.
+        let start = Instant::now();
+        loop {
+            if let Some(status) = guard.0.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(format!("chromedriver exited: {status}"));
+            }
+            if let Ok(resp) = http().get(format!("{driver_url}/status")).send().await {
+                if resp.status().is_success() {
+                    break;
+                }
+            }
+            if start.elapsed() > secs(20) {
+                return Err("chromedriver did not answer /status within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--use-fake-device-for-media-stream".into(),
+            "--use-fake-ui-for-media-stream".into(),
+            "--allow-loopback-in-peer-connection".into(),
+            "--no-first-run".into(),
+            "--no-default-browser-check".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-proxy-server".into(),
+            "--autoplay-policy=no-user-gesture-required".into(),
+            "--disable-dev-shm-usage".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            "--window-size=1280,800".into(),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": CHROMIUM, "args": args }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+        let client = tokio::time::timeout(
+            BROWSER_START_TIMEOUT,
+            fantoccini::ClientBuilder::rustls()
+                .map_err(|e| format!("rustls: {e}"))?
+                .capabilities(caps)
+                .connect(&driver_url),
+        )
+        .await
+        .map_err(|_| format!("no WebDriver session within {BROWSER_START_TIMEOUT:?}"))?
+        .map_err(|e| format!("WebDriver session failed: {e}"))?;
+        let session_id = client.session_id().await.ok().flatten().unwrap_or_default();
+        // The Chrome value owns the process from here on.
+        let driver = guard.0.take().expect("the guard still holds chromedriver");
+        Ok(Chrome {
+            client,
+            label: label.to_owned(),
+            driver,
+            driver_port: port,
+            session_id,
+            _profile: profile,
+        })
+    }
+
+    /// Navigates to `url` and waits for the page to load.
+    pub async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: navigating to {url} failed: {e}", self.label));
+    }
+
+    /// Runs `body` as the body of an async function in the page (so it may
+    /// `await` and must `return` its result), with the helper prelude in
+    /// scope and `args` as `arguments`. A thrown error becomes `Err`.
+    pub async fn js(&self, body: &str, args: Vec<Value>) -> Result<Value, String> {
+        let script = format!(
+            "{JS_PRELUDE}\nconst __args = arguments;\nreturn (async function () {{ {body} \n}}).apply(null, __args);"
+        );
+        self.client
+            .execute(&script, args)
+            .await
+            .map_err(|e| format!("script failed in {}'s browser: {e}", self.label))
+    }
+
+    /// `window.veche.state()`: `{participantId, participants, connected}`.
+    pub async fn state(&self) -> Result<Value, String> {
+        self.js(
+            "if (!window.veche || typeof window.veche.state !== 'function') \
+               throw new Error('window.veche.state is not defined yet'); \
+             return JSON.parse(JSON.stringify(window.veche.state()));",
+            vec![],
+        )
+        .await
+    }
+
+    /// The participant in `window.veche.state()` whose `display_name` is
+    /// `name`.
+    pub async fn participant_state(&self, name: &str) -> Result<Value, String> {
+        let state = self.state().await?;
+        state["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["display_name"] == name))
+            .cloned()
+            .ok_or_else(|| format!("no participant named {name} in state {state}"))
+    }
+
+    /// Inbound RTP streams from `window.veche.pc().getStats()`.
+    pub async fn inbound_tracks(&self) -> Result<Vec<InboundTrack>, String> {
+        let v = self
+            .js(
+                r#"
+                if (!window.veche || typeof window.veche.pc !== 'function')
+                  throw new Error('window.veche.pc is not defined yet');
+                const pc = window.veche.pc();
+                if (!pc) return [];
+                const out = [];
+                (await pc.getStats()).forEach((r) => {
+                  if (r.type !== 'inbound-rtp') return;
+                  out.push({
+                    kind: r.kind || r.mediaType || '',
+                    track: r.trackIdentifier || r.id,
+                    framesDecoded: r.framesDecoded || 0,
+                    packetsReceived: r.packetsReceived || 0,
+                  });
+                });
+                return out;
+                "#,
+                vec![],
+            )
+            .await?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| format!("getStats helper returned {v}"))?;
+        Ok(list
+            .iter()
+            .map(|r| InboundTrack {
+                kind: r["kind"].as_str().unwrap_or_default().to_owned(),
+                track: r["track"].as_str().unwrap_or_default().to_owned(),
+                frames_decoded: r["framesDecoded"].as_u64().unwrap_or(0),
+                packets_received: r["packetsReceived"].as_u64().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// `framesDecoded` of every received video track, keyed by
+    /// `trackIdentifier`.
+    pub async fn frames_decoded_per_track(&self) -> Result<BTreeMap<String, u64>, String> {
+        Ok(self
+            .inbound_tracks()
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == "video")
+            .map(|t| (t.track, t.frames_decoded))
+            .collect())
+    }
+
+    /// `packetsReceived` of every received audio track, keyed by
+    /// `trackIdentifier`.
+    pub async fn audio_packets_per_track(&self) -> Result<BTreeMap<String, u64>, String> {
+        Ok(self
+            .inbound_tracks()
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == "audio")
+            .map(|t| (t.track, t.packets_received))
+            .collect())
+    }
+
+    /// The text of each entry of the list labelled "Participants".
+    pub async fn participant_entries(&self) -> Result<Vec<String>, String> {
+        let v = self
+            .js(
+                "const e = __participantEntries(); \
+                 if (e === null) throw new Error('no element labelled \"Participants\"'); \
+                 return e;",
+                vec![],
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    /// The text content of the chat log (the element with `role="log"`).
+    pub async fn chat_log_text(&self) -> Result<String, String> {
+        let v = self
+            .js(
+                "const log = __chatLog(); \
+                 if (!log) throw new Error('no chat log (role=log) on the page'); \
+                 return log.textContent;",
+                vec![],
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// How many elements inside the chat log match the CSS `selector`.
+    pub async fn chat_log_count(&self, selector: &str) -> Result<u64, String> {
+        let v = self
+            .js(
+                "const log = __chatLog(); \
+                 if (!log) throw new Error('no chat log (role=log) on the page'); \
+                 return log.querySelectorAll(arguments[0]).length;",
+                vec![json!(selector)],
+            )
+            .await?;
+        v.as_u64().ok_or_else(|| format!("count was {v}"))
+    }
+
+    /// How many elements in the page match the CSS `selector`.
+    pub async fn count(&self, selector: &str) -> Result<u64, String> {
+        let v = self
+            .js(
+                "return document.querySelectorAll(arguments[0]).length;",
+                vec![json!(selector)],
+            )
+            .await?;
+        v.as_u64().ok_or_else(|| format!("count was {v}"))
+    }
+
+    /// Waits up to 10 s for an element matching `selector` with accessible
+    /// name `name` to appear, and returns it as a WebDriver element.
+    pub async fn find_by_name(&self, selector: &str, name: &str) -> fantoccini::elements::Element {
+        let what = format!("{}'s page has {selector} named {name:?}", self.label);
+        let found = wait_for(&what, secs(10), async || {
+            let v = self
+                .js(
+                    "return __byName(arguments[0], arguments[1]);",
+                    vec![json!(selector), json!(name)],
+                )
+                .await?;
+            // A WebDriver element reference is an object with this one key.
+            match v
+                .get("element-6066-11e4-a52e-4f735466cecf")
+                .and_then(Value::as_str)
+            {
+                Some(id) => Ok(id.to_owned()),
+                None => Err(format!("no such element yet (script returned {v})")),
+            }
+        })
+        .await;
+        fantoccini::elements::Element::from_element_id(self.client.clone(), found.into())
+    }
+
+    /// Clicks the button whose `aria-label` or text is `name`, the way a
+    /// user would (a WebDriver click, so it must be visible and enabled).
+    pub async fn click_button(&self, name: &str) {
+        let button = self
+            .find_by_name(
+                "button, [role=\"button\"], input[type=\"button\"], input[type=\"submit\"]",
+                name,
+            )
+            .await;
+        button
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("{}: clicking {name:?} failed: {e}", self.label));
+    }
+
+    /// Types `text` into the textbox named "Chat message" and clicks "Send".
+    pub async fn send_chat(&self, text: &str) {
+        let input = self
+            .find_by_name(
+                "input, textarea, [contenteditable=\"true\"], [role=\"textbox\"]",
+                "Chat message",
+            )
+            .await;
+        input
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("{}: typing into the chat failed: {e}", self.label));
+        self.click_button("Send").await;
+    }
+
+    /// The browser's console messages since the last call, via chromedriver's
+    /// log endpoint. Empty if that is unavailable.
+    pub async fn console_log(&self) -> Vec<String> {
+        let url = format!(
+            "http://127.0.0.1:{}/session/{}/se/log",
+            self.driver_port, self.session_id
+        );
+        let Ok(resp) = http()
+            .post(url)
+            .json(&json!({ "type": "browser" }))
+            .send()
+            .await
+        else {
+            return vec![];
+        };
+        let Ok(v) = resp.json::<Value>().await else {
+            return vec![];
+        };
+        v["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or("?"),
+                            e["message"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Prints what this browser shows, for a failing test: URL, the app's
+    /// state, participants, inbound media and the console.
+    pub async fn dump(&self) {
+        let label = &self.label;
+        let url = self.client.current_url().await.map(|u| u.to_string());
+        eprintln!("----- {label}'s browser -----");
+        eprintln!("url: {url:?}");
+        eprintln!("window.veche.state(): {:?}", self.state().await);
+        eprintln!("participants list: {:?}", self.participant_entries().await);
+        eprintln!("inbound media: {:?}", self.inbound_tracks().await);
+        eprintln!("chat log: {:?}", self.chat_log_text().await);
+        let body = self
+            .js(
+                "return document.body ? document.body.innerText : '';",
+                vec![],
+            )
+            .await;
+        eprintln!("page text: {body:?}");
+        for line in self.console_log().await {
+            eprintln!("console: {line}");
+        }
+    }
+
+    /// Ends the WebDriver session (which closes Chromium), then chromedriver.
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(secs(10), self.client.clone().close()).await;
+        // Drop ends chromedriver and anything left in its process group.
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        end_process_group(&mut self.driver);
+    }
+}
+
+/// Ends chromedriver and its process group if `try_start` fails midway.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            end_process_group(&mut child);
+        }
+    }
+}
+
+/// SIGTERM to the group `child` leads, a moment's grace, then SIGKILL.
+/// Chromium's helper processes stay in chromedriver's group, so this ends
+/// them all; the test started every one of them.
+fn end_process_group(child: &mut Child) {
+    let pid = child.id();
+    send_signal(pid, "TERM", true);
+    if wait_exit(child, Duration::from_secs(3)).is_none() {
+        send_signal(pid, "KILL", true);
+        let _ = child.kill();
+        let _ = child.wait();
+    } else {
+        // chromedriver is gone; make sure nothing of Chromium outlives it.
+        send_signal(pid, "KILL", true);
+    }
+}
+
+/// Runs `scenario`; if it panics, prints what each browser shows (state,
+/// participants, media, console) before passing the panic on.
+pub async fn dump_on_failure<F: Future>(browsers: &[&Chrome], scenario: F) -> F::Output {
+    match std::panic::AssertUnwindSafe(scenario).catch_unwind().await {
+        Ok(out) => out,
+        Err(panic) => {
+            for b in browsers {
+                let _ = tokio::time::timeout(secs(20), b.dump()).await;
+            }
+            std::panic::resume_unwind(panic)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The room REST API as a client sees it: status codes, and one JSON error
+//! shape (`{"code", "message"}`) for every failure.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// A slug of the right shape that no room has.
+const UNKNOWN_SLUG: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+#[tokio::test]
+async fn created_room_has_an_unguessable_slug_and_a_shareable_link() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Weekly sync").await;
+
+    let slug = str_field(&room, "slug");
+    assert_eq!(slug.len(), 22, "slug {slug:?} is not 22 characters");
+    assert!(
+        slug.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "slug {slug:?} is not base64url"
+    );
+    assert_eq!(room["name"], "Weekly sync");
+    let link = str_field(&room, "link");
+    assert!(
+        link.ends_with(&format!("/r/{slug}")),
+        "link {link:?} does not end with /r/{slug}"
+    );
+    assert!(
+        link.starts_with("http://") || link.starts_with("https://"),
+        "link {link:?} is not absolute"
+    );
+
+    let other = create_room(server.base(), "Weekly sync").await;
+    assert_ne!(other["slug"], room["slug"], "two rooms got the same slug");
+}
+
+#[tokio::test]
+async fn created_room_can_be_fetched_by_its_slug() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Design review").await;
+    let slug = str_field(&room, "slug");
+
+    let reply = http_get(&server.url(&format!("/api/rooms/{slug}"))).await;
+    assert_eq!(reply.status, 200, "body: {}", reply.body);
+    let fetched = reply.json();
+    assert_eq!(fetched["slug"], room["slug"]);
+    assert_eq!(fetched["name"], "Design review");
+    assert_eq!(fetched["id"], room["id"]);
+    assert_eq!(fetched["link"], room["link"]);
+}
+
+#[tokio::test]
+async fn unknown_room_is_404_room_not_found() {
+    let server = Server::start();
+    let reply = http_get(&server.url(&format!("/api/rooms/{UNKNOWN_SLUG}"))).await;
+    reply.assert_error(404, "room_not_found");
+}
+
+#[tokio::test]
+async fn malformed_slug_is_refused_with_a_json_error() {
+    let server = Server::start();
+    for bad in [
+        "short",
+        "AAAAAAAAAAAAAAAAAAAAAAA",
+        "AAAAAAAAAAAAAAAAAAAA%21%21",
+    ] {
+        let reply = http_get(&server.url(&format!("/api/rooms/{bad}"))).await;
+        assert!(
+            reply.status == 400 || reply.status == 404,
+            "GET /api/rooms/{bad} gave {}: {}",
+            reply.status,
+            reply.body
+        );
+        let v = reply.json();
+        assert!(v["code"].is_string(), "no error code for {bad}: {v}");
+        assert!(v["message"].is_string(), "no error message for {bad}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_json_body_is_400_with_a_message() {
+    let server = Server::start();
+    let url = server.url("/api/rooms");
+    for body in [r#"{"name":"#, "not json at all", r#"{"title":"x"}"#, "[]"] {
+        let reply = http_post_raw(&url, "application/json", body).await;
+        let message = reply.assert_error(400, "bad_request");
+        eprintln!("POST /api/rooms {body:?} -> 400 {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn room_name_must_not_be_empty_or_longer_than_100_chars() {
+    let server = Server::start();
+    let url = server.url("/api/rooms");
+    for name in [String::new(), "я".repeat(101)] {
+        let reply = http_post_json(&url, &json!({ "name": name })).await;
+        reply.assert_error(400, "bad_request");
+    }
+    // The limit counts characters, not bytes: 100 Cyrillic letters fit.
+    let ok = http_post_json(&url, &json!({ "name": "я".repeat(100) })).await;
+    assert!(
+        (200..300).contains(&ok.status),
+        "a 100-character name was refused: {} {}",
+        ok.status,
+        ok.body
+    );
+}
+
+#[tokio::test]
+async fn joining_an_unknown_room_is_404() {
+    let server = Server::start();
+    let reply = http_post_json(
+        &server.url(&format!("/api/rooms/{UNKNOWN_SLUG}/join")),
+        &json!({ "display_name": "Eve" }),
+    )
+    .await;
+    reply.assert_error(404, "room_not_found");
+}
+
+#[tokio::test]
+async fn joining_needs_a_display_name() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Names").await;
+    let url = server.url(&format!("/api/rooms/{}/join", str_field(&room, "slug")));
+    let reply = http_post_json(&url, &json!({ "display_name": "" })).await;
+    reply.assert_error(400, "bad_request");
+
+    let ok = join(server.base(), str_field(&room, "slug"), "Ada").await;
+    assert!(str_field(&ok, "token").starts_with("v1."), "token: {ok}");
+    assert!(!str_field(&ok, "ws_url").is_empty());
+    assert_eq!(ok["room"]["slug"], room["slug"]);
+}

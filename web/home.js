@@ -1,0 +1,75 @@
+// Veche home page: create a room, or open one from a pasted link.
+
+import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS } from './protocol.js';
+
+/**
+ * @param {string} id
+ * @returns {any}
+ */
+const $ = (id) => document.getElementById(id);
+
+/**
+ * Shows or clears a form's error line.
+ * @param {string} id
+ * @param {string | null} text
+ */
+function setError(id, text) {
+  const el = $(id);
+  el.hidden = !text;
+  el.textContent = text ?? '';
+}
+
+/**
+ * The room page for a slug, on this origin.
+ * @param {string} slug
+ * @returns {string}
+ */
+function roomPath(slug) {
+  return `/r/${encodeURIComponent(slug)}`;
+}
+
+/** @param {SubmitEvent} e */
+async function onCreate(e) {
+  e.preventDefault();
+  const input = $('room-name');
+  const name = input.value.trim();
+  if (!name) {
+    setError('create-error', 'Give the meeting a name.');
+    input.focus();
+    return;
+  }
+  if (codePointLength(name) > MAX_ROOM_NAME_CHARS) {
+    setError('create-error', `The name can be at most ${MAX_ROOM_NAME_CHARS} characters.`);
+    input.focus();
+    return;
+  }
+  setError('create-error', null);
+  const button = $('create-button');
+  button.disabled = true;
+  try {
+    const room = await createRoom(name);
+    // Stay on this origin: the server's `link` uses its configured public
+    // URL, which may differ from how this page was reached.
+    location.assign(roomPath(room.slug));
+  } catch (err) {
+    setError('create-error', /** @type {Error} */ (err).message);
+    button.disabled = false;
+  }
+}
+
+/** @param {SubmitEvent} e */
+function onJoin(e) {
+  e.preventDefault();
+  const slug = slugFromLink($('meeting-link').value);
+  if (!slug) {
+    setError('join-error', "That doesn't look like a meeting link. It should end in /r/ followed by 22 characters.");
+    $('meeting-link').focus();
+    return;
+  }
+  setError('join-error', null);
+  location.assign(roomPath(slug));
+}
+
+$('create-form').addEventListener('submit', onCreate);
+$('join-form').addEventListener('submit', onJoin);
+$('room-name').focus();
