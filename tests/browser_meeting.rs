@@ -15,83 +15,95 @@ const NAMES: [&str; 3] = ["Alice", "Bob", "Carol"];
 /// Media may take a while on a loaded 2-core machine, but not forever.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Received tracks with at least one decoded frame or packet.
-fn flowing(counts: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    counts
+/// The amount of media received on a track: decoded frames for video,
+/// packets for audio (audio has no "decoded" counter that only real,
+/// unconcealed audio advances).
+fn received(t: &InboundTrack) -> u64 {
+    if t.kind == "video" {
+        t.frames_decoded
+    } else {
+        t.packets_received
+    }
+}
+
+fn describe(tracks: &[InboundTrack], kind: &str) -> String {
+    let list: Vec<String> = tracks
         .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(t, n)| (t.clone(), *n))
-        .collect()
+        .filter(|t| t.kind == kind)
+        .map(|t| {
+            format!(
+                "mid {} stream {} track {}: {} frames decoded, {} packets",
+                t.mid,
+                t.stream.as_deref().unwrap_or("?"),
+                t.track,
+                t.frames_decoded,
+                t.packets_received
+            )
+        })
+        .collect();
+    format!("[{}]", list.join("; "))
 }
 
-/// Waits until `b` decodes video on two distinct tracks, then until both
-/// advance again, so that a stalled stream cannot pass.
-async fn assert_decodes_video_from_two_others(b: &Chrome) {
-    let first = wait_for(
-        &format!("{} has decoded video on two tracks", b.label),
+/// Waits until `b` receives `kind` ("audio" or "video") from each of
+/// `from`, identified by stream id (the publisher's participant id), and
+/// then until each of those streams advances again, so that a stalled
+/// stream cannot pass. Video must be decoded, not just received.
+async fn assert_receives(b: &Chrome, kind: &str, from: &[&str]) {
+    let unit = if kind == "video" {
+        "decoded frames"
+    } else {
+        "packets"
+    };
+    let first: BTreeMap<String, (String, u64)> = wait_for(
+        &format!("{} receives {kind} ({unit}) from each of {from:?}", b.label),
         MEDIA_TIMEOUT,
         async || {
-            let frames = b.frames_decoded_per_track().await?;
-            let live = flowing(&frames);
-            if live.len() >= 2 {
-                Ok(live)
-            } else {
-                Err(format!("framesDecoded per video track = {frames:?}"))
+            let state = b.state().await?;
+            let tracks = b.inbound_tracks().await?;
+            let mut flowing = BTreeMap::new();
+            for name in from {
+                let id = state["participants"]
+                    .as_array()
+                    .and_then(|ps| ps.iter().find(|p| p["display_name"] == *name))
+                    .and_then(|p| p["id"].as_str())
+                    .ok_or_else(|| format!("{name} is not in the room state"))?;
+                let track = tracks
+                    .iter()
+                    .find(|t| t.kind == kind && t.stream.as_deref() == Some(id) && received(t) > 0);
+                match track {
+                    Some(t) => flowing.insert(t.mid.clone(), (name.to_string(), received(t))),
+                    None => {
+                        return Err(format!(
+                            "no {unit} from {name} (stream {id}); inbound {kind}: {}",
+                            describe(&tracks, kind)
+                        ))
+                    }
+                };
             }
+            Ok(flowing)
         },
     )
     .await;
     wait_for(
-        &format!("{}'s decoded video keeps advancing on two tracks", b.label),
+        &format!("{}'s {kind} from {from:?} keeps flowing", b.label),
         MEDIA_TIMEOUT,
         async || {
-            let frames = b.frames_decoded_per_track().await?;
-            let rising = first
+            let tracks = b.inbound_tracks().await?;
+            let stalled: Vec<&str> = first
                 .iter()
-                .filter(|(t, n)| frames.get(*t).is_some_and(|now| now > n))
-                .count();
-            if rising >= 2 {
+                .filter(|(mid, (_, n))| {
+                    !tracks
+                        .iter()
+                        .any(|t| &t.mid == *mid && t.kind == kind && received(t) > *n)
+                })
+                .map(|(_, (name, _))| name.as_str())
+                .collect();
+            if stalled.is_empty() {
                 Ok(())
             } else {
                 Err(format!(
-                    "framesDecoded earlier = {first:?}, now = {frames:?}"
-                ))
-            }
-        },
-    )
-    .await;
-}
-
-/// Waits until `b` receives audio packets on two tracks, and more after.
-async fn assert_receives_audio_from_two_others(b: &Chrome) {
-    let first = wait_for(
-        &format!("{} receives audio on two tracks", b.label),
-        MEDIA_TIMEOUT,
-        async || {
-            let packets = b.audio_packets_per_track().await?;
-            let live = flowing(&packets);
-            if live.len() >= 2 {
-                Ok(live)
-            } else {
-                Err(format!("packetsReceived per audio track = {packets:?}"))
-            }
-        },
-    )
-    .await;
-    wait_for(
-        &format!("{}'s received audio keeps flowing on two tracks", b.label),
-        MEDIA_TIMEOUT,
-        async || {
-            let packets = b.audio_packets_per_track().await?;
-            let rising = first
-                .iter()
-                .filter(|(t, n)| packets.get(*t).is_some_and(|now| now > n))
-                .count();
-            if rising >= 2 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "packetsReceived earlier = {first:?}, now = {packets:?}"
+                    "no new {unit} from {stalled:?} since {first:?}; inbound {kind}: {}",
+                    describe(&tracks, kind)
                 ))
             }
         },
@@ -185,9 +197,10 @@ async fn three_browsers_see_hear_and_chat_with_each_other() {
         for b in browsers {
             assert_participants(b, &NAMES, MEDIA_TIMEOUT).await;
         }
-        for b in browsers {
-            assert_decodes_video_from_two_others(b).await;
-            assert_receives_audio_from_two_others(b).await;
+        for (b, me) in browsers.iter().zip(NAMES) {
+            let others: Vec<&str> = NAMES.into_iter().filter(|n| *n != me).collect();
+            assert_receives(b, "video", &others).await;
+            assert_receives(b, "audio", &others).await;
         }
         // Everyone's tile is labelled with their name, at everyone else.
         for (b, me) in browsers.iter().zip(NAMES) {

@@ -91,8 +91,16 @@
  */
 
 /**
+ * Proof that a new connection may take back a seat whose connection
+ * dropped: the participant id and `resume_token` of an earlier `joined`.
+ * @typedef {object} Resume
+ * @property {string} participant_id
+ * @property {string} resume_token
+ */
+
+/**
  * Messages from the browser to the media node.
- * @typedef {{type: 'join', token: string, media: MediaState}
+ * @typedef {{type: 'join', token: string, media: MediaState, resume?: Resume}
  *   | {type: 'offer', sdp: string, tracks: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: IceCandidate | null}
@@ -102,7 +110,11 @@
  *   | {type: 'leave'}} ClientMessage
  */
 
-/** @typedef {{type: 'joined', participant_id: string, room: RoomInfo, participants: ParticipantInfo[], ice_servers: IceServer[]}} JoinedMessage */
+/**
+ * `resume_token` is absent from nodes that predate resuming.
+ * @typedef {{type: 'joined', participant_id: string, room: RoomInfo, participants: ParticipantInfo[],
+ *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean}} JoinedMessage
+ */
 /** @typedef {{type: 'answer', sdp: string}} AnswerMessage */
 /** @typedef {{type: 'offer', sdp: string}} OfferMessage */
 /** @typedef {{type: 'candidate', candidate: IceCandidate | null}} CandidateMessage */
@@ -165,9 +177,15 @@ export const PING_INTERVAL_MS = 5000;
 /** A socket that received nothing for this many ping intervals is dead. */
 export const PING_MISSES_BEFORE_DEAD = 3;
 
-/** WebSocket close codes the node uses (see `ErrorCode::ws_close_code`). */
+/**
+ * WebSocket close codes. The 4000-4999 codes sent by the node are those of
+ * `ErrorCode::ws_close_code`. A client closing with 1000 or 1001 tells the
+ * node it left; with `RECONNECTING` (or any other code) the node keeps the
+ * seat for its grace period so the client can resume it.
+ */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
+  GOING_AWAY: 1001,
   ABNORMAL: 1006,
   BAD_REQUEST: 4000,
   TOKEN_INVALID: 4001,
@@ -178,6 +196,8 @@ export const CloseCode = Object.freeze({
   RATE_LIMITED: 4029,
   INTERNAL: 4500,
   UNAVAILABLE: 4503,
+  /** Sent by a client that drops its session on purpose to join again. */
+  RECONNECTING: 4100,
 });
 
 // ---------------------------------------------------------------------------
@@ -837,7 +857,8 @@ export class Signalling {
     if (this.closed) return;
     if (this.now() - this.lastReceivedAt > PING_MISSES_BEFORE_DEAD * this.pingIntervalMs) {
       try {
-        this.ws.close(CloseCode.NORMAL, 'keepalive timeout');
+        // Not 1000: that would tell the node we left and lose our seat.
+        this.ws.close(CloseCode.RECONNECTING, 'keepalive timeout');
       } catch {
         // Ignore.
       }
@@ -1150,14 +1171,20 @@ export function backoffDelay(attempt) {
  * - `none`: the client closed it (Leave).
  * - `room_gone`: the room no longer exists (4004).
  * - `new_token`: the token was refused (4001/4002); join again at once.
+ * - `fresh_join`: a `join` carrying `resume` was refused before `joined`
+ *   (4009: the seat expired or the resume token is wrong); join again at
+ *   once, without `resume`.
  * - `retry`: anything else; join again after a backoff.
  * @param {CloseInfo} info
- * @returns {'none' | 'room_gone' | 'new_token' | 'retry'}
+ * @param {{resuming?: boolean, joined?: boolean}} [session] Whether the
+ *   closed session tried to resume, and whether it got `joined`.
+ * @returns {'none' | 'room_gone' | 'new_token' | 'fresh_join' | 'retry'}
  */
-export function closeAction(info) {
+export function closeAction(info, session = {}) {
   if (info.byClient) return 'none';
   if (info.code === CloseCode.ROOM_NOT_FOUND) return 'room_gone';
   if (info.code === CloseCode.TOKEN_INVALID || info.code === CloseCode.TOKEN_EXPIRED) return 'new_token';
+  if (info.code === CloseCode.INVALID_STATE && session.resuming && !session.joined) return 'fresh_join';
   return 'retry';
 }
 

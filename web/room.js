@@ -21,6 +21,7 @@ import * as proto from './protocol.js';
  * @property {RTCRtpSender | null} camSender
  * @property {RTCRtpSender[]} screenSenders
  * @property {boolean} joined True once `joined` arrived.
+ * @property {boolean} resuming The `join` carried `resume`.
  */
 
 const NAME_KEY = 'veche.displayName';
@@ -82,6 +83,13 @@ let tokenRetries = 0;
 let connectGeneration = 0;
 /** @type {ReturnType<typeof setTimeout> | null} */
 let reconnectTimer = null;
+/**
+ * From the last `joined`: lets a reconnect take back our seat, so others
+ * see us go from "reconnecting" to "connected" rather than leave and
+ * join. Memory only.
+ * @type {import('./protocol.js').Resume | null}
+ */
+let resumeInfo = null;
 /** Received streams by `MediaStream.id`. */
 const remoteStreams = /** @type {Map<string, MediaStream>} */ (new Map());
 /** Autoplay with sound was refused; remote media plays muted until a click. */
@@ -458,7 +466,15 @@ async function chooseCam(deviceId) {
   if (!deviceId) return;
   local.camDeviceId = deviceId;
   storageSet(CAM_KEY, deviceId);
-  if (local.camWanted) await startCam(deviceId);
+  if (local.camWanted) {
+    // Phones often cannot open a second camera while one is running, so
+    // release the old one first.
+    if (local.cam) await stopCam();
+    if (!(await startCam(deviceId))) {
+      local.camWanted = false;
+      toast(local.camError);
+    }
+  }
   sendMediaState();
   renderLocal();
   refreshDevices();
@@ -509,6 +525,7 @@ function startCall() {
   leaving = false;
   attempt = 0;
   tokenRetries = 0;
+  resumeInfo = null;
   showScreen('call-screen');
   document.title = `${room?.name ?? 'Meeting'} · Veche`;
   $('room-name').textContent = room?.name ?? 'Meeting';
@@ -564,6 +581,7 @@ async function connect() {
     camSender: null,
     screenSenders: [],
     joined: false,
+    resuming: resumeInfo !== null,
   };
   session = s;
   /**
@@ -604,7 +622,10 @@ async function connect() {
     sig.close();
     return;
   }
-  sig.send({ type: 'join', token: resp.token, media: mediaState() });
+  /** @type {import('./protocol.js').ClientMessage} */
+  const join = { type: 'join', token: resp.token, media: mediaState() };
+  if (resumeInfo) join.resume = resumeInfo;
+  sig.send(join);
 }
 
 function scheduleReconnect() {
@@ -623,13 +644,19 @@ function scheduleReconnect() {
 function onSessionClosed(s, info) {
   if (session !== s) return;
   dropSession(s);
-  const action = proto.closeAction(info);
+  const action = proto.closeAction(info, s);
   if (action === 'none' || leaving) return;
   if (action === 'room_gone') {
     meetingGone();
     return;
   }
   renderAll();
+  if (action === 'fresh_join') {
+    // Our seat expired (or the node restarted): join as someone new.
+    resumeInfo = null;
+    connect();
+    return;
+  }
   if (action === 'new_token' && tokenRetries < 3) {
     tokenRetries += 1;
     connect();
@@ -641,8 +668,10 @@ function onSessionClosed(s, info) {
 /**
  * Forgets a session: closes its peer connection and socket.
  * @param {Session} s
+ * @param {number} [closeCode] 1000 tells the node we left; use
+ *   `CloseCode.RECONNECTING` to keep the seat for a resume.
  */
-function dropSession(s) {
+function dropSession(s, closeCode = proto.CloseCode.NORMAL) {
   if (session === s) session = null;
   s.negotiator?.close();
   if (s.pc) {
@@ -652,7 +681,7 @@ function dropSession(s) {
     s.pc.onconnectionstatechange = null;
     s.pc.close();
   }
-  s.sig.close();
+  s.sig.close(closeCode, closeCode === proto.CloseCode.NORMAL ? 'left' : 'reconnecting');
   remoteStreams.clear();
 }
 
@@ -666,6 +695,7 @@ function onJoined(s, m) {
   attempt = 0;
   tokenRetries = 0;
   roomState = new proto.RoomState().apply(m);
+  resumeInfo = m.resume_token ? { participant_id: m.participant_id, resume_token: m.resume_token } : null;
   setBanner(null);
   createPeer(s, m.ice_servers);
   loadHistory();
@@ -723,7 +753,7 @@ function createPeer(s, iceServers) {
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === 'failed' && session === s) {
       console.warn('veche: media connection failed; rejoining');
-      dropSession(s);
+      dropSession(s, proto.CloseCode.RECONNECTING);
       renderAll();
       scheduleReconnect();
     }
@@ -814,6 +844,7 @@ function onServerError(s, m) {
 
 function meetingGone() {
   leaving = true;
+  resumeInfo = null;
   if (reconnectTimer) clearTimeout(reconnectTimer);
   if (session) dropSession(session);
   stopLocalMedia();
@@ -823,6 +854,7 @@ function meetingGone() {
 
 function leave() {
   leaving = true;
+  resumeInfo = null;
   if (reconnectTimer) clearTimeout(reconnectTimer);
   reconnectTimer = null;
   const s = session;
@@ -955,6 +987,7 @@ function setPanel(name, open = !panels[name]) {
   }
   if (name === 'settings' && open) refreshDevices();
   renderPanels();
+  renderChatMeta();
   if (open && name === 'chat') $('chat-input').focus();
 }
 

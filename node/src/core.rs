@@ -226,6 +226,53 @@ impl RoomCore {
         actions
     }
 
+    /// A participant's connection was replaced by a new one (they resumed
+    /// after a drop). Their old connection's tracks are gone, so they are
+    /// unpublished; the new connection receives nothing yet, so it is
+    /// subscribed to every track of the others; and everyone sees them
+    /// connected again.
+    pub fn rejoin(&mut self, id: &ParticipantId) -> Result<Vec<Action>, CoreError> {
+        let own: Vec<TrackId> = self
+            .members
+            .get(id)
+            .ok_or(CoreError::NotInRoom)?
+            .info
+            .tracks
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        let mut actions = Vec::new();
+        for t in &own {
+            self.tracks.remove(t);
+            for (sub, m) in self.members.iter_mut() {
+                if m.receiving.remove(t) {
+                    actions.push(Action::Unsubscribe {
+                        subscriber: sub.clone(),
+                        track: t.clone(),
+                    });
+                }
+            }
+        }
+        let others: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, p)| *p != id)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let m = self.members.get_mut(id).expect("checked above");
+        m.info.tracks.clear();
+        m.info.status = PresenceStatus::Connected;
+        m.receiving = others.iter().cloned().collect();
+        for t in others {
+            actions.push(Action::Subscribe {
+                subscriber: id.clone(),
+                track: t,
+            });
+        }
+        actions.push(Self::updated(&m.info));
+        Ok(actions)
+    }
+
     /// A participant's device state changed.
     pub fn set_media(
         &mut self,
@@ -398,6 +445,26 @@ mod tests {
             core.participant(&pid(1)).unwrap().status,
             PresenceStatus::Reconnecting
         );
+    }
+
+    #[test]
+    fn a_resumed_participant_gets_every_track_again_and_loses_its_old_ones() {
+        let mut core = RoomCore::new();
+        join(&mut core, 1);
+        join(&mut core, 2);
+        let mine = track(10, 1, TrackSource::Camera);
+        let theirs = track(11, 2, TrackSource::Camera);
+        core.publish(&pid(1), mine.clone()).unwrap();
+        core.publish(&pid(2), theirs.clone()).unwrap();
+        core.set_status(&pid(1), PresenceStatus::Reconnecting).unwrap();
+        let actions = core.rejoin(&pid(1)).unwrap();
+        assert_eq!(unsubs(&actions), vec![(pid(2), mine.id.clone())]);
+        assert_eq!(subs(&actions), vec![(pid(1), theirs.id.clone())]);
+        let me = core.participant(&pid(1)).unwrap();
+        assert_eq!(me.status, PresenceStatus::Connected);
+        assert!(me.tracks.is_empty());
+        assert!(core.publisher_of(&mine.id).is_none());
+        assert_eq!(core.rejoin(&pid(9)), Err(CoreError::NotInRoom));
     }
 
     #[test]

@@ -5,17 +5,25 @@
 //! room lock is held. That keeps the order in which clients see events
 //! equal to the order in which the core decided them: a participant's
 //! `joined` snapshot is queued before any later delta.
+//!
+//! Each seat remembers which session (generation) currently owns it. When a
+//! participant resumes after a dropped connection, the new session takes
+//! the seat, and anything the old session does afterwards (noticing its
+//! socket died, its grace timer firing) is ignored.
 
 use crate::core::{Action, CoreError, RoomCore};
 use crate::peer::PeerCmd;
 use crate::track::UpTrack;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use veche_protocol::signal::{LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage, TrackInfo};
+use veche_protocol::signal::{
+    IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
+};
 use veche_protocol::{ParticipantId, RoomId, TrackId, UnixMillis};
 
-/// The edge-side handle of one participant.
+/// The edge-side handle of one participant's session.
 #[derive(Clone)]
 pub struct PeerHandle {
     /// Messages to the participant's WebSocket.
@@ -24,10 +32,27 @@ pub struct PeerHandle {
     pub cmd: mpsc::UnboundedSender<PeerCmd>,
 }
 
+struct Seat {
+    handle: PeerHandle,
+    generation: u64,
+    resume_token: String,
+}
+
 struct Inner {
     core: RoomCore,
-    peers: HashMap<ParticipantId, PeerHandle>,
+    seats: HashMap<ParticipantId, Seat>,
     tracks: HashMap<TrackId, Arc<UpTrack>>,
+}
+
+/// Why a resume was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// The seat is gone (grace period over, or never existed here).
+    #[error("that session has ended; join again")]
+    NoSeat,
+    /// The resume token does not match.
+    #[error("resume token does not match")]
+    BadToken,
 }
 
 /// One room hosted (at least partly) on this node.
@@ -35,6 +60,16 @@ pub struct Room {
     /// The room as the token described it.
     pub info: RoomInfo,
     inner: Mutex<Inner>,
+    generations: AtomicU64,
+}
+
+fn tokens_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a
+            .bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Room {
@@ -44,9 +79,10 @@ impl Room {
             info,
             inner: Mutex::new(Inner {
                 core: RoomCore::new(),
-                peers: HashMap::new(),
+                seats: HashMap::new(),
                 tracks: HashMap::new(),
             }),
+            generations: AtomicU64::new(1),
         })
     }
 
@@ -55,31 +91,39 @@ impl Room {
         self.info.id
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("room lock poisoned")
+    }
+
     fn run(inner: &mut Inner, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::Broadcast { msg, except } => {
-                    for (id, p) in &inner.peers {
+                    for (id, seat) in &inner.seats {
                         if Some(id) != except.as_ref() {
-                            let _ = p.out.send(msg.clone());
+                            let _ = seat.handle.out.send(msg.clone());
                         }
                     }
                 }
                 Action::Subscribe { subscriber, track } => {
-                    if let (Some(p), Some(t)) = (inner.peers.get(&subscriber), inner.tracks.get(&track)) {
-                        let _ = p.cmd.send(PeerCmd::Subscribe(t.clone()));
+                    if let (Some(seat), Some(t)) =
+                        (inner.seats.get(&subscriber), inner.tracks.get(&track))
+                    {
+                        let _ = seat.handle.cmd.send(PeerCmd::Subscribe(t.clone()));
                     }
                 }
                 Action::Unsubscribe { subscriber, track } => {
-                    if let Some(p) = inner.peers.get(&subscriber) {
-                        let _ = p.cmd.send(PeerCmd::Unsubscribe(track));
+                    if let Some(seat) = inner.seats.get(&subscriber) {
+                        let _ = seat.handle.cmd.send(PeerCmd::Unsubscribe(track));
                     }
                 }
             }
         }
     }
 
-    /// Adds a participant and queues their `joined` snapshot.
+    /// Adds a participant and queues their `joined` snapshot. Returns the
+    /// session's generation.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &self,
         id: ParticipantId,
@@ -87,24 +131,74 @@ impl Room {
         media: MediaState,
         handle: PeerHandle,
         now_ms: UnixMillis,
-        ice_servers: Vec<veche_protocol::signal::IceServer>,
-    ) -> Result<(), CoreError> {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+        ice_servers: Vec<IceServer>,
+        resume_token: String,
+    ) -> Result<u64, CoreError> {
+        let mut inner = self.lock();
         let actions = inner.core.join(id.clone(), display_name, media, now_ms)?;
         let _ = handle.out.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),
             participants: inner.core.snapshot(),
             ice_servers,
+            resume_token: resume_token.clone(),
+            resumed: false,
         });
-        inner.peers.insert(id, handle);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        inner.seats.insert(
+            id,
+            Seat {
+                handle,
+                generation,
+                resume_token,
+            },
+        );
         Self::run(&mut inner, actions);
-        Ok(())
+        Ok(generation)
+    }
+
+    /// A new session takes over an existing seat. The old session's
+    /// connection is closed, its tracks unpublished, and the new one is
+    /// subscribed to everything. Returns the new generation and the
+    /// participant's display name.
+    pub fn resume(
+        &self,
+        id: &ParticipantId,
+        resume_token: &str,
+        handle: PeerHandle,
+        ice_servers: Vec<IceServer>,
+    ) -> Result<(u64, String), ResumeError> {
+        let mut inner = self.lock();
+        let seat = inner.seats.get_mut(id).ok_or(ResumeError::NoSeat)?;
+        if !tokens_equal(&seat.resume_token, resume_token) {
+            return Err(ResumeError::BadToken);
+        }
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        let old = std::mem::replace(&mut seat.handle, handle.clone());
+        seat.generation = generation;
+        let _ = old.cmd.send(PeerCmd::Close);
+        let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
+        inner.tracks.retain(|_, t| &t.publisher != id);
+        let name = inner
+            .core
+            .participant(id)
+            .map(|p| p.display_name.clone())
+            .unwrap_or_default();
+        let _ = handle.out.send(ServerMessage::Joined {
+            participant_id: id.clone(),
+            room: self.info.clone(),
+            participants: inner.core.snapshot(),
+            ice_servers,
+            resume_token: resume_token.to_owned(),
+            resumed: true,
+        });
+        Self::run(&mut inner, actions);
+        Ok((generation, name))
     }
 
     /// Registers a newly received track and subscribes everyone else.
     pub fn publish(&self, track: Arc<UpTrack>) -> Result<(), CoreError> {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+        let mut inner = self.lock();
         inner.tracks.insert(track.info.id.clone(), track.clone());
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
@@ -120,7 +214,7 @@ impl Room {
 
     /// Removes a track from everyone.
     pub fn unpublish(&self, track: &TrackId) {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+        let mut inner = self.lock();
         let actions = inner.core.unpublish(track);
         Self::run(&mut inner, actions);
         inner.tracks.remove(track);
@@ -133,7 +227,7 @@ impl Room {
         publisher: &ParticipantId,
         still_sending: &std::collections::BTreeSet<String>,
     ) -> Vec<TrackId> {
-        let inner = self.inner.lock().expect("room lock poisoned");
+        let inner = self.lock();
         inner
             .tracks
             .values()
@@ -142,54 +236,77 @@ impl Room {
             .collect()
     }
 
-    /// Removes a participant. Returns true if the room is now empty.
-    pub fn leave(&self, id: &ParticipantId, reason: LeaveReason) -> bool {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+    fn leave_locked(inner: &mut Inner, id: &ParticipantId, reason: LeaveReason) {
         let actions = inner.core.leave(id, reason);
-        Self::run(&mut inner, actions);
-        inner.peers.remove(id);
+        Self::run(inner, actions);
+        if let Some(seat) = inner.seats.remove(id) {
+            let _ = seat.handle.cmd.send(PeerCmd::Close);
+        }
         inner.tracks.retain(|_, t| &t.publisher != id);
-        inner.core.is_empty()
+    }
+
+    /// Removes a participant whoever owns the seat (a second connection
+    /// with the same token replaces the first).
+    pub fn evict(&self, id: &ParticipantId, reason: LeaveReason) {
+        let mut inner = self.lock();
+        Self::leave_locked(&mut inner, id, reason);
+    }
+
+    /// The session `generation` ended on purpose: remove the participant,
+    /// unless a newer session owns the seat.
+    pub fn leave(&self, id: &ParticipantId, generation: u64, reason: LeaveReason) {
+        let mut inner = self.lock();
+        if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
+            Self::leave_locked(&mut inner, id, reason);
+        }
+    }
+
+    /// The session `generation`'s connection broke: show the participant
+    /// as reconnecting. Returns false if a newer session owns the seat.
+    pub fn dropped(&self, id: &ParticipantId, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.seats.get(id).map(|s| s.generation) != Some(generation) {
+            return false;
+        }
+        if let Ok(actions) = inner.core.set_status(id, PresenceStatus::Reconnecting) {
+            Self::run(&mut inner, actions);
+        }
+        true
+    }
+
+    /// The grace period of session `generation` ran out: remove the
+    /// participant unless they resumed meanwhile.
+    pub fn expire(&self, id: &ParticipantId, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
+            Self::leave_locked(&mut inner, id, LeaveReason::Disconnected);
+            true
+        } else {
+            false
+        }
     }
 
     /// Updates device state.
     pub fn set_media(&self, id: &ParticipantId, media: MediaState) -> Result<(), CoreError> {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+        let mut inner = self.lock();
         let actions = inner.core.set_media(id, media)?;
-        Self::run(&mut inner, actions);
-        Ok(())
-    }
-
-    /// Updates connection status.
-    pub fn set_status(&self, id: &ParticipantId, status: PresenceStatus) -> Result<(), CoreError> {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
-        let actions = inner.core.set_status(id, status)?;
         Self::run(&mut inner, actions);
         Ok(())
     }
 
     /// Sends a message to everyone in the room.
     pub fn broadcast(&self, msg: ServerMessage) {
-        let mut inner = self.inner.lock().expect("room lock poisoned");
+        let mut inner = self.lock();
         Self::run(&mut inner, vec![Action::Broadcast { msg, except: None }]);
     }
 
     /// Whether `id` is (still) in the room.
     pub fn contains(&self, id: &ParticipantId) -> bool {
-        let inner = self.inner.lock().expect("room lock poisoned");
-        inner.core.participant(id).is_some()
+        self.lock().core.participant(id).is_some()
     }
 
-    /// Current participant's published track infos (for tests and logs).
-    pub fn track_info(&self, id: &TrackId) -> Option<TrackInfo> {
-        let inner = self.inner.lock().expect("room lock poisoned");
-        inner.tracks.get(id).map(|t| t.info.clone())
-    }
-}
-
-impl Room {
     /// True while anyone is in the room.
     pub fn has_members(&self) -> bool {
-        !self.inner.lock().expect("room lock poisoned").core.is_empty()
+        !self.lock().core.is_empty()
     }
 }

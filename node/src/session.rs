@@ -15,7 +15,7 @@ use veche_protocol::chat::{validate_chat, RateLimiter};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::CommitChat;
 use veche_protocol::signal::{
-    peek_type, ClientMessage, LeaveReason, PresenceStatus, ServerMessage,
+    peek_type, ClientMessage, LeaveReason, Resume, ServerMessage,
 };
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
@@ -82,8 +82,12 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
             return;
         }
     };
-    let (token, media) = match ClientMessage::parse(&first) {
-        Ok(ClientMessage::Join { token, media }) => (token, media),
+    let (token, media, resume) = match ClientMessage::parse(&first) {
+        Ok(ClientMessage::Join {
+            token,
+            media,
+            resume,
+        }) => (token, media, resume),
         Ok(other) => {
             let reason = format!("the first message must be join, not {}", other.kind());
             close(socket, ErrorCode::InvalidState, &reason).await;
@@ -115,7 +119,16 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
         }
     };
     let span = tracing::info_span!("session", room = %claims.room_id, participant = %claims.participant_id);
-    session(node, socket, claims, media).instrument(span).await
+    session(node, socket, claims, media, resume)
+        .instrument(span)
+        .await
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .expect("OS RNG available");
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 async fn session(
@@ -123,13 +136,17 @@ async fn session(
     socket: WebSocket,
     claims: JoinClaims,
     media: veche_protocol::signal::MediaState,
+    resume: Option<Resume>,
 ) {
     let room = node.room_for(&claims);
-    let pid = claims.participant_id.clone();
-    if room.contains(&pid) {
+    let pid = resume
+        .as_ref()
+        .map(|r| r.participant_id.clone())
+        .unwrap_or_else(|| claims.participant_id.clone());
+    if resume.is_none() && room.contains(&pid) {
         // The same token used twice: the newer connection wins, as when a
         // user reloads the page.
-        room.leave(&pid, LeaveReason::Replaced);
+        room.evict(&pid, LeaveReason::Replaced);
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<PeerCmd>();
@@ -152,21 +169,35 @@ async fn session(
         out: out_tx.clone(),
         cmd: cmd_tx.clone(),
     };
-    if let Err(e) = room.join(
-        pid.clone(),
-        claims.display_name.clone(),
-        media,
-        handle,
-        now_ms(),
-        node.config.ice_servers.clone(),
-    ) {
-        warn!("join refused: {e}");
-        let _ = cmd_tx.send(PeerCmd::Close);
-        close(socket, ErrorCode::InvalidState, "could not join the room").await;
-        return;
-    }
+    let joined = match &resume {
+        Some(r) => room
+            .resume(&pid, &r.resume_token, handle, node.config.ice_servers.clone())
+            .map_err(|e| e.to_string()),
+        None => room
+            .join(
+                pid.clone(),
+                claims.display_name.clone(),
+                media,
+                handle,
+                now_ms(),
+                node.config.ice_servers.clone(),
+                random_token(),
+            )
+            .map(|generation| (generation, claims.display_name.clone()))
+            .map_err(|e| e.to_string()),
+    };
+    let (generation, display_name) = match joined {
+        Ok(j) => j,
+        Err(reason) => {
+            warn!("join refused: {reason}");
+            let _ = cmd_tx.send(PeerCmd::Close);
+            close(socket, ErrorCode::InvalidState, &reason).await;
+            node.release_room(&room);
+            return;
+        }
+    };
     node.metrics.participants.inc();
-    info!(name = %claims.display_name, "joined");
+    info!(name = %display_name, resumed = resume.is_some(), "joined");
 
     let (mut sink, mut stream) = socket.split();
     // Writer: everything queued for this participant, plus pings.
@@ -279,7 +310,7 @@ async fn session(
                 let req = CommitChat {
                     room_id: claims.room_id,
                     participant_id: pid.clone(),
-                    display_name: claims.display_name.clone(),
+                    display_name: display_name.clone(),
                     text,
                     client_msg_id: client_msg_id.clone(),
                     sent_at_ms: now_ms(),
@@ -295,35 +326,38 @@ async fn session(
     match end {
         End::Left => {
             info!("left");
-            room.leave(&pid, LeaveReason::Left);
+            room.leave(&pid, generation, LeaveReason::Left);
             let _ = cmd_tx.send(PeerCmd::Close);
         }
         End::Dropped => {
             // Keep the seat (and the media, which may still flow) for a
-            // grace period, showing others "reconnecting".
-            let _ = room.set_status(&pid, PresenceStatus::Reconnecting);
-            let grace = node.config.reconnect_grace;
-            let room2 = room.clone();
-            let cmd2 = cmd_tx.clone();
-            let node2 = node.clone();
-            let pid2 = pid.clone();
-            tokio::spawn(
-                async move {
-                    tokio::time::sleep(grace).await;
-                    if room2.contains(&pid2) {
-                        info!("did not come back within {grace:?}; removing");
-                        room2.leave(&pid2, LeaveReason::Disconnected);
+            // grace period, showing others "reconnecting". A resume within
+            // the grace period takes the seat over; `expire` then does
+            // nothing.
+            if room.dropped(&pid, generation) {
+                let grace = node.config.reconnect_grace;
+                let room2 = room.clone();
+                let node2 = node.clone();
+                let pid2 = pid.clone();
+                tokio::spawn(
+                    async move {
+                        tokio::time::sleep(grace).await;
+                        if room2.expire(&pid2, generation) {
+                            info!("did not come back within {grace:?}; removed");
+                        }
+                        node2.release_room(&room2);
                     }
-                    let _ = cmd2.send(PeerCmd::Close);
-                    node2.release_room(&room2);
-                }
-                .in_current_span(),
-            );
+                    .in_current_span(),
+                );
+            }
         }
     }
     drop(out_tx);
     writer.abort();
     node.metrics.participants.dec();
-    let _ = actor;
+    // The actor ends on its own when the room or this session sends
+    // `Close`; it is not awaited so that a slow `close()` of the peer
+    // connection doesn't hold up this task.
+    drop(actor);
     node.release_room(&room);
 }

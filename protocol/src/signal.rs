@@ -78,6 +78,12 @@ pub enum ClientMessage {
         /// The participant's initial device state.
         #[serde(default)]
         media: MediaState,
+        /// Set when reconnecting after the connection dropped: take back
+        /// the seat from the previous session instead of joining anew, so
+        /// others see the same participant go from `reconnecting` back to
+        /// `connected`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Resume>,
     },
     /// An SDP offer from the browser: its first offer, or a later one when
     /// it adds or removes a track it sends (screen sharing).
@@ -121,6 +127,17 @@ pub enum ClientMessage {
     },
     /// Leave the room now. The node tells everyone and closes the socket.
     Leave,
+}
+
+/// Proof that a new connection may take over a seat whose connection
+/// dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resume {
+    /// The seat's participant id (from the earlier `joined`).
+    pub participant_id: ParticipantId,
+    /// The `resume_token` from the earlier `joined`.
+    pub resume_token: String,
 }
 
 /// A participant's device state as the room sees it.
@@ -204,6 +221,12 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
         /// ICE servers the browser should use (STUN/TURN); empty on a LAN.
         ice_servers: Vec<IceServer>,
+        /// Secret for taking this seat back after a dropped connection
+        /// (see `Join::resume`). Keep it in memory only.
+        resume_token: String,
+        /// True when this `joined` resumed an existing seat.
+        #[serde(default)]
+        resumed: bool,
     },
     /// The node's answer to the browser's `offer`.
     Answer {
@@ -351,7 +374,8 @@ mod tests {
             m,
             ClientMessage::Join {
                 token: "v1.a.b".into(),
-                media: MediaState::default()
+                media: MediaState::default(),
+                resume: None,
             }
         );
         let m = ClientMessage::parse(

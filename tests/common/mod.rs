@@ -12,7 +12,7 @@
 //! - **Loopback only.** Every address is 127.0.0.1, so the tests work inside
 //!   the loopback-only network namespace `scripts/test.sh` creates.
 //! - **Cleanup on drop.** Servers, browsers and temporary directories go away
-//!   when the test ends, pass or fail. A failing test keeps its temporary
+//!   when the test ends, pass or fail. A failing test keeps its server data
 //!   directories and prints where they are.
 //!
 //! Each test binary uses a different subset of this module.
@@ -86,15 +86,26 @@ pub async fn wait_for<T>(
 // Temporary directories
 // ---------------------------------------------------------------------------
 
-/// A fresh directory under the system temp dir, removed on drop unless the
-/// test is failing (then its path is printed so it can be inspected).
+/// A fresh directory under the system temp dir, removed on drop. One made
+/// with [`TempDir::new`] is kept if the test is failing, and its path is
+/// printed, so that it can be inspected.
 pub struct TempDir {
     path: PathBuf,
+    keep_on_failure: bool,
 }
 
 impl TempDir {
-    /// Creates `veche-<label>-<pid>-<n>-<nanos>` under the temp dir.
+    /// Creates `veche-<label>-<pid>-<n>-<nanos>` under the temp dir, kept
+    /// for inspection if the test fails.
     pub fn new(label: &str) -> TempDir {
+        let mut dir = TempDir::scratch(label);
+        dir.keep_on_failure = true;
+        dir
+    }
+
+    /// Like [`TempDir::new`], but always removed (a browser profile is big
+    /// and says nothing about a failure).
+    pub fn scratch(label: &str) -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
@@ -105,7 +116,10 @@ impl TempDir {
             std::env::temp_dir().join(format!("veche-{label}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir { path }
+        TempDir {
+            path,
+            keep_on_failure: false,
+        }
     }
 
     /// The directory.
@@ -116,7 +130,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if self.keep_on_failure && std::thread::panicking() {
             eprintln!("[harness] keeping {} for inspection", self.path.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.path);
@@ -739,7 +753,8 @@ const __byName = (selector, name) => {
   const all = Array.from(document.querySelectorAll(selector)).filter((el) => __names(el).includes(name));
   return all.find(__visible) || all[0] || null;
 };
-const __participants = () => __byName('[aria-label], [aria-labelledby]', 'Participants');
+const __participants = () => __byName('ul, ol, [role="list"]', 'Participants')
+  || __byName('[aria-label], [aria-labelledby]', 'Participants');
 const __participantEntries = () => {
   const list = __participants();
   if (!list) return null;
@@ -760,13 +775,106 @@ const __chatLog = () => {
 pub struct InboundTrack {
     /// `audio` or `video`.
     pub kind: String,
-    /// The receiving `MediaStreamTrack.id`, which the server sets to its
-    /// track id.
+    /// The receiving `MediaStreamTrack.id` (`trackIdentifier`). Chrome takes
+    /// it from the SDP's `a=msid` only for transceivers the remote side
+    /// created; on one the browser created in its own offer it is a random
+    /// UUID. So identify senders by `stream`, not by this.
     pub track: String,
+    /// The media section's `mid`.
+    pub mid: String,
+    /// The sender's stream id: the `a=msid` stream of this `mid` in the
+    /// remote description. For camera and microphone the protocol makes it
+    /// the publisher's participant id.
+    pub stream: Option<String>,
     /// Video frames decoded so far (0 for audio).
     pub frames_decoded: u64,
     /// RTP packets received so far.
     pub packets_received: u64,
+}
+
+/// The key of a W3C WebDriver element reference in JSON.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A page element, as a WebDriver element reference.
+#[derive(Clone, Debug)]
+pub struct WebElement(pub String);
+
+/// A minimal W3C WebDriver client for chromedriver on loopback: plain HTTP
+/// and JSON through reqwest.
+///
+/// (fantoccini's `rustls()` connector panics in this workspace: `rtc` turns
+/// on rustls' `ring` provider and hyper-rustls its `aws-lc-rs` one, so
+/// rustls cannot pick a default. Chromedriver needs no TLS anyway.)
+#[derive(Clone, Debug)]
+pub struct WebDriver {
+    /// `http://127.0.0.1:PORT/session/ID`.
+    session_url: String,
+}
+
+impl WebDriver {
+    /// Opens a session with `capabilities` on the chromedriver at `driver_url`.
+    pub async fn new_session(driver_url: &str, capabilities: Value) -> Result<WebDriver, String> {
+        let resp = http()
+            .post(format!("{driver_url}/session"))
+            .timeout(BROWSER_START_TIMEOUT)
+            .json(&json!({ "capabilities": { "alwaysMatch": capabilities } }))
+            .send()
+            .await
+            .map_err(|e| format!("POST /session: {e}"))?;
+        let value = webdriver_value(resp).await?;
+        let id = value["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("no sessionId in {value}"))?;
+        Ok(WebDriver {
+            session_url: format!("{driver_url}/session/{id}"),
+        })
+    }
+
+    /// One command: `method` on the session URL plus `path` (which is empty
+    /// or starts with `/`), with a JSON body for POST. Returns `value`.
+    pub async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let url = format!("{}{path}", self.session_url);
+        let mut req = http().request(method.clone(), &url).timeout(secs(60));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        webdriver_value(resp)
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    /// A POST command.
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.command(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+/// The `value` of a WebDriver response, or its error and message.
+async fn webdriver_value(resp: reqwest::Response) -> Result<Value, String> {
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("HTTP {status} with a non-JSON body: {e}"))?;
+    let value = body.get("value").cloned().unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{}: {}",
+            value["error"].as_str().unwrap_or("error"),
+            value["message"].as_str().unwrap_or_default()
+        ))
+    }
 }
 
 /// One headless Chromium, driven through its own chromedriver process.
@@ -774,13 +882,13 @@ pub struct InboundTrack {
 /// A separate chromedriver per browser is the simplest isolation: nothing
 /// (profile, port, process) is shared between two browsers or two tests.
 pub struct Chrome {
-    /// The WebDriver session.
-    pub client: fantoccini::Client,
+    /// The WebDriver session, for commands the helpers do not cover.
+    pub driver: WebDriver,
     /// A label for messages, e.g. "Alice".
     pub label: String,
-    driver: Child,
-    driver_port: u16,
-    session_id: String,
+    driver_process: Child,
+    /// Set once the session is ended, so Drop does not end it again.
+    session_closed: bool,
     // Dropped after the processes are killed (field order).
     _profile: TempDir,
 }
@@ -804,7 +912,7 @@ impl Chrome {
     }
 
     async fn try_start(label: &str) -> Result<Chrome, String> {
-        let profile = TempDir::new("chrome");
+        let profile = TempDir::scratch("chrome");
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -854,41 +962,40 @@ impl Chrome {
             format!("--user-data-dir={}", profile.path().display()),
             "--window-size=1280,800".into(),
         ];
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
-        caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
-        let client = tokio::time::timeout(
-            BROWSER_START_TIMEOUT,
-            fantoccini::ClientBuilder::rustls()
-                .map_err(|e| format!("rustls: {e}"))?
-                .capabilities(caps)
-                .connect(&driver_url),
-        )
-        .await
-        .map_err(|_| format!("no WebDriver session within {BROWSER_START_TIMEOUT:?}"))?
-        .map_err(|e| format!("WebDriver session failed: {e}"))?;
-        let session_id = client.session_id().await.ok().flatten().unwrap_or_default();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let driver = WebDriver::new_session(&driver_url, caps)
+            .await
+            .map_err(|e| format!("WebDriver session failed: {e}"))?;
         // The Chrome value owns the process from here on.
-        let driver = guard.0.take().expect("the guard still holds chromedriver");
+        let driver_process = guard.0.take().expect("the guard still holds chromedriver");
         Ok(Chrome {
-            client,
-            label: label.to_owned(),
             driver,
-            driver_port: port,
-            session_id,
+            label: label.to_owned(),
+            driver_process,
+            session_closed: false,
             _profile: profile,
         })
     }
 
     /// Navigates to `url` and waits for the page to load.
     pub async fn goto(&self, url: &str) {
-        self.client
-            .goto(url)
+        self.driver
+            .post("/url", json!({ "url": url }))
             .await
             .unwrap_or_else(|e| panic!("{}: navigating to {url} failed: {e}", self.label));
+    }
+
+    /// The page's current URL.
+    pub async fn current_url(&self) -> Result<String, String> {
+        let v = self
+            .driver
+            .command(reqwest::Method::GET, "/url", None)
+            .await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
     /// Runs `body` as the body of an async function in the page (so it may
@@ -898,8 +1005,8 @@ impl Chrome {
         let script = format!(
             "{JS_PRELUDE}\nconst __args = arguments;\nreturn (async function () {{ {body} \n}}).apply(null, __args);"
         );
-        self.client
-            .execute(&script, args)
+        self.driver
+            .post("/execute/sync", json!({ "script": script, "args": args }))
             .await
             .map_err(|e| format!("script failed in {}'s browser: {e}", self.label))
     }
@@ -935,12 +1042,22 @@ impl Chrome {
                   throw new Error('window.veche.pc is not defined yet');
                 const pc = window.veche.pc();
                 if (!pc) return [];
+                // mid -> msid stream id, per media section of the remote SDP.
+                const streamByMid = {};
+                const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
+                for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+                  const mid = /^a=mid:(\S+)/m.exec(section);
+                  const msid = /^a=msid:(\S+)/m.exec(section);
+                  if (mid && msid) streamByMid[mid[1]] = msid[1];
+                }
                 const out = [];
                 (await pc.getStats()).forEach((r) => {
                   if (r.type !== 'inbound-rtp') return;
                   out.push({
                     kind: r.kind || r.mediaType || '',
                     track: r.trackIdentifier || r.id,
+                    mid: r.mid || '',
+                    stream: streamByMid[r.mid] || null,
                     framesDecoded: r.framesDecoded || 0,
                     packetsReceived: r.packetsReceived || 0,
                   });
@@ -958,6 +1075,8 @@ impl Chrome {
             .map(|r| InboundTrack {
                 kind: r["kind"].as_str().unwrap_or_default().to_owned(),
                 track: r["track"].as_str().unwrap_or_default().to_owned(),
+                mid: r["mid"].as_str().unwrap_or_default().to_owned(),
+                stream: r["stream"].as_str().map(str::to_owned),
                 frames_decoded: r["framesDecoded"].as_u64().unwrap_or(0),
                 packets_received: r["packetsReceived"].as_u64().unwrap_or(0),
             })
@@ -1040,7 +1159,7 @@ impl Chrome {
 
     /// Waits up to 10 s for an element matching `selector` with accessible
     /// name `name` to appear, and returns it as a WebDriver element.
-    pub async fn find_by_name(&self, selector: &str, name: &str) -> fantoccini::elements::Element {
+    pub async fn find_by_name(&self, selector: &str, name: &str) -> WebElement {
         let what = format!("{}'s page has {selector} named {name:?}", self.label);
         let found = wait_for(&what, secs(10), async || {
             let v = self
@@ -1049,17 +1168,33 @@ impl Chrome {
                     vec![json!(selector), json!(name)],
                 )
                 .await?;
-            // A WebDriver element reference is an object with this one key.
-            match v
-                .get("element-6066-11e4-a52e-4f735466cecf")
-                .and_then(Value::as_str)
-            {
-                Some(id) => Ok(id.to_owned()),
+            match v.get(ELEMENT_KEY).and_then(Value::as_str) {
+                Some(id) => Ok(WebElement(id.to_owned())),
                 None => Err(format!("no such element yet (script returned {v})")),
             }
         })
         .await;
-        fantoccini::elements::Element::from_element_id(self.client.clone(), found.into())
+        found
+    }
+
+    /// Clicks `element` as a user would: WebDriver scrolls it into view and
+    /// refuses if it is hidden, covered or disabled.
+    pub async fn click(&self, element: &WebElement) -> Result<(), String> {
+        self.driver
+            .post(&format!("/element/{}/click", element.0), json!({}))
+            .await
+            .map(drop)
+    }
+
+    /// Types `text` into `element` with real key events.
+    pub async fn type_into(&self, element: &WebElement, text: &str) -> Result<(), String> {
+        self.driver
+            .post(
+                &format!("/element/{}/value", element.0),
+                json!({ "text": text }),
+            )
+            .await
+            .map(drop)
     }
 
     /// Clicks the button whose `aria-label` or text is `name`, the way a
@@ -1071,22 +1206,39 @@ impl Chrome {
                 name,
             )
             .await;
-        button
-            .click()
+        self.click(&button)
             .await
             .unwrap_or_else(|e| panic!("{}: clicking {name:?} failed: {e}", self.label));
     }
 
     /// Types `text` into the textbox named "Chat message" and clicks "Send".
+    /// If the chat sits in a closed panel, first clicks "Chat" to open it,
+    /// as a user would.
     pub async fn send_chat(&self, text: &str) {
-        let input = self
-            .find_by_name(
-                "input, textarea, [contenteditable=\"true\"], [role=\"textbox\"]",
-                "Chat message",
-            )
-            .await;
-        input
-            .send_keys(text)
+        const TEXTBOX: &str = "input, textarea, [contenteditable=\"true\"], [role=\"textbox\"]";
+        let visible = async || {
+            let v = self
+                .js(
+                    "const el = __byName(arguments[0], arguments[1]); \
+                     return !!el && __visible(el);",
+                    vec![json!(TEXTBOX), json!("Chat message")],
+                )
+                .await?;
+            match v.as_bool() {
+                Some(true) => Ok(()),
+                _ => Err("the \"Chat message\" textbox is not visible".to_owned()),
+            }
+        };
+        if visible().await.is_err() {
+            self.click_button("Chat").await;
+            let what = format!(
+                "{}'s chat textbox is visible after clicking Chat",
+                self.label
+            );
+            wait_for(&what, secs(10), visible).await;
+        }
+        let input = self.find_by_name(TEXTBOX, "Chat message").await;
+        self.type_into(&input, text)
             .await
             .unwrap_or_else(|e| panic!("{}: typing into the chat failed: {e}", self.label));
         self.click_button("Send").await;
@@ -1095,23 +1247,14 @@ impl Chrome {
     /// The browser's console messages since the last call, via chromedriver's
     /// log endpoint. Empty if that is unavailable.
     pub async fn console_log(&self) -> Vec<String> {
-        let url = format!(
-            "http://127.0.0.1:{}/session/{}/se/log",
-            self.driver_port, self.session_id
-        );
-        let Ok(resp) = http()
-            .post(url)
-            .json(&json!({ "type": "browser" }))
-            .send()
+        let Ok(v) = self
+            .driver
+            .post("/se/log", json!({ "type": "browser" }))
             .await
         else {
             return vec![];
         };
-        let Ok(v) = resp.json::<Value>().await else {
-            return vec![];
-        };
-        v["value"]
-            .as_array()
+        v.as_array()
             .map(|entries| {
                 entries
                     .iter()
@@ -1130,36 +1273,79 @@ impl Chrome {
     /// Prints what this browser shows, for a failing test: URL, the app's
     /// state, participants, inbound media and the console.
     pub async fn dump(&self) {
+        fn show<T: std::fmt::Debug>(r: Result<T, String>) -> String {
+            r.map_or_else(|e| format!("(unavailable: {e})"), |v| format!("{v:?}"))
+        }
         let label = &self.label;
-        let url = self.client.current_url().await.map(|u| u.to_string());
         eprintln!("----- {label}'s browser -----");
-        eprintln!("url: {url:?}");
-        eprintln!("window.veche.state(): {:?}", self.state().await);
-        eprintln!("participants list: {:?}", self.participant_entries().await);
-        eprintln!("inbound media: {:?}", self.inbound_tracks().await);
-        eprintln!("chat log: {:?}", self.chat_log_text().await);
+        eprintln!("url: {}", show(self.current_url().await));
+        let state = self.state().await.map(|v| v.to_string());
+        eprintln!("window.veche.state(): {}", show(state));
+        eprintln!(
+            "participants list: {}",
+            show(self.participant_entries().await)
+        );
+        eprintln!("inbound media: {}", show(self.inbound_tracks().await));
+        eprintln!("chat log: {}", show(self.chat_log_text().await));
         let body = self
             .js(
                 "return document.body ? document.body.innerText : '';",
                 vec![],
             )
-            .await;
-        eprintln!("page text: {body:?}");
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned());
+        eprintln!("page text: {}", show(body));
         for line in self.console_log().await {
             eprintln!("console: {line}");
         }
     }
 
     /// Ends the WebDriver session (which closes Chromium), then chromedriver.
-    pub async fn close(self) {
-        let _ = tokio::time::timeout(secs(10), self.client.clone().close()).await;
+    pub async fn close(mut self) {
+        let ended = self.driver.command(reqwest::Method::DELETE, "", None).await;
+        self.session_closed = ended.is_ok();
         // Drop ends chromedriver and anything left in its process group.
     }
 }
 
 impl Drop for Chrome {
     fn drop(&mut self) {
-        end_process_group(&mut self.driver);
+        // After a panic there was no `close()`: ask chromedriver to end the
+        // session, so it shuts Chromium down in order, before ending it.
+        if !self.session_closed {
+            delete_session_blocking(&self.driver.session_url);
+        }
+        end_process_group(&mut self.driver_process);
+    }
+}
+
+/// `DELETE /session/{id}` on chromedriver, with a plain blocking socket since
+/// `Drop` cannot await. Best effort, bounded to a few seconds.
+fn delete_session_blocking(session_url: &str) {
+    use std::io::Write;
+    // session_url is http://127.0.0.1:PORT/session/ID.
+    let Some((port, path)) = session_url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return;
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return;
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, secs(2)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(secs(10)));
+    let _ = stream.set_write_timeout(Some(secs(2)));
+    let request = format!(
+        "DELETE /{path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        // Chromedriver answers once Chromium has quit.
+        let _ = stream.read(&mut [0u8; 512]);
     }
 }
 

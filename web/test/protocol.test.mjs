@@ -272,7 +272,7 @@ describe('Signalling', () => {
     assert.equal(closes.length, 0, 'exactly three intervals is still alive');
     t.advance(5000);
     assert.deepEqual(closes, [{ code: CloseCode.ABNORMAL, reason: 'keepalive timeout', byClient: false }]);
-    assert.equal(ws.closeCalls.length, 1);
+    assert.deepEqual(ws.closeCalls, [[CloseCode.RECONNECTING, 'keepalive timeout']], 'not 1000, which means "left"');
     // The real close event that follows is not reported twice.
     ws.serverClose(1006);
     assert.equal(closes.length, 1);
@@ -309,6 +309,14 @@ describe('closeAction and backoff', () => {
     assert.equal(closeAction({ code: 4002, reason: '', byClient: false }), 'new_token');
     assert.equal(closeAction({ code: 1006, reason: '', byClient: false }), 'retry');
     assert.equal(closeAction({ code: 4503, reason: '', byClient: false }), 'retry');
+  });
+
+  test('a refused resume falls back to a fresh join; other 4009s retry', () => {
+    const closed = { code: 4009, reason: 'no seat', byClient: false };
+    assert.equal(closeAction(closed, { resuming: true, joined: false }), 'fresh_join');
+    assert.equal(closeAction(closed, { resuming: false, joined: false }), 'retry');
+    assert.equal(closeAction(closed, { resuming: true, joined: true }), 'retry');
+    assert.equal(closeAction({ code: 4001, reason: '', byClient: false }, { resuming: true }), 'new_token');
   });
 
   test('backoff doubles from 1 s up to 10 s', () => {

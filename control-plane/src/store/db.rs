@@ -35,8 +35,7 @@ pub(crate) const ROOMS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_r
 /// Room id by slug.
 pub(crate) const ROOM_SLUGS: TableDefinition<&str, u64> = TableDefinition::new("sm_room_slugs");
 /// Chat messages by (room id, message id).
-pub(crate) const MESSAGES: TableDefinition<(u64, u64), &[u8]> =
-    TableDefinition::new("sm_messages");
+pub(crate) const MESSAGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("sm_messages");
 /// Idempotency index: (room id, participant id, client message id) to
 /// message id.
 pub(crate) const CHAT_IDEMPOTENCY: TableDefinition<(u64, &str, &str), u64> =

@@ -1,8 +1,6 @@
 //! The Raft log on redb: entries, vote, committed and last-purged log ids.
 
-use super::db::{
-    self, Db, DbError, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, LOG, LOG_META,
-};
+use super::db::{self, Db, DbError, KEY_COMMITTED, KEY_LAST_PURGED, KEY_VOTE, LOG, LOG_META};
 use super::types::TypeConfig;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{

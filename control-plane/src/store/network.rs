@@ -82,7 +82,10 @@ impl std::fmt::Debug for HttpNetworkFactory {
         // Never print the token.
         f.debug_struct("HttpNetworkFactory")
             .field("node_id", &self.node_id)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -170,7 +173,11 @@ impl HttpNetwork {
         let result: Result<Resp, E> =
             rmp_serde::from_slice(&bytes).map_err(|e| NetworkError::new(&e))?;
         result.map_err(|e| {
-            RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
         })
     }
 }

@@ -10,7 +10,7 @@ use super::types::Raft;
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError, RaftError,
 };
-use openraft::{BasicNode, SnapshotPolicy};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
 use redb::Database;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,12 @@ pub const DB_FILE_NAME: &str = "raft.redb";
 /// to become leader. Election takes at most `election_timeout_max` (2 s in
 /// [`default_raft_config`]) plus an fsync or two.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// Deadline for one write or linearizable read. openraft itself waits
+/// indefinitely for a commit, which without a quorum is forever; an HTTP
+/// handler must not. Long enough to cover a leader election (up to
+/// `election_timeout_max`) plus replication.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long [`RaftStore::shutdown`] waits for openraft's tasks to let go of
 /// the database file.
@@ -66,6 +72,15 @@ pub enum StoreError {
     /// target is missing), or a value could not be encoded.
     #[error("inconsistent storage: {0}")]
     Inconsistent(String),
+    /// The request did not complete within [`REQUEST_TIMEOUT`]. For a
+    /// write the outcome is unknown: the command may still commit later,
+    /// so only retry commands that are idempotent (chat with a
+    /// `client_msg_id`, `InitSigningKey`).
+    #[error("raft request timed out after {timeout:?}")]
+    Timeout {
+        /// The deadline that passed.
+        timeout: Duration,
+    },
     /// The Raft configuration was rejected by openraft.
     #[error("invalid raft config: {0}")]
     Config(Box<openraft::ConfigError>),
@@ -272,7 +287,10 @@ impl RaftStore {
         } else {
             let members = BTreeMap::from([(self.node_id, BasicNode::new(&self.advertise_addr))]);
             match self.raft.initialize(members).await {
-                Ok(()) => tracing::info!(node_id = self.node_id, "initialized single-node raft cluster"),
+                Ok(()) => tracing::info!(
+                    node_id = self.node_id,
+                    "initialized single-node raft cluster"
+                ),
                 // Raced with another initialization or an incoming vote.
                 Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
                     tracing::info!(node_id = self.node_id, reason = %e, "raft initialization not needed");
@@ -284,16 +302,27 @@ impl RaftStore {
             }
         }
 
-        let sole_voter = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
-            voters == [self.node_id]
-        };
+        // Ask the Raft core, not the metrics: metrics are published
+        // asynchronously and may not show the membership just initialized.
+        let id = self.node_id;
+        let sole_voter = self
+            .raft
+            .with_raft_state(move |st| {
+                st.membership_state
+                    .effective()
+                    .voter_ids()
+                    .eq(std::iter::once(id))
+            })
+            .await?;
         if sole_voter {
+            // Wait for the `Leader` state itself, which is what
+            // `client_write` checks, not merely for a known leader id.
             self.raft
                 .wait(Some(LEADER_WAIT))
-                .current_leader(self.node_id, "sole voter becomes leader")
+                .metrics(
+                    |m| m.state == ServerState::Leader && m.current_leader == Some(id),
+                    "sole voter becomes leader",
+                )
                 .await
                 .map_err(|e| StoreError::Unavailable {
                     reason: format!("this node did not become leader: {e}"),
@@ -306,7 +335,7 @@ impl RaftStore {
     /// committed and applied. On a follower this returns
     /// [`StoreError::NotLeader`]; forwarding is the caller's business.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
-        let resp = self.raft.client_write(cmd).await?;
+        let resp = with_deadline(self.raft.client_write(cmd)).await??;
         resp.data.ok_or_else(|| {
             StoreError::Inconsistent(format!(
                 "command entry {} produced no state-machine result",
@@ -317,13 +346,13 @@ impl RaftStore {
 
     /// The room with this slug, if any (linearizable).
     pub async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
-        self.raft.ensure_linearizable().await?;
+        self.linearize().await?;
         Ok(queries::room_by_slug(&self.db, slug)?)
     }
 
     /// The room with this id, if any (linearizable).
     pub async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        self.raft.ensure_linearizable().await?;
+        self.linearize().await?;
         Ok(queries::room_by_id(&self.db, id)?)
     }
 
@@ -337,15 +366,22 @@ impl RaftStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
-        self.raft.ensure_linearizable().await?;
+        self.linearize().await?;
         Ok(queries::messages(&self.db, room, before, limit)?)
     }
 
     /// The installed join-token signing key (PKCS#8), if any
     /// (linearizable).
     pub async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.raft.ensure_linearizable().await?;
+        self.linearize().await?;
         Ok(queries::signing_key(&self.db)?)
+    }
+
+    /// Confirms leadership with a quorum and waits until everything
+    /// committed before this call is applied locally.
+    async fn linearize(&self) -> Result<(), StoreError> {
+        with_deadline(self.raft.ensure_linearizable()).await??;
+        Ok(())
     }
 
     /// The Raft node, for membership changes, metrics and the RPC router.
@@ -379,6 +415,15 @@ impl RaftStore {
         tracing::info!(node_id = self.node_id, "raft store shut down");
         Ok(())
     }
+}
+
+/// Bounds `fut` by [`REQUEST_TIMEOUT`].
+async fn with_deadline<T>(fut: impl std::future::Future<Output = T>) -> Result<T, StoreError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| StoreError::Timeout {
+            timeout: REQUEST_TIMEOUT,
+        })
 }
 
 /// `RaftStore` is used from many tasks; keep it shareable.

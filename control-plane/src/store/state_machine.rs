@@ -76,7 +76,11 @@ struct ApplyTables<'txn> {
 
 /// Applies one command at log index `index`. A refusal is a deterministic
 /// `Ok(Err(..))`; `Err` is reserved for storage failures.
-fn apply_command(t: &mut ApplyTables<'_>, index: u64, cmd: Command) -> Result<CommandResult, DbError> {
+fn apply_command(
+    t: &mut ApplyTables<'_>,
+    index: u64,
+    cmd: Command,
+) -> Result<CommandResult, DbError> {
     match cmd {
         Command::CreateRoom {
             slug,
@@ -134,7 +138,11 @@ fn apply_command(t: &mut ApplyTables<'_>, index: u64, cmd: Command) -> Result<Co
                 .insert((room_id.0, index), db::encode(&message)?.as_slice())?;
             if let Some(client_id) = &message.client_msg_id {
                 t.idempotency.insert(
-                    (room_id.0, message.participant_id.as_str(), client_id.as_str()),
+                    (
+                        room_id.0,
+                        message.participant_id.as_str(),
+                        client_id.as_str(),
+                    ),
                     index,
                 )?;
             }
@@ -151,7 +159,10 @@ fn apply_command(t: &mut ApplyTables<'_>, index: u64, cmd: Command) -> Result<Co
 }
 
 /// Applies a batch in one write transaction, `last_applied` included.
-fn apply_batch(db: &Database, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<ApplyResponse>, DbError> {
+fn apply_batch(
+    db: &Database,
+    entries: Vec<Entry<TypeConfig>>,
+) -> Result<Vec<ApplyResponse>, DbError> {
     let txn = db.begin_write()?;
     let mut responses = Vec::with_capacity(entries.len());
     {
@@ -179,8 +190,10 @@ fn apply_batch(db: &Database, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<App
             last_applied = Some(log_id);
         }
         if let Some(last_applied) = last_applied {
-            t.meta
-                .insert(KEY_LAST_APPLIED, db::encode(&Some(last_applied))?.as_slice())?;
+            t.meta.insert(
+                KEY_LAST_APPLIED,
+                db::encode(&Some(last_applied))?.as_slice(),
+            )?;
         }
         if let Some(membership) = membership {
             t.meta
@@ -304,12 +317,18 @@ fn install_snapshot(
         for m in &blob.messages {
             messages.insert((m.room_id.0, m.id.0), db::encode(m)?.as_slice())?;
             if let Some(client_id) = &m.client_msg_id {
-                idempotency.insert((m.room_id.0, m.participant_id.as_str(), client_id.as_str()), m.id.0)?;
+                idempotency.insert(
+                    (m.room_id.0, m.participant_id.as_str(), client_id.as_str()),
+                    m.id.0,
+                )?;
             }
         }
         let mut sm_meta = txn.open_table(SM_META)?;
         sm_meta.insert(KEY_LAST_APPLIED, db::encode(&meta.last_log_id)?.as_slice())?;
-        sm_meta.insert(KEY_LAST_MEMBERSHIP, db::encode(&meta.last_membership)?.as_slice())?;
+        sm_meta.insert(
+            KEY_LAST_MEMBERSHIP,
+            db::encode(&meta.last_membership)?.as_slice(),
+        )?;
         match &blob.signing_key {
             Some(key) => sm_meta.insert(KEY_SIGNING_KEY, key.as_slice())?,
             None => sm_meta.remove(KEY_SIGNING_KEY)?,

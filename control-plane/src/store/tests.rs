@@ -64,11 +64,26 @@ async fn wait_for(
     raft: &Raft,
     what: &str,
     pred: impl Fn(&RaftMetrics<u64, BasicNode>) -> bool + Send,
-) {
-    if let Err(e) = raft.wait(Some(WAIT)).metrics(pred, what).await {
-        let m = raft.metrics().borrow().clone();
-        panic!("timed out waiting for: {what} ({e}); metrics now: {m:?}");
+) -> RaftMetrics<u64, BasicNode> {
+    match raft.wait(Some(WAIT)).metrics(pred, what).await {
+        Ok(m) => m,
+        Err(e) => {
+            let m = raft.metrics().borrow().clone();
+            panic!("timed out waiting for: {what} ({e}); metrics now: {m:?}");
+        }
     }
+}
+
+/// Triggers a snapshot and waits until it covers everything applied so
+/// far; returns the snapshot's last log id. (Metrics are published after
+/// a write returns, so "applied so far" is read from the same report.)
+async fn snapshot_now(raft: &Raft) -> openraft::LogId<u64> {
+    raft.trigger().snapshot().await.unwrap();
+    let m = wait_for(raft, "snapshot covers every applied entry", |m| {
+        m.snapshot.is_some() && m.snapshot == m.last_applied
+    })
+    .await;
+    m.snapshot.unwrap()
 }
 
 fn slug(n: u8) -> RoomSlug {
@@ -125,8 +140,14 @@ async fn room_with_messages(store: &RaftStore, n: usize) -> (Room, Vec<ChatMessa
 
 /// Checks that the store holds exactly `room` and `sent`, paging by 100.
 async fn assert_history(store: &RaftStore, room: &Room, sent: &[ChatMessage]) {
-    assert_eq!(store.room_by_slug(&room.slug).await.unwrap().as_ref(), Some(room));
-    assert_eq!(store.room_by_id(room.id).await.unwrap().as_ref(), Some(room));
+    assert_eq!(
+        store.room_by_slug(&room.slug).await.unwrap().as_ref(),
+        Some(room)
+    );
+    assert_eq!(
+        store.room_by_id(room.id).await.unwrap().as_ref(),
+        Some(room)
+    );
 
     let (newest, has_more) = store.messages(room.id, None, 100).await.unwrap();
     let split = sent.len().saturating_sub(100);
@@ -168,7 +189,11 @@ async fn rooms_and_messages_survive_restart() {
     // entry was appended.
     assert_eq!(after.membership_config, before.membership_config);
     assert_eq!(
-        after.membership_config.membership().voter_ids().collect::<Vec<_>>(),
+        after
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect::<Vec<_>>(),
         vec![1]
     );
     let last = before.last_log_index.unwrap();
@@ -253,7 +278,9 @@ async fn signing_key_first_writer_wins() {
     let store = open_single(dir.path()).await;
     assert_eq!(store.signing_key().await.unwrap(), None);
     let first = store
-        .write(Command::InitSigningKey { pkcs8: vec![1, 2, 3] })
+        .write(Command::InitSigningKey {
+            pkcs8: vec![1, 2, 3],
+        })
         .await
         .unwrap();
     assert_eq!(first, Ok(CommandOutput::SigningKey(vec![1, 2, 3])));
@@ -280,17 +307,10 @@ async fn snapshot_and_log_purge_survive_restart() {
         .await
         .unwrap()
         .unwrap();
-    let applied = store.raft().metrics().borrow().last_applied;
-
-    store.raft().trigger().snapshot().await.unwrap();
-    wait_for(store.raft(), "snapshot covers every applied entry", |m| {
-        m.snapshot == applied
-    })
-    .await;
-    let upto = applied.map(|l| l.index).unwrap();
-    store.raft().trigger().purge_log(upto).await.unwrap();
+    let snap = snapshot_now(store.raft()).await;
+    store.raft().trigger().purge_log(snap.index).await.unwrap();
     wait_for(store.raft(), "log purged up to the snapshot", |m| {
-        m.purged == applied
+        m.purged == Some(snap)
     })
     .await;
     store.shutdown().await.unwrap();
@@ -300,8 +320,8 @@ async fn snapshot_and_log_purge_survive_restart() {
     {
         let (mut log, _sm) = open_storage(&dir.path().join("raft.redb")).unwrap();
         let state = log.get_log_state().await.unwrap();
-        assert_eq!(state.last_purged_log_id, applied);
-        assert_eq!(state.last_log_id, applied);
+        assert_eq!(state.last_purged_log_id, Some(snap));
+        assert_eq!(state.last_log_id, Some(snap));
         assert!(log.try_get_log_entries(..).await.unwrap().is_empty());
     }
 
@@ -323,18 +343,14 @@ async fn snapshot_installed_on_fresh_storage_restores_all_state() {
         .await
         .unwrap()
         .unwrap();
-    store.raft().trigger().snapshot().await.unwrap();
-    let applied = store.raft().metrics().borrow().last_applied;
-    wait_for(store.raft(), "snapshot covers every applied entry", |m| {
-        m.snapshot == applied
-    })
-    .await;
+    let snap = snapshot_now(store.raft()).await;
     let snapshot = store
         .raft()
         .get_snapshot()
         .await
         .unwrap()
         .expect("a current snapshot");
+    assert_eq!(snapshot.meta.last_log_id, Some(snap));
     store.shutdown().await.unwrap();
     drop(store);
 
@@ -375,7 +391,9 @@ impl HttpNode {
     async fn start(id: u64, dir: &Path, config: openraft::Config) -> HttpNode {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
-        let store = RaftStore::open(id, addr.clone(), dir, config).await.unwrap();
+        let store = RaftStore::open(id, addr.clone(), dir, config)
+            .await
+            .unwrap();
         let router = raft_router(store.raft().clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -418,9 +436,11 @@ async fn learner_catches_up_over_http_via_snapshot_then_appends() {
     let n1 = HttpNode::start(1, dir1.path(), config.clone()).await;
     n1.store.initialize_single_if_new().await.unwrap();
     let (room, mut sent) = room_with_messages(&n1.store, 40).await;
-    wait_for(n1.store.raft(), "leader snapshotted and purged its log", |m| {
-        m.purged.is_some() && m.snapshot.is_some()
-    })
+    wait_for(
+        n1.store.raft(),
+        "leader snapshotted and purged its log",
+        |m| m.purged.is_some() && m.snapshot.is_some(),
+    )
     .await;
 
     let n2 = HttpNode::start(2, dir2.path(), config).await;
@@ -429,12 +449,15 @@ async fn learner_catches_up_over_http_via_snapshot_then_appends() {
         .add_learner(2, BasicNode::new(&n2.addr), true)
         .await
         .expect("add learner");
-    // One more entry after the snapshot travels as an append.
-    sent.push(post_ok(&n1.store, post(room.id, &participant(1), "late", None)).await);
-    let leader_applied = n1.store.raft().metrics().borrow().last_applied;
-    wait_for(n2.store.raft(), "learner applied the leader's last entry", |m| {
-        m.last_applied == leader_applied
-    })
+    // One more entry after the snapshot travels as an append. Its message
+    // id is its log index; the leader's metrics may lag behind its reply.
+    let late = post_ok(&n1.store, post(room.id, &participant(1), "late", None)).await;
+    sent.push(late.clone());
+    wait_for(
+        n2.store.raft(),
+        "learner applied the leader's last entry",
+        |m| m.last_applied.map(|l| l.index) >= Some(late.id.0),
+    )
     .await;
     assert!(
         n2.store.raft().metrics().borrow().snapshot.is_some(),
