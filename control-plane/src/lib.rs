@@ -145,11 +145,16 @@ impl ControlPlane {
     /// on first start, and loads (or creates, through Raft) the join-token
     /// signing key.
     pub async fn open(config: ControlPlaneConfig) -> Result<Arc<Self>, CpError> {
-        let store = RaftStore::open(
+        // Raft peers present the cluster secret too: the /raft routes sit
+        // behind the same check as the rest of the internal API.
+        let network = store::network::HttpNetworkFactory::new(config.node_id)
+            .with_bearer_token(config.cluster_secret.clone());
+        let store = RaftStore::open_with_network(
             config.node_id,
             config.advertise_addr.clone(),
             &config.data_dir,
             store::default_raft_config(),
+            network,
         )
         .await?;
         store.initialize_single_if_new().await?;
