@@ -16,9 +16,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -113,7 +112,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     // Open WebSockets keep graceful shutdown waiting; give them a moment.
-    if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .is_err()
+    {
         tracing::info!("closing remaining connections");
     }
     cp.shutdown()

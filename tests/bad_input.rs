@@ -156,3 +156,22 @@ async fn refused_chat_is_not_stored() {
         .collect();
     assert_eq!(texts, vec![json!("the only message")]);
 }
+
+#[tokio::test]
+async fn expired_token_is_refused_with_4002_and_says_so() {
+    // A zero lifetime makes every token expire the moment it is issued:
+    // the only way to get a genuinely signed, genuinely expired token
+    // without waiting out the default 60 s.
+    let server = Server::start_with_config("[control_plane]\ntoken_ttl_secs = 0\n");
+    let room = create_room(server.base(), "Expiry").await;
+    let join_response = join(server.base(), str_field(&room, "slug"), "Late").await;
+    let mut ws = Signal::connect(server.base(), &join_response).await;
+    ws.send(&json!({ "type": "join", "token": str_field(&join_response, "token") }))
+        .await;
+    let (code, reason) = ws.expect_close(secs(10)).await;
+    assert_eq!(code, 4002, "closed with {code} {reason:?}, expected 4002");
+    assert!(
+        reason.contains("expired"),
+        "reason {reason:?} does not say expired"
+    );
+}

@@ -31,7 +31,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(RPC_COMMIT_CHAT, post(commit_chat))
         .with_state(cp.clone())
         .merge(crate::store::raft_router(cp.store.raft().clone()))
-        .layer(middleware::from_fn_with_state(cp.clone(), require_cluster_secret));
+        .layer(middleware::from_fn_with_state(
+            cp.clone(),
+            require_cluster_secret,
+        ));
     Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{slug}", get(get_room))
@@ -60,9 +63,8 @@ async fn require_cluster_secret(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let ok = presented.is_some_and(|p| {
-        constant_time_eq(p.as_bytes(), cp.config.cluster_secret.as_bytes())
-    });
+    let ok = presented
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), cp.config.cluster_secret.as_bytes()));
     if ok {
         next.run(req).await
     } else {
@@ -72,7 +74,10 @@ async fn require_cluster_secret(
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > MAX_BODY {
-        return Err(ApiError::new(ErrorCode::TooLarge, format!("request body over {MAX_BODY} bytes")));
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("request body over {MAX_BODY} bytes"),
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid request body: {e}")))
@@ -87,7 +92,10 @@ fn clean_name(raw: &str, what: &str, max: usize) -> Result<String, ApiError> {
     let name: String = raw.chars().filter(|c| !c.is_control()).collect();
     let name = name.trim();
     if name.is_empty() {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("{what} must not be empty")));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{what} must not be empty"),
+        ));
     }
     if name.chars().count() > max {
         return Err(ApiError::new(
@@ -105,7 +113,10 @@ fn public_base(cp: &ControlPlane, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost");
     format!("http://{host}")
 }
@@ -159,7 +170,10 @@ async fn create_room(
 
 fn unexpected(out: Result<CommandOutput, CommandError>) -> ApiError {
     tracing::error!("unexpected state machine output: {out:?}");
-    ApiError::new(ErrorCode::Internal, "unexpected result from the state machine")
+    ApiError::new(
+        ErrorCode::Internal,
+        "unexpected result from the state machine",
+    )
 }
 
 async fn get_room(
@@ -183,7 +197,10 @@ async fn join_room(
     let display_name = clean_name(&req.display_name, "display name", MAX_DISPLAY_NAME_CHARS)?;
     let room = room_or_404(&cp, &slug).await?;
     let (node_id, ws_url) = cp.pick_media_node().ok_or_else(|| {
-        ApiError::new(ErrorCode::Unavailable, "no media node is available; retry shortly")
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "no media node is available; retry shortly",
+        )
     })?;
     let now = crate::now_ms();
     let claims = JoinClaims {
@@ -238,18 +255,26 @@ async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {
 
 fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
     rmp_serde::from_slice(body).map_err(|e| {
-        RpcError(ApiError::new(ErrorCode::BadRequest, format!("undecodable RPC body: {e}")))
+        RpcError(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("undecodable RPC body: {e}"),
+        ))
     })
 }
 
 fn rpc_reply<T: serde::Serialize>(v: &T) -> Response {
     match rmp_serde::to_vec_named(v) {
         Ok(b) => ([("content-type", "application/msgpack")], b).into_response(),
-        Err(e) => RpcError(ApiError::new(ErrorCode::Internal, format!("encode: {e}"))).into_response(),
+        Err(e) => {
+            RpcError(ApiError::new(ErrorCode::Internal, format!("encode: {e}"))).into_response()
+        }
     }
 }
 
-async fn register_node(State(cp): State<Arc<ControlPlane>>, body: Bytes) -> Result<Response, RpcError> {
+async fn register_node(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
     let req: RegisterNode = decode_rpc(&body)?;
     cp.register_media_node(req.node_id, req.ws_url);
     Ok(rpc_reply(&RegisterNodeReply {
@@ -257,12 +282,15 @@ async fn register_node(State(cp): State<Arc<ControlPlane>>, body: Bytes) -> Resu
     }))
 }
 
-async fn commit_chat(State(cp): State<Arc<ControlPlane>>, body: Bytes) -> Result<Response, RpcError> {
+async fn commit_chat(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
     let req: CommitChat = decode_rpc(&body)?;
     // Validated again here: the control plane is the authority, and the
     // internal API must not trust that the caller filtered anything.
-    let text = validate_chat(&req.text)
-        .map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
+    let text =
+        validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
     let out = cp
         .store
         .write(Command::PostChat {

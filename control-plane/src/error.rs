@@ -31,7 +31,10 @@ impl From<crate::store::StoreError> for ApiError {
             ),
             other => {
                 tracing::error!("store error: {other}");
-                ApiError::new(ErrorCode::Internal, "the control plane could not complete the request")
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "the control plane could not complete the request",
+                )
             }
         }
     }

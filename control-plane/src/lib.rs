@@ -60,7 +60,9 @@ impl CpMetrics {
             Registry::new_custom(Some("veche_cp".into()), None).expect("static prefix is valid");
         let c = |name: &str, help: &str| {
             let m = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         CpMetrics {

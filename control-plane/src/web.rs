@@ -42,7 +42,10 @@ fn file(path: &str) -> Response {
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|| async { file("index.html") }))
-        .route("/r/{slug}", get(|_: Path<String>| async { file("room.html") }))
+        .route(
+            "/r/{slug}",
+            get(|_: Path<String>| async { file("room.html") }),
+        )
         .route(
             "/static/{*path}",
             get(|Path(p): Path<String>| async move {

@@ -342,7 +342,9 @@ mod tests {
         actions
             .iter()
             .filter_map(|a| match a {
-                Action::Subscribe { subscriber, track } => Some((subscriber.clone(), track.clone())),
+                Action::Subscribe { subscriber, track } => {
+                    Some((subscriber.clone(), track.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -371,7 +373,10 @@ mod tests {
         join(&mut core, 3);
         let t = track(10, 1, TrackSource::Camera);
         let actions = core.publish(&pid(1), t.clone()).unwrap();
-        assert_eq!(subs(&actions), vec![(pid(2), t.id.clone()), (pid(3), t.id.clone())]);
+        assert_eq!(
+            subs(&actions),
+            vec![(pid(2), t.id.clone()), (pid(3), t.id.clone())]
+        );
         assert!(core.receiving(&pid(1)).is_empty());
         assert_eq!(core.participant(&pid(1)).unwrap().tracks, vec![t]);
     }
@@ -406,8 +411,16 @@ mod tests {
         );
         assert!(core.publisher_of(&cam.id).is_none());
         assert_eq!(core.snapshot().len(), 2);
-        assert!(matches!(actions.last(), Some(Action::Broadcast {
-            msg: ServerMessage::ParticipantLeft { reason: LeaveReason::Left, .. }, .. })));
+        assert!(matches!(
+            actions.last(),
+            Some(Action::Broadcast {
+                msg: ServerMessage::ParticipantLeft {
+                    reason: LeaveReason::Left,
+                    ..
+                },
+                ..
+            })
+        ));
         // Leaving twice is harmless.
         assert!(core.leave(&pid(1), LeaveReason::Left).is_empty());
     }
@@ -436,10 +449,15 @@ mod tests {
             ..MediaState::default()
         };
         let actions = core.set_media(&pid(1), muted).unwrap();
-        assert!(matches!(&actions[..], [Action::Broadcast { except: None, .. }]));
+        assert!(matches!(
+            &actions[..],
+            [Action::Broadcast { except: None, .. }]
+        ));
         // No change, no message.
         assert!(core.set_media(&pid(1), muted).unwrap().is_empty());
-        let actions = core.set_status(&pid(1), PresenceStatus::Reconnecting).unwrap();
+        let actions = core
+            .set_status(&pid(1), PresenceStatus::Reconnecting)
+            .unwrap();
         assert_eq!(actions.len(), 1);
         assert_eq!(
             core.participant(&pid(1)).unwrap().status,
@@ -456,7 +474,8 @@ mod tests {
         let theirs = track(11, 2, TrackSource::Camera);
         core.publish(&pid(1), mine.clone()).unwrap();
         core.publish(&pid(2), theirs.clone()).unwrap();
-        core.set_status(&pid(1), PresenceStatus::Reconnecting).unwrap();
+        core.set_status(&pid(1), PresenceStatus::Reconnecting)
+            .unwrap();
         let actions = core.rejoin(&pid(1)).unwrap();
         assert_eq!(unsubs(&actions), vec![(pid(2), mine.id.clone())]);
         assert_eq!(subs(&actions), vec![(pid(1), theirs.id.clone())]);

@@ -5,7 +5,9 @@
 
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::error::ErrorBody;
-use veche_protocol::rpc::{CommitChat, RegisterNode, RegisterNodeReply, RPC_COMMIT_CHAT, RPC_REGISTER_NODE};
+use veche_protocol::rpc::{
+    CommitChat, RegisterNode, RegisterNodeReply, RPC_COMMIT_CHAT, RPC_REGISTER_NODE,
+};
 use veche_protocol::ErrorCode;
 
 /// HTTP client bound to one control-plane base URL.
@@ -60,12 +62,14 @@ impl ControlPlaneClient {
             rmp_serde::from_slice(&bytes)
                 .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("decode reply: {e}")))
         } else {
-            Err(rmp_serde::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                ErrorBody::new(
-                    ErrorCode::Internal,
-                    format!("control plane answered {status}"),
-                )
-            }))
+            Err(
+                rmp_serde::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+                    ErrorBody::new(
+                        ErrorCode::Internal,
+                        format!("control plane answered {status}"),
+                    )
+                }),
+            )
         }
     }
 

@@ -185,6 +185,9 @@ mod tests {
         let negotiated = [("video/VP9", 90_000, 98), ("video/VP8", 90_000, 96)];
         assert_eq!(negotiated_pt("video/vp8", 90_000, negotiated), Some(96));
         assert_eq!(negotiated_pt("video/H264", 90_000, negotiated), None);
-        assert_eq!(negotiated_pt("audio/opus", 48_000, [("audio/opus", 48_000, 111)]), Some(111));
+        assert_eq!(
+            negotiated_pt("audio/opus", 48_000, [("audio/opus", 48_000, 111)]),
+            Some(111)
+        );
     }
 }

@@ -38,21 +38,27 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers the metrics in a fresh registry.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("veche_node".into()), None)
-            .expect("static prefix is valid");
+        let registry =
+            Registry::new_custom(Some("veche_node".into()), None).expect("static prefix is valid");
         let g = |name: &str, help: &str| {
             let m = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let c = |name: &str, help: &str| {
             let m = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let cv = |name: &str, help: &str, label: &str| {
             let m = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         Metrics {
@@ -60,10 +66,22 @@ impl Metrics {
             participants: g("participants", "Participants connected to this node"),
             tracks: g("tracks", "Published tracks received by this node"),
             subscriptions: g("subscriptions", "Down tracks: one per (track, subscriber)"),
-            packets_in: c("rtp_packets_in_total", "RTP packets received from publishers"),
-            bytes_in: c("rtp_bytes_in_total", "RTP payload bytes received from publishers"),
-            packets_out: c("rtp_packets_out_total", "RTP packets forwarded to subscribers"),
-            bytes_out: c("rtp_bytes_out_total", "RTP payload bytes forwarded to subscribers"),
+            packets_in: c(
+                "rtp_packets_in_total",
+                "RTP packets received from publishers",
+            ),
+            bytes_in: c(
+                "rtp_bytes_in_total",
+                "RTP payload bytes received from publishers",
+            ),
+            packets_out: c(
+                "rtp_packets_out_total",
+                "RTP packets forwarded to subscribers",
+            ),
+            bytes_out: c(
+                "rtp_bytes_out_total",
+                "RTP payload bytes forwarded to subscribers",
+            ),
             packets_dropped: cv(
                 "rtp_packets_dropped_total",
                 "RTP packets dropped on the forwarding path",

@@ -96,7 +96,10 @@ impl MediaNode {
     /// A node that is not registered yet: it refuses joins with
     /// `unavailable` until [`MediaNode::register`] succeeds.
     pub fn new(config: NodeConfig) -> Self {
-        let cp = ControlPlaneClient::new(config.control_plane_url.clone(), config.cluster_secret.clone());
+        let cp = ControlPlaneClient::new(
+            config.control_plane_url.clone(),
+            config.cluster_secret.clone(),
+        );
         MediaNode {
             shared: Arc::new(Shared {
                 config,
@@ -116,7 +119,10 @@ impl MediaNode {
     /// Registers with the control plane, retrying with backoff until it
     /// succeeds or `deadline` passes. The control plane may still be
     /// electing a leader when the node starts.
-    pub async fn register(&self, deadline: Duration) -> Result<(), veche_protocol::error::ErrorBody> {
+    pub async fn register(
+        &self,
+        deadline: Duration,
+    ) -> Result<(), veche_protocol::error::ErrorBody> {
         let req = RegisterNode {
             node_id: self.shared.config.node_id,
             ws_url: self.shared.config.public_ws_url.clone(),

@@ -210,17 +210,18 @@ impl Actor {
             drop(down);
             self.ctx.metrics.subscriptions.dec();
         }
-        self.ctx
-            .metrics
-            .tracks
-            .sub(self.published.len() as i64);
+        self.ctx.metrics.tracks.sub(self.published.len() as i64);
         if let Err(e) = self.pc.close().await {
             debug!("close: {e}");
         }
     }
 
     fn error(&self, code: ErrorCode, message: String, request: &str) {
-        self.ctx.metrics.signalling_errors.with_label_values(&[code.as_str()]).inc();
+        self.ctx
+            .metrics
+            .signalling_errors
+            .with_label_values(&[code.as_str()])
+            .inc();
         let _ = self.ctx.out.send(ServerMessage::Error {
             error: ErrorBody::new(code, message),
             request: Some(request.to_owned()),
@@ -267,7 +268,11 @@ impl Actor {
             }
             Err(e) => {
                 warn!("client offer refused: {e}");
-                self.error(ErrorCode::BadRequest, format!("offer could not be applied: {e}"), "offer");
+                self.error(
+                    ErrorCode::BadRequest,
+                    format!("offer could not be applied: {e}"),
+                    "offer",
+                );
             }
         }
         if self.neg.client_offer_answered() == Step::SendOffer {
@@ -277,7 +282,11 @@ impl Actor {
 
     async fn client_answer(&mut self, sdp: String) {
         if self.neg.client_answer() == Step::RejectAnswer {
-            self.error(ErrorCode::InvalidState, "no offer is outstanding".into(), "answer");
+            self.error(
+                ErrorCode::InvalidState,
+                "no offer is outstanding".into(),
+                "answer",
+            );
             return;
         }
         let result = async {
@@ -287,7 +296,11 @@ impl Actor {
         .await;
         if let Err(e) = result {
             warn!("client answer refused: {e}");
-            self.error(ErrorCode::BadRequest, format!("answer could not be applied: {e}"), "answer");
+            self.error(
+                ErrorCode::BadRequest,
+                format!("answer could not be applied: {e}"),
+                "answer",
+            );
         }
         if self.neg.answer_applied() == Step::SendOffer {
             self.send_offer().await;
@@ -327,7 +340,11 @@ impl Actor {
         };
         if let Err(e) = self.pc.add_ice_candidate(init).await {
             debug!("candidate refused: {e}");
-            self.error(ErrorCode::BadRequest, format!("candidate refused: {e}"), "candidate");
+            self.error(
+                ErrorCode::BadRequest,
+                format!("candidate refused: {e}"),
+                "candidate",
+            );
         }
     }
 
@@ -337,7 +354,11 @@ impl Actor {
         }
         let out_ssrc = random_u32();
         let local = local_track_for(&up, out_ssrc);
-        let sender = match self.pc.add_track(local.clone() as Arc<dyn TrackLocal>).await {
+        let sender = match self
+            .pc
+            .add_track(local.clone() as Arc<dyn TrackLocal>)
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 warn!(track = %up.info.id, "add_track failed: {e}");

@@ -14,9 +14,7 @@ use tracing::{debug, info, warn, Instrument};
 use veche_protocol::chat::{validate_chat, RateLimiter};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::CommitChat;
-use veche_protocol::signal::{
-    peek_type, ClientMessage, LeaveReason, Resume, ServerMessage,
-};
+use veche_protocol::signal::{peek_type, ClientMessage, LeaveReason, Resume, ServerMessage};
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
 
@@ -78,7 +76,12 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(_) => return,
         Err(_) => {
-            close(socket, ErrorCode::InvalidState, "no join message within 10 s").await;
+            close(
+                socket,
+                ErrorCode::InvalidState,
+                "no join message within 10 s",
+            )
+            .await;
             return;
         }
     };
@@ -99,7 +102,12 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
         }
     };
     let Some(key) = node.token_key() else {
-        close(socket, ErrorCode::Unavailable, "media node is not registered yet; retry").await;
+        close(
+            socket,
+            ErrorCode::Unavailable,
+            "media node is not registered yet; retry",
+        )
+        .await;
         return;
     };
     let claims: JoinClaims = match token::verify(&token, &key, node.config.node_id, now_ms()) {
@@ -160,7 +168,12 @@ async fn session(
         Ok(h) => h,
         Err(e) => {
             warn!("could not create a peer connection: {e}");
-            close(socket, ErrorCode::Internal, "media node could not create a connection").await;
+            close(
+                socket,
+                ErrorCode::Internal,
+                "media node could not create a connection",
+            )
+            .await;
             node.release_room(&room);
             return;
         }
@@ -171,7 +184,12 @@ async fn session(
     };
     let joined = match &resume {
         Some(r) => room
-            .resume(&pid, &r.resume_token, handle, node.config.ice_servers.clone())
+            .resume(
+                &pid,
+                &r.resume_token,
+                handle,
+                node.config.ice_servers.clone(),
+            )
             .map_err(|e| e.to_string()),
         None => room
             .join(
@@ -221,8 +239,14 @@ async fn session(
     );
 
     let mut limiter = RateLimiter::chat_default(now_ms());
-    let send_error = |code: ErrorCode, message: String, request: Option<String>, client_msg_id: Option<String>| {
-        node.metrics.signalling_errors.with_label_values(&[code.as_str()]).inc();
+    let send_error = |code: ErrorCode,
+                      message: String,
+                      request: Option<String>,
+                      client_msg_id: Option<String>| {
+        node.metrics
+            .signalling_errors
+            .with_label_values(&[code.as_str()])
+            .inc();
         let _ = out_tx.send(ServerMessage::Error {
             error: ErrorBody::new(code, message),
             request,
@@ -241,13 +265,22 @@ async fn session(
         let text = match frame {
             Message::Text(t) => t,
             Message::Binary(_) => {
-                send_error(ErrorCode::BadRequest, "binary frames are not part of the protocol; send JSON text".into(), None, None);
+                send_error(
+                    ErrorCode::BadRequest,
+                    "binary frames are not part of the protocol; send JSON text".into(),
+                    None,
+                    None,
+                );
                 continue;
             }
             Message::Close(c) => {
                 let code = c.as_ref().map(|c| c.code).unwrap_or(1005);
                 debug!(code, "close frame");
-                break if code == 1000 || code == 1001 { End::Left } else { End::Dropped };
+                break if code == 1000 || code == 1001 {
+                    End::Left
+                } else {
+                    End::Dropped
+                };
             }
             Message::Ping(_) | Message::Pong(_) => continue,
         };

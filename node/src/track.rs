@@ -200,8 +200,8 @@ pub fn start_down_track(
                 let mut last_pt_query: Option<Instant> = None;
                 while let Some(mut pkt) = rx.recv().await {
                     if leg.out_pt.is_none() {
-                        let due = last_pt_query
-                            .is_none_or(|t| t.elapsed() >= Duration::from_millis(50));
+                        let due =
+                            last_pt_query.is_none_or(|t| t.elapsed() >= Duration::from_millis(50));
                         if due {
                             last_pt_query = Some(Instant::now());
                             if let Ok(params) = sender.get_parameters().await {

@@ -147,7 +147,10 @@ mod tests {
 
     #[test]
     fn control_characters_are_stripped_but_newlines_kept() {
-        assert_eq!(validate_chat("he\u{0000}llo\u{001b}[31m").unwrap(), "hello[31m");
+        assert_eq!(
+            validate_chat("he\u{0000}llo\u{001b}[31m").unwrap(),
+            "hello[31m"
+        );
         assert_eq!(validate_chat("line1\r\nline2").unwrap(), "line1\nline2");
         assert_eq!(validate_chat("a\u{202E}b\u{2066}c").unwrap(), "abc");
         assert_eq!(validate_chat("\u{0085}x\u{009f}").unwrap(), "x");
@@ -172,7 +175,10 @@ mod tests {
                 chars: MAX_CHAT_CHARS + 1
             })
         );
-        assert_eq!(ChatError::TooLong { chars: 1 }.code(), ErrorCode::ChatTooLong);
+        assert_eq!(
+            ChatError::TooLong { chars: 1 }.code(),
+            ErrorCode::ChatTooLong
+        );
     }
 
     #[test]

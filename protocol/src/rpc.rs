@@ -130,7 +130,10 @@ mod serde_bytes_compat {
             fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
                 Ok(v.to_vec())
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Vec<u8>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = a.next_element()? {
                     out.push(b);

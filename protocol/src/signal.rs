@@ -337,7 +337,10 @@ impl ClientMessage {
         if text.len() > MAX_FRAME_BYTES {
             return Err(ErrorBody::new(
                 crate::ErrorCode::TooLarge,
-                format!("frame is {} bytes; the limit is {MAX_FRAME_BYTES}", text.len()),
+                format!(
+                    "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                    text.len()
+                ),
             ));
         }
         serde_json::from_str(text).map_err(|e| {
@@ -382,15 +385,22 @@ mod tests {
             r#"{"type":"media","mic_muted":true,"camera_muted":false,"screen_sharing":false}"#,
         )
         .unwrap();
-        assert!(matches!(m, ClientMessage::Media(MediaState { mic_muted: true, .. })));
+        assert!(matches!(
+            m,
+            ClientMessage::Media(MediaState {
+                mic_muted: true,
+                ..
+            })
+        ));
         let m = ClientMessage::parse(r#"{"type":"candidate","candidate":null}"#).unwrap();
         assert_eq!(m, ClientMessage::Candidate { candidate: None });
-        let m = ClientMessage::parse(
-            r#"{"type":"offer","sdp":"v=0","tracks":{"abc":"screen"}}"#,
-        )
-        .unwrap();
+        let m = ClientMessage::parse(r#"{"type":"offer","sdp":"v=0","tracks":{"abc":"screen"}}"#)
+            .unwrap();
         assert_eq!(m.kind(), "offer");
-        assert_eq!(ClientMessage::parse(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"leave"}"#).unwrap(),
+            ClientMessage::Leave
+        );
     }
 
     #[test]
@@ -402,8 +412,14 @@ mod tests {
         let e = ClientMessage::parse(r#"{"type":"chat"}"#).unwrap_err();
         assert!(e.message.contains("text"), "{}", e.message);
         assert_eq!(peek_type(r#"{"type":"chat"}"#).as_deref(), Some("chat"));
-        let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
-        assert_eq!(ClientMessage::parse(&huge).unwrap_err().code, crate::ErrorCode::TooLarge);
+        let huge = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "a".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(
+            ClientMessage::parse(&huge).unwrap_err().code,
+            crate::ErrorCode::TooLarge
+        );
     }
 
     #[test]

@@ -196,7 +196,10 @@ mod tests {
             assert!(verify(bad, &pk, NodeId(1), 0).is_err(), "{bad}");
         }
         let t = sign(&claims(), &k);
-        assert_eq!(verify(&t, &pk, NodeId(2), 2_000), Err(TokenError::WrongNode));
+        assert_eq!(
+            verify(&t, &pk, NodeId(2), 2_000),
+            Err(TokenError::WrongNode)
+        );
         assert_eq!(
             verify(&"x".repeat(MAX_TOKEN_LEN + 1), &pk, NodeId(1), 0),
             Err(TokenError::Malformed)

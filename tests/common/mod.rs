@@ -242,6 +242,8 @@ pub struct Server {
     base: String,
     data_dir: PathBuf,
     generation: u32,
+    /// Extra arguments for `veche serve` (e.g. `--config FILE`).
+    extra_args: Vec<std::ffi::OsString>,
     // Dropped last, so the directory outlives the process.
     _owned_dir: Option<TempDir>,
 }
@@ -257,12 +259,30 @@ impl Server {
 
     /// Starts a server on `data_dir`, which the caller owns.
     pub fn start_with_data_dir(data_dir: &Path) -> Server {
-        let (child, base) = spawn_server(data_dir, 1);
+        Server::start_with_args(data_dir, Vec::new())
+    }
+
+    /// Starts a server on a fresh data directory with a config file holding
+    /// `toml` (written next to the data directory).
+    pub fn start_with_config(toml: &str) -> Server {
+        let dir = TempDir::new("data");
+        let config = dir.path().join("veche.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let data = dir.path().join("data");
+        let mut server =
+            Server::start_with_args(&data, vec!["--config".into(), config.into_os_string()]);
+        server._owned_dir = Some(dir);
+        server
+    }
+
+    fn start_with_args(data_dir: &Path, extra_args: Vec<std::ffi::OsString>) -> Server {
+        let (child, base) = spawn_server(data_dir, 1, &extra_args);
         Server {
             child: Some(child),
             base,
             data_dir: data_dir.to_owned(),
             generation: 1,
+            extra_args,
             _owned_dir: None,
         }
     }
@@ -318,7 +338,7 @@ impl Server {
     pub fn restart(&mut self) -> ExitStatus {
         let status = self.stop();
         self.generation += 1;
-        let (child, base) = spawn_server(&self.data_dir, self.generation);
+        let (child, base) = spawn_server(&self.data_dir, self.generation, &self.extra_args);
         self.child = Some(child);
         self.base = base;
         status
@@ -334,9 +354,14 @@ impl Drop for Server {
     }
 }
 
-fn spawn_server(data_dir: &Path, generation: u32) -> (Child, String) {
+fn spawn_server(
+    data_dir: &Path,
+    generation: u32,
+    extra_args: &[std::ffi::OsString],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_veche"))
         .arg("serve")
+        .args(extra_args)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
