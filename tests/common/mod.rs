@@ -973,7 +973,12 @@ impl Chrome {
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
-            "--use-fake-device-for-media-stream".into(),
+            // Three fake cameras and microphones, so device switching can be
+            // tested. Chromium's second fake camera (fake_device_1) emits a
+            // pixel format its WebRTC encoder never encodes (checked with two
+            // in-page peer connections and no server), so tests switch to
+            // fake_device_2.
+            "--use-fake-device-for-media-stream=device-count=3".into(),
             "--use-fake-ui-for-media-stream".into(),
             "--allow-loopback-in-peer-connection".into(),
             "--no-first-run".into(),
