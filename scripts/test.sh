@@ -170,18 +170,28 @@ else
     doctests=()
 fi
 
+# Every test runner's output is also kept here, to add up the counts for
+# the closing "N passed, N failed" line.
+counts_log=$(mktemp)
+trap 'rm -f "$counts_log"' EXIT
+# counted CMD...: runs CMD, copying its output into $counts_log.
+counted() {
+    "$@" 2>&1 | tee -a "$counts_log"
+    return "${PIPESTATUS[0]}"
+}
+
 if run_step "build tests" "${build[@]}"; then
-    run_step "tests (loopback-only network)" in_loopback_netns "${tests[@]}"
     if [[ ${#doctests[@]} -gt 0 ]]; then
-        run_step "doc tests" in_loopback_netns "${doctests[@]}"
+        run_step "doc tests" counted in_loopback_netns "${doctests[@]}"
     fi
+    run_step "tests (loopback-only network)" counted in_loopback_netns "${tests[@]}"
 else
     skip_step "tests (loopback-only network)" "the build failed"
 fi
 
 if [[ -d web/test ]]; then
     if have node; then
-        run_step "web tests" node --test web/test/
+        run_step "web tests" counted node --test web/test/
     else
         skip_step "web tests" "node is not installed"
     fi
@@ -190,4 +200,14 @@ else
 fi
 
 print_summary
+# One closing line with every test counted: nextest's summary, cargo's
+# "test result" lines (doc tests) and node's "# pass"/"# fail".
+total_passed=$(grep -oE '([0-9]+) passed' "$counts_log" | awk '{s+=$1} END {print s+0}')
+total_failed=$(grep -oE '([0-9]+) failed' "$counts_log" | awk '{s+=$1} END {print s+0}')
+node_passed=$(grep -E '^# pass [0-9]+' "$counts_log" | awk '{s+=$3} END {print s+0}')
+node_failed=$(grep -E '^# fail [0-9]+' "$counts_log" | awk '{s+=$3} END {print s+0}')
+if [[ $failed -ne 0 && $((total_failed + node_failed)) -eq 0 ]]; then
+    total_failed=1 # a check (fmt, clippy, build) failed even if no test did
+fi
+echo "Total: $((total_passed + node_passed)) passed, $((total_failed + node_failed)) failed"
 exit $failed

@@ -175,3 +175,27 @@ async fn expired_token_is_refused_with_4002_and_says_so() {
         "reason {reason:?} does not say expired"
     );
 }
+
+#[tokio::test]
+async fn chat_flood_is_refused_as_rate_limited_and_the_session_stays_up() {
+    let (server, _room, join_response) = room_with_a_join().await;
+    let (mut ws, _) = Signal::join(server.base(), &join_response).await;
+    // Thirty messages back to back: far past the burst of 10 at 2/s.
+    for i in 0..30 {
+        ws.send(&json!({ "type": "chat", "text": format!("flood {i}"), "client_msg_id": format!("f{i}") }))
+            .await;
+    }
+    let refused = ws
+        .recv_matching("a rate_limited error", secs(10), |v| {
+            v["type"] == "error" && v["code"] == "rate_limited"
+        })
+        .await;
+    assert_eq!(refused["request"], "chat", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again")),
+        "{refused}"
+    );
+    ws.ping(99).await;
+}

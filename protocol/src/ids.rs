@@ -118,7 +118,7 @@ string_id!(
 );
 string_id!(
     /// A published media track. It is also the `msid` track id the node
-    /// uses towards subscribers, so browsers see it as `MediaStreamTrack.id`.
+    /// uses towards subscribers (see [`crate::signal::TrackInfo::id`]).
     TrackId,
     "t"
 );

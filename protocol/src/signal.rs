@@ -166,7 +166,10 @@ pub enum PresenceStatus {
 /// A published track, announced so clients can label incoming media.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
-    /// The track id; equals the `MediaStreamTrack.id` the browser sees.
+    /// The track id, written as the msid track id in the node's SDP. Do not
+    /// expect it to equal `MediaStreamTrack.id` at the receiver: when the
+    /// node reuses a media section the browser created, the browser keeps
+    /// its own id for the receiving track. Match on `stream_id` instead.
     pub id: TrackId,
     /// Audio or video.
     pub kind: MediaKind,
