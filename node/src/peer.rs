@@ -110,18 +110,12 @@ pub struct PeerCtx {
     pub metrics: Metrics,
 }
 
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
+/// `N` bytes from the OS random generator (SSRCs, ids, resume tokens).
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .expect("OS RNG available");
-    u32::from_be_bytes(b)
-}
-
-fn random_track_id() -> TrackId {
-    let mut b = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("OS RNG available");
-    TrackId::from_random(b)
+    b
 }
 
 /// Builds a peer connection for one participant.
@@ -229,8 +223,13 @@ impl Actor {
         });
     }
 
-    async fn wait_gathered(&mut self) {
+    /// Sends the local description once ICE gathering is done, so it
+    /// carries the node's candidates and the node needs no trickle.
+    async fn send_local_description(&mut self, wrap: impl FnOnce(String) -> ServerMessage) {
         let _ = tokio::time::timeout(GATHER_WAIT, self.gathered.wait_for(|g| *g)).await;
+        if let Some(local) = self.pc.local_description().await {
+            let _ = self.ctx.out.send(wrap(local.sdp));
+        }
     }
 
     async fn client_offer(&mut self, sdp: String, tracks: BTreeMap<String, TrackSource>) {
@@ -253,10 +252,8 @@ impl Actor {
         .await;
         match result {
             Ok(()) => {
-                self.wait_gathered().await;
-                if let Some(local) = self.pc.local_description().await {
-                    let _ = self.ctx.out.send(ServerMessage::Answer { sdp: local.sdp });
-                }
+                self.send_local_description(|sdp| ServerMessage::Answer { sdp })
+                    .await;
                 // A track the browser no longer sends was removed on its
                 // side (it stopped sharing its screen): stop forwarding it.
                 let sending = sending_track_ids(&sdp);
@@ -317,10 +314,8 @@ impl Actor {
         .await;
         match result {
             Ok(()) => {
-                self.wait_gathered().await;
-                if let Some(local) = self.pc.local_description().await {
-                    let _ = self.ctx.out.send(ServerMessage::Offer { sdp: local.sdp });
-                }
+                self.send_local_description(|sdp| ServerMessage::Offer { sdp })
+                    .await
             }
             Err(e) => {
                 warn!("creating an offer failed: {e}");
@@ -352,7 +347,7 @@ impl Actor {
         if self.downs.contains_key(&up.info.id) {
             return;
         }
-        let out_ssrc = random_u32();
+        let out_ssrc = u32::from_be_bytes(random_bytes());
         let local = local_track_for(&up, out_ssrc);
         let sender = match self
             .pc
@@ -422,7 +417,7 @@ impl Actor {
             _ => self.ctx.id.to_string(),
         };
         let info = TrackInfo {
-            id: random_track_id(),
+            id: TrackId::from_random(random_bytes()),
             kind,
             source,
             stream_id,

@@ -133,10 +133,10 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
 }
 
 fn random_token() -> String {
-    let mut b = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("OS RNG available");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::peer::random_bytes::<16>()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 async fn session(
