@@ -226,7 +226,9 @@ impl Actor {
     /// Sends the local description once ICE gathering is done, so it
     /// carries the node's candidates and the node needs no trickle.
     async fn send_local_description(&mut self, wrap: impl FnOnce(String) -> ServerMessage) {
+        let t0 = std::time::Instant::now();
         let _ = tokio::time::timeout(GATHER_WAIT, self.gathered.wait_for(|g| *g)).await;
+        debug!(waited = ?t0.elapsed(), "ICE gathering done");
         if let Some(local) = self.pc.local_description().await {
             let _ = self.ctx.out.send(wrap(local.sdp));
         }
