@@ -2,6 +2,7 @@
 //! wires the parts together; everything else lives in the crates.
 
 mod config;
+mod loadtest_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Load a server with WebRTC bots and report what media cost it
+    /// (see docs/benchmarks.md).
+    Loadtest(loadtest_cmd::LoadtestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,5 +66,6 @@ fn main() -> anyhow::Result<()> {
             }
             rt.block_on(serve::run(cfg))
         }
+        Command::Loadtest(args) => rt.block_on(loadtest_cmd::run(args)),
     }
 }

@@ -6,7 +6,7 @@
 pub mod core;
 pub mod cp_client;
 pub mod forward;
-mod interceptor;
+pub mod interceptor;
 pub mod metrics;
 pub mod negotiation;
 pub mod node;

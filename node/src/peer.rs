@@ -76,6 +76,9 @@ pub struct RtcConfig {
 struct Handler {
     cmd: mpsc::UnboundedSender<PeerCmd>,
     gathered: watch::Sender<bool>,
+    /// True while the connection is up (DTLS done): down tracks hold their
+    /// packets until then, or the first keyframe would be lost.
+    connected: watch::Sender<bool>,
     participant: ParticipantId,
 }
 
@@ -89,6 +92,9 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         info!(participant = %self.participant, "peer connection {state}");
+        let _ = self
+            .connected
+            .send(state == RTCPeerConnectionState::Connected);
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -155,9 +161,11 @@ pub async fn spawn(
     cmd_rx: mpsc::UnboundedReceiver<PeerCmd>,
 ) -> Result<tokio::task::JoinHandle<()>, webrtc::error::Error> {
     let (gathered_tx, gathered_rx) = watch::channel(false);
+    let (connected_tx, connected_rx) = watch::channel(false);
     let handler = Arc::new(Handler {
         cmd: cmd_tx,
         gathered: gathered_tx,
+        connected: connected_tx,
         participant: ctx.id.clone(),
     });
     let pc = build_pc(&rtc, handler).await?;
@@ -170,6 +178,7 @@ pub async fn spawn(
         declared: BTreeMap::new(),
         published: HashMap::new(),
         gathered: gathered_rx,
+        connected: connected_rx,
     };
     Ok(tokio::spawn(actor.run(cmd_rx).instrument(span)))
 }
@@ -184,6 +193,7 @@ struct Actor {
     /// Browser msid -> our track id, for tracks this participant publishes.
     published: HashMap<String, TrackId>,
     gathered: watch::Receiver<bool>,
+    connected: watch::Receiver<bool>,
 }
 
 impl Actor {
@@ -368,6 +378,7 @@ impl Actor {
             local,
             sender,
             out_ssrc,
+            self.connected.clone(),
             self.ctx.metrics.clone(),
         );
         self.ctx.metrics.subscriptions.inc();

@@ -186,6 +186,7 @@ pub fn start_down_track(
     local: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     out_ssrc: u32,
+    connected: tokio::sync::watch::Receiver<bool>,
     metrics: Metrics,
 ) -> DownTrack {
     let (tx, mut rx) = mpsc::channel::<rtp::Packet>(DOWN_QUEUE);
@@ -199,6 +200,15 @@ pub fn start_down_track(
                 let mut leg = DownLeg::new(out_ssrc);
                 let mut last_pt_query: Option<Instant> = None;
                 while let Some(mut pkt) = rx.recv().await {
+                    if !*connected.borrow() {
+                        // SRTP keys don't exist before DTLS completes;
+                        // webrtc-rs would drop the packet with a warning.
+                        metrics
+                            .packets_dropped
+                            .with_label_values(&["not_connected"])
+                            .inc();
+                        continue;
+                    }
                     if leg.out_pt.is_none() {
                         let due =
                             last_pt_query.is_none_or(|t| t.elapsed() >= Duration::from_millis(50));

@@ -1,0 +1,12 @@
+//! `veche loadtest`: bots that join rooms through the normal HTTP API and signalling, publish
+//! synthetic media and subscribe to each other, measuring what they receive.
+//!
+//! [`media`] is the I/O-free synthetic media source and receive-side measurement; the bots,
+//! networking and scenarios build on it.
+#![deny(missing_docs)]
+
+pub mod bot;
+pub mod media;
+pub mod proc;
+pub mod report;
+pub mod scenario;

@@ -1,0 +1,333 @@
+//! Scenarios: who publishes, who subscribes, how fast bots arrive and how
+//! long the measurement lasts. The runner starts (or attaches to) a
+//! server, ramps bots in, waits for media to flow, measures for the
+//! duration, and collects everything into a [`Report`].
+
+use crate::bot::{self, BotResult, BotSpec, Target};
+use crate::proc::{self, ProcSample};
+use crate::report::{Report, ServerCost};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The shape of a load run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "scenario", rename_all = "snake_case")]
+pub enum Scenario {
+    /// `publishers` bots each publish audio and video; everyone receives
+    /// everyone.
+    Meeting {
+        /// Participants, all publishing.
+        publishers: usize,
+    },
+    /// One bot publishes audio and video; `subscribers` bots receive it.
+    Webinar {
+        /// Receivers.
+        subscribers: usize,
+    },
+    /// `publishers` bots publish audio only; `subscribers` more receive.
+    Audio {
+        /// Audio publishers.
+        publishers: usize,
+        /// Receive-only bots.
+        subscribers: usize,
+    },
+}
+
+impl Scenario {
+    /// The bots this scenario runs, publishers first.
+    pub fn bots(&self, video_bps: u32) -> Vec<BotSpec> {
+        let others_publish = match *self {
+            Scenario::Meeting { publishers } | Scenario::Audio { publishers, .. } => publishers > 1,
+            Scenario::Webinar { .. } => false,
+        };
+        let publisher = |i: usize, video: bool| BotSpec {
+            name: format!("pub-{i}"),
+            video_bps: video.then_some(video_bps),
+            audio: true,
+            expects_media: others_publish,
+        };
+        let subscriber = |i: usize| BotSpec {
+            name: format!("sub-{i}"),
+            video_bps: None,
+            audio: false,
+            expects_media: true,
+        };
+        match *self {
+            Scenario::Meeting { publishers } => {
+                (0..publishers).map(|i| publisher(i, true)).collect()
+            }
+            Scenario::Webinar { subscribers } => std::iter::once(publisher(0, true))
+                .chain((0..subscribers).map(subscriber))
+                .collect(),
+            Scenario::Audio {
+                publishers,
+                subscribers,
+            } => (0..publishers)
+                .map(|i| publisher(i, false))
+                .chain((0..subscribers).map(subscriber))
+                .collect(),
+        }
+    }
+
+    /// Tracks each bot should end up receiving, for the "media flows" wait
+    /// and for the subscription count.
+    pub fn expected_subscriptions(&self) -> usize {
+        match *self {
+            Scenario::Meeting { publishers } => publishers * (publishers.saturating_sub(1)) * 2,
+            Scenario::Webinar { subscribers } => subscribers * 2,
+            Scenario::Audio {
+                publishers,
+                subscribers,
+            } => publishers * (publishers.saturating_sub(1) + subscribers),
+        }
+    }
+}
+
+/// Which server to load.
+#[derive(Clone, Debug)]
+pub enum ServerTarget {
+    /// Start `veche serve` from this executable on a free loopback port and
+    /// a temporary data directory, and stop it afterwards.
+    Spawn {
+        /// The `veche` binary.
+        exe: PathBuf,
+    },
+    /// A server that is already running.
+    External {
+        /// Its base URL.
+        base: String,
+        /// Its process id, for CPU and memory figures (optional).
+        pid: Option<u32>,
+    },
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// What to run.
+    pub scenario: Scenario,
+    /// Bots started per second.
+    pub ramp_per_sec: f64,
+    /// How long to measure once media flows.
+    pub duration: Duration,
+    /// Video bitrate of publishers.
+    pub video_bps: u32,
+    /// The server.
+    pub target: ServerTarget,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+struct Spawned {
+    child: Child,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spawn_server(exe: &PathBuf) -> Result<(Spawned, String), String> {
+    let dir = std::env::temp_dir().join(format!("veche-loadtest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(i) = l.find("http://") {
+                    break l[i..].trim().trim_end_matches('/').to_owned();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                return Err("veche serve exited before printing its address".into());
+            }
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((
+        Spawned {
+            child,
+            _dir: TempDir(dir),
+        },
+        base,
+    ))
+}
+
+async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/media/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).map(str::trim))
+        .and_then(|v| v.parse().ok())
+}
+
+fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_owned());
+    pb
+}
+
+/// Runs a scenario and reports.
+pub async fn run(opts: Options) -> Result<Report, String> {
+    let (spawned, base, pid) = match &opts.target {
+        ServerTarget::Spawn { exe } => {
+            let (s, base) = spawn_server(exe)?;
+            let pid = s.child.id();
+            (Some(s), base, Some(pid))
+        }
+        ServerTarget::External { base, pid } => (None, base.trim_end_matches('/').to_owned(), *pid),
+    };
+    let result = run_against(&opts, &base, pid).await;
+    if let Some(mut s) = spawned {
+        // SIGTERM first so the server shuts down cleanly.
+        // SAFETY: kill(2) on a child we started; no memory is involved.
+        unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = s.child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    result
+}
+
+async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Report, String> {
+    let http = reqwest::Client::new();
+    let room: serde_json::Value = http
+        .post(format!("{base}/api/rooms"))
+        .json(&serde_json::json!({ "name": "loadtest" }))
+        .send()
+        .await
+        .map_err(|e| format!("creating a room: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("room response: {e}"))?;
+    let slug = room["slug"].as_str().ok_or("room without slug")?.to_owned();
+    let sample = |pid: Option<u32>| pid.and_then(|p| proc::sample(p).ok());
+    let idle: Option<ProcSample> = sample(pid);
+
+    let target = Target {
+        base: base.to_owned(),
+        slug,
+        epoch: Instant::now(),
+        receiving: Default::default(),
+    };
+    let specs = opts.scenario.bots(opts.video_bps);
+    let receivers = specs.iter().filter(|s| s.expects_media).count();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ramp = bar(opts.progress, specs.len() as u64, "joining");
+    let gap = Duration::from_secs_f64(1.0 / opts.ramp_per_sec.max(0.01));
+    let mut handles = Vec::new();
+    for spec in specs {
+        handles.push(tokio::spawn(bot::run(
+            spec,
+            target.clone(),
+            stop_rx.clone(),
+        )));
+        ramp.inc(1);
+        tokio::time::sleep(gap).await;
+    }
+    ramp.finish();
+
+    // Measure only once every receiver has media (bounded, so a broken
+    // run still reports what did arrive), plus a moment for the last
+    // joiners' renegotiations and first keyframes to settle.
+    let settle = bar(opts.progress, receivers as u64, "media flows");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = target.receiving.load(std::sync::atomic::Ordering::Relaxed);
+        settle.set_position(n as u64);
+        if n >= receivers || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle.finish();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let before = sample(pid);
+    let out_before = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
+    let measure = bar(opts.progress, opts.duration.as_secs().max(1), "measuring");
+    let t0 = Instant::now();
+    while t0.elapsed() < opts.duration {
+        tokio::time::sleep(Duration::from_millis(250).min(opts.duration)).await;
+        measure.set_position(t0.elapsed().as_secs());
+    }
+    measure.finish();
+    let after = sample(pid);
+    let out_after = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
+    let window = t0.elapsed();
+
+    let _ = stop_tx.send(true);
+    let mut bots: Vec<BotResult> = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok(r) => bots.push(r),
+            Err(e) => bots.push(BotResult {
+                error: Some(format!("bot task failed: {e}")),
+                expects_media: true,
+                ..Default::default()
+            }),
+        }
+    }
+
+    let server = match (before, after) {
+        (Some(b), Some(a)) => Some(ServerCost {
+            cpu_s: a.cpu_s - b.cpu_s,
+            window_s: a.at.duration_since(b.at).as_secs_f64(),
+            packets_forwarded: match (out_before, out_after) {
+                (Some(x), Some(y)) => Some((y - x).max(0.0) as u64),
+                _ => None,
+            },
+            rss_idle_kib: idle.map(|i| i.rss_kib),
+            rss_loaded_kib: a.rss_kib,
+            peak_rss_kib: a.peak_rss_kib,
+        }),
+        _ => None,
+    };
+    Ok(Report::build(
+        opts.scenario,
+        opts.video_bps,
+        window,
+        bots,
+        server,
+    ))
+}

@@ -1,0 +1,90 @@
+//! `veche loadtest`: argument parsing for the load harness, which lives in
+//! the `veche-loadtest` crate.
+
+use clap::{Args, ValueEnum};
+use std::time::Duration;
+use veche_loadtest::scenario::{Options, Scenario, ServerTarget};
+
+/// Which scenario to run.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ScenarioName {
+    /// N publishers; everyone subscribes to everyone.
+    Meeting,
+    /// 1 publisher, N subscribers.
+    Webinar,
+    /// M audio publishers, N subscribers.
+    Audio,
+}
+
+/// `veche loadtest` arguments.
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// Scenario.
+    #[arg(long, value_enum, default_value = "meeting")]
+    scenario: ScenarioName,
+    /// Bots: publishers in `meeting`, subscribers in `webinar` and `audio`.
+    #[arg(short = 'n', long, default_value_t = 4)]
+    bots: usize,
+    /// Audio publishers in the `audio` scenario.
+    #[arg(long, default_value_t = 2)]
+    audio_publishers: usize,
+    /// Bots started per second.
+    #[arg(long, default_value_t = 5.0)]
+    ramp: f64,
+    /// Measurement time in seconds, after all bots joined and media settled.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Publishers' video bitrate in kbit/s (nearest shipped encoding).
+    #[arg(long, default_value_t = 1500)]
+    video_kbps: u32,
+    /// Load a running server at this URL instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// With --url: the server's process id, for CPU and memory figures.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the load test and prints the report.
+pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    let scenario = match args.scenario {
+        ScenarioName::Meeting => Scenario::Meeting {
+            publishers: args.bots,
+        },
+        ScenarioName::Webinar => Scenario::Webinar {
+            subscribers: args.bots,
+        },
+        ScenarioName::Audio => Scenario::Audio {
+            publishers: args.audio_publishers,
+            subscribers: args.bots,
+        },
+    };
+    let target = match args.url {
+        Some(base) => ServerTarget::External {
+            base,
+            pid: args.pid,
+        },
+        None => ServerTarget::Spawn {
+            exe: std::env::current_exe()?,
+        },
+    };
+    let report = veche_loadtest::scenario::run(Options {
+        scenario,
+        ramp_per_sec: args.ramp,
+        duration: Duration::from_secs(args.duration),
+        video_bps: args.video_kbps * 1000,
+        target,
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
