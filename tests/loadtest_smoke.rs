@@ -1,0 +1,86 @@
+//! A short run of each load scenario against a real `veche serve`: a few
+//! bots for a few seconds. It checks that bots received media and that the
+//! report's figures are present and sane — not how fast anything is
+//! (that is `veche loadtest`'s job, recorded in docs/benchmarks.md).
+
+use std::time::Duration;
+use veche_loadtest::report::{MediaSummary, Report};
+use veche_loadtest::scenario::{self, Options, Scenario, ServerTarget};
+
+async fn run(scenario: Scenario) -> Report {
+    let report = scenario::run(Options {
+        scenario,
+        ramp_per_sec: 10.0,
+        duration: Duration::from_secs(2),
+        video_bps: 1_500_000,
+        target: ServerTarget::Spawn {
+            exe: env!("CARGO_BIN_EXE_veche").into(),
+        },
+        progress: false,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{scenario:?} did not run: {e}"));
+    eprintln!("{}", report.table());
+    assert!(report.failed.is_empty(), "bots failed: {:?}", report.failed);
+    assert_eq!(report.never_received, 0, "some bots received nothing");
+    assert!(
+        report.join_ms.n > 0 && report.join_ms.max < 10_000.0,
+        "{:?}",
+        report.join_ms
+    );
+    let server = report
+        .server
+        .as_ref()
+        .expect("server CPU and memory were read");
+    assert!(server.cpu_s > 0.0 && server.window_s >= 1.9, "{server:?}");
+    assert!(server.packets_forwarded.unwrap_or(0) > 0, "{server:?}");
+    let us = report.cpu_us_per_packet.expect("CPU per packet");
+    assert!(us.is_finite() && us > 0.0, "CPU per packet {us}");
+    assert!(report.memory_per_subscription_kib.is_some());
+    report
+}
+
+fn assert_media(m: &MediaSummary, tracks: usize, kbps: (f64, f64), what: &str) {
+    assert_eq!(m.tracks, tracks, "{what}: tracks received");
+    assert!(
+        m.bitrate_kbps.min >= kbps.0 && m.bitrate_kbps.max <= kbps.1,
+        "{what}: bitrate {:?} outside {kbps:?} kbps",
+        m.bitrate_kbps
+    );
+    // Loopback on a busy 2-core machine: no loss expected, a little allowed.
+    assert!(m.loss_percent < 2.0, "{what}: loss {} %", m.loss_percent);
+    assert!(m.latency_ms.n > 0, "{what}: no latency samples");
+    assert!(
+        m.latency_ms.p50 >= 0.0 && m.latency_ms.p50 < 100.0,
+        "{what}: latency {:?}",
+        m.latency_ms
+    );
+    assert!(m.jitter_ms.max < 50.0, "{what}: jitter {:?}", m.jitter_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_meeting_bots_receive_everyone_and_the_report_is_complete() {
+    let r = run(Scenario::Meeting { publishers: 3 }).await;
+    // Each of 3 bots receives video and audio from the 2 others.
+    assert_media(&r.video, 6, (700.0, 3000.0), "video");
+    assert_media(&r.audio, 6, (20.0, 60.0), "audio");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_webinar_subscribers_receive_the_one_publisher() {
+    let r = run(Scenario::Webinar { subscribers: 3 }).await;
+    assert_media(&r.video, 3, (700.0, 3000.0), "video");
+    assert_media(&r.audio, 3, (20.0, 60.0), "audio");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_audio_subscribers_receive_every_audio_publisher() {
+    let r = run(Scenario::Audio {
+        publishers: 2,
+        subscribers: 2,
+    })
+    .await;
+    // Publishers hear each other (2), subscribers hear both (4).
+    assert_media(&r.audio, 6, (20.0, 60.0), "audio");
+    assert_eq!(r.video.tracks, 0);
+}
