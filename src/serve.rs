@@ -87,6 +87,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .collect(),
     });
 
+    cp.include_metrics(node.metrics().registry.clone());
     let app = cp.router().merge(node.router());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_stop = stop_rx.clone();

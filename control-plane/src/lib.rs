@@ -46,6 +46,9 @@ pub struct ControlPlaneConfig {
 /// Control-plane metrics, namespaced `veche_cp_`.
 pub struct CpMetrics {
     registry: Registry,
+    /// Other registries served at the same `/metrics` (the media node's,
+    /// when both run in one process), so one scrape sees the whole process.
+    extra: RwLock<Vec<Registry>>,
     /// Rooms created through this node.
     pub rooms_created: IntCounter,
     /// Join tokens issued by this node.
@@ -70,14 +73,19 @@ impl CpMetrics {
             joins: c("join_tokens_issued_total", "Join tokens issued"),
             chat_messages: c("chat_messages_committed_total", "Chat messages committed"),
             registry,
+            extra: RwLock::new(Vec::new()),
         }
     }
 
     fn render(&self) -> String {
         use prometheus::Encoder;
+        let mut families = self.registry.gather();
+        for r in self.extra.read().expect("lock poisoned").iter() {
+            families.extend(r.gather());
+        }
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
+            .encode(&families, &mut buf)
             .expect("text encoding never fails");
         String::from_utf8(buf).expect("text encoder emits UTF-8")
     }
@@ -188,6 +196,15 @@ impl ControlPlane {
     /// The HTTP routes: REST API, internal RPC, Raft, web client, metrics.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         api::router(self.clone())
+    }
+
+    /// Serves another registry's metrics at this node's `/metrics` too.
+    pub fn include_metrics(&self, registry: Registry) {
+        self.metrics
+            .extra
+            .write()
+            .expect("lock poisoned")
+            .push(registry);
     }
 
     /// Stops Raft cleanly, flushing storage.

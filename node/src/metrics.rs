@@ -4,7 +4,7 @@
 //! the prometheus crate does internally), so they cost a few nanoseconds a
 //! packet.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// All metrics of one media node.
 #[derive(Clone)]
@@ -33,6 +33,11 @@ pub struct Metrics {
     pub keyframe_requests: IntCounter,
     /// Signalling errors returned to clients, by code.
     pub signalling_errors: IntCounterVec,
+    /// Participants per room (label `room`, the room id). The label is
+    /// removed when the room empties, so cardinality follows live rooms.
+    pub room_participants: IntGaugeVec,
+    /// Published tracks per room.
+    pub room_tracks: IntGaugeVec,
 }
 
 impl Metrics {
@@ -61,7 +66,14 @@ impl Metrics {
                 .expect("unique metric");
             m
         };
+        let gv = |name: &str, help: &str| {
+            let m = IntGaugeVec::new(Opts::new(name, help), &["room"]).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
         Metrics {
+            room_participants: gv("room_participants", "Participants in the room on this node"),
+            room_tracks: gv("room_tracks", "Tracks published in the room on this node"),
             rooms: g("rooms", "Rooms with participants on this node"),
             participants: g("participants", "Participants connected to this node"),
             tracks: g("tracks", "Published tracks received by this node"),

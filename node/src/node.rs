@@ -63,11 +63,14 @@ impl Shared {
         let mut rooms = self.rooms.lock().expect("lock poisoned");
         let room = rooms.entry(claims.room_id).or_insert_with(|| {
             self.metrics.rooms.inc();
-            Room::new(RoomInfo {
-                id: claims.room_id,
-                slug: claims.room_slug.clone(),
-                name: claims.room_name.clone(),
-            })
+            Room::new(
+                RoomInfo {
+                    id: claims.room_id,
+                    slug: claims.room_slug.clone(),
+                    name: claims.room_name.clone(),
+                },
+                self.metrics.clone(),
+            )
         });
         room.clone()
     }

@@ -59,6 +59,7 @@ pub enum ResumeError {
 pub struct Room {
     /// The room as the token described it.
     pub info: RoomInfo,
+    metrics: crate::metrics::Metrics,
     inner: Mutex<Inner>,
     generations: AtomicU64,
 }
@@ -73,9 +74,10 @@ fn tokens_equal(a: &str, b: &str) -> bool {
 
 impl Room {
     /// An empty room.
-    pub fn new(info: RoomInfo) -> Arc<Self> {
+    pub fn new(info: RoomInfo, metrics: crate::metrics::Metrics) -> Arc<Self> {
         Arc::new(Room {
             info,
+            metrics,
             inner: Mutex::new(Inner {
                 core: RoomCore::new(),
                 seats: HashMap::new(),
@@ -92,6 +94,25 @@ impl Room {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("room lock poisoned")
+    }
+
+    /// Publishes the per-room gauges; called after every change.
+    fn observe(&self, inner: &Inner) {
+        let room = self.info.id.to_string();
+        let participants = inner.core.snapshot().len() as i64;
+        if participants == 0 {
+            let _ = self.metrics.room_participants.remove_label_values(&[&room]);
+            let _ = self.metrics.room_tracks.remove_label_values(&[&room]);
+        } else {
+            self.metrics
+                .room_participants
+                .with_label_values(&[&room])
+                .set(participants);
+            self.metrics
+                .room_tracks
+                .with_label_values(&[&room])
+                .set(inner.tracks.len() as i64);
+        }
     }
 
     fn run(inner: &mut Inner, actions: Vec<Action>) {
@@ -153,6 +174,7 @@ impl Room {
             },
         );
         Self::run(&mut inner, actions);
+        self.observe(&inner);
         Ok(generation)
     }
 
@@ -192,6 +214,7 @@ impl Room {
             resumed: true,
         });
         Self::run(&mut inner, actions);
+        self.observe(&inner);
         Ok((generation, name))
     }
 
@@ -202,6 +225,7 @@ impl Room {
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
                 Self::run(&mut inner, actions);
+                self.observe(&inner);
                 Ok(())
             }
             Err(e) => {
@@ -217,6 +241,7 @@ impl Room {
         let actions = inner.core.unpublish(track);
         Self::run(&mut inner, actions);
         inner.tracks.remove(track);
+        self.observe(&inner);
     }
 
     /// Tracks `publisher` publishes whose browser-side msid is not in
@@ -249,6 +274,7 @@ impl Room {
     pub fn evict(&self, id: &ParticipantId, reason: LeaveReason) {
         let mut inner = self.lock();
         Self::leave_locked(&mut inner, id, reason);
+        self.observe(&inner);
     }
 
     /// The session `generation` ended on purpose: remove the participant,
@@ -257,6 +283,7 @@ impl Room {
         let mut inner = self.lock();
         if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
             Self::leave_locked(&mut inner, id, reason);
+            self.observe(&inner);
         }
     }
 
@@ -279,6 +306,7 @@ impl Room {
         let mut inner = self.lock();
         if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
             Self::leave_locked(&mut inner, id, LeaveReason::Disconnected);
+            self.observe(&inner);
             true
         } else {
             false
