@@ -132,3 +132,23 @@ async fn joining_needs_a_display_name() {
     assert!(!str_field(&ok, "ws_url").is_empty());
     assert_eq!(ok["room"]["slug"], room["slug"]);
 }
+
+#[tokio::test]
+async fn metrics_endpoint_serves_control_plane_and_media_node_metrics() {
+    let server = Server::start();
+    create_room(server.base(), "Metrics").await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    for name in [
+        "veche_cp_rooms_created_total 1",
+        "veche_node_rtp_packets_out_total",
+        "veche_node_participants",
+        "veche_node_subscriptions",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name:?}:\n{text}");
+    }
+}

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod bot;
+pub mod janus;
 pub mod media;
 pub mod proc;
 pub mod report;

@@ -68,7 +68,9 @@ impl Metrics {
         };
         let gv = |name: &str, help: &str| {
             let m = IntGaugeVec::new(Opts::new(name, help), &["room"]).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         Metrics {
