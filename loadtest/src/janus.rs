@@ -237,8 +237,8 @@ admin: {{
             "general: {\n\tstring_ids = false\n}\n",
         )?;
 
-        let log = std::fs::File::create(dir.join("janus.log"))
-            .map_err(|e| format!("janus.log: {e}"))?;
+        let log =
+            std::fs::File::create(dir.join("janus.log")).map_err(|e| format!("janus.log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("janus.log: {e}"))?;
         let child = Command::new(&exe)
             .arg("-F")
@@ -351,7 +351,10 @@ fn janus_error(v: &Value) -> Option<String> {
     }
     let d = plugin_data(v);
     if d["error_code"].is_number() || d["error"].is_string() {
-        return Some(format!("videoroom error {}: {}", d["error_code"], d["error"]));
+        return Some(format!(
+            "videoroom error {}: {}",
+            d["error_code"], d["error"]
+        ));
     }
     None
 }
@@ -458,10 +461,17 @@ impl Session {
         let r = self
             .request(json!({ "janus": "attach", "plugin": "janus.plugin.videoroom" }))
             .await?;
-        r["data"]["id"].as_u64().ok_or("attach: no handle id".into())
+        r["data"]["id"]
+            .as_u64()
+            .ok_or("attach: no handle id".into())
     }
 
-    async fn message(&self, handle: u64, body: Value, jsep: Option<Value>) -> Result<Value, String> {
+    async fn message(
+        &self,
+        handle: u64,
+        body: Value,
+        jsep: Option<Value>,
+    ) -> Result<Value, String> {
         let mut m = json!({ "janus": "message", "handle_id": handle, "body": body });
         if let Some(j) = jsep {
             m["jsep"] = j;
@@ -723,7 +733,14 @@ async fn run_inner(
         let mut video = None;
         if let Some(bps) = spec.video_bps {
             let ssrc = random_u32();
-            let t = local_track(RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, ssrc, "bot-video");
+            let t = local_track(
+                RtpCodecKind::Video,
+                MIME_TYPE_VP8,
+                90_000,
+                0,
+                ssrc,
+                "bot-video",
+            );
             let sender = pc
                 .pc
                 .add_track(t.clone() as Arc<dyn TrackLocal>)
@@ -734,7 +751,14 @@ async fn run_inner(
         let mut audio = None;
         if spec.audio {
             let ssrc = random_u32();
-            let t = local_track(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, ssrc, "bot-audio");
+            let t = local_track(
+                RtpCodecKind::Audio,
+                MIME_TYPE_OPUS,
+                48_000,
+                2,
+                ssrc,
+                "bot-audio",
+            );
             let sender = pc
                 .pc
                 .add_track(t.clone() as Arc<dyn TrackLocal>)
@@ -762,8 +786,8 @@ async fn run_inner(
         let answer = r["jsep"]["sdp"]
             .as_str()
             .ok_or_else(|| format!("publish: no answer in {r}"))?;
-        let desc = RTCSessionDescription::answer(answer.to_owned())
-            .map_err(|e| format!("answer: {e}"))?;
+        let desc =
+            RTCSessionDescription::answer(answer.to_owned()).map_err(|e| format!("answer: {e}"))?;
         pc.pc
             .set_remote_description(desc)
             .await
@@ -796,14 +820,16 @@ async fn run_inner(
 
     // One subscriber handle and peer connection per remote publisher.
     let mut subscribed: HashSet<u64> = HashSet::new();
-    let (subs_tx, mut subs_rx) = mpsc::unbounded_channel::<Result<Arc<dyn PeerConnection>, String>>();
+    let (subs_tx, mut subs_rx) =
+        mpsc::unbounded_channel::<Result<Arc<dyn PeerConnection>, String>>();
     let mut keepalive = tokio::time::interval(Duration::from_secs(25));
     let result = loop {
         for feed in feeds.drain(..) {
             if feed == my_id || !subscribed.insert(feed) {
                 continue;
             }
-            let (session, tracks_tx, subs_tx) = (session.clone(), tracks_tx.clone(), subs_tx.clone());
+            let (session, tracks_tx, subs_tx) =
+                (session.clone(), tracks_tx.clone(), subs_tx.clone());
             let room = target.room;
             tasks.push(tokio::spawn(async move {
                 let _ = subs_tx.send(subscribe(&session, room, feed, tracks_tx).await);
@@ -883,8 +909,7 @@ async fn subscribe(
         .as_str()
         .ok_or_else(|| format!("subscribe: no offer in {attached}"))?;
     let mut pc = build_pc(format!("{feed}"), tracks).await?;
-    let desc =
-        RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("offer: {e}"))?;
+    let desc = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("offer: {e}"))?;
     pc.pc
         .set_remote_description(desc)
         .await

@@ -76,6 +76,21 @@ pub struct MediaSummary {
     pub latency_ms: Percentiles,
 }
 
+/// One subscriber track's reception, for the JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubscriberTrack {
+    /// The receiving bot.
+    pub bot: String,
+    /// `<publisher stream id>/<audio|video>`.
+    pub track: String,
+    /// Received bitrate, kbit/s.
+    pub kbps: f64,
+    /// Loss from sequence gaps, percent.
+    pub loss_percent: f64,
+    /// RFC 3550 jitter, ms.
+    pub jitter_ms: f64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -106,6 +121,8 @@ pub struct Report {
     pub cpu_percent: Option<f64>,
     /// (loaded RSS - idle RSS) / subscriptions, KiB.
     pub memory_per_subscription_kib: Option<f64>,
+    /// Every subscriber track, for per-subscriber analysis (JSON only).
+    pub per_subscriber: Vec<SubscriberTrack>,
 }
 
 fn summarize(bots: &[BotResult], kind: &str) -> MediaSummary {
@@ -187,7 +204,24 @@ impl Report {
                 .filter(|_| subs > 0)
                 .map(|idle| (s.rss_loaded_kib as f64 - idle as f64) / subs as f64)
         });
+        let per_subscriber = bots
+            .iter()
+            .flat_map(|b| {
+                b.received.iter().map(|(track, s)| SubscriberTrack {
+                    bot: b.name.clone(),
+                    track: track.clone(),
+                    kbps: s.bitrate_bps() / 1000.0,
+                    loss_percent: if s.expected() == 0 {
+                        0.0
+                    } else {
+                        100.0 * s.lost() as f64 / s.expected() as f64
+                    },
+                    jitter_ms: s.jitter_ms(),
+                })
+            })
+            .collect();
         Report {
+            per_subscriber,
             scenario,
             video_bps,
             window_s: window.as_secs_f64(),

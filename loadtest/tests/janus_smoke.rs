@@ -7,15 +7,16 @@ use std::time::Duration;
 use veche_loadtest::scenario::{Options, Scenario, ServerTarget};
 
 fn janus_installed() -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join("janus").is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("janus").is_file()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn janus_webinar_smoke() {
     if !janus_installed() {
-        println!("skipping janus_webinar_smoke: `janus` is not installed (apt-get install -y janus)");
+        println!(
+            "skipping janus_webinar_smoke: `janus` is not installed (apt-get install -y janus)"
+        );
         return;
     }
     let secs = std::env::var("JANUS_SMOKE_SECS")
@@ -26,7 +27,10 @@ async fn janus_webinar_smoke() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    let scenario = match std::env::var("JANUS_SMOKE_MEETING").ok().and_then(|s| s.parse().ok()) {
+    let scenario = match std::env::var("JANUS_SMOKE_MEETING")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(publishers) => Scenario::Meeting { publishers },
         None => Scenario::Webinar { subscribers },
     };
