@@ -123,6 +123,10 @@ pub struct Report {
     pub memory_per_subscription_kib: Option<f64>,
     /// Every subscriber track, for per-subscriber analysis (JSON only).
     pub per_subscriber: Vec<SubscriberTrack>,
+    /// CPU the bots themselves used in the window, percent of one core.
+    /// When it nears the machine's core count, latency and jitter include
+    /// time the bots waited for a CPU.
+    pub bots_cpu_percent: Option<f64>,
 }
 
 fn summarize(bots: &[BotResult], kind: &str) -> MediaSummary {
@@ -221,6 +225,7 @@ impl Report {
             })
             .collect();
         Report {
+            bots_cpu_percent: None,
             per_subscriber,
             scenario,
             video_bps,
@@ -304,6 +309,9 @@ impl Report {
                     .map(|m| format!(", {:.0} KiB per subscription", m))
                     .unwrap_or_default()
             );
+        }
+        if let Some(b) = self.bots_cpu_percent {
+            let _ = writeln!(t, "bots' own CPU       {b:.0} % of a core (same machine)");
         }
         for (name, e) in &self.failed {
             let _ = writeln!(t, "FAILED {name}: {e}");

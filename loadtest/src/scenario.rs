@@ -284,6 +284,7 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let before = sample(pid);
+    let bots_before = proc::sample(std::process::id()).ok();
     let out_before = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
     let measure = bar(opts.progress, opts.duration.as_secs().max(1), "measuring");
     let t0 = Instant::now();
@@ -293,6 +294,7 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
     }
     measure.finish();
     let after = sample(pid);
+    let bots_after = proc::sample(std::process::id()).ok();
     let out_after = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
     let window = t0.elapsed();
 
@@ -323,11 +325,12 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
         }),
         _ => None,
     };
-    Ok(Report::build(
-        opts.scenario,
-        opts.video_bps,
-        window,
-        bots,
-        server,
-    ))
+    let mut report = Report::build(opts.scenario, opts.video_bps, window, bots, server);
+    // The bots share the machine with the server; how busy they were
+    // tells whether latency and jitter figures include bot-side waiting.
+    if let (Some(b), Some(a)) = (bots_before, bots_after) {
+        report.bots_cpu_percent =
+            Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9));
+    }
+    Ok(report)
 }
