@@ -8,7 +8,7 @@
 #
 # Steps:
 #  1. Install what the tests need and the machine lacks (Debian packages:
-#     chromium, chromium-driver, iproute2, util-linux).
+#     chromium, chromium-driver, iproute2, util-linux, janus, gcc).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
 #  3. Build every test once, while crates.io is reachable.
 #  4. Run all Rust tests inside a fresh network namespace in which only the
@@ -106,8 +106,12 @@ install_missing() {
     fi
     find_ip >/dev/null || pkgs+=(iproute2)
     have unshare || pkgs+=(util-linux)
+    # The load harness's comparison target (loadtest/tests/janus_smoke.rs)
+    # and the C compiler it builds Janus's loopback shim with.
+    have janus || pkgs+=(janus)
+    have cc || pkgs+=(gcc)
     if [[ ${#pkgs[@]} -eq 0 ]]; then
-        echo "    chromium, chromedriver, ip and unshare are installed"
+        echo "    chromium, chromedriver, ip, unshare, janus and cc are installed"
         return 0
     fi
     echo "    installing: ${pkgs[*]}"

@@ -16,6 +16,16 @@ pub enum ScenarioName {
     Audio,
 }
 
+/// Which server to load.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TargetName {
+    /// Veche (default): starts `veche serve`, or loads `--url`.
+    Veche,
+    /// Janus 1.1 VideoRoom, started and configured by the harness
+    /// (`apt-get install -y janus`).
+    Janus,
+}
+
 /// `veche loadtest` arguments.
 #[derive(Args, Debug)]
 pub struct LoadtestArgs {
@@ -37,6 +47,9 @@ pub struct LoadtestArgs {
     /// Publishers' video bitrate in kbit/s (nearest shipped encoding).
     #[arg(long, default_value_t = 1500)]
     video_kbps: u32,
+    /// Server to load.
+    #[arg(long, value_enum, default_value = "veche")]
+    target: TargetName,
     /// Load a running server at this URL instead of starting one.
     #[arg(long)]
     url: Option<String>,
@@ -62,12 +75,16 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             subscribers: args.bots,
         },
     };
-    let target = match args.url {
-        Some(base) => ServerTarget::External {
+    let target = match (args.target, args.url) {
+        (TargetName::Janus, Some(_)) => {
+            anyhow::bail!("--url cannot be combined with --target janus")
+        }
+        (TargetName::Janus, None) => ServerTarget::Janus,
+        (TargetName::Veche, Some(base)) => ServerTarget::External {
             base,
             pid: args.pid,
         },
-        None => ServerTarget::Spawn {
+        (TargetName::Veche, None) => ServerTarget::Spawn {
             exe: std::env::current_exe()?,
         },
     };

@@ -328,7 +328,6 @@ struct Session {
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
     next: AtomicU64,
     id: u64,
-    reader: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Session {
@@ -336,7 +335,8 @@ impl Drop for Session {
         let _ = self.tx.send(Message::text(
             json!({ "janus": "destroy", "session_id": self.id, "transaction": "bye" }).to_string(),
         ));
-        self.reader.abort();
+        // The reader task sends that, then ends and closes the socket once
+        // `tx` is gone.
     }
 }
 
@@ -376,7 +376,7 @@ impl Session {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Default::default();
         let p = pending.clone();
-        let reader = tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 tokio::select! {
                     out = rx.recv() => {
@@ -410,7 +410,6 @@ impl Session {
             pending,
             next: AtomicU64::new(1),
             id: 0,
-            reader,
         };
         let r = s.request(json!({ "janus": "create" })).await?;
         s.id = r["data"]["id"].as_u64().ok_or("create: no session id")?;
@@ -524,6 +523,57 @@ pub struct JanusTarget {
     /// RTP packets received by all bots so far: Janus has no metrics
     /// endpoint, so the runner counts "packets forwarded" here.
     pub packets_received: Arc<AtomicU64>,
+    /// What our publishers sent, so receivers can undo Janus's timestamp
+    /// rewriting (see [`SentTimestamps`]).
+    pub sent: Arc<SentTimestamps>,
+}
+
+/// Janus rewrites each subscriber's RTP timestamps (and sequence numbers)
+/// to start near zero, which would break the one-way latency the harness
+/// carries in the timestamp ([`crate::media::latency`]). The offset is
+/// constant per subscription and the payload is forwarded untouched, so
+/// publishers record `payload hash -> RTP timestamp` here and a receiver
+/// learns the offset from its first matching packet. A looping clip repeats
+/// payloads, so only the latest timestamp per payload is kept; that is the
+/// right one as long as the clip is longer than the latency.
+#[derive(Default)]
+pub struct SentTimestamps(Mutex<HashMap<(u64, bool), HashMap<u64, u32>>>);
+
+impl std::fmt::Debug for SentTimestamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentTimestamps")
+    }
+}
+
+fn payload_hash(payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Skip a VP8 payload descriptor's worth of bytes in case it is rewritten.
+    let body = if payload.len() > 16 {
+        &payload[6..]
+    } else {
+        payload
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    h.finish()
+}
+
+impl SentTimestamps {
+    fn record(&self, feed: u64, video: bool, payload: &[u8], ts: u32) {
+        let mut all = self.0.lock().expect("lock poisoned");
+        let m = all.entry((feed, video)).or_default();
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(payload_hash(payload), ts);
+    }
+
+    fn lookup(&self, feed: u64, video: bool, payload: &[u8]) -> Option<u32> {
+        let all = self.0.lock().expect("lock poisoned");
+        all.get(&(feed, video))?
+            .get(&payload_hash(payload))
+            .copied()
+    }
 }
 
 #[derive(Default)]
@@ -539,8 +589,8 @@ struct Shared {
 struct Handler {
     gathered: watch::Sender<bool>,
     connected: watch::Sender<bool>,
-    feed: String,
-    tracks: mpsc::UnboundedSender<(String, Arc<dyn TrackRemote>)>,
+    feed: u64,
+    tracks: mpsc::UnboundedSender<(u64, Arc<dyn TrackRemote>)>,
 }
 
 #[async_trait::async_trait]
@@ -551,7 +601,7 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send((self.feed.clone(), track));
+        let _ = self.tracks.send((self.feed, track));
     }
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         let _ = self
@@ -567,8 +617,8 @@ struct Pc {
 }
 
 async fn build_pc(
-    feed: String,
-    tracks: mpsc::UnboundedSender<(String, Arc<dyn TrackRemote>)>,
+    feed: u64,
+    tracks: mpsc::UnboundedSender<(u64, Arc<dyn TrackRemote>)>,
 ) -> Result<Pc, String> {
     let (gathered_tx, gathered) = watch::channel(false);
     let (connected_tx, connected) = watch::channel(false);
@@ -729,7 +779,7 @@ async fn run_inner(
     let mut tasks = Vec::new();
     let mut pcs: Vec<Arc<dyn PeerConnection>> = Vec::new();
     if spec.video_bps.is_some() || spec.audio {
-        let mut pc = build_pc(format!("{my_id}"), tracks_tx.clone()).await?;
+        let mut pc = build_pc(my_id, tracks_tx.clone()).await?;
         let mut video = None;
         if let Some(bps) = spec.video_bps {
             let ssrc = random_u32();
@@ -803,6 +853,7 @@ async fn run_inner(
                 shared.clone(),
                 stop.clone(),
                 pc.connected.clone(),
+                (my_id, target.sent.clone()),
             )));
         }
         if let Some((track, sender, source)) = audio {
@@ -813,6 +864,7 @@ async fn run_inner(
                 shared.clone(),
                 stop.clone(),
                 pc.connected.clone(),
+                (my_id, target.sent.clone()),
             )));
         }
         pcs.push(pc.pc);
@@ -877,7 +929,7 @@ async fn subscribe(
     session: &Session,
     room: u64,
     feed: u64,
-    tracks: mpsc::UnboundedSender<(String, Arc<dyn TrackRemote>)>,
+    tracks: mpsc::UnboundedSender<(u64, Arc<dyn TrackRemote>)>,
 ) -> Result<Arc<dyn PeerConnection>, String> {
     let handle = session.attach().await?;
     // A publisher listed before its `webrtcup` can answer 428 (no such
@@ -908,7 +960,7 @@ async fn subscribe(
     let offer = attached["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| format!("subscribe: no offer in {attached}"))?;
-    let mut pc = build_pc(format!("{feed}"), tracks).await?;
+    let mut pc = build_pc(feed, tracks).await?;
     let desc = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("offer: {e}"))?;
     pc.pc
         .set_remote_description(desc)
@@ -944,6 +996,7 @@ async fn publish_video(
     shared: Arc<Mutex<Shared>>,
     mut stop: watch::Receiver<bool>,
     mut connected: watch::Receiver<bool>,
+    (feed, sent): (u64, Arc<SentTimestamps>),
 ) {
     if connected.wait_for(|c| *c).await.is_err() {
         return;
@@ -980,6 +1033,7 @@ async fn publish_video(
                 let n = packets.len() as u64;
                 for mut p in packets {
                     p.header.payload_type = pt;
+                    sent.record(feed, true, &p.payload, p.header.timestamp);
                     let _ = track.write_rtp(p).await;
                 }
                 shared.lock().expect("lock poisoned").packets_sent += n;
@@ -996,6 +1050,7 @@ async fn publish_audio(
     shared: Arc<Mutex<Shared>>,
     mut stop: watch::Receiver<bool>,
     mut connected: watch::Receiver<bool>,
+    (feed, sent): (u64, Arc<SentTimestamps>),
 ) {
     if connected.wait_for(|c| *c).await.is_err() {
         return;
@@ -1013,6 +1068,7 @@ async fn publish_audio(
                 let n = packets.len() as u64;
                 for mut p in packets {
                     p.header.payload_type = pt;
+                    sent.record(feed, false, &p.payload, p.header.timestamp);
                     let _ = track.write_rtp(p).await;
                 }
                 shared.lock().expect("lock poisoned").packets_sent += n;
@@ -1024,7 +1080,7 @@ async fn publish_audio(
 /// Like the Veche bot's receiver, but keyed by Janus feed id: Janus's
 /// subscriber SDP uses the same stream id for every feed.
 async fn receive(
-    feed: String,
+    feed: u64,
     track: Arc<dyn TrackRemote>,
     target: JanusTarget,
     shared: Arc<Mutex<Shared>>,
@@ -1040,10 +1096,28 @@ async fn receive(
         None => (90_000, "video"),
     };
     let key = format!("janus-{feed}/{kind}");
+    let video = kind == "video";
+    let mut offset: Option<u32> = None;
+    let mut unmatched = 0u32;
     while let Some(evt) = track.poll().await {
         if let TrackRemoteEvent::OnRtpPacket(p) = evt {
             let now = Instant::now();
             target.packets_received.fetch_add(1, Ordering::Relaxed);
+            if offset.is_none() {
+                match target.sent.lookup(feed, video, &p.payload) {
+                    Some(ts) => offset = Some(p.header.timestamp.wrapping_sub(ts)),
+                    None if unmatched > 500 => {
+                        tracing::warn!(
+                            feed,
+                            kind,
+                            "janus: cannot map RTP timestamps; latency will be wrong"
+                        );
+                        offset = Some(0);
+                    }
+                    None => unmatched += 1,
+                }
+            }
+            let Some(offset) = offset else { continue };
             let mut s = shared.lock().expect("lock poisoned");
             if s.first_rtp.is_none() {
                 s.first_rtp = Some(now);
@@ -1054,7 +1128,7 @@ async fn receive(
                 .or_insert_with(|| ReceiveStats::new(clock, epoch))
                 .record(
                     p.header.sequence_number,
-                    p.header.timestamp,
+                    p.header.timestamp.wrapping_sub(offset),
                     p.payload.len(),
                     now,
                 );
@@ -1071,7 +1145,9 @@ async fn receive(
 /// window, which undercounts Janus's output by the packets lost on the way
 /// (about zero on loopback).
 pub async fn run_scenario(opts: &crate::scenario::Options) -> Result<Report, String> {
-    let server = JanusServer::start()?;
+    let server = tokio::task::spawn_blocking(JanusServer::start)
+        .await
+        .map_err(|e| format!("starting janus: {e}"))??;
     let result = run_against(opts, &server).await;
     drop(server);
     result
@@ -1093,6 +1169,7 @@ async fn run_against(
         epoch: Instant::now(),
         receiving: Default::default(),
         packets_received: Default::default(),
+        sent: Default::default(),
     };
     let receivers = specs.iter().filter(|s| s.expects_media).count();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -1112,10 +1189,12 @@ async fn run_against(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let before = proc::sample(pid).ok();
+    let bots_before = proc::sample(std::process::id()).ok();
     let rx_before = target.packets_received.load(Ordering::Relaxed);
     let t0 = Instant::now();
     tokio::time::sleep(opts.duration).await;
     let after = proc::sample(pid).ok();
+    let bots_after = proc::sample(std::process::id()).ok();
     let rx_after = target.packets_received.load(Ordering::Relaxed);
     let window = t0.elapsed();
 
@@ -1142,11 +1221,12 @@ async fn run_against(
         }),
         _ => None,
     };
-    Ok(Report::build(
-        opts.scenario,
-        opts.video_bps,
-        window,
-        bots,
-        cost,
-    ))
+    let mut report = Report::build(opts.scenario, opts.video_bps, window, bots, cost);
+    report.server_kind = "janus";
+    // The bots share the machine with Janus, as in `scenario::run`.
+    if let (Some(b), Some(a)) = (bots_before, bots_after) {
+        report.bots_cpu_percent =
+            Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9));
+    }
+    Ok(report)
 }

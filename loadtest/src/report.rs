@@ -94,6 +94,8 @@ pub struct SubscriberTrack {
 /// The whole report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// Which server was measured: `"veche"` or `"janus"`.
+    pub server_kind: &'static str,
     /// What ran.
     #[serde(flatten)]
     pub scenario: Scenario,
@@ -225,6 +227,7 @@ impl Report {
             })
             .collect();
         Report {
+            server_kind: "veche",
             bots_cpu_percent: None,
             per_subscriber,
             scenario,
@@ -246,6 +249,7 @@ impl Report {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut t = String::new();
+        let _ = writeln!(t, "server              {}", self.server_kind);
         let _ = writeln!(t, "scenario            {:?}", self.scenario);
         let _ = writeln!(
             t,

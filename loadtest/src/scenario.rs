@@ -96,6 +96,10 @@ pub enum ServerTarget {
         /// The `veche` binary.
         exe: PathBuf,
     },
+    /// Start Janus 1.1 (VideoRoom) with its own config and load it through
+    /// its WebSocket API, for a side-by-side comparison (see
+    /// [`crate::janus`]).
+    Janus,
     /// A server that is already running.
     External {
         /// Its base URL.
@@ -187,7 +191,7 @@ async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Optio
         .and_then(|v| v.parse().ok())
 }
 
-fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
+pub(crate) fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
     if !progress {
         return ProgressBar::hidden();
     }
@@ -203,6 +207,9 @@ fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
 
 /// Runs a scenario and reports.
 pub async fn run(opts: Options) -> Result<Report, String> {
+    if matches!(opts.target, ServerTarget::Janus) {
+        return crate::janus::run_scenario(&opts).await;
+    }
     let (spawned, base, pid) = match &opts.target {
         ServerTarget::Spawn { exe } => {
             let (s, base) = spawn_server(exe)?;
@@ -210,6 +217,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             (Some(s), base, Some(pid))
         }
         ServerTarget::External { base, pid } => (None, base.trim_end_matches('/').to_owned(), *pid),
+        ServerTarget::Janus => unreachable!("handled above"),
     };
     let result = run_against(&opts, &base, pid).await;
     if let Some(mut s) = spawned {

@@ -39,13 +39,10 @@ async fn janus_webinar_smoke() {
         ramp_per_sec: 10.0,
         duration: Duration::from_secs(secs),
         video_bps: 1_500_000,
-        target: ServerTarget::External {
-            base: String::new(),
-            pid: None,
-        },
+        target: ServerTarget::Janus,
         progress: false,
     };
-    let report = veche_loadtest::janus::run_scenario(&opts)
+    let report = veche_loadtest::scenario::run(opts)
         .await
         .expect("janus run");
     print!("{}", report.table());
