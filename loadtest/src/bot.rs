@@ -4,25 +4,16 @@
 //! synthetic media and records what it receives.
 //!
 //! Nothing here knows about Veche's internals beyond the documented
-//! protocol, so the same bot measures any server that speaks it.
+//! protocol, so the same bot measures any server that speaks it. The
+//! WebRTC parts are in [`crate::client`], shared with the Janus bot.
 
+use crate::client::{self, Pc, Publication, Shared};
 use crate::media::stats::ReceiveStats;
 use crate::media::{AudioSource, VideoSource};
 use futures::{SinkExt, StreamExt};
-use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -30,14 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
-};
-use webrtc::rtp_transceiver::RtpSender;
 
 /// What one bot does.
 #[derive(Clone, Debug)]
@@ -87,40 +70,6 @@ pub struct BotResult {
     pub error: Option<String>,
 }
 
-/// Shared between the bot's tasks while it runs.
-#[derive(Default)]
-struct Shared {
-    join_started: Option<Instant>,
-    first_rtp: Option<Instant>,
-    received: BTreeMap<String, ReceiveStats>,
-    packets_sent: u64,
-    keyframes_requested: u64,
-}
-
-struct Handler {
-    gathered: watch::Sender<bool>,
-    /// Set once DTLS is up: writing RTP before that only produces errors.
-    connected: watch::Sender<bool>,
-    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(track);
-    }
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self
-            .connected
-            .send(state == RTCPeerConnectionState::Connected);
-    }
-}
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -141,53 +90,6 @@ fn resolve_ws(base: &str, ws_url: &str) -> String {
     }
 }
 
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("OS RNG available");
-    u32::from_be_bytes(b)
-}
-
-/// The negotiated payload type of `sender` for `mime`, once known.
-async fn sender_pt(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
-    let params = sender.get_parameters().await.ok()?;
-    params
-        .rtp_parameters
-        .codecs
-        .iter()
-        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
-        .map(|c| c.payload_type)
-}
-
-fn local_track(
-    kind: RtpCodecKind,
-    mime: &str,
-    clock: u32,
-    channels: u16,
-    ssrc: u32,
-    id: &str,
-) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "bot".to_owned(),
-        id.to_owned(),
-        id.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate: clock,
-                channels,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )))
-}
-
 /// Runs one bot until `stop` turns true. Errors are reported in the
 /// result, not returned, so one failing bot doesn't abort a load run.
 pub async fn run(spec: BotSpec, target: Target, stop: watch::Receiver<bool>) -> BotResult {
@@ -195,42 +97,45 @@ pub async fn run(spec: BotSpec, target: Target, stop: watch::Receiver<bool>) -> 
     let name = spec.name.clone();
     let expects_media = spec.expects_media;
     let error = run_inner(spec, target, stop, shared.clone()).await.err();
-    let s = std::mem::take(&mut *shared.lock().expect("lock poisoned"));
-    BotResult {
-        name,
-        expects_media,
-        join_to_first_rtp: match (s.join_started, s.first_rtp) {
-            (Some(j), Some(f)) => Some(f.saturating_duration_since(j)),
-            _ => None,
-        },
-        received: s.received,
-        packets_sent: s.packets_sent,
-        keyframes_requested: s.keyframes_requested,
-        error,
+    BotResult::from_shared(name, expects_media, &shared, error)
+}
+
+impl BotResult {
+    /// Collects what a bot's tasks recorded.
+    pub(crate) fn from_shared(
+        name: String,
+        expects_media: bool,
+        shared: &Mutex<Shared>,
+        error: Option<String>,
+    ) -> BotResult {
+        let s = std::mem::take(&mut *shared.lock().expect("lock poisoned"));
+        BotResult {
+            name,
+            expects_media,
+            join_to_first_rtp: match (s.join_started, s.first_rtp) {
+                (Some(j), Some(f)) => Some(f.saturating_duration_since(j)),
+                _ => None,
+            },
+            received: s.received,
+            packets_sent: s.packets_sent,
+            keyframes_requested: s.keyframes_requested,
+            error,
+        }
     }
 }
 
-async fn build_pc(handler: Arc<Handler>) -> Result<Arc<dyn PeerConnection>, webrtc::error::Error> {
-    let mut me = MediaEngine::default();
-    me.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut me)?.with(
-        Slot::from(14_000),
-        veche_node::interceptor::KeyframeRequestForwarder::default(),
-    );
-    let se = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_include_loopback_candidate(true)
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_setting_engine(se)
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
+async fn recvonly(pc: &Pc, kind: RtpCodecKind) -> Result<(), String> {
+    pc.pc
+        .add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recvonly {kind}: {e}"))
 }
 
 async fn run_inner(
@@ -261,23 +166,15 @@ async fn run_inner(
         .map_err(|e| format!("signalling connect: {e}"))?;
     send(&mut ws, &json!({ "type": "join", "token": token })).await?;
 
-    let (gathered_tx, mut gathered_rx) = watch::channel(false);
-    let (connected_tx, connected_rx) = watch::channel(false);
     let (tracks_tx, mut tracks_rx) = mpsc::unbounded_channel();
-    let pc = build_pc(Arc::new(Handler {
-        gathered: gathered_tx,
-        connected: connected_tx,
-        tracks: tracks_tx,
-    }))
-    .await
-    .map_err(|e| format!("peer connection: {e}"))?;
+    let mut pc = Pc::new((), tracks_tx).await?;
 
     // Our own tracks, or receive-only sections so the offer has media.
     let mut declared = serde_json::Map::new();
     let video = match spec.video_bps {
         Some(bps) => {
-            let ssrc = random_u32();
-            let t = local_track(
+            let ssrc = client::random_u32();
+            let track = client::local_track(
                 RtpCodecKind::Video,
                 MIME_TYPE_VP8,
                 90_000,
@@ -285,29 +182,23 @@ async fn run_inner(
                 ssrc,
                 "bot-video",
             );
-            let sender = pc
-                .add_track(t.clone() as Arc<dyn TrackLocal>)
-                .await
-                .map_err(|e| format!("add video: {e}"))?;
+            let sender = client::add_track(&pc.pc, &track).await?;
             declared.insert("bot-video".into(), json!("camera"));
-            Some((t, sender, VideoSource::new(bps, ssrc, 96, target.epoch)))
+            Some(Publication {
+                track,
+                sender,
+                mime: MIME_TYPE_VP8,
+                source: VideoSource::new(bps, ssrc, 96, target.epoch),
+            })
         }
         None => {
-            pc.add_transceiver_from_kind(
-                RtpCodecKind::Video,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| format!("recvonly video: {e}"))?;
+            recvonly(&pc, RtpCodecKind::Video).await?;
             None
         }
     };
     let audio = if spec.audio {
-        let ssrc = random_u32();
-        let t = local_track(
+        let ssrc = client::random_u32();
+        let track = client::local_track(
             RtpCodecKind::Audio,
             MIME_TYPE_OPUS,
             48_000,
@@ -315,64 +206,54 @@ async fn run_inner(
             ssrc,
             "bot-audio",
         );
-        let sender = pc
-            .add_track(t.clone() as Arc<dyn TrackLocal>)
-            .await
-            .map_err(|e| format!("add audio: {e}"))?;
+        let sender = client::add_track(&pc.pc, &track).await?;
         declared.insert("bot-audio".into(), json!("microphone"));
-        Some((t, sender, AudioSource::new(ssrc, 111, target.epoch)))
+        Some(Publication {
+            track,
+            sender,
+            mime: MIME_TYPE_OPUS,
+            source: AudioSource::new(ssrc, 111, target.epoch),
+        })
     } else {
-        pc.add_transceiver_from_kind(
-            RtpCodecKind::Audio,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(|e| format!("recvonly audio: {e}"))?;
+        recvonly(&pc, RtpCodecKind::Audio).await?;
         None
     };
 
     let offer = pc
+        .pc
         .create_offer(None)
         .await
         .map_err(|e| format!("offer: {e}"))?;
-    pc.set_local_description(offer)
+    pc.pc
+        .set_local_description(offer)
         .await
         .map_err(|e| format!("set local offer: {e}"))?;
-    let _ = tokio::time::timeout(Duration::from_secs(2), gathered_rx.wait_for(|g| *g)).await;
-    let sdp = pc
-        .local_description()
-        .await
-        .ok_or("no local description")?
-        .sdp;
+    let sdp = pc.local_sdp().await?;
     send(
         &mut ws,
         &json!({ "type": "offer", "sdp": sdp, "tracks": declared }),
     )
     .await?;
 
-    // Publishing tasks.
+    // Publishing tasks. Veche forwards RTP timestamps unchanged, so nothing
+    // needs noting per packet sent.
     let mut tasks = Vec::new();
-    if let Some((track, sender, source)) = video {
-        tasks.push(tokio::spawn(publish_video(
-            track,
-            sender,
-            source,
+    if let Some(p) = video {
+        tasks.push(tokio::spawn(client::publish(
+            p,
             shared.clone(),
             stop.clone(),
-            connected_rx.clone(),
+            pc.connected.clone(),
+            |_| {},
         )));
     }
-    if let Some((track, sender, source)) = audio {
-        tasks.push(tokio::spawn(publish_audio(
-            track,
-            sender,
-            source,
+    if let Some(p) = audio {
+        tasks.push(tokio::spawn(client::publish(
+            p,
             shared.clone(),
             stop.clone(),
-            connected_rx.clone(),
+            pc.connected.clone(),
+            |_| {},
         )));
     }
 
@@ -381,8 +262,17 @@ async fn run_inner(
         tokio::select! {
             _ = stop.changed() => break Ok(()),
             track = tracks_rx.recv() => {
-                if let Some(track) = track {
-                    tasks.push(tokio::spawn(receive(track, target.clone(), shared.clone())));
+                if let Some(((), track)) = track {
+                    // Keyed by the publisher's stream id, i.e. its participant.
+                    let key = track.stream_id().await;
+                    tasks.push(tokio::spawn(client::receive(
+                        track,
+                        key,
+                        target.epoch,
+                        target.receiving.clone(),
+                        shared.clone(),
+                        |p, _| Some(p.header.timestamp),
+                    )));
                 }
             }
             msg = ws.next() => {
@@ -398,15 +288,15 @@ async fn run_inner(
                     Some("answer") => {
                         let desc = RTCSessionDescription::answer(v["sdp"].as_str().unwrap_or_default().to_owned())
                             .map_err(|e| format!("answer: {e}"))?;
-                        pc.set_remote_description(desc).await.map_err(|e| format!("apply answer: {e}"))?;
+                        pc.pc.set_remote_description(desc).await.map_err(|e| format!("apply answer: {e}"))?;
                     }
                     Some("offer") => {
                         let desc = RTCSessionDescription::offer(v["sdp"].as_str().unwrap_or_default().to_owned())
                             .map_err(|e| format!("offer: {e}"))?;
-                        pc.set_remote_description(desc).await.map_err(|e| format!("apply offer: {e}"))?;
-                        let answer = pc.create_answer(None).await.map_err(|e| format!("answer: {e}"))?;
-                        pc.set_local_description(answer).await.map_err(|e| format!("set answer: {e}"))?;
-                        let sdp = pc.local_description().await.ok_or("no local answer")?.sdp;
+                        pc.pc.set_remote_description(desc).await.map_err(|e| format!("apply offer: {e}"))?;
+                        let answer = pc.pc.create_answer(None).await.map_err(|e| format!("answer: {e}"))?;
+                        pc.pc.set_local_description(answer).await.map_err(|e| format!("set answer: {e}"))?;
+                        let sdp = pc.pc.local_description().await.ok_or("no local answer")?.sdp;
                         send(&mut ws, &json!({ "type": "answer", "sdp": sdp })).await?;
                     }
                     Some("error") => break Err(format!("server error: {v}")),
@@ -419,127 +309,6 @@ async fn run_inner(
     for t in tasks {
         t.abort();
     }
-    let _ = pc.close().await;
+    let _ = pc.pc.close().await;
     result
-}
-
-async fn publish_video(
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    mut source: VideoSource,
-    shared: Arc<Mutex<Shared>>,
-    mut stop: watch::Receiver<bool>,
-    mut connected: watch::Receiver<bool>,
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    // Keyframe requests (PLI/FIR) from the node arrive on the local
-    // track's event stream; the source answers with its next keyframe.
-    let (kf_tx, mut kf_rx) = mpsc::unbounded_channel::<()>();
-    let rtcp_track = track.clone();
-    let rtcp = tokio::spawn(async move {
-        while let Some(evt) = rtcp_track.poll().await {
-            let TrackLocalEvent::OnRtcpPacket(pkts) = evt else {
-                continue;
-            };
-            if pkts.iter().any(|p| {
-                p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
-            }) {
-                let _ = kf_tx.send(());
-            }
-        }
-    });
-    let mut pt = None;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            Some(()) = kf_rx.recv() => {
-                source.request_keyframe();
-                shared.lock().expect("lock poisoned").keyframes_requested += 1;
-            }
-            _ = tokio::time::sleep_until(source.next_due().into()) => {
-                if pt.is_none() {
-                    pt = sender_pt(&sender, MIME_TYPE_VP8).await;
-                }
-                let packets = source.poll(Instant::now());
-                let Some(pt) = pt else { continue };
-                let n = packets.len() as u64;
-                for mut p in packets {
-                    p.header.payload_type = pt;
-                    let _ = track.write_rtp(p).await;
-                }
-                shared.lock().expect("lock poisoned").packets_sent += n;
-            }
-        }
-    }
-    rtcp.abort();
-}
-
-async fn publish_audio(
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    mut source: AudioSource,
-    shared: Arc<Mutex<Shared>>,
-    mut stop: watch::Receiver<bool>,
-    mut connected: watch::Receiver<bool>,
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    let mut pt = None;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tokio::time::sleep_until(source.next_due().into()) => {
-                if pt.is_none() {
-                    pt = sender_pt(&sender, MIME_TYPE_OPUS).await;
-                }
-                let packets = source.poll(Instant::now());
-                let Some(pt) = pt else { continue };
-                let n = packets.len() as u64;
-                for mut p in packets {
-                    p.header.payload_type = pt;
-                    let _ = track.write_rtp(p).await;
-                }
-                shared.lock().expect("lock poisoned").packets_sent += n;
-            }
-        }
-    }
-}
-
-async fn receive(track: Arc<dyn TrackRemote>, target: Target, shared: Arc<Mutex<Shared>>) {
-    let epoch = target.epoch;
-    let stream = track.stream_id().await;
-    let Some(&ssrc) = track.ssrcs().await.first() else {
-        return;
-    };
-    let codec = track.codec(ssrc).await;
-    let (clock, kind) = match &codec {
-        Some(c) if c.mime_type.to_ascii_lowercase().starts_with("audio") => (c.clock_rate, "audio"),
-        Some(c) => (c.clock_rate, "video"),
-        None => (90_000, "video"),
-    };
-    let key = format!("{stream}/{kind}");
-    while let Some(evt) = track.poll().await {
-        if let TrackRemoteEvent::OnRtpPacket(p) = evt {
-            let now = Instant::now();
-            let mut s = shared.lock().expect("lock poisoned");
-            if s.first_rtp.is_none() {
-                s.first_rtp = Some(now);
-                target
-                    .receiving
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            s.received
-                .entry(key.clone())
-                .or_insert_with(|| ReceiveStats::new(clock, epoch))
-                .record(
-                    p.header.sequence_number,
-                    p.header.timestamp,
-                    p.payload.len(),
-                    now,
-                );
-        }
-    }
 }

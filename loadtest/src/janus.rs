@@ -23,27 +23,16 @@
 //! preloads it into the Janus process only.
 
 use crate::bot::{BotResult, BotSpec};
-use crate::media::stats::ReceiveStats;
+use crate::client::{self, Pc, Publication, Shared};
 use crate::media::{AudioSource, VideoSource};
 use crate::proc::{self, ProcSample};
 use crate::report::{Report, ServerCost};
 use futures::{SinkExt, StreamExt};
-use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,14 +41,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
-};
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::PeerConnection;
 
 /// The `getifaddrs()` wrapper preloaded into Janus (see the module docs).
 const SHIM_C: &str = r#"
@@ -576,146 +559,6 @@ impl SentTimestamps {
     }
 }
 
-#[derive(Default)]
-struct Shared {
-    join_started: Option<Instant>,
-    first_rtp: Option<Instant>,
-    received: BTreeMap<String, ReceiveStats>,
-    packets_sent: u64,
-    keyframes_requested: u64,
-    error: Option<String>,
-}
-
-struct Handler {
-    gathered: watch::Sender<bool>,
-    connected: watch::Sender<bool>,
-    feed: u64,
-    tracks: mpsc::UnboundedSender<(u64, Arc<dyn TrackRemote>)>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send((self.feed, track));
-    }
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self
-            .connected
-            .send(state == RTCPeerConnectionState::Connected);
-    }
-}
-
-struct Pc {
-    pc: Arc<dyn PeerConnection>,
-    gathered: watch::Receiver<bool>,
-    connected: watch::Receiver<bool>,
-}
-
-async fn build_pc(
-    feed: u64,
-    tracks: mpsc::UnboundedSender<(u64, Arc<dyn TrackRemote>)>,
-) -> Result<Pc, String> {
-    let (gathered_tx, gathered) = watch::channel(false);
-    let (connected_tx, connected) = watch::channel(false);
-    let handler = Arc::new(Handler {
-        gathered: gathered_tx,
-        connected: connected_tx,
-        feed,
-        tracks,
-    });
-    let mut me = MediaEngine::default();
-    me.register_default_codecs()
-        .map_err(|e| format!("codecs: {e}"))?;
-    let registry = register_default_interceptors(Registry::new(), &mut me)
-        .map_err(|e| format!("interceptors: {e}"))?
-        .with(
-            Slot::from(14_000),
-            veche_node::interceptor::KeyframeRequestForwarder::default(),
-        );
-    let se = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_include_loopback_candidate(true)
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_setting_engine(se)
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .map_err(|e| format!("peer connection: {e}"))?;
-    Ok(Pc {
-        pc: Arc::new(pc),
-        gathered,
-        connected,
-    })
-}
-
-/// Our local description once ICE gathering finished (Janus gets our
-/// candidates in the SDP, then an end-of-candidates trickle).
-async fn local_sdp(pc: &mut Pc) -> Result<String, String> {
-    let _ = tokio::time::timeout(Duration::from_secs(2), pc.gathered.wait_for(|g| *g)).await;
-    Ok(pc
-        .pc
-        .local_description()
-        .await
-        .ok_or("no local description")?
-        .sdp)
-}
-
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("OS RNG available");
-    u32::from_be_bytes(b)
-}
-
-fn local_track(
-    kind: RtpCodecKind,
-    mime: &str,
-    clock: u32,
-    channels: u16,
-    ssrc: u32,
-    id: &str,
-) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "bot".to_owned(),
-        id.to_owned(),
-        id.to_owned(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate: clock,
-                channels,
-                ..Default::default()
-            },
-            ..Default::default()
-        }],
-    )))
-}
-
-async fn sender_pt(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
-    let params = sender.get_parameters().await.ok()?;
-    params
-        .rtp_parameters
-        .codecs
-        .iter()
-        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
-        .map(|c| c.payload_type)
-}
-
 /// Runs one bot against Janus until `stop` turns true. Errors are reported
 /// in the result, like [`crate::bot::run`].
 pub async fn run_bot(spec: BotSpec, target: JanusTarget, stop: watch::Receiver<bool>) -> BotResult {
@@ -723,19 +566,7 @@ pub async fn run_bot(spec: BotSpec, target: JanusTarget, stop: watch::Receiver<b
     let name = spec.name.clone();
     let expects_media = spec.expects_media;
     let error = run_inner(spec, target, stop, shared.clone()).await.err();
-    let s = std::mem::take(&mut *shared.lock().expect("lock poisoned"));
-    BotResult {
-        name,
-        expects_media,
-        join_to_first_rtp: match (s.join_started, s.first_rtp) {
-            (Some(j), Some(f)) => Some(f.saturating_duration_since(j)),
-            _ => None,
-        },
-        received: s.received,
-        packets_sent: s.packets_sent,
-        keyframes_requested: s.keyframes_requested,
-        error: error.or(s.error),
-    }
+    BotResult::from_shared(name, expects_media, &shared, error)
 }
 
 /// Feed ids of the publishers listed in a VideoRoom `joined`/`event`.
@@ -779,11 +610,11 @@ async fn run_inner(
     let mut tasks = Vec::new();
     let mut pcs: Vec<Arc<dyn PeerConnection>> = Vec::new();
     if spec.video_bps.is_some() || spec.audio {
-        let mut pc = build_pc(my_id, tracks_tx.clone()).await?;
+        let mut pc = Pc::new(my_id, tracks_tx.clone()).await?;
         let mut video = None;
         if let Some(bps) = spec.video_bps {
-            let ssrc = random_u32();
-            let t = local_track(
+            let ssrc = client::random_u32();
+            let t = client::local_track(
                 RtpCodecKind::Video,
                 MIME_TYPE_VP8,
                 90_000,
@@ -791,17 +622,18 @@ async fn run_inner(
                 ssrc,
                 "bot-video",
             );
-            let sender = pc
-                .pc
-                .add_track(t.clone() as Arc<dyn TrackLocal>)
-                .await
-                .map_err(|e| format!("add video: {e}"))?;
-            video = Some((t, sender, VideoSource::new(bps, ssrc, 96, target.epoch)));
+            let sender = client::add_track(&pc.pc, &t).await?;
+            video = Some(Publication {
+                track: t,
+                sender,
+                mime: MIME_TYPE_VP8,
+                source: VideoSource::new(bps, ssrc, 96, target.epoch),
+            });
         }
         let mut audio = None;
         if spec.audio {
-            let ssrc = random_u32();
-            let t = local_track(
+            let ssrc = client::random_u32();
+            let t = client::local_track(
                 RtpCodecKind::Audio,
                 MIME_TYPE_OPUS,
                 48_000,
@@ -809,12 +641,13 @@ async fn run_inner(
                 ssrc,
                 "bot-audio",
             );
-            let sender = pc
-                .pc
-                .add_track(t.clone() as Arc<dyn TrackLocal>)
-                .await
-                .map_err(|e| format!("add audio: {e}"))?;
-            audio = Some((t, sender, AudioSource::new(ssrc, 111, target.epoch)));
+            let sender = client::add_track(&pc.pc, &t).await?;
+            audio = Some(Publication {
+                track: t,
+                sender,
+                mime: MIME_TYPE_OPUS,
+                source: AudioSource::new(ssrc, 111, target.epoch),
+            });
         }
         let offer = pc
             .pc
@@ -825,7 +658,7 @@ async fn run_inner(
             .set_local_description(offer)
             .await
             .map_err(|e| format!("set local offer: {e}"))?;
-        let sdp = local_sdp(&mut pc).await?;
+        let sdp = pc.local_sdp().await?;
         let r = session
             .message(
                 handle,
@@ -845,26 +678,27 @@ async fn run_inner(
         session.notify(json!({
             "janus": "trickle", "handle_id": handle, "candidate": { "completed": true }
         }));
-        if let Some((track, sender, source)) = video {
-            tasks.push(tokio::spawn(publish_video(
-                track,
-                sender,
-                source,
+        // Janus rewrites RTP timestamps per subscriber, so publishers note
+        // which timestamp each payload went out with; receivers recover
+        // the offset from the first payload they match (see `SentTimestamps`).
+        if let Some(p) = video {
+            let sent = target.sent.clone();
+            tasks.push(tokio::spawn(client::publish(
+                p,
                 shared.clone(),
                 stop.clone(),
                 pc.connected.clone(),
-                (my_id, target.sent.clone()),
+                move |pkt| sent.record(my_id, true, &pkt.payload, pkt.header.timestamp),
             )));
         }
-        if let Some((track, sender, source)) = audio {
-            tasks.push(tokio::spawn(publish_audio(
-                track,
-                sender,
-                source,
+        if let Some(p) = audio {
+            let sent = target.sent.clone();
+            tasks.push(tokio::spawn(client::publish(
+                p,
                 shared.clone(),
                 stop.clone(),
                 pc.connected.clone(),
-                (my_id, target.sent.clone()),
+                move |pkt| sent.record(my_id, false, &pkt.payload, pkt.header.timestamp),
             )));
         }
         pcs.push(pc.pc);
@@ -960,7 +794,7 @@ async fn subscribe(
     let offer = attached["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| format!("subscribe: no offer in {attached}"))?;
-    let mut pc = build_pc(feed, tracks).await?;
+    let mut pc = Pc::new(feed, tracks).await?;
     let desc = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("offer: {e}"))?;
     pc.pc
         .set_remote_description(desc)
@@ -975,7 +809,7 @@ async fn subscribe(
         .set_local_description(answer)
         .await
         .map_err(|e| format!("set answer: {e}"))?;
-    let sdp = local_sdp(&mut pc).await?;
+    let sdp = pc.local_sdp().await?;
     session
         .message(
             handle,
@@ -989,151 +823,47 @@ async fn subscribe(
     Ok(pc.pc)
 }
 
-async fn publish_video(
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    mut source: VideoSource,
-    shared: Arc<Mutex<Shared>>,
-    mut stop: watch::Receiver<bool>,
-    mut connected: watch::Receiver<bool>,
-    (feed, sent): (u64, Arc<SentTimestamps>),
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    // Janus asks for keyframes (PLI/FIR) when subscribers join.
-    let (kf_tx, mut kf_rx) = mpsc::unbounded_channel::<()>();
-    let rtcp_track = track.clone();
-    let rtcp = tokio::spawn(async move {
-        while let Some(evt) = rtcp_track.poll().await {
-            let TrackLocalEvent::OnRtcpPacket(pkts) = evt else {
-                continue;
-            };
-            if pkts.iter().any(|p| {
-                p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
-            }) {
-                let _ = kf_tx.send(());
-            }
-        }
-    });
-    let mut pt = None;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            Some(()) = kf_rx.recv() => {
-                source.request_keyframe();
-                shared.lock().expect("lock poisoned").keyframes_requested += 1;
-            }
-            _ = tokio::time::sleep_until(source.next_due().into()) => {
-                if pt.is_none() {
-                    pt = sender_pt(&sender, MIME_TYPE_VP8).await;
-                }
-                let packets = source.poll(Instant::now());
-                let Some(pt) = pt else { continue };
-                let n = packets.len() as u64;
-                for mut p in packets {
-                    p.header.payload_type = pt;
-                    sent.record(feed, true, &p.payload, p.header.timestamp);
-                    let _ = track.write_rtp(p).await;
-                }
-                shared.lock().expect("lock poisoned").packets_sent += n;
-            }
-        }
-    }
-    rtcp.abort();
-}
-
-async fn publish_audio(
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
-    mut source: AudioSource,
-    shared: Arc<Mutex<Shared>>,
-    mut stop: watch::Receiver<bool>,
-    mut connected: watch::Receiver<bool>,
-    (feed, sent): (u64, Arc<SentTimestamps>),
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    let mut pt = None;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tokio::time::sleep_until(source.next_due().into()) => {
-                if pt.is_none() {
-                    pt = sender_pt(&sender, MIME_TYPE_OPUS).await;
-                }
-                let packets = source.poll(Instant::now());
-                let Some(pt) = pt else { continue };
-                let n = packets.len() as u64;
-                for mut p in packets {
-                    p.header.payload_type = pt;
-                    sent.record(feed, false, &p.payload, p.header.timestamp);
-                    let _ = track.write_rtp(p).await;
-                }
-                shared.lock().expect("lock poisoned").packets_sent += n;
-            }
-        }
-    }
-}
-
-/// Like the Veche bot's receiver, but keyed by Janus feed id: Janus's
-/// subscriber SDP uses the same stream id for every feed.
+/// Receives one feed's track. Janus's subscriber SDP uses the same stream
+/// id for every feed, so tracks are keyed by feed id; and Janus rewrites
+/// RTP timestamps, so the publisher's are recovered through
+/// [`SentTimestamps`] before latency is computed.
 async fn receive(
     feed: u64,
     track: Arc<dyn TrackRemote>,
     target: JanusTarget,
     shared: Arc<Mutex<Shared>>,
 ) {
-    let epoch = target.epoch;
-    let Some(&ssrc) = track.ssrcs().await.first() else {
-        return;
-    };
-    let codec = track.codec(ssrc).await;
-    let (clock, kind) = match &codec {
-        Some(c) if c.mime_type.to_ascii_lowercase().starts_with("audio") => (c.clock_rate, "audio"),
-        Some(c) => (c.clock_rate, "video"),
-        None => (90_000, "video"),
-    };
-    let key = format!("janus-{feed}/{kind}");
-    let video = kind == "video";
     let mut offset: Option<u32> = None;
     let mut unmatched = 0u32;
-    while let Some(evt) = track.poll().await {
-        if let TrackRemoteEvent::OnRtpPacket(p) = evt {
-            let now = Instant::now();
-            target.packets_received.fetch_add(1, Ordering::Relaxed);
-            if offset.is_none() {
-                match target.sent.lookup(feed, video, &p.payload) {
-                    Some(ts) => offset = Some(p.header.timestamp.wrapping_sub(ts)),
-                    None if unmatched > 500 => {
-                        tracing::warn!(
-                            feed,
-                            kind,
-                            "janus: cannot map RTP timestamps; latency will be wrong"
-                        );
-                        offset = Some(0);
-                    }
-                    None => unmatched += 1,
+    let counted = target.packets_received.clone();
+    let sent = target.sent.clone();
+    let publisher_ts = move |p: &rtc::rtp::packet::Packet, video: bool| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        if offset.is_none() {
+            match sent.lookup(feed, video, &p.payload) {
+                Some(ts) => offset = Some(p.header.timestamp.wrapping_sub(ts)),
+                None if unmatched > 500 => {
+                    tracing::warn!(
+                        feed,
+                        video,
+                        "janus: cannot map RTP timestamps; latency will be wrong"
+                    );
+                    offset = Some(0);
                 }
+                None => unmatched += 1,
             }
-            let Some(offset) = offset else { continue };
-            let mut s = shared.lock().expect("lock poisoned");
-            if s.first_rtp.is_none() {
-                s.first_rtp = Some(now);
-                target.receiving.fetch_add(1, Ordering::Relaxed);
-            }
-            s.received
-                .entry(key.clone())
-                .or_insert_with(|| ReceiveStats::new(clock, epoch))
-                .record(
-                    p.header.sequence_number,
-                    p.header.timestamp.wrapping_sub(offset),
-                    p.payload.len(),
-                    now,
-                );
         }
-    }
+        offset.map(|o| p.header.timestamp.wrapping_sub(o))
+    };
+    client::receive(
+        track,
+        format!("janus-{feed}"),
+        target.epoch,
+        target.receiving.clone(),
+        shared,
+        publisher_ts,
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -1158,7 +888,7 @@ async fn run_against(
     server: &JanusServer,
 ) -> Result<Report, String> {
     let specs = opts.scenario.bots(opts.video_bps);
-    let room = 1000 + u64::from(random_u32() % 1_000_000);
+    let room = 1000 + u64::from(client::random_u32() % 1_000_000);
     create_room(&server.ws_url(), room, specs.len() + 1).await?;
     let pid = server.pid();
     let idle: Option<ProcSample> = proc::sample(pid).ok();

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod bot;
+mod client;
 pub mod janus;
 pub mod media;
 pub mod proc;
