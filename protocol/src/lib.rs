@@ -13,6 +13,9 @@ pub mod rpc;
 pub mod signal;
 pub mod token;
 
+#[cfg(test)]
+mod robustness;
+
 pub use error::ErrorCode;
 pub use ids::{MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId};
 
