@@ -12,7 +12,6 @@ use crate::media::stats::ReceiveStats;
 use crate::media::{AudioSource, VideoSource};
 use futures::{SinkExt, StreamExt};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
@@ -219,16 +218,7 @@ async fn run_inner(
         None
     };
 
-    let offer = pc
-        .pc
-        .create_offer(None)
-        .await
-        .map_err(|e| format!("offer: {e}"))?;
-    pc.pc
-        .set_local_description(offer)
-        .await
-        .map_err(|e| format!("set local offer: {e}"))?;
-    let sdp = pc.local_sdp().await?;
+    let sdp = pc.offer().await?;
     send(
         &mut ws,
         &json!({ "type": "offer", "sdp": sdp, "tracks": declared }),
@@ -286,17 +276,10 @@ async fn run_inner(
                 let v: Value = serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
                 match v["type"].as_str() {
                     Some("answer") => {
-                        let desc = RTCSessionDescription::answer(v["sdp"].as_str().unwrap_or_default().to_owned())
-                            .map_err(|e| format!("answer: {e}"))?;
-                        pc.pc.set_remote_description(desc).await.map_err(|e| format!("apply answer: {e}"))?;
+                        pc.accept_answer(v["sdp"].as_str().unwrap_or_default()).await?;
                     }
                     Some("offer") => {
-                        let desc = RTCSessionDescription::offer(v["sdp"].as_str().unwrap_or_default().to_owned())
-                            .map_err(|e| format!("offer: {e}"))?;
-                        pc.pc.set_remote_description(desc).await.map_err(|e| format!("apply offer: {e}"))?;
-                        let answer = pc.pc.create_answer(None).await.map_err(|e| format!("answer: {e}"))?;
-                        pc.pc.set_local_description(answer).await.map_err(|e| format!("set answer: {e}"))?;
-                        let sdp = pc.pc.local_description().await.ok_or("no local answer")?.sdp;
+                        let sdp = pc.answer_offer(v["sdp"].as_str().unwrap_or_default()).await?;
                         send(&mut ws, &json!({ "type": "answer", "sdp": sdp })).await?;
                     }
                     Some("error") => break Err(format!("server error: {v}")),

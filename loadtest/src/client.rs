@@ -15,6 +15,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::packet::Packet;
@@ -125,9 +126,53 @@ impl Pc {
         })
     }
 
+    /// Creates and applies an offer; returns its SDP with our candidates.
+    pub(crate) async fn offer(&mut self) -> Result<String, String> {
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("offer: {e}"))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| format!("set local offer: {e}"))?;
+        self.local_sdp().await
+    }
+
+    /// Applies the server's answer to our offer.
+    pub(crate) async fn accept_answer(&self, sdp: &str) -> Result<(), String> {
+        let desc =
+            RTCSessionDescription::answer(sdp.to_owned()).map_err(|e| format!("answer: {e}"))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| format!("apply answer: {e}"))
+    }
+
+    /// Applies the server's offer and answers it; returns the answer's SDP.
+    pub(crate) async fn answer_offer(&mut self, sdp: &str) -> Result<String, String> {
+        let desc =
+            RTCSessionDescription::offer(sdp.to_owned()).map_err(|e| format!("offer: {e}"))?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| format!("apply offer: {e}"))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| format!("answer: {e}"))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(|e| format!("set answer: {e}"))?;
+        self.local_sdp().await
+    }
+
     /// The local description once ICE gathering finished, so it carries
     /// our candidates and no trickle is needed.
-    pub(crate) async fn local_sdp(&mut self) -> Result<String, String> {
+    async fn local_sdp(&mut self) -> Result<String, String> {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.gathered.wait_for(|g| *g)).await;
         Ok(self
             .pc

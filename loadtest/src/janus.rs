@@ -25,11 +25,9 @@
 use crate::bot::{BotResult, BotSpec};
 use crate::client::{self, Pc, Publication, Shared};
 use crate::media::{AudioSource, VideoSource};
-use crate::proc::{self, ProcSample};
-use crate::report::{Report, ServerCost};
+use crate::report::Report;
 use futures::{SinkExt, StreamExt};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -649,16 +647,7 @@ async fn run_inner(
                 source: AudioSource::new(ssrc, 111, target.epoch),
             });
         }
-        let offer = pc
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("offer: {e}"))?;
-        pc.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| format!("set local offer: {e}"))?;
-        let sdp = pc.local_sdp().await?;
+        let sdp = pc.offer().await?;
         let r = session
             .message(
                 handle,
@@ -669,12 +658,7 @@ async fn run_inner(
         let answer = r["jsep"]["sdp"]
             .as_str()
             .ok_or_else(|| format!("publish: no answer in {r}"))?;
-        let desc =
-            RTCSessionDescription::answer(answer.to_owned()).map_err(|e| format!("answer: {e}"))?;
-        pc.pc
-            .set_remote_description(desc)
-            .await
-            .map_err(|e| format!("apply answer: {e}"))?;
+        pc.accept_answer(answer).await?;
         session.notify(json!({
             "janus": "trickle", "handle_id": handle, "candidate": { "completed": true }
         }));
@@ -795,21 +779,7 @@ async fn subscribe(
         .as_str()
         .ok_or_else(|| format!("subscribe: no offer in {attached}"))?;
     let mut pc = Pc::new(feed, tracks).await?;
-    let desc = RTCSessionDescription::offer(offer.to_owned()).map_err(|e| format!("offer: {e}"))?;
-    pc.pc
-        .set_remote_description(desc)
-        .await
-        .map_err(|e| format!("apply offer: {e}"))?;
-    let answer = pc
-        .pc
-        .create_answer(None)
-        .await
-        .map_err(|e| format!("answer: {e}"))?;
-    pc.pc
-        .set_local_description(answer)
-        .await
-        .map_err(|e| format!("set answer: {e}"))?;
-    let sdp = pc.local_sdp().await?;
+    let sdp = pc.answer_offer(offer).await?;
     session
         .message(
             handle,
@@ -887,12 +857,9 @@ async fn run_against(
     opts: &crate::scenario::Options,
     server: &JanusServer,
 ) -> Result<Report, String> {
-    let specs = opts.scenario.bots(opts.video_bps);
+    let bots = opts.scenario.bots(opts.video_bps).len();
     let room = 1000 + u64::from(client::random_u32() % 1_000_000);
-    create_room(&server.ws_url(), room, specs.len() + 1).await?;
-    let pid = server.pid();
-    let idle: Option<ProcSample> = proc::sample(pid).ok();
-
+    create_room(&server.ws_url(), room, bots + 1).await?;
     let target = JanusTarget {
         ws_url: server.ws_url(),
         room,
@@ -901,62 +868,19 @@ async fn run_against(
         packets_received: Default::default(),
         sent: Default::default(),
     };
-    let receivers = specs.iter().filter(|s| s.expects_media).count();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let gap = Duration::from_secs_f64(1.0 / opts.ramp_per_sec.max(0.01));
-    let mut handles = Vec::new();
-    for spec in specs {
-        handles.push(tokio::spawn(run_bot(spec, target.clone(), stop_rx.clone())));
-        tokio::time::sleep(gap).await;
-    }
-    if opts.progress {
-        eprintln!("janus: {} bots joined, waiting for media", handles.len());
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while target.receiving.load(Ordering::Relaxed) < receivers && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let before = proc::sample(pid).ok();
-    let bots_before = proc::sample(std::process::id()).ok();
-    let rx_before = target.packets_received.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    tokio::time::sleep(opts.duration).await;
-    let after = proc::sample(pid).ok();
-    let bots_after = proc::sample(std::process::id()).ok();
-    let rx_after = target.packets_received.load(Ordering::Relaxed);
-    let window = t0.elapsed();
-
-    let _ = stop_tx.send(true);
-    let mut bots: Vec<BotResult> = Vec::new();
-    for h in handles {
-        match h.await {
-            Ok(r) => bots.push(r),
-            Err(e) => bots.push(BotResult {
-                error: Some(format!("bot task failed: {e}")),
-                expects_media: true,
-                ..Default::default()
-            }),
-        }
-    }
-    let cost = match (before, after) {
-        (Some(b), Some(a)) => Some(ServerCost {
-            cpu_s: a.cpu_s - b.cpu_s,
-            window_s: a.at.duration_since(b.at).as_secs_f64(),
-            packets_forwarded: Some(rx_after.saturating_sub(rx_before)),
-            rss_idle_kib: idle.map(|i| i.rss_kib),
-            rss_loaded_kib: a.rss_kib,
-            peak_rss_kib: a.peak_rss_kib,
-        }),
-        _ => None,
-    };
-    let mut report = Report::build(opts.scenario, opts.video_bps, window, bots, cost);
+    let counted = target.packets_received.clone();
+    let mut report = crate::scenario::measure(
+        opts,
+        Some(server.pid()),
+        target.receiving.clone(),
+        |spec, stop| tokio::spawn(run_bot(spec, target.clone(), stop)),
+        // Janus has no metrics: count what the bots received.
+        || {
+            let n = counted.load(Ordering::Relaxed);
+            async move { Some(n) }
+        },
+    )
+    .await;
     report.server_kind = "janus";
-    // The bots share the machine with Janus, as in `scenario::run`.
-    if let (Some(b), Some(a)) = (bots_before, bots_after) {
-        report.bots_cpu_percent =
-            Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9));
-    }
     Ok(report)
 }

@@ -7,11 +7,15 @@ use crate::bot::{self, BotResult, BotSpec, Target};
 use crate::proc::{self, ProcSample};
 use crate::report::{Report, ServerCost};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The shape of a load run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -176,7 +180,7 @@ fn spawn_server(exe: &PathBuf) -> Result<(Spawned, String), String> {
     ))
 }
 
-async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Option<u64> {
     let text = http
         .get(format!("{base}/media/metrics"))
         .send()
@@ -188,7 +192,8 @@ async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Optio
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name).map(str::trim))
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64)
 }
 
 pub(crate) fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
@@ -249,15 +254,44 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
         .await
         .map_err(|e| format!("room response: {e}"))?;
     let slug = room["slug"].as_str().ok_or("room without slug")?.to_owned();
-    let sample = |pid: Option<u32>| pid.and_then(|p| proc::sample(p).ok());
-    let idle: Option<ProcSample> = sample(pid);
-
     let target = Target {
         base: base.to_owned(),
         slug,
         epoch: Instant::now(),
         receiving: Default::default(),
     };
+    let receiving = target.receiving.clone();
+    let report = measure(
+        opts,
+        pid,
+        receiving,
+        |spec, stop| tokio::spawn(bot::run(spec, target.clone(), stop)),
+        || scrape_counter(&http, base, "veche_node_rtp_packets_out_total"),
+    )
+    .await;
+    Ok(report)
+}
+
+/// The part of a load run every target shares: ramp the bots in, wait
+/// until every receiver has media, measure for `opts.duration`, stop the
+/// bots and build the report.
+///
+/// `spawn_bot` starts one bot; `receiving` counts bots that have media;
+/// `forwarded` reads the target's running total of forwarded packets (from
+/// its metrics, or from what the bots received when it has none).
+pub(crate) async fn measure<Fwd, FwdFut>(
+    opts: &Options,
+    pid: Option<u32>,
+    receiving: Arc<AtomicUsize>,
+    mut spawn_bot: impl FnMut(BotSpec, watch::Receiver<bool>) -> JoinHandle<BotResult>,
+    mut forwarded: Fwd,
+) -> Report
+where
+    Fwd: FnMut() -> FwdFut,
+    FwdFut: Future<Output = Option<u64>>,
+{
+    let sample = |pid: Option<u32>| pid.and_then(|p| proc::sample(p).ok());
+    let idle: Option<ProcSample> = sample(pid);
     let specs = opts.scenario.bots(opts.video_bps);
     let receivers = specs.iter().filter(|s| s.expects_media).count();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -265,11 +299,7 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
     let gap = Duration::from_secs_f64(1.0 / opts.ramp_per_sec.max(0.01));
     let mut handles = Vec::new();
     for spec in specs {
-        handles.push(tokio::spawn(bot::run(
-            spec,
-            target.clone(),
-            stop_rx.clone(),
-        )));
+        handles.push(spawn_bot(spec, stop_rx.clone()));
         ramp.inc(1);
         tokio::time::sleep(gap).await;
     }
@@ -281,7 +311,7 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
     let settle = bar(opts.progress, receivers as u64, "media flows");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let n = target.receiving.load(std::sync::atomic::Ordering::Relaxed);
+        let n = receiving.load(Ordering::Relaxed);
         settle.set_position(n as u64);
         if n >= receivers || Instant::now() > deadline {
             break;
@@ -293,17 +323,17 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
 
     let before = sample(pid);
     let bots_before = proc::sample(std::process::id()).ok();
-    let out_before = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
-    let measure = bar(opts.progress, opts.duration.as_secs().max(1), "measuring");
+    let fwd_before = forwarded().await;
+    let progress = bar(opts.progress, opts.duration.as_secs().max(1), "measuring");
     let t0 = Instant::now();
     while t0.elapsed() < opts.duration {
         tokio::time::sleep(Duration::from_millis(250).min(opts.duration)).await;
-        measure.set_position(t0.elapsed().as_secs());
+        progress.set_position(t0.elapsed().as_secs());
     }
-    measure.finish();
+    progress.finish();
     let after = sample(pid);
     let bots_after = proc::sample(std::process::id()).ok();
-    let out_after = scrape_counter(&http, base, "veche_node_rtp_packets_out_total").await;
+    let fwd_after = forwarded().await;
     let window = t0.elapsed();
 
     let _ = stop_tx.send(true);
@@ -323,8 +353,8 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
         (Some(b), Some(a)) => Some(ServerCost {
             cpu_s: a.cpu_s - b.cpu_s,
             window_s: a.at.duration_since(b.at).as_secs_f64(),
-            packets_forwarded: match (out_before, out_after) {
-                (Some(x), Some(y)) => Some((y - x).max(0.0) as u64),
+            packets_forwarded: match (fwd_before, fwd_after) {
+                (Some(x), Some(y)) => Some(y.saturating_sub(x)),
                 _ => None,
             },
             rss_idle_kib: idle.map(|i| i.rss_kib),
@@ -340,5 +370,5 @@ async fn run_against(opts: &Options, base: &str, pid: Option<u32>) -> Result<Rep
         report.bots_cpu_percent =
             Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9));
     }
-    Ok(report)
+    report
 }
