@@ -49,9 +49,19 @@ pub struct ControlPlaneSection {
     pub node_id: u64,
     /// Join-token lifetime in seconds. Default 60.
     pub token_ttl_secs: u64,
-    /// Shared secret for internal RPC. Default: random at each start,
-    /// which is right for `veche serve` where nothing else needs it.
+    /// Shared secret for internal RPC, Raft and the admin API. Default:
+    /// random at each start, which is right for `veche serve` where nothing
+    /// else needs it; `veche control-plane` and `veche media-node` require
+    /// it (here or in `VECHE_CLUSTER_SECRET`).
     pub cluster_secret: Option<String>,
+    /// The initial voters of a new cluster, as `"ID=URL"` (this node
+    /// included), identical on every initial member. Empty: a node started
+    /// with `veche control-plane` waits to be added with `veche cluster
+    /// add`. Ignored once the node has joined a cluster.
+    pub peers: Vec<String>,
+    /// The base URL other control-plane nodes reach this one at. Default:
+    /// `http://<listen>`.
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ControlPlaneSection {
@@ -60,6 +70,8 @@ impl Default for ControlPlaneSection {
             node_id: 1,
             token_ttl_secs: 60,
             cluster_secret: None,
+            peers: Vec::new(),
+            advertise_url: None,
         }
     }
 }
@@ -79,6 +91,15 @@ pub struct MediaSection {
     pub reconnect_grace_secs: u64,
     /// STUN/TURN servers handed to browsers. Default none (LAN).
     pub ice_servers: Vec<IceServerConfig>,
+    /// Region label for placement. Default empty (one region).
+    pub region: String,
+    /// Participants this node accepts; 0 (default) means unlimited.
+    pub capacity: u32,
+    /// `veche media-node` only: control-plane base URLs to register with.
+    pub control_plane: Vec<String>,
+    /// `veche media-node` only: the signalling URL browsers are given.
+    /// Default `ws://<listen>/media/ws`.
+    pub public_ws_url: Option<String>,
 }
 
 impl Default for MediaSection {
@@ -88,6 +109,10 @@ impl Default for MediaSection {
             rtc_ip: None,
             reconnect_grace_secs: 15,
             ice_servers: Vec::new(),
+            region: String::new(),
+            capacity: 0,
+            control_plane: Vec::new(),
+            public_ws_url: None,
         }
     }
 }
@@ -104,6 +129,32 @@ pub struct IceServerConfig {
     /// TURN credential.
     #[serde(default)]
     pub credential: Option<String>,
+}
+
+/// Parses `ID=URL` (the URL may omit `http://`), as in `--peers`.
+pub fn parse_peer(s: &str) -> anyhow::Result<(u64, String)> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("peer {s:?} is not ID=ADDRESS (e.g. 2=10.0.0.2:8080)"))?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("peer {s:?}: the id must be a number"))?;
+    if id == 0 {
+        anyhow::bail!("peer {s:?}: ids start at 1");
+    }
+    Ok((id, base_url(addr.trim())))
+}
+
+/// `10.0.0.2:8080` becomes `http://10.0.0.2:8080`; a URL stays as it is,
+/// without a trailing slash.
+pub fn base_url(addr: &str) -> String {
+    let addr = addr.trim_end_matches('/');
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 impl Config {
@@ -130,6 +181,22 @@ mod tests {
     fn unknown_keys_are_rejected_with_their_name() {
         let err = toml::from_str::<Config>("[server]\nlisten_addr = \"1.2.3.4:5\"\n").unwrap_err();
         assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn peers_are_id_equals_address() {
+        assert_eq!(
+            parse_peer("2=127.0.0.2:7000").unwrap(),
+            (2, "http://127.0.0.2:7000".to_owned())
+        );
+        assert_eq!(
+            parse_peer("3=https://cp3.example.com/").unwrap(),
+            (3, "https://cp3.example.com".to_owned())
+        );
+        let e = parse_peer("127.0.0.2:7000").unwrap_err().to_string();
+        assert!(e.contains("ID=ADDRESS"), "{e}");
+        let e = parse_peer("x=127.0.0.2:7000").unwrap_err().to_string();
+        assert!(e.contains("number"), "{e}");
     }
 
     #[test]

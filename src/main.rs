@@ -1,6 +1,7 @@
 //! `veche`: the command-line entry point. It only parses arguments and
 //! wires the parts together; everything else lives in the crates.
 
+mod cluster_cmd;
 mod config;
 mod loadtest_cmd;
 mod serve;
@@ -32,6 +33,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run one node of a control-plane cluster (API, web client, Raft).
+    ControlPlane(cluster_cmd::ControlPlaneArgs),
+    /// Run a media node that registers with a control-plane cluster.
+    MediaNode(cluster_cmd::MediaNodeArgs),
+    /// Inspect and change the control-plane cluster.
+    Cluster(cluster_cmd::ClusterArgs),
     /// Load a server with WebRTC bots and report what media cost it
     /// (see docs/benchmarks.md).
     Loadtest(loadtest_cmd::LoadtestArgs),
@@ -66,6 +73,9 @@ fn main() -> anyhow::Result<()> {
             }
             rt.block_on(serve::run(cfg))
         }
+        Command::ControlPlane(args) => rt.block_on(cluster_cmd::run_control_plane(args)),
+        Command::MediaNode(args) => rt.block_on(cluster_cmd::run_media_node(args)),
+        Command::Cluster(args) => rt.block_on(cluster_cmd::run_cluster(args)),
         Command::Loadtest(args) => rt.block_on(loadtest_cmd::run(args)),
     }
 }

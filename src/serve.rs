@@ -6,13 +6,13 @@ use crate::config::Config;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use veche_control_plane::{ControlPlane, ControlPlaneConfig};
+use veche_control_plane::{Bootstrap, ControlPlane, ControlPlaneConfig};
 use veche_node::{MediaNode, NodeConfig, RtcConfig};
 use veche_protocol::signal::IceServer;
 use veche_protocol::NodeId;
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -34,6 +34,42 @@ fn random_secret() -> String {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
         .expect("OS RNG available");
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The STUN/TURN servers of the config, as handed to browsers.
+pub fn ice_servers(cfg: &Config) -> Vec<IceServer> {
+    cfg.media
+        .ice_servers
+        .iter()
+        .map(|s| IceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
+}
+
+/// Serves `app` on `listener` until a shutdown signal, then stops taking
+/// connections and gives open ones (WebSockets keep graceful shutdown
+/// waiting) a few seconds.
+pub async fn serve_until_signal(listener: TcpListener, app: axum::Router) {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .is_err()
+    {
+        tracing::info!("closing remaining connections");
+    }
 }
 
 /// Runs until a shutdown signal.
@@ -62,29 +98,24 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         public_url: cfg.server.public_url.clone(),
         token_ttl: Duration::from_secs(cfg.control_plane.token_ttl_secs),
         cluster_secret: secret.clone(),
+        bootstrap: Bootstrap::Single,
+        bind_ip: None,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
 
     let node = MediaNode::new(NodeConfig {
         node_id: NodeId(cfg.media.node_id),
-        control_plane_url: self_url.clone(),
+        control_plane_urls: vec![self_url.clone()],
         cluster_secret: secret,
         public_ws_url: veche_node::WS_PATH.to_owned(),
+        region: cfg.media.region.clone(),
+        capacity: cfg.media.capacity,
         rtc: RtcConfig {
             bind_ip: cfg.media.rtc_ip.unwrap_or(addr.ip()),
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
-        ice_servers: cfg
-            .media
-            .ice_servers
-            .iter()
-            .map(|s| IceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect(),
+        ice_servers: ice_servers(&cfg),
     });
 
     cp.include_metrics(node.metrics().registry.clone());
@@ -108,8 +139,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     println!("Veche is running at {shown}");
     println!("Open it in a browser, create a meeting and share its link. Ctrl-C stops.");
+    let beats = node.clone();
+    let (beat_stop_tx, beat_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        beats
+            .heartbeat_loop(async move {
+                let _ = beat_stop_rx.await;
+            })
+            .await
+    });
 
     shutdown_signal().await;
+    let _ = beat_stop_tx.send(());
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     // Open WebSockets keep graceful shutdown waiting; give them a moment.

@@ -1,6 +1,7 @@
 //! HTTP routes: the public REST API (JSON), the internal node RPC
 //! (MessagePack, behind the cluster secret), the web client and metrics.
 
+use crate::cluster::{LeaderReply, LeaderRequest, LEADER_RPC};
 use crate::error::{ApiError, RpcError};
 use crate::store::model::{Command, CommandError, CommandOutput, Room};
 use crate::ControlPlane;
@@ -9,15 +10,16 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
+use veche_protocol::admin::{AddMemberRequest, ClusterStatus, ADMIN_CLUSTER, ADMIN_MEMBERS};
 use veche_protocol::chat::validate_chat;
 use veche_protocol::rpc::{
-    CommitChat, CreateRoomRequest, JoinRequest, JoinResponse, MessagesPage, RegisterNode,
-    RegisterNodeReply, RoomView, HISTORY_PAGE, MAX_DISPLAY_NAME_CHARS, MAX_ROOM_NAME_CHARS,
-    RPC_COMMIT_CHAT, RPC_REGISTER_NODE,
+    CommitChat, CreateRoomRequest, Heartbeat, JoinRequest, JoinResponse, MediaNodeInfo,
+    MessagesPage, RegisterNode, RegisterNodeReply, RoomView, HISTORY_PAGE, MAX_DISPLAY_NAME_CHARS,
+    MAX_ROOM_NAME_CHARS, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE,
 };
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::{ErrorCode, MessageId, ParticipantId, RoomSlug};
@@ -29,6 +31,11 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
     let internal = Router::new()
         .route(RPC_REGISTER_NODE, post(register_node))
         .route(RPC_COMMIT_CHAT, post(commit_chat))
+        .route(RPC_HEARTBEAT, post(heartbeat))
+        .route(LEADER_RPC, post(leader_rpc))
+        .route(ADMIN_CLUSTER, get(cluster_status))
+        .route(ADMIN_MEMBERS, post(add_member))
+        .route(&format!("{ADMIN_MEMBERS}/{{id}}"), delete(remove_member))
         .with_state(cp.clone())
         .merge(crate::store::raft_router(cp.store.raft().clone()))
         .layer(middleware::from_fn_with_state(
@@ -131,10 +138,13 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
     }
 }
 
+/// The room with this slug, read linearizably on whichever node serves the
+/// request.
 async fn room_or_404(cp: &ControlPlane, slug: &RoomSlug) -> Result<Room, ApiError> {
+    cp.read_barrier().await?;
     cp.store
-        .room_by_slug(slug)
-        .await?
+        .local()
+        .room_by_slug(slug)?
         .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "no meeting has this link"))
 }
 
@@ -147,7 +157,6 @@ async fn create_room(
     let name = clean_name(&req.name, "room name", MAX_ROOM_NAME_CHARS)?;
     let slug = RoomSlug::from_random(crate::random_bytes());
     let out = cp
-        .store
         .write(Command::CreateRoom {
             slug,
             name,
@@ -196,7 +205,12 @@ async fn join_room(
     let req: JoinRequest = parse_json(&body)?;
     let display_name = clean_name(&req.display_name, "display name", MAX_DISPLAY_NAME_CHARS)?;
     let room = room_or_404(&cp, &slug).await?;
-    let (node_id, ws_url) = cp.pick_media_node().ok_or_else(|| {
+    let signing_key = cp.signing_key().await?;
+    let placement = match cp.on_leader(LeaderRequest::Place).await? {
+        LeaderReply::Placed(p) => p,
+        _ => None,
+    };
+    let (node_id, ws_url) = placement.map(|p| (p.node_id, p.ws_url)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unavailable,
             "no media node is available; retry shortly",
@@ -213,7 +227,7 @@ async fn join_room(
         issued_at_ms: now,
         expires_at_ms: now + cp.config.token_ttl.as_millis() as u64,
     };
-    let token = token::sign(&claims, &cp.signing_key);
+    let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();
     Ok(Json(JoinResponse {
         token,
@@ -239,14 +253,16 @@ async fn messages(
     let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
     let limit = q.limit.unwrap_or(HISTORY_PAGE).clamp(1, HISTORY_PAGE);
     let room = room_or_404(&cp, &slug).await?;
-    let (messages, has_more) = cp
-        .store
-        .messages(room.id, q.before.map(MessageId), limit)
-        .await?;
+    // room_or_404 was the read barrier; the local read is current.
+    let (messages, has_more) =
+        cp.store
+            .local()
+            .messages(room.id, q.before.map(MessageId), limit)?;
     Ok(Json(MessagesPage { messages, has_more }))
 }
 
 async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {
+    cp.refresh_raft_gauges();
     (
         [("content-type", "text/plain; version=0.0.4")],
         cp.metrics.render(),
@@ -276,10 +292,108 @@ async fn register_node(
     body: Bytes,
 ) -> Result<Response, RpcError> {
     let req: RegisterNode = decode_rpc(&body)?;
-    cp.register_media_node(req.node_id, req.ws_url);
-    Ok(rpc_reply(&RegisterNodeReply {
-        token_public_key: veche_protocol::token::public_key_bytes(&cp.signing_key),
+    let info = MediaNodeInfo {
+        node_id: req.node_id,
+        region: req.region,
+        ws_url: req.ws_url,
+        capacity: req.capacity,
+    };
+    // Only a changed registration is worth a log entry: a node restarting
+    // with the same settings costs a read, not a write.
+    cp.read_barrier().await?;
+    let stored = cp.store.local().media_nodes().map_err(ApiError::from)?;
+    if !stored.contains(&info) {
+        match cp
+            .write(Command::RegisterMediaNode { info: info.clone() })
+            .await?
+        {
+            Ok(CommandOutput::MediaNode(_)) => {}
+            other => return Err(RpcError(unexpected(other))),
+        }
+    }
+    tracing::info!(node = %info.node_id, ws_url = %info.ws_url, region = %info.region, "media node registered");
+    cp.on_leader(LeaderRequest::Heartbeat(Heartbeat {
+        node_id: info.node_id,
+        participants: 0,
+        rooms: 0,
     }))
+    .await?;
+    let key = cp.signing_key().await?;
+    Ok(rpc_reply(&RegisterNodeReply {
+        token_public_key: veche_protocol::token::public_key_bytes(&key),
+        control_planes: cp.control_plane_urls(),
+    }))
+}
+
+async fn heartbeat(State(cp): State<Arc<ControlPlane>>, body: Bytes) -> Result<Response, RpcError> {
+    let req: Heartbeat = decode_rpc(&body)?;
+    match cp.on_leader(LeaderRequest::Heartbeat(req)).await? {
+        LeaderReply::Heartbeat(reply) => Ok(rpc_reply(&reply)),
+        other => Err(RpcError(ApiError::new(
+            ErrorCode::Internal,
+            format!("unexpected leader reply {other:?}"),
+        ))),
+    }
+}
+
+/// Another control-plane node asks this one, as leader, to do something.
+/// Never forwarded further: if this node is not the leader it says so and
+/// the sender finds the leader itself, so a stale view cannot make a loop.
+async fn leader_rpc(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    let req: LeaderRequest = decode_rpc(&body)?;
+    let reply = if cp.store.is_leader() {
+        cp.execute_as_leader(&req).await
+    } else {
+        LeaderReply::NotLeader
+    };
+    Ok(rpc_reply(&reply))
+}
+
+/// `GET /api/admin/cluster`: this node's view.
+async fn cluster_status(State(cp): State<Arc<ControlPlane>>) -> Json<ClusterStatus> {
+    Json(cp.status())
+}
+
+/// `POST /api/admin/cluster/members`: add a node as a voter (through the
+/// leader). Answers once the node has caught up and votes.
+async fn add_member(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Json<ClusterStatus>, ApiError> {
+    let req: AddMemberRequest = parse_json(&body)?;
+    if !(req.addr.starts_with("http://") || req.addr.starts_with("https://")) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "addr must be a base URL like http://10.0.0.4:8080",
+        ));
+    }
+    cp.on_leader(LeaderRequest::AddVoter {
+        id: req.id,
+        addr: req.addr,
+    })
+    .await?;
+    Ok(Json(cp.status()))
+}
+
+/// `DELETE /api/admin/cluster/members/{id}`: remove a node.
+async fn remove_member(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Result<Json<ClusterStatus>, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "member id must be a number"))?;
+    if !cp.store.member_addrs().contains_key(&id) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("node {id} is not a member of this cluster"),
+        ));
+    }
+    cp.on_leader(LeaderRequest::RemoveMember { id }).await?;
+    Ok(Json(cp.status()))
 }
 
 async fn commit_chat(
@@ -292,7 +406,6 @@ async fn commit_chat(
     let text =
         validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
     let out = cp
-        .store
         .write(Command::PostChat {
             room_id: req.room_id,
             participant_id: req.participant_id,
@@ -301,8 +414,7 @@ async fn commit_chat(
             sent_at_ms: req.sent_at_ms,
             client_msg_id: req.client_msg_id,
         })
-        .await
-        .map_err(|e| RpcError(e.into()))?;
+        .await?;
     match out {
         Ok(CommandOutput::Chat(msg)) => {
             cp.metrics.chat_messages.inc();

@@ -29,6 +29,13 @@ impl From<crate::store::StoreError> for ApiError {
                 ErrorCode::Unavailable,
                 "the control plane is changing leader; retry in a moment",
             ),
+            StoreError::Unavailable { .. } | StoreError::Timeout { .. } => {
+                tracing::warn!("store unavailable: {e}");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the control plane cannot reach a majority of its nodes; retry shortly",
+                )
+            }
             other => {
                 tracing::error!("store error: {other}");
                 ApiError::new(

@@ -8,19 +8,37 @@
 //! with a media node).
 
 pub mod api;
+pub mod cluster;
 pub mod error;
+pub mod media_registry;
 pub mod store;
 mod web;
 
-use prometheus::{IntCounter, Registry};
+use error::ApiError;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use ring::signature::Ed25519KeyPair;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::model::{Command, CommandOutput};
 use store::{RaftStore, StoreError};
-use veche_protocol::NodeId;
+use veche_protocol::ErrorCode;
+
+/// How a node becomes part of a cluster the first time it starts. On every
+/// later start the stored membership wins and this is ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A cluster of this node alone (`veche serve`).
+    Single,
+    /// A cluster of these voters, id to base URL, this node included. Every
+    /// initial member is started with the same list.
+    Members(BTreeMap<u64, String>),
+    /// No cluster of its own: wait until an operator adds this node to an
+    /// existing cluster (`veche cluster add`).
+    Join,
+}
 
 /// Control-plane settings.
 #[derive(Clone, Debug)]
@@ -41,6 +59,11 @@ pub struct ControlPlaneConfig {
     /// Shared secret that media nodes and peers present on the internal
     /// RPC and Raft routes.
     pub cluster_secret: String,
+    /// How to form or join a cluster on first start.
+    pub bootstrap: Bootstrap,
+    /// Source address for connections to other control-plane nodes; `None`
+    /// lets the OS choose.
+    pub bind_ip: Option<IpAddr>,
 }
 
 /// Control-plane metrics, namespaced `veche_cp_`.
@@ -55,6 +78,14 @@ pub struct CpMetrics {
     pub joins: IntCounter,
     /// Chat messages committed through this node.
     pub chat_messages: IntCounter,
+    /// Requests this node sent on to the leader, by kind.
+    pub forwarded: IntCounterVec,
+    /// 1 on the leader, 0 elsewhere (refreshed at scrape time).
+    pub is_leader: IntGauge,
+    /// Current Raft term (refreshed at scrape time).
+    pub term: IntGauge,
+    /// Last applied log index (refreshed at scrape time).
+    pub last_applied: IntGauge,
 }
 
 impl CpMetrics {
@@ -68,10 +99,32 @@ impl CpMetrics {
                 .expect("unique metric");
             m
         };
+        let g = |name: &str, help: &str| {
+            let m = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let forwarded = IntCounterVec::new(
+            Opts::new(
+                "forwarded_to_leader_total",
+                "Requests sent on to the Raft leader, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(forwarded.clone()))
+            .expect("unique metric");
         CpMetrics {
             rooms_created: c("rooms_created_total", "Rooms created"),
             joins: c("join_tokens_issued_total", "Join tokens issued"),
             chat_messages: c("chat_messages_committed_total", "Chat messages committed"),
+            forwarded,
+            is_leader: g("raft_is_leader", "1 if this node is the Raft leader"),
+            term: g("raft_term", "Current Raft term"),
+            last_applied: g("raft_last_applied_index", "Last applied log index"),
             registry,
             extra: RwLock::new(Vec::new()),
         }
@@ -109,10 +162,14 @@ pub enum CpError {
 pub struct ControlPlane {
     config: ControlPlaneConfig,
     store: RaftStore,
-    signing_key: Ed25519KeyPair,
-    /// Registered media nodes and their signalling URLs. Liveness is kept
-    /// in memory, not in Raft: only membership changes deserve a log entry.
-    media_nodes: RwLock<BTreeMap<NodeId, String>>,
+    /// The join-token signing key, loaded (or created through Raft) on
+    /// first use: a node of a new cluster starts before there is a leader
+    /// to create it with.
+    signing_key: RwLock<Option<Arc<Ed25519KeyPair>>>,
+    /// Media-node liveness; meaningful on the leader only.
+    liveness: Mutex<media_registry::Liveness>,
+    /// Client for requests to other control-plane nodes.
+    peers: cluster::PeerClient,
     metrics: CpMetrics,
 }
 
@@ -130,35 +187,20 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// Writes a command while the cluster may still be electing its first
-/// leader: a freshly started node is briefly leaderless, and the first
-/// write must not fail the whole start-up for that.
-async fn write_at_startup(
-    store: &RaftStore,
-    cmd: Command,
-) -> Result<store::model::CommandResult, StoreError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match store.write(cmd.clone()).await {
-            Err(StoreError::NotLeader { leader: None, .. })
-                if tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 impl ControlPlane {
-    /// Opens the store in `config.data_dir`, initialises a one-node cluster
-    /// on first start, and loads (or creates, through Raft) the join-token
-    /// signing key.
+    /// Opens the store in `config.data_dir` and forms or joins a cluster as
+    /// `config.bootstrap` says (first start only). Returns without waiting
+    /// for a quorum, except in [`Bootstrap::Single`] mode, where the node
+    /// waits to become leader so `veche serve` is usable the moment it
+    /// says so.
     pub async fn open(config: ControlPlaneConfig) -> Result<Arc<Self>, CpError> {
         // Raft peers present the cluster secret too: the /raft routes sit
         // behind the same check as the rest of the internal API.
-        let network = store::network::HttpNetworkFactory::new(config.node_id)
+        let mut network = store::network::HttpNetworkFactory::new(config.node_id)
             .with_bearer_token(config.cluster_secret.clone());
+        if let Some(ip) = config.bind_ip {
+            network = network.with_local_address(ip);
+        }
         let store = RaftStore::open_with_network(
             config.node_id,
             config.advertise_addr.clone(),
@@ -167,30 +209,27 @@ impl ControlPlane {
             network,
         )
         .await?;
-        store.initialize_single_if_new().await?;
-        let pkcs8 = match store.signing_key().await? {
-            Some(k) => k,
-            None => {
-                let fresh = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-                    .map_err(|e| CpError::BadKey(e.to_string()))?;
-                let cmd = Command::InitSigningKey {
-                    pkcs8: fresh.as_ref().to_vec(),
-                };
-                match write_at_startup(&store, cmd).await? {
-                    Ok(CommandOutput::SigningKey(k)) => k,
-                    _ => return Err(CpError::Unexpected),
-                }
-            }
-        };
-        let signing_key =
-            Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| CpError::BadKey(e.to_string()))?;
-        Ok(Arc::new(ControlPlane {
+        match &config.bootstrap {
+            Bootstrap::Single => store.initialize_single_if_new().await?,
+            Bootstrap::Members(m) => store.initialize_if_new(m.clone()).await?,
+            Bootstrap::Join => {}
+        }
+        let cp = Arc::new(ControlPlane {
+            peers: cluster::PeerClient::new(&config.cluster_secret, config.bind_ip),
             config,
             store,
-            signing_key,
-            media_nodes: RwLock::new(BTreeMap::new()),
+            signing_key: RwLock::new(None),
+            liveness: Mutex::new(media_registry::Liveness::default()),
             metrics: CpMetrics::new(),
-        }))
+        });
+        if cp.config.bootstrap == Bootstrap::Single {
+            // Fail start-up loudly if the key cannot be made, rather than
+            // on the first join.
+            cp.signing_key()
+                .await
+                .map_err(|e| CpError::BadKey(e.0.message))?;
+        }
+        Ok(cp)
     }
 
     /// The HTTP routes: REST API, internal RPC, Raft, web client, metrics.
@@ -207,27 +246,62 @@ impl ControlPlane {
             .push(registry);
     }
 
+    /// This node's view of the cluster (what `GET /api/admin/cluster`
+    /// answers).
+    pub fn cluster_status(&self) -> veche_protocol::admin::ClusterStatus {
+        self.status()
+    }
+
     /// Stops Raft cleanly, flushing storage.
     pub async fn shutdown(&self) -> Result<(), CpError> {
         self.store.shutdown().await?;
         Ok(())
     }
 
-    fn register_media_node(&self, id: NodeId, ws_url: String) {
-        tracing::info!(node = %id, %ws_url, "media node registered");
-        self.media_nodes
-            .write()
-            .expect("lock poisoned")
-            .insert(id, ws_url);
+    /// The join-token signing key: this node's copy if it has one (the key
+    /// never changes once installed, so a local read is current enough),
+    /// otherwise created through the leader. Concurrent first callers on
+    /// different nodes converge on one key: the first committed wins.
+    pub(crate) async fn signing_key(&self) -> Result<Arc<Ed25519KeyPair>, ApiError> {
+        if let Some(k) = self.signing_key.read().expect("lock poisoned").as_ref() {
+            return Ok(k.clone());
+        }
+        let pkcs8 = match self.store.local().signing_key()? {
+            Some(k) => k,
+            None => {
+                let fresh = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                let cmd = Command::InitSigningKey {
+                    pkcs8: fresh.as_ref().to_vec(),
+                };
+                match self.write(cmd).await? {
+                    Ok(CommandOutput::SigningKey(k)) => k,
+                    other => {
+                        tracing::error!(?other, "InitSigningKey answered something else");
+                        return Err(ApiError::new(
+                            ErrorCode::Internal,
+                            "signing key setup failed",
+                        ));
+                    }
+                }
+            }
+        };
+        let key = Arc::new(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| {
+            tracing::error!(error = %e, "stored join-token signing key is invalid");
+            ApiError::new(ErrorCode::Internal, "the join-token signing key is invalid")
+        })?);
+        *self.signing_key.write().expect("lock poisoned") = Some(key.clone());
+        Ok(key)
     }
 
-    /// Placement: with one region and no load reports yet, the lowest id.
-    fn pick_media_node(&self) -> Option<(NodeId, String)> {
-        self.media_nodes
-            .read()
-            .expect("lock poisoned")
-            .iter()
-            .next()
-            .map(|(id, url)| (*id, url.clone()))
+    fn refresh_raft_gauges(&self) {
+        let m = self.store.raft().metrics().borrow().clone();
+        self.metrics
+            .is_leader
+            .set(i64::from(m.state == openraft::ServerState::Leader));
+        self.metrics.term.set(m.current_term as i64);
+        self.metrics
+            .last_applied
+            .set(m.last_applied.map_or(0, |l| l.index) as i64);
     }
 }

@@ -2,37 +2,153 @@
 //! (MessagePack over HTTP). The node never touches the control plane's
 //! storage directly, even when both run in one process, so that a node
 //! works the same against a remote cluster.
+//!
+//! The client knows several control-plane nodes. Any of them accepts any
+//! call (followers pass what needs the leader on to it), so failing over is
+//! only about reachability: a call that cannot reach one node, or that gets
+//! `unavailable` back, moves on to the next. Registration and heartbeat
+//! replies carry the cluster's current member list, leader first, so the
+//! node follows membership changes and leader moves without an operator.
 
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::{
-    CommitChat, RegisterNode, RegisterNodeReply, RPC_COMMIT_CHAT, RPC_REGISTER_NODE,
+    CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply, RPC_COMMIT_CHAT,
+    RPC_HEARTBEAT, RPC_REGISTER_NODE,
 };
 use veche_protocol::ErrorCode;
 
-/// HTTP client bound to one control-plane base URL.
+/// How long one attempt against one control-plane node may take. A
+/// follower forwarding to a leader that is being replaced can take a few
+/// seconds; longer than that and the next node is likelier to answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// HTTP client for a control-plane cluster.
 #[derive(Clone)]
 pub struct ControlPlaneClient {
-    base: String,
+    /// Base URLs, the one to try first at the front.
+    bases: Arc<RwLock<Vec<String>>>,
     secret: String,
     http: reqwest::Client,
 }
 
+/// Why one attempt failed, and whether another node might do better.
+enum Attempt {
+    /// Unreachable, or it answered `unavailable`: try the next node.
+    TryNext(ErrorBody),
+    /// A definite answer (bad request, unknown room...): stop.
+    Final(ErrorBody),
+}
+
 impl ControlPlaneClient {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`) that presents
-    /// the cluster secret.
-    pub fn new(base: impl Into<String>, secret: impl Into<String>) -> Self {
+    /// A client for the control-plane nodes at `bases` (e.g.
+    /// `http://127.0.0.1:8080`) that presents the cluster secret.
+    pub fn new(bases: Vec<String>, secret: impl Into<String>) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(ATTEMPT_TIMEOUT)
+            .connect_timeout(Duration::from_secs(1))
             .build()
             .expect("static client config is valid");
         ControlPlaneClient {
-            base: base.into().trim_end_matches('/').to_owned(),
+            bases: Arc::new(RwLock::new(
+                bases
+                    .into_iter()
+                    .map(|b| b.trim_end_matches('/').to_owned())
+                    .collect(),
+            )),
             secret: secret.into(),
             http,
         }
     }
 
+    /// The control-plane nodes this client knows, in the order it tries
+    /// them.
+    pub fn bases(&self) -> Vec<String> {
+        self.bases.read().expect("lock poisoned").clone()
+    }
+
+    /// Learns the cluster's member list (leader first). Nodes the client
+    /// was configured with stay at the end, so that an operator's list is
+    /// never forgotten because of one odd reply.
+    fn learn(&self, control_planes: &[String]) {
+        if control_planes.is_empty() {
+            return;
+        }
+        let mut bases = self.bases.write().expect("lock poisoned");
+        let mut next: Vec<String> = control_planes
+            .iter()
+            .map(|b| b.trim_end_matches('/').to_owned())
+            .collect();
+        for b in bases.iter() {
+            if !next.contains(b) {
+                next.push(b.clone());
+            }
+        }
+        *bases = next;
+    }
+
+    /// Moves `base` to the back after it failed.
+    fn demote(&self, base: &str) {
+        let mut bases = self.bases.write().expect("lock poisoned");
+        if let Some(i) = bases.iter().position(|b| b == base) {
+            let b = bases.remove(i);
+            bases.push(b);
+        }
+    }
+
+    async fn attempt<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Resp, Attempt> {
+        let _ = std::marker::PhantomData::<Req>;
+        let resp = self
+            .http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/msgpack")
+            .bearer_auth(&self.secret)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                Attempt::TryNext(ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    format!("control plane {base} unreachable: {e}"),
+                ))
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| {
+            Attempt::TryNext(ErrorBody::new(
+                ErrorCode::Unavailable,
+                format!("control plane {base} read: {e}"),
+            ))
+        })?;
+        if status.is_success() {
+            return rmp_serde::from_slice(&bytes).map_err(|e| {
+                Attempt::Final(ErrorBody::new(
+                    ErrorCode::Internal,
+                    format!("decode reply: {e}"),
+                ))
+            });
+        }
+        let err = rmp_serde::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
+            ErrorBody::new(
+                ErrorCode::Unavailable,
+                format!("control plane {base} answered {status}"),
+            )
+        });
+        if err.code == ErrorCode::Unavailable || status.is_server_error() {
+            Err(Attempt::TryNext(err))
+        } else {
+            Err(Attempt::Final(err))
+        }
+    }
+
+    /// Calls `path` on the first node that gives a definite answer, trying
+    /// each known node once.
     async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -40,42 +156,36 @@ impl ControlPlaneClient {
     ) -> Result<Resp, ErrorBody> {
         let body = rmp_serde::to_vec_named(req)
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("encode: {e}")))?;
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .header("content-type", "application/msgpack")
-            .bearer_auth(&self.secret)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                ErrorBody::new(
-                    ErrorCode::Unavailable,
-                    format!("control plane unreachable: {e}"),
-                )
-            })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            ErrorBody::new(ErrorCode::Unavailable, format!("control plane read: {e}"))
-        })?;
-        if status.is_success() {
-            rmp_serde::from_slice(&bytes)
-                .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("decode reply: {e}")))
-        } else {
-            Err(
-                rmp_serde::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| {
-                    ErrorBody::new(
-                        ErrorCode::Internal,
-                        format!("control plane answered {status}"),
-                    )
-                }),
-            )
+        let mut last = ErrorBody::new(
+            ErrorCode::Unavailable,
+            "no control-plane node is configured",
+        );
+        for base in self.bases() {
+            match self.attempt::<Req, Resp>(&base, path, &body).await {
+                Ok(r) => return Ok(r),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::TryNext(e)) => {
+                    tracing::debug!(%base, path, error = %e.message, "control-plane node failed; trying the next");
+                    self.demote(&base);
+                    last = e;
+                }
+            }
         }
+        Err(last)
     }
 
     /// Registers this node; returns the token public key.
     pub async fn register(&self, req: &RegisterNode) -> Result<RegisterNodeReply, ErrorBody> {
-        self.call(RPC_REGISTER_NODE, req).await
+        let reply: RegisterNodeReply = self.call(RPC_REGISTER_NODE, req).await?;
+        self.learn(&reply.control_planes);
+        Ok(reply)
+    }
+
+    /// Reports liveness and load.
+    pub async fn heartbeat(&self, req: &Heartbeat) -> Result<HeartbeatReply, ErrorBody> {
+        let reply: HeartbeatReply = self.call(RPC_HEARTBEAT, req).await?;
+        self.learn(&reply.control_planes);
+        Ok(reply)
     }
 
     /// Commits a chat message through Raft; returns it as stored.

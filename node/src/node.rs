@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tracing::{info, warn};
-use veche_protocol::rpc::RegisterNode;
+use veche_protocol::rpc::{Heartbeat, RegisterNode, HEARTBEAT_INTERVAL_MS};
 use veche_protocol::signal::{IceServer, RoomInfo, MAX_FRAME_BYTES};
 use veche_protocol::token::JoinClaims;
 use veche_protocol::{NodeId, RoomId};
@@ -28,8 +28,14 @@ pub const METRICS_PATH: &str = "/media/metrics";
 pub struct NodeConfig {
     /// This node's id in the cluster.
     pub node_id: NodeId,
-    /// Base URL of a control-plane node, e.g. `http://127.0.0.1:8080`.
-    pub control_plane_url: String,
+    /// Base URLs of control-plane nodes, e.g. `http://127.0.0.1:8080`. One
+    /// is enough (the node learns the others when it registers); listing
+    /// several lets it start while one is down.
+    pub control_plane_urls: Vec<String>,
+    /// Region label used for placement; empty for a single-region cluster.
+    pub region: String,
+    /// Participants this node accepts; 0 means unlimited.
+    pub capacity: u32,
     /// Shared secret for the control plane's internal RPC.
     pub cluster_secret: String,
     /// The signalling URL browsers are sent to: absolute
@@ -100,7 +106,7 @@ impl MediaNode {
     /// `unavailable` until [`MediaNode::register`] succeeds.
     pub fn new(config: NodeConfig) -> Self {
         let cp = ControlPlaneClient::new(
-            config.control_plane_url.clone(),
+            config.control_plane_urls.clone(),
             config.cluster_secret.clone(),
         );
         MediaNode {
@@ -126,26 +132,73 @@ impl MediaNode {
         &self,
         deadline: Duration,
     ) -> Result<(), veche_protocol::error::ErrorBody> {
-        let req = RegisterNode {
-            node_id: self.shared.config.node_id,
-            ws_url: self.shared.config.public_ws_url.clone(),
-        };
         let start = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.shared.cp.register(&req).await {
-                Ok(reply) => {
-                    *self.shared.token_key.write().expect("lock poisoned") =
-                        Some(reply.token_public_key);
-                    info!(node = %req.node_id, "registered with the control plane");
-                    return Ok(());
-                }
+            match self.register_once().await {
+                Ok(()) => return Ok(()),
                 Err(e) if start.elapsed() + backoff < deadline => {
                     warn!("registration failed, retrying: {}", e.message);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn register_once(&self) -> Result<(), veche_protocol::error::ErrorBody> {
+        let c = &self.shared.config;
+        let req = RegisterNode {
+            node_id: c.node_id,
+            ws_url: c.public_ws_url.clone(),
+            region: c.region.clone(),
+            capacity: c.capacity,
+        };
+        let reply = self.shared.cp.register(&req).await?;
+        *self.shared.token_key.write().expect("lock poisoned") = Some(reply.token_public_key);
+        info!(node = %req.node_id, control_planes = ?self.shared.cp.bases(), "registered with the control plane");
+        Ok(())
+    }
+
+    /// Sends a heartbeat every [`HEARTBEAT_INTERVAL_MS`] until `shutdown`
+    /// resolves. A failed beat is retried at the next tick against the
+    /// next control-plane node; a reply saying the cluster does not know
+    /// this node makes it register again.
+    pub async fn heartbeat_loop(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            let beat = Heartbeat {
+                node_id: self.shared.config.node_id,
+                participants: self.shared.metrics.participants.get().max(0) as u32,
+                rooms: self.shared.metrics.rooms.get().max(0) as u32,
+            };
+            match self.shared.cp.heartbeat(&beat).await {
+                Ok(reply) if !reply.registered => {
+                    warn!("the control plane does not know this node; registering again");
+                    if let Err(e) = self.register_once().await {
+                        warn!("re-registration failed: {}", e.message);
+                    }
+                }
+                Ok(_) => {
+                    if failing {
+                        info!("heartbeats reach the control plane again");
+                        failing = false;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!("heartbeat failed: {}", e.message);
+                        failing = true;
+                    }
+                }
             }
         }
     }

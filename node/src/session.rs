@@ -29,6 +29,10 @@ const PING_INTERVAL: Duration = Duration::from_millis(1500);
 /// enough that one lost packet doesn't trigger it.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
 
+/// Chat messages of one participant waiting to be committed. The rate
+/// limiter (burst 10) keeps a well-behaved client far below this.
+const CHAT_QUEUE: usize = 16;
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -238,6 +242,37 @@ async fn session(
         .in_current_span(),
     );
 
+    // Chat commits run on their own task, one at a time, so a sender's
+    // messages keep their order while a slow commit (a control-plane
+    // leader change takes a second or two) never holds up signalling.
+    let (chat_tx, mut chat_rx) = mpsc::channel::<CommitChat>(CHAT_QUEUE);
+    {
+        let node = node.clone();
+        let room = room.clone();
+        let out = out_tx.clone();
+        tokio::spawn(
+            async move {
+                while let Some(req) = chat_rx.recv().await {
+                    match node.cp.commit_chat(&req).await {
+                        Ok(message) => room.broadcast(ServerMessage::Chat { message }),
+                        Err(e) => {
+                            warn!(code = e.code.as_str(), "chat commit failed: {}", e.message);
+                            node.metrics
+                                .signalling_errors
+                                .with_label_values(&[e.code.as_str()])
+                                .inc();
+                            let _ = out.send(ServerMessage::Error {
+                                error: e,
+                                request: Some("chat".into()),
+                                client_msg_id: req.client_msg_id,
+                            });
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
     let mut limiter = RateLimiter::chat_default(now_ms());
     let send_error = |code: ErrorCode,
                       message: String,
@@ -348,9 +383,13 @@ async fn session(
                     client_msg_id: client_msg_id.clone(),
                     sent_at_ms: now_ms(),
                 };
-                match node.cp.commit_chat(&req).await {
-                    Ok(message) => room.broadcast(ServerMessage::Chat { message }),
-                    Err(e) => send_error(e.code, e.message, Some("chat".into()), client_msg_id),
+                if chat_tx.try_send(req).is_err() {
+                    send_error(
+                        ErrorCode::RateLimited,
+                        "too many messages are waiting to be saved; try again in a moment".into(),
+                        Some("chat".into()),
+                        client_msg_id,
+                    );
                 }
             }
         }

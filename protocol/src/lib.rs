@@ -6,6 +6,7 @@
 //! human-readable specification of the same messages.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod chat;
 pub mod error;
 pub mod ids;

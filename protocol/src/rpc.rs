@@ -77,6 +77,30 @@ pub const RPC_REGISTER_NODE: &str = "/internal/v1/nodes/register";
 /// Internal RPC path: a media node commits a chat message.
 pub const RPC_COMMIT_CHAT: &str = "/internal/v1/chat";
 
+/// Internal RPC path: a media node's liveness and load report.
+pub const RPC_HEARTBEAT: &str = "/internal/v1/nodes/heartbeat";
+
+/// Default seconds between media-node heartbeats.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
+
+/// A media node as the cluster knows it: what it registered with. Stored
+/// durably (through Raft) because it changes only when the node's own
+/// configuration does; liveness and load are not stored (see [`Heartbeat`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaNodeInfo {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// Region label (`eu-west`, `office-berlin`), used for placement.
+    #[serde(default)]
+    pub region: String,
+    /// The signalling URL browsers should use (absolute, or a path relative
+    /// to the control plane's public origin).
+    pub ws_url: String,
+    /// How many participants the node accepts; 0 means unlimited.
+    #[serde(default)]
+    pub capacity: u32,
+}
+
 /// Body of [`RPC_REGISTER_NODE`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RegisterNode {
@@ -85,6 +109,12 @@ pub struct RegisterNode {
     /// The signalling URL browsers should use (absolute, or a path relative
     /// to the control plane's public origin).
     pub ws_url: String,
+    /// Region label; empty when the deployment has one region.
+    #[serde(default)]
+    pub region: String,
+    /// Participant capacity; 0 means unlimited.
+    #[serde(default)]
+    pub capacity: u32,
 }
 
 /// Reply to [`RPC_REGISTER_NODE`].
@@ -93,6 +123,33 @@ pub struct RegisterNodeReply {
     /// The Ed25519 public key (32 raw bytes) that signs join tokens.
     #[serde(with = "serde_bytes_compat")]
     pub token_public_key: Vec<u8>,
+    /// Base URLs of every control-plane node, so the media node can fail
+    /// over to another one without an operator.
+    #[serde(default)]
+    pub control_planes: Vec<String>,
+}
+
+/// Body of [`RPC_HEARTBEAT`]: "I am alive, and this is my load". Any
+/// control-plane node accepts it and passes it to the leader, which keeps
+/// it in memory only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The node's id.
+    pub node_id: NodeId,
+    /// Participants connected to the node now.
+    pub participants: u32,
+    /// Rooms with at least one participant on the node.
+    pub rooms: u32,
+}
+
+/// Reply to [`RPC_HEARTBEAT`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// False if the cluster has no registration for this node (for example
+    /// its data was restored from an old backup): the node registers again.
+    pub registered: bool,
+    /// Base URLs of every control-plane node, leader first.
+    pub control_planes: Vec<String>,
 }
 
 /// Body of [`RPC_COMMIT_CHAT`]. The reply is the committed
@@ -153,6 +210,7 @@ mod tests {
     fn register_reply_round_trips_through_msgpack() {
         let r = RegisterNodeReply {
             token_public_key: vec![1, 2, 3, 255],
+            control_planes: vec!["http://127.0.0.1:1".into()],
         };
         let bytes = rmp_serde::to_vec_named(&r).unwrap();
         let back: RegisterNodeReply = rmp_serde::from_slice(&bytes).unwrap();

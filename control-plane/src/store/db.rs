@@ -40,6 +40,8 @@ pub(crate) const MESSAGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition:
 /// message id.
 pub(crate) const CHAT_IDEMPOTENCY: TableDefinition<(u64, &str, &str), u64> =
     TableDefinition::new("sm_chat_idempotency");
+/// Media-node registrations by [`veche_protocol::NodeId`].
+pub(crate) const MEDIA_NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_media_nodes");
 /// State-machine metadata: [`KEY_LAST_APPLIED`], [`KEY_LAST_MEMBERSHIP`],
 /// [`KEY_SIGNING_KEY`], [`KEY_SNAPSHOT_SEQ`].
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
@@ -169,6 +171,7 @@ pub(crate) fn open(path: &Path) -> Result<(Db, Released), DbError> {
         txn.open_table(CHAT_IDEMPOTENCY)?;
         txn.open_table(SM_META)?;
         txn.open_table(SNAPSHOT)?;
+        txn.open_table(MEDIA_NODES)?;
     }
     txn.commit()?;
     let (tx, rx) = watch::channel(());

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use veche_protocol::chat::ChatMessage;
+use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{ParticipantId, RoomId, RoomSlug, UnixMillis};
 
 /// A room as stored.
@@ -25,8 +26,10 @@ pub struct Room {
 /// A write to the control plane's durable state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Create a room. Fails with [`CommandError::SlugTaken`] if the slug
-    /// exists (a 2^-128 event, but checked rather than assumed).
+    /// Create a room. Fails with [`CommandError::SlugTaken`] if another
+    /// room has the slug (a 2^-128 event, but checked rather than assumed).
+    /// The same command applied twice (a retry after a lost reply) returns
+    /// the room it created the first time.
     CreateRoom {
         /// Link slug.
         slug: RoomSlug,
@@ -60,6 +63,28 @@ pub enum Command {
         /// PKCS#8 document.
         pkcs8: Vec<u8>,
     },
+    /// Record (or update) a media node's registration. Proposed only when
+    /// the registration differs from what is stored, so a restarting node
+    /// costs one entry and heartbeats cost none.
+    RegisterMediaNode {
+        /// What the node registered with.
+        info: MediaNodeInfo,
+    },
+}
+
+impl Command {
+    /// Whether applying this command twice has the same effect as once.
+    /// Only such commands may be retried after an ambiguous failure (a
+    /// timeout or a dropped connection after the request was sent), when
+    /// the first attempt may or may not have committed.
+    pub fn is_idempotent(&self) -> bool {
+        match self {
+            Command::CreateRoom { .. }
+            | Command::InitSigningKey { .. }
+            | Command::RegisterMediaNode { .. } => true,
+            Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
+        }
+    }
 }
 
 /// The successful result of applying a [`Command`].
@@ -71,6 +96,8 @@ pub enum CommandOutput {
     Chat(ChatMessage),
     /// The installed signing key.
     SigningKey(Vec<u8>),
+    /// The stored media-node registration.
+    MediaNode(MediaNodeInfo),
 }
 
 /// A command that was committed to the log but refused by the state

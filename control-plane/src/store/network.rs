@@ -69,6 +69,17 @@ impl HttpNetworkFactory {
         }
     }
 
+    /// Sends every RPC from `ip`, so that this node's Raft traffic has one
+    /// source address (which a firewall rule, or a test's partition, can
+    /// name).
+    pub fn with_local_address(mut self, ip: std::net::IpAddr) -> Self {
+        self.client = reqwest::Client::builder()
+            .local_address(ip)
+            .build()
+            .expect("static client config is valid");
+        self
+    }
+
     /// Presents `token` as `Authorization: Bearer <token>` on every RPC, for
     /// peers that guard [`raft_router`] with a cluster secret.
     pub fn with_bearer_token(mut self, token: impl Into<Arc<str>>) -> Self {

@@ -17,14 +17,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use veche_protocol::chat::ChatMessage;
+use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, RoomId, RoomSlug};
 
 /// File name of the Raft log and state machine inside the data directory.
 pub const DB_FILE_NAME: &str = "raft.redb";
 
 /// How long [`RaftStore::initialize_single_if_new`] waits for a sole voter
-/// to become leader. Election takes at most `election_timeout_max` (2 s in
-/// [`default_raft_config`]) plus an fsync or two.
+/// to become leader. Election takes at most the leader lease plus
+/// `election_timeout_max` (1.4 s in [`default_raft_config`]) plus an fsync
+/// or two.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// Deadline for one write or linearizable read. openraft itself waits
@@ -32,6 +34,10 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// handler must not. Long enough to cover a leader election (up to
 /// `election_timeout_max`) plus replication.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deadline for one membership step (a learner catching up, or a joint
+/// consensus round).
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`RaftStore::shutdown`] waits for openraft's tasks to let go of
 /// the database file.
@@ -168,27 +174,36 @@ impl From<RaftError<u64, CheckIsLeaderError<u64, BasicNode>>> for StoreError {
 /// suggest for a production service, yet long enough to ride out an fsync
 /// stall:
 ///
-/// - `heartbeat_interval` 250 ms: a follower notices a dead leader within an
-///   election timeout; it is also the AppendEntries RPC timeout.
-/// - `election_timeout_min`/`max` 1000/2000 ms: four heartbeats must be
-///   missed before anyone campaigns, so a GC pause or slow disk does not
-///   cause a needless election; failover still completes in about 2 s.
+/// - `heartbeat_interval` 100 ms: how often the leader tells followers it
+///   is alive. It is also openraft's timeout for one AppendEntries RPC,
+///   which on a LAN with an fsync at the far end is still ample.
+/// - `election_timeout_min`/`max` 400/700 ms. openraft 0.9 makes a follower
+///   wait for the leader lease (`election_timeout_max`) *plus* a random
+///   election timeout after the last heartbeat before it campaigns, so a
+///   dead leader is replaced 1.1 to 1.4 s after its last heartbeat: inside
+///   the 2 s the product promises, while seven missed heartbeats in a row
+///   are needed before a healthy leader is disturbed by a slow disk or a
+///   pause.
 /// - `install_snapshot_timeout` 5000 ms per chunk and `snapshot_max_chunk_size`
 ///   1 MiB: a chunk travels as up to 2 MiB of MessagePack, which must fit
 ///   the HTTP body limit ([`super::network::MAX_RAFT_BODY_BYTES`]) and
 ///   arrive before the timeout on a slow link.
-/// - `snapshot_policy` `LogsSinceLast(5000)` (openraft's default): a
-///   snapshot every 5000 entries, after which the log is purged down to the
-///   last `max_in_snapshot_log_to_keep` (1000) entries.
+/// - `snapshot_policy` `LogsSinceLast(20000)`: a snapshot every 20000
+///   entries, after which the log is purged down to the last
+///   `max_in_snapshot_log_to_keep` (1000) entries. The state machine is
+///   itself durable, so snapshots only serve lagging or new followers and
+///   log purging; a snapshot serializes the whole state (chat history
+///   included), so building one every 5000 entries (openraft's default)
+///   would spend more on snapshots than on the writes at a busy time.
 pub fn default_raft_config() -> openraft::Config {
     openraft::Config {
         cluster_name: "veche".to_owned(),
-        heartbeat_interval: 250,
-        election_timeout_min: 1000,
-        election_timeout_max: 2000,
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 700,
         install_snapshot_timeout: 5000,
         snapshot_max_chunk_size: 1 << 20,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
         max_in_snapshot_log_to_keep: 1000,
         ..Default::default()
     }
@@ -282,14 +297,34 @@ impl RaftStore {
     /// member of a multi-node cluster does not wait for a leader, because
     /// that needs other nodes.
     pub async fn initialize_single_if_new(&self) -> Result<(), StoreError> {
+        let members = BTreeMap::from([(self.node_id, self.advertise_addr.clone())]);
+        self.initialize_if_new(members).await
+    }
+
+    /// Forms a cluster of `members` (id to base URL, this node included) if
+    /// this node has never been part of one. Every initial member may call
+    /// this with the same list: openraft treats identical initializations
+    /// as one. A different list on different nodes would split the
+    /// cluster, which is why the list comes from one operator-written
+    /// `--peers` value. If this node ends up the only voter it waits to be
+    /// leader, as [`RaftStore::initialize_single_if_new`] describes.
+    pub async fn initialize_if_new(
+        &self,
+        members: BTreeMap<u64, String>,
+    ) -> Result<(), StoreError> {
         if self.raft.is_initialized().await? {
             tracing::info!(node_id = self.node_id, "raft already initialized");
         } else {
-            let members = BTreeMap::from([(self.node_id, BasicNode::new(&self.advertise_addr))]);
+            let n = members.len();
+            let members: BTreeMap<u64, BasicNode> = members
+                .into_iter()
+                .map(|(id, addr)| (id, BasicNode::new(addr)))
+                .collect();
             match self.raft.initialize(members).await {
                 Ok(()) => tracing::info!(
                     node_id = self.node_id,
-                    "initialized single-node raft cluster"
+                    voters = n,
+                    "initialized raft cluster"
                 ),
                 // Raced with another initialization or an incoming vote.
                 Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
@@ -384,6 +419,112 @@ impl RaftStore {
         Ok(())
     }
 
+    /// The leader as this node knows it: id and base URL. `None` during an
+    /// election, or when the leader's address is not in the membership.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    /// Whether this node believes it is the leader right now. A belief, not
+    /// a guarantee: a partitioned old leader believes it until it hears of a
+    /// newer term. Writes and reads confirm it with a quorum.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// The current Raft term as this node knows it.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// Base URLs of every member (voters and learners), by id.
+    pub fn member_addrs(&self) -> BTreeMap<u64, String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+
+    /// On the leader: confirms leadership with a quorum and returns the log
+    /// index a linearizable read must wait for (the "read index"). A
+    /// follower obtains it from the leader, waits until it has applied that
+    /// far ([`RaftStore::wait_applied`]) and then reads its own state:
+    /// linearizable reads without sending the data through the leader.
+    pub async fn read_index(&self) -> Result<u64, StoreError> {
+        let (read_log_id, _applied) = with_deadline(self.raft.get_read_log_id()).await??;
+        Ok(read_log_id.map_or(0, |l| l.index))
+    }
+
+    /// Waits until this node has applied the entry at `index`, or `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), StoreError> {
+        if index == 0 {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => StoreError::Timeout { timeout },
+                openraft::metrics::WaitError::ShuttingDown => StoreError::Unavailable {
+                    reason: "raft is shutting down".into(),
+                },
+            })
+    }
+
+    /// Reads of this node's applied state with no leadership check: current
+    /// only after a read barrier (see [`RaftStore::read_index`]), or for
+    /// data that never changes once written (the signing key).
+    pub fn local(&self) -> LocalReads<'_> {
+        LocalReads { db: &self.db }
+    }
+
+    /// On the leader: adds `id` at `addr` as a learner, waits until it has
+    /// caught up with the log, then makes it a voter. Idempotent: adding a
+    /// node that is already a voter at the same address succeeds at once.
+    pub async fn add_voter(&self, id: u64, addr: String) -> Result<(), StoreError> {
+        let node = BasicNode::new(&addr);
+        // Catching up may take longer than one request deadline when the
+        // new node starts from nothing; the learner step has its own.
+        tokio::time::timeout(MEMBERSHIP_TIMEOUT, self.raft.add_learner(id, node, true))
+            .await
+            .map_err(|_| StoreError::Timeout {
+                timeout: MEMBERSHIP_TIMEOUT,
+            })??;
+        let change = openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
+        tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(change, false),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout {
+            timeout: MEMBERSHIP_TIMEOUT,
+        })??;
+        Ok(())
+    }
+
+    /// On the leader: removes `id` from the voters and from the cluster.
+    pub async fn remove_member(&self, id: u64) -> Result<(), StoreError> {
+        let change = openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id]));
+        tokio::time::timeout(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(change, false),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout {
+            timeout: MEMBERSHIP_TIMEOUT,
+        })??;
+        Ok(())
+    }
+
     /// The Raft node, for membership changes, metrics and the RPC router.
     pub fn raft(&self) -> &Raft {
         &self.raft
@@ -414,6 +555,43 @@ impl RaftStore {
             })?;
         tracing::info!(node_id = self.node_id, "raft store shut down");
         Ok(())
+    }
+}
+
+/// Queries of this node's applied state; see [`RaftStore::local`].
+pub struct LocalReads<'a> {
+    db: &'a Database,
+}
+
+impl LocalReads<'_> {
+    /// The room with this slug, if any.
+    pub fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
+        Ok(queries::room_by_slug(self.db, slug)?)
+    }
+
+    /// The room with this id, if any.
+    pub fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        Ok(queries::room_by_id(self.db, id)?)
+    }
+
+    /// A page of chat history; see [`RaftStore::messages`].
+    pub fn messages(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        Ok(queries::messages(self.db, room, before, limit)?)
+    }
+
+    /// The join-token signing key, if installed.
+    pub fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(queries::signing_key(self.db)?)
+    }
+
+    /// Every registered media node.
+    pub fn media_nodes(&self) -> Result<Vec<MediaNodeInfo>, StoreError> {
+        Ok(queries::media_nodes(self.db)?)
     }
 }
 

@@ -10,8 +10,8 @@
 
 use super::db::{
     self, Db, DbError, CHAT_IDEMPOTENCY, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_SIGNING_KEY,
-    KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
-    SNAPSHOT,
+    KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MEDIA_NODES, MESSAGES, ROOMS,
+    ROOM_SLUGS, SM_META, SNAPSHOT,
 };
 use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
 use super::types::{ApplyResponse, TypeConfig};
@@ -24,6 +24,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use veche_protocol::chat::ChatMessage;
+use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, RoomId, RoomSlug};
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
@@ -50,6 +51,10 @@ struct SnapshotBlob {
     messages: Vec<ChatMessage>,
     /// The installed join-token signing key, if any.
     signing_key: Option<Vec<u8>>,
+    /// Media-node registrations. Absent in snapshots written before media
+    /// nodes were registered through Raft, hence the default.
+    #[serde(default)]
+    media_nodes: Vec<MediaNodeInfo>,
 }
 
 /// The Raft state machine. Cloning is cheap; clones share the database and
@@ -72,6 +77,7 @@ struct ApplyTables<'txn> {
     messages: Table<'txn, (u64, u64), &'static [u8]>,
     idempotency: Table<'txn, (u64, &'static str, &'static str), u64>,
     meta: Table<'txn, &'static str, &'static [u8]>,
+    media_nodes: Table<'txn, u64, &'static [u8]>,
 }
 
 /// Applies one command at log index `index`. A refusal is a deterministic
@@ -87,7 +93,16 @@ fn apply_command(
             name,
             created_at_ms,
         } => {
-            if t.slugs.get(slug.as_str())?.is_some() {
+            let existing = t.slugs.get(slug.as_str())?.map(|g| g.value());
+            if let Some(id) = existing {
+                let stored = t.rooms.get(id)?.ok_or_else(|| {
+                    DbError::Inconsistent(format!("slug index points at missing room {id}"))
+                })?;
+                let room: Room = db::decode(stored.value())?;
+                // The proposer's own retry: same slug, name and clock.
+                if room.name == name && room.created_at_ms == created_at_ms {
+                    return Ok(Ok(CommandOutput::Room(room)));
+                }
                 return Ok(Err(CommandError::SlugTaken));
             }
             let room = Room {
@@ -155,6 +170,11 @@ fn apply_command(
             t.meta.insert(KEY_SIGNING_KEY, pkcs8.as_slice())?;
             Ok(Ok(CommandOutput::SigningKey(pkcs8)))
         }
+        Command::RegisterMediaNode { info } => {
+            t.media_nodes
+                .insert(info.node_id.0, db::encode(&info)?.as_slice())?;
+            Ok(Ok(CommandOutput::MediaNode(info)))
+        }
     }
 }
 
@@ -172,6 +192,7 @@ fn apply_batch(
             messages: txn.open_table(MESSAGES)?,
             idempotency: txn.open_table(CHAT_IDEMPOTENCY)?,
             meta: txn.open_table(SM_META)?,
+            media_nodes: txn.open_table(MEDIA_NODES)?,
         };
         let mut last_applied = None;
         let mut membership = None;
@@ -237,11 +258,16 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, DbError> {
         for item in txn.open_table(MESSAGES)?.iter()? {
             messages.push(db::decode(item?.1.value())?);
         }
+        let mut media_nodes = Vec::new();
+        for item in txn.open_table(MEDIA_NODES)?.iter()? {
+            media_nodes.push(db::decode(item?.1.value())?);
+        }
         let blob = SnapshotBlob {
             format: SNAPSHOT_FORMAT,
             rooms,
             messages,
             signing_key,
+            media_nodes,
         };
         (last_applied, last_membership, db::encode(&blob)?)
     };
@@ -306,6 +332,11 @@ fn install_snapshot(
         txn.delete_table(ROOM_SLUGS)?;
         txn.delete_table(MESSAGES)?;
         txn.delete_table(CHAT_IDEMPOTENCY)?;
+        txn.delete_table(MEDIA_NODES)?;
+        let mut media_nodes = txn.open_table(MEDIA_NODES)?;
+        for n in &blob.media_nodes {
+            media_nodes.insert(n.node_id.0, db::encode(n)?.as_slice())?;
+        }
         let mut rooms = txn.open_table(ROOMS)?;
         let mut slugs = txn.open_table(ROOM_SLUGS)?;
         for room in &blob.rooms {
@@ -481,6 +512,15 @@ pub(crate) mod queries {
         }
         out.reverse();
         Ok((out, has_more))
+    }
+
+    pub(crate) fn media_nodes(db: &Database) -> Result<Vec<MediaNodeInfo>, DbError> {
+        let txn = db.begin_read()?;
+        let mut out = Vec::new();
+        for item in txn.open_table(MEDIA_NODES)?.iter()? {
+            out.push(db::decode(item?.1.value())?);
+        }
+        Ok(out)
     }
 
     pub(crate) fn signing_key(db: &Database) -> Result<Option<Vec<u8>>, DbError> {
