@@ -98,13 +98,12 @@ impl ControlPlaneClient {
         }
     }
 
-    async fn attempt<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    async fn attempt<Resp: serde::de::DeserializeOwned>(
         &self,
         base: &str,
         path: &str,
         body: &[u8],
     ) -> Result<Resp, Attempt> {
-        let _ = std::marker::PhantomData::<Req>;
         let resp = self
             .http
             .post(format!("{base}{path}"))
@@ -161,7 +160,7 @@ impl ControlPlaneClient {
             "no control-plane node is configured",
         );
         for base in self.bases() {
-            match self.attempt::<Req, Resp>(&base, path, &body).await {
+            match self.attempt::<Resp>(&base, path, &body).await {
                 Ok(r) => return Ok(r),
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::TryNext(e)) => {
@@ -191,5 +190,102 @@ impl ControlPlaneClient {
     /// Commits a chat message through Raft; returns it as stored.
     pub async fn commit_chat(&self, req: &CommitChat) -> Result<ChatMessage, ErrorBody> {
         self.call(RPC_COMMIT_CHAT, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use veche_protocol::{MessageId, ParticipantId, RoomId};
+
+    fn commit() -> CommitChat {
+        CommitChat {
+            room_id: RoomId(1),
+            participant_id: ParticipantId("p1".into()),
+            display_name: "Ann".into(),
+            text: "hi".into(),
+            client_msg_id: Some("c1".into()),
+            sent_at_ms: 0,
+        }
+    }
+
+    /// A stand-in control-plane node that answers the chat RPC with
+    /// `status` and `body`.
+    async fn fake_cp(status: StatusCode, body: Vec<u8>) -> String {
+        let app = axum::Router::new().route(
+            RPC_COMMIT_CHAT,
+            axum::routing::post(move || {
+                let body = body.clone();
+                async move { (status, body).into_response() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    /// An address nothing listens on.
+    async fn dead_address() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{addr}")
+    }
+
+    fn stored() -> Vec<u8> {
+        rmp_serde::to_vec_named(&ChatMessage {
+            id: MessageId(7),
+            room_id: RoomId(1),
+            participant_id: ParticipantId("p1".into()),
+            display_name: "Ann".into(),
+            text: "hi".into(),
+            sent_at_ms: 0,
+            client_msg_id: Some("c1".into()),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dead_or_leaderless_control_plane_node_is_skipped_and_demoted() {
+        let dead = dead_address().await;
+        let leaderless = fake_cp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            rmp_serde::to_vec_named(&ErrorBody::new(ErrorCode::Unavailable, "no leader")).unwrap(),
+        )
+        .await;
+        let good = fake_cp(StatusCode::OK, stored()).await;
+        let client =
+            ControlPlaneClient::new(vec![dead.clone(), leaderless.clone(), good.clone()], "s");
+        let msg = client
+            .commit_chat(&commit())
+            .await
+            .expect("the third node answers");
+        assert_eq!(msg.id, MessageId(7));
+        // The node that answered is tried first next time.
+        assert_eq!(client.bases(), vec![good, dead, leaderless]);
+    }
+
+    #[tokio::test]
+    async fn a_definite_refusal_is_not_retried_elsewhere() {
+        let refusing = fake_cp(
+            StatusCode::NOT_FOUND,
+            rmp_serde::to_vec_named(&ErrorBody::new(ErrorCode::RoomNotFound, "gone")).unwrap(),
+        )
+        .await;
+        let good = fake_cp(StatusCode::OK, stored()).await;
+        let client = ControlPlaneClient::new(vec![refusing.clone(), good.clone()], "s");
+        let err = client.commit_chat(&commit()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::RoomNotFound);
+        assert_eq!(client.bases(), vec![refusing, good]);
+    }
+
+    #[test]
+    fn learned_members_come_first_and_configured_ones_are_kept() {
+        let client = ControlPlaneClient::new(vec!["http://a".into(), "http://b/".into()], "s");
+        client.learn(&["http://c".into(), "http://a".into()]);
+        assert_eq!(client.bases(), vec!["http://c", "http://a", "http://b"]);
     }
 }

@@ -273,6 +273,63 @@ async fn create_room_with_taken_slug_is_refused_and_first_room_kept() {
 }
 
 #[tokio::test]
+async fn create_room_retried_after_a_lost_reply_returns_the_same_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let cmd = Command::CreateRoom {
+        slug: slug(5),
+        name: "retried".to_owned(),
+        created_at_ms: 42,
+    };
+    assert!(cmd.is_idempotent());
+    let first = store.write(cmd.clone()).await.unwrap();
+    let again = store.write(cmd).await.unwrap();
+    assert_eq!(first, again);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
+    use veche_protocol::rpc::MediaNodeInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let info = MediaNodeInfo {
+        node_id: veche_protocol::NodeId(3),
+        region: "eu".into(),
+        ws_url: "wss://m3/media/ws".into(),
+        capacity: 60,
+    };
+    let out = store
+        .write(Command::RegisterMediaNode { info: info.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out, Ok(CommandOutput::MediaNode(info.clone())));
+    assert_eq!(store.local().media_nodes().unwrap(), vec![info.clone()]);
+    let snapshot_at = snapshot_now(store.raft()).await;
+    let snap = store
+        .raft()
+        .get_snapshot()
+        .await
+        .unwrap()
+        .expect("a snapshot was built");
+    assert_eq!(snap.meta.last_log_id, Some(snapshot_at));
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    // Install that snapshot on fresh storage: the registration comes along.
+    let fresh = tempfile::tempdir().unwrap();
+    {
+        let (_log, mut sm) = open_storage(&fresh.path().join("raft.redb")).unwrap();
+        let mut data = sm.begin_receiving_snapshot().await.unwrap();
+        *data = *snap.snapshot;
+        sm.install_snapshot(&snap.meta, data).await.unwrap();
+    }
+    let store = open_single(fresh.path()).await;
+    assert_eq!(store.local().media_nodes().unwrap(), vec![info]);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn signing_key_first_writer_wins() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_single(dir.path()).await;
