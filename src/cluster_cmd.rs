@@ -207,6 +207,12 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() && cfg.media.public_ws_url.is_none() {
+        anyhow::bail!(
+            "listening on {addr}, browsers need a real address: pass --public-ws-url \
+             (e.g. wss://media1.example.com/media/ws)"
+        );
+    }
     let node = MediaNode::new(NodeConfig {
         node_id: NodeId(cfg.media.node_id),
         control_plane_urls: cfg

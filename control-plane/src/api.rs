@@ -206,7 +206,7 @@ async fn join_room(
     let display_name = clean_name(&req.display_name, "display name", MAX_DISPLAY_NAME_CHARS)?;
     let room = room_or_404(&cp, &slug).await?;
     let signing_key = cp.signing_key().await?;
-    let placement = match cp.on_leader(LeaderRequest::Place).await? {
+    let placement = match cp.on_leader(LeaderRequest::Place { room: room.id }).await? {
         LeaderReply::Placed(p) => p,
         _ => None,
     };
@@ -316,6 +316,7 @@ async fn register_node(
         node_id: info.node_id,
         participants: 0,
         rooms: 0,
+        room_ids: Vec::new(),
     }))
     .await?;
     let key = cp.signing_key().await?;

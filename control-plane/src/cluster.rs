@@ -59,10 +59,11 @@ pub enum LeaderRequest {
     },
     /// A media node's heartbeat.
     Heartbeat(Heartbeat),
-    /// Choose a media node for a new participant.
-    Place,
-    /// The leader's full view of the cluster.
-    Status,
+    /// Choose a media node for a new participant of a room.
+    Place {
+        /// The room.
+        room: veche_protocol::RoomId,
+    },
 }
 
 impl LeaderRequest {
@@ -80,8 +81,7 @@ impl LeaderRequest {
             LeaderRequest::AddVoter { .. } => "add_voter",
             LeaderRequest::RemoveMember { .. } => "remove_member",
             LeaderRequest::Heartbeat(_) => "heartbeat",
-            LeaderRequest::Place => "place",
-            LeaderRequest::Status => "status",
+            LeaderRequest::Place { .. } => "place",
         }
     }
 }
@@ -99,8 +99,6 @@ pub enum LeaderReply {
     Heartbeat(HeartbeatReply),
     /// The chosen media node, if any is available.
     Placed(Option<Placement>),
-    /// The leader's view.
-    Status(Box<ClusterStatus>),
     /// The receiver is not the leader (any more): ask again.
     NotLeader,
     /// The leader could not reach a quorum in time. The request may or may
@@ -134,7 +132,6 @@ impl PeerClient {
         let http = reqwest::Client::builder()
             .local_address(bind_ip)
             .connect_timeout(Duration::from_millis(500))
-            .timeout(crate::store::raft_store::REQUEST_TIMEOUT + Duration::from_secs(1))
             .build()
             .expect("static client config is valid");
         PeerClient {
@@ -146,9 +143,18 @@ impl PeerClient {
     async fn call(&self, base: &str, req: &LeaderRequest) -> Result<LeaderReply, SendError> {
         let body = rmp_serde::to_vec_named(req).map_err(|e| SendError::NotSent(e.to_string()))?;
         let url = format!("{}{LEADER_RPC}", base.trim_end_matches('/'));
+        // A membership step waits for a learner to catch up and for joint
+        // consensus; everything else is one Raft round.
+        let timeout = match req {
+            LeaderRequest::AddVoter { .. } | LeaderRequest::RemoveMember { .. } => {
+                crate::store::raft_store::MEMBERSHIP_TIMEOUT * 2 + Duration::from_secs(5)
+            }
+            _ => crate::store::raft_store::REQUEST_TIMEOUT + Duration::from_secs(1),
+        };
         let resp = self
             .http
             .post(&url)
+            .timeout(timeout)
             .header("content-type", "application/msgpack")
             .bearer_auth(&self.secret)
             .body(body)
@@ -219,9 +225,11 @@ impl ControlPlane {
             }
             if Instant::now() + backoff > deadline {
                 tracing::warn!(kind = req.kind(), problem = %last_problem, "no leader answered");
-                return Err(unavailable(format!(
-                    "the control plane has no leader right now ({last_problem}); retry shortly"
-                )));
+                // The details (peer addresses, quorum membership) are for
+                // the operator's log, not for API clients.
+                return Err(unavailable(
+                    "the control plane has no leader right now; retry shortly",
+                ));
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(200));
@@ -253,8 +261,7 @@ impl ControlPlane {
                     .map(|()| LeaderReply::Done)
             }
             LeaderRequest::Heartbeat(hb) => self.leader_heartbeat(hb).map(LeaderReply::Heartbeat),
-            LeaderRequest::Place => self.leader_place().map(LeaderReply::Placed),
-            LeaderRequest::Status => Ok(LeaderReply::Status(Box::new(self.status()))),
+            LeaderRequest::Place { room } => self.leader_place(*room).map(LeaderReply::Placed),
         };
         match result {
             Ok(reply) => reply,
@@ -304,7 +311,7 @@ impl ControlPlane {
             let now = Instant::now();
             let mut l = self.liveness.lock().expect("lock poisoned");
             l.observe_term(self.store.current_term(), now);
-            l.heartbeat(hb.node_id, hb.participants, hb.rooms, now);
+            l.heartbeat(hb.node_id, hb.participants, &hb.room_ids, now);
         }
         Ok(HeartbeatReply {
             registered,
@@ -312,12 +319,12 @@ impl ControlPlane {
         })
     }
 
-    fn leader_place(&self) -> Result<Option<Placement>, StoreError> {
+    fn leader_place(&self, room: veche_protocol::RoomId) -> Result<Option<Placement>, StoreError> {
         let nodes = self.store.local().media_nodes()?;
         let now = Instant::now();
         let mut l = self.liveness.lock().expect("lock poisoned");
         l.observe_term(self.store.current_term(), now);
-        Ok(l.place(&nodes, now).map(|n| Placement {
+        Ok(l.place(room, &nodes, now).map(|n| Placement {
             node_id: n.node_id,
             ws_url: n.ws_url.clone(),
         }))

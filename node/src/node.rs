@@ -175,10 +175,19 @@ impl MediaNode {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {}
             }
+            let room_ids: Vec<RoomId> = self
+                .shared
+                .rooms
+                .lock()
+                .expect("lock poisoned")
+                .keys()
+                .copied()
+                .collect();
             let beat = Heartbeat {
                 node_id: self.shared.config.node_id,
                 participants: self.shared.metrics.participants.get().max(0) as u32,
-                rooms: self.shared.metrics.rooms.get().max(0) as u32,
+                rooms: room_ids.len() as u32,
+                room_ids,
             };
             match self.shared.cp.heartbeat(&beat).await {
                 Ok(reply) if !reply.registered => {

@@ -380,7 +380,15 @@ async fn session(
                     participant_id: pid.clone(),
                     display_name: display_name.clone(),
                     text,
-                    client_msg_id: client_msg_id.clone(),
+                    // Every commit carries an idempotency key, so that the
+                    // node may retry it on another control-plane node after
+                    // a failover without storing it twice. Clients that
+                    // send none get one made here.
+                    client_msg_id: Some(
+                        client_msg_id
+                            .clone()
+                            .unwrap_or_else(|| format!("node-{}", random_token())),
+                    ),
                     sent_at_ms: now_ms(),
                 };
                 if chat_tx.try_send(req).is_err() {

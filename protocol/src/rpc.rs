@@ -80,7 +80,7 @@ pub const RPC_COMMIT_CHAT: &str = "/internal/v1/chat";
 /// Internal RPC path: a media node's liveness and load report.
 pub const RPC_HEARTBEAT: &str = "/internal/v1/nodes/heartbeat";
 
-/// Default seconds between media-node heartbeats.
+/// Milliseconds between media-node heartbeats.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 1000;
 
 /// A media node as the cluster knows it: what it registered with. Stored
@@ -140,6 +140,10 @@ pub struct Heartbeat {
     pub participants: u32,
     /// Rooms with at least one participant on the node.
     pub rooms: u32,
+    /// Those rooms' ids, so that a new leader knows where each room lives
+    /// and keeps placing its participants together.
+    #[serde(default)]
+    pub room_ids: Vec<crate::ids::RoomId>,
 }
 
 /// Reply to [`RPC_HEARTBEAT`].

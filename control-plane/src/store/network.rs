@@ -16,9 +16,10 @@
 //! default `RaftNetwork::full_snapshot`); each chunk is at most
 //! `Config::snapshot_max_chunk_size` bytes.
 //!
-//! The endpoints are unauthenticated: anyone who can reach them can disrupt
-//! the cluster, so they must only be reachable from the other control-plane
-//! nodes.
+//! [`raft_router`] itself does no authentication; the control plane mounts
+//! it behind its cluster-secret check, and [`HttpNetworkFactory::with_bearer_token`]
+//! presents the secret. Anyone holding the secret can disrupt the cluster,
+//! so the routes should also only be reachable from the other nodes.
 
 use super::types::{Raft, TypeConfig};
 use axum::body::Bytes;
