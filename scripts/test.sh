@@ -8,7 +8,9 @@
 #
 # Steps:
 #  1. Install what the tests need and the machine lacks (Debian packages:
-#     chromium, chromium-driver, iproute2, util-linux, janus, gcc).
+#     chromium, chromium-driver, iproute2, util-linux, janus, gcc, and
+#     nftables, with which tests/cluster.rs cuts a control-plane node off
+#     from the others inside the test namespace).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
 #  3. Build every test once, while crates.io is reachable.
 #  4. Run all Rust tests inside a fresh network namespace in which only the
@@ -110,8 +112,11 @@ install_missing() {
     # and the C compiler it builds Janus's loopback shim with.
     have janus || pkgs+=(janus)
     have cc || pkgs+=(gcc)
+    # Network partitions in the cluster tests (tests/common/cluster.rs).
+    # Like `ip`, nft lives in /usr/sbin.
+    have nft || [[ -x /usr/sbin/nft ]] || pkgs+=(nftables)
     if [[ ${#pkgs[@]} -eq 0 ]]; then
-        echo "    chromium, chromedriver, ip, unshare, janus and cc are installed"
+        echo "    chromium, chromedriver, ip, unshare, janus, cc and nft are installed"
         return 0
     fi
     echo "    installing: ${pkgs[*]}"

@@ -17,6 +17,7 @@
 //!
 //! Each test binary uses a different subset of this module.
 #![allow(dead_code)]
+pub mod cluster;
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};

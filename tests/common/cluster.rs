@@ -1,0 +1,716 @@
+//! A multi-process Veche cluster for tests: `veche control-plane` nodes,
+//! `veche media-node`s and the `veche cluster` CLI, with real processes,
+//! real SIGKILLs and real packet loss.
+//!
+//! - **Addresses.** Each [`Cluster`] claims its own loopback /24,
+//!   `127.A.B.0/24` (never `127.0.0.0/24`), so that tests running at the
+//!   same time in one network namespace cannot partition each other's
+//!   nodes. Control-plane node `id` listens on `127.A.B.{id}`, media node
+//!   `id` on `127.A.B.{100+id}`. A control-plane node binds its outgoing
+//!   peer connections to its own address, so its Raft traffic is
+//!   identifiable by source address.
+//! - **Logs.** Every process writes stdout and stderr to
+//!   `<root>/cp-{id}.log` or `<root>/media-{id}.log` (restarts append, after
+//!   a `[harness]` marker line). If the test fails, the root directory is
+//!   kept and each log's path and last lines are printed.
+//! - **Partitions.** [`Cluster::partition`] drops, with nftables, every
+//!   packet between a node's address and the rest of the cluster's /24
+//!   (other control-plane nodes and media nodes). The test process itself
+//!   and the CLI connect from 127.0.0.1, outside the /24, so they can still
+//!   observe a partitioned node, as an operator on a management network
+//!   could. Needs `nft` and root in the test's network namespace (which
+//!   `scripts/test.sh` provides).
+//! - **Blocking calls.** [`Cluster::restart`] and [`Cluster::cli`] block
+//!   the calling thread (a restart until the node prints that it runs, an
+//!   `add` until the node votes); use a multi-threaded runtime
+//!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
+//!   progress meanwhile.
+
+use super::{TempDir, SERVER_START_TIMEOUT};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often [`Cluster::wait_for_leader`] polls: finer than
+/// `POLL_INTERVAL`, since its duration is itself a measurement.
+const LEADER_POLL: Duration = Duration::from_millis(50);
+/// Timeout of one admin status request.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long [`Cluster::start`] waits for the first leader.
+const FIRST_LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The port of the listener on `127.A.B.254` that claims a /24 for one
+/// cluster, above the kernel's ephemeral range so nothing else takes it.
+const CLAIM_PORT: u16 = 64_999;
+
+/// One `veche control-plane` node: its process while running, and what is
+/// needed to start it again.
+struct CpNode {
+    port: u16,
+    data_dir: PathBuf,
+    log: PathBuf,
+    /// `--peers` of its first start; empty for a node started to join.
+    peers: Option<String>,
+    /// True while it is a member (initial, or added with `cli add`); false
+    /// after `cli remove` or while waiting to be added. Atomic because
+    /// `cli` takes `&self`.
+    member: AtomicBool,
+    child: Option<Child>,
+    starts: u32,
+}
+
+/// One `veche media-node`.
+struct MediaProc {
+    base: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A control-plane cluster of `veche` processes (see the module docs).
+/// Dropping it kills every process it started, heals every partition it
+/// made, and removes its directory unless the test failed.
+pub struct Cluster {
+    secret: String,
+    /// The claimed /24: `127.{net.0}.{net.1}.0/24`.
+    net: (u8, u8),
+    nodes: BTreeMap<u64, CpNode>,
+    media: BTreeMap<u64, MediaProc>,
+    partitioned: Mutex<BTreeSet<u64>>,
+    http: reqwest::Client,
+    // Held for the cluster's lifetime; see `claim_subnet`.
+    _claim: TcpListener,
+    // Dropped last, so the directory outlives the processes.
+    root: TempDir,
+}
+
+impl Cluster {
+    /// Starts control-plane nodes `1..=n`, all with the same `--peers`, and
+    /// waits until they agree on a leader.
+    pub async fn start(n: u64) -> Cluster {
+        assert!((1..100).contains(&n), "a cluster has 1 to 99 nodes");
+        let (claim, net) = claim_subnet();
+        let root = TempDir::new("cluster");
+        let secret = format!("test-secret-{}-{}", std::process::id(), net.0 ^ net.1);
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(STATUS_TIMEOUT)
+            .build()
+            .expect("reqwest client");
+        let mut cluster = Cluster {
+            secret,
+            net,
+            nodes: BTreeMap::new(),
+            media: BTreeMap::new(),
+            partitioned: Mutex::new(BTreeSet::new()),
+            http,
+            _claim: claim,
+            root,
+        };
+        eprintln!(
+            "[harness] cluster of {n} in {} on 127.{}.{}.0/24",
+            cluster.root.path().display(),
+            net.0,
+            net.1
+        );
+        let ports: Vec<(u64, u16)> = (1..=n)
+            .map(|id| (id, free_port_on(cluster.ip(id))))
+            .collect();
+        let peers = ports
+            .iter()
+            .map(|(id, port)| format!("{id}={}:{port}", cluster.ip(*id)))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (id, port) in ports {
+            cluster.add_node(id, port, Some(peers.clone()), true);
+            cluster.spawn_node(id);
+        }
+        for id in 1..=n {
+            cluster.await_started(id).await;
+        }
+        cluster.wait_for_leader(FIRST_LEADER_TIMEOUT).await;
+        cluster
+    }
+
+    /// The cluster secret every process was started with.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// Control-plane node `id`'s base URL, `http://127.A.B.{id}:{port}`.
+    pub fn base(&self, id: u64) -> String {
+        let node = self.node(id);
+        format!("http://{}:{}", self.ip(id), node.port)
+    }
+
+    /// The ids of control-plane nodes that are members and whose process is
+    /// running, ascending.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.member.load(Ordering::Relaxed) && n.child.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// `GET /api/admin/cluster` on node `id`: its view of the cluster.
+    pub async fn status(&self, id: u64) -> Result<Value, String> {
+        let url = format!("{}/api/admin/cluster", self.base(id));
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("GET {url} answered {status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("GET {url}: {e} in {body}"))
+    }
+
+    /// Waits until every running member reports the same leader, that
+    /// leader is running and reports itself `Leader`, and returns its id.
+    /// Polls every 50 ms, so the time it takes is a fair measure of how
+    /// long a failover takes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            let last = match self.agreed_leader().await {
+                Ok(id) => return id,
+                Err(observed) => observed,
+            };
+            if start.elapsed() >= timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting until every running control-plane \
+                     node {:?} reports the same running leader; last observed: {last}",
+                    self.ids()
+                );
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+
+    async fn agreed_leader(&self) -> Result<u64, String> {
+        let ids = self.ids();
+        if ids.is_empty() {
+            return Err("no control-plane node is running".into());
+        }
+        let views = futures::future::join_all(ids.iter().map(|id| self.status(*id))).await;
+        let mut seen = BTreeMap::new();
+        for (id, view) in ids.iter().zip(views) {
+            let view = view.map_err(|e| format!("node {id}: {e}"))?;
+            let leader = view["leader"]["id"].as_u64();
+            seen.insert(
+                *id,
+                (leader, view["state"].as_str().unwrap_or("?").to_owned()),
+            );
+        }
+        let leaders: BTreeSet<Option<u64>> = seen.values().map(|(l, _)| *l).collect();
+        let describe = || format!("(leader, state) per node: {seen:?}");
+        match leaders.into_iter().collect::<Vec<_>>()[..] {
+            [Some(leader)] if ids.contains(&leader) && seen[&leader].1 == "Leader" => Ok(leader),
+            _ => Err(describe()),
+        }
+    }
+
+    /// Kills control-plane node `id` with SIGKILL (no clean shutdown) and
+    /// reaps it. Its data directory and port stay, for [`Cluster::restart`].
+    pub fn kill(&mut self, id: u64) {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no node {id}"));
+        let mut child = node
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("control-plane node {id} is not running"));
+        let _ = child.kill();
+        let status = child.wait();
+        eprintln!("[harness] killed control-plane node {id} (SIGKILL): {status:?}");
+    }
+
+    /// Starts control-plane node `id` again with the same address, port and
+    /// data directory, and waits (blocking) until it says it is running. It
+    /// need not have caught up, nor know the leader, when this returns.
+    pub fn restart(&mut self, id: u64) {
+        self.spawn_node(id);
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        loop {
+            match self.started(id) {
+                Ok(()) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("control-plane node {id} did not restart: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Starts a new control-plane node `id` on `127.A.B.{id}` without
+    /// `--peers`, so it waits to be added (`cli(&["add", id, base])`).
+    /// It is not in [`Cluster::ids`] until that `add` succeeds.
+    pub async fn start_joining(&mut self, id: u64) {
+        assert!(
+            !self.nodes.contains_key(&id),
+            "control-plane node {id} already exists"
+        );
+        let port = free_port_on(self.ip(id));
+        self.add_node(id, port, None, false);
+        self.spawn_node(id);
+        self.await_started(id).await;
+    }
+
+    /// Runs `veche cluster ARGS...` (blocking) with the secret in the
+    /// environment and `--control-plane` defaulting to the first running
+    /// member, and returns its output. A successful `add ID ..` makes the
+    /// node a member in [`Cluster::ids`]; a successful `remove ID` makes it
+    /// no longer one (its process keeps running until killed).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let default_cp = self
+            .ids()
+            .first()
+            .map(|id| self.base(*id))
+            .unwrap_or_default();
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_veche"))
+            .arg("cluster")
+            .args(args)
+            .env("VECHE_CLUSTER_SECRET", &self.secret)
+            .env("VECHE_CONTROL_PLANE", default_cp)
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run the veche binary");
+        eprintln!(
+            "[harness] veche cluster {} -> {} in {} ms\n[cli stdout] {}\n[cli stderr] {}",
+            args.join(" "),
+            out.status,
+            started.elapsed().as_millis(),
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+        let id = args.get(1).and_then(|s| s.parse::<u64>().ok());
+        let node = id.and_then(|id| self.nodes.get(&id));
+        match (args.first().copied(), node) {
+            (Some("add"), Some(n)) if out.status.success() => {
+                n.member.store(true, Ordering::Relaxed)
+            }
+            (Some("remove"), Some(n)) if out.status.success() => {
+                n.member.store(false, Ordering::Relaxed)
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Cuts control-plane node `id` off from the rest of the cluster: with
+    /// nftables, drops every packet from `127.A.B.{id}` to another address
+    /// of the cluster's /24 and the reverse, in the input and output hooks
+    /// (table `veche_test_A_B_{id}`). The test and the CLI, which connect
+    /// from 127.0.0.1, still reach it.
+    pub fn partition(&self, id: u64) {
+        let ip = self.ip(id);
+        let net = format!("127.{}.{}.0/24", self.net.0, self.net.1);
+        let table = self.table(id);
+        let rules = format!(
+            "ip saddr {ip} ip daddr {net} ip daddr != {ip} drop\n\
+             ip daddr {ip} ip saddr {net} ip saddr != {ip} drop"
+        );
+        let script = format!(
+            "table ip {table} {{\n\
+               chain input {{\n type filter hook input priority -10; policy accept;\n{rules}\n}}\n\
+               chain output {{\n type filter hook output priority -10; policy accept;\n{rules}\n}}\n\
+             }}\n"
+        );
+        nft(&["-f", "-"], Some(&script));
+        self.partitioned.lock().expect("lock").insert(id);
+        eprintln!("[harness] partitioned control-plane node {id} ({ip}) from {net}");
+    }
+
+    /// Undoes [`Cluster::partition`]: deletes node `id`'s nftables table.
+    pub fn heal(&self, id: u64) {
+        nft(&["delete", "table", "ip", &self.table(id)], None);
+        self.partitioned.lock().expect("lock").remove(&id);
+        eprintln!("[harness] healed control-plane node {id}");
+    }
+
+    /// Starts `veche media-node --id {id}` on `127.A.B.{100+id}` with
+    /// `--control-plane` listing every control-plane node, waits until it
+    /// has registered, and returns its base URL. Killed on drop.
+    pub async fn start_media_node(&mut self, id: u64) -> String {
+        assert!(id < 150, "media node ids go up to 149");
+        assert!(
+            self.media.get(&id).is_none_or(|m| m.child.is_none()),
+            "media node {id} is already running"
+        );
+        let ip = self.ip(100 + id);
+        let port = free_port_on(ip);
+        let base = format!("http://{ip}:{port}");
+        let control_planes = self
+            .nodes
+            .keys()
+            .map(|cp| self.base(*cp))
+            .collect::<Vec<_>>()
+            .join(",");
+        let log = self.root.path().join(format!("media-{id}.log"));
+        let offset = file_len(&log);
+        let mut file = open_log(&log);
+        let _ = writeln!(file, "[harness] starting media node {id} at {base}");
+        let child = self
+            .command()
+            .arg("media-node")
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(format!("{ip}:{port}"))
+            .arg("--control-plane")
+            .arg(control_planes)
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("cannot start the veche binary");
+        eprintln!(
+            "[harness] media node {id} (pid {}) at {base}, log {}",
+            child.id(),
+            log.display()
+        );
+        self.media.insert(
+            id,
+            MediaProc {
+                base: base.clone(),
+                log: log.clone(),
+                child: Some(child),
+            },
+        );
+        let needle = format!("Media node {id} is running at");
+        let start = Instant::now();
+        loop {
+            let seen = match log_has_line(&log, offset, &needle) {
+                Ok(()) => return base,
+                Err(seen) => seen,
+            };
+            let m = self.media.get_mut(&id).expect("just inserted");
+            if let Some(Ok(Some(status))) = m.child.as_mut().map(Child::try_wait) {
+                m.child = None;
+                panic!("media node {id} exited before registering ({status}); {seen}");
+            }
+            if start.elapsed() >= SERVER_START_TIMEOUT {
+                panic!(
+                    "timed out after {SERVER_START_TIMEOUT:?} waiting until media node {id} \
+                     registers and prints {needle:?}; {seen}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills media node `id` with SIGKILL.
+    pub fn kill_media_node(&mut self, id: u64) {
+        let m = self
+            .media
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no media node {id}"));
+        let mut child = m
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("media node {id} is not running"));
+        let _ = child.kill();
+        let status = child.wait();
+        eprintln!("[harness] killed media node {id} at {}: {status:?}", m.base);
+    }
+
+    // -- internals ----------------------------------------------------------
+
+    fn ip(&self, host: u64) -> Ipv4Addr {
+        let host = u8::try_from(host)
+            .ok()
+            .filter(|h| (1..=253).contains(h))
+            .unwrap_or_else(|| panic!("host number {host} is outside 1..=253"));
+        Ipv4Addr::new(127, self.net.0, self.net.1, host)
+    }
+
+    fn table(&self, id: u64) -> String {
+        format!("veche_test_{}_{}_{id}", self.net.0, self.net.1)
+    }
+
+    fn node(&self, id: u64) -> &CpNode {
+        self.nodes
+            .get(&id)
+            .unwrap_or_else(|| panic!("no control-plane node {id} in this cluster"))
+    }
+
+    fn add_node(&mut self, id: u64, port: u16, peers: Option<String>, member: bool) {
+        let data_dir = self.root.path().join(format!("cp-{id}"));
+        let log = self.root.path().join(format!("cp-{id}.log"));
+        self.nodes.insert(
+            id,
+            CpNode {
+                port,
+                data_dir,
+                log,
+                peers,
+                member: AtomicBool::new(member),
+                child: None,
+                starts: 0,
+            },
+        );
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veche"));
+        cmd.env("VECHE_CLUSTER_SECRET", &self.secret)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Spawns node `id`'s process; [`Cluster::started`] tells when it runs.
+    fn spawn_node(&mut self, id: u64) {
+        let ip = self.ip(id);
+        let mut cmd = self.command();
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no control-plane node {id}"));
+        assert!(
+            node.child.is_none(),
+            "control-plane node {id} is already running"
+        );
+        node.starts += 1;
+        let mut file = open_log(&node.log);
+        let _ = writeln!(
+            file,
+            "[harness] start #{} of control-plane node {id} at {ip}:{}",
+            node.starts, node.port
+        );
+        cmd.arg("control-plane")
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(format!("{ip}:{}", node.port))
+            .arg("--data-dir")
+            .arg(&node.data_dir);
+        if let Some(peers) = &node.peers {
+            cmd.arg("--peers").arg(peers);
+        }
+        let child = cmd
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("cannot start the veche binary");
+        eprintln!(
+            "[harness] control-plane node {id} start #{} (pid {}) at {ip}:{}, log {}",
+            node.starts,
+            child.id(),
+            node.port,
+            node.log.display()
+        );
+        node.child = Some(child);
+    }
+
+    /// `Ok` once node `id`'s latest start printed its "running at" or
+    /// "listening at" line. Panics if the process exited.
+    fn started(&mut self, id: u64) -> Result<(), String> {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let marker = format!(
+            "[harness] start #{} of control-plane node {id}",
+            node.starts
+        );
+        let bytes = std::fs::read(&node.log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let since = text.rfind(&marker).map_or("", |at| &text[at..]);
+        let running = format!("Control-plane node {id} is running at");
+        let listening = format!("Control-plane node {id} is listening at");
+        if since.contains(&running) || since.contains(&listening) {
+            return Ok(());
+        }
+        if let Some(child) = node.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                node.child = None;
+                panic!(
+                    "control-plane node {id} exited during start-up ({status}); its log {}:\n{}",
+                    node.log.display(),
+                    tail(since, 40)
+                );
+            }
+        }
+        Err(format!("no {running:?} line yet in {}", node.log.display()))
+    }
+
+    async fn await_started(&mut self, id: u64) {
+        let start = Instant::now();
+        loop {
+            match self.started(id) {
+                Ok(()) => return,
+                Err(e) if start.elapsed() >= SERVER_START_TIMEOUT => {
+                    panic!("timed out waiting until control-plane node {id} starts: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    fn log_paths(&self) -> Vec<PathBuf> {
+        self.nodes
+            .values()
+            .map(|n| n.log.clone())
+            .chain(self.media.values().map(|m| m.log.clone()))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for m in self.media.values_mut() {
+            if let Some(mut child) = m.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let partitioned =
+            std::mem::take(&mut *self.partitioned.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in partitioned {
+            let _ = Command::new(nft_path().unwrap_or_else(|| "nft".into()))
+                .args(["delete", "table", "ip", &self.table(id)])
+                .output();
+        }
+        if std::thread::panicking() {
+            eprintln!("[harness] the cluster's logs (kept with its directory):");
+            for log in self.log_paths() {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+                eprintln!("----- {} (last 30 lines) -----", log.display());
+                eprintln!("{}", tail(&text, 30));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Claims a loopback /24 `127.A.B.0/24` for one cluster by holding a
+/// listener on `127.A.B.254:CLAIM_PORT`: another test process (or thread)
+/// in the same network namespace fails to bind it and picks another.
+fn claim_subnet() -> (TcpListener, (u8, u8)) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed) * 104_729);
+    for attempt in 0..2000u32 {
+        let n = seed.wrapping_add(attempt) % (254 * 256);
+        let (a, b) = ((1 + n / 256) as u8, (n % 256) as u8);
+        let addr = SocketAddr::from((Ipv4Addr::new(127, a, b, 254), CLAIM_PORT));
+        if let Ok(l) = TcpListener::bind(addr) {
+            return (l, (a, b));
+        }
+    }
+    panic!("could not claim a loopback /24 for a test cluster");
+}
+
+/// A free TCP port on `ip`, found by binding port 0 there and letting go.
+fn free_port_on(ip: Ipv4Addr) -> u16 {
+    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+    l.local_addr().expect("local_addr").port()
+}
+
+fn open_log(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// `Ok` if the log at `path`, from byte `offset` on, has a line containing
+/// `needle`.
+fn log_has_line(path: &Path, offset: u64, needle: &str) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let from = usize::try_from(offset).unwrap_or(0).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[from..]);
+    if text.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!("its log so far ends with:\n{}", tail(&text, 10)))
+    }
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn nft_path() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join("nft"))
+        .find(|p| p.is_file())
+}
+
+/// Runs `nft ARGS` with `stdin`, panicking with a clear message if nft is
+/// missing or refuses.
+fn nft(args: &[&str], stdin: Option<&str>) {
+    let path = nft_path().unwrap_or_else(|| {
+        panic!(
+            "`nft` (Debian package nftables) is not installed, and the partition tests need \
+             it: run ./scripts/test.sh, which installs it, or apt-get install nftables"
+        )
+    });
+    let mut child = Command::new(&path)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(text.as_bytes())
+            .expect("write the nft script");
+    }
+    let out = child.wait_with_output().expect("wait for nft");
+    assert!(
+        out.status.success(),
+        "nft {} failed ({}): {}{}\n(partitions need root, or CAP_NET_ADMIN, in the test's \
+         network namespace: run the tests through ./scripts/test.sh)",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        stdin.map(|s| format!("\nscript:\n{s}")).unwrap_or_default()
+    );
+}
