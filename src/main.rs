@@ -2,6 +2,7 @@
 //! wires the parts together; everything else lives in the crates.
 
 mod cluster_cmd;
+mod commits_cmd;
 mod config;
 mod loadtest_cmd;
 mod serve;
@@ -42,6 +43,9 @@ enum Command {
     /// Load a server with WebRTC bots and report what media cost it
     /// (see docs/benchmarks.md).
     Loadtest(loadtest_cmd::LoadtestArgs),
+    /// Start a loopback control-plane cluster and measure chat commit
+    /// throughput and latency (see docs/benchmarks.md).
+    LoadtestCommits(commits_cmd::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,5 +81,6 @@ fn main() -> anyhow::Result<()> {
         Command::MediaNode(args) => rt.block_on(cluster_cmd::run_media_node(args)),
         Command::Cluster(args) => rt.block_on(cluster_cmd::run_cluster(args)),
         Command::Loadtest(args) => rt.block_on(loadtest_cmd::run(args)),
+        Command::LoadtestCommits(args) => rt.block_on(commits_cmd::run(args)),
     }
 }
