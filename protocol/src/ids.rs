@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Internal, stable id of a room, assigned by the control plane's state
-/// machine (the Raft log index of the command that created it). It is not a
-/// secret: the slug is what grants access.
+/// machine when the room is committed. It is not a secret: the slug is what
+/// grants access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RoomId(pub u64);
@@ -128,9 +128,9 @@ string_id!(
 #[serde(transparent)]
 pub struct NodeId(pub u64);
 
-/// A chat message's id: the Raft log index that committed it. Ids are
-/// unique across the cluster and increase with commit order, so "messages
-/// before id X" is a stable page boundary.
+/// A chat message's id, assigned when it is committed. Ids are unique
+/// across the cluster and increase with commit order, so "messages before
+/// id X" is a stable page boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MessageId(pub u64);

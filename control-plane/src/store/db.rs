@@ -56,6 +56,8 @@ pub(crate) const KEY_LAST_MEMBERSHIP: &str = "last_membership";
 /// Raw PKCS#8 bytes, not MessagePack: the key is opaque to the store.
 pub(crate) const KEY_SIGNING_KEY: &str = "signing_key";
 pub(crate) const KEY_SNAPSHOT_SEQ: &str = "snapshot_seq";
+/// The next room or message id (see the state machine's `allocate_id`).
+pub(crate) const KEY_NEXT_ID: &str = "next_id";
 pub(crate) const KEY_SNAPSHOT_META: &str = "meta";
 pub(crate) const KEY_SNAPSHOT_DATA: &str = "data";
 

@@ -13,7 +13,7 @@ use veche_protocol::{ParticipantId, RoomId, RoomSlug, UnixMillis};
 /// A room as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
-    /// Assigned at apply time: the log index of the `CreateRoom` entry.
+    /// Assigned at apply time: unique, increasing in commit order.
     pub id: RoomId,
     /// Unguessable link slug, chosen by the proposer.
     pub slug: RoomSlug,
@@ -70,6 +70,12 @@ pub enum Command {
         /// What the node registered with.
         info: MediaNodeInfo,
     },
+    /// Several commands in one log entry, applied in order, each with its
+    /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
+    /// flushes client writes one entry at a time, so packing concurrent
+    /// writes into one entry is what lets many chat messages share one
+    /// fsync. Never nested.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -83,6 +89,7 @@ impl Command {
             | Command::InitSigningKey { .. }
             | Command::RegisterMediaNode { .. } => true,
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
+            Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
 }
@@ -98,6 +105,8 @@ pub enum CommandOutput {
     SigningKey(Vec<u8>),
     /// The stored media-node registration.
     MediaNode(MediaNodeInfo),
+    /// One result per command of a [`Command::Batch`], in order.
+    Batch(Vec<CommandResult>),
 }
 
 /// A command that was committed to the log but refused by the state
@@ -110,6 +119,9 @@ pub enum CommandError {
     /// `PostChat` to a room that does not exist.
     #[error("no such room")]
     NoSuchRoom,
+    /// A [`Command::Batch`] inside a batch.
+    #[error("batches do not nest")]
+    NestedBatch,
 }
 
 /// What the state machine returns for each applied entry.

@@ -9,9 +9,9 @@
 //! this node.
 
 use super::db::{
-    self, Db, DbError, CHAT_IDEMPOTENCY, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_SIGNING_KEY,
-    KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MEDIA_NODES, MESSAGES, ROOMS,
-    ROOM_SLUGS, SM_META, SNAPSHOT,
+    self, Db, DbError, CHAT_IDEMPOTENCY, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_NEXT_ID,
+    KEY_SIGNING_KEY, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MEDIA_NODES, MESSAGES,
+    ROOMS, ROOM_SLUGS, SM_META, SNAPSHOT,
 };
 use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
 use super::types::{ApplyResponse, TypeConfig};
@@ -55,6 +55,11 @@ struct SnapshotBlob {
     /// nodes were registered through Raft, hence the default.
     #[serde(default)]
     media_nodes: Vec<MediaNodeInfo>,
+    /// The id counter (see `allocate_id`). Absent in snapshots written
+    /// before it existed, when ids were log indexes and the rule "never
+    /// below the entry's index" alone keeps them unique.
+    #[serde(default)]
+    next_id: Option<u64>,
 }
 
 /// The Raft state machine. Cloning is cheap; clones share the database and
@@ -80,6 +85,25 @@ struct ApplyTables<'txn> {
     media_nodes: Table<'txn, u64, &'static [u8]>,
 }
 
+/// Allocates the id of a new room or message applied at log `index`.
+///
+/// Ids used to be the log index itself, which gives one id per entry; a
+/// [`Command::Batch`] entry creates many. So ids come from a counter that
+/// never goes below the entry's index: unique, increasing in commit order,
+/// and above every id handed out before the counter existed (those were
+/// indexes of earlier entries). The counter is written in the same
+/// transaction and travels in snapshots, so replicas and replays agree.
+fn allocate_id(t: &mut ApplyTables<'_>, index: u64) -> Result<u64, DbError> {
+    let stored = match t.meta.get(KEY_NEXT_ID)? {
+        Some(v) => db::decode::<u64>(v.value())?,
+        None => 0,
+    };
+    let id = stored.max(index);
+    t.meta
+        .insert(KEY_NEXT_ID, db::encode(&(id + 1))?.as_slice())?;
+    Ok(id)
+}
+
 /// Applies one command at log index `index`. A refusal is a deterministic
 /// `Ok(Err(..))`; `Err` is reserved for storage failures.
 fn apply_command(
@@ -88,6 +112,19 @@ fn apply_command(
     cmd: Command,
 ) -> Result<CommandResult, DbError> {
     match cmd {
+        Command::Batch(cmds) => {
+            let mut results = Vec::with_capacity(cmds.len());
+            for cmd in cmds {
+                // Nesting is never proposed; refusing it keeps the
+                // recursion one level deep whatever arrives.
+                if matches!(cmd, Command::Batch(_)) {
+                    results.push(Err(CommandError::NestedBatch));
+                    continue;
+                }
+                results.push(apply_command(t, index, cmd)?);
+            }
+            Ok(Ok(CommandOutput::Batch(results)))
+        }
         Command::CreateRoom {
             slug,
             name,
@@ -105,14 +142,15 @@ fn apply_command(
                 }
                 return Ok(Err(CommandError::SlugTaken));
             }
+            let id = allocate_id(t, index)?;
             let room = Room {
-                id: RoomId(index),
+                id: RoomId(id),
                 slug,
                 name,
                 created_at_ms,
             };
-            t.rooms.insert(index, db::encode(&room)?.as_slice())?;
-            t.slugs.insert(room.slug.as_str(), index)?;
+            t.rooms.insert(id, db::encode(&room)?.as_slice())?;
+            t.slugs.insert(room.slug.as_str(), id)?;
             Ok(Ok(CommandOutput::Room(room)))
         }
         Command::PostChat {
@@ -140,8 +178,9 @@ fn apply_command(
                     return Ok(Ok(CommandOutput::Chat(db::decode(stored.value())?)));
                 }
             }
+            let id = allocate_id(t, index)?;
             let message = ChatMessage {
-                id: MessageId(index),
+                id: MessageId(id),
                 room_id,
                 participant_id,
                 display_name,
@@ -150,7 +189,7 @@ fn apply_command(
                 client_msg_id,
             };
             t.messages
-                .insert((room_id.0, index), db::encode(&message)?.as_slice())?;
+                .insert((room_id.0, id), db::encode(&message)?.as_slice())?;
             if let Some(client_id) = &message.client_msg_id {
                 t.idempotency.insert(
                     (
@@ -158,7 +197,7 @@ fn apply_command(
                         message.participant_id.as_str(),
                         client_id.as_str(),
                     ),
-                    index,
+                    id,
                 )?;
             }
             Ok(Ok(CommandOutput::Chat(message)))
@@ -183,7 +222,14 @@ fn apply_batch(
     db: &Database,
     entries: Vec<Entry<TypeConfig>>,
 ) -> Result<Vec<ApplyResponse>, DbError> {
-    let txn = db.begin_write()?;
+    let mut txn = db.begin_write()?;
+    // No fsync of its own: the entries are already durable in the log (in
+    // this same file), and the log's next durable commit, or a snapshot's,
+    // persists this one too. After a crash the tables and `last_applied`
+    // roll back together and openraft re-applies the same entries to the
+    // same result. This halves the fsyncs per write.
+    txn.set_durability(redb::Durability::None)
+        .map_err(|e| DbError::Inconsistent(format!("setting apply durability: {e}")))?;
     let mut responses = Vec::with_capacity(entries.len());
     {
         let mut t = ApplyTables {
@@ -250,6 +296,10 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, DbError> {
         let meta = txn.open_table(SM_META)?;
         let (last_applied, last_membership) = read_applied_state(&meta)?;
         let signing_key = meta.get(KEY_SIGNING_KEY)?.map(|v| v.value().to_vec());
+        let next_id = match meta.get(KEY_NEXT_ID)? {
+            Some(v) => Some(db::decode::<u64>(v.value())?),
+            None => None,
+        };
         let mut rooms = Vec::new();
         for item in txn.open_table(ROOMS)?.iter()? {
             rooms.push(db::decode(item?.1.value())?);
@@ -268,6 +318,7 @@ fn build_snapshot(db: &Database) -> Result<Snapshot<TypeConfig>, DbError> {
             messages,
             signing_key,
             media_nodes,
+            next_id,
         };
         (last_applied, last_membership, db::encode(&blob)?)
     };
@@ -363,6 +414,10 @@ fn install_snapshot(
         match &blob.signing_key {
             Some(key) => sm_meta.insert(KEY_SIGNING_KEY, key.as_slice())?,
             None => sm_meta.remove(KEY_SIGNING_KEY)?,
+        };
+        match blob.next_id {
+            Some(n) => sm_meta.insert(KEY_NEXT_ID, db::encode(&n)?.as_slice())?,
+            None => sm_meta.remove(KEY_NEXT_ID)?,
         };
         let mut snapshot = txn.open_table(SNAPSHOT)?;
         snapshot.insert(KEY_SNAPSHOT_META, db::encode(meta)?.as_slice())?;

@@ -3,7 +3,7 @@
 
 use super::db;
 use super::log_store::LogStore;
-use super::model::{Command, CommandError, CommandOutput, Room};
+use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
 use super::state_machine::{queries, StateMachine};
 use super::types::{Raft, TypeConfig};
 use super::{default_raft_config, open_storage, raft_router, RaftStore};
@@ -326,6 +326,81 @@ async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
     }
     let store = open_single(fresh.path()).await;
     assert_eq!(store.local().media_nodes().unwrap(), vec![info]);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_entries_yet_every_message_gets_its_own_increasing_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open_single(dir.path()).await);
+    let room = create_room(&store, slug(7), "busy").await;
+    let before = store.raft().metrics().borrow().last_log_index.unwrap();
+    let writers: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let who = participant((i % 7) as u8);
+                let key = format!("k{i}");
+                post_ok(&store, post(room.id, &who, &format!("m{i}"), Some(&key))).await
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for w in writers {
+        sent.push(w.await.unwrap());
+    }
+    let entries = store.raft().metrics().borrow().last_log_index.unwrap() - before;
+    assert!(
+        entries < 200,
+        "200 concurrent writes took {entries} log entries; they should share some"
+    );
+    let mut ids: Vec<u64> = sent.iter().map(|m| m.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "message ids are unique");
+    assert!(ids[0] > room.id.0, "ids increase in commit order");
+    // History is in id order and holds each message once.
+    let (all, _) = store.messages(room.id, None, 100).await.unwrap();
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    // Ids keep increasing across a restart (the counter is durable).
+    let max_before = *ids.last().unwrap();
+    std::sync::Arc::into_inner(store)
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let store = open_single(dir.path()).await;
+    let after = post_ok(&store, post(room.id, &participant(1), "later", None)).await;
+    assert!(after.id.0 > max_before, "{} <= {max_before}", after.id.0);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_applies_each_command_with_its_own_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let room = create_room(&store, slug(8), "batch").await;
+    let ada = participant(1);
+    let out = store
+        .write(Command::Batch(vec![
+            post(room.id, &ada, "one", Some("b1")),
+            post(RoomId(999_999), &ada, "nowhere", None),
+            post(room.id, &ada, "two", Some("b2")),
+            Command::Batch(vec![]),
+        ]))
+        .await
+        .unwrap();
+    let Ok(CommandOutput::Batch(results)) = out else {
+        panic!("batch answered {out:?}");
+    };
+    assert_eq!(results.len(), 4);
+    let id = |r: &CommandResult| match r {
+        Ok(CommandOutput::Chat(m)) => m.id.0,
+        other => panic!("{other:?}"),
+    };
+    assert!(id(&results[0]) < id(&results[2]));
+    assert_eq!(results[1], Err(CommandError::NoSuchRoom));
+    assert_eq!(results[3], Err(CommandError::NestedBatch));
     store.shutdown().await.unwrap();
 }
 
