@@ -49,27 +49,46 @@ pub fn ice_servers(cfg: &Config) -> Vec<IceServer> {
         .collect()
 }
 
-/// Serves `app` on `listener` until a shutdown signal, then stops taking
-/// connections and gives open ones (WebSockets keep graceful shutdown
-/// waiting) a few seconds.
-pub async fn serve_until_signal(listener: TcpListener, app: axum::Router) {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .await
-    });
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(Duration::from_secs(3), server)
-        .await
-        .is_err()
-    {
-        tracing::info!("closing remaining connections");
+/// An HTTP server running on its own task.
+pub struct Serving {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Starts serving `app` on `listener`.
+    pub fn spawn(listener: TcpListener, app: axum::Router) -> Serving {
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Serving { stop, task }
     }
+
+    /// Stops taking connections and gives open ones a few seconds to end:
+    /// open WebSockets keep a graceful shutdown waiting, and a process that
+    /// was asked to stop must not hang on them.
+    pub async fn stop(self) {
+        tracing::info!("shutting down");
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
+            tracing::info!("closing remaining connections");
+        }
+    }
+}
+
+/// Serves `app` on `listener` until a shutdown signal.
+pub async fn serve_until_signal(listener: TcpListener, app: axum::Router) {
+    let serving = Serving::spawn(listener, app);
+    shutdown_signal().await;
+    serving.stop().await;
 }
 
 /// Runs until a shutdown signal.
@@ -120,15 +139,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     cp.include_metrics(node.metrics().registry.clone());
     let app = cp.router().merge(node.router());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let serving = Serving::spawn(listener, app);
     node.register(Duration::from_secs(30))
         .await
         .map_err(|e| anyhow::anyhow!("media node could not register: {}", e.message))?;
@@ -151,15 +162,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     let _ = beat_stop_tx.send(());
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    // Open WebSockets keep graceful shutdown waiting; give them a moment.
-    if tokio::time::timeout(Duration::from_secs(3), server)
-        .await
-        .is_err()
-    {
-        tracing::info!("closing remaining connections");
-    }
+    serving.stop().await;
     cp.shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("control plane shutdown: {e}"))?;

@@ -51,22 +51,6 @@ async fn assert_video_flows(b: &Chrome, n: usize) {
     .await;
 }
 
-async fn assert_chat_shows(b: &Chrome, text: &str, timeout: Duration) {
-    wait_for(
-        &format!("{}'s chat log shows {text:?}", b.label),
-        timeout,
-        async || {
-            let log = b.chat_log_text().await?;
-            if log.contains(text) {
-                Ok(())
-            } else {
-                Err(format!("chat log text = {log:?}"))
-            }
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_meeting_and_chat_survive_a_control_plane_leader_kill() {
     let mut cluster = Cluster::start(3).await;

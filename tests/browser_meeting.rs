@@ -129,23 +129,6 @@ async fn assert_participants(b: &Chrome, names: &[&str], timeout: Duration) {
     .await;
 }
 
-/// Waits until `b`'s chat log shows `text` as text.
-async fn assert_chat_shows(b: &Chrome, text: &str) {
-    wait_for(
-        &format!("{}'s chat log shows {text:?}", b.label),
-        secs(10),
-        async || {
-            let log = b.chat_log_text().await?;
-            if log.contains(text) {
-                Ok(())
-            } else {
-                Err(format!("chat log text = {log:?}"))
-            }
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_browsers_see_hear_and_chat_with_each_other() {
     let server = Server::start();
@@ -221,7 +204,7 @@ async fn three_browsers_see_hear_and_chat_with_each_other() {
         // Chat reaches everyone.
         alice.send_chat("hello from alice").await;
         for b in [&bob, &carol, &alice] {
-            assert_chat_shows(b, "hello from alice").await;
+            assert_chat_shows(b, "hello from alice", secs(10)).await;
         }
 
         // Chat is rendered as text, never as HTML: no <b> element appears

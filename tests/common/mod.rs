@@ -1407,6 +1407,23 @@ fn end_process_group(child: &mut Child) {
     }
 }
 
+/// Waits until `b`'s chat log shows `text` (as text).
+pub async fn assert_chat_shows(b: &Chrome, text: &str, timeout: Duration) {
+    wait_for(
+        &format!("{}'s chat log shows {text:?}", b.label),
+        timeout,
+        async || {
+            let log = b.chat_log_text().await?;
+            if log.contains(text) {
+                Ok(())
+            } else {
+                Err(format!("chat log text = {log:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// Runs `scenario`; if it panics, prints what each browser shows (state,
 /// participants, media, console) before passing the panic on.
 pub async fn dump_on_failure<F: Future>(browsers: &[&Chrome], scenario: F) -> F::Output {

@@ -613,21 +613,27 @@ impl RaftStore {
             .map_err(|_| StoreError::Timeout {
                 timeout: MEMBERSHIP_TIMEOUT,
             })??;
-        let change = openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
-        tokio::time::timeout(
-            MEMBERSHIP_TIMEOUT,
-            self.raft.change_membership(change, false),
-        )
+        self.change_membership(openraft::ChangeMembers::AddVoterIds(
+            std::collections::BTreeSet::from([id]),
+        ))
         .await
-        .map_err(|_| StoreError::Timeout {
-            timeout: MEMBERSHIP_TIMEOUT,
-        })??;
-        Ok(())
     }
 
     /// On the leader: removes `id` from the voters and from the cluster.
     pub async fn remove_member(&self, id: u64) -> Result<(), StoreError> {
-        let change = openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id]));
+        self.change_membership(openraft::ChangeMembers::RemoveVoters(
+            std::collections::BTreeSet::from([id]),
+        ))
+        .await
+    }
+
+    /// One joint-consensus membership change, bounded by
+    /// [`MEMBERSHIP_TIMEOUT`]. Nodes leaving the voters leave the cluster
+    /// too (`retain = false`).
+    async fn change_membership(
+        &self,
+        change: openraft::ChangeMembers<u64, BasicNode>,
+    ) -> Result<(), StoreError> {
         tokio::time::timeout(
             MEMBERSHIP_TIMEOUT,
             self.raft.change_membership(change, false),
