@@ -152,3 +152,90 @@ async fn metrics_endpoint_serves_control_plane_and_media_node_metrics() {
         assert!(text.contains(name), "/metrics lacks {name:?}:\n{text}");
     }
 }
+
+/// The cluster admin API on `veche serve` (a cluster of one): its status,
+/// and a clear `{code, message}` refusal for every malformed request.
+#[tokio::test]
+async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests_clearly() {
+    let server = Server::start_with_config("[control_plane]\ncluster_secret = \"admin-secret\"\n");
+    let client = http();
+    let url = server.url("/api/admin/cluster");
+    let status: serde_json::Value = wait_for(
+        "the admin status shows this node as leader and the media node alive",
+        secs(10),
+        async || {
+            let resp = client
+                .get(&url)
+                .bearer_auth("admin-secret")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+            let alive = v["media_nodes"][0]["alive"] == true;
+            if v["state"] == "Leader" && v["leader"]["id"] == 1 && alive {
+                Ok(v)
+            } else {
+                Err(format!("status = {v}"))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        status["members"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+
+    let members = server.url("/api/admin/cluster/members");
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.bearer_auth("admin-secret").send().await.unwrap();
+        let code = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        (code, body)
+    };
+    for (what, req) in [
+        (
+            "a body that is not JSON",
+            client.post(&members).body("{oops"),
+        ),
+        (
+            "an address without a scheme",
+            client
+                .post(&members)
+                .json(&json!({"id": 2, "addr": "10.0.0.2:8080"})),
+        ),
+        (
+            "an unknown field",
+            client
+                .post(&members)
+                .json(&json!({"id": 2, "addr": "http://x", "voter": true})),
+        ),
+        (
+            "a member id that is not a number",
+            client.delete(format!("{members}/two")),
+        ),
+        (
+            "a member that does not exist",
+            client.delete(format!("{members}/7")),
+        ),
+    ] {
+        let (code, body) = send(req).await;
+        assert_eq!(code, 400, "{what}: {body}");
+        assert_eq!(body["code"], "bad_request", "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+
+    // The internal leader RPC refuses an undecodable body with a reason.
+    let resp = client
+        .post(server.url("/internal/v1/leader"))
+        .bearer_auth("admin-secret")
+        .header("content-type", "application/msgpack")
+        .body(vec![0xc1, 0x00])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}
