@@ -150,12 +150,10 @@ pub enum CpError {
     /// The replicated store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// The stored signing key is unreadable.
-    #[error("join-token signing key is invalid: {0}")]
-    BadKey(String),
-    /// The state machine answered something unexpected.
-    #[error("unexpected state machine output")]
-    Unexpected,
+    /// The join-token signing key could neither be read nor created
+    /// (no leader, or the stored key is unreadable).
+    #[error("join-token signing key could not be set up: {0}")]
+    SigningKey(String),
 }
 
 /// A running control-plane node.
@@ -227,7 +225,7 @@ impl ControlPlane {
             // on the first join.
             cp.signing_key()
                 .await
-                .map_err(|e| CpError::BadKey(e.0.message))?;
+                .map_err(|e| CpError::SigningKey(e.0.message))?;
         }
         Ok(cp)
     }
@@ -244,12 +242,6 @@ impl ControlPlane {
             .write()
             .expect("lock poisoned")
             .push(registry);
-    }
-
-    /// This node's view of the cluster (what `GET /api/admin/cluster`
-    /// answers).
-    pub fn cluster_status(&self) -> veche_protocol::admin::ClusterStatus {
-        self.status()
     }
 
     /// Stops Raft cleanly, flushing storage.
