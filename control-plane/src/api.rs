@@ -226,6 +226,8 @@ async fn join_room(
         node_id,
         issued_at_ms: now,
         expires_at_ms: now + cp.config.token_ttl.as_millis() as u64,
+        room_nodes: Vec::new(),
+        rejoin: false,
     };
     let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();
@@ -233,6 +235,7 @@ async fn join_room(
         token,
         ws_url,
         participant_id: claims.participant_id,
+        node_id,
         expires_at_ms: claims.expires_at_ms,
         room: view(&cp, &headers, &room),
     }))
@@ -297,6 +300,7 @@ async fn register_node(
         region: req.region,
         ws_url: req.ws_url,
         capacity: req.capacity,
+        relay_addr: req.relay_addr,
     };
     // Only a changed registration is worth a log entry: a node restarting
     // with the same settings costs a read, not a write.

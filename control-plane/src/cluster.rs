@@ -316,6 +316,8 @@ impl ControlPlane {
         Ok(HeartbeatReply {
             registered,
             control_planes: self.control_plane_urls(),
+            draining: false,
+            room_nodes: Vec::new(),
         })
     }
 

@@ -191,6 +191,7 @@ impl Liveness {
                         .map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
                     participants: beat.map_or(0, |b| b.participants),
                     rooms: beat.map_or(0, |b| b.rooms),
+                    draining: false,
                 }
             })
             .collect()
@@ -207,6 +208,7 @@ mod tests {
             region: String::new(),
             ws_url: format!("ws://n{id}/media/ws"),
             capacity,
+            relay_addr: None,
         }
     }
 

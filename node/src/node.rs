@@ -154,6 +154,7 @@ impl MediaNode {
             ws_url: c.public_ws_url.clone(),
             region: c.region.clone(),
             capacity: c.capacity,
+            relay_addr: None,
         };
         let reply = self.shared.cp.register(&req).await?;
         *self.shared.token_key.write().expect("lock poisoned") = Some(reply.token_public_key);

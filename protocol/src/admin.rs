@@ -62,6 +62,9 @@ pub struct MediaNodeStatus {
     pub participants: u32,
     /// Rooms it reported.
     pub rooms: u32,
+    /// An operator is draining it: no new participants are placed there.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Body of `POST` [`ADMIN_MEMBERS`].

@@ -43,7 +43,30 @@ pub struct RoomView {
 pub struct JoinRequest {
     /// The name to show to others, 1 to [`MAX_DISPLAY_NAME_CHARS`] chars.
     pub display_name: String,
+    /// Where the client believes it is, e.g. `eu-west`. Used for placement
+    /// only when the load balancer did not set [`REGION_HEADER`].
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The token of an earlier session in this room, to come back as the
+    /// same participant after the media node was lost or drained. Its
+    /// signature must verify; it may have expired, but not longer ago than
+    /// [`REJOIN_MAX_AGE_MS`].
+    #[serde(default)]
+    pub rejoin_token: Option<String>,
+    /// A media node the client could not reach; placement avoids it even if
+    /// the control plane still believes it alive.
+    #[serde(default)]
+    pub unreachable_node: Option<NodeId>,
 }
+
+/// The request header a load balancer sets to the region the client is
+/// nearest to. It takes precedence over [`JoinRequest::region`].
+pub const REGION_HEADER: &str = "x-veche-region";
+
+/// How old a token may be and still serve as a `rejoin_token`: a
+/// participant whose node died comes back within seconds, so an hour is
+/// generous and still bounds what a leaked token can do.
+pub const REJOIN_MAX_AGE_MS: u64 = 60 * 60 * 1000;
 
 /// `POST /api/rooms/{slug}/join` response.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,6 +79,9 @@ pub struct JoinResponse {
     pub ws_url: String,
     /// The participant id the token grants.
     pub participant_id: ParticipantId,
+    /// The media node the participant was placed on, so the client can name
+    /// it in `unreachable_node` if it cannot reach it.
+    pub node_id: NodeId,
     /// When the token stops being accepted. Join promptly.
     pub expires_at_ms: UnixMillis,
     /// The room.
@@ -99,6 +125,12 @@ pub struct MediaNodeInfo {
     /// How many participants the node accepts; 0 means unlimited.
     #[serde(default)]
     pub capacity: u32,
+    /// The node's QUIC relay endpoint (`host:port`), through which other
+    /// media nodes cascade tracks to it. `None` for a node that cannot
+    /// cascade (the embedded node of `veche serve`); a room on such a node
+    /// never spans nodes.
+    #[serde(default)]
+    pub relay_addr: Option<String>,
 }
 
 /// Body of [`RPC_REGISTER_NODE`].
@@ -115,6 +147,12 @@ pub struct RegisterNode {
     /// Participant capacity; 0 means unlimited.
     #[serde(default)]
     pub capacity: u32,
+    /// The node's QUIC relay endpoint (`host:port`), through which other
+    /// media nodes cascade tracks to it. `None` for a node that cannot
+    /// cascade (the embedded node of `veche serve`); a room on such a node
+    /// never spans nodes.
+    #[serde(default)]
+    pub relay_addr: Option<String>,
 }
 
 /// Reply to [`RPC_REGISTER_NODE`].
@@ -154,6 +192,34 @@ pub struct HeartbeatReply {
     pub registered: bool,
     /// Base URLs of every control-plane node, leader first.
     pub control_planes: Vec<String>,
+    /// An operator asked to drain this node: it tells its participants to
+    /// move (they rejoin elsewhere with a new token) and exits once empty.
+    #[serde(default)]
+    pub draining: bool,
+    /// For each room the node reported, the other alive media nodes that
+    /// host it. A node links to any it is not linked with yet, which repairs
+    /// the rare race where two nodes got a room's first participants at the
+    /// same moment and neither token named the other.
+    #[serde(default)]
+    pub room_nodes: Vec<RoomNodes>,
+}
+
+/// The media nodes hosting one room, besides the one being told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomNodes {
+    /// The room.
+    pub room_id: RoomId,
+    /// The other nodes hosting it, with their relay addresses.
+    pub nodes: Vec<RelayPeer>,
+}
+
+/// Another media node, as far as cascading needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RelayPeer {
+    /// Its id, which its TLS certificate must name.
+    pub node_id: NodeId,
+    /// Its QUIC relay endpoint, `host:port`.
+    pub relay_addr: String,
 }
 
 /// Body of [`RPC_COMMIT_CHAT`]. The reply is the committed

@@ -283,6 +283,14 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
     },
+    /// This media node is going away (an operator is draining it). The
+    /// client asks the control plane for a new token with `rejoin_token`,
+    /// joins the node it is given, and only then closes this connection, so
+    /// others see no gap. It must not send `leave` here.
+    Move {
+        /// Why, for a log line or a toast.
+        reason: String,
+    },
     /// Answer to `ping`.
     Pong {
         /// The ping's `seq`.

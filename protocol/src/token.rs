@@ -41,6 +41,16 @@ pub struct JoinClaims {
     pub issued_at_ms: UnixMillis,
     /// After this instant the token is refused.
     pub expires_at_ms: UnixMillis,
+    /// The other media nodes hosting the room when this participant was
+    /// placed. The node links to them so the room spans nodes at once,
+    /// without waiting for a heartbeat. Nodes placed later link to this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub room_nodes: Vec<crate::rpc::RelayPeer>,
+    /// True when the participant comes back after losing their media node
+    /// (or being moved off a drained one): others keep seeing them as
+    /// reconnecting until their media flows again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejoin: bool,
 }
 
 /// Why a token was refused.
@@ -141,6 +151,8 @@ mod tests {
             node_id: NodeId(1),
             issued_at_ms: 1_000,
             expires_at_ms: 61_000,
+            room_nodes: Vec::new(),
+            rejoin: false,
         }
     }
 

@@ -298,6 +298,7 @@ async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
         region: "eu".into(),
         ws_url: "wss://m3/media/ws".into(),
         capacity: 60,
+        relay_addr: None,
     };
     let out = store
         .write(Command::RegisterMediaNode { info: info.clone() })

@@ -1,0 +1,1 @@
+//! Mutual TLS for the relay between media nodes (being written).

@@ -1,0 +1,339 @@
+//! The media-node to media-node relay protocol (cascading over QUIC).
+//!
+//! Two nodes that host the same room exchange its state and its media over
+//! QUIC, authenticated by mutual TLS under the cluster CA. A connection
+//! carries traffic in one direction only: each node dials every peer it has
+//! something to say to and sends on its own connection, and it receives on
+//! the connections it accepted. That makes two connections per busy pair,
+//! and in exchange there is no race to settle when both dial at once.
+//!
+//! On a connection:
+//! - one unidirectional **control stream**, opened first, carries
+//!   [`RelayMsg`] frames: a 4-byte big-endian length, then the message as
+//!   MessagePack with field names (`rmp_serde::to_vec_named`), at most
+//!   [`MAX_CONTROL_FRAME`] bytes;
+//! - **datagrams** carry RTP and RTCP feedback behind a 3-byte header (see
+//!   [`DatagramHeader`]). Media is never retransmitted by QUIC: a late
+//!   packet is worse than a lost one, and the receiving node asks for what
+//!   it misses with a NACK of its own.
+
+use crate::chat::ChatMessage;
+use crate::ids::{ParticipantId, RoomId, TrackId};
+use crate::signal::{LeaveReason, ParticipantInfo};
+use serde::{Deserialize, Serialize};
+
+/// ALPN of the relay protocol; a peer speaking another version fails the
+/// handshake instead of misreading frames.
+pub const RELAY_ALPN: &[u8] = b"veche-relay/1";
+
+/// Largest control frame accepted. A room's full state for 60 participants
+/// is about 20 KiB; this leaves ample room and bounds what a broken peer
+/// can make a node buffer.
+pub const MAX_CONTROL_FRAME: usize = 1 << 20;
+
+/// The codec a relayed track carries, so the receiving node can announce
+/// it to its own subscribers exactly as the publisher's node did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayCodec {
+    /// e.g. `video/VP8`.
+    pub mime_type: String,
+    /// e.g. 90000.
+    pub clock_rate: u32,
+    /// Audio channels; 0 for video.
+    pub channels: u16,
+    /// The `a=fmtp` parameters.
+    pub sdp_fmtp_line: String,
+}
+
+/// A participant hosted by the sending node, as other nodes need it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteParticipant {
+    /// What every client sees, including the tracks.
+    pub info: ParticipantInfo,
+    /// Orders sessions of the same participant across nodes: the issue
+    /// time of their join token. When a participant moves to another node
+    /// (node lost, drain) the newer session wins everywhere.
+    pub epoch: u64,
+    /// The codec of each of `info.tracks`, by track id.
+    pub codecs: Vec<(TrackId, RelayCodec)>,
+}
+
+/// A message on the control stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RelayMsg {
+    /// First frame on a connection.
+    Hello {
+        /// Protocol version; see [`RELAY_VERSION`].
+        version: u32,
+        /// Where the sender accepts relay connections, so the receiver can
+        /// dial back without asking the control plane.
+        relay_addr: String,
+    },
+    /// The sender hosts `room`; these are all its participants there.
+    /// Sent when a node starts hosting a room it shares with the receiver,
+    /// and again whenever the receiver must rebuild its view from scratch.
+    /// The receiver answers with its own `room_state` the first time.
+    RoomState {
+        /// The room.
+        room: RoomId,
+        /// The sender's participants in it.
+        participants: Vec<RemoteParticipant>,
+    },
+    /// One of the sender's participants joined or changed.
+    Upsert {
+        /// The room.
+        room: RoomId,
+        /// Their whole new state.
+        participant: RemoteParticipant,
+    },
+    /// One of the sender's participants left.
+    Left {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        participant_id: ParticipantId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// The sender no longer hosts anyone in `room`.
+    RoomClosed {
+        /// The room.
+        room: RoomId,
+    },
+    /// The sender has subscribers for `track` (published on the receiver):
+    /// relay its RTP with `slot` in the datagram header.
+    Subscribe {
+        /// The room.
+        room: RoomId,
+        /// The track.
+        track: TrackId,
+        /// The id the sender chose for it, unique on this connection.
+        slot: u16,
+    },
+    /// The sender's last subscriber of `track` left: stop relaying it.
+    Unsubscribe {
+        /// The room.
+        room: RoomId,
+        /// The track.
+        track: TrackId,
+    },
+    /// A committed chat message, for the receiver's participants.
+    Chat {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        message: ChatMessage,
+    },
+}
+
+/// The relay protocol version in [`RelayMsg::Hello`].
+pub const RELAY_VERSION: u32 = 1;
+
+/// Why a control frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayDecodeError {
+    /// The length prefix exceeds [`MAX_CONTROL_FRAME`].
+    #[error("control frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not a valid message.
+    #[error("control frame is not a valid message: {0}")]
+    Invalid(String),
+}
+
+impl RelayMsg {
+    /// The frame for the control stream: length prefix and body.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = rmp_serde::to_vec_named(self).expect("relay messages always serialise");
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Checks a length prefix before the body is read.
+    pub fn check_len(prefix: [u8; 4]) -> Result<usize, RelayDecodeError> {
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > MAX_CONTROL_FRAME {
+            return Err(RelayDecodeError::TooLarge(len));
+        }
+        Ok(len)
+    }
+
+    /// Decodes a frame body (without its length prefix).
+    pub fn decode(body: &[u8]) -> Result<Self, RelayDecodeError> {
+        rmp_serde::from_slice(body).map_err(|e| RelayDecodeError::Invalid(e.to_string()))
+    }
+}
+
+/// What a datagram carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatagramKind {
+    /// An RTP packet of the track in `slot`, exactly as the publisher's
+    /// node received it. Publisher -> subscriber node.
+    Rtp,
+    /// A keyframe request for the track in `slot`, no payload. Subscriber
+    /// node -> publisher node.
+    Pli,
+    /// Missing RTP sequence numbers of the track in `slot`: the payload is
+    /// big-endian `u16`s. Subscriber node -> publisher node, which resends
+    /// what it still has.
+    Nack,
+}
+
+/// The compact header in front of every datagram: a kind byte and the
+/// track's slot, big-endian. Three bytes, so an RTP packet that fits a
+/// 1200-byte WebRTC path fits a QUIC datagram on any path that carries
+/// QUIC at all (quinn starts at 1200 and probes upwards).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatagramHeader {
+    /// What follows.
+    pub kind: DatagramKind,
+    /// Which track, as chosen in [`RelayMsg::Subscribe`].
+    pub slot: u16,
+}
+
+/// Length of [`DatagramHeader`] on the wire.
+pub const DATAGRAM_HEADER_LEN: usize = 3;
+
+impl DatagramHeader {
+    /// Writes the header.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(match self.kind {
+            DatagramKind::Rtp => 0,
+            DatagramKind::Pli => 1,
+            DatagramKind::Nack => 2,
+        });
+        out.extend_from_slice(&self.slot.to_be_bytes());
+    }
+
+    /// Splits a datagram into header and payload; `None` if it is too short
+    /// or of an unknown kind (a newer peer's), which the caller drops.
+    pub fn parse(datagram: &[u8]) -> Option<(Self, &[u8])> {
+        if datagram.len() < DATAGRAM_HEADER_LEN {
+            return None;
+        }
+        let kind = match datagram[0] {
+            0 => DatagramKind::Rtp,
+            1 => DatagramKind::Pli,
+            2 => DatagramKind::Nack,
+            _ => return None,
+        };
+        let slot = u16::from_be_bytes([datagram[1], datagram[2]]);
+        Some((
+            DatagramHeader { kind, slot },
+            &datagram[DATAGRAM_HEADER_LEN..],
+        ))
+    }
+}
+
+/// Builds a NACK payload.
+pub fn encode_nack(seqs: &[u16]) -> Vec<u8> {
+    seqs.iter().flat_map(|s| s.to_be_bytes()).collect()
+}
+
+/// Reads a NACK payload; a trailing odd byte is ignored.
+pub fn decode_nack(payload: &[u8]) -> Vec<u16> {
+    payload
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{MediaKind, MediaState, PresenceStatus, TrackInfo, TrackSource};
+
+    fn participant() -> RemoteParticipant {
+        let track = TrackId::from_random([7; 8]);
+        RemoteParticipant {
+            info: ParticipantInfo {
+                id: ParticipantId::from_random([1; 8]),
+                display_name: "Ada".into(),
+                status: PresenceStatus::Connected,
+                media: MediaState::default(),
+                tracks: vec![TrackInfo {
+                    id: track.clone(),
+                    kind: MediaKind::Video,
+                    source: TrackSource::Camera,
+                    stream_id: "s".into(),
+                }],
+                joined_at_ms: 5,
+            },
+            epoch: 42,
+            codecs: vec![(
+                track,
+                RelayCodec {
+                    mime_type: "video/VP8".into(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: String::new(),
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn control_frames_round_trip_with_their_length_prefix() {
+        let msgs = vec![
+            RelayMsg::Hello {
+                version: RELAY_VERSION,
+                relay_addr: "127.0.0.1:7000".into(),
+            },
+            RelayMsg::RoomState {
+                room: RoomId(9),
+                participants: vec![participant()],
+            },
+            RelayMsg::Left {
+                room: RoomId(9),
+                participant_id: ParticipantId::from_random([1; 8]),
+                reason: LeaveReason::Disconnected,
+            },
+            RelayMsg::Subscribe {
+                room: RoomId(9),
+                track: TrackId::from_random([7; 8]),
+                slot: 3,
+            },
+        ];
+        for m in msgs {
+            let frame = m.encode();
+            let len = RelayMsg::check_len(frame[..4].try_into().unwrap()).unwrap();
+            assert_eq!(len, frame.len() - 4);
+            assert_eq!(RelayMsg::decode(&frame[4..]).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn oversized_and_garbage_frames_are_refused() {
+        assert!(matches!(
+            RelayMsg::check_len(((MAX_CONTROL_FRAME + 1) as u32).to_be_bytes()),
+            Err(RelayDecodeError::TooLarge(_))
+        ));
+        assert!(matches!(
+            RelayMsg::decode(&[0xc1, 0xff, 0x00]),
+            Err(RelayDecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn datagram_header_is_three_bytes_and_round_trips() {
+        for kind in [DatagramKind::Rtp, DatagramKind::Pli, DatagramKind::Nack] {
+            let mut buf = Vec::new();
+            DatagramHeader { kind, slot: 0xBEEF }.write(&mut buf);
+            assert_eq!(buf.len(), DATAGRAM_HEADER_LEN);
+            buf.extend_from_slice(b"rtp");
+            let (h, payload) = DatagramHeader::parse(&buf).unwrap();
+            assert_eq!((h.kind, h.slot, payload), (kind, 0xBEEF, &b"rtp"[..]));
+        }
+        assert!(DatagramHeader::parse(&[0, 1]).is_none());
+        assert!(DatagramHeader::parse(&[9, 0, 1]).is_none());
+    }
+
+    #[test]
+    fn nack_payload_round_trips() {
+        let seqs = [1, 65535, 300];
+        assert_eq!(decode_nack(&encode_nack(&seqs)), seqs);
+        assert_eq!(decode_nack(&[0, 1, 2]), vec![1]);
+    }
+}
