@@ -100,6 +100,16 @@ pub struct MediaSection {
     /// `veche media-node` only: the signalling URL browsers are given.
     /// Default `ws://<listen>/media/ws`.
     pub public_ws_url: Option<String>,
+    /// `veche media-node` only: UDP address of the QUIC relay endpoint
+    /// other media nodes cascade tracks through. Without it the node
+    /// cannot share rooms with other nodes.
+    pub relay_listen: Option<std::net::SocketAddr>,
+    /// `veche media-node` only: `host:port` other media nodes dial.
+    /// Default: `relay_listen` (which must then not be 0.0.0.0).
+    pub relay_advertise: Option<String>,
+    /// `veche media-node` only: directory with `ca.crt`, `node.crt` and
+    /// `node.key` from `veche cluster cert`.
+    pub relay_tls_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for MediaSection {
@@ -113,6 +123,9 @@ impl Default for MediaSection {
             capacity: 0,
             control_plane: Vec::new(),
             public_ws_url: None,
+            relay_listen: None,
+            relay_advertise: None,
+            relay_tls_dir: None,
         }
     }
 }

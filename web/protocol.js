@@ -13,6 +13,7 @@
 /** @typedef {'audio' | 'video'} MediaKind */
 /** @typedef {'connected' | 'reconnecting'} PresenceStatus */
 /** @typedef {'left' | 'disconnected' | 'replaced'} LeaveReason */
+/** A media node's id (`NodeId` in `protocol/src/ids.rs`, a JSON number). @typedef {number} NodeId */
 
 /**
  * The machine-readable error kinds of `protocol/src/error.rs`, plus two that
@@ -124,13 +125,18 @@
 /** @typedef {{type: 'chat', message: ChatMessage}} ChatEventMessage */
 /** @typedef {{type: 'error', code: ErrorCode, message: string, request?: string, client_msg_id?: string}} ErrorMessage */
 /** @typedef {{type: 'pong', seq: number, server_time_ms: number}} PongMessage */
+/**
+ * The node is being drained: join another node (make-before-break) without
+ * sending `leave`. See `parseMove`.
+ * @typedef {{type: 'move', reason: string}} MoveMessage
+ */
 
 /**
  * Messages from the media node to the browser.
  * @typedef {JoinedMessage | AnswerMessage | OfferMessage | CandidateMessage
  *   | ParticipantJoinedMessage | ParticipantUpdatedMessage
  *   | ParticipantLeftMessage | ChatEventMessage | ErrorMessage
- *   | PongMessage} ServerMessage
+ *   | PongMessage | MoveMessage} ServerMessage
  */
 
 /**
@@ -149,6 +155,9 @@
  * @property {string} token
  * @property {string} ws_url Absolute, or relative to the page.
  * @property {string} participant_id
+ * @property {NodeId} node_id The media node the token is for; name it in
+ *   `unreachable_node` if it cannot be reached. (Absent from control planes
+ *   that predate multi-node rooms.)
  * @property {number} expires_at_ms
  * @property {RoomView} room
  */
@@ -192,6 +201,9 @@ export const CloseCode = Object.freeze({
   TOKEN_EXPIRED: 4002,
   ROOM_NOT_FOUND: 4004,
   INVALID_STATE: 4009,
+  /** The participant continues on another media node (`CLOSE_MOVED`): a
+   * newer session of theirs joined there. */
+  MOVED: 4010,
   TOO_LARGE: 4013,
   RATE_LIMITED: 4029,
   INTERNAL: 4500,
@@ -374,20 +386,64 @@ export function getRoom(slug, opts = {}) {
 }
 
 /**
+ * The optional parts of a join request.
+ * @typedef {object} JoinHints
+ * @property {string | null} [region] Where the client believes it is
+ *   (`eu-west`); the load balancer's region header wins over it.
+ * @property {string | null} [rejoinToken] The token of an earlier session in
+ *   this room: the new token is then for the same participant id, so the
+ *   others see the same person come back.
+ * @property {NodeId | null} [unreachableNode] A media node the client could
+ *   not reach (or is being moved off); placement avoids it.
+ */
+
+/**
+ * The body of `POST /api/rooms/{slug}/join`. Absent, null and empty hints
+ * are left out, because the control plane refuses unknown fields and
+ * older ones know only `display_name`.
+ * @param {string} displayName
+ * @param {JoinHints} [hints]
+ * @returns {{display_name: string, region?: string, rejoin_token?: string, unreachable_node?: NodeId}}
+ */
+export function buildJoinBody(displayName, hints = {}) {
+  /** @type {{display_name: string, region?: string, rejoin_token?: string, unreachable_node?: NodeId}} */
+  const body = { display_name: displayName };
+  if (typeof hints.region === 'string' && hints.region) body.region = hints.region;
+  if (typeof hints.rejoinToken === 'string' && hints.rejoinToken) body.rejoin_token = hints.rejoinToken;
+  if (typeof hints.unreachableNode === 'number' && Number.isFinite(hints.unreachableNode)) {
+    body.unreachable_node = hints.unreachableNode;
+  }
+  return body;
+}
+
+/**
  * Asks to join a room: `POST /api/rooms/{slug}/join`. Returns a fresh,
- * short-lived token for the media node at `ws_url`.
+ * short-lived token for the media node at `ws_url` (`node_id`).
  * @param {string} slug
  * @param {string} displayName 1 to 64 characters.
- * @param {ApiOptions} [opts]
+ * @param {ApiOptions & JoinHints} [opts] `region`, `rejoinToken` and
+ *   `unreachableNode` go into the body (see `buildJoinBody`); `fetch` and
+ *   `base` as for every REST helper.
  * @returns {Promise<JoinResponse>}
  */
 export function join(slug, displayName, opts = {}) {
   return request(
     'POST',
     `/api/rooms/${encodeURIComponent(slug)}/join`,
-    { display_name: displayName },
+    buildJoinBody(displayName, opts),
     opts,
   );
+}
+
+/**
+ * True if a join request that carried `rejoin_token` was refused because
+ * of it (the token is too old, or not valid here): ask again without it,
+ * as a new participant.
+ * @param {ErrorCode} code
+ * @returns {boolean}
+ */
+export function rejoinRefused(code) {
+  return code === 'token_invalid' || code === 'token_expired' || code === 'bad_request';
 }
 
 /**
@@ -692,7 +748,7 @@ export function parseStreamId(streamId) {
  * also detects a dead connection.
  *
  * Events: `open`; `message` (every server message); one event per server
- * message `type` (`joined`, `offer`, `chat`...); `close` (`CloseInfo`, once,
+ * message `type` (`joined`, `offer`, `chat`, `move`...); `close` (`CloseInfo`, once,
  * only after a successful open); `protocol_error` (a frame that is not a
  * JSON object with a `type`).
  */
@@ -1157,7 +1213,7 @@ export class Negotiator {
 }
 
 /**
- * Reconnection delay for the given attempt (0-based): 1 s, 2 s, 4 s, 8 s,
+ * Backoff delay for the given attempt (0-based): 1 s, 2 s, 4 s, 8 s,
  * then 10 s.
  * @param {number} attempt
  * @returns {number} Milliseconds.
@@ -1174,18 +1230,120 @@ export function backoffDelay(attempt) {
  * - `fresh_join`: a `join` carrying `resume` was refused before `joined`
  *   (4009: the seat expired or the resume token is wrong); join again at
  *   once, without `resume`.
+ * - `moved`: the participant continues on another media node (4010). A
+ *   client that is moving there ignores this close (the session is no
+ *   longer its current one); otherwise it does not reconnect.
  * - `retry`: anything else; join again after a backoff.
  * @param {CloseInfo} info
  * @param {{resuming?: boolean, joined?: boolean}} [session] Whether the
  *   closed session tried to resume, and whether it got `joined`.
- * @returns {'none' | 'room_gone' | 'new_token' | 'fresh_join' | 'retry'}
+ * @returns {'none' | 'room_gone' | 'new_token' | 'fresh_join' | 'moved' | 'retry'}
  */
 export function closeAction(info, session = {}) {
   if (info.byClient) return 'none';
   if (info.code === CloseCode.ROOM_NOT_FOUND) return 'room_gone';
+  if (info.code === CloseCode.MOVED) return 'moved';
   if (info.code === CloseCode.TOKEN_INVALID || info.code === CloseCode.TOKEN_EXPIRED) return 'new_token';
   if (info.code === CloseCode.INVALID_STATE && session.resuming && !session.joined) return 'fresh_join';
   return 'retry';
+}
+
+/** The shortest gap between two immediate reconnects (see `reconnectDelay`). */
+export const QUICK_RETRY_MIN_GAP_MS = 10000;
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based, reset by `joined`):
+ * the first retry after a drop goes out at once, so that a participant
+ * whose media node died is back within seconds; later ones follow
+ * `backoffDelay` (1 s, 2 s, 4 s, 8 s, then 10 s). A session that joins and
+ * drops again and again would otherwise reconnect in a tight loop, so an
+ * immediate retry less than `QUICK_RETRY_MIN_GAP_MS` after the previous
+ * one waits 1 s instead.
+ * @param {number} attempt
+ * @param {number} [sinceLastQuickMs] Time since the last immediate retry.
+ * @returns {number} Milliseconds.
+ */
+export function reconnectDelay(attempt, sinceLastQuickMs = Infinity) {
+  if (attempt <= 0) return sinceLastQuickMs >= QUICK_RETRY_MIN_GAP_MS ? 0 : backoffDelay(0);
+  return backoffDelay(attempt - 1);
+}
+
+/**
+ * True if a closed signalling socket says its media node is gone (killed,
+ * restarting, partitioned, failing), as opposed to the node having
+ * answered: closes by this client, 1000 and 1005 (the node ended the
+ * session cleanly) and the 4000-4499 request errors (bad or expired token,
+ * room gone, refused resume, too large, rate limited) are not node loss;
+ * 1001, 1006 (also this library's keepalive timeout), 1011-1015 and the
+ * node's 4500/4503 are.
+ * @param {CloseInfo} info
+ * @returns {boolean}
+ */
+export function isNodeLoss(info) {
+  if (info.byClient) return false;
+  const c = info.code;
+  if (c === CloseCode.NORMAL || c === 1005) return false;
+  if (c >= 4000 && c < 4500) return false;
+  return true;
+}
+
+/**
+ * Which node to name in `unreachable_node` on the next join request after
+ * a session ended: its node if the socket never opened (`info` null) or
+ * closed with node loss (`isNodeLoss`), else none.
+ * @param {NodeId | null | undefined} nodeId The ended session's node.
+ * @param {CloseInfo | null} info
+ * @returns {NodeId | null}
+ */
+export function unreachableNodeAfter(nodeId, info) {
+  if (typeof nodeId !== 'number') return null;
+  if (info === null) return nodeId;
+  return isNodeLoss(info) ? nodeId : null;
+}
+
+/**
+ * A seat a reconnect may take back: the `resume` proof of the last
+ * `joined` and the media node that holds the seat.
+ * @typedef {object} Seat
+ * @property {Resume} resume
+ * @property {NodeId | null} nodeId Null when the control plane did not say
+ *   (one that predates multi-node rooms).
+ */
+
+/**
+ * What the `join` on a new token should carry: `resume` only if the token
+ * is for the node that holds the seat, since seats do not travel between
+ * nodes. On another node the client sends a plain `join`; the
+ * `rejoin_token` it asked with already keeps its participant id. When
+ * either node id is unknown (an older control plane, hence one node) it
+ * resumes as before; a refused resume costs one 4009 and a fresh join.
+ * @param {Seat | null} seat
+ * @param {NodeId | null | undefined} tokenNodeId The new token's `node_id`.
+ * @returns {Resume | null}
+ */
+export function resumeFor(seat, tokenNodeId) {
+  if (!seat) return null;
+  if (typeof seat.nodeId !== 'number' || typeof tokenNodeId !== 'number') return seat.resume;
+  return seat.nodeId === tokenNodeId ? seat.resume : null;
+}
+
+/**
+ * How long a socket told to `move` may stay open once the session on the
+ * new node is joined. The old node normally closes it as soon as it sees
+ * the participant elsewhere; after this the client closes it itself, with
+ * `CloseCode.RECONNECTING` (never 1000, which would tell everyone it left).
+ */
+export const MOVE_OLD_SOCKET_GRACE_MS = 10000;
+
+/**
+ * Reads a `move` message: the message with a string `reason` (empty if the
+ * node sent none), or null if `msg` is not a `move`.
+ * @param {any} msg A parsed server frame.
+ * @returns {MoveMessage | null}
+ */
+export function parseMove(msg) {
+  if (!msg || typeof msg !== 'object' || msg.type !== 'move') return null;
+  return { type: 'move', reason: typeof msg.reason === 'string' ? msg.reason : '' };
 }
 
 /**

@@ -8,6 +8,10 @@ import * as proto from './protocol.js';
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 /** @typedef {import('./protocol.js').TrackSource} TrackSource */
 /** @typedef {import('./protocol.js').MediaState} MediaState */
+/** @typedef {import('./protocol.js').NodeId} NodeId */
+/** @typedef {import('./protocol.js').JoinResponse} JoinResponse */
+/** @typedef {import('./protocol.js').Resume} Resume */
+/** @typedef {import('./protocol.js').CloseInfo} CloseInfo */
 
 /**
  * One attempt at being in the call: a join token, a socket and, once
@@ -22,6 +26,28 @@ import * as proto from './protocol.js';
  * @property {RTCRtpSender[]} screenSenders
  * @property {boolean} joined True once `joined` arrived.
  * @property {boolean} resuming The `join` carried `resume`.
+ * @property {string} token The join token it presented.
+ * @property {NodeId | null} nodeId Its media node (null if the control
+ *   plane did not say).
+ * @property {boolean} retired Replaced by a session on another node after a
+ *   `move`; kept open until the old node closes it (make-before-break).
+ * @property {ReturnType<typeof setTimeout> | null} retireTimer
+ * @property {Set<MediaStream>} remote Streams its peer connection received.
+ */
+
+/**
+ * A `move` under way: the current session's node is being drained, and a
+ * session on another node is being set up before the old one is let go.
+ * @typedef {object} Move
+ * @property {Session} from The session told to move.
+ * @property {Session | null} target The session on the new node, until its
+ *   `joined` arrives.
+ * @property {string} reason From the `move` message.
+ * @property {number} attempt Failed attempts so far (for the backoff).
+ * @property {ReturnType<typeof setTimeout> | null} timer The next attempt.
+ * @property {number} startedAt `Date.now()` when the `move` arrived.
+ * @property {boolean} fresh The control plane refused our rejoin token:
+ *   ask without it (we come back as a new participant).
  */
 
 const NAME_KEY = 'veche.displayName';
@@ -84,12 +110,31 @@ let connectGeneration = 0;
 /** @type {ReturnType<typeof setTimeout> | null} */
 let reconnectTimer = null;
 /**
- * From the last `joined`: lets a reconnect take back our seat, so others
- * see us go from "reconnecting" to "connected" rather than leave and
- * join. Memory only.
- * @type {import('./protocol.js').Resume | null}
+ * From the last `joined`: lets a reconnect to the same media node take
+ * back our seat, so others see us go from "reconnecting" to "connected"
+ * rather than leave and join. Memory only.
+ * @type {import('./protocol.js').Seat | null}
  */
-let resumeInfo = null;
+let seat = null;
+/**
+ * The token of the last session that got `joined`. Sent as `rejoin_token`
+ * on later join requests, so that a token for another media node keeps our
+ * participant id. Memory only.
+ * @type {string | null}
+ */
+let lastToken = null;
+/**
+ * A media node to name in `unreachable_node` on the next join request: the
+ * node of a session whose socket could not open or died.
+ * @type {NodeId | null}
+ */
+let unreachableNode = null;
+/** When the last immediate reconnect went out (see `proto.reconnectDelay`). */
+let lastQuickRetryAt = -Infinity;
+/** @type {Move | null} */
+let move = null;
+/** Sessions replaced after a `move` whose old node has not closed them yet. */
+const retired = /** @type {Set<Session>} */ (new Set());
 /** Received streams by `MediaStream.id`. */
 const remoteStreams = /** @type {Map<string, MediaStream>} */ (new Map());
 /** Autoplay with sound was refused; remote media plays muted until a click. */
@@ -525,7 +570,9 @@ function startCall() {
   leaving = false;
   attempt = 0;
   tokenRetries = 0;
-  resumeInfo = null;
+  seat = null;
+  lastToken = null;
+  unreachableNode = null;
   showScreen('call-screen');
   document.title = `${room?.name ?? 'Meeting'} · Veche`;
   $('room-name').textContent = room?.name ?? 'Meeting';
@@ -536,7 +583,10 @@ function startCall() {
 
 /**
  * One join attempt: fresh token, new socket, `join`. Failures schedule the
- * next attempt.
+ * next attempt. Once we have been in the call, the request carries our last
+ * token as `rejoin_token` (same participant id on whichever node we get)
+ * and the node we lost as `unreachable_node`; the `join` carries `resume`
+ * only if the new token is for the node that holds our seat.
  */
 async function connect() {
   if (reconnectTimer) clearTimeout(reconnectTimer);
@@ -545,13 +595,26 @@ async function connect() {
   const stale = () => generation !== connectGeneration || leaving;
   setBanner(everJoined ? 'Reconnecting…' : 'Connecting…');
 
-  /** @type {import('./protocol.js').JoinResponse} */
+  const rejoinToken = everJoined ? lastToken : null;
+  const avoid = unreachableNode;
+  /** @type {JoinResponse} */
   let resp;
   try {
-    resp = await proto.join(/** @type {string} */ (slug), displayName);
+    resp = await proto.join(/** @type {string} */ (slug), displayName, { rejoinToken, unreachableNode: avoid });
   } catch (e) {
     if (stale()) return;
     const err = /** @type {proto.ApiError} */ (e);
+    if (rejoinToken && proto.rejoinRefused(err.code)) {
+      // Too old, or not valid here: come back as a new participant (a
+      // resume to the same node can still keep our seat). Keep the
+      // unreachable-node hint for that request.
+      console.warn(`veche: the control plane refused our rejoin token (${err.code}); joining without it`);
+      lastToken = null;
+      connect();
+      return;
+    }
+    // The hint was delivered unless the request never reached the server.
+    if (err.code !== 'network' && unreachableNode === avoid) unreachableNode = null;
     if (err.code === 'room_not_found') {
       meetingGone();
     } else if (proto.isRetryable(err.code)) {
@@ -569,7 +632,24 @@ async function connect() {
     return;
   }
   if (stale()) return;
+  if (unreachableNode === avoid) unreachableNode = null;
 
+  const resume = proto.resumeFor(seat, resp.node_id);
+  const s = newSession(resp, resume !== null);
+  session = s;
+  await openAndJoin(s, resume);
+}
+
+/**
+ * Builds a session for a join response and subscribes to its socket.
+ * Room events count only while it is the current session; its `joined`
+ * also counts while it is the target of a `move`, and its `chat` also
+ * after it was retired by one (ids dedup the overlap).
+ * @param {JoinResponse} resp
+ * @param {boolean} resuming
+ * @returns {Session}
+ */
+function newSession(resp, resuming) {
   const sig = new proto.Signalling(proto.resolveWsUrl(resp.ws_url, location.href));
   /** @type {Session} */
   const s = {
@@ -581,9 +661,13 @@ async function connect() {
     camSender: null,
     screenSenders: [],
     joined: false,
-    resuming: resumeInfo !== null,
+    resuming,
+    token: resp.token,
+    nodeId: typeof resp.node_id === 'number' ? resp.node_id : null,
+    retired: false,
+    retireTimer: null,
+    remote: new Set(),
   };
-  session = s;
   /**
    * Subscribes a handler that runs only while `s` is the current session.
    * @param {string} type
@@ -593,7 +677,10 @@ async function connect() {
     sig.on(type, (m) => {
       if (session === s) fn(m);
     });
-  on('joined', (m) => onJoined(s, m));
+  sig.on('joined', (m) => {
+    if (session === s) onJoined(s, m);
+    else if (move && move.target === s) completeMove(move, s, m);
+  });
   on('answer', (m) => s.negotiator?.handleAnswer(m.sdp));
   on('offer', (m) => s.negotiator?.handleOffer(m.sdp));
   on('candidate', (m) => s.negotiator?.handleCandidate(m.candidate));
@@ -604,34 +691,63 @@ async function connect() {
     remoteStreams.delete(`${m.participant_id}-screen`);
     onRoomEvent(m);
   });
-  on('chat', (m) => addMessages([m.message], true));
-  on('error', (m) => onServerError(s, m));
+  sig.on('chat', (m) => {
+    if (session === s || s.retired) addMessages([m.message], true);
+  });
+  sig.on('error', (m) => {
+    // A chat refused on a retired session still concerns its placeholder.
+    if (session === s || (s.retired && m.request === 'chat')) onServerError(s, m);
+  });
+  on('move', (m) => onMove(s, m));
   on('protocol_error', (why) => console.warn('veche: bad frame from node:', why));
-  on('close', (info) => onSessionClosed(s, info));
+  sig.on('close', (info) => onSessionClosed(s, info));
+  return s;
+}
 
+/**
+ * Opens a session's socket and sends `join`, if the session is still
+ * wanted by then (current, or the target of a move).
+ * @param {Session} s
+ * @param {Resume | null} resume
+ */
+async function openAndJoin(s, resume) {
   try {
-    await sig.connect();
+    await s.sig.connect();
   } catch {
-    if (session === s) {
-      session = null;
-      scheduleReconnect();
-    }
+    onOpenFailed(s);
     return;
   }
-  if (session !== s) {
-    sig.close();
+  if (session !== s && !(move && move.target === s)) {
+    s.sig.close();
     return;
   }
   /** @type {import('./protocol.js').ClientMessage} */
-  const join = { type: 'join', token: resp.token, media: mediaState() };
-  if (resumeInfo) join.resume = resumeInfo;
-  sig.send(join);
+  const join = { type: 'join', token: s.token, media: mediaState() };
+  if (resume) join.resume = resume;
+  s.sig.send(join);
+}
+
+/**
+ * A session's socket closed before it opened: its node is unreachable.
+ * @param {Session} s
+ */
+function onOpenFailed(s) {
+  if (session === s) {
+    session = null;
+    unreachableNode = proto.unreachableNodeAfter(s.nodeId, null);
+    scheduleReconnect();
+  } else if (move && move.target === s) {
+    move.target = null;
+    retryMove(move, `could not reach media node ${s.nodeId}`);
+  }
 }
 
 function scheduleReconnect() {
   if (leaving) return;
   setBanner(everJoined ? 'Reconnecting…' : 'Connecting…');
-  const delay = proto.backoffDelay(attempt);
+  const now = Date.now();
+  const delay = proto.reconnectDelay(attempt, now - lastQuickRetryAt);
+  if (delay === 0) lastQuickRetryAt = now;
   attempt += 1;
   if (reconnectTimer) clearTimeout(reconnectTimer);
   reconnectTimer = setTimeout(connect, delay);
@@ -639,21 +755,68 @@ function scheduleReconnect() {
 
 /**
  * @param {Session} s
- * @param {import('./protocol.js').CloseInfo} info
+ * @param {CloseInfo} info
  */
 function onSessionClosed(s, info) {
+  if (s.retired) {
+    // The node we moved off let go of us, as it should.
+    teardown(s);
+    return;
+  }
+  if (move && move.target === s) {
+    // The new node refused us or went away before `joined`.
+    teardown(s);
+    move.target = null;
+    retryMove(move, `media node ${s.nodeId} closed the connection (${info.code}${info.reason ? ` ${info.reason}` : ''})`);
+    return;
+  }
   if (session !== s) return;
+  const mv = move && move.from === s ? move : null;
+  if (mv) cancelMove(proto.CloseCode.RECONNECTING, true);
   dropSession(s);
   const action = proto.closeAction(info, s);
-  if (action === 'none' || leaving) return;
+  if (action === 'none' || leaving) {
+    if (mv?.target) teardown(mv.target);
+    return;
+  }
   if (action === 'room_gone') {
+    if (mv?.target) teardown(mv.target);
     meetingGone();
     return;
   }
+  const lost = proto.unreachableNodeAfter(s.nodeId, info);
+  if (lost !== null) unreachableNode = lost;
   renderAll();
+  if (mv?.target && !mv.target.sig.closed) {
+    // We were moving when the old node went: the session on the new node
+    // is under way, so let it finish as an ordinary (re)join.
+    console.warn(`veche: media node ${s.nodeId} closed (${info.code}) before the move finished; carrying on with node ${mv.target.nodeId}`);
+    session = mv.target;
+    // 4010: the old node already saw us on the new one; `joined` is close.
+    if (action !== 'moved') setBanner('Reconnecting…');
+    return;
+  }
+  if (mv?.target) teardown(mv.target);
+  if (action === 'moved') {
+    // A newer session of ours joined another node and took the seat over.
+    console.warn(`veche: media node ${s.nodeId} says we continue on another node; not reconnecting`);
+    leaving = true;
+    seat = null;
+    lastToken = null;
+    endMoves(proto.CloseCode.NORMAL);
+    stopLocalMedia();
+    roomState = new proto.RoomState();
+    setBanner(null);
+    showMessage('You joined this meeting elsewhere', 'This window was disconnected because you continued the meeting from another connection.', {
+      label: 'Rejoin here',
+      run: () => location.reload(),
+    });
+    return;
+  }
   if (action === 'fresh_join') {
-    // Our seat expired (or the node restarted): join as someone new.
-    resumeInfo = null;
+    // Our seat expired (or the node restarted): join without `resume`
+    // (the rejoin token still keeps our participant id).
+    seat = null;
     connect();
     return;
   }
@@ -666,13 +829,31 @@ function onSessionClosed(s, info) {
 }
 
 /**
- * Forgets a session: closes its peer connection and socket.
+ * Forgets the current session: closes its peer connection and socket, and
+ * the media received on it.
  * @param {Session} s
  * @param {number} [closeCode] 1000 tells the node we left; use
  *   `CloseCode.RECONNECTING` to keep the seat for a resume.
  */
 function dropSession(s, closeCode = proto.CloseCode.NORMAL) {
   if (session === s) session = null;
+  teardown(s, closeCode);
+  remoteStreams.clear();
+}
+
+/**
+ * Closes a session's peer connection and socket, and takes the streams it
+ * received off the stage unless a newer session already replaced them.
+ * Leaves `session` alone.
+ * @param {Session} s
+ * @param {number} [closeCode] As for `dropSession`; moot if the node
+ *   already closed the socket.
+ */
+function teardown(s, closeCode = proto.CloseCode.NORMAL) {
+  if (s.retireTimer) clearTimeout(s.retireTimer);
+  s.retireTimer = null;
+  s.retired = false;
+  retired.delete(s);
   s.negotiator?.close();
   if (s.pc) {
     s.pc.onicecandidate = null;
@@ -682,7 +863,15 @@ function dropSession(s, closeCode = proto.CloseCode.NORMAL) {
     s.pc.close();
   }
   s.sig.close(closeCode, closeCode === proto.CloseCode.NORMAL ? 'left' : 'reconnecting');
-  remoteStreams.clear();
+  let changed = false;
+  for (const [id, stream] of remoteStreams) {
+    if (s.remote.has(stream)) {
+      remoteStreams.delete(id);
+      changed = true;
+    }
+  }
+  s.remote.clear();
+  if (changed) renderTiles();
 }
 
 /**
@@ -694,12 +883,171 @@ function onJoined(s, m) {
   everJoined = true;
   attempt = 0;
   tokenRetries = 0;
+  unreachableNode = null;
+  lastToken = s.token;
   roomState = new proto.RoomState().apply(m);
-  resumeInfo = m.resume_token ? { participant_id: m.participant_id, resume_token: m.resume_token } : null;
+  seat = m.resume_token
+    ? { resume: { participant_id: m.participant_id, resume_token: m.resume_token }, nodeId: s.nodeId }
+    : null;
   setBanner(null);
   createPeer(s, m.ice_servers);
+  // Devices may have changed since the `join` went out (during a move the
+  // old session got the update, not this one).
+  const mine = roomState.self?.media;
+  const now = mediaState();
+  if (mine && (mine.mic_muted !== now.mic_muted || mine.camera_muted !== now.camera_muted || mine.screen_sharing !== now.screen_sharing)) {
+    sendMediaState();
+  }
   loadHistory();
   renderAll();
+}
+
+// ---------------------------------------------------------------------------
+// Moving to another media node (make-before-break)
+// ---------------------------------------------------------------------------
+
+/**
+ * The node is being drained. Get a token for another node, join there, and
+ * switch over when its `joined` arrives; the old session keeps working
+ * meanwhile and gets neither `leave` nor a 1000 close.
+ * @param {Session} s
+ * @param {any} raw
+ */
+function onMove(s, raw) {
+  const m = proto.parseMove(raw);
+  if (!m || leaving || move) return;
+  if (!s.joined) {
+    // Not in the call yet: nothing to keep up, just join elsewhere.
+    console.info(`veche: media node ${s.nodeId} asked us to move (${m.reason}) before we joined; joining elsewhere`);
+    unreachableNode = s.nodeId;
+    dropSession(s, proto.CloseCode.RECONNECTING);
+    scheduleReconnect();
+    return;
+  }
+  move = { from: s, target: null, reason: m.reason, attempt: 0, timer: null, startedAt: Date.now(), fresh: false };
+  startMove(move);
+}
+
+/**
+ * One attempt at a move: a token for another node, then a session there.
+ * @param {Move} mv
+ */
+async function startMove(mv) {
+  mv.timer = null;
+  if (move !== mv) return;
+  const from = mv.from;
+  /** @type {JoinResponse} */
+  let resp;
+  try {
+    resp = await proto.join(/** @type {string} */ (slug), displayName, {
+      rejoinToken: mv.fresh ? null : from.token,
+      unreachableNode: from.nodeId,
+    });
+  } catch (e) {
+    if (move !== mv) return;
+    const err = /** @type {proto.ApiError} */ (e);
+    if (err.code === 'room_not_found') {
+      meetingGone();
+      return;
+    }
+    if (!mv.fresh && proto.rejoinRefused(err.code)) {
+      console.warn(`veche: the control plane refused our rejoin token (${err.code}); moving as a new participant`);
+      mv.fresh = true;
+      startMove(mv);
+      return;
+    }
+    retryMove(mv, `${err.code}: ${err.message}`);
+    return;
+  }
+  if (move !== mv) return;
+  if (typeof resp.node_id === 'number' && resp.node_id === from.nodeId) {
+    retryMove(mv, 'placed on the node we are leaving');
+    return;
+  }
+  const t = newSession(resp, false);
+  mv.target = t;
+  await openAndJoin(t, null);
+}
+
+/**
+ * Keeps the old session and tries again later.
+ * @param {Move} mv
+ * @param {string} why
+ */
+function retryMove(mv, why) {
+  if (move !== mv) return;
+  const delay = proto.backoffDelay(mv.attempt);
+  mv.attempt += 1;
+  console.warn(`veche: moving off media node ${mv.from.nodeId} failed (${why}); trying again in ${delay} ms`);
+  if (mv.timer) clearTimeout(mv.timer);
+  mv.timer = setTimeout(() => startMove(mv), delay);
+}
+
+/**
+ * The new node's `joined` arrived: it becomes the current session. The old
+ * one is retired, not closed: the old node closes it once it sees us on
+ * the new node (until then it still forwards our media to the others).
+ * @param {Move} mv
+ * @param {Session} t
+ * @param {import('./protocol.js').JoinedMessage} m
+ */
+function completeMove(mv, t, m) {
+  cancelMove(proto.CloseCode.RECONNECTING, true);
+  const old = mv.from;
+  const samePerson = m.participant_id === roomState.participantId;
+  session = t;
+  if (samePerson) {
+    retire(old);
+  } else {
+    // We came back as someone new: the old seat is a ghost. Leave it.
+    teardown(old, proto.CloseCode.NORMAL);
+  }
+  onJoined(t, m);
+  console.info(
+    `veche: moved from media node ${old.nodeId} to ${t.nodeId} in ${Date.now() - mv.startedAt} ms` +
+      ` (${mv.reason || 'no reason given'}${samePerson ? '' : '; as a new participant'})`,
+  );
+}
+
+/**
+ * Keeps a replaced session open for the old node to close, and closes it
+ * ourselves (keeping the seat semantics: not 1000) if it does not.
+ * @param {Session} s
+ */
+function retire(s) {
+  s.retired = true;
+  retired.add(s);
+  s.negotiator?.close();
+  s.retireTimer = setTimeout(() => {
+    s.retireTimer = null;
+    if (!s.sig.closed) {
+      console.warn(`veche: media node ${s.nodeId} kept our old connection open after the move; closing it`);
+    }
+    teardown(s, proto.CloseCode.RECONNECTING);
+  }, proto.MOVE_OLD_SOCKET_GRACE_MS);
+}
+
+/**
+ * Stops a move under way.
+ * @param {number} closeCode For the target session, if it is closed.
+ * @param {boolean} [keepTarget] Leave the target open (the caller takes it over).
+ */
+function cancelMove(closeCode, keepTarget = false) {
+  const mv = move;
+  if (!mv) return;
+  move = null;
+  if (mv.timer) clearTimeout(mv.timer);
+  mv.timer = null;
+  if (mv.target && !keepTarget) teardown(mv.target, closeCode);
+}
+
+/**
+ * Stops every move and closes every retired session.
+ * @param {number} closeCode
+ */
+function endMoves(closeCode) {
+  cancelMove(closeCode);
+  for (const s of [...retired]) teardown(s, closeCode);
 }
 
 /**
@@ -748,10 +1096,14 @@ function createPeer(s, iceServers) {
       });
     }
   };
-  pc.ontrack = (e) => onRemoteTrack(e);
+  pc.ontrack = (e) => {
+    if (session !== s) return;
+    if (e.streams[0]) s.remote.add(e.streams[0]);
+    onRemoteTrack(e);
+  };
   pc.onnegotiationneeded = () => s.negotiator?.negotiationNeeded();
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'failed' && session === s) {
+    if (pc.connectionState === 'failed' && session === s && !(move && move.from === s)) {
       console.warn('veche: media connection failed; rejoining');
       dropSession(s, proto.CloseCode.RECONNECTING);
       renderAll();
@@ -844,8 +1196,10 @@ function onServerError(s, m) {
 
 function meetingGone() {
   leaving = true;
-  resumeInfo = null;
+  seat = null;
+  lastToken = null;
   if (reconnectTimer) clearTimeout(reconnectTimer);
+  endMoves(proto.CloseCode.NORMAL);
   if (session) dropSession(session);
   stopLocalMedia();
   setBanner(null);
@@ -854,9 +1208,13 @@ function meetingGone() {
 
 function leave() {
   leaving = true;
-  resumeInfo = null;
+  seat = null;
+  lastToken = null;
   if (reconnectTimer) clearTimeout(reconnectTimer);
   reconnectTimer = null;
+  // A move target or a retired session is us too: 1000 tells their nodes
+  // we left.
+  endMoves(proto.CloseCode.NORMAL);
   const s = session;
   if (s) {
     s.sig.send({ type: 'leave' });
@@ -1535,11 +1893,12 @@ function wire() {
 
 /** Debug hook for automated tests. */
 const debugHook = {
-  /** @returns {{participantId: string | null, participants: ParticipantInfo[], connected: boolean}} */
+  /** @returns {{participantId: string | null, participants: ParticipantInfo[], connected: boolean, nodeId: NodeId | null}} */
   state: () => ({
     participantId: roomState.participantId,
     participants: roomState.list(),
     connected: !!session?.joined && session.sig.isOpen,
+    nodeId: session?.nodeId ?? null,
   }),
   /** @returns {RTCPeerConnection | null} */
   pc: () => session?.pc ?? null,

@@ -125,6 +125,84 @@ pub fn negotiated_pt<'a>(
         .map(|(_, _, pt)| pt)
 }
 
+/// Notices RTP sequence numbers that never arrived on a relayed track, so
+/// the receiving node can NACK them to the publisher's node at once,
+/// instead of its subscribers NACKing a node that never had them.
+#[derive(Clone, Debug, Default)]
+pub struct GapDetector {
+    highest: Option<u16>,
+}
+
+impl GapDetector {
+    /// Larger jumps are a stream restart or a long outage, not loss worth
+    /// repairing: the subscriber's decoder needs a keyframe instead.
+    pub const MAX_GAP: u16 = 64;
+
+    /// Records an arriving sequence number and returns the ones skipped
+    /// just before it. Late and repeated packets return nothing.
+    pub fn on_packet(&mut self, seq: u16) -> Vec<u16> {
+        let Some(highest) = self.highest else {
+            self.highest = Some(seq);
+            return Vec::new();
+        };
+        let ahead = seq.wrapping_sub(highest);
+        if ahead == 0 || ahead >= 0x8000 {
+            // A duplicate, or older than the highest seen (reordered or
+            // retransmitted): nothing new is missing.
+            return Vec::new();
+        }
+        self.highest = Some(seq);
+        if ahead > Self::MAX_GAP {
+            return Vec::new();
+        }
+        (1..ahead).map(|d| highest.wrapping_add(d)).collect()
+    }
+}
+
+/// The last packets relayed on one leg, by sequence number, so a NACK from
+/// the receiving node can be answered. A fixed ring: a slot holds the
+/// packet whose sequence number maps to it, so lookups are O(1) and old
+/// packets are overwritten without bookkeeping.
+#[derive(Clone, Debug)]
+pub struct RetransmitBuffer {
+    slots: Vec<Option<(u16, bytes::Bytes)>>,
+}
+
+impl RetransmitBuffer {
+    /// 512 packets: about 1.5 s of 1.5 Mbps video, far longer than one
+    /// NACK round trip between nodes.
+    pub const DEFAULT_LEN: usize = 512;
+
+    /// An empty buffer of `len` packets (a power of two divides `u16`
+    /// evenly, so wrap-around keeps the mapping).
+    pub fn new(len: usize) -> Self {
+        assert!(len.is_power_of_two() && len <= 1 << 16);
+        RetransmitBuffer {
+            slots: vec![None; len],
+        }
+    }
+
+    /// Stores a sent packet.
+    pub fn insert(&mut self, seq: u16, packet: bytes::Bytes) {
+        let n = self.slots.len();
+        self.slots[seq as usize % n] = Some((seq, packet));
+    }
+
+    /// The packet with `seq`, if it is still held.
+    pub fn get(&self, seq: u16) -> Option<&bytes::Bytes> {
+        match &self.slots[seq as usize % self.slots.len()] {
+            Some((s, p)) if *s == seq => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl Default for RetransmitBuffer {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_LEN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +267,31 @@ mod tests {
             negotiated_pt("audio/opus", 48_000, [("audio/opus", 48_000, 111)]),
             Some(111)
         );
+    }
+
+    #[test]
+    fn gaps_in_a_relayed_sequence_are_reported_once_across_wraparound() {
+        let mut g = GapDetector::default();
+        assert!(g.on_packet(65533).is_empty());
+        assert_eq!(g.on_packet(1), vec![65534, 65535, 0]);
+        assert!(g.on_packet(0).is_empty(), "a late packet is not a gap");
+        assert!(g.on_packet(1).is_empty(), "nor is a duplicate");
+        assert_eq!(g.on_packet(3), vec![2]);
+        assert!(
+            g.on_packet(3 + GapDetector::MAX_GAP + 1).is_empty(),
+            "a restart is not loss"
+        );
+    }
+
+    #[test]
+    fn the_retransmit_buffer_answers_only_for_packets_it_still_holds() {
+        let mut b = RetransmitBuffer::new(4);
+        for seq in 10..16u16 {
+            b.insert(seq, bytes::Bytes::from(vec![seq as u8]));
+        }
+        assert_eq!(b.get(15).map(|p| p[0]), Some(15));
+        assert_eq!(b.get(12).map(|p| p[0]), Some(12));
+        assert!(b.get(11).is_none(), "overwritten by 15");
+        assert!(b.get(99).is_none());
     }
 }

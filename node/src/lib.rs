@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod negotiation;
 pub mod node;
 pub mod peer;
+pub mod relay;
 pub mod relay_tls;
 pub mod room;
 mod session;

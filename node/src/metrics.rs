@@ -38,6 +38,26 @@ pub struct Metrics {
     pub room_participants: IntGaugeVec,
     /// Published tracks per room.
     pub room_tracks: IntGaugeVec,
+    /// Tracks of this node's publishers relayed to another node (label
+    /// `peer`, the node id). Each (track, peer node) is relayed at most
+    /// once, however many subscribers the peer has.
+    pub relay_tracks_out: IntGaugeVec,
+    /// Tracks relayed to this node from another (label `peer`).
+    pub relay_tracks_in: IntGaugeVec,
+    /// Relay connections this node dialed that are up.
+    pub relay_links: IntGauge,
+    /// RTP packets sent to other nodes.
+    pub relay_packets_out: IntCounter,
+    /// RTP packets received from other nodes.
+    pub relay_packets_in: IntCounter,
+    /// RTP bytes (whole packets) sent to other nodes.
+    pub relay_bytes_out: IntCounter,
+    /// Sequence numbers this node asked a publisher's node to resend.
+    pub relay_nacks: IntCounter,
+    /// Packets resent to another node after its NACK.
+    pub relay_retransmits: IntCounter,
+    /// Datagrams not sent or not used, by reason.
+    pub relay_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,7 +93,51 @@ impl Metrics {
                 .expect("unique metric");
             m
         };
+        let peer_gauge = |name: &str, help: &str| {
+            let m = IntGaugeVec::new(Opts::new(name, help), &["peer"]).expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
         Metrics {
+            relay_tracks_out: peer_gauge(
+                "relay_tracks_out",
+                "Tracks relayed to another media node, by peer node id",
+            ),
+            relay_tracks_in: peer_gauge(
+                "relay_tracks_in",
+                "Tracks relayed from another media node, by peer node id",
+            ),
+            relay_links: g(
+                "relay_links",
+                "Relay connections dialed by this node that are up",
+            ),
+            relay_packets_out: c(
+                "relay_rtp_packets_out_total",
+                "RTP packets relayed to other nodes",
+            ),
+            relay_packets_in: c(
+                "relay_rtp_packets_in_total",
+                "RTP packets relayed from other nodes",
+            ),
+            relay_bytes_out: c(
+                "relay_rtp_bytes_out_total",
+                "RTP bytes relayed to other nodes",
+            ),
+            relay_nacks: c(
+                "relay_nacks_total",
+                "Sequence numbers NACKed to a publisher's node",
+            ),
+            relay_retransmits: c(
+                "relay_retransmits_total",
+                "Packets resent to another node after its NACK",
+            ),
+            relay_dropped: cv(
+                "relay_datagrams_dropped_total",
+                "Relay datagrams not sent or not used",
+                "reason",
+            ),
             room_participants: gv("room_participants", "Participants in the room on this node"),
             room_tracks: gv("room_tracks", "Tracks published in the room on this node"),
             rooms: g("rooms", "Rooms with participants on this node"),

@@ -4,17 +4,21 @@
 use crate::cp_client::ControlPlaneClient;
 use crate::metrics::Metrics;
 use crate::peer::RtcConfig;
+use crate::relay::{Relay, RelayEvent};
+use crate::relay_tls::RelayTls;
 use crate::room::Room;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
+use veche_protocol::relay::RelayMsg;
 use veche_protocol::rpc::{Heartbeat, RegisterNode, HEARTBEAT_INTERVAL_MS};
-use veche_protocol::signal::{IceServer, RoomInfo, MAX_FRAME_BYTES};
+use veche_protocol::signal::{IceServer, RoomInfo, ServerMessage, MAX_FRAME_BYTES};
 use veche_protocol::token::JoinClaims;
 use veche_protocol::{NodeId, RoomId};
 
@@ -22,6 +26,10 @@ use veche_protocol::{NodeId, RoomId};
 pub const WS_PATH: &str = "/media/ws";
 /// Path of the node's Prometheus metrics.
 pub const METRICS_PATH: &str = "/media/metrics";
+
+/// How long a drain waits for participants to move before the node exits
+/// anyway.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A media node's settings.
 #[derive(Clone, Debug)]
@@ -57,6 +65,11 @@ pub(crate) struct Shared {
     token_key: RwLock<Option<Vec<u8>>>,
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
     pub(crate) metrics: Metrics,
+    relay: OnceLock<Relay>,
+    /// Set when the control plane says an operator is draining this node.
+    draining: Mutex<Option<tokio::time::Instant>>,
+    /// Woken whenever a participant leaves, so a drain notices the end.
+    left: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -64,34 +77,132 @@ impl Shared {
         self.token_key.read().expect("lock poisoned").clone()
     }
 
-    /// The room a token names, created on first use.
+    /// The room a token names, created on first use, and linked with the
+    /// other nodes the token says host it.
     pub(crate) fn room_for(&self, claims: &JoinClaims) -> Arc<Room> {
-        let mut rooms = self.rooms.lock().expect("lock poisoned");
-        let room = rooms.entry(claims.room_id).or_insert_with(|| {
-            self.metrics.rooms.inc();
-            Room::new(
-                RoomInfo {
-                    id: claims.room_id,
-                    slug: claims.room_slug.clone(),
-                    name: claims.room_name.clone(),
-                },
-                self.metrics.clone(),
-            )
-        });
-        room.clone()
+        let room = {
+            let mut rooms = self.rooms.lock().expect("lock poisoned");
+            rooms
+                .entry(claims.room_id)
+                .or_insert_with(|| {
+                    self.metrics.rooms.inc();
+                    Room::new(
+                        RoomInfo {
+                            id: claims.room_id,
+                            slug: claims.room_slug.clone(),
+                            name: claims.room_name.clone(),
+                        },
+                        self.metrics.clone(),
+                        self.relay.get().cloned(),
+                    )
+                })
+                .clone()
+        };
+        for peer in &claims.room_nodes {
+            if peer.node_id != self.config.node_id {
+                room.link_peer(peer);
+            }
+        }
+        room
     }
 
-    /// Forgets a room once nobody is in it.
+    /// Forgets a room once nobody is in it here.
     pub(crate) fn release_room(&self, room: &Arc<Room>) {
-        let mut rooms = self.rooms.lock().expect("lock poisoned");
-        if room.is_empty() {
-            if let Some(r) = rooms.get(&room.id()) {
-                if Arc::ptr_eq(r, room) {
-                    rooms.remove(&room.id());
-                    self.metrics.rooms.dec();
+        let released = {
+            let mut rooms = self.rooms.lock().expect("lock poisoned");
+            if room.is_empty() && rooms.get(&room.id()).is_some_and(|r| Arc::ptr_eq(r, room)) {
+                rooms.remove(&room.id());
+                self.metrics.rooms.dec();
+                true
+            } else {
+                false
+            }
+        };
+        if released {
+            room.close_links();
+        }
+        self.left.notify_waiters();
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.lock().expect("lock poisoned").is_some()
+    }
+
+    fn room(&self, id: RoomId) -> Option<Arc<Room>> {
+        self.rooms.lock().expect("lock poisoned").get(&id).cloned()
+    }
+
+    fn all_rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms
+            .lock()
+            .expect("lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Handles what other nodes send, in order.
+    async fn relay_events(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<RelayEvent>) {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                RelayEvent::Message { from, msg } => {
+                    let Some(room_id) = msg.room() else { continue };
+                    match self.room(room_id) {
+                        Some(room) => room.on_relay(from, msg),
+                        None => {
+                            // Not (or no longer) hosted here: say so, so the
+                            // sender stops counting on this node.
+                            if matches!(msg, RelayMsg::RoomState { .. } | RelayMsg::Upsert { .. }) {
+                                if let Some(relay) = self.relay.get() {
+                                    relay.send(from, &RelayMsg::RoomClosed { room: room_id });
+                                }
+                            }
+                        }
+                    }
+                }
+                RelayEvent::LinkLost(peer) => {
+                    if let Some(relay) = self.relay.get() {
+                        relay.forget_peer(peer);
+                    }
+                    for room in self.all_rooms() {
+                        let waiting = room.node_lost(peer);
+                        if waiting.is_empty() {
+                            continue;
+                        }
+                        info!(%peer, room = %room.id(), waiting = waiting.len(), "media node lost; its participants are reconnecting");
+                        let grace = self.config.reconnect_grace;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(grace).await;
+                            for id in waiting {
+                                room.expire_remote(peer, &id);
+                            }
+                        });
+                    }
                 }
             }
         }
+    }
+
+    /// Tells every participant here to move to another node.
+    fn start_drain(&self) {
+        {
+            let mut d = self.draining.lock().expect("lock poisoned");
+            if d.is_some() {
+                return;
+            }
+            *d = Some(tokio::time::Instant::now());
+        }
+        let rooms = self.all_rooms();
+        info!(
+            rooms = rooms.len(),
+            "draining: asking every participant to move"
+        );
+        for room in rooms {
+            room.broadcast(ServerMessage::Move {
+                reason: "this media node is being taken out of service".into(),
+            });
+        }
+        self.left.notify_waiters();
     }
 }
 
@@ -116,6 +227,9 @@ impl MediaNode {
                 token_key: RwLock::new(None),
                 rooms: Mutex::new(HashMap::new()),
                 metrics: Metrics::new(),
+                relay: OnceLock::new(),
+                draining: Mutex::new(None),
+                left: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -123,6 +237,62 @@ impl MediaNode {
     /// The node's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Starts the QUIC relay endpoint on an already-bound UDP socket, so
+    /// rooms on this node can span other nodes. Call before
+    /// [`MediaNode::register`]: the registration carries `advertise`, the
+    /// `host:port` other nodes dial.
+    pub fn enable_relay(
+        &self,
+        socket: std::net::UdpSocket,
+        tls: RelayTls,
+        advertise: String,
+    ) -> std::io::Result<Relay> {
+        let (relay, events) = Relay::start(
+            self.shared.config.node_id,
+            socket,
+            tls,
+            advertise,
+            self.shared.metrics.clone(),
+        )?;
+        if self.shared.relay.set(relay.clone()).is_err() {
+            return Err(std::io::Error::other("the relay is already enabled"));
+        }
+        tokio::spawn(self.shared.clone().relay_events(events));
+        Ok(relay)
+    }
+
+    /// Resolves once an operator's drain is complete: nobody is left on
+    /// this node, or [`DRAIN_DEADLINE`] passed since it began (clients too
+    /// old to understand `move` must not keep the node up forever). The
+    /// process exits then.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.shared.left.notified();
+            let started = *self.shared.draining.lock().expect("lock poisoned");
+            if let Some(t) = started {
+                let left = self.shared.metrics.participants.get();
+                if left <= 0 || t.elapsed() >= DRAIN_DEADLINE {
+                    info!(participants_left = left, "drain complete");
+                    return;
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            } else {
+                notified.await;
+            }
+        }
+    }
+
+    /// Closes relay links, so peers notice at once rather than after the
+    /// idle timeout.
+    pub fn close_relay(&self) {
+        if let Some(r) = self.shared.relay.get() {
+            r.close();
+        }
     }
 
     /// Registers with the control plane, retrying with backoff until it
@@ -154,7 +324,7 @@ impl MediaNode {
             ws_url: c.public_ws_url.clone(),
             region: c.region.clone(),
             capacity: c.capacity,
-            relay_addr: None,
+            relay_addr: self.shared.relay.get().map(|r| r.advertise().to_owned()),
         };
         let reply = self.shared.cp.register(&req).await?;
         *self.shared.token_key.write().expect("lock poisoned") = Some(reply.token_public_key);
@@ -197,10 +367,22 @@ impl MediaNode {
                         warn!("re-registration failed: {}", e.message);
                     }
                 }
-                Ok(_) => {
+                Ok(reply) => {
                     if failing {
                         info!("heartbeats reach the control plane again");
                         failing = false;
+                    }
+                    for rn in &reply.room_nodes {
+                        if let Some(room) = self.shared.room(rn.room_id) {
+                            for peer in &rn.nodes {
+                                if peer.node_id != self.shared.config.node_id {
+                                    room.link_peer(peer);
+                                }
+                            }
+                        }
+                    }
+                    if reply.draining {
+                        self.shared.start_drain();
                     }
                 }
                 Err(e) => {

@@ -9,7 +9,7 @@ use crate::interceptor::KeyframeRequestForwarder;
 use crate::metrics::Metrics;
 use crate::negotiation::{sending_track_ids, Negotiator, Step};
 use crate::room::Room;
-use crate::track::{local_track_for, start_down_track, DownTrack, UpTrack};
+use crate::track::{local_track_for, start_down_track, DownTrack, Sink, UpTrack};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -60,6 +60,8 @@ pub enum PeerCmd {
     Unsubscribe(TrackId),
     /// A track arrived from the browser (from the connection's handler).
     RemoteTrack(Arc<dyn TrackRemote>),
+    /// The connection is up (from the connection's handler).
+    Connected,
     /// Tear everything down.
     Close,
 }
@@ -95,6 +97,9 @@ impl PeerConnectionEventHandler for Handler {
         let _ = self
             .connected
             .send(state == RTCPeerConnectionState::Connected);
+        if state == RTCPeerConnectionState::Connected {
+            let _ = self.cmd.send(PeerCmd::Connected);
+        }
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -206,11 +211,12 @@ impl Actor {
                 PeerCmd::Subscribe(up) => self.subscribe(up).await,
                 PeerCmd::Unsubscribe(t) => self.unsubscribe(&t).await,
                 PeerCmd::RemoteTrack(t) => self.remote_track(t).await,
+                PeerCmd::Connected => self.ctx.room.media_connected(&self.ctx.id),
                 PeerCmd::Close => break,
             }
         }
         for (_, (down, up)) in self.downs.drain() {
-            up.detach(&self.ctx.id);
+            up.detach(&Sink::Participant(self.ctx.id.clone()));
             drop(down);
             self.ctx.metrics.subscriptions.dec();
         }
@@ -392,7 +398,7 @@ impl Actor {
         let Some((down, up)) = self.downs.remove(track) else {
             return;
         };
-        up.detach(&self.ctx.id);
+        up.detach(&Sink::Participant(self.ctx.id.clone()));
         if let Err(e) = self.pc.remove_track(&down.sender).await {
             debug!(track = %track, "remove_track: {e}");
         }

@@ -11,17 +11,21 @@
 //! the seat, and anything the old session does afterwards (noticing its
 //! socket died, its grace timer firing) is ignored.
 
-use crate::core::{Action, CoreError, RoomCore};
+use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
 use crate::peer::PeerCmd;
-use crate::track::UpTrack;
-use std::collections::HashMap;
+use crate::relay::Relay;
+use crate::track::{UpSource, UpTrack};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::relay::{RelayCodec, RelayMsg, RemoteParticipant};
+use veche_protocol::rpc::RelayPeer;
 use veche_protocol::signal::{
     IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
 };
-use veche_protocol::{ParticipantId, RoomId, TrackId, UnixMillis};
+use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis};
 
 /// The edge-side handle of one participant's session.
 #[derive(Clone)]
@@ -30,6 +34,9 @@ pub struct PeerHandle {
     pub out: mpsc::UnboundedSender<ServerMessage>,
     /// Commands to the participant's connection actor.
     pub cmd: mpsc::UnboundedSender<PeerCmd>,
+    /// Fired when the participant continues on another node: the session
+    /// closes its socket without anyone being told they left.
+    pub moved: Arc<tokio::sync::Notify>,
 }
 
 struct Seat {
@@ -41,7 +48,15 @@ struct Seat {
 struct Inner {
     core: RoomCore,
     seats: HashMap<ParticipantId, Seat>,
+    /// Every track this node can forward: its publishers' own, and the
+    /// stand-ins of tracks relayed from other nodes.
     tracks: HashMap<TrackId, Arc<UpTrack>>,
+    /// Other nodes hosting the room, which hear about our participants.
+    peers: BTreeSet<NodeId>,
+    /// Codecs of remote tracks, as their nodes announced them.
+    codecs: HashMap<TrackId, RelayCodec>,
+    /// Remote tracks relayed here: the node and the slot they arrive on.
+    relays: HashMap<TrackId, (NodeId, u16)>,
 }
 
 /// Why a resume was refused.
@@ -60,6 +75,7 @@ pub struct Room {
     /// The room as the token described it.
     pub info: RoomInfo,
     metrics: crate::metrics::Metrics,
+    relay: Option<Relay>,
     inner: Mutex<Inner>,
     generations: AtomicU64,
 }
@@ -74,14 +90,22 @@ fn tokens_equal(a: &str, b: &str) -> bool {
 
 impl Room {
     /// An empty room.
-    pub fn new(info: RoomInfo, metrics: crate::metrics::Metrics) -> Arc<Self> {
+    pub fn new(
+        info: RoomInfo,
+        metrics: crate::metrics::Metrics,
+        relay: Option<Relay>,
+    ) -> Arc<Self> {
         Arc::new(Room {
             info,
             metrics,
+            relay,
             inner: Mutex::new(Inner {
                 core: RoomCore::new(),
                 seats: HashMap::new(),
                 tracks: HashMap::new(),
+                peers: BTreeSet::new(),
+                codecs: HashMap::new(),
+                relays: HashMap::new(),
             }),
             generations: AtomicU64::new(1),
         })
@@ -99,7 +123,7 @@ impl Room {
     /// Publishes the per-room gauges; called after every change.
     fn observe(&self, inner: &Inner) {
         let room = self.info.id.to_string();
-        let participants = inner.core.snapshot().len() as i64;
+        let participants = inner.core.local_members().len() as i64;
         if participants == 0 {
             let _ = self.metrics.room_participants.remove_label_values(&[&room]);
             let _ = self.metrics.room_tracks.remove_label_values(&[&room]);
@@ -108,14 +132,17 @@ impl Room {
                 .room_participants
                 .with_label_values(&[&room])
                 .set(participants);
-            self.metrics
-                .room_tracks
-                .with_label_values(&[&room])
-                .set(inner.tracks.len() as i64);
+            self.metrics.room_tracks.with_label_values(&[&room]).set(
+                inner
+                    .tracks
+                    .values()
+                    .filter(|t| matches!(t.source(), UpSource::Local { .. }))
+                    .count() as i64,
+            );
         }
     }
 
-    fn run(inner: &mut Inner, actions: Vec<Action>) {
+    fn run(&self, inner: &mut Inner, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::Broadcast { msg, except } => {
@@ -137,8 +164,97 @@ impl Room {
                         let _ = seat.handle.cmd.send(PeerCmd::Unsubscribe(track));
                     }
                 }
+                Action::Announce(a) => {
+                    let msg = match a {
+                        Announcement::Upsert { info, epoch } => {
+                            let codecs = info
+                                .tracks
+                                .iter()
+                                .filter_map(|t| {
+                                    inner
+                                        .tracks
+                                        .get(&t.id)
+                                        .map(|up| (t.id.clone(), relay_codec(up)))
+                                })
+                                .collect();
+                            RelayMsg::Upsert {
+                                room: self.info.id,
+                                participant: RemoteParticipant {
+                                    info,
+                                    epoch,
+                                    codecs,
+                                },
+                            }
+                        }
+                        Announcement::Left {
+                            participant_id,
+                            reason,
+                        } => RelayMsg::Left {
+                            room: self.info.id,
+                            participant_id,
+                            reason,
+                        },
+                    };
+                    self.tell_peers(inner, &msg);
+                }
+                Action::RelayStart { track, from } => self.start_relay(inner, track, from),
+                Action::RelayStop { track, from } => {
+                    if inner.relays.get(&track).map(|r| r.0) == Some(from) {
+                        let (_, slot) = inner.relays.remove(&track).expect("checked");
+                        inner.tracks.remove(&track);
+                        if let Some(relay) = &self.relay {
+                            relay.unsubscribe(from, self.info.id, track, slot);
+                        }
+                    }
+                }
+                Action::DropSeat { participant } => {
+                    if let Some(seat) = inner.seats.remove(&participant) {
+                        let _ = seat.handle.cmd.send(PeerCmd::Close);
+                        seat.handle.moved.notify_one();
+                    }
+                    inner.tracks.retain(|_, t| {
+                        t.publisher != participant || !matches!(t.source(), UpSource::Local { .. })
+                    });
+                }
             }
         }
+    }
+
+    fn tell_peers(&self, inner: &Inner, msg: &RelayMsg) {
+        if let Some(relay) = &self.relay {
+            for peer in &inner.peers {
+                relay.send(*peer, msg);
+            }
+        }
+    }
+
+    /// Builds the stand-in for a remote track and asks its node to relay it.
+    fn start_relay(&self, inner: &mut Inner, track: TrackId, from: NodeId) {
+        let Some(relay) = &self.relay else { return };
+        let Some(codec) = inner.codecs.get(&track).cloned() else {
+            tracing::warn!(%track, "remote track without a codec; not relayed");
+            return;
+        };
+        let Some(publisher) = inner.core.publisher_of(&track).cloned() else {
+            return;
+        };
+        let Some(info) = inner
+            .core
+            .participant(&publisher)
+            .and_then(|p| p.tracks.iter().find(|t| t.id == track))
+            .cloned()
+        else {
+            return;
+        };
+        if let Some((old, slot)) = inner.relays.remove(&track) {
+            relay.unsubscribe(old, self.info.id, track.clone(), slot);
+        }
+        let metrics = self.metrics.clone();
+        let (up, slot) = relay.subscribe(from, self.info.id, track.clone(), |feedback| {
+            UpTrack::relayed(info, publisher, rtc_codec(&codec), feedback, metrics)
+        });
+        inner.tracks.insert(track.clone(), up);
+        inner.relays.insert(track, (from, slot));
     }
 
     /// Adds a participant and queues their `joined` snapshot. Returns the
@@ -153,9 +269,13 @@ impl Room {
         now_ms: UnixMillis,
         ice_servers: Vec<IceServer>,
         resume_token: String,
+        epoch: u64,
+        rejoining: bool,
     ) -> Result<u64, CoreError> {
         let mut inner = self.lock();
-        let actions = inner.core.join(id.clone(), display_name, media, now_ms)?;
+        let actions = inner
+            .core
+            .join(id.clone(), display_name, media, now_ms, epoch, rejoining)?;
         let _ = handle.out.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),
@@ -173,7 +293,7 @@ impl Room {
                 resume_token,
             },
         );
-        Self::run(&mut inner, actions);
+        self.run(&mut inner, actions);
         self.observe(&inner);
         Ok(generation)
     }
@@ -199,7 +319,9 @@ impl Room {
         seat.generation = generation;
         let _ = old.cmd.send(PeerCmd::Close);
         let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
-        inner.tracks.retain(|_, t| &t.publisher != id);
+        inner
+            .tracks
+            .retain(|_, t| &t.publisher != id || !matches!(t.source(), UpSource::Local { .. }));
         let name = inner
             .core
             .participant(id)
@@ -213,7 +335,7 @@ impl Room {
             resume_token: resume_token.to_owned(),
             resumed: true,
         });
-        Self::run(&mut inner, actions);
+        self.run(&mut inner, actions);
         self.observe(&inner);
         Ok((generation, name))
     }
@@ -224,7 +346,7 @@ impl Room {
         inner.tracks.insert(track.info.id.clone(), track.clone());
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
-                Self::run(&mut inner, actions);
+                self.run(&mut inner, actions);
                 self.observe(&inner);
                 Ok(())
             }
@@ -239,7 +361,7 @@ impl Room {
     pub fn unpublish(&self, track: &TrackId) {
         let mut inner = self.lock();
         let actions = inner.core.unpublish(track);
-        Self::run(&mut inner, actions);
+        self.run(&mut inner, actions);
         inner.tracks.remove(track);
         self.observe(&inner);
     }
@@ -260,20 +382,22 @@ impl Room {
             .collect()
     }
 
-    fn leave_locked(inner: &mut Inner, id: &ParticipantId, reason: LeaveReason) {
+    fn leave_locked(&self, inner: &mut Inner, id: &ParticipantId, reason: LeaveReason) {
         let actions = inner.core.leave(id, reason);
-        Self::run(inner, actions);
+        self.run(inner, actions);
         if let Some(seat) = inner.seats.remove(id) {
             let _ = seat.handle.cmd.send(PeerCmd::Close);
         }
-        inner.tracks.retain(|_, t| &t.publisher != id);
+        inner
+            .tracks
+            .retain(|_, t| &t.publisher != id || !matches!(t.source(), UpSource::Local { .. }));
     }
 
     /// Removes a participant whoever owns the seat (a second connection
     /// with the same token replaces the first).
     pub fn evict(&self, id: &ParticipantId, reason: LeaveReason) {
         let mut inner = self.lock();
-        Self::leave_locked(&mut inner, id, reason);
+        self.leave_locked(&mut inner, id, reason);
         self.observe(&inner);
     }
 
@@ -282,7 +406,7 @@ impl Room {
     pub fn leave(&self, id: &ParticipantId, generation: u64, reason: LeaveReason) {
         let mut inner = self.lock();
         if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
-            Self::leave_locked(&mut inner, id, reason);
+            self.leave_locked(&mut inner, id, reason);
             self.observe(&inner);
         }
     }
@@ -295,7 +419,7 @@ impl Room {
             return false;
         }
         if let Ok(actions) = inner.core.set_status(id, PresenceStatus::Reconnecting) {
-            Self::run(&mut inner, actions);
+            self.run(&mut inner, actions);
         }
         true
     }
@@ -305,7 +429,7 @@ impl Room {
     pub fn expire(&self, id: &ParticipantId, generation: u64) -> bool {
         let mut inner = self.lock();
         if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
-            Self::leave_locked(&mut inner, id, LeaveReason::Disconnected);
+            self.leave_locked(&mut inner, id, LeaveReason::Disconnected);
             self.observe(&inner);
             true
         } else {
@@ -317,23 +441,234 @@ impl Room {
     pub fn set_media(&self, id: &ParticipantId, media: MediaState) -> Result<(), CoreError> {
         let mut inner = self.lock();
         let actions = inner.core.set_media(id, media)?;
-        Self::run(&mut inner, actions);
+        self.run(&mut inner, actions);
         Ok(())
     }
 
     /// Sends a message to everyone in the room.
     pub fn broadcast(&self, msg: ServerMessage) {
         let mut inner = self.lock();
-        Self::run(&mut inner, vec![Action::Broadcast { msg, except: None }]);
+        self.run(&mut inner, vec![Action::Broadcast { msg, except: None }]);
     }
 
-    /// Whether `id` is (still) in the room.
+    /// Whether `id` is (still) connected to this node.
     pub fn contains(&self, id: &ParticipantId) -> bool {
-        self.lock().core.participant(id).is_some()
+        self.lock().core.home(id) == Some(Home::Local)
     }
 
-    /// True while anyone is in the room.
+    /// True while anyone is in the room on this node.
     pub fn has_members(&self) -> bool {
         !self.lock().core.is_empty()
+    }
+
+    /// A participant's media connection is up: one who came back from
+    /// another node stops showing as reconnecting.
+    pub fn media_connected(&self, id: &ParticipantId) {
+        let mut inner = self.lock();
+        if inner.core.home(id) == Some(Home::Local)
+            && inner.core.participant(id).map(|p| p.status) == Some(PresenceStatus::Reconnecting)
+        {
+            if let Ok(actions) = inner.core.set_status(id, PresenceStatus::Connected) {
+                self.run(&mut inner, actions);
+            }
+        }
+    }
+
+    /// A committed chat message: to everyone here and on every other node
+    /// hosting the room.
+    pub fn chat(&self, message: ChatMessage) {
+        let mut inner = self.lock();
+        self.tell_peers(
+            &inner,
+            &RelayMsg::Chat {
+                room: self.info.id,
+                message: message.clone(),
+            },
+        );
+        self.run(
+            &mut inner,
+            vec![Action::Broadcast {
+                msg: ServerMessage::Chat { message },
+                except: None,
+            }],
+        );
+    }
+
+    /// Starts exchanging the room with another node that hosts it (named by
+    /// a join token or a heartbeat reply), unless already doing so.
+    pub fn link_peer(&self, peer: &RelayPeer) {
+        let Some(relay) = &self.relay else { return };
+        relay.learn(peer);
+        let mut inner = self.lock();
+        if inner.peers.insert(peer.node_id) {
+            self.send_state(&inner, peer.node_id, true);
+        }
+    }
+
+    fn send_state(&self, inner: &Inner, peer: NodeId, reply_wanted: bool) {
+        let Some(relay) = &self.relay else { return };
+        let participants = inner
+            .core
+            .local_members()
+            .into_iter()
+            .map(|(info, epoch)| {
+                let codecs = info
+                    .tracks
+                    .iter()
+                    .filter_map(|t| {
+                        inner
+                            .tracks
+                            .get(&t.id)
+                            .map(|up| (t.id.clone(), relay_codec(up)))
+                    })
+                    .collect();
+                RemoteParticipant {
+                    info,
+                    epoch,
+                    codecs,
+                }
+            })
+            .collect();
+        relay.send(
+            peer,
+            &RelayMsg::RoomState {
+                room: self.info.id,
+                participants,
+                reply_wanted,
+            },
+        );
+    }
+
+    /// A control message about this room from another node.
+    pub fn on_relay(&self, from: NodeId, msg: RelayMsg) {
+        let mut inner = self.lock();
+        let remember = |inner: &mut Inner, p: &RemoteParticipant| {
+            for (t, c) in &p.codecs {
+                inner.codecs.insert(t.clone(), c.clone());
+            }
+        };
+        match msg {
+            RelayMsg::RoomState {
+                participants,
+                reply_wanted,
+                ..
+            } => {
+                let new_peer = inner.peers.insert(from);
+                for p in &participants {
+                    remember(&mut inner, p);
+                }
+                let list = participants
+                    .into_iter()
+                    .map(|p| (p.info, p.epoch))
+                    .collect();
+                let actions = inner.core.remote_state(from, list);
+                self.run(&mut inner, actions);
+                if reply_wanted || new_peer {
+                    self.send_state(&inner, from, false);
+                }
+            }
+            RelayMsg::Upsert { participant, .. } => {
+                if inner.peers.insert(from) {
+                    // It knows us but we did not know it: it needs our state.
+                    self.send_state(&inner, from, true);
+                }
+                remember(&mut inner, &participant);
+                let actions = inner
+                    .core
+                    .remote_upsert(from, participant.info, participant.epoch);
+                self.run(&mut inner, actions);
+            }
+            RelayMsg::Left {
+                participant_id,
+                reason,
+                ..
+            } => {
+                let actions = inner.core.remote_left(from, &participant_id, reason);
+                self.run(&mut inner, actions);
+            }
+            RelayMsg::RoomClosed { .. } => {
+                inner.peers.remove(&from);
+                let actions = inner.core.remote_closed(from);
+                self.run(&mut inner, actions);
+            }
+            RelayMsg::Subscribe { track, slot, .. } => {
+                let up = inner.tracks.get(&track).cloned();
+                match (up, &self.relay) {
+                    (Some(up), Some(relay)) if matches!(up.source(), UpSource::Local { .. }) => {
+                        relay.start_leg(from, slot, up)
+                    }
+                    _ => tracing::debug!(%track, %from, "subscribe for a track not published here"),
+                }
+            }
+            RelayMsg::Unsubscribe { track, .. } => {
+                if let Some(relay) = &self.relay {
+                    relay.stop_leg(from, &track);
+                }
+            }
+            RelayMsg::Chat { message, .. } => self.run(
+                &mut inner,
+                vec![Action::Broadcast {
+                    msg: ServerMessage::Chat { message },
+                    except: None,
+                }],
+            ),
+            RelayMsg::Hello { .. } => {}
+        }
+        self.observe(&inner);
+    }
+
+    /// Another node became unreachable: its participants show as
+    /// reconnecting. Returns who is waiting, for the grace timers.
+    pub fn node_lost(&self, peer: NodeId) -> Vec<ParticipantId> {
+        let mut inner = self.lock();
+        inner.peers.remove(&peer);
+        let (actions, waiting) = inner.core.node_lost(peer);
+        self.run(&mut inner, actions);
+        self.observe(&inner);
+        waiting
+    }
+
+    /// The grace period of a lost node's participant ran out.
+    pub fn expire_remote(&self, peer: NodeId, id: &ParticipantId) {
+        let mut inner = self.lock();
+        let actions = inner.core.expire_remote(peer, id);
+        self.run(&mut inner, actions);
+        self.observe(&inner);
+    }
+
+    /// The room is being dropped here (nobody left on this node): other
+    /// nodes stop relaying to it and forget its participants.
+    pub fn close_links(&self) {
+        let mut inner = self.lock();
+        let relays: Vec<(TrackId, (NodeId, u16))> = inner.relays.drain().collect();
+        if let Some(relay) = &self.relay {
+            for (track, (from, slot)) in relays {
+                relay.unsubscribe(from, self.info.id, track, slot);
+            }
+        }
+        self.tell_peers(&inner, &RelayMsg::RoomClosed { room: self.info.id });
+        inner.peers.clear();
+    }
+}
+
+/// The codec of a track as another node needs it.
+fn relay_codec(up: &UpTrack) -> RelayCodec {
+    RelayCodec {
+        mime_type: up.codec.mime_type.clone(),
+        clock_rate: up.codec.clock_rate,
+        channels: up.codec.channels,
+        sdp_fmtp_line: up.codec.sdp_fmtp_line.clone(),
+    }
+}
+
+/// The reverse of [`relay_codec`]. RTCP feedback is left to negotiation
+/// with each subscriber, as for local tracks.
+fn rtc_codec(c: &RelayCodec) -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: c.mime_type.clone(),
+        clock_rate: c.clock_rate,
+        channels: c.channels,
+        sdp_fmtp_line: c.sdp_fmtp_line.clone(),
+        rtcp_feedback: Vec::new(),
     }
 }

@@ -14,7 +14,9 @@ use tracing::{debug, info, warn, Instrument};
 use veche_protocol::chat::{validate_chat, RateLimiter};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::CommitChat;
-use veche_protocol::signal::{peek_type, ClientMessage, LeaveReason, Resume, ServerMessage};
+use veche_protocol::signal::{
+    peek_type, ClientMessage, LeaveReason, Resume, ServerMessage, CLOSE_MOVED,
+};
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
 
@@ -71,6 +73,8 @@ enum End {
     Left,
     /// The connection broke.
     Dropped,
+    /// The participant continues on another node; the seat here is gone.
+    Moved,
 }
 
 /// Runs one signalling session to completion.
@@ -182,9 +186,11 @@ async fn session(
             return;
         }
     };
+    let moved = Arc::new(tokio::sync::Notify::new());
     let handle = PeerHandle {
         out: out_tx.clone(),
         cmd: cmd_tx.clone(),
+        moved: moved.clone(),
     };
     let joined = match &resume {
         Some(r) => room
@@ -204,6 +210,8 @@ async fn session(
                 now_ms(),
                 node.config.ice_servers.clone(),
                 random_token(),
+                claims.issued_at_ms,
+                claims.rejoin,
             )
             .map(|generation| (generation, claims.display_name.clone()))
             .map_err(|e| e.to_string()),
@@ -219,9 +227,16 @@ async fn session(
         }
     };
     node.metrics.participants.inc();
-    info!(name = %display_name, resumed = resume.is_some(), "joined");
+    info!(name = %display_name, resumed = resume.is_some(), rejoin = claims.rejoin, "joined");
+    if node.is_draining() {
+        // Placed here just before the drain began: move on at once.
+        let _ = out_tx.send(ServerMessage::Move {
+            reason: "this media node is being taken out of service".into(),
+        });
+    }
 
     let (mut sink, mut stream) = socket.split();
+    let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
     // Writer: everything queued for this participant, plus pings.
     let writer = tokio::spawn(
         async move {
@@ -232,6 +247,12 @@ async fn session(
                         Some(m) => if sink.send(encode(&m)).await.is_err() { break },
                         None => break,
                     },
+                    frame = &mut close_rx => {
+                        if let Ok(frame) = frame {
+                            let _ = sink.send(Message::Close(Some(frame))).await;
+                        }
+                        break;
+                    }
                     _ = ping.tick() => {
                         if sink.send(Message::Ping(Default::default())).await.is_err() { break }
                     }
@@ -254,7 +275,7 @@ async fn session(
             async move {
                 while let Some(req) = chat_rx.recv().await {
                     match node.cp.commit_chat(&req).await {
-                        Ok(message) => room.broadcast(ServerMessage::Chat { message }),
+                        Ok(message) => room.chat(message),
                         Err(e) => {
                             warn!(code = e.code.as_str(), "chat commit failed: {}", e.message);
                             node.metrics
@@ -289,7 +310,11 @@ async fn session(
         });
     };
     let end = loop {
-        let frame = match tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await {
+        let next = tokio::select! {
+            n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
+            _ = moved.notified() => break End::Moved,
+        };
+        let frame = match next {
             Err(_) => {
                 info!("no traffic for {IDLE_TIMEOUT:?}; connection dropped");
                 break End::Dropped;
@@ -403,7 +428,15 @@ async fn session(
         }
     };
 
+    let mut close_frame = None;
     match end {
+        End::Moved => {
+            info!("continues on another media node");
+            close_frame = Some(CloseFrame {
+                code: CLOSE_MOVED,
+                reason: Utf8Bytes::from_static("continued on another media node"),
+            });
+        }
         End::Left => {
             info!("left");
             room.leave(&pid, generation, LeaveReason::Left);
@@ -433,7 +466,14 @@ async fn session(
         }
     }
     drop(out_tx);
-    writer.abort();
+    match close_frame {
+        Some(frame) => {
+            // Let the writer flush what is queued and send the close frame.
+            let _ = close_tx.send(frame);
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+        }
+        None => writer.abort(),
+    }
     node.metrics.participants.dec();
     // The actor ends on its own when the room or this session sends
     // `Close`; it is not awaited so that a slow `close()` of the peer

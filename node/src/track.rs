@@ -7,7 +7,7 @@
 //! track has one writer task that rewrites the header for its leg and
 //! hands the packet to the subscriber's connection.
 
-use crate::forward::{negotiated_pt, DownLeg, KeyframeGate, Verdict};
+use crate::forward::{negotiated_pt, DownLeg, GapDetector, KeyframeGate, Verdict};
 use crate::metrics::Metrics;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, Instrument};
+use veche_protocol::relay::DatagramKind;
 use veche_protocol::signal::TrackInfo;
-use veche_protocol::ParticipantId;
+use veche_protocol::{NodeId, ParticipantId};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -29,7 +30,47 @@ use webrtc::rtp_transceiver::RtpSender;
 /// small enough that a stuck subscriber doesn't hoard memory.
 const DOWN_QUEUE: usize = 128;
 
-/// A track published by a participant on this node.
+/// Who receives an up track's packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// A participant on this node (one down track).
+    Participant(ParticipantId),
+    /// Another media node, which fans the track out to its own
+    /// participants. At most one per node, however many subscribers it has.
+    Node(NodeId),
+}
+
+/// Where an up track's packets come from.
+pub enum UpSource {
+    /// A participant's browser on this node.
+    Local {
+        /// The browser's track.
+        remote: Arc<dyn TrackRemote>,
+        /// Its SSRC, for keyframe requests.
+        media_ssrc: u32,
+    },
+    /// The publisher's node, over the relay.
+    Relayed(Feedback),
+    /// Packets fed in by a unit test through [`UpTrack::fan_out`]; counts
+    /// keyframe requests instead of sending them.
+    #[cfg(test)]
+    Test(std::sync::atomic::AtomicU32),
+}
+
+/// How a relayed track asks the publisher's node for keyframes and
+/// retransmissions.
+#[derive(Clone)]
+pub struct Feedback {
+    /// The relay.
+    pub relay: crate::relay::Relay,
+    /// The publisher's node.
+    pub peer: NodeId,
+    /// The slot the track has on the link from that node.
+    pub slot: u16,
+}
+
+/// A published track as this node's subscribers see it: either received
+/// from a browser here, or relayed from the publisher's node.
 pub struct UpTrack {
     /// Public description (id, kind, source, stream id).
     pub info: TrackInfo,
@@ -38,19 +79,20 @@ pub struct UpTrack {
     /// The publisher's codec, which every down track announces.
     pub codec: RTCRtpCodec,
     /// The msid track id the publisher's browser used, to notice when the
-    /// browser stops sending it.
+    /// browser stops sending it (empty for a relayed track).
     pub remote_msid: String,
-    remote: Arc<dyn TrackRemote>,
-    media_ssrc: u32,
-    /// Current subscribers' queues. Read on every packet, written on
+    source: UpSource,
+    /// Current receivers' queues. Read on every packet, written on
     /// (un)subscribe, hence a read-write lock.
-    subscribers: RwLock<Vec<(ParticipantId, mpsc::Sender<rtp::Packet>)>>,
+    subscribers: RwLock<Vec<(Sink, mpsc::Sender<rtp::Packet>)>>,
     keyframes: Mutex<KeyframeGate>,
+    /// Loss on the relay hop, for a relayed track.
+    gaps: Mutex<GapDetector>,
     metrics: Metrics,
 }
 
 impl UpTrack {
-    /// Wraps a remote track.
+    /// Wraps a browser's track.
     pub fn new(
         info: TrackInfo,
         publisher: ParticipantId,
@@ -65,31 +107,94 @@ impl UpTrack {
             publisher,
             codec,
             remote_msid,
-            remote,
-            media_ssrc,
+            source: UpSource::Local { remote, media_ssrc },
             subscribers: RwLock::new(Vec::new()),
             keyframes: Mutex::new(KeyframeGate::default()),
+            gaps: Mutex::new(GapDetector::default()),
             metrics,
         })
     }
 
-    /// Reads packets until the remote track ends and fans them out.
+    /// A track relayed from the publisher's node; packets arrive through
+    /// [`UpTrack::relayed_packet`].
+    pub fn relayed(
+        info: TrackInfo,
+        publisher: ParticipantId,
+        codec: RTCRtpCodec,
+        feedback: Feedback,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        Arc::new(UpTrack {
+            info,
+            publisher,
+            codec,
+            remote_msid: String::new(),
+            source: UpSource::Relayed(feedback),
+            subscribers: RwLock::new(Vec::new()),
+            keyframes: Mutex::new(KeyframeGate::default()),
+            gaps: Mutex::new(GapDetector::default()),
+            metrics,
+        })
+    }
+
+    /// A track fed by a unit test.
+    #[cfg(test)]
+    pub fn for_test(info: TrackInfo, codec: RTCRtpCodec) -> Arc<Self> {
+        Arc::new(UpTrack {
+            info,
+            publisher: ParticipantId::from_random([9; 8]),
+            codec,
+            remote_msid: String::new(),
+            source: UpSource::Test(std::sync::atomic::AtomicU32::new(0)),
+            subscribers: RwLock::new(Vec::new()),
+            keyframes: Mutex::new(KeyframeGate::new(Duration::ZERO)),
+            gaps: Mutex::new(GapDetector::default()),
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// Where the packets come from.
+    pub fn source(&self) -> &UpSource {
+        &self.source
+    }
+
+    /// Hands a packet to every receiver without waiting for any of them.
+    pub fn fan_out(&self, pkt: rtp::Packet) {
+        let subs = self.subscribers.read().expect("lock poisoned");
+        for (_, tx) in subs.iter() {
+            if tx.try_send(pkt.clone()).is_err() {
+                self.metrics
+                    .packets_dropped
+                    .with_label_values(&["subscriber_queue_full"])
+                    .inc();
+            }
+        }
+    }
+
+    /// A packet of a relayed track arrived from the publisher's node.
+    /// Returns sequence numbers skipped just before it, to NACK.
+    pub fn relayed_packet(&self, pkt: rtp::Packet) -> Vec<u16> {
+        let missing = self
+            .gaps
+            .lock()
+            .expect("lock poisoned")
+            .on_packet(pkt.header.sequence_number);
+        self.fan_out(pkt);
+        missing
+    }
+
+    /// Reads a browser's packets until its track ends and fans them out.
     /// Returns when the publisher's connection closes.
     pub async fn run(self: Arc<Self>) {
-        while let Some(evt) = self.remote.poll().await {
+        let UpSource::Local { remote, .. } = &self.source else {
+            return;
+        };
+        while let Some(evt) = remote.poll().await {
             match evt {
                 TrackRemoteEvent::OnRtpPacket(pkt) => {
                     self.metrics.packets_in.inc();
                     self.metrics.bytes_in.inc_by(pkt.payload.len() as u64);
-                    let subs = self.subscribers.read().expect("lock poisoned");
-                    for (_, tx) in subs.iter() {
-                        if tx.try_send(pkt.clone()).is_err() {
-                            self.metrics
-                                .packets_dropped
-                                .with_label_values(&["subscriber_queue_full"])
-                                .inc();
-                        }
-                    }
+                    self.fan_out(pkt);
                 }
                 TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
                 _ => {}
@@ -98,22 +203,24 @@ impl UpTrack {
         debug!(track = %self.info.id, "up track ended");
     }
 
-    /// Adds a subscriber queue.
-    pub fn attach(&self, subscriber: ParticipantId, tx: mpsc::Sender<rtp::Packet>) {
+    /// Adds a receiver's queue, replacing any earlier one of the same sink.
+    pub fn attach(&self, sink: Sink, tx: mpsc::Sender<rtp::Packet>) {
         let mut subs = self.subscribers.write().expect("lock poisoned");
-        subs.retain(|(p, _)| p != &subscriber);
-        subs.push((subscriber, tx));
+        subs.retain(|(s, _)| s != &sink);
+        subs.push((sink, tx));
     }
 
-    /// Removes a subscriber queue.
-    pub fn detach(&self, subscriber: &ParticipantId) {
+    /// Removes a receiver's queue.
+    pub fn detach(&self, sink: &Sink) {
         self.subscribers
             .write()
             .expect("lock poisoned")
-            .retain(|(p, _)| p != subscriber);
+            .retain(|(s, _)| s != sink);
     }
 
-    /// Asks the publisher for a keyframe, coalescing bursts.
+    /// Asks the publisher for a keyframe, coalescing bursts. For a relayed
+    /// track the request goes to the publisher's node, whose own gate
+    /// coalesces again across all the nodes asking.
     pub async fn request_keyframe(&self) {
         if self.info.kind == veche_protocol::signal::MediaKind::Audio {
             return;
@@ -123,14 +230,26 @@ impl UpTrack {
             .lock()
             .expect("lock poisoned")
             .request(Instant::now());
-        if go {
-            self.metrics.keyframe_requests.inc();
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: self.media_ssrc,
-            };
-            if let Err(e) = self.remote.write_rtcp(vec![Box::new(pli)]).await {
-                debug!(track = %self.info.id, "PLI not sent: {e}");
+        if !go {
+            return;
+        }
+        self.metrics.keyframe_requests.inc();
+        match &self.source {
+            UpSource::Local { remote, media_ssrc } => {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: *media_ssrc,
+                };
+                if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
+                    debug!(track = %self.info.id, "PLI not sent: {e}");
+                }
+            }
+            UpSource::Relayed(f) => f
+                .relay
+                .send_feedback(f.peer, f.slot, DatagramKind::Pli, &[]),
+            #[cfg(test)]
+            UpSource::Test(n) => {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -285,7 +404,7 @@ pub fn start_down_track(
             .instrument(span),
         )
     };
-    up.attach(subscriber, tx);
+    up.attach(Sink::Participant(subscriber), tx);
     DownTrack {
         sender,
         tasks: vec![writer, rtcp],

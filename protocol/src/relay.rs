@@ -71,14 +71,19 @@ pub enum RelayMsg {
         relay_addr: String,
     },
     /// The sender hosts `room`; these are all its participants there.
-    /// Sent when a node starts hosting a room it shares with the receiver,
-    /// and again whenever the receiver must rebuild its view from scratch.
-    /// The receiver answers with its own `room_state` the first time.
+    /// Sent when a node starts exchanging a room with the receiver: when
+    /// it learns the receiver hosts it (from a join token, a heartbeat
+    /// reply, or an `upsert` from a node it did not know), and after a lost
+    /// link, since either side may have dropped the other's participants.
     RoomState {
         /// The room.
         room: RoomId,
         /// The sender's participants in it.
         participants: Vec<RemoteParticipant>,
+        /// The sender has no (current) view of the receiver's participants:
+        /// answer with a `room_state` of your own, with this false, so the
+        /// exchange ends there.
+        reply_wanted: bool,
     },
     /// One of the sender's participants joined or changed.
     Upsert {
@@ -125,6 +130,22 @@ pub enum RelayMsg {
         /// The message.
         message: ChatMessage,
     },
+}
+
+impl RelayMsg {
+    /// The room a message is about; `None` for `hello`.
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            RelayMsg::Hello { .. } => None,
+            RelayMsg::RoomState { room, .. }
+            | RelayMsg::Upsert { room, .. }
+            | RelayMsg::Left { room, .. }
+            | RelayMsg::RoomClosed { room }
+            | RelayMsg::Subscribe { room, .. }
+            | RelayMsg::Unsubscribe { room, .. }
+            | RelayMsg::Chat { room, .. } => Some(*room),
+        }
+    }
 }
 
 /// The relay protocol version in [`RelayMsg::Hello`].
@@ -284,6 +305,7 @@ mod tests {
             RelayMsg::RoomState {
                 room: RoomId(9),
                 participants: vec![participant()],
+                reply_wanted: true,
             },
             RelayMsg::Left {
                 room: RoomId(9),

@@ -300,6 +300,12 @@ pub enum ServerMessage {
     },
 }
 
+/// WebSocket close code of a session whose participant continues on
+/// another media node (a newer session of theirs joined there). The client
+/// that moved ignores it; any other tab showing that session should say the
+/// meeting continues elsewhere and not reconnect.
+pub const CLOSE_MOVED: u16 = 4010;
+
 /// Why a participant left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
