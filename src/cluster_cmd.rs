@@ -3,7 +3,7 @@
 //! cluster admin API.
 
 use crate::config::{base_url, parse_peer, Config};
-use crate::serve::{serve_until_signal, shutdown_signal};
+use crate::serve::{serve_until_signal, shutdown_signal, Serving};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use veche_control_plane::{Bootstrap, ControlPlane, ControlPlaneConfig};
 use veche_node::{MediaNode, NodeConfig, RtcConfig};
-use veche_protocol::admin::{AddMemberRequest, ClusterStatus, ADMIN_CLUSTER, ADMIN_MEMBERS};
+use veche_protocol::admin::{
+    drain_path, AddMemberRequest, ClusterStatus, MediaNodeStatus, ADMIN_CLUSTER, ADMIN_MEMBERS,
+};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::NodeId;
 
@@ -174,6 +176,15 @@ pub struct MediaNodeArgs {
     /// `ws://<listen>/media/ws`.
     #[arg(long)]
     public_ws_url: Option<String>,
+    /// UDP address of the QUIC relay through which rooms span media nodes.
+    #[arg(long)]
+    relay_listen: Option<SocketAddr>,
+    /// `host:port` other media nodes dial; default `--relay-listen`.
+    #[arg(long)]
+    relay_advertise: Option<String>,
+    /// Directory with this node's relay certificate (`veche cluster cert`).
+    #[arg(long)]
+    relay_tls: Option<PathBuf>,
     #[command(flatten)]
     secret: SecretArg,
 }
@@ -198,6 +209,15 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
     }
     if let Some(u) = args.public_ws_url {
         cfg.media.public_ws_url = Some(u);
+    }
+    if let Some(a) = args.relay_listen {
+        cfg.media.relay_listen = Some(a);
+    }
+    if let Some(a) = args.relay_advertise {
+        cfg.media.relay_advertise = Some(a);
+    }
+    if let Some(d) = args.relay_tls {
+        cfg.media.relay_tls_dir = Some(d);
     }
     if cfg.media.control_plane.is_empty() {
         anyhow::bail!("--control-plane is required: the URL of at least one control-plane node");
@@ -235,19 +255,71 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         ice_servers: crate::serve::ice_servers(&cfg),
     });
+    let relay = match (&cfg.media.relay_listen, &cfg.media.relay_tls_dir) {
+        (Some(listen), Some(dir)) => {
+            let tls = veche_node::relay_tls::load(dir, NodeId(cfg.media.node_id))
+                .map_err(|e| anyhow::anyhow!("relay TLS: {e}"))?;
+            let socket = std::net::UdpSocket::bind(listen)
+                .map_err(|e| anyhow::anyhow!("cannot bind the relay to {listen}: {e}"))?;
+            let bound = socket.local_addr()?;
+            let advertise = match &cfg.media.relay_advertise {
+                Some(a) => a.clone(),
+                None if bound.ip().is_unspecified() => anyhow::bail!(
+                    "the relay listens on {bound}; other nodes need a real address: \
+                     pass --relay-advertise host:port"
+                ),
+                None => bound.to_string(),
+            };
+            node.enable_relay(socket, tls, advertise.clone())
+                .map_err(|e| anyhow::anyhow!("relay: {e}"))?;
+            Some(advertise)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "--relay-listen and --relay-tls go together: the relay needs an address and \
+             this node's certificate (veche cluster cert)"
+        ),
+    };
     let router = node.router();
-    let server = tokio::spawn(serve_until_signal(listener, router));
+    // The node stops on a signal, or by itself once an operator's drain
+    // has moved everyone off it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = {
+        let node = node.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = node.drained() => println!("Drained: no participants left; exiting"),
+            }
+            let _ = stop_tx.send(true);
+        }
+    };
+    tokio::spawn(stopping);
+    let serving = Serving::spawn(listener, router);
     node.register(Duration::from_secs(60))
         .await
         .map_err(|e| anyhow::anyhow!("media node could not register: {}", e.message))?;
     println!(
-        "Media node {} is running at {addr}, registered with {}",
+        "Media node {} is running at {addr}, registered with {}{}",
         cfg.media.node_id,
-        cfg.media.control_plane.join(", ")
+        cfg.media.control_plane.join(", "),
+        relay
+            .map(|a| format!("; relay at {a}"))
+            .unwrap_or_else(|| "; no relay (rooms stay on this node)".into())
     );
     let beats = node.clone();
-    tokio::spawn(async move { beats.heartbeat_loop(shutdown_signal()).await });
-    let _ = server.await;
+    let mut rx = stop_rx.clone();
+    tokio::spawn(async move {
+        beats
+            .heartbeat_loop(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let mut rx = stop_rx;
+    let _ = rx.wait_for(|s| *s).await;
+    serving.stop().await;
+    node.close_relay();
     tracing::info!("stopped");
     Ok(())
 }
@@ -271,6 +343,11 @@ pub struct ClusterArgs {
 
 #[derive(Subcommand, Debug)]
 enum ClusterCommand {
+    /// Make the media relay CA (local files; needs no cluster).
+    Ca(crate::certs_cmd::CaArgs),
+    /// Issue a media node its relay certificate (local files; needs no
+    /// cluster).
+    Cert(crate::certs_cmd::CertArgs),
     /// Show the leader, the members and their replication, and media nodes.
     Status {
         /// Print JSON instead of a table.
@@ -289,6 +366,23 @@ enum ClusterCommand {
         /// Its Raft id.
         id: u64,
     },
+    /// Drain a media node: place no one new on it, tell it to move its
+    /// participants to other nodes, and wait until it is empty (or has
+    /// stopped). Refused if no other media node is in service.
+    Drain {
+        /// The media node's id.
+        node: u64,
+        /// Give up waiting after this many seconds (exit status 1); the
+        /// node stays draining.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Put a drained media node back in service. (A media node that
+    /// restarts is back in service by itself.)
+    Undrain {
+        /// The media node's id.
+        node: u64,
+    },
 }
 
 struct AdminClient {
@@ -297,7 +391,10 @@ struct AdminClient {
 }
 
 impl AdminClient {
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<ClusterStatus> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
         let resp = req
             .bearer_auth(&self.secret)
             .send()
@@ -321,10 +418,90 @@ impl AdminClient {
         self.send(self.http.get(format!("{base}{ADMIN_CLUSTER}")))
             .await
     }
+
+    /// The leader's view if `base` can point to it (only the leader has
+    /// replication progress and media nodes), else `base`'s own.
+    async fn leader_status(&self, base: &str) -> anyhow::Result<ClusterStatus> {
+        let status = self.status(base).await?;
+        if let Some(leader) = status.leader.clone() {
+            if leader.id != status.node_id {
+                if let Ok(s) = self.status(&leader.addr).await {
+                    return Ok(s);
+                }
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// How often `veche cluster drain` looks at the node's participant count.
+const DRAIN_POLL: Duration = Duration::from_secs(1);
+
+/// Why a media node counts as drained, if it does.
+fn drained(n: &MediaNodeStatus) -> Option<&'static str> {
+    if !n.alive {
+        Some("has stopped sending heartbeats")
+    } else if n.participants == 0 {
+        Some("has no participants left")
+    } else {
+        None
+    }
+}
+
+/// `veche cluster drain`: asks for the drain, then polls the leader's view
+/// once a second until the node is empty or gone, or `timeout` passes.
+async fn drain(client: &AdminClient, base: &str, node: u64, timeout: u64) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(timeout);
+    let url = format!("{base}{}", drain_path(NodeId(node)));
+    let first: MediaNodeStatus = client.send(client.http.post(&url)).await?;
+    println!("Media node {node} is draining: no new participants are placed on it.");
+    let mut last = Some(first.participants);
+    let mut current = first;
+    loop {
+        if let Some(why) = drained(&current) {
+            println!(
+                "Media node {node} {why}; drained after {} s.",
+                started.elapsed().as_secs()
+            );
+            return Ok(());
+        }
+        if last != Some(current.participants) || started.elapsed() < DRAIN_POLL {
+            println!("node {node}: {} participants left", current.participants);
+            last = Some(current.participants);
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "media node {node} still has {} participants after {timeout} s; it stays \
+                 draining (wait longer with `veche cluster drain {node}`, or put it back in \
+                 service with `veche cluster undrain {node}`)",
+                current.participants
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+        // A failed poll (a leader change, a node restarting) is not the end
+        // of the drain: say so and look again.
+        match client.leader_status(base).await {
+            Ok(status) => match status.media_nodes {
+                Some(nodes) => match nodes.into_iter().find(|n| n.info.node_id == NodeId(node)) {
+                    Some(n) => current = n,
+                    None => anyhow::bail!("media node {node} is no longer registered"),
+                },
+                None => eprintln!("no control-plane leader to ask right now; retrying"),
+            },
+            Err(e) => eprintln!("could not read the cluster status ({e}); retrying"),
+        }
+    }
 }
 
 /// Runs a `veche cluster` subcommand.
 pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    // The certificate commands work on local files: no secret, no cluster.
+    let command = match args.command {
+        ClusterCommand::Ca(a) => return crate::certs_cmd::run_ca(a),
+        ClusterCommand::Cert(a) => return crate::certs_cmd::run_cert(a),
+        other => other,
+    };
     let cfg = Config::default();
     let client = AdminClient {
         http: reqwest::Client::builder()
@@ -333,17 +510,10 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         secret: secret(&args.secret, &cfg)?,
     };
     let base = base_url(&args.control_plane);
-    let status = match args.command {
+    let status = match command {
+        ClusterCommand::Ca(_) | ClusterCommand::Cert(_) => unreachable!("handled above"),
         ClusterCommand::Status { json } => {
-            let mut status = client.status(&base).await?;
-            // The leader's view has replication progress and media nodes.
-            if let Some(leader) = status.leader.clone() {
-                if leader.id != status.node_id {
-                    if let Ok(s) = client.status(&leader.addr).await {
-                        status = s;
-                    }
-                }
-            }
+            let status = client.leader_status(&base).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
                 return Ok(());
@@ -372,6 +542,15 @@ pub async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 .await?;
             println!("Node {id} is no longer a member.");
             s
+        }
+        ClusterCommand::Drain { node, timeout } => {
+            return drain(&client, &base, node, timeout).await;
+        }
+        ClusterCommand::Undrain { node } => {
+            let url = format!("{base}{}", drain_path(NodeId(node)));
+            let _: MediaNodeStatus = client.send(client.http.delete(&url)).await?;
+            println!("Media node {node} is back in service.");
+            return Ok(());
         }
     };
     print_status(&status);
@@ -412,14 +591,15 @@ fn print_status(s: &ClusterStatus) {
     }
     if let Some(nodes) = &s.media_nodes {
         println!(
-            "\n{:<6} {:<6} {:<12} {:<8} {:<10} SIGNALLING",
-            "MEDIA", "ALIVE", "REGION", "PEOPLE", "LAST BEAT"
+            "\n{:<6} {:<6} {:<9} {:<12} {:<8} {:<10} SIGNALLING",
+            "MEDIA", "ALIVE", "DRAINING", "REGION", "PEOPLE", "LAST BEAT"
         );
         for n in nodes {
             println!(
-                "{:<6} {:<6} {:<12} {:<8} {:<10} {}",
+                "{:<6} {:<6} {:<9} {:<12} {:<8} {:<10} {}",
                 n.info.node_id.0,
                 if n.alive { "yes" } else { "no" },
+                if n.draining { "yes" } else { "no" },
                 if n.info.region.is_empty() {
                     "-"
                 } else {

@@ -56,6 +56,11 @@ pub struct LoadtestArgs {
     /// With --url: the server's process id, for CPU and memory figures.
     #[arg(long)]
     pid: Option<u32>,
+    /// Start a cascading cluster instead of `veche serve`: one control
+    /// plane and this many media nodes on loopback (node i on 127.0.0.(i+1),
+    /// region r<i>), and report latency per cascade hop.
+    #[arg(long, value_name = "N", conflicts_with_all = ["url", "pid"])]
+    nodes: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -75,16 +80,23 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             subscribers: args.bots,
         },
     };
-    let target = match (args.target, args.url) {
-        (TargetName::Janus, Some(_)) => {
+    let target = match (args.target, args.url, args.nodes) {
+        (TargetName::Janus, Some(_), _) => {
             anyhow::bail!("--url cannot be combined with --target janus")
         }
-        (TargetName::Janus, None) => ServerTarget::Janus,
-        (TargetName::Veche, Some(base)) => ServerTarget::External {
+        (TargetName::Janus, None, Some(_)) => {
+            anyhow::bail!("--nodes cannot be combined with --target janus")
+        }
+        (TargetName::Janus, None, None) => ServerTarget::Janus,
+        (TargetName::Veche, Some(base), _) => ServerTarget::External {
             base,
             pid: args.pid,
         },
-        (TargetName::Veche, None) => ServerTarget::Spawn {
+        (TargetName::Veche, None, Some(media_nodes)) => ServerTarget::Cluster {
+            exe: std::env::current_exe()?,
+            media_nodes,
+        },
+        (TargetName::Veche, None, None) => ServerTarget::Spawn {
             exe: std::env::current_exe()?,
         },
     };

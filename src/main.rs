@@ -1,6 +1,7 @@
 //! `veche`: the command-line entry point. It only parses arguments and
 //! wires the parts together; everything else lives in the crates.
 
+mod certs_cmd;
 mod cluster_cmd;
 mod commits_cmd;
 mod config;

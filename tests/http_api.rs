@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::cluster::token_claims;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A slug of the right shape that no room has.
 const UNKNOWN_SLUG: &str = "AAAAAAAAAAAAAAAAAAAAAA";
@@ -238,4 +239,220 @@ async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+}
+
+/// `POST /api/rooms/{slug}/join` with `body`, plus headers.
+async fn join_raw(server: &Server, slug: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    let mut req = http()
+        .post(server.url(&format!("/api/rooms/{slug}/join")))
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("POST join");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.text().await.expect("join body");
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn a_rejoin_token_brings_the_participant_back_with_the_same_id() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Comeback").await;
+    let slug = str_field(&room, "slug");
+    let first = join(server.base(), slug, "Ann").await;
+    let claims = token_claims(str_field(&first, "token"));
+    assert_eq!(claims["participant_id"], first["participant_id"]);
+    assert!(
+        claims.get("rejoin").is_none(),
+        "a first join is no rejoin: {claims}"
+    );
+
+    let reply = join_raw(
+        &server,
+        slug,
+        &json!({ "display_name": "Ann", "rejoin_token": str_field(&first, "token") }),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let again = reply.json();
+    assert_eq!(again["participant_id"], first["participant_id"]);
+    assert_ne!(again["token"], first["token"]);
+    let claims = token_claims(str_field(&again, "token"));
+    assert_eq!(claims["participant_id"], first["participant_id"]);
+    assert_eq!(claims["rejoin"], true, "{claims}");
+    assert_eq!(again["node_id"], claims["node_id"]);
+
+    // Without a rejoin token, a new person.
+    let other = join(server.base(), slug, "Ann").await;
+    assert_ne!(other["participant_id"], first["participant_id"]);
+}
+
+#[tokio::test]
+async fn forged_foreign_and_garbage_rejoin_tokens_are_refused_with_token_invalid() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Guarded").await;
+    let slug = str_field(&room, "slug");
+    let elsewhere = create_room(server.base(), "Elsewhere").await;
+    let ann = join(server.base(), slug, "Ann").await;
+    let bo = join(server.base(), slug, "Bo").await;
+    let foreign = join(server.base(), str_field(&elsewhere, "slug"), "Cy").await;
+
+    // Bo's claims under Ann's signature: a forgery claiming Bo's seat.
+    let claims_of = |t: &str| t.split('.').nth(1).expect("claims part").to_owned();
+    let signature_of = |t: &str| t.rsplit('.').next().expect("signature").to_owned();
+    let forged = format!(
+        "v1.{}.{}",
+        claims_of(str_field(&bo, "token")),
+        signature_of(str_field(&ann, "token"))
+    );
+    for (what, token) in [
+        ("a forged token", forged),
+        (
+            "a token for another room",
+            str_field(&foreign, "token").to_owned(),
+        ),
+        ("garbage", "not a token".to_owned()),
+        ("a malformed v1 token", "v1.e30.AAAA".to_owned()),
+        ("an empty token", String::new()),
+    ] {
+        let reply = join_raw(
+            &server,
+            slug,
+            &json!({ "display_name": "Mallory", "rejoin_token": token }),
+            &[],
+        )
+        .await;
+        let message = reply.assert_error(401, "token_invalid");
+        assert!(message.contains("rejoin token"), "{what}: {message}");
+        eprintln!("{what} -> 401 token_invalid {message:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_region_must_be_a_short_plain_label() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Regions").await;
+    let slug = str_field(&room, "slug");
+    let name = json!({ "display_name": "Ann" });
+    let long = "e".repeat(65);
+    for (what, body, headers) in [
+        (
+            "a header with a space",
+            name.clone(),
+            vec![("x-veche-region", "eu west")],
+        ),
+        (
+            "a header with a slash",
+            name.clone(),
+            vec![("x-veche-region", "eu/west")],
+        ),
+        (
+            "a header of 65 characters",
+            name.clone(),
+            vec![("x-veche-region", long.as_str())],
+        ),
+        (
+            "a body region with a colon",
+            json!({ "display_name": "Ann", "region": "eu:1" }),
+            vec![],
+        ),
+    ] {
+        let reply = join_raw(&server, slug, &body, &headers).await;
+        let message = reply.assert_error(400, "bad_request");
+        eprintln!("{what} -> 400 {message:?}");
+    }
+    // Good labels, and an empty header (ignored), are fine.
+    for (body, headers) in [
+        (name.clone(), vec![("x-veche-region", "eu-west.1_a")]),
+        (name.clone(), vec![("x-veche-region", "")]),
+        (
+            json!({ "display_name": "Ann", "region": "e".repeat(64) }),
+            vec![],
+        ),
+    ] {
+        let reply = join_raw(&server, slug, &body, &headers).await;
+        assert_eq!(reply.status, 200, "{body} {headers:?}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn draining_the_only_media_node_is_refused_and_unknown_nodes_are_bad_requests() {
+    let server = Server::start_with_config("[control_plane]\ncluster_secret = \"drain-secret\"\n");
+    let client = http();
+    let status: Value = wait_for(
+        "the admin status shows the media node alive",
+        secs(10),
+        async || {
+            let v: Value = client
+                .get(server.url("/api/admin/cluster"))
+                .bearer_auth("drain-secret")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if v["media_nodes"][0]["alive"] == true {
+                Ok(v)
+            } else {
+                Err(format!("status = {v}"))
+            }
+        },
+    )
+    .await;
+    let id = status["media_nodes"][0]["node_id"]
+        .as_u64()
+        .expect("node id");
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.bearer_auth("drain-secret").send().await.unwrap();
+        let code = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or_default();
+        (code, body)
+    };
+    let drain = |node: &str| server.url(&format!("/api/admin/media-nodes/{node}/drain"));
+
+    let (code, body) = send(client.post(drain(&id.to_string()))).await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "invalid_state", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no other media node")),
+        "{body}"
+    );
+    for (what, req) in [
+        ("draining an unknown node", client.post(drain("99"))),
+        ("undraining an unknown node", client.delete(drain("99"))),
+        ("a node id that is not a number", client.post(drain("one"))),
+    ] {
+        let (code, body) = send(req).await;
+        assert_eq!(code, 400, "{what}: {body}");
+        assert_eq!(body["code"], "bad_request", "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+    // Undraining a node in service is a no-op that shows its status.
+    let (code, body) = send(client.delete(drain(&id.to_string()))).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["node_id"], id);
+    assert_eq!(body["draining"], false);
+    // And the routes sit behind the cluster secret.
+    let resp = client.post(drain(&id.to_string())).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // The node still takes joins.
+    let room = create_room(server.base(), "Still open").await;
+    join(server.base(), str_field(&room, "slug"), "Ann").await;
 }

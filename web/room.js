@@ -63,6 +63,11 @@ const $ = (id) => /** @type {any} */ (document.getElementById(id));
 
 const params = new URLSearchParams(location.search);
 const slug = proto.slugFromPath(location.pathname);
+/**
+ * A region hint from the link (`?region=eu`), for deployments that hand
+ * out per-site links; a load balancer's `X-Veche-Region` header wins.
+ */
+const regionHint = params.get('region') || null;
 const narrow = window.matchMedia('(max-width: 640px)');
 
 // ---------------------------------------------------------------------------
@@ -600,7 +605,7 @@ async function connect() {
   /** @type {JoinResponse} */
   let resp;
   try {
-    resp = await proto.join(/** @type {string} */ (slug), displayName, { rejoinToken, unreachableNode: avoid });
+    resp = await proto.join(/** @type {string} */ (slug), displayName, { rejoinToken, unreachableNode: avoid, region: regionHint });
   } catch (e) {
     if (stale()) return;
     const err = /** @type {proto.ApiError} */ (e);
@@ -942,6 +947,7 @@ async function startMove(mv) {
     resp = await proto.join(/** @type {string} */ (slug), displayName, {
       rejoinToken: mv.fresh ? null : from.token,
       unreachableNode: from.nodeId,
+      region: regionHint,
     });
   } catch (e) {
     if (move !== mv) return;

@@ -14,18 +14,24 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
-use veche_protocol::admin::{AddMemberRequest, ClusterStatus, ADMIN_CLUSTER, ADMIN_MEMBERS};
+use veche_protocol::admin::{
+    AddMemberRequest, ClusterStatus, MediaNodeStatus, ADMIN_CLUSTER, ADMIN_MEDIA_NODES,
+    ADMIN_MEMBERS,
+};
 use veche_protocol::chat::validate_chat;
 use veche_protocol::rpc::{
     CommitChat, CreateRoomRequest, Heartbeat, JoinRequest, JoinResponse, MediaNodeInfo,
     MessagesPage, RegisterNode, RegisterNodeReply, RoomView, HISTORY_PAGE, MAX_DISPLAY_NAME_CHARS,
-    MAX_ROOM_NAME_CHARS, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE,
+    MAX_ROOM_NAME_CHARS, REGION_HEADER, REJOIN_MAX_AGE_MS, RPC_COMMIT_CHAT, RPC_HEARTBEAT,
+    RPC_REGISTER_NODE,
 };
-use veche_protocol::token::{self, JoinClaims};
-use veche_protocol::{ErrorCode, MessageId, ParticipantId, RoomSlug};
+use veche_protocol::token::{self, JoinClaims, TokenError};
+use veche_protocol::{ErrorCode, MessageId, NodeId, ParticipantId, RoomSlug};
 
 /// Largest JSON body accepted on the public API.
 const MAX_BODY: usize = 16 * 1024;
+/// Longest region label a join may name.
+const MAX_REGION_CHARS: usize = 64;
 
 pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
     let internal = Router::new()
@@ -36,6 +42,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(ADMIN_CLUSTER, get(cluster_status))
         .route(ADMIN_MEMBERS, post(add_member))
         .route(&format!("{ADMIN_MEMBERS}/{{id}}"), delete(remove_member))
+        .route(
+            &format!("{ADMIN_MEDIA_NODES}/{{id}}/drain"),
+            post(drain_media_node).delete(undrain_media_node),
+        )
         .with_state(cp.clone())
         .merge(crate::store::raft_router(cp.store.raft().clone()))
         .layer(middleware::from_fn_with_state(
@@ -195,6 +205,82 @@ async fn get_room(
     Ok(Json(view(&cp, &headers, &room)))
 }
 
+/// The region to place a joiner in: the load balancer's
+/// [`REGION_HEADER`] if present and non-empty, else the body's `region`.
+/// Either must be a plain label, so that it can be logged and compared
+/// without surprises.
+fn join_region(headers: &HeaderMap, body: Option<&str>) -> Result<Option<String>, ApiError> {
+    let header = match headers.get(REGION_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("the {REGION_HEADER} header is not plain ASCII"),
+            )
+        })?),
+        None => None,
+    }
+    .filter(|r| !r.is_empty());
+    let (region, source) = match (header, body.filter(|r| !r.is_empty())) {
+        (Some(r), _) => (r, format!("the {REGION_HEADER} header")),
+        (None, Some(r)) => (r, "region".to_owned()),
+        (None, None) => return Ok(None),
+    };
+    if region.chars().count() > MAX_REGION_CHARS {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{source} is longer than {MAX_REGION_CHARS} characters"),
+        ));
+    }
+    if !region
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{source} may only contain letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    Ok(Some(region.to_owned()))
+}
+
+/// The participant a `rejoin_token` proves the caller was in `room`: the
+/// token must carry this control plane's signature (expired is fine), name
+/// the same room, and have been issued at most [`REJOIN_MAX_AGE_MS`] ago.
+fn rejoining_participant(
+    rejoin_token: &str,
+    key: &ring::signature::Ed25519KeyPair,
+    room: &Room,
+    now_ms: u64,
+) -> Result<ParticipantId, ApiError> {
+    let claims = token::verify_ignoring_expiry(rejoin_token, &token::public_key_bytes(key))
+        .map_err(|e| {
+            let why = match e {
+                TokenError::BadSignature => "its signature is not valid",
+                _ => "it is malformed",
+            };
+            ApiError::new(
+                ErrorCode::TokenInvalid,
+                format!("the rejoin token was refused: {why}"),
+            )
+        })?;
+    if claims.room_id != room.id {
+        return Err(ApiError::new(
+            ErrorCode::TokenInvalid,
+            "the rejoin token was refused: it is for another meeting",
+        ));
+    }
+    if now_ms.saturating_sub(claims.issued_at_ms) > REJOIN_MAX_AGE_MS {
+        return Err(ApiError::new(
+            ErrorCode::TokenExpired,
+            format!(
+                "the rejoin token was refused: it is more than {} minutes old; join without it",
+                REJOIN_MAX_AGE_MS / 60_000
+            ),
+        ));
+    }
+    Ok(claims.participant_id)
+}
+
 async fn join_room(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
@@ -204,30 +290,50 @@ async fn join_room(
     let slug = parse_slug(&slug)?;
     let req: JoinRequest = parse_json(&body)?;
     let display_name = clean_name(&req.display_name, "display name", MAX_DISPLAY_NAME_CHARS)?;
+    let region = join_region(&headers, req.region.as_deref())?;
     let room = room_or_404(&cp, &slug).await?;
     let signing_key = cp.signing_key().await?;
-    let placement = match cp.on_leader(LeaderRequest::Place { room: room.id }).await? {
+    let now = crate::now_ms();
+    // Checked before placement, so a refused token does not count a
+    // participant against a node.
+    let rejoining = req
+        .rejoin_token
+        .as_deref()
+        .map(|t| rejoining_participant(t, &signing_key, &room, now))
+        .transpose()?;
+    let placement = match cp
+        .on_leader(LeaderRequest::Place {
+            room: room.id,
+            region,
+            avoid: req.unreachable_node,
+        })
+        .await?
+    {
         LeaderReply::Placed(p) => p,
         _ => None,
     };
-    let (node_id, ws_url) = placement.map(|p| (p.node_id, p.ws_url)).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "no media node is available; retry shortly",
-        )
+    let placement = placement.ok_or_else(|| {
+        let msg = if req.unreachable_node.is_some() {
+            "no other media node is available; retry shortly"
+        } else {
+            "no media node is available; retry shortly"
+        };
+        ApiError::new(ErrorCode::Unavailable, msg)
     })?;
-    let now = crate::now_ms();
+    let (node_id, ws_url) = (placement.node_id, placement.ws_url);
     let claims = JoinClaims {
         room_id: room.id,
         room_slug: room.slug.clone(),
         room_name: room.name.clone(),
-        participant_id: ParticipantId::from_random(crate::random_bytes()),
+        participant_id: rejoining
+            .clone()
+            .unwrap_or_else(|| ParticipantId::from_random(crate::random_bytes())),
         display_name,
         node_id,
         issued_at_ms: now,
         expires_at_ms: now + cp.config.token_ttl.as_millis() as u64,
-        room_nodes: Vec::new(),
-        rejoin: false,
+        room_nodes: placement.room_nodes,
+        rejoin: rejoining.is_some(),
     };
     let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();
@@ -303,10 +409,12 @@ async fn register_node(
         relay_addr: req.relay_addr,
     };
     // Only a changed registration is worth a log entry: a node restarting
-    // with the same settings costs a read, not a write.
+    // with the same settings costs a read, not a write. A drained node
+    // registering again is a change: a freshly started process is back in
+    // service, and the write clears the flag.
     cp.read_barrier().await?;
     let stored = cp.store.local().media_nodes().map_err(ApiError::from)?;
-    if !stored.contains(&info) {
+    if !stored.iter().any(|r| r.info == info && !r.draining) {
         match cp
             .write(Command::RegisterMediaNode { info: info.clone() })
             .await?
@@ -401,6 +509,50 @@ async fn remove_member(
     Ok(Json(cp.status()))
 }
 
+fn parse_media_node_id(id: &str) -> Result<NodeId, ApiError> {
+    id.parse()
+        .map(NodeId)
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "media node id must be a number"))
+}
+
+async fn set_draining(
+    cp: &ControlPlane,
+    node: NodeId,
+    draining: bool,
+) -> Result<MediaNodeStatus, ApiError> {
+    match cp
+        .on_leader(LeaderRequest::SetDraining { node, draining })
+        .await?
+    {
+        LeaderReply::MediaNode(status) => Ok(status),
+        other => Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("unexpected leader reply {other:?}"),
+        )),
+    }
+}
+
+/// `POST /api/admin/media-nodes/{id}/drain`: place no one new on the node,
+/// and tell it (in its heartbeat replies) to move its participants. `202`:
+/// the node empties over the next seconds or minutes.
+async fn drain_media_node(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<MediaNodeStatus>), ApiError> {
+    let node = parse_media_node_id(&id)?;
+    let status = set_draining(&cp, node, true).await?;
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+/// `DELETE /api/admin/media-nodes/{id}/drain`: back in service.
+async fn undrain_media_node(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Result<Json<MediaNodeStatus>, ApiError> {
+    let node = parse_media_node_id(&id)?;
+    Ok(Json(set_draining(&cp, node, false).await?))
+}
+
 async fn commit_chat(
     State(cp): State<Arc<ControlPlane>>,
     body: Bytes,
@@ -430,5 +582,107 @@ async fn commit_chat(
             "the room no longer exists",
         ))),
         other => Err(RpcError(unexpected(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::Ed25519KeyPair;
+
+    fn key() -> Ed25519KeyPair {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    }
+
+    fn room(id: u64) -> Room {
+        Room {
+            id: veche_protocol::RoomId(id),
+            slug: RoomSlug::from_random([id as u8; 16]),
+            name: "Standup".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    /// A token for `room` issued at `issued_at_ms`, valid for a minute.
+    fn token(key: &Ed25519KeyPair, room: &Room, issued_at_ms: u64) -> String {
+        token::sign(
+            &JoinClaims {
+                room_id: room.id,
+                room_slug: room.slug.clone(),
+                room_name: room.name.clone(),
+                participant_id: ParticipantId::from_random([7; 8]),
+                display_name: "Ada".into(),
+                node_id: NodeId(1),
+                issued_at_ms,
+                expires_at_ms: issued_at_ms + 60_000,
+                room_nodes: Vec::new(),
+                rejoin: false,
+            },
+            key,
+        )
+    }
+
+    #[test]
+    fn a_rejoin_token_is_accepted_expired_but_not_older_than_the_limit() {
+        let k = key();
+        let r = room(1);
+        let issued = 1_000_000;
+        let t = token(&k, &r, issued);
+        let ada = ParticipantId::from_random([7; 8]);
+        // Long expired, still within the rejoin age: the same participant.
+        let at_limit = issued + REJOIN_MAX_AGE_MS;
+        assert_eq!(rejoining_participant(&t, &k, &r, at_limit).unwrap(), ada);
+        let too_old = rejoining_participant(&t, &k, &r, at_limit + 1).unwrap_err();
+        assert_eq!(too_old.0.code, ErrorCode::TokenExpired, "{too_old:?}");
+    }
+
+    #[test]
+    fn a_rejoin_token_of_another_room_or_key_or_shape_is_invalid() {
+        let k = key();
+        let r = room(1);
+        let now = 2_000_000;
+        let cases = [
+            ("another room", token(&k, &room(2), now)),
+            ("another key", token(&key(), &r, now)),
+            ("garbage", "v1.%%%.%%%".to_owned()),
+        ];
+        for (what, t) in cases {
+            let e = rejoining_participant(&t, &k, &r, now).unwrap_err();
+            assert_eq!(e.0.code, ErrorCode::TokenInvalid, "{what}: {e:?}");
+            assert!(e.0.message.contains("rejoin token"), "{what}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_region_header_wins_over_the_body_and_must_be_a_plain_label() {
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(REGION_HEADER, v.parse().unwrap());
+            h
+        };
+        let none = HeaderMap::new();
+        assert_eq!(join_region(&none, None).unwrap(), None);
+        assert_eq!(join_region(&none, Some("")).unwrap(), None);
+        assert_eq!(
+            join_region(&none, Some("us")).unwrap().as_deref(),
+            Some("us")
+        );
+        assert_eq!(
+            join_region(&headers("eu"), Some("us")).unwrap().as_deref(),
+            Some("eu")
+        );
+        assert_eq!(
+            join_region(&headers(""), Some("us")).unwrap().as_deref(),
+            Some("us")
+        );
+        let ok = "a".repeat(MAX_REGION_CHARS);
+        assert!(join_region(&none, Some(&ok)).is_ok());
+        for bad in ["eu west", "eu/1", "ü", &"a".repeat(MAX_REGION_CHARS + 1)] {
+            let e = join_region(&none, Some(bad)).unwrap_err();
+            assert_eq!(e.0.code, ErrorCode::BadRequest, "{bad:?}");
+        }
+        let e = join_region(&headers("eu west"), None).unwrap_err();
+        assert!(e.0.message.contains(REGION_HEADER), "{e:?}");
     }
 }

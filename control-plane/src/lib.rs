@@ -166,6 +166,9 @@ pub struct ControlPlane {
     signing_key: RwLock<Option<Arc<Ed25519KeyPair>>>,
     /// Media-node liveness; meaningful on the leader only.
     liveness: Mutex<media_registry::Liveness>,
+    /// Held by the leader across a drain's check and write, so that
+    /// concurrent drains cannot take the last nodes out of service.
+    drain_lock: tokio::sync::Mutex<()>,
     /// Client for requests to other control-plane nodes.
     peers: cluster::PeerClient,
     metrics: CpMetrics,
@@ -218,6 +221,7 @@ impl ControlPlane {
             store,
             signing_key: RwLock::new(None),
             liveness: Mutex::new(media_registry::Liveness::default()),
+            drain_lock: tokio::sync::Mutex::new(()),
             metrics: CpMetrics::new(),
         });
         if cp.config.bootstrap == Bootstrap::Single {

@@ -65,6 +65,11 @@ pub struct BotResult {
     pub packets_sent: u64,
     /// Keyframe requests this bot's video source answered.
     pub keyframes_requested: u64,
+    /// The media node the join response placed this bot on.
+    pub node_id: Option<u64>,
+    /// The participant id the join response granted: the stream id other
+    /// bots key this bot's tracks by.
+    pub participant_id: Option<String>,
     /// Set if the bot failed; the report lists these.
     pub error: Option<String>,
 }
@@ -92,10 +97,24 @@ fn resolve_ws(base: &str, ws_url: &str) -> String {
 /// Runs one bot until `stop` turns true. Errors are reported in the
 /// result, not returned, so one failing bot doesn't abort a load run.
 pub async fn run(spec: BotSpec, target: Target, stop: watch::Receiver<bool>) -> BotResult {
+    run_in_region(spec, target, None, stop).await
+}
+
+/// [`run`], with the join request naming `region` (the body's `region`
+/// field), so a cluster's control plane places the bot on a media node of
+/// that region.
+pub async fn run_in_region(
+    spec: BotSpec,
+    target: Target,
+    region: Option<String>,
+    stop: watch::Receiver<bool>,
+) -> BotResult {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let name = spec.name.clone();
     let expects_media = spec.expects_media;
-    let error = run_inner(spec, target, stop, shared.clone()).await.err();
+    let error = run_inner(spec, target, region, stop, shared.clone())
+        .await
+        .err();
     BotResult::from_shared(name, expects_media, &shared, error)
 }
 
@@ -118,6 +137,8 @@ impl BotResult {
             received: s.received,
             packets_sent: s.packets_sent,
             keyframes_requested: s.keyframes_requested,
+            node_id: s.node_id,
+            participant_id: s.participant_id,
             error,
         }
     }
@@ -140,14 +161,19 @@ async fn recvonly(pc: &Pc, kind: RtpCodecKind) -> Result<(), String> {
 async fn run_inner(
     spec: BotSpec,
     target: Target,
+    region: Option<String>,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Mutex<Shared>>,
 ) -> Result<(), String> {
     let http = reqwest::Client::new();
     shared.lock().expect("lock poisoned").join_started = Some(Instant::now());
+    let mut body = json!({ "display_name": spec.name });
+    if let Some(region) = &region {
+        body["region"] = json!(region);
+    }
     let join: Value = http
         .post(format!("{}/api/rooms/{}/join", target.base, target.slug))
-        .json(&json!({ "display_name": spec.name }))
+        .json(&body)
         .send()
         .await
         .map_err(|e| format!("join request: {e}"))?
@@ -156,6 +182,11 @@ async fn run_inner(
         .json()
         .await
         .map_err(|e| format!("join response: {e}"))?;
+    {
+        let mut s = shared.lock().expect("lock poisoned");
+        s.node_id = join["node_id"].as_u64();
+        s.participant_id = join["participant_id"].as_str().map(str::to_owned);
+    }
     let token = join["token"]
         .as_str()
         .ok_or("join response without token")?;

@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) received: BTreeMap<String, ReceiveStats>,
     pub(crate) packets_sent: u64,
     pub(crate) keyframes_requested: u64,
+    /// The media node the join placed the bot on (Veche bots only).
+    pub(crate) node_id: Option<u64>,
+    /// The participant id the join granted (Veche bots only).
+    pub(crate) participant_id: Option<String>,
 }
 
 /// Tracks arrive tagged with `T`, so a bot with one connection per remote

@@ -7,6 +7,7 @@
 
 pub mod bot;
 mod client;
+pub mod cluster;
 pub mod commits;
 pub mod janus;
 pub mod media;

@@ -1,6 +1,8 @@
 //! The load report: a table for people and JSON for programs.
 
 use crate::bot::BotResult;
+use crate::cluster::ClusterReport;
+use crate::media::ReceiveStats;
 use crate::scenario::Scenario;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -89,6 +91,10 @@ pub struct SubscriberTrack {
     pub loss_percent: f64,
     /// RFC 3550 jitter, ms.
     pub jitter_ms: f64,
+    /// Cluster runs only: 0 if the bot was on the publisher's media node,
+    /// 1 if the track was relayed to its node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops: Option<u32>,
 }
 
 /// The whole report.
@@ -129,24 +135,40 @@ pub struct Report {
     /// When it nears the machine's core count, latency and jitter include
     /// time the bots waited for a CPU.
     pub bots_cpu_percent: Option<f64>,
+    /// Cluster runs (`--nodes`) only: latency by cascade hops, the cost of
+    /// each process and the media nodes' relay counters. `server` then
+    /// sums the media nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
 }
 
 fn summarize(bots: &[BotResult], kind: &str) -> MediaSummary {
+    summarize_tracks(
+        bots.iter()
+            .flat_map(|b| &b.received)
+            .filter(|(key, _)| key.ends_with(kind))
+            .map(|(_, s)| s),
+    )
+}
+
+/// Received-media figures over `tracks` (all of one kind); tracks that
+/// received nothing are left out.
+pub(crate) fn summarize_tracks<'a>(
+    tracks: impl IntoIterator<Item = &'a ReceiveStats>,
+) -> MediaSummary {
     let mut bitrate = Vec::new();
     let mut jitter = Vec::new();
     let mut latency = crate::media::LatencyHistogram::new();
     let (mut lost, mut expected) = (0u64, 0u64);
-    for b in bots {
-        for (key, s) in &b.received {
-            if !key.ends_with(kind) || s.packets() == 0 {
-                continue;
-            }
-            bitrate.push(s.bitrate_bps() / 1000.0);
-            jitter.push(s.jitter_ms());
-            lost += s.lost();
-            expected += s.expected();
-            latency.merge(s.latency());
+    for s in tracks {
+        if s.packets() == 0 {
+            continue;
         }
+        bitrate.push(s.bitrate_bps() / 1000.0);
+        jitter.push(s.jitter_ms());
+        lost += s.lost();
+        expected += s.expected();
+        latency.merge(s.latency());
     }
     MediaSummary {
         tracks: bitrate.len(),
@@ -223,12 +245,14 @@ impl Report {
                         100.0 * s.lost() as f64 / s.expected() as f64
                     },
                     jitter_ms: s.jitter_ms(),
+                    hops: None,
                 })
             })
             .collect();
         Report {
             server_kind: "veche",
             bots_cpu_percent: None,
+            cluster: None,
             per_subscriber,
             scenario,
             video_bps,
@@ -316,6 +340,9 @@ impl Report {
         }
         if let Some(b) = self.bots_cpu_percent {
             let _ = writeln!(t, "bots' own CPU       {b:.0} % of a core (same machine)");
+        }
+        if let Some(c) = &self.cluster {
+            t.push_str(&c.table());
         }
         for (name, e) in &self.failed {
             let _ = writeln!(t, "FAILED {name}: {e}");

@@ -104,6 +104,15 @@ pub enum ServerTarget {
     /// its WebSocket API, for a side-by-side comparison (see
     /// [`crate::janus`]).
     Janus,
+    /// Start a cascading cluster from this executable: one control plane
+    /// and `media_nodes` media nodes on loopback, each in a region of its
+    /// own (see [`crate::cluster`]), and stop it afterwards.
+    Cluster {
+        /// The `veche` binary.
+        exe: PathBuf,
+        /// Media nodes.
+        media_nodes: usize,
+    },
     /// A server that is already running.
     External {
         /// Its base URL.
@@ -212,8 +221,12 @@ pub(crate) fn bar(progress: bool, len: u64, msg: &str) -> ProgressBar {
 
 /// Runs a scenario and reports.
 pub async fn run(opts: Options) -> Result<Report, String> {
-    if matches!(opts.target, ServerTarget::Janus) {
-        return crate::janus::run_scenario(&opts).await;
+    match &opts.target {
+        ServerTarget::Janus => return crate::janus::run_scenario(&opts).await,
+        ServerTarget::Cluster { exe, media_nodes } => {
+            return crate::cluster::run_scenario(&opts, exe, *media_nodes).await;
+        }
+        ServerTarget::Spawn { .. } | ServerTarget::External { .. } => {}
     }
     let (spawned, base, pid) = match &opts.target {
         ServerTarget::Spawn { exe } => {
@@ -222,7 +235,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             (Some(s), base, Some(pid))
         }
         ServerTarget::External { base, pid } => (None, base.trim_end_matches('/').to_owned(), *pid),
-        ServerTarget::Janus => unreachable!("handled above"),
+        ServerTarget::Janus | ServerTarget::Cluster { .. } => unreachable!("handled above"),
     };
     let result = run_against(&opts, &base, pid).await;
     if let Some(mut s) = spawned {
@@ -283,16 +296,89 @@ pub(crate) async fn measure<Fwd, FwdFut>(
     opts: &Options,
     pid: Option<u32>,
     receiving: Arc<AtomicUsize>,
-    mut spawn_bot: impl FnMut(BotSpec, watch::Receiver<bool>) -> JoinHandle<BotResult>,
-    mut forwarded: Fwd,
+    spawn_bot: impl FnMut(BotSpec, watch::Receiver<bool>) -> JoinHandle<BotResult>,
+    forwarded: Fwd,
 ) -> Report
 where
     Fwd: FnMut() -> FwdFut,
     FwdFut: Future<Output = Option<u64>>,
 {
-    let sample = |pid: Option<u32>| pid.and_then(|p| proc::sample(p).ok());
-    let idle: Option<ProcSample> = sample(pid);
     let specs = opts.scenario.bots(opts.video_bps);
+    let pids: Vec<u32> = pid.into_iter().collect();
+    let m = measure_bots(opts, specs, &pids, receiving, spawn_bot, forwarded).await;
+    let server = m
+        .procs
+        .first()
+        .and_then(|w| w.cost(m.probe.0.zip(m.probe.1)));
+    let mut report = Report::build(opts.scenario, opts.video_bps, m.window, m.bots, server);
+    report.bots_cpu_percent = m.bots_cpu_percent;
+    report
+}
+
+/// Readings of one watched process around a load run.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ProcWindow {
+    /// Before any bot joined.
+    pub(crate) idle: Option<ProcSample>,
+    /// At the start of the measurement window.
+    pub(crate) before: Option<ProcSample>,
+    /// At its end.
+    pub(crate) after: Option<ProcSample>,
+}
+
+impl ProcWindow {
+    /// CPU use in the window, percent of one core.
+    pub(crate) fn cpu_percent(&self) -> Option<f64> {
+        let (b, a) = (self.before?, self.after?);
+        Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9))
+    }
+
+    /// What the process spent in the window; `forwarded` is its packet
+    /// counter at the window's start and end.
+    pub(crate) fn cost(&self, forwarded: Option<(u64, u64)>) -> Option<ServerCost> {
+        let (b, a) = (self.before?, self.after?);
+        Some(ServerCost {
+            cpu_s: a.cpu_s - b.cpu_s,
+            window_s: a.at.duration_since(b.at).as_secs_f64(),
+            packets_forwarded: forwarded.map(|(x, y)| y.saturating_sub(x)),
+            rss_idle_kib: self.idle.map(|i| i.rss_kib),
+            rss_loaded_kib: a.rss_kib,
+            peak_rss_kib: a.peak_rss_kib,
+        })
+    }
+}
+
+/// What a load run measured, before it becomes a report.
+pub(crate) struct Measured<P> {
+    /// Every bot's result, in the order they were started.
+    pub(crate) bots: Vec<BotResult>,
+    /// The measurement window.
+    pub(crate) window: Duration,
+    /// One entry per watched process, in the order given.
+    pub(crate) procs: Vec<ProcWindow>,
+    /// The probe's readings at the window's start and end.
+    pub(crate) probe: (P, P),
+    /// CPU the bots' own process used in the window, percent of one core.
+    pub(crate) bots_cpu_percent: Option<f64>,
+}
+
+/// Runs `specs` as [`measure`] does, reading the processes `pids` and
+/// calling `probe` (e.g. a metrics scrape) just before and just after the
+/// window, while every bot is still connected.
+pub(crate) async fn measure_bots<P, ProbeFut>(
+    opts: &Options,
+    specs: Vec<BotSpec>,
+    pids: &[u32],
+    receiving: Arc<AtomicUsize>,
+    mut spawn_bot: impl FnMut(BotSpec, watch::Receiver<bool>) -> JoinHandle<BotResult>,
+    mut probe: impl FnMut() -> ProbeFut,
+) -> Measured<P>
+where
+    ProbeFut: Future<Output = P>,
+{
+    let sample_all =
+        || -> Vec<Option<ProcSample>> { pids.iter().map(|p| proc::sample(*p).ok()).collect() };
+    let idle = sample_all();
     let receivers = specs.iter().filter(|s| s.expects_media).count();
     let (stop_tx, stop_rx) = watch::channel(false);
     let ramp = bar(opts.progress, specs.len() as u64, "joining");
@@ -321,9 +407,9 @@ where
     settle.finish();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let before = sample(pid);
+    let before = sample_all();
     let bots_before = proc::sample(std::process::id()).ok();
-    let fwd_before = forwarded().await;
+    let probe_before = probe().await;
     let progress = bar(opts.progress, opts.duration.as_secs().max(1), "measuring");
     let t0 = Instant::now();
     while t0.elapsed() < opts.duration {
@@ -331,9 +417,9 @@ where
         progress.set_position(t0.elapsed().as_secs());
     }
     progress.finish();
-    let after = sample(pid);
+    let after = sample_all();
     let bots_after = proc::sample(std::process::id()).ok();
-    let fwd_after = forwarded().await;
+    let probe_after = probe().await;
     let window = t0.elapsed();
 
     let _ = stop_tx.send(true);
@@ -348,27 +434,29 @@ where
             }),
         }
     }
-
-    let server = match (before, after) {
-        (Some(b), Some(a)) => Some(ServerCost {
-            cpu_s: a.cpu_s - b.cpu_s,
-            window_s: a.at.duration_since(b.at).as_secs_f64(),
-            packets_forwarded: match (fwd_before, fwd_after) {
-                (Some(x), Some(y)) => Some(y.saturating_sub(x)),
-                _ => None,
-            },
-            rss_idle_kib: idle.map(|i| i.rss_kib),
-            rss_loaded_kib: a.rss_kib,
-            peak_rss_kib: a.peak_rss_kib,
-        }),
-        _ => None,
-    };
-    let mut report = Report::build(opts.scenario, opts.video_bps, window, bots, server);
+    let procs = idle
+        .into_iter()
+        .zip(before)
+        .zip(after)
+        .map(|((idle, before), after)| ProcWindow {
+            idle,
+            before,
+            after,
+        })
+        .collect();
     // The bots share the machine with the server; how busy they were
     // tells whether latency and jitter figures include bot-side waiting.
-    if let (Some(b), Some(a)) = (bots_before, bots_after) {
-        report.bots_cpu_percent =
-            Some(100.0 * (a.cpu_s - b.cpu_s) / a.at.duration_since(b.at).as_secs_f64().max(1e-9));
+    let bots_cpu_percent = ProcWindow {
+        idle: None,
+        before: bots_before,
+        after: bots_after,
     }
-    report
+    .cpu_percent();
+    Measured {
+        bots,
+        window,
+        procs,
+        probe: (probe_before, probe_after),
+        bots_cpu_percent,
+    }
 }

@@ -740,15 +740,13 @@ mod tests {
     }
 
     async fn next_message(n: &mut Node) -> (NodeId, RelayMsg) {
-        loop {
-            match tokio::time::timeout(Duration::from_secs(5), n.events.recv())
-                .await
-                .expect("no relay event within 5 s")
-                .expect("event stream ended")
-            {
-                RelayEvent::Message { from, msg } => return (from, msg),
-                RelayEvent::LinkLost(p) => panic!("link to {p} lost"),
-            }
+        match tokio::time::timeout(Duration::from_secs(5), n.events.recv())
+            .await
+            .expect("no relay event within 5 s")
+            .expect("event stream ended")
+        {
+            RelayEvent::Message { from, msg } => (from, msg),
+            RelayEvent::LinkLost(p) => panic!("link to {p} lost"),
         }
     }
 
@@ -766,7 +764,7 @@ mod tests {
         let ca = tempfile::tempdir().unwrap();
         relay_tls::generate_ca(ca.path()).unwrap();
         let mut a = node(ca.path(), 1);
-        let mut b = node(ca.path(), 2);
+        let b = node(ca.path(), 2);
         let room = RoomId(7);
         let published = UpTrack::for_test(info(), codec());
 

@@ -1,9 +1,10 @@
 //! The operator API for the control-plane cluster (JSON over HTTP, behind
-//! the cluster secret): status, adding and removing control-plane nodes.
-//! `veche cluster status|add|remove` is a thin client of these routes.
+//! the cluster secret): status, adding and removing control-plane nodes,
+//! draining media nodes. `veche cluster status|add|remove|drain|undrain` is
+//! a thin client of these routes.
 
 use crate::ids::NodeId;
-use crate::rpc::MediaNodeInfo;
+use crate::rpc::{MediaNodeInfo, RelayPeer};
 use serde::{Deserialize, Serialize};
 
 /// `GET`: this node's view of the cluster ([`ClusterStatus`]).
@@ -11,6 +12,15 @@ pub const ADMIN_CLUSTER: &str = "/api/admin/cluster";
 /// `POST` an [`AddMemberRequest`]: add a control-plane node as a voter.
 /// `DELETE {ADMIN_MEMBERS}/{id}`: remove one.
 pub const ADMIN_MEMBERS: &str = "/api/admin/cluster/members";
+/// `POST {ADMIN_MEDIA_NODES}/{id}/drain`: stop placing participants on a
+/// media node (`202`, its [`MediaNodeStatus`]). `DELETE` the same path:
+/// put it back in service (`200`).
+pub const ADMIN_MEDIA_NODES: &str = "/api/admin/media-nodes";
+
+/// The drain route of media node `id`: `{ADMIN_MEDIA_NODES}/{id}/drain`.
+pub fn drain_path(id: NodeId) -> String {
+    format!("{ADMIN_MEDIA_NODES}/{}/drain", id.0)
+}
 
 /// One control-plane node's view of the Raft group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,4 +94,9 @@ pub struct Placement {
     pub node_id: NodeId,
     /// Its signalling URL.
     pub ws_url: String,
+    /// The other alive media nodes hosting the room, with relay addresses,
+    /// for the join token's `room_nodes`. Absent from a leader that
+    /// predates cascading, hence the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub room_nodes: Vec<RelayPeer>,
 }

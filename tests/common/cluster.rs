@@ -20,6 +20,12 @@
 //!   observe a partitioned node, as an operator on a management network
 //!   could. Needs `nft` and root in the test's network namespace (which
 //!   `scripts/test.sh` provides).
+//! - **Stand-in media nodes.** [`Cluster::fake_media_node`] registers a
+//!   media node through the internal RPC and sends its heartbeats from the
+//!   test, with whatever region, capacity, relay address and load the test
+//!   sets: placement and draining are about what the control plane decides,
+//!   and a stand-in shows those decisions (and every heartbeat reply)
+//!   without WebRTC.
 //! - **Blocking calls.** [`Cluster::restart`] and [`Cluster::cli`] block
 //!   the calling thread (a restart until the node prints that it runs, an
 //!   `add` until the node votes); use a multi-threaded runtime
@@ -35,8 +41,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use veche_protocol::rpc::{
+    Heartbeat, HeartbeatReply, RegisterNode, RPC_HEARTBEAT, RPC_REGISTER_NODE,
+};
+use veche_protocol::{NodeId, RoomId};
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
 /// `POLL_INTERVAL`, since its duration is itself a measurement.
@@ -63,6 +73,15 @@ struct CpNode {
     member: AtomicBool,
     child: Option<Child>,
     starts: u32,
+}
+
+/// How to start a media node.
+#[derive(Clone, Debug, Default)]
+pub struct MediaNodeOpts {
+    /// `--region`.
+    pub region: Option<String>,
+    /// Start its QUIC relay (with a certificate from the cluster's CA).
+    pub relay: bool,
 }
 
 /// One `veche media-node`.
@@ -352,6 +371,85 @@ impl Cluster {
     /// `--control-plane` listing every control-plane node, waits until it
     /// has registered, and returns its base URL. Killed on drop.
     pub async fn start_media_node(&mut self, id: u64) -> String {
+        self.start_media_node_with(id, MediaNodeOpts::default())
+            .await
+    }
+
+    /// The base URL of media node `id`.
+    pub fn media_base(&self, id: u64) -> String {
+        self.media
+            .get(&id)
+            .unwrap_or_else(|| panic!("no media node {id}"))
+            .base
+            .clone()
+    }
+
+    /// Waits until media node `id` exits by itself (after a drain).
+    pub async fn wait_media_node_exit(&mut self, id: u64, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let m = self
+                .media
+                .get_mut(&id)
+                .unwrap_or_else(|| panic!("no media node {id}"));
+            match m.child.as_mut().map(Child::try_wait) {
+                None => return Ok(()),
+                Some(Ok(Some(status))) => {
+                    eprintln!("[harness] media node {id} exited: {status}");
+                    m.child = None;
+                    return Ok(());
+                }
+                _ if start.elapsed() >= timeout => {
+                    return Err(format!(
+                        "media node {id} still running after {timeout:?}; log {}",
+                        m.log.display()
+                    ))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Makes the cluster's relay CA on first use and issues media node
+    /// `id` its certificate; returns the directory to pass as
+    /// `--relay-tls`.
+    fn relay_tls_dir(&self, id: u64) -> PathBuf {
+        let ca = self.root.path().join("relay-ca");
+        if !ca.join("ca.key").exists() {
+            let out = self
+                .command()
+                .args(["cluster", "ca", "--out"])
+                .arg(&ca)
+                .output()
+                .expect("cannot run the veche binary");
+            assert!(
+                out.status.success(),
+                "veche cluster ca failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let dir = self.root.path().join(format!("relay-{id}"));
+        if !dir.join("node.key").exists() {
+            let out = self
+                .command()
+                .args(["cluster", "cert", "--ca"])
+                .arg(&ca)
+                .args(["--node", &id.to_string(), "--out"])
+                .arg(&dir)
+                .output()
+                .expect("cannot run the veche binary");
+            assert!(
+                out.status.success(),
+                "veche cluster cert failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dir
+    }
+
+    /// [`Cluster::start_media_node`] with a region and, optionally, a QUIC
+    /// relay on `127.A.B.{100+id}` (so rooms can span media nodes).
+    pub async fn start_media_node_with(&mut self, id: u64, opts: MediaNodeOpts) -> String {
         assert!(id < 150, "media node ids go up to 149");
         assert!(
             self.media.get(&id).is_none_or(|m| m.child.is_none()),
@@ -366,6 +464,22 @@ impl Cluster {
             .map(|cp| self.base(*cp))
             .collect::<Vec<_>>()
             .join(",");
+        let mut extra: Vec<String> = Vec::new();
+        if let Some(r) = &opts.region {
+            extra.extend(["--region".into(), r.clone()]);
+        }
+        if opts.relay {
+            let dir = self.relay_tls_dir(id);
+            let udp = std::net::UdpSocket::bind((ip, 0)).expect("free UDP port");
+            let relay = udp.local_addr().expect("bound").to_string();
+            drop(udp);
+            extra.extend([
+                "--relay-listen".into(),
+                relay,
+                "--relay-tls".into(),
+                dir.display().to_string(),
+            ]);
+        }
         let log = self.root.path().join(format!("media-{id}.log"));
         let offset = file_len(&log);
         let mut file = open_log(&log);
@@ -379,6 +493,7 @@ impl Cluster {
             .arg(format!("{ip}:{port}"))
             .arg("--control-plane")
             .arg(control_planes)
+            .args(extra)
             .stdout(file.try_clone().expect("clone log handle"))
             .stderr(file)
             .spawn()
@@ -431,6 +546,40 @@ impl Cluster {
         let _ = child.kill();
         let status = child.wait();
         eprintln!("[harness] killed media node {id} at {}: {status:?}", m.base);
+    }
+
+    /// Registers a stand-in media node `id` (see the module docs) with
+    /// `region`, `capacity` and, if `relay`, a relay address, through the
+    /// internal RPC on any control-plane node, then heartbeats for it every
+    /// 250 ms with the load set by [`FakeMediaNode::set_load`] (initially
+    /// none) until it is stopped or dropped.
+    pub async fn fake_media_node(
+        &self,
+        id: u64,
+        region: &str,
+        capacity: u32,
+        relay: bool,
+    ) -> FakeMediaNode {
+        let ip = self.ip(100 + id);
+        let register = RegisterNode {
+            node_id: NodeId(id),
+            ws_url: format!("ws://{ip}:9/media/ws"),
+            region: region.to_owned(),
+            capacity,
+            relay_addr: relay.then(|| format!("{ip}:4433")),
+        };
+        let node = FakeMediaNode {
+            id,
+            register,
+            bases: self.nodes.keys().map(|cp| self.base(*cp)).collect(),
+            secret: self.secret.clone(),
+            http: self.http.clone(),
+            state: Arc::new(Mutex::new(FakeState::default())),
+            beats: Mutex::new(None),
+        };
+        node.register_again().await;
+        node.start_beating();
+        node
     }
 
     // -- internals ----------------------------------------------------------
@@ -603,6 +752,237 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Stand-in media nodes
+// ---------------------------------------------------------------------------
+
+/// How often a [`FakeMediaNode`] beats: faster than a real node, so that
+/// tests see the control plane's answers sooner.
+const FAKE_BEAT_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+struct FakeState {
+    participants: u32,
+    room_ids: Vec<RoomId>,
+    last_reply: Option<HeartbeatReply>,
+    last_error: Option<String>,
+}
+
+/// A media node that exists only as registrations and heartbeats sent by
+/// the test; see [`Cluster::fake_media_node`].
+pub struct FakeMediaNode {
+    id: u64,
+    register: RegisterNode,
+    bases: Vec<String>,
+    secret: String,
+    http: reqwest::Client,
+    state: Arc<Mutex<FakeState>>,
+    beats: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl FakeMediaNode {
+    /// Its id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its relay address, if it registered one.
+    pub fn relay_addr(&self) -> Option<&str> {
+        self.register.relay_addr.as_deref()
+    }
+
+    /// Its signalling URL, as joins are given it.
+    pub fn ws_url(&self) -> &str {
+        &self.register.ws_url
+    }
+
+    /// What its heartbeats report from now on.
+    pub fn set_load(&self, participants: u32, rooms: &[RoomId]) {
+        let mut s = self.state.lock().expect("lock");
+        s.participants = participants;
+        s.room_ids = rooms.to_vec();
+    }
+
+    /// The last heartbeat reply, or why the last heartbeat failed.
+    pub fn last_reply(&self) -> Result<HeartbeatReply, String> {
+        let s = self.state.lock().expect("lock");
+        match (&s.last_reply, &s.last_error) {
+            (_, Some(e)) => Err(e.clone()),
+            (Some(r), None) => Ok(r.clone()),
+            (None, None) => Err("no heartbeat answered yet".into()),
+        }
+    }
+
+    /// Waits until a heartbeat reply satisfies `pred` (and returns it).
+    pub async fn wait_for_reply(
+        &self,
+        what: &str,
+        pred: impl Fn(&HeartbeatReply) -> bool,
+    ) -> HeartbeatReply {
+        super::wait_for(
+            &format!("media node {} is told that {what}", self.id),
+            Duration::from_secs(10),
+            async || {
+                let r = self.last_reply()?;
+                if pred(&r) {
+                    Ok(r)
+                } else {
+                    Err(format!("last reply: {r:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Registers again with the same settings, as its process would on a
+    /// restart. Panics unless some control-plane node accepts it within
+    /// 20 s.
+    pub async fn register_again(&self) {
+        let body = rmp_serde::to_vec_named(&self.register).expect("encode RegisterNode");
+        let mut last = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            for base in &self.bases {
+                match rpc(&self.http, base, RPC_REGISTER_NODE, &self.secret, &body).await {
+                    Ok(_) => return,
+                    Err(e) => last = e,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("media node {} could not register: {last}", self.id);
+    }
+
+    /// Stops heartbeating, as a node that died would.
+    pub fn stop(&self) {
+        if let Some(task) = self.beats.lock().expect("lock").take() {
+            task.abort();
+        }
+    }
+
+    fn start_beating(&self) {
+        let (id, state, http) = (self.id, self.state.clone(), self.http.clone());
+        let (bases, secret) = (self.bases.clone(), self.secret.clone());
+        let task = tokio::spawn(async move {
+            let mut turn = 0;
+            loop {
+                let beat = {
+                    let s = state.lock().expect("lock");
+                    Heartbeat {
+                        node_id: NodeId(id),
+                        participants: s.participants,
+                        rooms: s.room_ids.len() as u32,
+                        room_ids: s.room_ids.clone(),
+                    }
+                };
+                let body = rmp_serde::to_vec_named(&beat).expect("encode Heartbeat");
+                // Like a real node: the first control-plane node that
+                // answers, starting with the one that answered last.
+                let mut outcome = Err(String::new());
+                for i in 0..bases.len() {
+                    let base = &bases[(turn + i) % bases.len()];
+                    outcome = rpc(&http, base, RPC_HEARTBEAT, &secret, &body).await;
+                    if outcome.is_ok() {
+                        turn = (turn + i) % bases.len();
+                        break;
+                    }
+                }
+                {
+                    let mut s = state.lock().expect("lock");
+                    match outcome.and_then(|bytes| {
+                        rmp_serde::from_slice::<HeartbeatReply>(&bytes)
+                            .map_err(|e| format!("undecodable heartbeat reply: {e}"))
+                    }) {
+                        Ok(reply) => {
+                            s.last_reply = Some(reply);
+                            s.last_error = None;
+                        }
+                        Err(e) => s.last_error = Some(e),
+                    }
+                }
+                tokio::time::sleep(FAKE_BEAT_INTERVAL).await;
+            }
+        });
+        *self.beats.lock().expect("lock") = Some(task);
+    }
+}
+
+impl Drop for FakeMediaNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `POST {base}{path}` with a MessagePack body and the cluster secret; the
+/// reply's bytes, or why not.
+async fn rpc(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    secret: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, String> {
+    let url = format!("{base}{path}");
+    let resp = http
+        .post(&url)
+        .bearer_auth(secret)
+        .header("content-type", "application/msgpack")
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| format!("POST {url}: {e}"))?;
+    if status.is_success() {
+        Ok(bytes.to_vec())
+    } else {
+        Err(format!(
+            "POST {url} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))
+    }
+}
+
+/// The claims of a join token (`v1.<base64url JSON>.<signature>`), decoded
+/// without checking the signature: what a test wants to see of a token it
+/// was given.
+pub fn token_claims(token: &str) -> Value {
+    let claims = token
+        .strip_prefix("v1.")
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or_else(|| panic!("not a v1 token: {token:?}"));
+    let bytes = base64url_decode(claims)
+        .unwrap_or_else(|| panic!("the claims of {token:?} are not base64url"));
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("the claims of {token:?} are not JSON: {e}"))
+}
+
+/// Decodes unpadded base64url; `None` if `text` is not that.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{ParticipantId, RoomId, RoomSlug, UnixMillis};
+use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis};
 
 /// A room as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +21,25 @@ pub struct Room {
     pub name: String,
     /// Proposer's wall clock at creation.
     pub created_at_ms: UnixMillis,
+}
+
+/// A media node as stored: what it registered with, and whether an operator
+/// is draining it. The two live in one record so that a registration and
+/// its drain flag can never disagree about which node they describe, and so
+/// that re-registering (a freshly started process) can clear the flag in
+/// the same write.
+///
+/// The registration is flattened, so a record written before the flag
+/// existed (a bare `MediaNodeInfo`) reads back as not draining.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaNodeRecord {
+    /// What the node registered with.
+    #[serde(flatten)]
+    pub info: MediaNodeInfo,
+    /// An operator asked to drain it: no new participants go there, and
+    /// the node is told so in every heartbeat reply.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// A write to the control plane's durable state.
@@ -66,9 +85,21 @@ pub enum Command {
     /// Record (or update) a media node's registration. Proposed only when
     /// the registration differs from what is stored, so a restarting node
     /// costs one entry and heartbeats cost none.
+    ///
+    /// It also clears the node's drain flag: a node registers when its
+    /// process starts, and a freshly started process is back in service.
     RegisterMediaNode {
         /// What the node registered with.
         info: MediaNodeInfo,
+    },
+    /// Set or clear a registered media node's drain flag. Refused with
+    /// [`CommandError::NoSuchMediaNode`] for a node that never registered.
+    /// Setting the flag it already has changes nothing, so retries are safe.
+    SetMediaNodeDraining {
+        /// The node.
+        node_id: NodeId,
+        /// Drain (`true`) or put back in service (`false`).
+        draining: bool,
     },
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
@@ -87,7 +118,8 @@ impl Command {
         match self {
             Command::CreateRoom { .. }
             | Command::InitSigningKey { .. }
-            | Command::RegisterMediaNode { .. } => true,
+            | Command::RegisterMediaNode { .. }
+            | Command::SetMediaNodeDraining { .. } => true,
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
@@ -103,8 +135,8 @@ pub enum CommandOutput {
     Chat(ChatMessage),
     /// The installed signing key.
     SigningKey(Vec<u8>),
-    /// The stored media-node registration.
-    MediaNode(MediaNodeInfo),
+    /// The stored media-node record (registration and drain flag).
+    MediaNode(MediaNodeRecord),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -119,6 +151,9 @@ pub enum CommandError {
     /// `PostChat` to a room that does not exist.
     #[error("no such room")]
     NoSuchRoom,
+    /// `SetMediaNodeDraining` for a node that is not registered.
+    #[error("no such media node")]
+    NoSuchMediaNode,
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

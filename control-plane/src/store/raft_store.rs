@@ -3,7 +3,7 @@
 
 use super::db::{self, DbError, Released};
 use super::log_store::LogStore;
-use super::model::{Command, CommandResult, Room};
+use super::model::{Command, CommandResult, MediaNodeRecord, Room};
 use super::network::HttpNetworkFactory;
 use super::state_machine::{queries, StateMachine};
 use super::types::Raft;
@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use veche_protocol::chat::ChatMessage;
-use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, RoomId, RoomSlug};
 
 /// File name of the Raft log and state machine inside the data directory.
@@ -709,8 +708,8 @@ impl LocalReads<'_> {
         Ok(queries::signing_key(self.db)?)
     }
 
-    /// Every registered media node.
-    pub fn media_nodes(&self) -> Result<Vec<MediaNodeInfo>, StoreError> {
+    /// Every registered media node, with its drain flag.
+    pub fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
         Ok(queries::media_nodes(self.db)?)
     }
 }

@@ -13,7 +13,7 @@ use super::db::{
     KEY_SIGNING_KEY, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, KEY_SNAPSHOT_SEQ, MEDIA_NODES, MESSAGES,
     ROOMS, ROOM_SLUGS, SM_META, SNAPSHOT,
 };
-use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
+use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
 use super::types::{ApplyResponse, TypeConfig};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -24,7 +24,6 @@ use redb::{Database, ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use veche_protocol::chat::ChatMessage;
-use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, RoomId, RoomSlug};
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
@@ -51,10 +50,12 @@ struct SnapshotBlob {
     messages: Vec<ChatMessage>,
     /// The installed join-token signing key, if any.
     signing_key: Option<Vec<u8>>,
-    /// Media-node registrations. Absent in snapshots written before media
-    /// nodes were registered through Raft, hence the default.
+    /// Media-node registrations with their drain flags. Absent in
+    /// snapshots written before media nodes were registered through Raft,
+    /// hence the default; a record from before the drain flag reads as not
+    /// draining (see [`MediaNodeRecord`]).
     #[serde(default)]
-    media_nodes: Vec<MediaNodeInfo>,
+    media_nodes: Vec<MediaNodeRecord>,
     /// The id counter (see `allocate_id`). Absent in snapshots written
     /// before it existed, when ids were log indexes and the rule "never
     /// below the entry's index" alone keeps them unique.
@@ -210,9 +211,26 @@ fn apply_command(
             Ok(Ok(CommandOutput::SigningKey(pkcs8)))
         }
         Command::RegisterMediaNode { info } => {
+            let record = MediaNodeRecord {
+                info,
+                draining: false,
+            };
             t.media_nodes
-                .insert(info.node_id.0, db::encode(&info)?.as_slice())?;
-            Ok(Ok(CommandOutput::MediaNode(info)))
+                .insert(record.info.node_id.0, db::encode(&record)?.as_slice())?;
+            Ok(Ok(CommandOutput::MediaNode(record)))
+        }
+        Command::SetMediaNodeDraining { node_id, draining } => {
+            let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
+            let Some(stored) = stored else {
+                return Ok(Err(CommandError::NoSuchMediaNode));
+            };
+            let mut record: MediaNodeRecord = db::decode(&stored)?;
+            if record.draining != draining {
+                record.draining = draining;
+                t.media_nodes
+                    .insert(node_id.0, db::encode(&record)?.as_slice())?;
+            }
+            Ok(Ok(CommandOutput::MediaNode(record)))
         }
     }
 }
@@ -386,7 +404,7 @@ fn install_snapshot(
         txn.delete_table(MEDIA_NODES)?;
         let mut media_nodes = txn.open_table(MEDIA_NODES)?;
         for n in &blob.media_nodes {
-            media_nodes.insert(n.node_id.0, db::encode(n)?.as_slice())?;
+            media_nodes.insert(n.info.node_id.0, db::encode(n)?.as_slice())?;
         }
         let mut rooms = txn.open_table(ROOMS)?;
         let mut slugs = txn.open_table(ROOM_SLUGS)?;
@@ -569,7 +587,7 @@ pub(crate) mod queries {
         Ok((out, has_more))
     }
 
-    pub(crate) fn media_nodes(db: &Database) -> Result<Vec<MediaNodeInfo>, DbError> {
+    pub(crate) fn media_nodes(db: &Database) -> Result<Vec<MediaNodeRecord>, DbError> {
         let txn = db.begin_read()?;
         let mut out = Vec::new();
         for item in txn.open_table(MEDIA_NODES)?.iter()? {

@@ -3,7 +3,7 @@
 
 use super::db;
 use super::log_store::LogStore;
-use super::model::{Command, CommandError, CommandOutput, CommandResult, Room};
+use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
 use super::state_machine::{queries, StateMachine};
 use super::types::{Raft, TypeConfig};
 use super::{default_raft_config, open_storage, raft_router, RaftStore};
@@ -288,24 +288,51 @@ async fn create_room_retried_after_a_lost_reply_returns_the_same_room() {
     store.shutdown().await.unwrap();
 }
 
+fn media_node(id: u64, relay_addr: Option<&str>) -> veche_protocol::rpc::MediaNodeInfo {
+    veche_protocol::rpc::MediaNodeInfo {
+        node_id: veche_protocol::NodeId(id),
+        region: "eu".into(),
+        ws_url: format!("wss://m{id}/media/ws"),
+        capacity: 60,
+        relay_addr: relay_addr.map(str::to_owned),
+    }
+}
+
+fn set_draining(id: u64, draining: bool) -> Command {
+    Command::SetMediaNodeDraining {
+        node_id: veche_protocol::NodeId(id),
+        draining,
+    }
+}
+
+fn record(info: &veche_protocol::rpc::MediaNodeInfo, draining: bool) -> MediaNodeRecord {
+    MediaNodeRecord {
+        info: info.clone(),
+        draining,
+    }
+}
+
 #[tokio::test]
-async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
-    use veche_protocol::rpc::MediaNodeInfo;
+async fn media_node_registrations_and_drain_flags_are_stored_and_survive_a_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_single(dir.path()).await;
-    let info = MediaNodeInfo {
-        node_id: veche_protocol::NodeId(3),
-        region: "eu".into(),
-        ws_url: "wss://m3/media/ws".into(),
-        capacity: 60,
-        relay_addr: None,
-    };
+    let info = media_node(3, None);
     let out = store
         .write(Command::RegisterMediaNode { info: info.clone() })
         .await
         .unwrap();
-    assert_eq!(out, Ok(CommandOutput::MediaNode(info.clone())));
-    assert_eq!(store.local().media_nodes().unwrap(), vec![info.clone()]);
+    assert_eq!(out, Ok(CommandOutput::MediaNode(record(&info, false))));
+    let drained = media_node(4, Some("10.0.0.4:4433"));
+    store
+        .write(Command::RegisterMediaNode {
+            info: drained.clone(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    store.write(set_draining(4, true)).await.unwrap().unwrap();
+    let expected = vec![record(&info, false), record(&drained, true)];
+    assert_eq!(store.local().media_nodes().unwrap(), expected);
     let snapshot_at = snapshot_now(store.raft()).await;
     let snap = store
         .raft()
@@ -317,7 +344,8 @@ async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
     store.shutdown().await.unwrap();
     drop(store);
 
-    // Install that snapshot on fresh storage: the registration comes along.
+    // Install that snapshot on fresh storage: the registrations and the
+    // drain flag come along.
     let fresh = tempfile::tempdir().unwrap();
     {
         let (_log, mut sm) = open_storage(&fresh.path().join("raft.redb")).unwrap();
@@ -326,8 +354,72 @@ async fn media_node_registrations_are_stored_and_survive_a_snapshot_install() {
         sm.install_snapshot(&snap.meta, data).await.unwrap();
     }
     let store = open_single(fresh.path()).await;
-    assert_eq!(store.local().media_nodes().unwrap(), vec![info]);
+    assert_eq!(store.local().media_nodes().unwrap(), expected);
     store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_drain_flag_survives_a_restart_and_is_cleared_by_registering_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let info = media_node(2, Some("10.0.0.2:4433"));
+    store
+        .write(Command::RegisterMediaNode { info: info.clone() })
+        .await
+        .unwrap()
+        .unwrap();
+    let cmd = set_draining(2, true);
+    assert!(cmd.is_idempotent());
+    let out = store.write(cmd.clone()).await.unwrap();
+    assert_eq!(out, Ok(CommandOutput::MediaNode(record(&info, true))));
+    // Again: the same answer, nothing changes.
+    assert_eq!(store.write(cmd).await.unwrap(), out);
+    // A node that never registered cannot be drained.
+    assert_eq!(
+        store.write(set_draining(9, true)).await.unwrap(),
+        Err(CommandError::NoSuchMediaNode)
+    );
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    let store = open_single(dir.path()).await;
+    assert_eq!(
+        store.local().media_nodes().unwrap(),
+        vec![record(&info, true)],
+        "the flag is durable"
+    );
+    // The node's process starts again and registers: back in service.
+    store
+        .write(Command::RegisterMediaNode { info: info.clone() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.local().media_nodes().unwrap(),
+        vec![record(&info, false)]
+    );
+    // And an operator may drain and undrain it.
+    store.write(set_draining(2, true)).await.unwrap().unwrap();
+    store.write(set_draining(2, false)).await.unwrap().unwrap();
+    assert_eq!(
+        store.local().media_nodes().unwrap(),
+        vec![record(&info, false)]
+    );
+    store.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_media_node_stored_before_the_drain_flag_existed_reads_as_not_draining() {
+    let info = media_node(5, Some("10.0.0.5:4433"));
+    let old_bytes = db::encode(&info).unwrap();
+    let read: MediaNodeRecord = db::decode(&old_bytes).unwrap();
+    assert_eq!(read, record(&info, false));
+    // And a record round-trips with its flag.
+    let bytes = db::encode(&record(&info, true)).unwrap();
+    assert_eq!(
+        db::decode::<MediaNodeRecord>(&bytes).unwrap(),
+        record(&info, true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
