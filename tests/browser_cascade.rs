@@ -1,10 +1,11 @@
 //! End to end across media nodes: one control plane and three media nodes
 //! in three regions, cascading over QUIC. Three browsers, each placed on a
 //! different node by its region, see and hear each other; each track
-//! crosses each node pair exactly once; a drained node's participant moves
-//! without doing anything; and a killed node's participant is back, with
-//! video, on another node within seconds while the others see them
-//! reconnect.
+//! crosses each node pair exactly once and the relays go when the last
+//! person on a node leaves; a drained node's participant moves without
+//! doing anything; a node added while the meeting runs takes a newcomer;
+//! and a killed node's participant is back, with video, on another node
+//! within seconds while the others see them reconnect.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, and runs in the
 //! loopback-only namespace `scripts/test.sh` creates.
@@ -17,43 +18,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Waits until `b` has decoded video from `n` remote tracks, then until all
-/// of them decode more frames, so a frozen picture cannot pass.
-async fn assert_video_flows(b: &Chrome, n: usize, timeout: Duration) {
-    let first = wait_for(
-        &format!("{} decodes video from {n} others", b.label),
-        timeout,
-        async || {
-            let frames = b.frames_decoded_per_track().await?;
-            let live: Vec<(String, u64)> = frames.into_iter().filter(|(_, f)| *f > 0).collect();
-            if live.len() >= n {
-                Ok(live)
-            } else {
-                Err(format!("framesDecoded per video track = {live:?}"))
-            }
-        },
-    )
-    .await;
-    wait_for(
-        &format!("{}'s video keeps being decoded", b.label),
-        timeout,
-        async || {
-            let now = b.frames_decoded_per_track().await?;
-            let stalled: Vec<&String> = first
-                .iter()
-                .filter(|(mid, f)| now.get(mid).is_none_or(|g| g <= f))
-                .map(|(mid, _)| mid)
-                .collect();
-            if stalled.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("no new frames on {stalled:?}; now {now:?}"))
-            }
-        },
-    )
-    .await;
-}
 
 /// How many of `b`'s video tracks decode new frames within 300 ms.
 async fn live_video_tracks(b: &Chrome) -> usize {
@@ -98,18 +62,20 @@ async fn metric_by_label(base: &str, metric: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Media node `id` in region `r{id}`, with a relay.
+fn region_with_relay(id: u64) -> MediaNodeOpts {
+    MediaNodeOpts {
+        region: Some(format!("r{id}")),
+        relay: true,
+    }
+}
+
 /// Starts the control plane and three media nodes `r1`..`r3` with relays.
 async fn three_regions() -> Cluster {
     let mut cluster = Cluster::start(1).await;
     for id in 1..=3 {
         cluster
-            .start_media_node_with(
-                id,
-                MediaNodeOpts {
-                    region: Some(format!("r{id}")),
-                    relay: true,
-                },
-            )
+            .start_media_node_with(id, region_with_relay(id))
             .await;
     }
     cluster
@@ -206,6 +172,38 @@ async fn browser_three_people_on_three_media_nodes_see_each_other_and_a_drained_
         // Bob never left as far as the others are concerned.
         let seen = alice.participant_state("Bob").await.unwrap();
         assert_eq!(seen["status"], "connected", "{seen}");
+
+        // Carol, the last one on node 3, leaves: node 1 stops relaying to
+        // node 3, and node 3 stops relaying to node 1.
+        carol.click_button("Leave").await;
+        let (one, three) = (cluster.media_base(1), cluster.media_base(3));
+        wait_for(
+            "the relays between nodes 1 and 3 are torn down",
+            secs(10),
+            async || {
+                let out1 = metric_by_label(&one, "veche_node_relay_tracks_out").await;
+                let in1 = metric_by_label(&one, "veche_node_relay_tracks_in").await;
+                let out3 = metric_by_label(&three, "veche_node_relay_tracks_out").await;
+                let busy = [out1.get("3"), in1.get("3"), out3.get("1")]
+                    .into_iter()
+                    .any(|v| v.copied().unwrap_or(0.0) > 0.0);
+                if busy {
+                    Err(format!(
+                        "node 1 out {out1:?} in {in1:?}; node 3 out {out3:?}"
+                    ))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        wait_for("Alice sees Carol leave", secs(10), async || {
+            match alice.participant_state("Carol").await {
+                Err(_) => Ok(()),
+                Ok(p) => Err(format!("still there: {p}")),
+            }
+        })
+        .await;
     })
     .await;
     for b in [alice, bob, carol] {
@@ -215,12 +213,36 @@ async fn browser_three_people_on_three_media_nodes_see_each_other_and_a_drained_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_a_participant_whose_media_node_dies_is_back_with_video_on_another_node() {
-    let mut cluster = three_regions().await;
+    // Two nodes to begin with; the third is added while the meeting runs.
+    let mut cluster = Cluster::start(1).await;
+    for id in 1..=2 {
+        cluster
+            .start_media_node_with(id, region_with_relay(id))
+            .await;
+    }
     let base = cluster.base(1);
     let room = create_room(&base, "Node loss").await;
     let slug = str_field(&room, "slug").to_owned();
-    let [alice, bob, carol] = three_browsers(&base, &slug).await;
+    let (alice, bob) = tokio::join!(Chrome::start("Alice"), Chrome::start("Bob"));
+    for (i, x) in [&alice, &bob].into_iter().enumerate() {
+        x.goto(&format!(
+            "{base}/r/{slug}?name={}&skipPrejoin=1&region=r{}",
+            x.label,
+            i + 1
+        ))
+        .await;
+    }
+    let carol = Chrome::start("Carol").await;
     dump_on_failure(&[&alice, &bob, &carol], async {
+        assert_video_flows(&alice, 1, MEDIA_TIMEOUT).await;
+        assert_video_flows(&bob, 1, MEDIA_TIMEOUT).await;
+        cluster
+            .start_media_node_with(3, region_with_relay(3))
+            .await;
+        carol
+            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1&region=r3"))
+            .await;
+        assert_eq!(node_of(&carol).await, 3, "Carol joins on the added node");
         for b in [&alice, &bob, &carol] {
             assert_video_flows(b, 2, MEDIA_TIMEOUT).await;
         }

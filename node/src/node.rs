@@ -150,12 +150,20 @@ impl Shared {
                     match self.room(room_id) {
                         Some(room) => room.on_relay(from, msg),
                         None => {
-                            // Not (or no longer) hosted here: say so, so the
-                            // sender stops counting on this node.
-                            if matches!(msg, RelayMsg::RoomState { .. } | RelayMsg::Upsert { .. }) {
-                                if let Some(relay) = self.relay.get() {
-                                    relay.send(from, &RelayMsg::RoomClosed { room: room_id });
+                            let Some(relay) = self.relay.get() else {
+                                continue;
+                            };
+                            match msg {
+                                // Not (or no longer) hosted here: say so,
+                                // so the sender stops counting on this node.
+                                RelayMsg::RoomState { .. } | RelayMsg::Upsert { .. } => {
+                                    relay.send(from, &RelayMsg::RoomClosed { room: room_id })
                                 }
+                                // The room went when its last participant
+                                // here left; a relay may outlive it by a
+                                // moment.
+                                RelayMsg::Unsubscribe { track, .. } => relay.stop_leg(from, &track),
+                                _ => {}
                             }
                         }
                     }

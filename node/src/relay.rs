@@ -353,6 +353,22 @@ impl Relay {
         }
     }
 
+    /// Stops relaying `track` to every node (its publisher is gone).
+    pub fn stop_track(&self, track: &TrackId) {
+        let peers: Vec<NodeId> = self
+            .inner
+            .legs
+            .lock()
+            .expect("lock poisoned")
+            .iter()
+            .filter(|(_, l)| &l.track == track)
+            .map(|((p, _), _)| *p)
+            .collect();
+        for p in peers {
+            self.stop_leg(p, track);
+        }
+    }
+
     /// Stops every relay to and from `peer` (it is gone).
     pub fn forget_peer(&self, peer: NodeId) {
         let tracks: Vec<TrackId> = self
@@ -921,5 +937,73 @@ mod tests {
             .unwrap();
         assert!(matches!(ev, RelayEvent::LinkLost(NodeId(1))), "{ev:?}");
         assert!(a.events.try_recv().is_err());
+    }
+
+    /// Dials `a` as node `id` with a raw QUIC connection, writes `bytes` on
+    /// the control stream, and returns why `a` closed the connection.
+    async fn closed_after(ca: &std::path::Path, a: &Node, id: u64, bytes: &[u8]) -> String {
+        let dir = ca.join(format!("raw{id}"));
+        relay_tls::issue_node_cert(ca, NodeId(id), &dir).unwrap();
+        let tls = relay_tls::load(&dir, NodeId(id)).unwrap();
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        ep.set_default_client_config(tls.client);
+        let conn = ep
+            .connect(
+                a.peer.relay_addr.parse().unwrap(),
+                &relay_tls::server_name(NodeId(1)),
+            )
+            .unwrap()
+            .await
+            .unwrap();
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .expect("the node did not close a connection sending garbage");
+        match reason {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                String::from_utf8_lossy(&c.reason).into_owned()
+            }
+            other => panic!("closed for another reason: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_sending_a_broken_control_stream_is_disconnected_with_a_reason() {
+        let ca = tempfile::tempdir().unwrap();
+        relay_tls::generate_ca(ca.path()).unwrap();
+        let mut a = node(ca.path(), 1);
+        let chat = RelayMsg::RoomClosed { room: RoomId(1) }.encode();
+        let why = closed_after(ca.path(), &a, 2, &chat).await;
+        assert!(why.contains("hello"), "{why}");
+        let mut hello_then_garbage = RelayMsg::Hello {
+            version: RELAY_VERSION,
+            relay_addr: "127.0.0.1:1".into(),
+        }
+        .encode();
+        hello_then_garbage.extend_from_slice(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1]);
+        let why = closed_after(ca.path(), &a, 3, &hello_then_garbage).await;
+        assert!(why.contains("not a valid message"), "{why}");
+        let why = closed_after(ca.path(), &a, 4, &u32::MAX.to_be_bytes()).await;
+        assert!(why.contains("exceeds the limit"), "{why}");
+        let old = RelayMsg::Hello {
+            version: RELAY_VERSION + 1,
+            relay_addr: "127.0.0.1:1".into(),
+        }
+        .encode();
+        let why = closed_after(ca.path(), &a, 5, &old).await;
+        assert!(why.contains("version"), "{why}");
+        // Each broken peer is reported lost; none of its frames got through.
+        let mut lost = Vec::new();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(200), a.events.recv()).await
+        {
+            match ev {
+                RelayEvent::LinkLost(p) => lost.push(p.0),
+                RelayEvent::Message { from, msg } => panic!("{from} got {msg:?} through"),
+            }
+        }
+        lost.sort();
+        assert_eq!(lost, vec![2, 3, 4, 5]);
     }
 }

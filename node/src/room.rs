@@ -23,7 +23,7 @@ use veche_protocol::chat::ChatMessage;
 use veche_protocol::relay::{RelayCodec, RelayMsg, RemoteParticipant};
 use veche_protocol::rpc::RelayPeer;
 use veche_protocol::signal::{
-    IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
+    IceServer, LeaveReason, MediaState, ParticipantInfo, PresenceStatus, RoomInfo, ServerMessage,
 };
 use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis};
 
@@ -166,26 +166,10 @@ impl Room {
                 }
                 Action::Announce(a) => {
                     let msg = match a {
-                        Announcement::Upsert { info, epoch } => {
-                            let codecs = info
-                                .tracks
-                                .iter()
-                                .filter_map(|t| {
-                                    inner
-                                        .tracks
-                                        .get(&t.id)
-                                        .map(|up| (t.id.clone(), relay_codec(up)))
-                                })
-                                .collect();
-                            RelayMsg::Upsert {
-                                room: self.info.id,
-                                participant: RemoteParticipant {
-                                    info,
-                                    epoch,
-                                    codecs,
-                                },
-                            }
-                        }
+                        Announcement::Upsert { info, epoch } => RelayMsg::Upsert {
+                            room: self.info.id,
+                            participant: remote_participant(inner, info, epoch),
+                        },
                         Announcement::Left {
                             participant_id,
                             reason,
@@ -212,11 +196,32 @@ impl Room {
                         let _ = seat.handle.cmd.send(PeerCmd::Close);
                         seat.handle.moved.notify_one();
                     }
-                    inner.tracks.retain(|_, t| {
-                        t.publisher != participant || !matches!(t.source(), UpSource::Local { .. })
-                    });
+                    self.drop_local_tracks_of(inner, &participant);
                 }
             }
+        }
+    }
+
+    /// Forgets the tracks `id` published from this node, and stops
+    /// relaying them to other nodes (which also drop them when they hear
+    /// the participant's new state, but need not be waited for).
+    fn drop_local_tracks_of(&self, inner: &mut Inner, id: &ParticipantId) {
+        let gone: Vec<TrackId> = inner
+            .tracks
+            .iter()
+            .filter(|(_, t)| &t.publisher == id && !matches!(t.source(), UpSource::Relayed(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for t in gone {
+            if let Some(up) = inner.tracks.remove(&t) {
+                self.stop_relaying(&up);
+            }
+        }
+    }
+
+    fn stop_relaying(&self, up: &UpTrack) {
+        if let (Some(relay), false) = (&self.relay, matches!(up.source(), UpSource::Relayed(_))) {
+            relay.stop_track(&up.info.id);
         }
     }
 
@@ -319,9 +324,7 @@ impl Room {
         seat.generation = generation;
         let _ = old.cmd.send(PeerCmd::Close);
         let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
-        inner
-            .tracks
-            .retain(|_, t| &t.publisher != id || !matches!(t.source(), UpSource::Local { .. }));
+        self.drop_local_tracks_of(&mut inner, id);
         let name = inner
             .core
             .participant(id)
@@ -362,7 +365,9 @@ impl Room {
         let mut inner = self.lock();
         let actions = inner.core.unpublish(track);
         self.run(&mut inner, actions);
-        inner.tracks.remove(track);
+        if let Some(up) = inner.tracks.remove(track) {
+            self.stop_relaying(&up);
+        }
         self.observe(&inner);
     }
 
@@ -388,9 +393,7 @@ impl Room {
         if let Some(seat) = inner.seats.remove(id) {
             let _ = seat.handle.cmd.send(PeerCmd::Close);
         }
-        inner
-            .tracks
-            .retain(|_, t| &t.publisher != id || !matches!(t.source(), UpSource::Local { .. }));
+        self.drop_local_tracks_of(inner, id);
     }
 
     /// Removes a participant whoever owns the seat (a second connection
@@ -511,23 +514,7 @@ impl Room {
             .core
             .local_members()
             .into_iter()
-            .map(|(info, epoch)| {
-                let codecs = info
-                    .tracks
-                    .iter()
-                    .filter_map(|t| {
-                        inner
-                            .tracks
-                            .get(&t.id)
-                            .map(|up| (t.id.clone(), relay_codec(up)))
-                    })
-                    .collect();
-                RemoteParticipant {
-                    info,
-                    epoch,
-                    codecs,
-                }
-            })
+            .map(|(info, epoch)| remote_participant(inner, info, epoch))
             .collect();
         relay.send(
             peer,
@@ -648,6 +635,26 @@ impl Room {
         }
         self.tell_peers(&inner, &RelayMsg::RoomClosed { room: self.info.id });
         inner.peers.clear();
+    }
+}
+
+/// One of our participants as other nodes need them: with the codec of
+/// each track they publish.
+fn remote_participant(inner: &Inner, info: ParticipantInfo, epoch: u64) -> RemoteParticipant {
+    let codecs = info
+        .tracks
+        .iter()
+        .filter_map(|t| {
+            inner
+                .tracks
+                .get(&t.id)
+                .map(|up| (t.id.clone(), relay_codec(up)))
+        })
+        .collect();
+    RemoteParticipant {
+        info,
+        epoch,
+        codecs,
     }
 }
 

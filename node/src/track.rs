@@ -102,17 +102,15 @@ impl UpTrack {
         media_ssrc: u32,
         metrics: Metrics,
     ) -> Arc<Self> {
-        Arc::new(UpTrack {
+        Self::build(
             info,
             publisher,
             codec,
             remote_msid,
-            source: UpSource::Local { remote, media_ssrc },
-            subscribers: RwLock::new(Vec::new()),
-            keyframes: Mutex::new(KeyframeGate::default()),
-            gaps: Mutex::new(GapDetector::default()),
+            UpSource::Local { remote, media_ssrc },
+            KeyframeGate::default(),
             metrics,
-        })
+        )
     }
 
     /// A track relayed from the publisher's node; packets arrive through
@@ -124,14 +122,34 @@ impl UpTrack {
         feedback: Feedback,
         metrics: Metrics,
     ) -> Arc<Self> {
+        Self::build(
+            info,
+            publisher,
+            codec,
+            String::new(),
+            UpSource::Relayed(feedback),
+            KeyframeGate::default(),
+            metrics,
+        )
+    }
+
+    fn build(
+        info: TrackInfo,
+        publisher: ParticipantId,
+        codec: RTCRtpCodec,
+        remote_msid: String,
+        source: UpSource,
+        keyframes: KeyframeGate,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         Arc::new(UpTrack {
             info,
             publisher,
             codec,
-            remote_msid: String::new(),
-            source: UpSource::Relayed(feedback),
+            remote_msid,
+            source,
             subscribers: RwLock::new(Vec::new()),
-            keyframes: Mutex::new(KeyframeGate::default()),
+            keyframes: Mutex::new(keyframes),
             gaps: Mutex::new(GapDetector::default()),
             metrics,
         })
@@ -140,17 +158,15 @@ impl UpTrack {
     /// A track fed by a unit test.
     #[cfg(test)]
     pub fn for_test(info: TrackInfo, codec: RTCRtpCodec) -> Arc<Self> {
-        Arc::new(UpTrack {
+        Self::build(
             info,
-            publisher: ParticipantId::from_random([9; 8]),
+            ParticipantId::from_random([9; 8]),
             codec,
-            remote_msid: String::new(),
-            source: UpSource::Test(std::sync::atomic::AtomicU32::new(0)),
-            subscribers: RwLock::new(Vec::new()),
-            keyframes: Mutex::new(KeyframeGate::new(Duration::ZERO)),
-            gaps: Mutex::new(GapDetector::default()),
-            metrics: Metrics::new(),
-        })
+            String::new(),
+            UpSource::Test(std::sync::atomic::AtomicU32::new(0)),
+            KeyframeGate::new(Duration::ZERO),
+            Metrics::new(),
+        )
     }
 
     /// Where the packets come from.

@@ -1407,6 +1407,43 @@ fn end_process_group(child: &mut Child) {
     }
 }
 
+/// Waits until `b` has decoded video from `n` remote tracks, then until all
+/// of them decode more frames, so a frozen picture cannot pass.
+pub async fn assert_video_flows(b: &Chrome, n: usize, timeout: Duration) {
+    let first = wait_for(
+        &format!("{} decodes video from {n} others", b.label),
+        timeout,
+        async || {
+            let frames = b.frames_decoded_per_track().await?;
+            let live: Vec<(String, u64)> = frames.into_iter().filter(|(_, f)| *f > 0).collect();
+            if live.len() >= n {
+                Ok(live)
+            } else {
+                Err(format!("framesDecoded per video track = {live:?}"))
+            }
+        },
+    )
+    .await;
+    wait_for(
+        &format!("{}'s video keeps being decoded", b.label),
+        timeout,
+        async || {
+            let now = b.frames_decoded_per_track().await?;
+            let stalled: Vec<&String> = first
+                .iter()
+                .filter(|(mid, f)| now.get(mid).is_none_or(|g| g <= f))
+                .map(|(mid, _)| mid)
+                .collect();
+            if stalled.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("no new frames on {stalled:?}; now {now:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// Waits until `b`'s chat log shows `text` (as text).
 pub async fn assert_chat_shows(b: &Chrome, text: &str, timeout: Duration) {
     wait_for(
