@@ -255,31 +255,7 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         ice_servers: crate::serve::ice_servers(&cfg),
     });
-    let relay = match (&cfg.media.relay_listen, &cfg.media.relay_tls_dir) {
-        (Some(listen), Some(dir)) => {
-            let tls = veche_node::relay_tls::load(dir, NodeId(cfg.media.node_id))
-                .map_err(|e| anyhow::anyhow!("relay TLS: {e}"))?;
-            let socket = std::net::UdpSocket::bind(listen)
-                .map_err(|e| anyhow::anyhow!("cannot bind the relay to {listen}: {e}"))?;
-            let bound = socket.local_addr()?;
-            let advertise = match &cfg.media.relay_advertise {
-                Some(a) => a.clone(),
-                None if bound.ip().is_unspecified() => anyhow::bail!(
-                    "the relay listens on {bound}; other nodes need a real address: \
-                     pass --relay-advertise host:port"
-                ),
-                None => bound.to_string(),
-            };
-            node.enable_relay(socket, tls, advertise.clone())
-                .map_err(|e| anyhow::anyhow!("relay: {e}"))?;
-            Some(advertise)
-        }
-        (None, None) => None,
-        _ => anyhow::bail!(
-            "--relay-listen and --relay-tls go together: the relay needs an address and \
-             this node's certificate (veche cluster cert)"
-        ),
-    };
+    let relay = crate::serve::enable_relay(&node, &cfg)?;
     let router = node.router();
     // The node stops on a signal, or by itself once an operator's drain
     // has moved everyone off it.

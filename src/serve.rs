@@ -91,6 +91,36 @@ pub async fn serve_until_signal(listener: TcpListener, app: axum::Router) {
     serving.stop().await;
 }
 
+/// Starts the media node's QUIC relay if the config asks for one
+/// (`media.relay_listen` with `media.relay_tls_dir`), so its rooms can span
+/// other media nodes. Returns the address other nodes dial.
+pub fn enable_relay(node: &MediaNode, cfg: &Config) -> anyhow::Result<Option<String>> {
+    let (listen, dir) = match (&cfg.media.relay_listen, &cfg.media.relay_tls_dir) {
+        (Some(listen), Some(dir)) => (listen, dir),
+        (None, None) => return Ok(None),
+        _ => anyhow::bail!(
+            "relay_listen and relay_tls_dir (--relay-listen, --relay-tls) go together: the \
+             relay needs an address and this node's certificate (veche cluster cert)"
+        ),
+    };
+    let tls = veche_node::relay_tls::load(dir, NodeId(cfg.media.node_id))
+        .map_err(|e| anyhow::anyhow!("relay TLS: {e}"))?;
+    let socket = std::net::UdpSocket::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot bind the relay to {listen}: {e}"))?;
+    let bound = socket.local_addr()?;
+    let advertise = match &cfg.media.relay_advertise {
+        Some(a) => a.clone(),
+        None if bound.ip().is_unspecified() => anyhow::bail!(
+            "the relay listens on {bound}; other nodes need a real address: set \
+             relay_advertise (--relay-advertise host:port)"
+        ),
+        None => bound.to_string(),
+    };
+    node.enable_relay(socket, tls, advertise.clone())
+        .map_err(|e| anyhow::anyhow!("relay: {e}"))?;
+    Ok(Some(advertise))
+}
+
 /// Runs until a shutdown signal.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cfg.server.listen)
@@ -104,10 +134,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         addr.ip()
     };
     let self_url = format!("http://{}", std::net::SocketAddr::new(self_ip, addr.port()));
-    let secret = cfg
-        .control_plane
-        .cluster_secret
-        .clone()
+    // Media nodes added to a `veche serve` need the secret too: the
+    // environment (as for the cluster commands) or the config file; without
+    // either it is random, and only this process knows it.
+    let secret = std::env::var("VECHE_CLUSTER_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| cfg.control_plane.cluster_secret.clone())
         .unwrap_or_else(random_secret);
 
     let cp = ControlPlane::open(ControlPlaneConfig {
@@ -137,6 +170,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ice_servers: ice_servers(&cfg),
     });
 
+    let relay = enable_relay(&node, &cfg)?;
     cp.include_metrics(node.metrics().registry.clone());
     let app = cp.router().merge(node.router());
     let serving = Serving::spawn(listener, app);
@@ -149,6 +183,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => format!("{self_url}/"),
     };
     println!("Veche is running at {shown}");
+    if let Some(r) = relay {
+        println!(
+            "Media relay at {r}: media nodes added with `veche media-node` can share its rooms."
+        );
+    }
     println!("Open it in a browser, create a meeting and share its link. Ctrl-C stops.");
     let beats = node.clone();
     let (beat_stop_tx, beat_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,6 +202,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     let _ = beat_stop_tx.send(());
     serving.stop().await;
+    node.close_relay();
     cp.shutdown()
         .await
         .map_err(|e| anyhow::anyhow!("control plane shutdown: {e}"))?;
