@@ -847,24 +847,11 @@ async fn joins_are_placed_on_a_registered_media_node_until_it_dies() {
 /// `POST {base}/api/rooms/{slug}/join` with `body`, and the
 /// `x-veche-region` header if `region` is set.
 async fn join_with(base: &str, slug: &str, region: Option<&str>, body: serde_json::Value) -> Reply {
-    let mut req = client(secs(15))
-        .post(format!("{base}/api/rooms/{slug}/join"))
-        .json(&body);
-    if let Some(r) = region {
-        req = req.header(veche_protocol::rpc::REGION_HEADER, r);
-    }
-    let resp = req.send().await.expect("POST join");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Reply {
-        status,
-        content_type,
-        body: resp.text().await.expect("join body"),
-    }
+    let headers: Vec<(&str, &str)> = region
+        .map(|r| (veche_protocol::rpc::REGION_HEADER, r))
+        .into_iter()
+        .collect();
+    http_post_json_with_headers(&format!("{base}/api/rooms/{slug}/join"), &body, &headers).await
 }
 
 /// Joins and checks that the participant was placed on `node`; returns the

@@ -243,25 +243,12 @@ async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests
 
 /// `POST /api/rooms/{slug}/join` with `body`, plus headers.
 async fn join_raw(server: &Server, slug: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
-    let mut req = http()
-        .post(server.url(&format!("/api/rooms/{slug}/join")))
-        .json(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("POST join");
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = resp.text().await.expect("join body");
-    Reply {
-        status,
-        content_type,
+    http_post_json_with_headers(
+        &server.url(&format!("/api/rooms/{slug}/join")),
         body,
-    }
+        headers,
+    )
+    .await
 }
 
 #[tokio::test]

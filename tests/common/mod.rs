@@ -490,6 +490,24 @@ pub async fn http_post_json(url: &str, body: &Value) -> Reply {
     into_reply(resp).await
 }
 
+/// `POST url` with a JSON body and extra headers (e.g. the load balancer's
+/// region header).
+pub async fn http_post_json_with_headers(
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = http().post(url).json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    into_reply(resp).await
+}
+
 /// `POST url` with any body and content type, for malformed-input tests.
 pub async fn http_post_raw(url: &str, content_type: &str, body: &str) -> Reply {
     let resp = http()
