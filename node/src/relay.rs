@@ -26,7 +26,6 @@ use bytes::Bytes;
 use rtc::rtp;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -145,11 +144,6 @@ impl Relay {
     /// The address other nodes dial.
     pub fn advertise(&self) -> &str {
         &self.inner.advertise
-    }
-
-    /// The local address of the endpoint.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.endpoint.local_addr()
     }
 
     /// Closes every connection. Peers see the links go at once.
