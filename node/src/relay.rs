@@ -280,15 +280,16 @@ impl Relay {
                     pkt.header.extension = false;
                     pkt.header.extension_profile = 0;
                     pkt.header.extensions.clear();
-                    let len = pkt.marshal_size();
-                    let mut d = vec![0u8; DATAGRAM_HEADER_LEN + len];
-                    let mut head = Vec::with_capacity(DATAGRAM_HEADER_LEN);
+                    // One allocation per packet: header, then the packet
+                    // marshalled in place behind it.
+                    let len = DATAGRAM_HEADER_LEN + pkt.marshal_size();
+                    let mut d = Vec::with_capacity(len);
                     DatagramHeader {
                         kind: DatagramKind::Rtp,
                         slot,
                     }
-                    .write(&mut head);
-                    d[..DATAGRAM_HEADER_LEN].copy_from_slice(&head);
+                    .write(&mut d);
+                    d.resize(len, 0);
                     if pkt.marshal_to(&mut d[DATAGRAM_HEADER_LEN..]).is_err() {
                         continue;
                     }
