@@ -632,16 +632,10 @@ async fn a_fourth_node_joins_and_an_old_one_leaves_while_writes_continue() {
 
     cluster.start_joining(4).await;
     let base4 = cluster.base(4);
-    let add = cluster.cli(&["add", "4", &base4]);
+    let add = cluster.cli_ok(&["add", "4", &base4]);
     assert!(
-        add.status.success(),
-        "`veche cluster add 4 {base4}` failed: {}",
-        String::from_utf8_lossy(&add.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&add.stdout).contains("Node 4 is now a voter"),
-        "`veche cluster add` did not confirm: {}",
-        String::from_utf8_lossy(&add.stdout)
+        add.contains("Node 4 is now a voter"),
+        "`veche cluster add` did not confirm: {add}"
     );
     writer.set_targets(&cluster);
     writer.wait_for_more(20, secs(20)).await;
@@ -659,12 +653,7 @@ async fn a_fourth_node_joins_and_an_old_one_leaves_while_writes_continue() {
         .map(|id| cluster.base(id))
         .collect();
     *writer.targets.lock().expect("lock") = remaining;
-    let remove = cluster.cli(&["remove", &gone.to_string()]);
-    assert!(
-        remove.status.success(),
-        "`veche cluster remove {gone}` failed: {}",
-        String::from_utf8_lossy(&remove.stderr)
-    );
+    cluster.cli_ok(&["remove", &gone.to_string()]);
     cluster.kill(gone);
     writer.set_targets(&cluster);
     writer.wait_for_more(20, secs(20)).await;
@@ -693,9 +682,7 @@ async fn a_fourth_node_joins_and_an_old_one_leaves_while_writes_continue() {
         )
         .await;
     }
-    let status = cluster.cli(&["status"]);
-    let status_text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "`veche cluster status` failed");
+    let status_text = cluster.cli_ok(&["status"]);
     assert!(
         status_text.contains(&base4) && !status_text.contains(&cluster.base(gone)),
         "`veche cluster status` should list node 4 and not node {gone}:\n{status_text}"
@@ -787,11 +774,7 @@ async fn the_admin_api_and_the_cli_refuse_a_missing_or_wrong_cluster_secret() {
         stderr.contains("refused the cluster secret"),
         "the CLI should say the secret was refused: {stderr}"
     );
-    let out = cluster.cli(&["status"]);
-    assert!(
-        out.status.success(),
-        "`veche cluster status` with the secret failed"
-    );
+    cluster.cli_ok(&["status"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -993,9 +976,7 @@ async fn media_node_status(cluster: &Cluster, node: u64) -> Result<serde_json::V
 /// The `veche cluster status` table row of media node `node`, split into
 /// columns (MEDIA ALIVE DRAINING REGION PEOPLE ...).
 fn status_row(cluster: &Cluster, node: u64) -> Vec<String> {
-    let out = cluster.cli(&["status"]);
-    assert!(out.status.success(), "`veche cluster status` failed");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = cluster.cli_ok(&["status"]);
     let header = text
         .lines()
         .position(|l| l.starts_with("MEDIA"))
@@ -1107,8 +1088,7 @@ async fn a_drained_media_node_gets_no_new_joins_and_cluster_drain_waits_until_it
 
     // Back in service, node 1 takes joiners again; now node 2, idle,
     // drains at once.
-    let out = cluster.cli(&["undrain", "1"]);
-    assert!(out.status.success(), "`veche cluster undrain 1` failed");
+    cluster.cli_ok(&["undrain", "1"]);
     assert_eq!(status_row(&cluster, 1)[2], "no");
     two.set_load(0, &[]);
     wait_for("the leader knows node 2 is idle", secs(10), async || {
@@ -1121,12 +1101,7 @@ async fn a_drained_media_node_gets_no_new_joins_and_cluster_drain_waits_until_it
     })
     .await;
     let started = Instant::now();
-    let out = cluster.cli(&["drain", "2", "--timeout", "10"]);
-    assert!(
-        out.status.success(),
-        "`veche cluster drain 2` of an idle node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.cli_ok(&["drain", "2", "--timeout", "10"]);
     // No poll needed: the drain's own answer shows the node empty.
     assert!(
         started.elapsed() < Duration::from_millis(900),
@@ -1183,15 +1158,6 @@ async fn cluster_drain_gives_up_after_its_timeout_and_the_node_stays_draining() 
     );
     // A node that stops beating counts as drained.
     one.stop();
-    let out = cluster.cli(&["drain", "1", "--timeout", "10"]);
-    assert!(
-        out.status.success(),
-        "the drain of a stopped node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("stopped sending heartbeats"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = cluster.cli_ok(&["drain", "1", "--timeout", "10"]);
+    assert!(out.contains("stopped sending heartbeats"), "{out}");
 }

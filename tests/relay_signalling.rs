@@ -15,21 +15,6 @@ use std::time::Duration;
 
 const SECRET: &str = "relay-signalling-test-secret";
 
-/// Runs `veche cluster <args>` (the certificate commands need no cluster).
-fn veche_cluster(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_veche"))
-        .arg("cluster")
-        .args(args)
-        .output()
-        .expect("cannot run the veche binary");
-    assert!(
-        out.status.success(),
-        "veche cluster {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Kills the media node when the test ends, however it ends.
 struct Killed(Child);
 
@@ -55,16 +40,22 @@ async fn people_on_serve_and_on_an_added_media_node_share_one_room() {
     let dir = TempDir::new("relay-signalling");
     let ca = dir.path().join("ca");
     let (n1, n2) = (dir.path().join("n1"), dir.path().join("n2"));
-    veche_cluster(&["ca", "--out", ca.to_str().unwrap()]);
+    veche_ok(&[
+        "cluster".as_ref(),
+        "ca".as_ref(),
+        "--out".as_ref(),
+        ca.as_os_str(),
+    ]);
     for (id, out) in [("1", &n1), ("2", &n2)] {
-        veche_cluster(&[
-            "cert",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--node",
-            id,
-            "--out",
-            out.to_str().unwrap(),
+        veche_ok(&[
+            "cluster".as_ref(),
+            "cert".as_ref(),
+            "--ca".as_ref(),
+            ca.as_os_str(),
+            "--node".as_ref(),
+            id.as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
         ]);
     }
     let server = Server::start_with_config(&format!(

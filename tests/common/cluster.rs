@@ -32,7 +32,7 @@
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
 
-use super::{TempDir, SERVER_START_TIMEOUT};
+use super::{veche_ok, TempDir, SERVER_START_TIMEOUT};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -290,6 +290,21 @@ impl Cluster {
         self.await_started(id).await;
     }
 
+    /// [`Cluster::cli`] that must succeed: panics with its output if it
+    /// failed, else returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "`veche cluster {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `veche cluster ARGS...` (blocking) with the secret in the
     /// environment and `--control-plane` defaulting to the first running
     /// member, and returns its output. A successful `add ID ..` makes the
@@ -416,33 +431,26 @@ impl Cluster {
     fn relay_tls_dir(&self, id: u64) -> PathBuf {
         let ca = self.root.path().join("relay-ca");
         if !ca.join("ca.key").exists() {
-            let out = self
-                .command()
-                .args(["cluster", "ca", "--out"])
-                .arg(&ca)
-                .output()
-                .expect("cannot run the veche binary");
-            assert!(
-                out.status.success(),
-                "veche cluster ca failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            veche_ok(&[
+                "cluster".as_ref(),
+                "ca".as_ref(),
+                "--out".as_ref(),
+                ca.as_os_str(),
+            ]);
         }
         let dir = self.root.path().join(format!("relay-{id}"));
         if !dir.join("node.key").exists() {
-            let out = self
-                .command()
-                .args(["cluster", "cert", "--ca"])
-                .arg(&ca)
-                .args(["--node", &id.to_string(), "--out"])
-                .arg(&dir)
-                .output()
-                .expect("cannot run the veche binary");
-            assert!(
-                out.status.success(),
-                "veche cluster cert failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let id = id.to_string();
+            veche_ok(&[
+                "cluster".as_ref(),
+                "cert".as_ref(),
+                "--ca".as_ref(),
+                ca.as_os_str(),
+                "--node".as_ref(),
+                id.as_ref(),
+                "--out".as_ref(),
+                dir.as_os_str(),
+            ]);
         }
         dir
     }

@@ -223,6 +223,30 @@ fn parse_listen_url(line: &str) -> Option<String> {
     (port != 0).then(|| format!("{PREFIX}{port}"))
 }
 
+/// Runs the `veche` binary with `args` for a command that works on local
+/// files only (`cluster ca`, `cluster cert`), asserts it succeeded, and
+/// returns its stdout.
+pub fn veche_ok(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_veche"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run the veche binary");
+    let shown = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        out.status.success(),
+        "`veche {shown}` failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A free TCP port on 127.0.0.1, found by binding port 0 and letting go.
 /// Another process could take it in between; callers that bind it retry.
 pub fn free_port() -> u16 {
