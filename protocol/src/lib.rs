@@ -10,6 +10,7 @@ pub mod admin;
 pub mod chat;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod relay;
 pub mod rpc;
 pub mod signal;

@@ -1,0 +1,217 @@
+//! Every size and rate limit at an untrusted edge, in one table.
+//!
+//! The media node's signalling sessions, the control plane's HTTP routes and
+//! the relay all read their limits from here, and `docs/protocol.md` §10
+//! lists the same numbers. A limit that lives anywhere else is a bug: a new
+//! edge adds its row here, with a test that exercises it.
+//!
+//! Rates are token buckets ([`TokenBucket`]): a burst that a well-behaved
+//! client never exceeds, then a steady refill. Time is passed in, so the
+//! decisions are testable without a clock.
+
+/// A token-bucket rate: up to `burst` at once, then `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Tokens available at once (and at start).
+    pub burst: u32,
+    /// Tokens added per second, up to `burst`.
+    pub per_second: f64,
+}
+
+impl Rate {
+    /// A fresh bucket for this rate, full at `now_ms`.
+    pub fn bucket(self, now_ms: u64) -> TokenBucket {
+        TokenBucket::new(self.burst, self.per_second, now_ms)
+    }
+}
+
+/// Limits on one browser's signalling session (WebSocket, JSON frames).
+pub mod signal {
+    use super::Rate;
+
+    /// Largest text frame a client may send, in bytes.
+    pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+    /// `media` (mute, camera, screen, hand state) changes. A person clicking
+    /// never gets near it; a script toggling in a loop does.
+    pub const MEDIA: Rate = Rate {
+        burst: 20,
+        per_second: 5.0,
+    };
+    /// `offer` (renegotiation: publish, unpublish, device switch).
+    pub const OFFER: Rate = Rate {
+        burst: 10,
+        per_second: 1.0,
+    };
+    /// `answer` to the node's offers.
+    pub const ANSWER: Rate = Rate {
+        burst: 10,
+        per_second: 2.0,
+    };
+    /// Trickled ICE `candidate`s: a browser gathers a few dozen per
+    /// negotiation at most.
+    pub const CANDIDATE: Rate = Rate {
+        burst: 100,
+        per_second: 20.0,
+    };
+    /// `chat` messages: a burst of 10, then 2 per second. A person typing
+    /// never hits it; a script pasting in a loop does.
+    pub const CHAT: Rate = Rate {
+        burst: 10,
+        per_second: 2.0,
+    };
+    /// `ping`s: the web client sends one every 5 s.
+    pub const PING: Rate = Rate {
+        burst: 10,
+        per_second: 2.0,
+    };
+    /// Frames of any kind, including malformed ones: the ceiling over the
+    /// per-kind budgets, so that garbage costs its sender too.
+    pub const ANY: Rate = Rate {
+        burst: 200,
+        per_second: 50.0,
+    };
+    /// Refused frames (over budget or malformed) a session may send within
+    /// [`STRIKE_WINDOW_MS`] before the node closes it with
+    /// `CLOSE_POLICY` (4008): a client that keeps going after being told
+    /// is not a client that will stop.
+    pub const MAX_STRIKES: u32 = 100;
+    /// The window over which strikes are counted.
+    pub const STRIKE_WINDOW_MS: u64 = 10_000;
+    /// Published tracks per participant: microphone, camera, and a screen
+    /// share with its audio.
+    pub const MAX_TRACKS: usize = 4;
+    /// Longest `client_msg_id`, in bytes.
+    pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
+    /// Messages queued for one participant's socket before the node counts
+    /// the participant as too slow and closes the session. Bounded so that
+    /// a reader that stopped reading cannot grow the node's memory.
+    pub const OUTBOUND_QUEUE: usize = 512;
+    /// Commands queued for one participant's peer-connection actor.
+    pub const PEER_QUEUE: usize = 64;
+    /// Chat messages of one participant waiting to be committed.
+    pub const CHAT_QUEUE: usize = 16;
+}
+
+/// Limits on the control plane's public HTTP API, per client address.
+pub mod http {
+    use super::Rate;
+
+    /// Largest request body on any route, in bytes.
+    pub const MAX_BODY_BYTES: usize = 16 * 1024;
+    /// A request that takes longer than this is answered 503 and dropped.
+    pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+    /// `POST /api/rooms`: each room is a Raft write kept forever.
+    pub const CREATE_ROOM: Rate = Rate {
+        burst: 10,
+        per_second: 0.2,
+    };
+    /// `POST /api/rooms/{id}/join`: a quorum read and a token signature.
+    /// Generous, since a meeting's guests may share one NAT address.
+    pub const JOIN: Rate = Rate {
+        burst: 60,
+        per_second: 2.0,
+    };
+    /// `GET /api/rooms/{id}/messages` and room lookups: quorum reads.
+    pub const READ: Rate = Rate {
+        burst: 60,
+        per_second: 5.0,
+    };
+    /// Client addresses remembered per limiter; the least recently seen are
+    /// forgotten first, so a spray of addresses cannot grow memory.
+    pub const MAX_TRACKED_ADDRESSES: usize = 65_536;
+}
+
+/// A token bucket. Decisions only: the caller passes the time.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    capacity: f64,
+    refill_per_ms: f64,
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket of `burst` tokens, refilled at `per_second`.
+    pub fn new(burst: u32, per_second: f64, now_ms: u64) -> Self {
+        TokenBucket {
+            capacity: f64::from(burst),
+            refill_per_ms: per_second / 1000.0,
+            tokens: f64::from(burst),
+            last_ms: now_ms,
+        }
+    }
+
+    /// Takes one token if available. On refusal returns how many
+    /// milliseconds until the next token, for the error message and
+    /// `Retry-After`.
+    pub fn try_take(&mut self, now_ms: u64) -> Result<(), u64> {
+        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
+        self.last_ms = self.last_ms.max(now_ms);
+        self.tokens = (self.tokens + elapsed * self.refill_per_ms).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let missing = 1.0 - self.tokens;
+            Err((missing / self.refill_per_ms).ceil() as u64)
+        }
+    }
+
+    /// True when the bucket is full again at `now_ms`, so a per-address
+    /// table may forget it without changing any decision.
+    pub fn is_full(&self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
+        self.tokens + elapsed * self.refill_per_ms >= self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let mut b = Rate {
+            burst: 3,
+            per_second: 2.0,
+        }
+        .bucket(1_000);
+        for _ in 0..3 {
+            assert_eq!(b.try_take(1_000), Ok(()));
+        }
+        assert_eq!(b.try_take(1_000), Err(500));
+        assert_eq!(b.try_take(1_499), Err(2));
+        assert_eq!(b.try_take(1_500), Ok(()));
+        assert!(!b.is_full(1_500));
+        assert!(b.is_full(3_000));
+    }
+
+    #[test]
+    fn time_going_backwards_neither_refills_nor_panics() {
+        let mut b = TokenBucket::new(1, 1.0, 10_000);
+        assert_eq!(b.try_take(10_000), Ok(()));
+        assert!(b.try_take(5_000).is_err());
+        assert!(b.try_take(10_500).is_err());
+        assert_eq!(b.try_take(11_000), Ok(()));
+    }
+
+    #[test]
+    fn every_signal_budget_admits_a_well_behaved_client() {
+        use signal::*;
+        // What the web client does in its busiest second: join with a
+        // dozen candidates, publish, toggle a device, send a chat line.
+        for (rate, busiest_second) in [
+            (MEDIA, 4),
+            (OFFER, 3),
+            (ANSWER, 3),
+            (CANDIDATE, 40),
+            (CHAT, 5),
+            (PING, 1),
+        ] {
+            let mut b = rate.bucket(0);
+            for i in 0..busiest_second {
+                assert_eq!(b.try_take(0), Ok(()), "{rate:?} refused frame {i}");
+            }
+        }
+    }
+}
