@@ -12,7 +12,7 @@
 //!     machine, both in one redb file (`db.rs`), with `snapshot.rs` and
 //!     the read-only `queries.rs` beside the state machine;
 //!   - [`network`]: Raft RPC over HTTP + MessagePack, client and router.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
 mod batcher;
