@@ -25,14 +25,12 @@ use crate::store::model::MediaNodeRecord;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use veche_protocol::admin::MediaNodeStatus;
-use veche_protocol::rpc::HEARTBEAT_INTERVAL_MS;
+use veche_protocol::rpc::{MediaNodeInfo, RelayPeer, HEARTBEAT_INTERVAL_MS};
 use veche_protocol::{NodeId, RoomId};
 
 mod placement;
 #[cfg(test)]
 mod tests;
-
-pub use placement::Placed;
 
 /// A node whose last heartbeat is older than this is not given new
 /// participants: three missed beats, so one lost packet or a GC pause does
@@ -46,6 +44,17 @@ struct Beat {
     /// since (the next heartbeat replaces the estimate).
     participants: u32,
     rooms: u32,
+}
+
+/// The outcome of [`Liveness::place`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed<'a> {
+    /// The chosen node.
+    pub node: &'a MediaNodeInfo,
+    /// The other alive nodes hosting the room that can relay (those with a
+    /// relay address), by id: the new participant's node links to them at
+    /// once, without waiting for a heartbeat.
+    pub room_nodes: Vec<RelayPeer>,
 }
 
 /// The leader's liveness table.

@@ -1,23 +1,12 @@
 //! Placement: which media node a new participant of a room goes to.
 //! See [`Liveness::place`] for the rules.
 
-use super::Liveness;
+use super::{Liveness, Placed};
 use crate::store::model::MediaNodeRecord;
 use std::cmp::Ordering;
 use std::time::Instant;
 use veche_protocol::rpc::{MediaNodeInfo, RelayPeer};
 use veche_protocol::{NodeId, RoomId};
-
-/// The outcome of [`Liveness::place`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placed<'a> {
-    /// The chosen node.
-    pub node: &'a MediaNodeInfo,
-    /// The other alive nodes hosting the room that can relay (those with a
-    /// relay address), by id: the new participant's node links to them at
-    /// once, without waiting for a heartbeat.
-    pub room_nodes: Vec<RelayPeer>,
-}
 
 impl Liveness {
     /// The registered, alive nodes hosting `room` (draining ones included:

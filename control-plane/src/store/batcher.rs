@@ -3,9 +3,9 @@
 //! openraft 0.9 appends and flushes client writes one entry at a time, so
 //! without this every chat message would cost its own fsync on the leader.
 
+use super::deadline::with_deadline;
 use super::error::StoreError;
 use super::model::{Command, CommandOutput, CommandResult};
-use super::raft_store::REQUEST_TIMEOUT;
 use super::types::Raft;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -93,15 +93,4 @@ async fn write_one(raft: &Raft, cmd: Command) -> Result<CommandResult, StoreErro
             resp.log_id
         ))
     })
-}
-
-/// Bounds `fut` by [`REQUEST_TIMEOUT`].
-pub(super) async fn with_deadline<T>(
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, fut)
-        .await
-        .map_err(|_| StoreError::Timeout {
-            timeout: REQUEST_TIMEOUT,
-        })
 }

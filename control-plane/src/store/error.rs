@@ -44,7 +44,7 @@ pub enum StoreError {
     #[error("inconsistent storage: {0}")]
     Inconsistent(String),
     /// The request did not complete within
-    /// [`super::raft_store::REQUEST_TIMEOUT`]. For a
+    /// [`super::deadline::REQUEST_TIMEOUT`]. For a
     /// write the outcome is unknown: the command may still commit later,
     /// so only retry commands that are idempotent (chat with a
     /// `client_msg_id`, `InitSigningKey`).

@@ -17,6 +17,7 @@
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
 mod batcher;
 mod db;
+mod deadline;
 pub mod error;
 pub mod log_store;
 pub mod mem;

@@ -1,11 +1,14 @@
 //! Read-only queries against the state-machine tables, for
-//! [`super::raft_store::RaftStore`]. They read whatever is applied; the
+//! [`super::raft_store::RaftStore`], its state machine and its snapshots.
+//! They read whatever is applied; the
 //! caller makes them linearizable by calling `ensure_linearizable` first.
 
 use super::db::{
-    self, DbError, KEY_SIGNING_KEY, MEDIA_NODES, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
+    self, DbError, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_SIGNING_KEY, MEDIA_NODES, MESSAGES,
+    ROOMS, ROOM_SLUGS, SM_META,
 };
 use super::model::{MediaNodeRecord, Room};
+use openraft::{BasicNode, LogId, StoredMembership};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::{MessageId, RoomId, RoomSlug};
@@ -78,4 +81,22 @@ pub(crate) fn signing_key(db: &Database) -> Result<Option<Vec<u8>>, DbError> {
         .get(KEY_SIGNING_KEY)?
         .map(|v| v.value().to_vec());
     Ok(key)
+}
+
+/// The last applied log id and the membership in force as of it.
+pub(super) type AppliedState = (Option<LogId<u64>>, StoredMembership<u64, BasicNode>);
+
+/// Reads `last_applied` and the last membership from `SM_META`.
+pub(super) fn read_applied_state(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<AppliedState, DbError> {
+    let last_applied = match meta.get(KEY_LAST_APPLIED)? {
+        Some(v) => db::decode::<Option<LogId<u64>>>(v.value())?,
+        None => None,
+    };
+    let membership = match meta.get(KEY_LAST_MEMBERSHIP)? {
+        Some(v) => db::decode(v.value())?,
+        None => StoredMembership::default(),
+    };
+    Ok((last_applied, membership))
 }

@@ -1,8 +1,9 @@
 //! [`RaftStore`]: the handle the rest of the control plane uses to write
 //! commands and read rooms, chat history and the signing key.
 
-use super::batcher::{run_batcher, with_deadline, PendingWrite, BATCHES_IN_FLIGHT, MAX_BATCH};
+use super::batcher::{run_batcher, PendingWrite, BATCHES_IN_FLIGHT, MAX_BATCH};
 use super::db::{self, Released};
+use super::deadline::with_deadline;
 use super::error::StoreError;
 use super::log_store::LogStore;
 use super::model::{Command, CommandResult, MediaNodeRecord, Room};
@@ -30,11 +31,7 @@ pub const DB_FILE_NAME: &str = "raft.redb";
 /// or two.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
-/// Deadline for one write or linearizable read. openraft itself waits
-/// indefinitely for a commit, which without a quorum is forever; an HTTP
-/// handler must not. Long enough to cover a leader election (up to
-/// `election_timeout_max`) plus replication.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub use super::deadline::REQUEST_TIMEOUT;
 
 /// Deadline for one membership step (a learner catching up, or a joint
 /// consensus round).

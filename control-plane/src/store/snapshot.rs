@@ -10,7 +10,7 @@ use super::db::{
     ROOMS, ROOM_SLUGS, SM_META, SNAPSHOT,
 };
 use super::model::{MediaNodeRecord, Room};
-use super::state_machine::read_applied_state;
+use super::queries::read_applied_state;
 use super::types::TypeConfig;
 use openraft::{BasicNode, Snapshot, SnapshotMeta};
 use redb::{Database, ReadableDatabase, ReadableTable};

@@ -13,12 +13,13 @@ use super::db::{
     KEY_SIGNING_KEY, MEDIA_NODES, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
 };
 use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
+use super::queries::{read_applied_state, AppliedState};
 use super::snapshot::{build_snapshot, current_snapshot, install_snapshot};
 use super::types::{ApplyResponse, TypeConfig};
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
-    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, Table};
 use std::io::Cursor;
@@ -26,9 +27,6 @@ use veche_protocol::chat::ChatMessage;
 use veche_protocol::{MessageId, RoomId};
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
-
-/// The last applied log id and the membership in force as of it.
-pub(super) type AppliedState = (Option<LogId<u64>>, StoredMembership<u64, BasicNode>);
 
 /// The Raft state machine. Cloning is cheap; clones share the database and
 /// serve as snapshot builders.
@@ -254,21 +252,6 @@ fn apply_batch(
     }
     txn.commit()?;
     Ok(responses)
-}
-
-/// Reads `last_applied` and the last membership from `SM_META`.
-pub(super) fn read_applied_state(
-    meta: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<AppliedState, DbError> {
-    let last_applied = match meta.get(KEY_LAST_APPLIED)? {
-        Some(v) => db::decode::<Option<LogId<u64>>>(v.value())?,
-        None => None,
-    };
-    let membership = match meta.get(KEY_LAST_MEMBERSHIP)? {
-        Some(v) => db::decode(v.value())?,
-        None => StoredMembership::default(),
-    };
-    Ok((last_applied, membership))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
