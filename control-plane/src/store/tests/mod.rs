@@ -329,4 +329,5 @@ async fn a_batch_applies_each_command_with_its_own_result() {
 }
 
 mod http;
+mod reference;
 mod snapshots;
