@@ -24,17 +24,21 @@
 //!   index, membership, media-node heartbeats, placement and drains).
 //! - `status.rs`: this node's view of the cluster, for the admin API and
 //!   for media nodes.
+//! - [`Replicated`]: the [`crate::store::Store`] as this node serves it,
+//!   forwarding included.
 //!
 //! (`veche cluster`, the CLI, lives in the root crate's `cluster_cmd.rs`;
 //! the test and load harnesses have their own cluster modules.)
 
 mod duties;
 mod peer;
+mod replicated;
 pub mod retry;
 pub mod rpc;
 mod status;
 
 pub(crate) use peer::PeerClient;
+pub use replicated::Replicated;
 pub use rpc::{LeaderReply, LeaderRequest, LEADER_RPC};
 
 use crate::error::ApiError;

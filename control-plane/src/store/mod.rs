@@ -39,6 +39,6 @@ pub use seam::{HistoryPage, NewMessage, Store};
 pub use types::{ApplyResponse, TypeConfig};
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 #[cfg(test)]
 mod tests;

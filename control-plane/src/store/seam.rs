@@ -148,7 +148,7 @@ pub trait Store: Send + Sync {
 /// The command's result as a `T`: a refusal becomes
 /// [`StoreError::Refused`], an output of another kind (a bug: commands
 /// answer with their own kind) [`StoreError::Inconsistent`].
-pub(super) fn expect<T>(
+pub(crate) fn expect<T>(
     result: CommandResult,
     what: &str,
     pick: impl FnOnce(CommandOutput) -> Result<T, CommandOutput>,
@@ -162,7 +162,7 @@ pub(super) fn expect<T>(
 }
 
 /// [`expect`] for commands answered with a room.
-pub(super) fn room(result: CommandResult) -> Result<Room, StoreError> {
+pub(crate) fn room(result: CommandResult) -> Result<Room, StoreError> {
     expect(result, "CreateRoom", |o| match o {
         CommandOutput::Room(r) => Ok(r),
         other => Err(other),
@@ -170,7 +170,7 @@ pub(super) fn room(result: CommandResult) -> Result<Room, StoreError> {
 }
 
 /// [`expect`] for commands answered with a chat message.
-pub(super) fn chat(result: CommandResult) -> Result<ChatMessage, StoreError> {
+pub(crate) fn chat(result: CommandResult) -> Result<ChatMessage, StoreError> {
     expect(result, "PostChat", |o| match o {
         CommandOutput::Chat(m) => Ok(m),
         other => Err(other),
@@ -178,7 +178,7 @@ pub(super) fn chat(result: CommandResult) -> Result<ChatMessage, StoreError> {
 }
 
 /// [`expect`] for commands answered with the signing key.
-pub(super) fn signing_key(result: CommandResult) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn signing_key(result: CommandResult) -> Result<Vec<u8>, StoreError> {
     expect(result, "InitSigningKey", |o| match o {
         CommandOutput::SigningKey(k) => Ok(k),
         other => Err(other),
@@ -186,7 +186,7 @@ pub(super) fn signing_key(result: CommandResult) -> Result<Vec<u8>, StoreError> 
 }
 
 /// [`expect`] for commands answered with a media-node record.
-pub(super) fn media_node(result: CommandResult) -> Result<MediaNodeRecord, StoreError> {
+pub(crate) fn media_node(result: CommandResult) -> Result<MediaNodeRecord, StoreError> {
     expect(result, "a media-node command", |o| match o {
         CommandOutput::MediaNode(n) => Ok(n),
         other => Err(other),
