@@ -7,7 +7,8 @@
 //! - [`raft_store`]: [`RaftStore`], an openraft group over redb, and its
 //!   [`Store`] implementation (`raft_seam.rs`); underneath it:
 //!   - [`types`]: openraft's type configuration;
-//!   - `batcher.rs`: packs concurrent writes into one log entry;
+//!   - `batcher.rs`: packs concurrent writes into one log entry, and
+//!     `deadline.rs` bounds each request;
 //!   - [`log_store`] and [`state_machine`]: the Raft log and the state
 //!     machine, both in one redb file (`db.rs`), with `snapshot.rs` and
 //!     the read-only `queries.rs` beside the state machine;

@@ -1,5 +1,7 @@
-//! [`RaftStore`]: the handle the rest of the control plane uses to write
-//! commands and read rooms, chat history and the signing key.
+//! [`RaftStore`]: one Raft node over redb, and what the control plane does
+//! with it besides the [`super::Store`] methods (`raft_seam.rs`): forming
+//! and changing the cluster, the read index for follower reads, local
+//! reads, leadership and shutdown.
 
 use super::batcher::{run_batcher, PendingWrite, BATCHES_IN_FLIGHT, MAX_BATCH};
 use super::db::{self, Released};
@@ -95,10 +97,11 @@ pub fn open_storage(path: &Path) -> Result<(LogStore, StateMachine), StoreError>
 /// The control plane's replicated store: one Raft node plus read access to
 /// its state machine.
 ///
-/// Writes go through Raft ([`RaftStore::write`]); reads first confirm
-/// leadership with a quorum ([`openraft::Raft::ensure_linearizable`]) and
-/// then read the locally applied state, so a read never misses a write that
-/// was acknowledged before it started.
+/// Writes go through Raft ([`RaftStore::write`]); reads (the
+/// [`super::Store`] methods) first confirm leadership with a quorum
+/// ([`openraft::Raft::ensure_linearizable`]) and then read the locally
+/// applied state, so a read never misses a write that was acknowledged
+/// before it started.
 pub struct RaftStore {
     /// The running Raft node. It owns the log store and the state machine.
     raft: Raft,
@@ -247,7 +250,7 @@ impl RaftStore {
 
     /// Proposes `cmd` and returns the state machine's result once it is
     /// committed and applied. Concurrent writes share log entries (see
-    /// [`run_batcher`]). On a follower this returns
+    /// `batcher.rs`). On a follower this returns
     /// [`StoreError::NotLeader`]; forwarding is the caller's business.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
         let (reply, result) = oneshot::channel();

@@ -11,6 +11,10 @@
 //! - [`super::MemStore`]: plain maps behind a mutex. The reference for what
 //!   the commands mean, and the store for tests that need no disk or Raft.
 //!
+//! Above them, `crate::leader::Replicated` is the same trait as any
+//! control-plane node serves it: writes forwarded to the leader, reads after
+//! a read barrier. It passes the same suite on a one-node control plane.
+//!
 //! # Adding a table
 //!
 //! Later features (accounts, sessions, roles, passes, recordings) add their
