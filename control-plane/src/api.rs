@@ -1,8 +1,8 @@
 //! HTTP routes: the public REST API (JSON), the internal node RPC
 //! (MessagePack, behind the cluster secret), the web client and metrics.
 
-use crate::cluster::{LeaderReply, LeaderRequest, LEADER_RPC};
 use crate::error::{ApiError, RpcError};
+use crate::leader::{LeaderReply, LeaderRequest, LEADER_RPC};
 use crate::store::model::{Command, CommandError, CommandOutput, Room};
 use crate::ControlPlane;
 use axum::body::Bytes;

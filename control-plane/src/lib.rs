@@ -8,8 +8,8 @@
 //! with a media node).
 
 pub mod api;
-pub mod cluster;
 pub mod error;
+pub mod leader;
 pub mod media_registry;
 pub mod store;
 mod web;
@@ -170,7 +170,7 @@ pub struct ControlPlane {
     /// concurrent drains cannot take the last nodes out of service.
     drain_lock: tokio::sync::Mutex<()>,
     /// Client for requests to other control-plane nodes.
-    peers: cluster::PeerClient,
+    peers: leader::PeerClient,
     metrics: CpMetrics,
 }
 
@@ -216,7 +216,7 @@ impl ControlPlane {
             Bootstrap::Join => {}
         }
         let cp = Arc::new(ControlPlane {
-            peers: cluster::PeerClient::new(&config.cluster_secret, config.bind_ip),
+            peers: leader::PeerClient::new(&config.cluster_secret, config.bind_ip),
             config,
             store,
             signing_key: RwLock::new(None),

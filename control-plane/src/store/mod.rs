@@ -1,22 +1,45 @@
-//! Durable, replicated state: an openraft group over redb.
+//! Durable state: the [`Store`] trait over what the control plane keeps,
+//! and its two implementations.
 //!
-//! - [`model`]: the commands and their results (the contract).
-//! - [`types`]: openraft's type configuration.
-//! - [`log_store`] and [`state_machine`]: the Raft log and the state
-//!   machine, both in one redb file.
-//! - [`network`]: Raft RPC over HTTP + MessagePack, client and axum router.
-//! - [`raft_store`]: [`RaftStore`], the handle everything else uses.
+//! - [`seam`]: the [`Store`] trait (the contract, and how to add a table).
+//! - [`model`]: the commands and their results, which both stores apply.
+//! - [`mem`]: [`MemStore`], in memory: the reference and the test store.
+//! - [`raft_store`]: [`RaftStore`], an openraft group over redb, and its
+//!   [`Store`] implementation (`raft_seam.rs`); underneath it:
+//!   - [`types`]: openraft's type configuration;
+//!   - `batcher.rs`: packs concurrent writes into one log entry, and
+//!     `deadline.rs` bounds each request;
+//!   - [`log_store`] and [`state_machine`]: the Raft log and the state
+//!     machine, both in one redb file (`db.rs`), with `snapshot.rs` and
+//!     the read-only `queries.rs` beside the state machine;
+//!   - [`network`]: Raft RPC over HTTP + MessagePack, client and router.
+//! - [`error`]: [`StoreError`], why an operation failed.
+//!
+//! The conformance suite both stores pass is `conformance.rs` (tests only).
+mod batcher;
 mod db;
+mod deadline;
+pub mod error;
 pub mod log_store;
+pub mod mem;
 pub mod model;
 pub mod network;
+mod queries;
+mod raft_seam;
 pub mod raft_store;
+pub mod seam;
+mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+pub use error::StoreError;
+pub use mem::MemStore;
 pub use network::raft_router;
-pub use raft_store::{default_raft_config, open_storage, RaftStore, StoreError};
+pub use raft_store::{default_raft_config, open_storage, RaftStore};
+pub use seam::{HistoryPage, NewMessage, Store};
 pub use types::{ApplyResponse, TypeConfig};
 
+#[cfg(test)]
+pub(crate) mod conformance;
 #[cfg(test)]
 mod tests;

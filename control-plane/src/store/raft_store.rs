@@ -1,19 +1,23 @@
-//! [`RaftStore`]: the handle the rest of the control plane uses to write
-//! commands and read rooms, chat history and the signing key.
+//! [`RaftStore`]: one Raft node over redb, and what the control plane does
+//! with it besides the [`super::Store`] methods (`raft_seam.rs`): forming
+//! and changing the cluster, the read index for follower reads, local
+//! reads, leadership and shutdown.
 
-use super::db::{self, DbError, Released};
+use super::batcher::{run_batcher, PendingWrite, BATCHES_IN_FLIGHT, MAX_BATCH};
+use super::db::{self, Released};
+use super::deadline::with_deadline;
+use super::error::StoreError;
 use super::log_store::LogStore;
 use super::model::{Command, CommandResult, MediaNodeRecord, Room};
 use super::network::HttpNetworkFactory;
-use super::state_machine::{queries, StateMachine};
+use super::queries;
+use super::state_machine::StateMachine;
 use super::types::Raft;
-use openraft::error::{
-    CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, InitializeError, RaftError,
-};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
 use redb::Database;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -29,11 +33,7 @@ pub const DB_FILE_NAME: &str = "raft.redb";
 /// or two.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
-/// Deadline for one write or linearizable read. openraft itself waits
-/// indefinitely for a commit, which without a quorum is forever; an HTTP
-/// handler must not. Long enough to cover a leader election (up to
-/// `election_timeout_max`) plus replication.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub use super::deadline::REQUEST_TIMEOUT;
 
 /// Deadline for one membership step (a learner catching up, or a joint
 /// consensus round).
@@ -42,149 +42,6 @@ pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`RaftStore::shutdown`] waits for openraft's tasks to let go of
 /// the database file.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// This node is not the leader, so it cannot accept writes or serve
-    /// linearizable reads. `leader` is the current leader's id and base URL
-    /// if this node knows them; the caller may retry there.
-    #[error("not the Raft leader (leader: {leader:?})")]
-    NotLeader {
-        /// The leader's node id and base URL, if known.
-        leader: Option<(u64, String)>,
-    },
-    /// The cluster cannot serve the request now: no quorum answered, or no
-    /// leader emerged in time. Retrying later may succeed.
-    #[error("raft cluster unavailable: {reason}")]
-    Unavailable {
-        /// What was not available.
-        reason: String,
-    },
-    /// Raft has stopped: it was shut down, or it hit a storage error and
-    /// stopped itself to avoid damage. The node needs a restart.
-    #[error("raft stopped: {0}")]
-    Stopped(Box<Fatal<u64>>),
-    /// The embedded database failed (I/O error, corruption, lock held by
-    /// another process).
-    #[error("storage: {0}")]
-    Storage(#[from] redb::Error),
-    /// Bytes in the database did not decode: corruption, or data written by
-    /// an incompatible version.
-    #[error("stored data did not decode: {0}")]
-    Decode(#[from] rmp_serde::decode::Error),
-    /// Stored data contradicts itself (for example an index entry whose
-    /// target is missing), or a value could not be encoded.
-    #[error("inconsistent storage: {0}")]
-    Inconsistent(String),
-    /// The request did not complete within [`REQUEST_TIMEOUT`]. For a
-    /// write the outcome is unknown: the command may still commit later,
-    /// so only retry commands that are idempotent (chat with a
-    /// `client_msg_id`, `InitSigningKey`).
-    #[error("raft request timed out after {timeout:?}")]
-    Timeout {
-        /// The deadline that passed.
-        timeout: Duration,
-    },
-    /// The Raft configuration was rejected by openraft.
-    #[error("invalid raft config: {0}")]
-    Config(Box<openraft::ConfigError>),
-    /// The data directory could not be created.
-    #[error("creating data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-}
-
-impl From<Fatal<u64>> for StoreError {
-    fn from(f: Fatal<u64>) -> Self {
-        StoreError::Stopped(Box::new(f))
-    }
-}
-
-impl From<openraft::ConfigError> for StoreError {
-    fn from(e: openraft::ConfigError) -> Self {
-        StoreError::Config(Box::new(e))
-    }
-}
-
-impl From<DbError> for StoreError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Redb(e) => StoreError::Storage(e),
-            DbError::Decode(e) => StoreError::Decode(e),
-            DbError::Encode(e) => StoreError::Inconsistent(format!("encoding: {e}")),
-            DbError::Inconsistent(s) => StoreError::Inconsistent(s),
-            DbError::Task(e) => StoreError::Inconsistent(format!("storage task failed: {e}")),
-        }
-    }
-}
-
-impl StoreError {
-    /// The same failure for another write of the same batch. Most variants
-    /// carry plain data; the few that wrap a non-clonable source become
-    /// `Unavailable` with its text.
-    fn for_another_waiter(&self) -> StoreError {
-        match self {
-            StoreError::NotLeader { leader } => StoreError::NotLeader {
-                leader: leader.clone(),
-            },
-            StoreError::Unavailable { reason } => StoreError::Unavailable {
-                reason: reason.clone(),
-            },
-            StoreError::Timeout { timeout } => StoreError::Timeout { timeout: *timeout },
-            StoreError::Inconsistent(s) => StoreError::Inconsistent(s.clone()),
-            other => StoreError::Unavailable {
-                reason: other.to_string(),
-            },
-        }
-    }
-
-    fn from_forward(f: &ForwardToLeader<u64, BasicNode>) -> Self {
-        StoreError::NotLeader {
-            leader: match (&f.leader_id, &f.leader_node) {
-                (Some(id), Some(node)) => Some((*id, node.addr.clone())),
-                _ => None,
-            },
-        }
-    }
-}
-
-impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for StoreError {
-    fn from(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Self {
-        match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                StoreError::from_forward(&f)
-            }
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                StoreError::Unavailable {
-                    reason: e.to_string(),
-                }
-            }
-            RaftError::Fatal(f) => StoreError::from(f),
-        }
-    }
-}
-
-impl From<RaftError<u64, CheckIsLeaderError<u64, BasicNode>>> for StoreError {
-    fn from(e: RaftError<u64, CheckIsLeaderError<u64, BasicNode>>) -> Self {
-        match e {
-            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => {
-                StoreError::from_forward(&f)
-            }
-            RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q)) => {
-                StoreError::Unavailable {
-                    reason: q.to_string(),
-                }
-            }
-            RaftError::Fatal(f) => StoreError::from(f),
-        }
-    }
-}
 
 /// The Raft timing and snapshot settings for a control-plane cluster.
 ///
@@ -240,16 +97,17 @@ pub fn open_storage(path: &Path) -> Result<(LogStore, StateMachine), StoreError>
 /// The control plane's replicated store: one Raft node plus read access to
 /// its state machine.
 ///
-/// Writes go through Raft ([`RaftStore::write`]); reads first confirm
-/// leadership with a quorum ([`openraft::Raft::ensure_linearizable`]) and
-/// then read the locally applied state, so a read never misses a write that
-/// was acknowledged before it started.
+/// Writes go through Raft ([`RaftStore::write`]); reads (the
+/// [`super::Store`] methods) first confirm leadership with a quorum
+/// ([`openraft::Raft::ensure_linearizable`]) and then read the locally
+/// applied state, so a read never misses a write that was acknowledged
+/// before it started.
 pub struct RaftStore {
     /// The running Raft node. It owns the log store and the state machine.
     raft: Raft,
     /// Read-only access to the state-machine tables. redb readers see the
     /// last committed transaction and never block the writer.
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
     /// Resolves once openraft's tasks have dropped their storage handles.
     released: Released,
     /// This node's Raft id.
@@ -258,91 +116,6 @@ pub struct RaftStore {
     advertise_addr: String,
     /// Queue of the write batcher ([`RaftStore::write`]).
     writes: mpsc::Sender<PendingWrite>,
-}
-
-/// A write waiting for the batcher, with where to send its result.
-type PendingWrite = (Command, oneshot::Sender<Result<CommandResult, StoreError>>);
-
-/// Most commands packed into one log entry. Bounds the entry's size (each
-/// chat message is at most a few KiB) and the work one apply does.
-const MAX_BATCH: usize = 256;
-
-/// Batched entries in flight at once. With one, the next batch cannot fill
-/// while the previous one replicates; with more, batches get small and
-/// openraft 0.9 (which appends one entry at a time) pays per entry again.
-/// Measured with 64 writers on a 3-node loopback cluster: 1 slot 5.5k
-/// commits/s, 2 slots 7.8k/s, 4 slots 5.2k/s (docs/benchmarks.md).
-const BATCHES_IN_FLIGHT: usize = 2;
-
-/// Packs concurrent writes into [`Command::Batch`] entries.
-///
-/// openraft 0.9 appends and flushes client writes one entry at a time, so
-/// without this every chat message costs its own fsync on the leader. The
-/// batcher never waits to fill a batch: it takes whatever is queued when a
-/// slot is free, so a lone write goes out at once, unwrapped, and under
-/// load batches grow by themselves.
-async fn run_batcher(raft: Raft, mut queue: mpsc::Receiver<PendingWrite>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
-            }
-        }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            write_batch(&raft, batch).await;
-            drop(slot);
-        });
-    }
-}
-
-/// Proposes one batch and hands each waiter its own result.
-async fn write_batch(raft: &Raft, mut batch: Vec<PendingWrite>) {
-    if batch.len() == 1 {
-        let (cmd, reply) = batch.pop().expect("one write");
-        let _ = reply.send(write_one(raft, cmd).await);
-        return;
-    }
-    let (cmds, replies): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
-    let n = cmds.len();
-    match write_one(raft, Command::Batch(cmds)).await {
-        Ok(Ok(super::model::CommandOutput::Batch(results))) if results.len() == n => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
-            }
-        }
-        Ok(other) => {
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Inconsistent(format!(
-                    "a batch of {n} was answered with {other:?}"
-                ))));
-            }
-        }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.for_another_waiter()));
-            }
-        }
-    }
-}
-
-async fn write_one(raft: &Raft, cmd: Command) -> Result<CommandResult, StoreError> {
-    let resp = with_deadline(raft.client_write(cmd)).await??;
-    resp.data.ok_or_else(|| {
-        StoreError::Inconsistent(format!(
-            "command entry {} produced no state-machine result",
-            resp.log_id
-        ))
-    })
 }
 
 impl RaftStore {
@@ -477,7 +250,7 @@ impl RaftStore {
 
     /// Proposes `cmd` and returns the state machine's result once it is
     /// committed and applied. Concurrent writes share log entries (see
-    /// [`run_batcher`]). On a follower this returns
+    /// `batcher.rs`). On a follower this returns
     /// [`StoreError::NotLeader`]; forwarding is the caller's business.
     pub async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
         let (reply, result) = oneshot::channel();
@@ -492,42 +265,9 @@ impl RaftStore {
         })?
     }
 
-    /// The room with this slug, if any (linearizable).
-    pub async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::room_by_slug(&self.db, slug)?)
-    }
-
-    /// The room with this id, if any (linearizable).
-    pub async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::room_by_id(&self.db, id)?)
-    }
-
-    /// One page of a room's chat history (linearizable): the newest `limit`
-    /// messages with an id below `before` (or the newest overall if `None`),
-    /// returned oldest-first, and whether older messages exist. To page
-    /// back, pass the first returned id as the next `before`.
-    pub async fn messages(
-        &self,
-        room: RoomId,
-        before: Option<MessageId>,
-        limit: usize,
-    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
-        self.linearize().await?;
-        Ok(queries::messages(&self.db, room, before, limit)?)
-    }
-
-    /// The installed join-token signing key (PKCS#8), if any
-    /// (linearizable).
-    pub async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::signing_key(&self.db)?)
-    }
-
     /// Confirms leadership with a quorum and waits until everything
     /// committed before this call is applied locally.
-    async fn linearize(&self) -> Result<(), StoreError> {
+    pub(super) async fn linearize(&self) -> Result<(), StoreError> {
         with_deadline(self.raft.ensure_linearizable()).await??;
         Ok(())
     }
@@ -693,7 +433,7 @@ impl LocalReads<'_> {
         Ok(queries::room_by_id(self.db, id)?)
     }
 
-    /// A page of chat history; see [`RaftStore::messages`].
+    /// A page of chat history; see [`super::Store::messages`].
     pub fn messages(
         &self,
         room: RoomId,
@@ -712,15 +452,6 @@ impl LocalReads<'_> {
     pub fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
         Ok(queries::media_nodes(self.db)?)
     }
-}
-
-/// Bounds `fut` by [`REQUEST_TIMEOUT`].
-async fn with_deadline<T>(fut: impl std::future::Future<Output = T>) -> Result<T, StoreError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, fut)
-        .await
-        .map_err(|_| StoreError::Timeout {
-            timeout: REQUEST_TIMEOUT,
-        })
 }
 
 /// `RaftStore` is used from many tasks; keep it shareable.

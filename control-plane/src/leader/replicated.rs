@@ -1,0 +1,172 @@
+//! [`Replicated`]: the [`Store`] as any control-plane node serves it.
+//! Writes travel to the leader wherever it is, retried as
+//! [`super::retry`] allows; reads run after a read barrier, against this
+//! node's own state machine. So a follower answers like the leader, and
+//! the code above needs to know nothing of Raft.
+//!
+//! It passes the same conformance suite as the stores underneath it (on a
+//! one-node control plane: see the test below).
+
+use crate::error::ApiError;
+use crate::store::model::{Command, CommandResult, MediaNodeRecord, Room};
+use crate::store::seam::{self, HistoryPage, NewMessage, Store};
+use crate::store::StoreError;
+use crate::ControlPlane;
+use std::sync::Arc;
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::rpc::MediaNodeInfo;
+use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug, UnixMillis};
+
+/// The durable state, through this control-plane node.
+#[derive(Clone)]
+pub struct Replicated {
+    cp: Arc<ControlPlane>,
+}
+
+impl ControlPlane {
+    /// The durable state as a [`Store`], through this node, whichever node
+    /// it is.
+    pub fn replicated(self: &Arc<Self>) -> Replicated {
+        Replicated { cp: self.clone() }
+    }
+}
+
+/// The forwarding layer answers in API errors, whose message is already
+/// fit for a client ("no leader right now; retry shortly"); keep it.
+fn unavailable(e: ApiError) -> StoreError {
+    StoreError::Unavailable {
+        reason: e.0.message,
+    }
+}
+
+impl Replicated {
+    async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        self.cp.write(cmd).await.map_err(unavailable)
+    }
+
+    async fn barrier(&self) -> Result<(), StoreError> {
+        self.cp.read_barrier().await.map_err(unavailable)
+    }
+
+    /// The control plane underneath.
+    pub fn control_plane(&self) -> &Arc<ControlPlane> {
+        &self.cp
+    }
+}
+
+impl Store for Replicated {
+    async fn create_room(
+        &self,
+        slug: RoomSlug,
+        name: String,
+        created_at_ms: UnixMillis,
+    ) -> Result<Room, StoreError> {
+        seam::room(
+            self.write(Command::CreateRoom {
+                slug,
+                name,
+                created_at_ms,
+            })
+            .await?,
+        )
+    }
+
+    async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
+        self.barrier().await?;
+        self.cp.store.local().room_by_slug(slug)
+    }
+
+    async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        self.barrier().await?;
+        self.cp.store.local().room_by_id(id)
+    }
+
+    async fn post_chat(&self, message: NewMessage) -> Result<ChatMessage, StoreError> {
+        seam::chat(self.write(message.into_command()).await?)
+    }
+
+    async fn messages(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.barrier().await?;
+        self.cp.store.local().messages(room, before, limit)
+    }
+
+    async fn init_signing_key(&self, pkcs8: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        seam::signing_key(self.write(Command::InitSigningKey { pkcs8 }).await?)
+    }
+
+    async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.barrier().await?;
+        self.cp.store.local().signing_key()
+    }
+
+    async fn register_media_node(
+        &self,
+        info: MediaNodeInfo,
+    ) -> Result<MediaNodeRecord, StoreError> {
+        seam::media_node(self.write(Command::RegisterMediaNode { info }).await?)
+    }
+
+    async fn set_media_node_draining(
+        &self,
+        node: NodeId,
+        draining: bool,
+    ) -> Result<MediaNodeRecord, StoreError> {
+        seam::media_node(
+            self.write(Command::SetMediaNodeDraining {
+                node_id: node,
+                draining,
+            })
+            .await?,
+        )
+    }
+
+    async fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
+        self.barrier().await?;
+        self.cp.store.local().media_nodes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{run_all, StoreFactory};
+    use crate::{Bootstrap, ControlPlaneConfig};
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A one-node control plane (`veche serve`'s) in the directory.
+    struct OneNode;
+
+    impl StoreFactory for OneNode {
+        type Store = Replicated;
+        const DURABLE: bool = true;
+        async fn open(&self, dir: &Path) -> Replicated {
+            let cp = ControlPlane::open(ControlPlaneConfig {
+                node_id: 1,
+                data_dir: dir.to_owned(),
+                advertise_addr: "http://127.0.0.1:9".into(),
+                public_url: None,
+                token_ttl: Duration::from_secs(60),
+                cluster_secret: "conformance-test-secret-of-32-bytes!".into(),
+                bootstrap: Bootstrap::Single,
+                bind_ip: None,
+            })
+            .await
+            .expect("open a one-node control plane");
+            cp.replicated()
+        }
+        async fn close(&self, store: Replicated) {
+            store.cp.shutdown().await.expect("shut down");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_replicated_view_of_a_one_node_control_plane_passes_the_conformance_suite() {
+        run_all(&OneNode).await;
+    }
+}

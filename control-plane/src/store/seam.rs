@@ -1,0 +1,212 @@
+//! [`Store`]: what the control plane keeps, as one trait, so that the code
+//! above it does not depend on how (or whether) it is replicated.
+//!
+//! Two implementations pass one conformance suite (`store::conformance`,
+//! run by `cargo test -p veche-control-plane --lib conformance`):
+//!
+//! - [`super::RaftStore`]: openraft over redb. Writes commit through the
+//!   Raft log; reads confirm leadership with a quorum first, so they are
+//!   linearizable. On a follower both answer [`StoreError::NotLeader`]: the
+//!   leader forwarding of `crate::leader` sits above this trait, not in it.
+//! - [`super::MemStore`]: plain maps behind a mutex. The reference for what
+//!   the commands mean, and the store for tests that need no disk or Raft.
+//!
+//! Above them, `crate::leader::Replicated` is the same trait as any
+//! control-plane node serves it: writes forwarded to the leader, reads after
+//! a read barrier. It passes the same suite on a one-node control plane.
+//!
+//! # Adding a table
+//!
+//! Later features (accounts, sessions, roles, passes, recordings) add their
+//! tables here, each the same way:
+//!
+//! 1. Commands in [`super::model::Command`], carrying everything that
+//!    depends on the clock or on randomness (the proposer decides, every
+//!    replica applies the same bytes), with a branch in
+//!    [`super::model::Command::is_idempotent`] and the refusals it can meet
+//!    in [`CommandError`](super::model::CommandError).
+//! 2. For the Raft store: the redb table in `db.rs` (and in `db::open`), its
+//!    apply in `state_machine.rs`, its rows in the snapshot blob
+//!    (`snapshot.rs`, as a `#[serde(default)]` field so older snapshots
+//!    still install), and its reads in `queries.rs`.
+//! 3. Methods on this trait whose docs state the contract (idempotency,
+//!    ordering, what is refused), implemented by both stores; the Raft one
+//!    maps the `CommandOutput` with the helpers below.
+//! 4. Conformance cases in `conformance.rs` for every sentence of that
+//!    contract. A store that passes them is a drop-in replacement.
+
+use super::error::StoreError;
+use super::model::{CommandOutput, CommandResult, MediaNodeRecord, Room};
+use std::future::Future;
+use veche_protocol::chat::ChatMessage;
+use veche_protocol::rpc::MediaNodeInfo;
+use veche_protocol::{MessageId, NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis};
+
+/// A chat message to append, as accepted from a participant: the text is
+/// already validated and filtered, and the time is the acceptor's clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Room.
+    pub room_id: RoomId,
+    /// Sender.
+    pub participant_id: ParticipantId,
+    /// Sender's display name.
+    pub display_name: String,
+    /// Filtered text.
+    pub text: String,
+    /// Acceptance time.
+    pub sent_at_ms: UnixMillis,
+    /// The client's idempotency key, unique per (room, participant).
+    pub client_msg_id: Option<String>,
+}
+
+/// One page of a room's history, oldest first, and whether older messages
+/// exist.
+pub type HistoryPage = (Vec<ChatMessage>, bool);
+
+/// The control plane's durable state: rooms, chat history, the join-token
+/// signing key and media-node registrations.
+///
+/// Every method is linearizable: a read sees every write that returned
+/// before it began. Refusals (a taken slug, an unknown room or node) are
+/// [`StoreError::Refused`]; any other error means the store could not
+/// answer, and only an idempotent write may then be retried blindly.
+pub trait Store: Send + Sync {
+    /// Creates a room with this slug. Idempotent: the same slug, name and
+    /// time again (a retry after a lost reply) returns the room the first
+    /// call created. Another room with the slug is
+    /// [`CommandError::SlugTaken`](super::model::CommandError::SlugTaken). Room ids are unique and increasing.
+    fn create_room(
+        &self,
+        slug: RoomSlug,
+        name: String,
+        created_at_ms: UnixMillis,
+    ) -> impl Future<Output = Result<Room, StoreError>> + Send;
+
+    /// The room with this slug, if any.
+    fn room_by_slug(
+        &self,
+        slug: &RoomSlug,
+    ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+
+    /// The room with this id, if any.
+    fn room_by_id(
+        &self,
+        id: RoomId,
+    ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+
+    /// Appends a chat message and returns it with its id. Ids are unique
+    /// and strictly increasing in commit order. With a `client_msg_id`
+    /// that the same participant already used in the same room, nothing is
+    /// appended and the first message is returned (an idempotent retry);
+    /// keys of other participants or rooms never match. A room that does
+    /// not exist is [`CommandError::NoSuchRoom`](super::model::CommandError::NoSuchRoom).
+    fn post_chat(
+        &self,
+        message: NewMessage,
+    ) -> impl Future<Output = Result<ChatMessage, StoreError>> + Send;
+
+    /// The newest `limit` messages of `room` with an id below `before` (or
+    /// the newest overall if `None`), oldest first, and whether older ones
+    /// exist. To page back, pass the first returned id as the next
+    /// `before`. An unknown room has an empty history.
+    fn messages(
+        &self,
+        room: RoomId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+
+    /// Installs the join-token signing key (PKCS#8) unless one is set, and
+    /// returns the installed one: the first writer wins, so concurrent
+    /// first callers converge on one key.
+    fn init_signing_key(
+        &self,
+        pkcs8: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// The installed join-token signing key, if any.
+    fn signing_key(&self) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Records a media node's registration, replacing an earlier one of the
+    /// same node id, and clears its drain flag: a node registers when its
+    /// process starts, and a fresh process is back in service.
+    fn register_media_node(
+        &self,
+        info: MediaNodeInfo,
+    ) -> impl Future<Output = Result<MediaNodeRecord, StoreError>> + Send;
+
+    /// Sets or clears a registered node's drain flag and returns its
+    /// record. Setting the flag it has changes nothing. A node that never
+    /// registered is [`CommandError::NoSuchMediaNode`](super::model::CommandError::NoSuchMediaNode).
+    fn set_media_node_draining(
+        &self,
+        node: NodeId,
+        draining: bool,
+    ) -> impl Future<Output = Result<MediaNodeRecord, StoreError>> + Send;
+
+    /// Every registered media node with its drain flag, by node id.
+    fn media_nodes(&self) -> impl Future<Output = Result<Vec<MediaNodeRecord>, StoreError>> + Send;
+}
+
+/// The command's result as a `T`: a refusal becomes
+/// [`StoreError::Refused`], an output of another kind (a bug: commands
+/// answer with their own kind) [`StoreError::Inconsistent`].
+pub(crate) fn expect<T>(
+    result: CommandResult,
+    what: &str,
+    pick: impl FnOnce(CommandOutput) -> Result<T, CommandOutput>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(out) => pick(out).map_err(|other| {
+            StoreError::Inconsistent(format!("{what} was answered with {other:?}"))
+        }),
+        Err(refusal) => Err(StoreError::Refused(refusal)),
+    }
+}
+
+/// [`expect`] for commands answered with a room.
+pub(crate) fn room(result: CommandResult) -> Result<Room, StoreError> {
+    expect(result, "CreateRoom", |o| match o {
+        CommandOutput::Room(r) => Ok(r),
+        other => Err(other),
+    })
+}
+
+/// [`expect`] for commands answered with a chat message.
+pub(crate) fn chat(result: CommandResult) -> Result<ChatMessage, StoreError> {
+    expect(result, "PostChat", |o| match o {
+        CommandOutput::Chat(m) => Ok(m),
+        other => Err(other),
+    })
+}
+
+/// [`expect`] for commands answered with the signing key.
+pub(crate) fn signing_key(result: CommandResult) -> Result<Vec<u8>, StoreError> {
+    expect(result, "InitSigningKey", |o| match o {
+        CommandOutput::SigningKey(k) => Ok(k),
+        other => Err(other),
+    })
+}
+
+/// [`expect`] for commands answered with a media-node record.
+pub(crate) fn media_node(result: CommandResult) -> Result<MediaNodeRecord, StoreError> {
+    expect(result, "a media-node command", |o| match o {
+        CommandOutput::MediaNode(n) => Ok(n),
+        other => Err(other),
+    })
+}
+
+impl NewMessage {
+    /// The command that appends this message.
+    pub fn into_command(self) -> super::model::Command {
+        super::model::Command::PostChat {
+            room_id: self.room_id,
+            participant_id: self.participant_id,
+            display_name: self.display_name,
+            text: self.text,
+            sent_at_ms: self.sent_at_ms,
+            client_msg_id: self.client_msg_id,
+        }
+    }
+}
