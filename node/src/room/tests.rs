@@ -171,6 +171,7 @@ fn a_published_track_is_forwarded_to_everyone_but_its_publisher() {
     // Someone joining later receives it too.
     let (d, _) = join(&room, 4);
     assert!(d.take().contains(&Event::Subscribed(cam.info.id.clone())));
+    b.take();
     // The same track twice is refused, and nobody hears of it.
     assert_eq!(room.publish(cam.clone()), Err(CoreError::DuplicateTrack));
     assert!(b.take().is_empty());
@@ -240,6 +241,7 @@ fn a_dropped_participant_shows_reconnecting_and_resumes_into_the_same_seat() {
     assert!(room.dropped(&pid(1), gen_a));
     let u = updates(&b.take());
     assert_eq!(u.last().unwrap().status, PresenceStatus::Reconnecting);
+    a.take();
 
     // A wrong token takes nothing over.
     let thief = Recorder::default();
@@ -289,6 +291,7 @@ fn a_seat_whose_grace_period_ends_is_removed_and_cannot_be_resumed() {
     a.take();
     b.take();
     room.dropped(&pid(1), gen_a);
+    a.take();
     assert!(room.expire(&pid(1), gen_a));
     assert_eq!(left(&b.take()), vec![(pid(1), LeaveReason::Disconnected)]);
     assert_eq!(a.take(), vec![Event::Closed]);
