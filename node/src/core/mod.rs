@@ -5,9 +5,9 @@
 //! the returned [`Action`]s in order. Because nothing here touches a socket
 //! or a clock, every rule is unit-tested directly.
 //!
-//! The rules are split by whom they are about: [`local`] for participants
-//! connected to this node, [`remote`] for those other nodes announce, and
-//! [`relays`] for which remote tracks this node has relayed to it. This
+//! The rules are split by whom they are about: `local` for participants
+//! connected to this node, `remote` for those other nodes announce, and
+//! `relays` for which remote tracks this node has relayed to it. This
 //! file holds the state they share and the bookkeeping of tracks.
 
 mod local;

@@ -18,9 +18,9 @@
 //! [`RelayEvent::LinkLost`]: the node treats the peer as gone, and both
 //! sides rebuild their view from full room states when a link comes back.
 //!
-//! By concern: [`link`] holds the QUIC connections (dialing, accepting,
-//! the control stream), [`legs`] this node's tracks relayed out, and
-//! [`datagrams`] the media datagrams in both directions, including the
+//! By concern: `link` holds the QUIC connections (dialing, accepting,
+//! the control stream), `legs` this node's tracks relayed out, and
+//! `datagrams` the media datagrams in both directions, including the
 //! [`crate::track::Upstream`] through which a relayed track's keyframe
 //! requests and NACKs go back to the publisher's node.
 

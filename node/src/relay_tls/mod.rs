@@ -20,7 +20,7 @@
 //! CA's own key (`ca.key`, from [`generate_ca`], `veche cluster ca`) is
 //! only needed to issue certificates and should stay off the media nodes.
 //!
-//! By concern: [`pki`] makes the CA and node certificates, [`config`]
+//! By concern: `pki` makes the CA and node certificates, `config`
 //! loads them into rustls and quinn configurations, and this file holds
 //! the naming rule both share.
 

@@ -14,7 +14,7 @@
 //!
 //! The room talks to participants only through the [`Participant`] trait
 //! and to other nodes only through the [`Relay`] (the exchange with them
-//! is in [`cascade`]), so it is unit-tested with participants in memory.
+//! is in `cascade.rs`), so it is unit-tested with participants in memory.
 
 mod cascade;
 mod participant;
