@@ -369,3 +369,62 @@ fn a_browser_that_stops_sending_a_track_is_found_by_its_msid() {
     room.unpublish(&cam.info.id);
     assert!(room.stale_tracks(&pid(1), &BTreeSet::new()).is_empty());
 }
+
+#[test]
+fn another_nodes_participants_appear_go_reconnecting_when_it_is_lost_and_then_leave() {
+    let room = room();
+    let (a, _) = join(&room, 1);
+    a.take();
+    let b = NodeId(2);
+    let remote = |n: u8| veche_protocol::relay::RemoteParticipant {
+        info: ParticipantInfo {
+            id: pid(n),
+            display_name: format!("R{n}"),
+            status: PresenceStatus::Connected,
+            media: MediaState::default(),
+            tracks: Vec::new(),
+            joined_at_ms: 0,
+        },
+        epoch: 5,
+        codecs: Vec::new(),
+    };
+    room.on_relay(
+        b,
+        RelayMsg::RoomState {
+            room: RoomId(1),
+            participants: vec![remote(7), remote(8)],
+            reply_wanted: true,
+        },
+    );
+    let joined: Vec<ParticipantId> = a
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Sent(ServerMessage::ParticipantJoined { participant }) => Some(participant.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined, vec![pid(7), pid(8)]);
+    assert!(!room.contains(&pid(7)), "they are not connected here");
+
+    let waiting = room.node_lost(b);
+    assert_eq!(waiting, vec![pid(7), pid(8)]);
+    let u = updates(&a.take());
+    assert!(u.iter().all(|p| p.status == PresenceStatus::Reconnecting));
+    assert_eq!(u.len(), 2);
+    // 8 comes back through another node before the grace period ends.
+    room.on_relay(
+        NodeId(3),
+        RelayMsg::Upsert {
+            room: RoomId(1),
+            participant: veche_protocol::relay::RemoteParticipant {
+                epoch: 6,
+                ..remote(8)
+            },
+        },
+    );
+    a.take();
+    room.expire_remote(b, &pid(7));
+    room.expire_remote(b, &pid(8));
+    assert_eq!(left(&a.take()), vec![(pid(7), LeaveReason::Disconnected)]);
+}
