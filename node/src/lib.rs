@@ -1,12 +1,24 @@
 //! A Veche media node: a WebRTC SFU on webrtc-rs.
 //!
 //! Decisions live in I/O-free modules ([`core`], [`negotiation`],
-//! [`forward`]); sockets, tasks and timers live at the edge ([`node`],
-//! `session`, `peer`, `track`).
+//! [`forward`]); sockets, tasks and timers live at the edge
+//! ([`media_node`], `session`, [`peer`], [`track`], [`relay`]).
+//!
+//! Modules import only downward, so each can be understood (and tested)
+//! with what is below it; `layering` in the tests checks it. From the top:
+//!
+//! ```text
+//! media_node ─▶ session ─▶ node (Shared) ─▶ peer ─▶ room ─▶ relay ─▶ track ─▶ forward
+//!                                                      └─▶ core      └─▶ relay_tls
+//! ```
+//!
+//! plus the leaves `cp_client`, `metrics`, `negotiation` and
+//! `interceptor`. docs/architecture.md walks through a join.
 pub mod core;
 pub mod cp_client;
 pub mod forward;
 pub mod interceptor;
+pub mod media_node;
 pub mod metrics;
 pub mod negotiation;
 pub mod node;
@@ -15,7 +27,11 @@ pub mod relay;
 pub mod relay_tls;
 pub mod room;
 mod session;
-mod track;
+pub mod track;
 
-pub use node::{MediaNode, NodeConfig, METRICS_PATH, WS_PATH};
+pub use media_node::{MediaNode, METRICS_PATH, WS_PATH};
+pub use node::NodeConfig;
 pub use peer::RtcConfig;
+
+#[cfg(test)]
+mod layering;

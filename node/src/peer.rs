@@ -8,8 +8,11 @@
 use crate::interceptor::KeyframeRequestForwarder;
 use crate::metrics::Metrics;
 use crate::negotiation::{sending_track_ids, Negotiator, Step};
-use crate::room::Room;
-use crate::track::{local_track_for, start_down_track, DownTrack, Sink, UpTrack};
+use crate::room::{Participant, Room};
+use crate::track::{
+    forward_browser_track, local_track_for, start_down_track, BrowserUpstream, DownTrack, Origin,
+    Sink, UpTrack,
+};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -64,6 +67,43 @@ pub enum PeerCmd {
     Connected,
     /// Tear everything down.
     Close,
+}
+
+/// The edge-side handle of one participant's session: how the room
+/// reaches a browser. Messages go to its WebSocket's queue, media changes
+/// to its peer-connection actor.
+#[derive(Clone)]
+pub struct PeerHandle {
+    /// Messages to the participant's WebSocket.
+    pub out: mpsc::UnboundedSender<ServerMessage>,
+    /// Commands to the participant's connection actor.
+    pub cmd: mpsc::UnboundedSender<PeerCmd>,
+    /// Fired when the participant continues on another node: the session
+    /// closes its socket without anyone being told they left.
+    pub moved: Arc<tokio::sync::Notify>,
+}
+
+impl Participant for PeerHandle {
+    fn send(&self, msg: ServerMessage) {
+        let _ = self.out.send(msg);
+    }
+
+    fn subscribe(&self, track: Arc<UpTrack>) {
+        let _ = self.cmd.send(PeerCmd::Subscribe(track));
+    }
+
+    fn unsubscribe(&self, track: TrackId) {
+        let _ = self.cmd.send(PeerCmd::Unsubscribe(track));
+    }
+
+    fn close(&self) {
+        let _ = self.cmd.send(PeerCmd::Close);
+    }
+
+    fn moved(&self) {
+        let _ = self.cmd.send(PeerCmd::Close);
+        self.moved.notify_one();
+    }
 }
 
 /// Where RTP sockets bind and what the connection needs to know.
@@ -442,13 +482,14 @@ impl Actor {
             stream_id,
         };
         info!(track = %info.id, ?source, codec = %codec.mime_type, "publishing");
+        let upstream = BrowserUpstream::new(remote.clone(), ssrc, info.id.clone());
         let up = UpTrack::new(
             info.clone(),
             self.ctx.id.clone(),
             codec,
             msid.clone(),
-            remote,
-            ssrc,
+            Origin::Local,
+            upstream,
             self.ctx.metrics.clone(),
         );
         if let Err(e) = self.ctx.room.publish(up.clone()) {
@@ -458,9 +499,10 @@ impl Actor {
         self.ctx.metrics.tracks.inc();
         self.published.insert(msid, info.id.clone());
         let room = self.ctx.room.clone();
+        let metrics = self.ctx.metrics.clone();
         tokio::spawn(
             async move {
-                up.clone().run().await;
+                forward_browser_track(up.clone(), remote, metrics).await;
                 room.unpublish(&up.info.id);
             }
             .in_current_span(),

@@ -3,8 +3,7 @@
 //! its room until the browser leaves or its connection drops.
 
 use crate::node::Shared;
-use crate::peer::{self, PeerCmd, PeerCtx};
-use crate::room::PeerHandle;
+use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;

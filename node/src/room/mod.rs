@@ -1,46 +1,44 @@
 //! A room on this node: the I/O-free [`RoomCore`] plus the handles needed
 //! to carry out its actions.
 //!
-//! Every action is a non-blocking channel send, so actions run while the
-//! room lock is held. That keeps the order in which clients see events
-//! equal to the order in which the core decided them: a participant's
-//! `joined` snapshot is queued before any later delta.
+//! Every action is a non-blocking call on a [`Participant`] or the relay,
+//! so actions run while the room lock is held. That keeps the order in
+//! which clients see events equal to the order in which the core decided
+//! them: a participant's `joined` snapshot is queued before any later
+//! delta.
 //!
 //! Each seat remembers which session (generation) currently owns it. When a
 //! participant resumes after a dropped connection, the new session takes
 //! the seat, and anything the old session does afterwards (noticing its
 //! socket died, its grace timer firing) is ignored.
+//!
+//! The room talks to participants only through the [`Participant`] trait
+//! and to other nodes only through the [`Relay`] (the exchange with them
+//! is in `cascade.rs`), so it is unit-tested with participants in memory.
+
+mod cascade;
+mod participant;
+#[cfg(test)]
+mod tests;
+
+pub use participant::Participant;
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
-use crate::peer::PeerCmd;
+use crate::metrics::Metrics;
 use crate::relay::Relay;
-use crate::track::{UpSource, UpTrack};
+use crate::track::{Origin, UpTrack};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use veche_protocol::chat::ChatMessage;
-use veche_protocol::relay::{RelayCodec, RelayMsg, RemoteParticipant};
-use veche_protocol::rpc::RelayPeer;
+use veche_protocol::relay::{RelayCodec, RelayMsg};
 use veche_protocol::signal::{
-    IceServer, LeaveReason, MediaState, ParticipantInfo, PresenceStatus, RoomInfo, ServerMessage,
+    IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
 };
 use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis};
 
-/// The edge-side handle of one participant's session.
-#[derive(Clone)]
-pub struct PeerHandle {
-    /// Messages to the participant's WebSocket.
-    pub out: mpsc::UnboundedSender<ServerMessage>,
-    /// Commands to the participant's connection actor.
-    pub cmd: mpsc::UnboundedSender<PeerCmd>,
-    /// Fired when the participant continues on another node: the session
-    /// closes its socket without anyone being told they left.
-    pub moved: Arc<tokio::sync::Notify>,
-}
-
 struct Seat {
-    handle: PeerHandle,
+    participant: Box<dyn Participant>,
     generation: u64,
     resume_token: String,
 }
@@ -74,7 +72,7 @@ pub enum ResumeError {
 pub struct Room {
     /// The room as the token described it.
     pub info: RoomInfo,
-    metrics: crate::metrics::Metrics,
+    metrics: Metrics,
     relay: Option<Relay>,
     inner: Mutex<Inner>,
     generations: AtomicU64,
@@ -90,11 +88,7 @@ fn tokens_equal(a: &str, b: &str) -> bool {
 
 impl Room {
     /// An empty room.
-    pub fn new(
-        info: RoomInfo,
-        metrics: crate::metrics::Metrics,
-        relay: Option<Relay>,
-    ) -> Arc<Self> {
+    pub fn new(info: RoomInfo, metrics: Metrics, relay: Option<Relay>) -> Arc<Self> {
         Arc::new(Room {
             info,
             metrics,
@@ -136,7 +130,7 @@ impl Room {
                 inner
                     .tracks
                     .values()
-                    .filter(|t| matches!(t.source(), UpSource::Local { .. }))
+                    .filter(|t| t.origin() == Origin::Local)
                     .count() as i64,
             );
         }
@@ -148,7 +142,7 @@ impl Room {
                 Action::Broadcast { msg, except } => {
                     for (id, seat) in &inner.seats {
                         if Some(id) != except.as_ref() {
-                            let _ = seat.handle.out.send(msg.clone());
+                            seat.participant.send(msg.clone());
                         }
                     }
                 }
@@ -156,19 +150,19 @@ impl Room {
                     if let (Some(seat), Some(t)) =
                         (inner.seats.get(&subscriber), inner.tracks.get(&track))
                     {
-                        let _ = seat.handle.cmd.send(PeerCmd::Subscribe(t.clone()));
+                        seat.participant.subscribe(t.clone());
                     }
                 }
                 Action::Unsubscribe { subscriber, track } => {
                     if let Some(seat) = inner.seats.get(&subscriber) {
-                        let _ = seat.handle.cmd.send(PeerCmd::Unsubscribe(track));
+                        seat.participant.unsubscribe(track);
                     }
                 }
                 Action::Announce(a) => {
                     let msg = match a {
                         Announcement::Upsert { info, epoch } => RelayMsg::Upsert {
                             room: self.info.id,
-                            participant: remote_participant(inner, info, epoch),
+                            participant: cascade::remote_participant(inner, info, epoch),
                         },
                         Announcement::Left {
                             participant_id,
@@ -193,8 +187,7 @@ impl Room {
                 }
                 Action::DropSeat { participant } => {
                     if let Some(seat) = inner.seats.remove(&participant) {
-                        let _ = seat.handle.cmd.send(PeerCmd::Close);
-                        seat.handle.moved.notify_one();
+                        seat.participant.moved();
                     }
                     self.drop_local_tracks_of(inner, &participant);
                 }
@@ -209,7 +202,7 @@ impl Room {
         let gone: Vec<TrackId> = inner
             .tracks
             .iter()
-            .filter(|(_, t)| &t.publisher == id && !matches!(t.source(), UpSource::Relayed(_)))
+            .filter(|(_, t)| &t.publisher == id && t.origin() == Origin::Local)
             .map(|(k, _)| k.clone())
             .collect();
         for t in gone {
@@ -220,46 +213,9 @@ impl Room {
     }
 
     fn stop_relaying(&self, up: &UpTrack) {
-        if let (Some(relay), false) = (&self.relay, matches!(up.source(), UpSource::Relayed(_))) {
+        if let (Some(relay), Origin::Local) = (&self.relay, up.origin()) {
             relay.stop_track(&up.info.id);
         }
-    }
-
-    fn tell_peers(&self, inner: &Inner, msg: &RelayMsg) {
-        if let Some(relay) = &self.relay {
-            for peer in &inner.peers {
-                relay.send(*peer, msg);
-            }
-        }
-    }
-
-    /// Builds the stand-in for a remote track and asks its node to relay it.
-    fn start_relay(&self, inner: &mut Inner, track: TrackId, from: NodeId) {
-        let Some(relay) = &self.relay else { return };
-        let Some(codec) = inner.codecs.get(&track).cloned() else {
-            tracing::warn!(%track, "remote track without a codec; not relayed");
-            return;
-        };
-        let Some(publisher) = inner.core.publisher_of(&track).cloned() else {
-            return;
-        };
-        let Some(info) = inner
-            .core
-            .participant(&publisher)
-            .and_then(|p| p.tracks.iter().find(|t| t.id == track))
-            .cloned()
-        else {
-            return;
-        };
-        if let Some((old, slot)) = inner.relays.remove(&track) {
-            relay.unsubscribe(old, self.info.id, track.clone(), slot);
-        }
-        let metrics = self.metrics.clone();
-        let (up, slot) = relay.subscribe(from, self.info.id, track.clone(), |feedback| {
-            UpTrack::relayed(info, publisher, rtc_codec(&codec), feedback, metrics)
-        });
-        inner.tracks.insert(track.clone(), up);
-        inner.relays.insert(track, (from, slot));
     }
 
     /// Adds a participant and queues their `joined` snapshot. Returns the
@@ -270,7 +226,7 @@ impl Room {
         id: ParticipantId,
         display_name: String,
         media: MediaState,
-        handle: PeerHandle,
+        handle: impl Participant + 'static,
         now_ms: UnixMillis,
         ice_servers: Vec<IceServer>,
         resume_token: String,
@@ -281,7 +237,7 @@ impl Room {
         let actions = inner
             .core
             .join(id.clone(), display_name, media, now_ms, epoch, rejoining)?;
-        let _ = handle.out.send(ServerMessage::Joined {
+        handle.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),
             participants: inner.core.snapshot(),
@@ -293,7 +249,7 @@ impl Room {
         inner.seats.insert(
             id,
             Seat {
-                handle,
+                participant: Box::new(handle),
                 generation,
                 resume_token,
             },
@@ -311,7 +267,7 @@ impl Room {
         &self,
         id: &ParticipantId,
         resume_token: &str,
-        handle: PeerHandle,
+        handle: impl Participant + 'static,
         ice_servers: Vec<IceServer>,
     ) -> Result<(u64, String), ResumeError> {
         let mut inner = self.lock();
@@ -320,9 +276,9 @@ impl Room {
             return Err(ResumeError::BadToken);
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        let old = std::mem::replace(&mut seat.handle, handle.clone());
+        let old = std::mem::replace(&mut seat.participant, Box::new(handle));
         seat.generation = generation;
-        let _ = old.cmd.send(PeerCmd::Close);
+        old.close();
         let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
         self.drop_local_tracks_of(&mut inner, id);
         let name = inner
@@ -330,14 +286,16 @@ impl Room {
             .participant(id)
             .map(|p| p.display_name.clone())
             .unwrap_or_default();
-        let _ = handle.out.send(ServerMessage::Joined {
-            participant_id: id.clone(),
-            room: self.info.clone(),
-            participants: inner.core.snapshot(),
-            ice_servers,
-            resume_token: resume_token.to_owned(),
-            resumed: true,
-        });
+        if let Some(seat) = inner.seats.get(id) {
+            seat.participant.send(ServerMessage::Joined {
+                participant_id: id.clone(),
+                room: self.info.clone(),
+                participants: inner.core.snapshot(),
+                ice_servers,
+                resume_token: resume_token.to_owned(),
+                resumed: true,
+            });
+        }
         self.run(&mut inner, actions);
         self.observe(&inner);
         Ok((generation, name))
@@ -391,7 +349,7 @@ impl Room {
         let actions = inner.core.leave(id, reason);
         self.run(inner, actions);
         if let Some(seat) = inner.seats.remove(id) {
-            let _ = seat.handle.cmd.send(PeerCmd::Close);
+            seat.participant.close();
         }
         self.drop_local_tracks_of(inner, id);
     }
@@ -464,6 +422,12 @@ impl Room {
         !self.lock().core.is_empty()
     }
 
+    /// True when nobody is in the room on this node, so the node can drop
+    /// it.
+    pub fn is_empty(&self) -> bool {
+        !self.has_members()
+    }
+
     /// A participant's media connection is up: one who came back from
     /// another node stops showing as reconnecting.
     pub fn media_connected(&self, id: &ParticipantId) {
@@ -495,187 +459,5 @@ impl Room {
                 except: None,
             }],
         );
-    }
-
-    /// Starts exchanging the room with another node that hosts it (named by
-    /// a join token or a heartbeat reply), unless already doing so.
-    pub fn link_peer(&self, peer: &RelayPeer) {
-        let Some(relay) = &self.relay else { return };
-        relay.learn(peer);
-        let mut inner = self.lock();
-        if inner.peers.insert(peer.node_id) {
-            self.send_state(&inner, peer.node_id, true);
-        }
-    }
-
-    fn send_state(&self, inner: &Inner, peer: NodeId, reply_wanted: bool) {
-        let Some(relay) = &self.relay else { return };
-        let participants = inner
-            .core
-            .local_members()
-            .into_iter()
-            .map(|(info, epoch)| remote_participant(inner, info, epoch))
-            .collect();
-        relay.send(
-            peer,
-            &RelayMsg::RoomState {
-                room: self.info.id,
-                participants,
-                reply_wanted,
-            },
-        );
-    }
-
-    /// A control message about this room from another node.
-    pub fn on_relay(&self, from: NodeId, msg: RelayMsg) {
-        let mut inner = self.lock();
-        let remember = |inner: &mut Inner, p: &RemoteParticipant| {
-            for (t, c) in &p.codecs {
-                inner.codecs.insert(t.clone(), c.clone());
-            }
-        };
-        match msg {
-            RelayMsg::RoomState {
-                participants,
-                reply_wanted,
-                ..
-            } => {
-                let new_peer = inner.peers.insert(from);
-                for p in &participants {
-                    remember(&mut inner, p);
-                }
-                let list = participants
-                    .into_iter()
-                    .map(|p| (p.info, p.epoch))
-                    .collect();
-                let actions = inner.core.remote_state(from, list);
-                self.run(&mut inner, actions);
-                if reply_wanted || new_peer {
-                    self.send_state(&inner, from, false);
-                }
-            }
-            RelayMsg::Upsert { participant, .. } => {
-                if inner.peers.insert(from) {
-                    // It knows us but we did not know it: it needs our state.
-                    self.send_state(&inner, from, true);
-                }
-                remember(&mut inner, &participant);
-                let actions = inner
-                    .core
-                    .remote_upsert(from, participant.info, participant.epoch);
-                self.run(&mut inner, actions);
-            }
-            RelayMsg::Left {
-                participant_id,
-                reason,
-                ..
-            } => {
-                let actions = inner.core.remote_left(from, &participant_id, reason);
-                self.run(&mut inner, actions);
-            }
-            RelayMsg::RoomClosed { .. } => {
-                inner.peers.remove(&from);
-                let actions = inner.core.remote_closed(from);
-                self.run(&mut inner, actions);
-            }
-            RelayMsg::Subscribe { track, slot, .. } => {
-                let up = inner.tracks.get(&track).cloned();
-                match (up, &self.relay) {
-                    (Some(up), Some(relay)) if matches!(up.source(), UpSource::Local { .. }) => {
-                        relay.start_leg(from, slot, up)
-                    }
-                    _ => tracing::debug!(%track, %from, "subscribe for a track not published here"),
-                }
-            }
-            RelayMsg::Unsubscribe { track, .. } => {
-                if let Some(relay) = &self.relay {
-                    relay.stop_leg(from, &track);
-                }
-            }
-            RelayMsg::Chat { message, .. } => self.run(
-                &mut inner,
-                vec![Action::Broadcast {
-                    msg: ServerMessage::Chat { message },
-                    except: None,
-                }],
-            ),
-            RelayMsg::Hello { .. } => {}
-        }
-        self.observe(&inner);
-    }
-
-    /// Another node became unreachable: its participants show as
-    /// reconnecting. Returns who is waiting, for the grace timers.
-    pub fn node_lost(&self, peer: NodeId) -> Vec<ParticipantId> {
-        let mut inner = self.lock();
-        inner.peers.remove(&peer);
-        let (actions, waiting) = inner.core.node_lost(peer);
-        self.run(&mut inner, actions);
-        self.observe(&inner);
-        waiting
-    }
-
-    /// The grace period of a lost node's participant ran out.
-    pub fn expire_remote(&self, peer: NodeId, id: &ParticipantId) {
-        let mut inner = self.lock();
-        let actions = inner.core.expire_remote(peer, id);
-        self.run(&mut inner, actions);
-        self.observe(&inner);
-    }
-
-    /// The room is being dropped here (nobody left on this node): other
-    /// nodes stop relaying to it and forget its participants.
-    pub fn close_links(&self) {
-        let mut inner = self.lock();
-        let relays: Vec<(TrackId, (NodeId, u16))> = inner.relays.drain().collect();
-        if let Some(relay) = &self.relay {
-            for (track, (from, slot)) in relays {
-                relay.unsubscribe(from, self.info.id, track, slot);
-            }
-        }
-        self.tell_peers(&inner, &RelayMsg::RoomClosed { room: self.info.id });
-        inner.peers.clear();
-    }
-}
-
-/// One of our participants as other nodes need them: with the codec of
-/// each track they publish.
-fn remote_participant(inner: &Inner, info: ParticipantInfo, epoch: u64) -> RemoteParticipant {
-    let codecs = info
-        .tracks
-        .iter()
-        .filter_map(|t| {
-            inner
-                .tracks
-                .get(&t.id)
-                .map(|up| (t.id.clone(), relay_codec(up)))
-        })
-        .collect();
-    RemoteParticipant {
-        info,
-        epoch,
-        codecs,
-    }
-}
-
-/// The codec of a track as another node needs it.
-fn relay_codec(up: &UpTrack) -> RelayCodec {
-    RelayCodec {
-        mime_type: up.codec.mime_type.clone(),
-        clock_rate: up.codec.clock_rate,
-        channels: up.codec.channels,
-        sdp_fmtp_line: up.codec.sdp_fmtp_line.clone(),
-    }
-}
-
-/// The reverse of [`relay_codec`]. RTCP feedback is left to negotiation
-/// with each subscriber, as for local tracks.
-fn rtc_codec(c: &RelayCodec) -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
-        mime_type: c.mime_type.clone(),
-        clock_rate: c.clock_rate,
-        channels: c.channels,
-        sdp_fmtp_line: c.sdp_fmtp_line.clone(),
-        rtcp_feedback: Vec::new(),
     }
 }

@@ -1,0 +1,36 @@
+//! How a room reaches one of its participants: the few calls it makes on
+//! a seat, and nothing about how they are carried out.
+//!
+//! A browser's session implements it with channels to its WebSocket and
+//! its peer-connection actor (`crate::peer::PeerHandle`); the room's unit
+//! tests implement it with a recorder in memory. A recording service will
+//! be one more implementation: a participant that subscribes to every
+//! track and writes what it receives instead of sending it to a browser.
+
+use crate::track::UpTrack;
+use std::sync::Arc;
+use veche_protocol::signal::ServerMessage;
+use veche_protocol::TrackId;
+
+/// One seat's connection, as the room sees it.
+///
+/// Every call is made while the room's lock is held, in the order the
+/// room's core decided the events, so implementations must not block or
+/// call back into the room: queue the work and return.
+pub trait Participant: Send + Sync {
+    /// Queues a signalling message for the participant.
+    fn send(&self, msg: ServerMessage);
+    /// Starts forwarding `track` to the participant. For a browser this
+    /// adds a down track and renegotiates; the keyframe the new receiver
+    /// needs is requested once the leg carries media.
+    fn subscribe(&self, track: Arc<UpTrack>);
+    /// Stops forwarding `track` to the participant.
+    fn unsubscribe(&self, track: TrackId);
+    /// The seat is gone from this connection (the participant left, was
+    /// evicted, or a newer session took the seat over): tear the
+    /// connection down.
+    fn close(&self);
+    /// The participant continues on another node: close the connection
+    /// without anyone being told they left.
+    fn moved(&self);
+}

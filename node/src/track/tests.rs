@@ -1,0 +1,92 @@
+//! The up track's fan-out and feedback, with a publisher in memory.
+
+use super::testing::{vp8, RecordingUpstream};
+use super::{Origin, Sink, UpTrack};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use rtc::rtp;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use veche_protocol::signal::{MediaKind, TrackInfo, TrackSource};
+use veche_protocol::{ParticipantId, TrackId};
+
+fn track(kind: MediaKind, origin: Origin) -> (Arc<UpTrack>, Arc<RecordingUpstream>) {
+    let upstream = Arc::new(RecordingUpstream::default());
+    let info = TrackInfo {
+        id: TrackId::from_random([1; 8]),
+        kind,
+        source: match kind {
+            MediaKind::Audio => TrackSource::Microphone,
+            MediaKind::Video => TrackSource::Camera,
+        },
+        stream_id: "s".into(),
+    };
+    let up = UpTrack::new(
+        info,
+        ParticipantId::from_random([2; 8]),
+        vp8(),
+        String::new(),
+        origin,
+        upstream.clone(),
+        Metrics::new(),
+    );
+    (up, upstream)
+}
+
+fn packet(seq: u16) -> rtp::Packet {
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            sequence_number: seq,
+            ..Default::default()
+        },
+        payload: Bytes::from_static(b"x"),
+    }
+}
+
+#[test]
+fn a_relayed_track_nacks_the_gaps_upstream_and_forwards_what_arrives() {
+    let (up, publisher) = track(MediaKind::Video, Origin::Relayed);
+    let (tx, mut rx) = mpsc::channel(16);
+    up.attach(Sink::Node(veche_protocol::NodeId(3)), tx);
+    for seq in [1, 2, 5, 4, 6] {
+        up.relayed_packet(packet(seq));
+    }
+    assert_eq!(publisher.nacked(), vec![3, 4], "late 4 is not NACKed again");
+    let got: Vec<u16> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|p| p.header.sequence_number)
+        .collect();
+    assert_eq!(got, vec![1, 2, 5, 4, 6]);
+}
+
+#[test]
+fn a_detached_receiver_gets_nothing_more_and_a_full_one_does_not_stall_others() {
+    let (up, _) = track(MediaKind::Video, Origin::Local);
+    let (slow_tx, _slow_rx) = mpsc::channel(1);
+    let (fast_tx, mut fast_rx) = mpsc::channel(16);
+    let slow = Sink::Participant(ParticipantId::from_random([7; 8]));
+    up.attach(slow.clone(), slow_tx);
+    up.attach(
+        Sink::Participant(ParticipantId::from_random([8; 8])),
+        fast_tx,
+    );
+    for seq in 0..4 {
+        up.fan_out(packet(seq));
+    }
+    assert_eq!(std::iter::from_fn(|| fast_rx.try_recv().ok()).count(), 4);
+    up.detach(&Sink::Participant(ParticipantId::from_random([8; 8])));
+    up.fan_out(packet(9));
+    assert!(fast_rx.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn keyframe_requests_are_coalesced_and_never_sent_for_audio() {
+    let (video, publisher) = track(MediaKind::Video, Origin::Local);
+    for _ in 0..5 {
+        video.request_keyframe().await;
+    }
+    assert_eq!(publisher.keyframes(), 1, "a burst reaches the encoder once");
+    let (audio, publisher) = track(MediaKind::Audio, Origin::Local);
+    audio.request_keyframe().await;
+    assert_eq!(publisher.keyframes(), 0);
+}

@@ -1,0 +1,176 @@
+//! The up track: one published track as this node's receivers see it, and
+//! the fan-out of its packets. Nothing here knows where the packets come
+//! from or how feedback reaches the publisher: that is behind [`Upstream`],
+//! so the room, the relay and their tests share one type whether the
+//! publisher is a browser here, another node, or a test.
+
+use crate::forward::{GapDetector, KeyframeGate};
+use crate::metrics::Metrics;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use veche_protocol::signal::{MediaKind, TrackInfo};
+use veche_protocol::{NodeId, ParticipantId};
+
+/// Who receives an up track's packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// A participant on this node (one down track).
+    Participant(ParticipantId),
+    /// Another media node, which fans the track out to its own
+    /// participants. At most one per node, however many subscribers it has.
+    Node(NodeId),
+}
+
+/// Where an up track's packets come from. Decides whether the track may be
+/// relayed on (only a publisher's own node relays, so a track crosses at
+/// most one hop) and whether it counts as one of this node's tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A participant's connection on this node.
+    Local,
+    /// The publisher's node, over the relay.
+    Relayed,
+}
+
+/// The way back to a track's publisher: keyframe requests and NACKs.
+///
+/// A browser's track answers them over its RTCP; a relayed track sends
+/// them to the publisher's node as relay datagrams. Keeping this a trait
+/// is what lets the data path (and its tests) run without WebRTC or QUIC.
+#[async_trait::async_trait]
+pub trait Upstream: Send + Sync {
+    /// Asks the publisher for a keyframe now. Coalescing already happened
+    /// in the up track's [`KeyframeGate`].
+    async fn request_keyframe(&self);
+    /// Asks the publisher to resend these RTP sequence numbers, which
+    /// never arrived here. A browser's own connection repairs loss on its
+    /// hop by itself, so its upstream ignores this.
+    fn nack(&self, missing: &[u16]);
+}
+
+/// A published track as this node's subscribers see it: either received
+/// from a browser here, or relayed from the publisher's node.
+pub struct UpTrack {
+    /// Public description (id, kind, source, stream id).
+    pub info: TrackInfo,
+    /// Who publishes it.
+    pub publisher: ParticipantId,
+    /// The publisher's codec, which every down track announces.
+    pub codec: RTCRtpCodec,
+    /// The msid track id the publisher's browser used, to notice when the
+    /// browser stops sending it (empty for a relayed track).
+    pub remote_msid: String,
+    origin: Origin,
+    upstream: Arc<dyn Upstream>,
+    /// Current receivers' queues. Read on every packet, written on
+    /// (un)subscribe, hence a read-write lock.
+    subscribers: RwLock<Vec<(Sink, mpsc::Sender<rtp::Packet>)>>,
+    keyframes: Mutex<KeyframeGate>,
+    /// Loss on the relay hop, for a relayed track.
+    gaps: Mutex<GapDetector>,
+    metrics: Metrics,
+}
+
+impl UpTrack {
+    /// A track whose packets are fed in with [`UpTrack::fan_out`] (or
+    /// [`UpTrack::relayed_packet`]) and whose feedback goes to `upstream`.
+    pub fn new(
+        info: TrackInfo,
+        publisher: ParticipantId,
+        codec: RTCRtpCodec,
+        remote_msid: String,
+        origin: Origin,
+        upstream: Arc<dyn Upstream>,
+        metrics: Metrics,
+    ) -> Arc<Self> {
+        Arc::new(UpTrack {
+            info,
+            publisher,
+            codec,
+            remote_msid,
+            origin,
+            upstream,
+            subscribers: RwLock::new(Vec::new()),
+            keyframes: Mutex::new(KeyframeGate::default()),
+            gaps: Mutex::new(GapDetector::default()),
+            metrics,
+        })
+    }
+
+    /// Changes how often keyframe requests may reach the publisher. The
+    /// default ([`KeyframeGate::DEFAULT_INTERVAL`]) protects a browser's
+    /// encoder; a source without one (a test feed) can take every request.
+    pub fn set_keyframe_interval(&self, min_interval: Duration) {
+        *self.keyframes.lock().expect("lock poisoned") = KeyframeGate::new(min_interval);
+    }
+
+    /// Where the packets come from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// Hands a packet to every receiver without waiting for any of them.
+    pub fn fan_out(&self, pkt: rtp::Packet) {
+        let subs = self.subscribers.read().expect("lock poisoned");
+        for (_, tx) in subs.iter() {
+            if tx.try_send(pkt.clone()).is_err() {
+                self.metrics
+                    .packets_dropped
+                    .with_label_values(&["subscriber_queue_full"])
+                    .inc();
+            }
+        }
+    }
+
+    /// A packet of a relayed track arrived from the publisher's node. Gaps
+    /// just before it are NACKed upstream at once, so the publisher's node
+    /// resends them before this node's subscribers notice.
+    pub fn relayed_packet(&self, pkt: rtp::Packet) {
+        let missing = self
+            .gaps
+            .lock()
+            .expect("lock poisoned")
+            .on_packet(pkt.header.sequence_number);
+        self.fan_out(pkt);
+        if !missing.is_empty() {
+            self.upstream.nack(&missing);
+        }
+    }
+
+    /// Adds a receiver's queue, replacing any earlier one of the same sink.
+    pub fn attach(&self, sink: Sink, tx: mpsc::Sender<rtp::Packet>) {
+        let mut subs = self.subscribers.write().expect("lock poisoned");
+        subs.retain(|(s, _)| s != &sink);
+        subs.push((sink, tx));
+    }
+
+    /// Removes a receiver's queue.
+    pub fn detach(&self, sink: &Sink) {
+        self.subscribers
+            .write()
+            .expect("lock poisoned")
+            .retain(|(s, _)| s != sink);
+    }
+
+    /// Asks the publisher for a keyframe, coalescing bursts. For a relayed
+    /// track the request goes to the publisher's node, whose own gate
+    /// coalesces again across all the nodes asking.
+    pub async fn request_keyframe(&self) {
+        if self.info.kind == MediaKind::Audio {
+            return;
+        }
+        let go = self
+            .keyframes
+            .lock()
+            .expect("lock poisoned")
+            .request(Instant::now());
+        if !go {
+            return;
+        }
+        self.metrics.keyframe_requests.inc();
+        self.upstream.request_keyframe().await;
+    }
+}
