@@ -38,7 +38,7 @@ import {
   slugFromPath,
   unreachableNodeAfter,
   validateChat,
-} from '../protocol.js';
+} from '../public/protocol.js';
 
 const SLUG = 'AbCdEfGhIjKlMnOpQrStUv';
 
@@ -213,7 +213,7 @@ describe('Signalling', () => {
     sig.on('message', (m) => seen.push(`message:${m.type}`));
     sig.on('chat', (m) => seen.push(`chat:${m.message.text}`));
     const off = sig.on('pong', () => seen.push('pong'));
-    ws.serverSend({ type: 'chat', message: { id: 1, text: 'hi' } });
+    ws.serverSend({ type: 'chat', message: { id: 1, room_id: 1, participant_id: 'p1', display_name: 'Ann', text: 'hi', sent_at_ms: 5 } });
     ws.serverSend({ type: 'pong', seq: 1, server_time_ms: 5 });
     off();
     ws.serverSend({ type: 'pong', seq: 2, server_time_ms: 6 });
