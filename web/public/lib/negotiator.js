@@ -16,6 +16,7 @@ import { ApiError, humanMessage } from './errors.js';
 export function parseMediaSections(sdp) {
   /** @type {{mid: string | null, kind: string, streamId: string | null, trackId: string | null}[]} */
   const sections = [];
+  /** @type {{mid: string | null, kind: string, streamId: string | null, trackId: string | null} | null} */
   let current = null;
   for (const line of sdp.split(/\r?\n/)) {
     if (line.startsWith('m=')) {
@@ -55,10 +56,10 @@ export function buildTrackMap(sdp, sourceByMid) {
  * fake.
  * @typedef {object} NegotiationPeer
  * @property {string} signalingState
- * @property {{type: string, sdp: string} | null} localDescription
- * @property {() => Promise<{type: string, sdp?: string}>} createOffer
- * @property {(d?: {type: string, sdp?: string}) => Promise<void>} setLocalDescription
- * @property {(d: {type: string, sdp: string}) => Promise<void>} setRemoteDescription
+ * @property {{type: RTCSdpType, sdp: string} | null} localDescription
+ * @property {() => Promise<RTCSessionDescriptionInit>} createOffer
+ * @property {(d?: RTCLocalSessionDescriptionInit) => Promise<void>} setLocalDescription
+ * @property {(d: RTCSessionDescriptionInit) => Promise<void>} setRemoteDescription
  * @property {(c: IceCandidate) => Promise<void>} addIceCandidate
  * @property {() => {mid: string | null, sender: any, direction?: string}[]} getTransceivers
  */
