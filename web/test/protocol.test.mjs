@@ -444,15 +444,23 @@ describe('REST helpers', () => {
     assert.deepEqual(f.calls[0].body, { display_name: 'Ann' });
   });
 
-  test('join sends region, rejoin_token and unreachable_node when given, and nothing else', async () => {
-    const resp = { token: 't2', ws_url: '/media/ws', participant_id: 'p1', node_id: 5, expires_at_ms: 9, room: {} };
+  test('join sends region, rejoin_token with its rejoin_secret and unreachable_node when given, and nothing else', async () => {
+    const resp = { token: 't2', ws_url: '/media/ws', participant_id: 'p1', node_id: 5, expires_at_ms: 9, room: {}, rejoin_secret: 's2' };
     const f = fakeFetch(() => ({ status: 200, body: resp }));
-    const got = await join(SLUG, 'Ann', { fetch: f, region: 'eu-west', rejoinToken: 'v1.old.sig', unreachableNode: 3 });
+    const got = await join(SLUG, 'Ann', {
+      fetch: f,
+      region: 'eu-west',
+      rejoinToken: 'v1.old.sig',
+      rejoinSecret: 'old-secret',
+      unreachableNode: 3,
+    });
     assert.equal(got.node_id, 5);
+    assert.equal(got.rejoin_secret, 's2', 'the new secret comes back with the new token');
     assert.deepEqual(f.calls[0].body, {
       display_name: 'Ann',
       region: 'eu-west',
       rejoin_token: 'v1.old.sig',
+      rejoin_secret: 'old-secret',
       unreachable_node: 3,
     });
     await join(SLUG, 'Ann', { fetch: f, region: null, rejoinToken: null, unreachableNode: null });
@@ -465,6 +473,16 @@ describe('REST helpers', () => {
     assert.deepEqual(buildJoinBody('Ann', { region: '', rejoinToken: '', unreachableNode: undefined }), { display_name: 'Ann' });
     assert.deepEqual(buildJoinBody('Ann', { unreachableNode: 0 }), { display_name: 'Ann', unreachable_node: 0 });
     assert.deepEqual(buildJoinBody('Ann', { rejoinToken: 'v1.a.b' }), { display_name: 'Ann', rejoin_token: 'v1.a.b' });
+    assert.deepEqual(
+      buildJoinBody('Ann', { rejoinSecret: 'orphan' }),
+      { display_name: 'Ann' },
+      'a secret without the token it belongs to is never sent',
+    );
+    assert.deepEqual(buildJoinBody('Ann', { rejoinToken: 'v1.a.b', rejoinSecret: 'sec' }), {
+      display_name: 'Ann',
+      rejoin_token: 'v1.a.b',
+      rejoin_secret: 'sec',
+    });
     assert.deepEqual(
       Object.keys(buildJoinBody('Ann', /** @type {any} */ ({ fetch: () => {}, base: 'http://h', region: 'x' }))),
       ['display_name', 'region'],

@@ -283,7 +283,7 @@ export class CallCore extends CallMoves {
     if (mv) this.cancelMove(true);
     this.current = null;
     this.closeSession(id, CloseCode.NORMAL);
-    const action = closeAction(info, rec);
+    const action = closeAction(info, { resuming: rec.resume !== null, joined: rec.joined });
     if (action === 'none') return;
     if (action === 'room_gone') {
       this.end('room_gone', 'The meeting was closed or its link was removed.');
