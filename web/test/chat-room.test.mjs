@@ -10,7 +10,6 @@ import {
   filterChatText,
   humanMessage,
   initials,
-  join,
   parseStreamId,
   validateChat,
 } from '../public/protocol.js';
@@ -43,7 +42,7 @@ describe('chat rules', () => {
 
   test('history merges pages and live messages in id order without duplicates', () => {
     const h = new ChatHistory();
-    const m = (id) => ({ id, room_id: 1, participant_id: 'p', display_name: 'A', text: `m${id}`, sent_at_ms: id });
+    const m = (/** @type {number} */ id) => ({ id, room_id: 1, participant_id: 'p', display_name: 'A', text: `m${id}`, sent_at_ms: id });
     assert.deepEqual(h.add([m(10), m(11), m(12)]).map((a) => [a.message.id, a.index]), [[10, 0], [11, 1], [12, 2]]);
     assert.deepEqual(h.add([m(13)]).map((a) => [a.message.id, a.index]), [[13, 3]]);
     assert.deepEqual(h.add([m(13), m(12)]), [], 'duplicates skipped');
@@ -71,17 +70,19 @@ describe('RoomState', () => {
     participants: [participant('p2', 'Bob', { joined_at_ms: 2000 }), participant('p1', 'Ann', { joined_at_ms: 1000 })],
     ice_servers: [],
   };
+  /** @type {import('../public/lib/types.js').ServerMessage} */
+  const joinedMsg = /** @type {any} */ (joined);
 
   test('joined replaces the whole state', () => {
-    const s = new RoomState().apply(joined);
+    const s = new RoomState().apply(joinedMsg);
     assert.equal(s.participantId, 'p2');
-    assert.equal(s.room.name, 'R');
-    assert.equal(s.self.display_name, 'Bob');
+    assert.equal(s.room?.name, 'R');
+    assert.equal(s.self?.display_name, 'Bob');
     assert.deepEqual(s.list().map((p) => p.display_name), ['Ann', 'Bob'], 'join order');
   });
 
   test('deltas add, replace and remove participants without mutating the old state', () => {
-    const s0 = new RoomState().apply(joined);
+    const s0 = new RoomState().apply(joinedMsg);
     const s1 = s0.apply({ type: 'participant_joined', participant: participant('p3', 'Cy', { joined_at_ms: 3000 }) });
     assert.equal(s0.participants.size, 2, 'old state unchanged');
     assert.equal(s1.participants.size, 3);
@@ -91,31 +92,31 @@ describe('RoomState', () => {
       media: { mic_muted: true, camera_muted: true, screen_sharing: false },
     });
     const s2 = s1.apply({ type: 'participant_updated', participant: updated });
-    assert.equal(s1.get('p3').status, 'connected', 'old state unchanged');
+    assert.equal(s1.get('p3')?.status, 'connected', 'old state unchanged');
     assert.deepEqual(s2.get('p3'), updated, 'updated replaces rather than patches');
     const s3 = s2.apply({ type: 'participant_left', participant_id: 'p1', reason: 'left' });
     assert.deepEqual(s3.list().map((p) => p.id), ['p2', 'p3']);
-    assert.equal(s2.get('p1').display_name, 'Ann');
+    assert.equal(s2.get('p1')?.display_name, 'Ann');
   });
 
   test('unrelated messages and unknown leavers return the same state', () => {
-    const s = new RoomState().apply(joined);
+    const s = new RoomState().apply(joinedMsg);
     assert.equal(s.apply({ type: 'pong', seq: 1, server_time_ms: 1 }), s);
     assert.equal(s.apply({ type: 'participant_left', participant_id: 'nobody', reason: 'left' }), s);
-    assert.equal(s.apply({ type: 'chat', message: {} }), s);
+    assert.equal(s.apply({ type: 'chat', message: /** @type {any} */ ({}) }), s);
   });
 
   test('an update for an unknown participant adds them', () => {
-    const s = new RoomState().apply(joined).apply({ type: 'participant_updated', participant: participant('p9', 'Zed') });
-    assert.equal(s.get('p9').display_name, 'Zed');
+    const s = new RoomState().apply(joinedMsg).apply({ type: 'participant_updated', participant: participant('p9', 'Zed') });
+    assert.equal(s.get('p9')?.display_name, 'Zed');
   });
 
   test('stream ids map to owners; screen shares are marked', () => {
-    const s = new RoomState().apply(joined);
+    const s = new RoomState().apply(joinedMsg);
     assert.deepEqual(parseStreamId('p1'), { participantId: 'p1', screen: false });
     assert.deepEqual(parseStreamId('p1-screen'), { participantId: 'p1', screen: true });
     const o = s.streamOwner('p1-screen');
-    assert.equal(o.participant.display_name, 'Ann');
+    assert.equal(o.participant?.display_name, 'Ann');
     assert.equal(o.screen, true);
     assert.equal(s.streamOwner('pX').participant, undefined);
   });

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import {
   Negotiator,
   buildTrackMap,
-  join,
   parseMediaSections,
 } from '../public/protocol.js';
 import { fakeTimers } from './fakes.mjs';
 
+/** @param {[string, string, string | null][]} sections */
 const sdpWith = (sections) =>
   [
     'v=0',
@@ -49,6 +49,7 @@ describe('SDP track map', () => {
       ['video', '3', 'scr trackS'],
       ['video', '4', 'x unknown'],
     ]);
+    /** @type {Map<string, import('../public/lib/types.js').TrackSource>} */
     const sources = new Map([
       ['0', 'microphone'],
       ['1', 'camera'],
@@ -66,11 +67,16 @@ describe('SDP track map', () => {
 class FakePeer {
   constructor() {
     this.signalingState = 'stable';
+    /** @type {any} */
     this.localDescription = null;
+    /** @type {any} */
     this.remoteDescription = null;
     this.n = 0;
+    /** @type {string[]} */
     this.log = [];
+    /** @type {any[]} */
     this.candidates = [];
+    /** @type {{mid: string | null, sender: any}[]} */
     this.transceivers = [
       { mid: null, sender: 'mic' },
       { mid: null, sender: 'cam' },
@@ -79,11 +85,13 @@ class FakePeer {
   getTransceivers() {
     return this.transceivers;
   }
+  /** @returns {Promise<RTCSessionDescriptionInit>} */
   async createOffer() {
     await null;
     this.n += 1;
     return { type: 'offer', sdp: sdpWith([['audio', '0', 'ls mic-track'], ['video', '1', 'ls cam-track']]) + `a=x-offer:${this.n}\r\n` };
   }
+  /** @param {any} [desc] */
   async setLocalDescription(desc) {
     await null;
     if (desc && desc.type === 'offer') {
@@ -100,6 +108,7 @@ class FakePeer {
       this.log.push('sla');
     }
   }
+  /** @param {any} desc */
   async setRemoteDescription(desc) {
     await null;
     if (desc.type === 'offer') {
@@ -114,6 +123,7 @@ class FakePeer {
       this.log.push('sra');
     }
   }
+  /** @param {any} c */
   async addIceCandidate(c) {
     await null;
     if (!this.remoteDescription) throw new Error('no remote description');
@@ -124,9 +134,10 @@ class FakePeer {
 describe('Negotiator', () => {
   function setup() {
     const pc = new FakePeer();
-    const sent = [];
+    const sent = /** @type {any[]} */ ([]);
     const t = fakeTimers();
-    const errors = [];
+    const errors = /** @type {any[]} */ ([]);
+    /** @type {Map<string, import('../public/lib/types.js').TrackSource>} */
     const sources = new Map([
       ['mic', 'microphone'],
       ['cam', 'camera'],

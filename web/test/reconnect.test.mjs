@@ -11,7 +11,6 @@ import {
   backoffDelay,
   closeAction,
   isNodeLoss,
-  join,
   parseMove,
   reconnectDelay,
   rejoinRefused,
@@ -56,7 +55,7 @@ describe('closeAction and backoff', () => {
 });
 
 describe('node loss and moving between media nodes', () => {
-  const closed = (code, byClient = false) => ({ code, reason: '', byClient });
+  const closed = (/** @type {number} */ code, byClient = false) => ({ code, reason: '', byClient });
 
   test('a dead or failing node is node loss; a node that answered is not', () => {
     for (const code of [1001, 1006, 1011, 1012, 1013, 1015, 4500, 4503]) {
@@ -121,7 +120,7 @@ describe('node loss and moving between media nodes', () => {
     const ws = FakeWebSocket.instances[0];
     ws.serverOpen();
     await connected;
-    const moves = [];
+    const moves = /** @type {any[]} */ ([]);
     sig.on('move', (m) => moves.push(parseMove(m)));
     ws.serverSend({ type: 'move', reason: 'drained by operator' });
     assert.deepEqual(moves, [{ type: 'move', reason: 'drained by operator' }]);

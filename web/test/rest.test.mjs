@@ -109,11 +109,11 @@ describe('REST helpers', () => {
 
   test('a non-JSON error and a network failure still give a code', async () => {
     const f = fakeFetch(() => ({ status: 502, body: '<html>bad gateway</html>' }));
-    await assert.rejects(getRoom(SLUG, { fetch: f }), (e) => e.code === 'http_502' && e.status === 502 && isRetryable(e.code));
+    await assert.rejects(getRoom(SLUG, { fetch: f }), (/** @type {any} */ e) => e.code === 'http_502' && e.status === 502 && isRetryable(e.code));
     const down = async () => {
       throw new TypeError('Failed to fetch');
     };
-    await assert.rejects(getRoom(SLUG, { fetch: down }), (e) => e.code === 'network' && /reach the server/.test(e.message));
+    await assert.rejects(getRoom(SLUG, { fetch: down }), (/** @type {any} */ e) => e.code === 'network' && /reach the server/.test(e.message));
   });
 
   test('slugs are escaped in paths', async () => {

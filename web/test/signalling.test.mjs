@@ -6,7 +6,6 @@ import {
   ApiError,
   CloseCode,
   Signalling,
-  join,
 } from '../public/protocol.js';
 import { FakeWebSocket, fakeTimers } from './fakes.mjs';
 
@@ -63,7 +62,7 @@ describe('Signalling', () => {
     const { sig, ws, connected } = open();
     ws.serverOpen();
     await connected;
-    const seen = [];
+    const seen = /** @type {any[]} */ ([]);
     sig.on('message', (m) => seen.push(`message:${m.type}`));
     sig.on('chat', (m) => seen.push(`chat:${m.message.text}`));
     const off = sig.on('pong', () => seen.push('pong'));
@@ -79,7 +78,7 @@ describe('Signalling', () => {
     ws.serverOpen();
     await connected;
     const errors = [];
-    const msgs = [];
+    const msgs = /** @type {any[]} */ ([]);
     sig.on('protocol_error', (e) => errors.push(e));
     sig.on('message', (m) => msgs.push(m.type));
     ws.serverSend('{not json');
@@ -129,7 +128,7 @@ describe('Signalling', () => {
     const { sig, ws, t, connected } = open();
     ws.serverOpen();
     await connected;
-    const closes = [];
+    const closes = /** @type {any[]} */ ([]);
     sig.on('close', (c) => closes.push(c));
     t.advance(15000);
     assert.equal(closes.length, 0, 'exactly three intervals is still alive');
@@ -146,7 +145,7 @@ describe('Signalling', () => {
     let { sig, ws, connected } = open();
     ws.serverOpen();
     await connected;
-    let closes = [];
+    let closes = /** @type {any[]} */ ([]);
     sig.on('close', (c) => closes.push(c));
     ws.serverClose(4004, 'room gone');
     assert.deepEqual(closes, [{ code: 4004, reason: 'room gone', byClient: false }]);
