@@ -266,6 +266,17 @@ describe('call core: drops, resumes and node loss', () => {
     assert.equal(h.timers.has('reconnect'), true);
   });
 
+  test('a session closed for flooding (4008) is not reconnected; one closed for not reading (4011) resumes', () => {
+    const h = inCall();
+    h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.POLICY, reason: '', byClient: false } });
+    assert.equal(h.one('ended').reason, 'refused');
+    assert.equal(h.timers.has('reconnect'), false);
+    const g = inCall();
+    g.send({ type: 'closed', session: g.sid, info: { code: CloseCode.TOO_SLOW, reason: '', byClient: false } });
+    g.fire('reconnect');
+    assert.notEqual(g.connectTo(1, 't2', 's2').join.resume, null);
+  });
+
   test('a room that is gone ends the call; 4010 without a move means we joined elsewhere', () => {
     const h = inCall();
     h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.ROOM_NOT_FOUND, reason: '', byClient: false } });

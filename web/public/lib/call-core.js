@@ -289,6 +289,11 @@ export class CallCore extends CallMoves {
       this.end('room_gone', 'The meeting was closed or its link was removed.');
       return;
     }
+    if (action === 'policy') {
+      if (mv?.target != null) this.closeSession(mv.target, CloseCode.NORMAL);
+      this.end('refused', 'The meeting server disconnected this page because it sent too much too fast.');
+      return;
+    }
     const lost = unreachableNodeAfter(rec.nodeId, info);
     if (lost !== null) this.unreachableNode = lost;
     if (mv?.target != null && this.sessions.has(mv.target)) {

@@ -28,10 +28,16 @@ export const CloseCode = Object.freeze({
   TOKEN_INVALID: 4001,
   TOKEN_EXPIRED: 4002,
   ROOM_NOT_FOUND: 4004,
+  /** The node ended a session that kept sending after being refused
+   * (`CLOSE_POLICY`); do not reconnect automatically. */
+  POLICY: 4008,
   INVALID_STATE: 4009,
   /** The participant continues on another media node (`CLOSE_MOVED`): a
    * newer session of theirs joined there. */
   MOVED: 4010,
+  /** The node ended a session that stopped reading (`CLOSE_TOO_SLOW`);
+   * the seat is kept, so reconnect and resume. */
+  TOO_SLOW: 4011,
   TOO_LARGE: 4013,
   RATE_LIMITED: 4029,
   INTERNAL: 4500,

@@ -23,6 +23,8 @@ export function backoffDelay(attempt) {
  * What to do after the signalling socket closed.
  * - `none`: the client closed it (Leave).
  * - `room_gone`: the room no longer exists (4004).
+ * - `policy`: the node ended the session for flooding (4008); do not
+ *   reconnect automatically.
  * - `new_token`: the token was refused (4001/4002); join again at once.
  * - `fresh_join`: a `join` carrying `resume` was refused before `joined`
  *   (4009: the seat expired or the resume token is wrong); join again at
@@ -34,11 +36,12 @@ export function backoffDelay(attempt) {
  * @param {CloseInfo} info
  * @param {{resuming?: boolean, joined?: boolean}} [session] Whether the
  *   closed session tried to resume, and whether it got `joined`.
- * @returns {'none' | 'room_gone' | 'new_token' | 'fresh_join' | 'moved' | 'retry'}
+ * @returns {'none' | 'room_gone' | 'policy' | 'new_token' | 'fresh_join' | 'moved' | 'retry'}
  */
 export function closeAction(info, session = {}) {
   if (info.byClient) return 'none';
   if (info.code === CloseCode.ROOM_NOT_FOUND) return 'room_gone';
+  if (info.code === CloseCode.POLICY) return 'policy';
   if (info.code === CloseCode.MOVED) return 'moved';
   if (info.code === CloseCode.TOKEN_INVALID || info.code === CloseCode.TOKEN_EXPIRED) return 'new_token';
   if (info.code === CloseCode.INVALID_STATE && session.resuming && !session.joined) return 'fresh_join';
