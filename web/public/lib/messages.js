@@ -15,13 +15,16 @@ export const build = Object.freeze({
   /**
    * The first frame on a socket.
    * @param {string} token
-   * @param {MediaState} media
+   * @param {MediaState | undefined} media The device state to start with
+   *   (optional on the wire: the node then uses `MediaState`'s default).
+   *   The browser always sends it.
    * @param {Resume | null} [resume] Take back the seat of an earlier session.
    * @returns {ClientMessage}
    */
   join(token, media, resume = null) {
     /** @type {ClientMessage} */
-    const msg = { type: 'join', token, media: { ...media } };
+    const msg = { type: 'join', token };
+    if (media) msg.media = { ...media };
     if (resume) msg.resume = { participant_id: resume.participant_id, resume_token: resume.resume_token };
     return msg;
   },

@@ -95,7 +95,7 @@
 
 /**
  * Messages from the browser to the media node.
- * @typedef {{type: 'join', token: string, media: MediaState, resume?: Resume}
+ * @typedef {{type: 'join', token: string, media?: MediaState, resume?: Resume}
  *   | {type: 'offer', sdp: string, tracks: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: IceCandidate | null}
