@@ -3,8 +3,9 @@
 // it events with the current time and runs the actions it returns: ask the
 // control plane for a token, open or close a socket, send a frame, start the
 // media, set or cancel a named timer, show a status. Its vocabulary (events,
-// actions, constants) is in call-types.js; every transition is unit-tested
-// under node (web/test/call-core.test.mjs).
+// actions, constants) is in call-types.js, its state in call-state.js and
+// its move logic in call-moves.js; every transition is unit-tested under
+// node (web/test/call-core.test.mjs).
 //
 // Sessions are numbered by the core; the shell keeps the socket and peer
 // connection of each number. Token requests are numbered too, so an answer
@@ -15,13 +16,7 @@ import { CloseCode } from './limits.js';
 import { rejoinRefused } from './rest.js';
 import { isRetryable } from './errors.js';
 import { closeAction, reconnectDelay, resumeFor, unreachableNodeAfter } from './reconnect.js';
-import {
-  MAX_QUEUED_CHATS,
-  MAX_TOKEN_RETRIES,
-  MEDIA_CONNECT_TIMEOUT_MS,
-  MEDIA_FAILURES_BEFORE_EXPLAINING,
-  MEDIA_UNREACHABLE_MESSAGE,
-} from './call-types.js';
+import { MAX_TOKEN_RETRIES, MEDIA_CONNECT_TIMEOUT_MS } from './call-types.js';
 import { CallMoves } from './call-moves.js';
 
 /** @typedef {import('./call-types.js').CallEvent} CallEvent */
@@ -358,23 +353,6 @@ export class CallCore extends CallMoves {
   // -------------------------------------------------------------------------
 
   /**
-   * Sends a chat message now, or queues it until the next `joined` (then it
-   * goes out first), so nothing typed while reconnecting is silently lost.
-   * @param {string} text
-   * @param {string} clientMsgId
-   */
-  chat(text, clientMsgId) {
-    const target = this.sendTarget();
-    if (target !== null) {
-      this.emit({ type: 'send', session: target, message: build.chat(text, clientMsgId) });
-    } else if (this.chatQueue.length >= MAX_QUEUED_CHATS) {
-      this.emit({ type: 'chat_failed', clientMsgId, reason: 'Not connected right now. Your message was not sent.' });
-    } else {
-      this.chatQueue.push({ text, clientMsgId });
-    }
-  }
-
-  /**
    * Leave ends the seat in every state:
    * - a socket is open (joined, or `join` sent): `leave`, then close 1000;
    * - a socket is opening: close 1000 (the node never saw `join`);
@@ -423,19 +401,5 @@ export class CallCore extends CallMoves {
     }
     this.emit({ type: 'status', banner: null });
     this.emit({ type: 'ended', reason, message });
-  }
-
-  /** Emits the banner for the current phase. */
-  status() {
-    const explain = this.mediaFailures >= MEDIA_FAILURES_BEFORE_EXPLAINING;
-    const rec = this.current === null ? undefined : this.sessions.get(this.current);
-    /** @type {string | null} */
-    let banner = null;
-    if (this.phase === 'joined') banner = explain && !rec?.mediaConnected ? MEDIA_UNREACHABLE_MESSAGE : null;
-    else if (explain) banner = MEDIA_UNREACHABLE_MESSAGE;
-    else banner = this.everJoined ? 'Reconnecting…' : 'Connecting…';
-    if (banner === this.banner) return;
-    this.banner = banner;
-    this.emit({ type: 'status', banner });
   }
 }

@@ -1,10 +1,11 @@
-// The call core's state and its move logic: when a node is drained it sends
-// `move`, and the client joins another node before it lets the old session
-// go (make-before-break). `CallCore` (call-core.js) extends this class with
-// joining, losing and leaving; the two are one state machine split in two
-// files by concern.
+// The call core's move logic: when a node is drained it sends `move`, and
+// the client joins another node before it lets the old session go
+// (make-before-break). The core is one state machine in three files by
+// concern: its state (call-state.js), moves (here), and joining, losing and
+// leaving (call-core.js), each class extending the one before.
 
 import { CloseCode } from './limits.js';
+import { CallState } from './call-state.js';
 import { rejoinRefused } from './rest.js';
 import { MOVE_OLD_SOCKET_GRACE_MS, backoffDelay } from './reconnect.js';
 
@@ -19,106 +20,10 @@ import { MOVE_OLD_SOCKET_GRACE_MS, backoffDelay } from './reconnect.js';
 /** @typedef {import('./types.js').Resume} Resume */
 /** @typedef {import('./reconnect.js').Seat} Seat */
 
-export class CallMoves {
-  constructor() {
-    /** @type {Phase} */
-    this.phase = 'idle';
-    /** @type {Map<number, SessionRec>} Every session with a socket or a pending one. */
-    this.sessions = new Map();
-    /** @type {number | null} The session that is the call. */
-    this.current = null;
-    this.sessionSeq = 0;
-    this.requestSeq = 0;
-    /** @type {number | null} The token request of `connect`, in flight. */
-    this.pendingRequest = null;
-    /** @type {TokenHints | null} What that request carried. */
-    this.requestHints = null;
-    this.everJoined = false;
-    /** Failed attempts since media last connected: the backoff step. */
-    this.attempt = 0;
-    this.tokenRetries = 0;
-    /** Sessions in a row that got `joined` but never connected media. */
-    this.mediaFailures = 0;
-    this.lastQuickRetryAt = -Infinity;
-    /** @type {Seat | null} From the last `joined`: a resume may take it back. */
-    this.seat = null;
-    /** @type {string | null} The token of the last joined session (`rejoin_token`). */
-    this.lastToken = null;
-    /** @type {string | null} Its `rejoin_secret`; memory only. */
-    this.lastSecret = null;
-    /** @type {NodeId | null} A node to name in `unreachable_node`. */
-    this.unreachableNode = null;
-    /** @type {string | null} Our participant id, from the last `joined`. */
-    this.participantId = null;
-    /** @type {MoveState | null} */
-    this.move = null;
-    /** @type {{text: string, clientMsgId: string}[]} Chat typed while not connected. */
-    this.chatQueue = [];
-    /** @type {string | null | undefined} The banner last shown. */
-    this.banner = undefined;
-    /** @type {CallAction[]} */
-    this.out = [];
-    this.now = 0;
-  }
-
-  /**
-   * The session to send on (chat, media state), if the call is up.
-   * @returns {number | null}
-   */
-  sendTarget() {
-    if (this.current === null) return null;
-    const rec = this.sessions.get(this.current);
-    return rec?.joined && rec.open ? rec.id : null;
-  }
-
-  /** @param {CallAction} a */
-  emit(a) {
-    this.out.push(a);
-  }
-
-  /**
-   * @param {'info' | 'warn'} level
-   * @param {string} text
-   */
-  log(level, text) {
-    this.emit({ type: 'log', level, text });
-  }
-
-  /**
-   * Records a session for a join response and asks the shell to open it.
-   * @param {JoinResponse} resp
-   * @param {Resume | null} resume
-   * @returns {SessionRec}
-   */
-  newSession(resp, resume) {
-    /** @type {SessionRec} */
-    const rec = {
-      id: ++this.sessionSeq,
-      token: resp.token,
-      rejoinSecret: typeof resp.rejoin_secret === 'string' ? resp.rejoin_secret : null,
-      nodeId: typeof resp.node_id === 'number' ? resp.node_id : null,
-      resume,
-      open: false,
-      joined: false,
-      mediaConnected: false,
-      retired: false,
-    };
-    this.sessions.set(rec.id, rec);
-    this.emit({ type: 'open', session: rec.id, wsUrl: resp.ws_url, nodeId: rec.nodeId });
-    return rec;
-  }
-
-  /**
-   * Forgets a session and asks the shell to close it.
-   * @param {number} id
-   * @param {number} code 1000 tells the node we left; `RECONNECTING` keeps
-   *   the seat for a resume.
-   */
-  closeSession(id, code) {
-    if (!this.sessions.delete(id)) return;
-    this.emit({ type: 'close', session: id, code });
-  }
-
+/**
+ * The move logic of the call core; `CallCore` extends it.
+ */
+export class CallMoves extends CallState {
   // Implemented by CallCore.
   /**
    * @param {number} _id
