@@ -19,6 +19,11 @@
 #     .config/nextest.toml), else `cargo test`.
 #  5. Run the web client's unit tests (`node --test web/test/`) if there are
 #     any and node is installed.
+#  6. Type-check every web client file (`tsc --checkJs`, config in
+#     web/tsconfig.json), with the TypeScript pinned in web/package-lock.json,
+#     installed from the npm registry into web/node_modules by `npm ci` when
+#     missing or stale. (Only web/public/ is served and embedded in the
+#     binary; web/node_modules never is.)
 #
 # Every step runs even if an earlier check failed (the tests are skipped only
 # if the build fails), then a summary is printed. The exit status is non-zero
@@ -112,11 +117,14 @@ install_missing() {
     # and the C compiler it builds Janus's loopback shim with.
     have janus || pkgs+=(janus)
     have cc || pkgs+=(gcc)
+    # The web client's unit tests and type check.
+    have node || pkgs+=(nodejs)
+    have npm || pkgs+=(npm)
     # Network partitions in the cluster tests (tests/common/cluster.rs).
     # Like `ip`, nft lives in /usr/sbin.
     have nft || [[ -x /usr/sbin/nft ]] || pkgs+=(nftables)
     if [[ ${#pkgs[@]} -eq 0 ]]; then
-        echo "    chromium, chromedriver, ip, unshare, janus, cc and nft are installed"
+        echo "    chromium, chromedriver, ip, unshare, janus, cc, nft, node and npm are installed"
         return 0
     fi
     echo "    installing: ${pkgs[*]}"
@@ -206,6 +214,23 @@ if [[ -d web/test ]]; then
     fi
 else
     skip_step "web tests" "no web/test directory"
+fi
+
+# web_typecheck: installs the pinned TypeScript if web/node_modules lacks it
+# or is older than the lock file, then type-checks the web client.
+web_typecheck() {
+    if [[ ! -x web/node_modules/.bin/tsc || web/package-lock.json -nt web/node_modules/.package-lock.json ]]; then
+        (cd web && npm ci --no-audit --no-fund) || return 1
+    fi
+    web/node_modules/.bin/tsc -p web
+}
+
+if [[ -f web/tsconfig.json ]]; then
+    if have npm; then
+        run_step "web type check (tsc --checkJs)" web_typecheck
+    else
+        skip_step "web type check (tsc --checkJs)" "npm is not installed"
+    fi
 fi
 
 print_summary

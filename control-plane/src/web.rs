@@ -1,5 +1,7 @@
 //! The browser client, embedded in the binary at build time so that
 //! `veche serve` works from any directory and a deployment is one file.
+//! Only `web/public/` is embedded: `web/` also holds the client's tests and
+//! its type-checking tools (`node_modules/`), which must not ship.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -8,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use include_dir::{include_dir, Dir};
 
-static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../web");
+static WEB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../web/public");
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {

@@ -1,0 +1,170 @@
+// The signalling messages themselves: builders for every message the client
+// sends, and a validator for every message the node sends. The shared JSON
+// fixtures in protocol/fixtures/signal/ pin both to the Rust crate
+// (web/test/fixtures.test.mjs), so the two sides cannot drift apart.
+
+/** @typedef {import('./types.js').ClientMessage} ClientMessage */
+/** @typedef {import('./types.js').ServerMessage} ServerMessage */
+/** @typedef {import('./types.js').MediaState} MediaState */
+/** @typedef {import('./types.js').Resume} Resume */
+/** @typedef {import('./types.js').TrackSource} TrackSource */
+/** @typedef {import('./types.js').IceCandidate} IceCandidate */
+
+/** Builders, one per client message type, so no caller spells a frame by hand. */
+export const build = Object.freeze({
+  /**
+   * The first frame on a socket.
+   * @param {string} token
+   * @param {MediaState | undefined} media The device state to start with
+   *   (optional on the wire: the node then uses `MediaState`'s default).
+   *   The browser always sends it.
+   * @param {Resume | null} [resume] Take back the seat of an earlier session.
+   * @returns {ClientMessage}
+   */
+  join(token, media, resume = null) {
+    /** @type {ClientMessage} */
+    const msg = { type: 'join', token };
+    if (media) msg.media = { ...media };
+    if (resume) msg.resume = { participant_id: resume.participant_id, resume_token: resume.resume_token };
+    return msg;
+  },
+  /**
+   * @param {string} sdp
+   * @param {Record<string, TrackSource>} tracks
+   * @returns {ClientMessage}
+   */
+  offer(sdp, tracks) {
+    return { type: 'offer', sdp, tracks };
+  },
+  /**
+   * @param {string} sdp
+   * @returns {ClientMessage}
+   */
+  answer(sdp) {
+    return { type: 'answer', sdp };
+  },
+  /**
+   * @param {IceCandidate | null} candidate Null: end of candidates.
+   * @returns {ClientMessage}
+   */
+  candidate(candidate) {
+    return { type: 'candidate', candidate };
+  },
+  /**
+   * @param {MediaState} state
+   * @returns {ClientMessage}
+   */
+  media(state) {
+    return { type: 'media', mic_muted: state.mic_muted, camera_muted: state.camera_muted, screen_sharing: state.screen_sharing };
+  },
+  /**
+   * @param {string} text Already filtered (`validateChat`).
+   * @param {string} [clientMsgId] Echoed in the committed message and in a refusal.
+   * @returns {ClientMessage}
+   */
+  chat(text, clientMsgId) {
+    /** @type {ClientMessage} */
+    const msg = { type: 'chat', text };
+    if (clientMsgId !== undefined) msg.client_msg_id = clientMsgId;
+    return msg;
+  },
+  /**
+   * @param {number} seq
+   * @returns {ClientMessage}
+   */
+  ping(seq) {
+    return { type: 'ping', seq };
+  },
+  /** @returns {ClientMessage} */
+  leave() {
+    return { type: 'leave' };
+  },
+});
+
+/** @param {unknown} v */
+const isObj = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** @param {unknown} v */
+const isStr = (v) => typeof v === 'string';
+/** @param {unknown} v */
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+/** @param {unknown} v */
+const isBool = (v) => typeof v === 'boolean';
+
+/** @param {any} m */
+const isMedia = (m) => isObj(m) && isBool(m.mic_muted) && isBool(m.camera_muted) && isBool(m.screen_sharing);
+/** @param {any} t */
+const isTrack = (t) => isObj(t) && isStr(t.id) && isStr(t.kind) && isStr(t.source) && isStr(t.stream_id);
+/** @param {any} p */
+const isParticipant = (p) =>
+  isObj(p) &&
+  isStr(p.id) &&
+  isStr(p.display_name) &&
+  isStr(p.status) &&
+  isMedia(p.media) &&
+  Array.isArray(p.tracks) &&
+  p.tracks.every(isTrack) &&
+  isNum(p.joined_at_ms);
+/** @param {any} c */
+const isCandidate = (c) => c === null || (isObj(c) && isStr(c.candidate));
+/** @param {any} m */
+const isChatMessage = (m) =>
+  isObj(m) &&
+  isNum(m.id) &&
+  isNum(m.room_id) &&
+  isStr(m.participant_id) &&
+  isStr(m.display_name) &&
+  isStr(m.text) &&
+  isNum(m.sent_at_ms);
+
+/**
+ * The shape each server message type must have; a frame of a known type
+ * that fails its check is a protocol error, not a message.
+ * @type {Readonly<Record<string, (m: any) => boolean>>}
+ */
+const SERVER_SHAPES = Object.freeze({
+  joined: (m) =>
+    isStr(m.participant_id) &&
+    isObj(m.room) &&
+    isNum(m.room.id) &&
+    isStr(m.room.slug) &&
+    isStr(m.room.name) &&
+    Array.isArray(m.participants) &&
+    m.participants.every(isParticipant) &&
+    Array.isArray(m.ice_servers) &&
+    (m.resume_token === undefined || isStr(m.resume_token)),
+  answer: (m) => isStr(m.sdp),
+  offer: (m) => isStr(m.sdp),
+  candidate: (m) => isCandidate(m.candidate),
+  participant_joined: (m) => isParticipant(m.participant),
+  participant_updated: (m) => isParticipant(m.participant),
+  participant_left: (m) => isStr(m.participant_id) && isStr(m.reason),
+  chat: (m) => isChatMessage(m.message),
+  error: (m) => isStr(m.code) && isStr(m.message),
+  pong: (m) => isNum(m.seq) && isNum(m.server_time_ms),
+  move: (m) => m.reason === undefined || isStr(m.reason),
+});
+
+/** Every message type the node sends, in the order of docs/protocol.md §4. */
+export const SERVER_MESSAGE_TYPES = Object.freeze(Object.keys(SERVER_SHAPES));
+
+/**
+ * Checks one parsed server frame.
+ * - `{ok: true, msg}`: a known type with the fields it needs (extra fields
+ *   are allowed: newer nodes may add some).
+ * - `{ok: true, msg, unknown: true}`: a type this client does not know; it
+ *   is still dispatched by type (and ignored by the call), so a newer node
+ *   does not break an older page.
+ * - `{ok: false, error}`: not a message at all, or a known type whose
+ *   fields are wrong.
+ * @param {unknown} value
+ * @returns {{ok: true, msg: ServerMessage, unknown?: boolean} | {ok: false, error: string}}
+ */
+export function parseServerMessage(value) {
+  if (!isObj(value)) return { ok: false, error: 'frame is not a JSON object' };
+  const msg = /** @type {any} */ (value);
+  if (!isStr(msg.type)) return { ok: false, error: 'frame has no type' };
+  const shape = SERVER_SHAPES[msg.type];
+  if (!shape) return { ok: true, msg, unknown: true };
+  if (!shape(msg)) return { ok: false, error: `malformed ${msg.type} message` };
+  return { ok: true, msg };
+}

@@ -1,0 +1,170 @@
+// Wire types of the signalling protocol and the REST API, as JSDoc
+// typedefs. The contract is the Rust crate `protocol/` and docs/protocol.md;
+// keep these in step with both. Types only: this module exports no values.
+
+
+/** @typedef {'microphone' | 'camera' | 'screen' | 'screen_audio'} TrackSource */
+/** @typedef {'audio' | 'video'} MediaKind */
+/** @typedef {'connected' | 'reconnecting'} PresenceStatus */
+/** @typedef {'left' | 'disconnected' | 'replaced'} LeaveReason */
+/** A media node's id (`NodeId` in `protocol/src/ids.rs`, a JSON number). @typedef {number} NodeId */
+
+/**
+ * The machine-readable error kinds of `protocol/src/error.rs`, plus two that
+ * only this library produces: `network` (the server could not be reached)
+ * and `http_<status>` (a non-2xx response without a JSON error body).
+ * @typedef {'bad_request' | 'room_not_found' | 'token_invalid' | 'token_expired'
+ *   | 'chat_empty' | 'chat_too_long' | 'rate_limited' | 'too_large'
+ *   | 'invalid_state' | 'unavailable' | 'internal' | 'network' | string} ErrorCode
+ */
+
+/**
+ * A participant's device state.
+ * @typedef {object} MediaState
+ * @property {boolean} mic_muted Microphone muted, or no microphone at all.
+ * @property {boolean} camera_muted Camera off, or no camera at all.
+ * @property {boolean} screen_sharing Sharing the screen.
+ */
+
+/**
+ * A trickle ICE candidate, shaped like `RTCIceCandidateInit`.
+ * @typedef {object} IceCandidate
+ * @property {string} candidate The `candidate:` attribute (without `a=`).
+ * @property {string | null} [sdpMid]
+ * @property {number | null} [sdpMLineIndex]
+ * @property {string | null} [usernameFragment]
+ */
+
+/**
+ * A STUN or TURN server, shaped like `RTCIceServer`.
+ * @typedef {object} IceServer
+ * @property {string[]} urls
+ * @property {string} [username]
+ * @property {string} [credential]
+ */
+
+/**
+ * A published track.
+ * @typedef {object} TrackInfo
+ * @property {string} id Equals the `MediaStreamTrack.id` subscribers see.
+ * @property {MediaKind} kind
+ * @property {TrackSource} source
+ * @property {string} stream_id The `MediaStream.id` subscribers see: the
+ *   publisher's participant id for microphone and camera, and
+ *   `<participant id>-screen` for a screen share.
+ */
+
+/**
+ * One participant as every member of the room sees them.
+ * @typedef {object} ParticipantInfo
+ * @property {string} id
+ * @property {string} display_name
+ * @property {PresenceStatus} status
+ * @property {MediaState} media
+ * @property {TrackInfo[]} tracks
+ * @property {number} joined_at_ms
+ */
+
+/**
+ * The room as shown in `joined`.
+ * @typedef {object} RoomInfo
+ * @property {number} id
+ * @property {string} slug
+ * @property {string} name
+ */
+
+/**
+ * A committed chat message.
+ * @typedef {object} ChatMessage
+ * @property {number} id Commit-ordered; larger is newer.
+ * @property {number} room_id
+ * @property {string} participant_id
+ * @property {string} display_name
+ * @property {string} text Render as text, never as HTML.
+ * @property {number} sent_at_ms
+ * @property {string} [client_msg_id]
+ */
+
+/**
+ * Proof that a new connection may take back a seat whose connection
+ * dropped: the participant id and `resume_token` of an earlier `joined`.
+ * @typedef {object} Resume
+ * @property {string} participant_id
+ * @property {string} resume_token
+ */
+
+/**
+ * Messages from the browser to the media node.
+ * @typedef {{type: 'join', token: string, media?: MediaState, resume?: Resume}
+ *   | {type: 'offer', sdp: string, tracks: Record<string, TrackSource>}
+ *   | {type: 'answer', sdp: string}
+ *   | {type: 'candidate', candidate: IceCandidate | null}
+ *   | ({type: 'media'} & MediaState)
+ *   | {type: 'chat', text: string, client_msg_id?: string}
+ *   | {type: 'ping', seq: number}
+ *   | {type: 'leave'}} ClientMessage
+ */
+
+/**
+ * `resume_token` is absent from nodes that predate resuming.
+ * @typedef {{type: 'joined', participant_id: string, room: RoomInfo, participants: ParticipantInfo[],
+ *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean}} JoinedMessage
+ */
+/** @typedef {{type: 'answer', sdp: string}} AnswerMessage */
+/** @typedef {{type: 'offer', sdp: string}} OfferMessage */
+/** @typedef {{type: 'candidate', candidate: IceCandidate | null}} CandidateMessage */
+/** @typedef {{type: 'participant_joined', participant: ParticipantInfo}} ParticipantJoinedMessage */
+/** @typedef {{type: 'participant_updated', participant: ParticipantInfo}} ParticipantUpdatedMessage */
+/** @typedef {{type: 'participant_left', participant_id: string, reason: LeaveReason}} ParticipantLeftMessage */
+/** @typedef {{type: 'chat', message: ChatMessage}} ChatEventMessage */
+/** @typedef {{type: 'error', code: ErrorCode, message: string, request?: string, client_msg_id?: string}} ErrorMessage */
+/** @typedef {{type: 'pong', seq: number, server_time_ms: number}} PongMessage */
+/**
+ * The node is being drained: join another node (make-before-break) without
+ * sending `leave`. See `parseMove`.
+ * @typedef {{type: 'move', reason: string}} MoveMessage
+ */
+
+/**
+ * Messages from the media node to the browser.
+ * @typedef {JoinedMessage | AnswerMessage | OfferMessage | CandidateMessage
+ *   | ParticipantJoinedMessage | ParticipantUpdatedMessage
+ *   | ParticipantLeftMessage | ChatEventMessage | ErrorMessage
+ *   | PongMessage | MoveMessage} ServerMessage
+ */
+
+/**
+ * A room as the REST API shows it.
+ * @typedef {object} RoomView
+ * @property {number} id
+ * @property {string} slug
+ * @property {string} name
+ * @property {string} link The full link to share, `<public url>/r/<slug>`.
+ * @property {number} created_at_ms
+ */
+
+/**
+ * `POST /api/rooms/{slug}/join` response.
+ * @typedef {object} JoinResponse
+ * @property {string} token
+ * @property {string} ws_url Absolute, or relative to the page.
+ * @property {string} participant_id
+ * @property {NodeId} node_id The media node the token is for; name it in
+ *   `unreachable_node` if it cannot be reached. (Absent from control planes
+ *   that predate multi-node rooms.)
+ * @property {number} expires_at_ms
+ * @property {RoomView} room
+ * @property {string} [rejoin_secret] Send it back as `rejoin_secret`
+ *   together with this token as `rejoin_token` when asking for the next
+ *   token (after `move` or node loss). Kept in memory only, never in the
+ *   URL or storage. (Absent from control planes that predate it.)
+ */
+
+/**
+ * `GET /api/rooms/{slug}/messages` response.
+ * @typedef {object} MessagesPage
+ * @property {ChatMessage[]} messages Oldest first.
+ * @property {boolean} has_more True if older messages exist.
+ */
+
+export {};

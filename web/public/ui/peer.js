@@ -1,0 +1,171 @@
+// One session's peer connection: what we send (microphone, camera, screen)
+// and what we receive, with the negotiator that runs offer/answer over the
+// session's socket. The call shell (call.js) creates it on `joined`.
+
+import * as proto from '../protocol.js';
+import { toast } from './dom.js';
+import { local } from './devices.js';
+
+/** @typedef {import('../protocol.js').TrackSource} TrackSource */
+/** @typedef {import('../protocol.js').NodeId} NodeId */
+/** @typedef {import('../protocol.js').IceServer} IceServer */
+
+/**
+ * The real side of one session the call core knows by number.
+ * @typedef {object} Session
+ * @property {number} id
+ * @property {proto.Signalling} sig
+ * @property {NodeId | null} nodeId
+ * @property {RTCPeerConnection | null} pc
+ * @property {proto.Negotiator | null} negotiator
+ * @property {Map<RTCRtpSender, TrackSource>} sources What each of our senders sends.
+ * @property {RTCRtpSender | null} micSender
+ * @property {RTCRtpSender | null} camSender
+ * @property {RTCRtpSender[]} screenSenders
+ * @property {Set<MediaStream>} remote Streams its peer connection received.
+ */
+
+/**
+ * What a peer connection reports to the call.
+ * @typedef {object} PeerEvents
+ * @property {() => boolean} isCurrent The session is still the call.
+ * @property {() => void} connected Media connected (`connectionState` "connected").
+ * @property {() => void} failed Media failed (`connectionState` "failed").
+ * @property {(e: RTCTrackEvent) => void} onTrack A received track, on the current session.
+ */
+
+/**
+ * Builds the peer connection and sends the first offer.
+ * @param {Session} s
+ * @param {IceServer[]} iceServers
+ * @param {PeerEvents} events
+ */
+export function createPeer(s, iceServers, events) {
+  const pc = new RTCPeerConnection({ iceServers });
+  s.pc = pc;
+  // Microphone and camera are sendrecv so the node can reuse their m-lines
+  // to send us other people's tracks. With no device, a recvonly section
+  // still makes the offer carry one audio and one video m-line.
+  if (local.mic) {
+    s.micSender = pc.addTrack(local.mic, local.stream);
+  } else if (local.micAvailable) {
+    s.micSender = pc.addTransceiver('audio', { direction: 'sendrecv', streams: [local.stream] }).sender;
+  } else {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+  }
+  if (local.cam) {
+    s.camSender = pc.addTrack(local.cam, local.stream);
+  } else if (local.camAvailable) {
+    // Camera turned off by choice: keep a sending section with no track so
+    // turning it on is a replaceTrack, not a renegotiation.
+    s.camSender = pc.addTransceiver('video', { direction: 'sendrecv', streams: [local.stream] }).sender;
+  } else {
+    pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+  if (s.micSender) s.sources.set(s.micSender, 'microphone');
+  if (s.camSender) s.sources.set(s.camSender, 'camera');
+  if (local.screen) addScreenSenders(s, local.screen);
+
+  pc.onicecandidate = (e) => {
+    if (!e.candidate) {
+      s.sig.send(proto.build.candidate(null));
+    } else if (e.candidate.candidate) {
+      s.sig.send(
+        proto.build.candidate({
+          candidate: e.candidate.candidate,
+          sdpMid: e.candidate.sdpMid,
+          sdpMLineIndex: e.candidate.sdpMLineIndex,
+          usernameFragment: e.candidate.usernameFragment,
+        }),
+      );
+    }
+  };
+  pc.ontrack = (e) => {
+    if (!events.isCurrent()) return;
+    if (e.streams[0]) s.remote.add(e.streams[0]);
+    events.onTrack(e);
+  };
+  pc.onnegotiationneeded = () => s.negotiator?.negotiationNeeded();
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === 'connected') events.connected();
+    else if (pc.connectionState === 'failed') events.failed();
+  };
+  s.negotiator = new proto.Negotiator(pc, (msg) => s.sig.send(msg), {
+    sourceOf: (t) => s.sources.get(t.sender),
+    onError: (e) => {
+      console.error('veche: negotiation failed', e);
+      toast(
+        e instanceof proto.ApiError
+          ? e.message
+          : 'Could not set up audio and video. Try leaving and joining again.',
+      );
+    },
+  });
+  s.negotiator.start();
+}
+
+/**
+ * Sends a screen share on a session.
+ * @param {Session} s
+ * @param {MediaStream} stream
+ */
+export function addScreenSenders(s, stream) {
+  if (!s.pc) return;
+  for (const track of stream.getTracks()) {
+    const sender = s.pc.addTrack(track, stream);
+    s.sources.set(sender, track.kind === 'video' ? 'screen' : 'screen_audio');
+    s.screenSenders.push(sender);
+  }
+}
+
+/**
+ * Stops sending the screen share on a session (renegotiates).
+ * @param {Session} s
+ */
+export function removeScreenSenders(s) {
+  if (!s.pc || s.pc.signalingState === 'closed') return;
+  for (const sender of s.screenSenders) {
+    try {
+      s.pc.removeTrack(sender);
+    } catch (e) {
+      console.warn('veche: removeTrack failed', e);
+    }
+    s.sources.delete(sender);
+  }
+  s.screenSenders = [];
+}
+
+/**
+ * Puts a new microphone or camera track on a session: replaces the track of
+ * the existing sender (no renegotiation), or adds a sender if there was no
+ * device at join time (renegotiates via negotiationneeded).
+ * @param {Session | null} s
+ * @param {'microphone' | 'camera'} source
+ * @param {MediaStreamTrack} track
+ */
+export async function attachSendTrack(s, source, track) {
+  if (!s?.pc) return;
+  const key = source === 'microphone' ? 'micSender' : 'camSender';
+  const sender = s[key];
+  if (sender) {
+    await sender.replaceTrack(track);
+    return;
+  }
+  const added = s.pc.addTrack(track, local.stream);
+  s.sources.set(added, source);
+  s[key] = added;
+}
+
+/**
+ * Stops sending camera video on a session; the sender stays for a later
+ * replaceTrack.
+ * @param {Session | null} s
+ */
+export async function detachCam(s) {
+  if (!s?.camSender) return;
+  try {
+    await s.camSender.replaceTrack(null);
+  } catch (e) {
+    console.warn('veche: replaceTrack(null) failed', e);
+  }
+}
