@@ -178,10 +178,7 @@ mod tests {
         for i in 0..signal::ANY.burst {
             assert_eq!(a.admit(Kind::Other, 0), Verdict::Admit, "frame {i}");
         }
-        assert!(matches!(
-            a.admit(Kind::Other, 0),
-            Verdict::Refuse { .. }
-        ));
+        assert!(matches!(a.admit(Kind::Other, 0), Verdict::Refuse { .. }));
         // And it caps the kinds too.
         assert!(matches!(a.admit(Kind::Ping, 0), Verdict::Refuse { .. }));
     }

@@ -3,6 +3,8 @@
 //! Decisions live in I/O-free modules ([`core`], [`negotiation`],
 //! [`forward`]); sockets, tasks and timers live at the edge ([`node`],
 //! `session`, `peer`, `track`).
+pub mod admission;
+pub mod codecs;
 pub mod core;
 pub mod cp_client;
 pub mod forward;
@@ -10,6 +12,7 @@ pub mod interceptor;
 pub mod metrics;
 pub mod negotiation;
 pub mod node;
+pub mod outbox;
 pub mod peer;
 pub mod relay;
 pub mod relay_tls;

@@ -210,7 +210,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reader_that_stopped_reading_overflows_the_outbox_instead_of_growing_it() {
-        let (out, mut rx) = Outbox::channel(4);
+        let (out, rx) = Outbox::channel(4);
         for i in 0..4 {
             assert_eq!(out.send(pong(i)), Ok(()));
         }

@@ -12,13 +12,13 @@
 //! socket died, its grace timer firing) is ignored.
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
+use crate::outbox::{CmdSender, Outbox};
 use crate::peer::PeerCmd;
 use crate::relay::Relay;
 use crate::track::{UpSource, UpTrack};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::relay::{RelayCodec, RelayMsg, RemoteParticipant};
 use veche_protocol::rpc::RelayPeer;
@@ -31,9 +31,9 @@ use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis};
 #[derive(Clone)]
 pub struct PeerHandle {
     /// Messages to the participant's WebSocket.
-    pub out: mpsc::UnboundedSender<ServerMessage>,
+    pub out: Outbox,
     /// Commands to the participant's connection actor.
-    pub cmd: mpsc::UnboundedSender<PeerCmd>,
+    pub cmd: CmdSender<PeerCmd>,
     /// Fired when the participant continues on another node: the session
     /// closes its socket without anyone being told they left.
     pub moved: Arc<tokio::sync::Notify>,

@@ -511,7 +511,9 @@ mod tests {
             client_msg_id: Some("x".repeat(n)),
         };
         assert!(chat(MAX_CLIENT_MSG_ID_BYTES).check_limits().is_ok());
-        let e = chat(MAX_CLIENT_MSG_ID_BYTES + 1).check_limits().unwrap_err();
+        let e = chat(MAX_CLIENT_MSG_ID_BYTES + 1)
+            .check_limits()
+            .unwrap_err();
         assert_eq!(e.code, crate::ErrorCode::BadRequest);
         assert!(e.message.contains("client_msg_id"), "{}", e.message);
     }

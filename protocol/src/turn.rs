@@ -26,8 +26,10 @@ use ring::hmac;
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 
 /// The shared secret of the TURN server. Its `Debug` output is redacted,
-/// so that it can sit in a config struct that is logged.
-#[derive(Clone, PartialEq, Eq)]
+/// so that it can sit in a config struct that is logged; it deserialises
+/// from a plain string.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TurnSecret(String);
 
 impl TurnSecret {
