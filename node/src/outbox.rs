@@ -83,12 +83,12 @@ impl Outbox {
     }
 
     /// Queues a reply that may be dropped (an `error` to a refused frame)
-    /// only while at least a quarter of the queue is free. A flooding
+    /// only while more than a quarter of the queue is free. A flooding
     /// client then cannot fill its own queue with refusals, and the room's
     /// messages, which must not be lost, keep their room. Returns whether
     /// it was queued.
     pub fn send_droppable(&self, msg: ServerMessage) -> bool {
-        if self.tx.capacity() < self.state.capacity.div_ceil(4) {
+        if self.tx.capacity() <= self.state.capacity.div_ceil(4) {
             return false;
         }
         self.send(msg).is_ok()

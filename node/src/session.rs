@@ -29,6 +29,9 @@ use veche_protocol::signal::{
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
 
+/// How long the node keeps reading after its close frame, for the
+/// client's close frame (which completes the closing handshake).
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// How long a new socket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the node pings the browser. Browsers answer WebSocket pings
@@ -571,6 +574,20 @@ async fn session(
             {
                 abort.abort();
             }
+            // Complete the closing handshake: read (and discard) until the
+            // client's close frame. Closing the TCP connection with frames
+            // still unread would reset it, and the client would lose the
+            // close frame and the replies before it.
+            tokio::spawn(
+                tokio::time::timeout(CLOSE_DRAIN, async move {
+                    while let Some(Ok(m)) = stream.next().await {
+                        if matches!(m, Message::Close(_)) {
+                            break;
+                        }
+                    }
+                })
+                .in_current_span(),
+            );
         }
         None => writer.abort(),
     }
