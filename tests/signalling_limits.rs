@@ -456,3 +456,78 @@ async fn too_many_tracks_and_an_over_long_client_msg_id_are_refused_with_bad_req
         .unwrap_or_default();
     assert_eq!(texts, vec!["after the refusal"], "history: {history}");
 }
+
+/// A complete offer as a browser that can only encode H264 video would
+/// send it: audio in Opus, video in H264 only.
+fn h264_only_offer() -> String {
+    [
+        "v=0",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "a=msid-semantic: WMS s",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=msid:s mic",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=ssrc:1111 cname:x",
+        "m=video 9 UDP/TLS/RTP/SAVPF 102",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+        "a=setup:actpass",
+        "a=mid:1",
+        "a=sendrecv",
+        "a=msid:s cam",
+        "a=rtcp-mux",
+        "a=rtpmap:102 H264/90000",
+        "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        "a=ssrc:2222 cname:x",
+        "",
+    ]
+    .join("\r\n")
+}
+
+#[tokio::test]
+async fn an_h264_only_publisher_is_told_the_node_accepts_vp8_and_its_video_is_not_taken() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Codecs").await;
+    let j = join(server.base(), str_field(&room, "slug"), "Old phone").await;
+    let (mut ws, _) = Signal::join(server.base(), &j).await;
+
+    ws.send(&json!({ "type": "offer", "sdp": h264_only_offer() }))
+        .await;
+    let err = ws.recv_type("error", secs(10)).await;
+    assert_eq!(err["code"], "bad_request", "{err}");
+    assert_eq!(err["request"], "offer", "{err}");
+    let message = err["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("VP8") && message.contains("H264"),
+        "the error names what is accepted and what was not: {err}"
+    );
+    // The rest of the offer is applied: an answer comes, with the video
+    // section rejected (port 0).
+    let answer = ws.recv_type("answer", secs(10)).await;
+    let sdp = str_field(&answer, "sdp");
+    let video = sdp
+        .split("m=")
+        .find(|s| s.starts_with("video"))
+        .unwrap_or("");
+    eprintln!("the node's answer to an H264-only video section: m={video}");
+    assert!(
+        video.starts_with("video 0 ") && !video.contains("H264"),
+        "the node's answer does not reject the H264 video section: {sdp}"
+    );
+    assert!(sdp.contains("opus"), "the audio is accepted: {sdp}");
+}
