@@ -239,3 +239,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        toml::from_str(toml).expect("config parses")
+    }
+
+    #[test]
+    fn a_static_turn_credential_is_refused_with_a_pointer_to_turn_secret() {
+        let cfg = config(
+            "[[media.ice_servers]]\nurls = [\"turn:t.example:3478\"]\n\
+             username = \"veche\"\ncredential = \"hunter2\"\n",
+        );
+        let err = ice_servers(&cfg).unwrap_err().to_string();
+        assert!(err.contains("turn_secret"), "{err}");
+        assert!(!err.contains("hunter2"), "the error repeats the secret: {err}");
+    }
+
+    #[test]
+    fn stun_servers_pass_and_turn_needs_urls_and_secret_together() {
+        let cfg = config("[[media.ice_servers]]\nurls = [\"stun:s.example:3478\"]\n");
+        assert_eq!(ice_servers(&cfg).unwrap()[0].urls, vec!["stun:s.example:3478"]);
+        assert!(turn(&cfg).unwrap().is_none());
+        let cfg = config("[media]\nturn_secret = \"s\"\n");
+        assert!(turn(&cfg).is_err());
+        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"s\"\n");
+        assert_eq!(turn(&cfg).unwrap().unwrap().ttl_secs, 3600);
+    }
+}
