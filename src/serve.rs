@@ -256,13 +256,19 @@ mod tests {
         );
         let err = ice_servers(&cfg).unwrap_err().to_string();
         assert!(err.contains("turn_secret"), "{err}");
-        assert!(!err.contains("hunter2"), "the error repeats the secret: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the error repeats the secret: {err}"
+        );
     }
 
     #[test]
     fn stun_servers_pass_and_turn_needs_urls_and_secret_together() {
         let cfg = config("[[media.ice_servers]]\nurls = [\"stun:s.example:3478\"]\n");
-        assert_eq!(ice_servers(&cfg).unwrap()[0].urls, vec!["stun:s.example:3478"]);
+        assert_eq!(
+            ice_servers(&cfg).unwrap()[0].urls,
+            vec!["stun:s.example:3478"]
+        );
         assert!(turn(&cfg).unwrap().is_none());
         let cfg = config("[media]\nturn_secret = \"s\"\n");
         assert!(turn(&cfg).is_err());
