@@ -1,6 +1,7 @@
 //! A Veche media node: a WebRTC SFU on webrtc-rs.
 //!
 //! Decisions live in I/O-free modules ([`core`], [`negotiation`],
+//! [`admission`], [`codecs`] for what an offer may carry,
 //! [`forward`]); sockets, tasks and timers live at the edge ([`node`],
 //! `session`, `peer`, `track`).
 pub mod admission;
@@ -18,6 +19,7 @@ pub mod relay;
 pub mod relay_tls;
 pub mod room;
 mod session;
+mod socket;
 mod track;
 
 pub use node::{MediaNode, NodeConfig, METRICS_PATH, WS_PATH};

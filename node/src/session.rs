@@ -12,8 +12,9 @@ use crate::node::Shared;
 use crate::outbox::{cmd_channel, Outbox};
 use crate::peer::{self, PeerCmd, PeerCtx};
 use crate::room::PeerHandle;
+use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -29,15 +30,8 @@ use veche_protocol::signal::{
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
 
-/// How long the node keeps reading after its close frame, for the
-/// client's close frame (which completes the closing handshake).
-const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// How long a new socket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the node pings the browser. Browsers answer WebSocket pings
-/// by themselves, so this detects a dead connection even when the page is
-/// throttled in a background tab.
-const PING_INTERVAL: Duration = Duration::from_millis(1500);
 /// Silence after which the connection counts as dropped. Three missed
 /// pings: quick enough that others see "reconnecting" within 5 s, slow
 /// enough that one lost packet doesn't trigger it.
@@ -48,31 +42,6 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn encode(msg: &ServerMessage) -> Message {
-    Message::Text(Utf8Bytes::from(
-        serde_json::to_string(msg).expect("server messages always serialise"),
-    ))
-}
-
-async fn close(mut socket: WebSocket, code: ErrorCode, reason: &str) {
-    // Close reasons are limited to 123 bytes by RFC 6455.
-    let mut reason = reason.to_owned();
-    reason.truncate(120);
-    let _ = socket
-        .send(encode(&ServerMessage::Error {
-            error: ErrorBody::new(code, reason.clone()),
-            request: Some("join".into()),
-            client_msg_id: None,
-        }))
-        .await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: code.ws_close_code(),
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
 }
 
 /// How the session ended.
@@ -191,7 +160,7 @@ async fn session(
         // user reloads the page.
         room.evict(&pid, LeaveReason::Replaced);
     }
-    let (out_tx, mut out_rx) = Outbox::for_session();
+    let (out_tx, out_rx) = Outbox::for_session();
     let (cmd_tx, cmd_rx) = cmd_channel::<PeerCmd>(limits::signal::PEER_QUEUE);
     let ctx = PeerCtx {
         id: pid.clone(),
@@ -257,36 +226,8 @@ async fn session(
         });
     }
 
-    let (mut sink, mut stream) = socket.split();
-    let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
-    // Writer: everything queued for this participant, plus pings. Queued
-    // messages go before the close frame (`biased`), so a client sees the
-    // last `error` or `participant_left` before the socket closes.
-    let writer = tokio::spawn(
-        async move {
-            let mut ping = tokio::time::interval(PING_INTERVAL);
-            loop {
-                tokio::select! {
-                    biased;
-                    msg = out_rx.recv() => match msg {
-                        Some(m) => if sink.send(encode(&m)).await.is_err() { break },
-                        None => break,
-                    },
-                    frame = &mut close_rx => {
-                        if let Ok(frame) = frame {
-                            let _ = sink.send(Message::Close(Some(frame))).await;
-                        }
-                        break;
-                    }
-                    _ = ping.tick() => {
-                        if sink.send(Message::Ping(Default::default())).await.is_err() { break }
-                    }
-                }
-            }
-            let _ = sink.close().await;
-        }
-        .in_current_span(),
-    );
+    let (sink, mut stream) = socket.split();
+    let writer = Writer::spawn(sink, out_rx);
 
     // Chat commits run on their own task, one at a time, so a sender's
     // messages keep their order while a slow commit (a control-plane
@@ -562,35 +503,7 @@ async fn session(
         }
     };
     drop(out_tx);
-    match close_frame {
-        Some(frame) => {
-            // Let the writer flush what is queued and send the close frame;
-            // a writer stuck on a socket that is not being read is aborted.
-            let _ = close_tx.send(frame);
-            let abort = writer.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), writer)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-            // Complete the closing handshake: read (and discard) until the
-            // client's close frame. Closing the TCP connection with frames
-            // still unread would reset it, and the client would lose the
-            // close frame and the replies before it.
-            tokio::spawn(
-                tokio::time::timeout(CLOSE_DRAIN, async move {
-                    while let Some(Ok(m)) = stream.next().await {
-                        if matches!(m, Message::Close(_)) {
-                            break;
-                        }
-                    }
-                })
-                .in_current_span(),
-            );
-        }
-        None => writer.abort(),
-    }
+    writer.finish(close_frame, stream).await;
     node.metrics.participants.dec();
     // The actor ends on its own when the room or this session sends
     // `Close`; it is not awaited so that a slow `close()` of the peer
