@@ -83,8 +83,11 @@ pub mod signal {
     /// Longest `client_msg_id`, in bytes.
     pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
     /// Messages queued for one participant's socket before the node counts
-    /// the participant as too slow and closes the session. Bounded so that
-    /// a reader that stopped reading cannot grow the node's memory.
+    /// the participant as too slow and closes the session with
+    /// `CLOSE_TOO_SLOW` (4011). Bounded so that a reader that stopped
+    /// reading cannot grow the node's memory. Refusal replies stop at
+    /// three-quarters full, so a flooder cannot fill it with its own
+    /// `rate_limited` errors.
     pub const OUTBOUND_QUEUE: usize = 512;
     /// The browser's offers, answers and candidates waiting for its
     /// peer-connection actor. Above the `CANDIDATE` burst, so that a
