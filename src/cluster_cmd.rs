@@ -253,7 +253,8 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
             bind_ip: cfg.media.rtc_ip.unwrap_or(addr.ip()),
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
-        ice_servers: crate::serve::ice_servers(&cfg),
+        ice_servers: crate::serve::ice_servers(&cfg)?,
+        turn: crate::serve::turn(&cfg)?,
     });
     let relay = crate::serve::enable_relay(&node, &cfg)?;
     let router = node.router();

@@ -89,8 +89,17 @@ pub struct MediaSection {
     /// Seconds a dropped participant keeps their seat as "reconnecting".
     /// Default 15.
     pub reconnect_grace_secs: u64,
-    /// STUN/TURN servers handed to browsers. Default none (LAN).
+    /// STUN servers handed to browsers. Default none (LAN). Static TURN
+    /// credentials are refused at start-up: use `turn_secret`.
     pub ice_servers: Vec<IceServerConfig>,
+    /// `turn:`/`turns:` URLs of a TURN server that shares `turn_secret`
+    /// with this node (coturn's `use-auth-secret`). Default none.
+    pub turn_urls: Vec<String>,
+    /// The TURN server's `static-auth-secret`: each participant gets a
+    /// credential of their own derived from it, never the secret itself.
+    pub turn_secret: Option<veche_protocol::turn::TurnSecret>,
+    /// Lifetime of an issued TURN credential, in seconds. Default 3600.
+    pub turn_ttl_secs: u64,
     /// Region label for placement. Default empty (one region).
     pub region: String,
     /// Participants this node accepts; 0 (default) means unlimited.
@@ -119,6 +128,9 @@ impl Default for MediaSection {
             rtc_ip: None,
             reconnect_grace_secs: 15,
             ice_servers: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: veche_protocol::turn::DEFAULT_TTL_SECS,
             region: String::new(),
             capacity: 0,
             control_plane: Vec::new(),
@@ -188,6 +200,17 @@ mod tests {
         let text = include_str!("../deploy/veche.sample.toml");
         let c: Config = toml::from_str(text).expect("sample config parses");
         assert_eq!(c.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn the_turn_secret_is_read_but_never_printed() {
+        let c: Config = toml::from_str(
+            "[media]\nturn_urls = [\"turn:t.example:3478\"]\nturn_secret = \"hush-hush\"\n",
+        )
+        .unwrap();
+        assert!(c.media.turn_secret.is_some());
+        assert_eq!(c.media.turn_ttl_secs, 3600);
+        assert!(!format!("{c:?}").contains("hush-hush"));
     }
 
     #[test]

@@ -36,17 +36,46 @@ fn random_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The STUN/TURN servers of the config, as handed to browsers.
-pub fn ice_servers(cfg: &Config) -> Vec<IceServer> {
+/// The STUN servers of the config, as handed to browsers. A static TURN
+/// credential would reach every guest with a room link, so a config with
+/// one is refused, pointing to `turn_secret`.
+pub fn ice_servers(cfg: &Config) -> anyhow::Result<Vec<IceServer>> {
     cfg.media
         .ice_servers
         .iter()
-        .map(|s| IceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
+        .map(|s| {
+            if s.credential.is_some() || s.username.is_some() {
+                anyhow::bail!(
+                    "[[media.ice_servers]] {:?} has a static username/credential, which every \
+                     guest would receive; set media.turn_urls and media.turn_secret (coturn's \
+                     static-auth-secret) instead, and the node issues short-lived credentials \
+                     per participant",
+                    s.urls
+                );
+            }
+            Ok(IceServer {
+                urls: s.urls.clone(),
+                username: None,
+                credential: None,
+            })
         })
         .collect()
+}
+
+/// The TURN server the node issues per-participant credentials for, if
+/// `turn_urls` and `turn_secret` are set (both or neither).
+pub fn turn(cfg: &Config) -> anyhow::Result<Option<veche_protocol::turn::TurnConfig>> {
+    let m = &cfg.media;
+    match (&m.turn_secret, m.turn_urls.is_empty()) {
+        (None, true) => Ok(None),
+        (Some(secret), false) => Ok(Some(veche_protocol::turn::TurnConfig {
+            urls: m.turn_urls.clone(),
+            secret: secret.clone(),
+            ttl_secs: m.turn_ttl_secs.max(60),
+        })),
+        (None, false) => anyhow::bail!("media.turn_urls is set but media.turn_secret is not"),
+        (Some(_), true) => anyhow::bail!("media.turn_secret is set but media.turn_urls is empty"),
+    }
 }
 
 /// An HTTP server running on its own task.
@@ -167,7 +196,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             bind_ip: cfg.media.rtc_ip.unwrap_or(addr.ip()),
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
-        ice_servers: ice_servers(&cfg),
+        ice_servers: ice_servers(&cfg)?,
+        turn: turn(&cfg)?,
     });
 
     let relay = enable_relay(&node, &cfg)?;
@@ -208,4 +238,41 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("control plane shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        toml::from_str(toml).expect("config parses")
+    }
+
+    #[test]
+    fn a_static_turn_credential_is_refused_with_a_pointer_to_turn_secret() {
+        let cfg = config(
+            "[[media.ice_servers]]\nurls = [\"turn:t.example:3478\"]\n\
+             username = \"veche\"\ncredential = \"hunter2\"\n",
+        );
+        let err = ice_servers(&cfg).unwrap_err().to_string();
+        assert!(err.contains("turn_secret"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the error repeats the secret: {err}"
+        );
+    }
+
+    #[test]
+    fn stun_servers_pass_and_turn_needs_urls_and_secret_together() {
+        let cfg = config("[[media.ice_servers]]\nurls = [\"stun:s.example:3478\"]\n");
+        assert_eq!(
+            ice_servers(&cfg).unwrap()[0].urls,
+            vec!["stun:s.example:3478"]
+        );
+        assert!(turn(&cfg).unwrap().is_none());
+        let cfg = config("[media]\nturn_secret = \"s\"\n");
+        assert!(turn(&cfg).is_err());
+        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"s\"\n");
+        assert_eq!(turn(&cfg).unwrap().unwrap().ttl_secs, 3600);
+    }
 }

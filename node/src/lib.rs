@@ -1,7 +1,7 @@
 //! A Veche media node: a WebRTC SFU on webrtc-rs.
 //!
 //! Decisions live in I/O-free modules ([`core`], [`negotiation`],
-//! [`forward`]); sockets, tasks and timers live at the edge
+//! [`admission`], [`codecs`], [`forward`]); sockets, tasks and timers live at the edge
 //! ([`media_node`], `session`, [`peer`], [`track`], [`relay`]).
 //!
 //! Modules import only downward, so each can be understood (and tested)
@@ -14,6 +14,8 @@
 //!
 //! plus the leaves `cp_client`, `metrics`, `negotiation` and
 //! `interceptor`. docs/architecture.md walks through a join.
+pub mod admission;
+pub mod codecs;
 pub mod core;
 pub mod cp_client;
 pub mod forward;
@@ -22,11 +24,13 @@ pub mod media_node;
 pub mod metrics;
 pub mod negotiation;
 pub mod node;
+pub mod outbox;
 pub mod peer;
 pub mod relay;
 pub mod relay_tls;
 pub mod room;
 mod session;
+mod socket;
 pub mod track;
 
 pub use media_node::{MediaNode, METRICS_PATH, WS_PATH};

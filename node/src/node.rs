@@ -42,8 +42,12 @@ pub struct NodeConfig {
     /// How long a participant whose connection dropped keeps their seat,
     /// shown as "reconnecting", before others see them leave.
     pub reconnect_grace: Duration,
-    /// STUN/TURN servers handed to browsers.
+    /// STUN servers handed to browsers as they are. They carry no
+    /// credentials: TURN goes in `turn`.
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server to issue short-lived per-participant credentials for
+    /// (see `veche_protocol::turn`); `None` without TURN.
+    pub turn: Option<veche_protocol::turn::TurnConfig>,
 }
 
 /// The node's state, shared by its sessions and background tasks.

@@ -13,9 +13,9 @@ use crate::track::{
     forward_browser_track, local_track_for, start_down_track, BrowserUpstream, DownTrack, Origin,
     Sink, UpTrack,
 };
+use crate::outbox::{CmdReceiver, CmdSender, Outbox};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::signal::{IceCandidate, MediaKind, ServerMessage, TrackInfo, TrackSource};
@@ -75,9 +75,9 @@ pub enum PeerCmd {
 #[derive(Clone)]
 pub struct PeerHandle {
     /// Messages to the participant's WebSocket.
-    pub out: mpsc::UnboundedSender<ServerMessage>,
+    pub out: Outbox,
     /// Commands to the participant's connection actor.
-    pub cmd: mpsc::UnboundedSender<PeerCmd>,
+    pub cmd: CmdSender<PeerCmd>,
     /// Fired when the participant continues on another node: the session
     /// closes its socket without anyone being told they left.
     pub moved: Arc<tokio::sync::Notify>,
@@ -116,7 +116,7 @@ pub struct RtcConfig {
 }
 
 struct Handler {
-    cmd: mpsc::UnboundedSender<PeerCmd>,
+    cmd: CmdSender<PeerCmd>,
     gathered: watch::Sender<bool>,
     /// True while the connection is up (DTLS done): down tracks hold their
     /// packets until then, or the first keyframe would be lost.
@@ -156,7 +156,7 @@ pub struct PeerCtx {
     /// Their room.
     pub room: Arc<Room>,
     /// Their WebSocket's outgoing queue.
-    pub out: mpsc::UnboundedSender<ServerMessage>,
+    pub out: Outbox,
     /// Node metrics.
     pub metrics: Metrics,
 }
@@ -174,8 +174,7 @@ async fn build_pc(
     rtc: &RtcConfig,
     handler: Arc<Handler>,
 ) -> Result<Arc<dyn PeerConnection>, webrtc::error::Error> {
-    let mut me = MediaEngine::default();
-    me.register_default_codecs()?;
+    let mut me = crate::codecs::media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?
         .with(Slot::from(14_000), KeyframeRequestForwarder::default());
     let se = SettingEngineBuilder::new()
@@ -202,8 +201,8 @@ async fn build_pc(
 pub async fn spawn(
     ctx: PeerCtx,
     rtc: RtcConfig,
-    cmd_tx: mpsc::UnboundedSender<PeerCmd>,
-    cmd_rx: mpsc::UnboundedReceiver<PeerCmd>,
+    cmd_tx: CmdSender<PeerCmd>,
+    cmd_rx: CmdReceiver<PeerCmd>,
 ) -> Result<tokio::task::JoinHandle<()>, webrtc::error::Error> {
     let (gathered_tx, gathered_rx) = watch::channel(false);
     let (connected_tx, connected_rx) = watch::channel(false);
@@ -242,7 +241,7 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PeerCmd>) {
+    async fn run(mut self, mut rx: CmdReceiver<PeerCmd>) {
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 PeerCmd::ClientOffer { sdp, tracks } => self.client_offer(sdp, tracks).await,

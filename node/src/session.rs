@@ -1,38 +1,40 @@
 //! One browser's signalling session over WebSocket: authenticate with the
 //! join token, then relay messages between the browser, its peer actor and
 //! its room until the browser leaves or its connection drops.
+//!
+//! Every frame passes [`crate::admission`] before the session acts on it,
+//! and every queue the session feeds is bounded ([`crate::outbox`]), so a
+//! guest with a room link cannot make the node do or hold more than the
+//! budgets in `veche_protocol::limits` allow.
 
+use crate::admission::{Admission, Kind, Verdict};
 use crate::node::Shared;
+use crate::outbox::{cmd_channel, Outbox};
 use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
+use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
-use veche_protocol::chat::{validate_chat, RateLimiter};
+use veche_protocol::chat::validate_chat;
 use veche_protocol::error::ErrorBody;
+use veche_protocol::limits;
 use veche_protocol::rpc::CommitChat;
 use veche_protocol::signal::{
-    peek_type, ClientMessage, LeaveReason, Resume, ServerMessage, CLOSE_MOVED,
+    peek_type, ClientMessage, IceServer, LeaveReason, Resume, ServerMessage, CLOSE_MOVED,
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_SLOW,
 };
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
 
 /// How long a new socket may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the node pings the browser. Browsers answer WebSocket pings
-/// by themselves, so this detects a dead connection even when the page is
-/// throttled in a background tab.
-const PING_INTERVAL: Duration = Duration::from_millis(1500);
 /// Silence after which the connection counts as dropped. Three missed
 /// pings: quick enough that others see "reconnecting" within 5 s, slow
 /// enough that one lost packet doesn't trigger it.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
-
-/// Chat messages of one participant waiting to be committed. The rate
-/// limiter (burst 10) keeps a well-behaved client far below this.
-const CHAT_QUEUE: usize = 16;
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -41,39 +43,33 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn encode(msg: &ServerMessage) -> Message {
-    Message::Text(Utf8Bytes::from(
-        serde_json::to_string(msg).expect("server messages always serialise"),
-    ))
-}
-
-async fn close(mut socket: WebSocket, code: ErrorCode, reason: &str) {
-    // Close reasons are limited to 123 bytes by RFC 6455.
-    let mut reason = reason.to_owned();
-    reason.truncate(120);
-    let _ = socket
-        .send(encode(&ServerMessage::Error {
-            error: ErrorBody::new(code, reason.clone()),
-            request: Some("join".into()),
-            client_msg_id: None,
-        }))
-        .await;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: code.ws_close_code(),
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
-}
-
 /// How the session ended.
 enum End {
-    /// The participant left on purpose (Leave, or a normal close frame).
-    Left,
-    /// The connection broke.
-    Dropped,
+    /// The participant left on purpose: `leave` (answered with close 1000
+    /// "left"), or a close frame 1000/1001 (answered with the same code,
+    /// completing the WebSocket closing handshake).
+    Left(u16),
+    /// The connection broke. When the client sent a close frame with
+    /// another code, it is answered with that code.
+    Dropped(Option<u16>),
     /// The participant continues on another node; the seat here is gone.
     Moved,
+    /// The browser stopped reading and its outbound queue filled up. The
+    /// seat is kept as for a dropped connection, so it may resume.
+    TooSlow,
+    /// The client kept sending after being refused: closed with
+    /// `CLOSE_POLICY`, and the seat is given up.
+    Policy,
+}
+
+/// The `ice_servers` for one participant: the configured STUN servers,
+/// plus short-lived TURN credentials of their own when TURN is set up.
+fn ice_servers_for(node: &Shared, participant: &veche_protocol::ParticipantId) -> Vec<IceServer> {
+    let mut servers = node.config.ice_servers.clone();
+    if let Some(turn) = &node.config.turn {
+        servers.push(turn.ice_server_for(participant, now_ms() / 1000));
+    }
+    servers
 }
 
 /// Runs one signalling session to completion.
@@ -163,8 +159,8 @@ async fn session(
         // user reloads the page.
         room.evict(&pid, LeaveReason::Replaced);
     }
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<PeerCmd>();
+    let (out_tx, out_rx) = Outbox::for_session();
+    let (cmd_tx, cmd_rx) = cmd_channel::<PeerCmd>(limits::signal::PEER_QUEUE);
     let ctx = PeerCtx {
         id: pid.clone(),
         room: room.clone(),
@@ -193,12 +189,7 @@ async fn session(
     };
     let joined = match &resume {
         Some(r) => room
-            .resume(
-                &pid,
-                &r.resume_token,
-                handle,
-                node.config.ice_servers.clone(),
-            )
+            .resume(&pid, &r.resume_token, handle, ice_servers_for(&node, &pid))
             .map_err(|e| e.to_string()),
         None => room
             .join(
@@ -207,7 +198,7 @@ async fn session(
                 media,
                 handle,
                 now_ms(),
-                node.config.ice_servers.clone(),
+                ice_servers_for(&node, &pid),
                 random_token(),
                 claims.issued_at_ms,
                 claims.rejoin,
@@ -234,38 +225,13 @@ async fn session(
         });
     }
 
-    let (mut sink, mut stream) = socket.split();
-    let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
-    // Writer: everything queued for this participant, plus pings.
-    let writer = tokio::spawn(
-        async move {
-            let mut ping = tokio::time::interval(PING_INTERVAL);
-            loop {
-                tokio::select! {
-                    msg = out_rx.recv() => match msg {
-                        Some(m) => if sink.send(encode(&m)).await.is_err() { break },
-                        None => break,
-                    },
-                    frame = &mut close_rx => {
-                        if let Ok(frame) = frame {
-                            let _ = sink.send(Message::Close(Some(frame))).await;
-                        }
-                        break;
-                    }
-                    _ = ping.tick() => {
-                        if sink.send(Message::Ping(Default::default())).await.is_err() { break }
-                    }
-                }
-            }
-            let _ = sink.close().await;
-        }
-        .in_current_span(),
-    );
+    let (sink, mut stream) = socket.split();
+    let writer = Writer::spawn(sink, out_rx);
 
     // Chat commits run on their own task, one at a time, so a sender's
     // messages keep their order while a slow commit (a control-plane
     // leader change takes a second or two) never holds up signalling.
-    let (chat_tx, mut chat_rx) = mpsc::channel::<CommitChat>(CHAT_QUEUE);
+    let (chat_tx, mut chat_rx) = mpsc::channel::<CommitChat>(limits::signal::CHAT_QUEUE);
     {
         let node = node.clone();
         let room = room.clone();
@@ -293,7 +259,9 @@ async fn session(
             .in_current_span(),
         );
     }
-    let mut limiter = RateLimiter::chat_default(now_ms());
+    let mut admission = Admission::new(now_ms());
+    // Replies to refused frames may be dropped (see `Outbox::send_droppable`):
+    // a flooder must not fill its own queue with refusals.
     let send_error = |code: ErrorCode,
                       message: String,
                       request: Option<String>,
@@ -302,7 +270,7 @@ async fn session(
             .signalling_errors
             .with_label_values(&[code.as_str()])
             .inc();
-        let _ = out_tx.send(ServerMessage::Error {
+        out_tx.send_droppable(ServerMessage::Error {
             error: ErrorBody::new(code, message),
             request,
             client_msg_id,
@@ -312,41 +280,78 @@ async fn session(
         let next = tokio::select! {
             n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
             _ = moved.notified() => break End::Moved,
+            _ = out_tx.overflowed() => break End::TooSlow,
         };
         let frame = match next {
             Err(_) => {
                 info!("no traffic for {IDLE_TIMEOUT:?}; connection dropped");
-                break End::Dropped;
+                break End::Dropped(None);
             }
-            Ok(None) | Ok(Some(Err(_))) => break End::Dropped,
+            Ok(None) | Ok(Some(Err(_))) => break End::Dropped(None),
             Ok(Some(Ok(f))) => f,
         };
         let text = match frame {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
-                send_error(
-                    ErrorCode::BadRequest,
-                    "binary frames are not part of the protocol; send JSON text".into(),
-                    None,
-                    None,
-                );
-                continue;
-            }
+            Message::Text(t) => Some(t),
+            Message::Binary(_) => None,
             Message::Close(c) => {
                 let code = c.as_ref().map(|c| c.code).unwrap_or(1005);
                 debug!(code, "close frame");
-                break if code == 1000 || code == 1001 {
-                    End::Left
-                } else {
-                    End::Dropped
+                break match code {
+                    1000 | 1001 => End::Left(code),
+                    // 1005 (no code) and 1006 must not be sent in a frame.
+                    1005 | 1006 => End::Dropped(None),
+                    _ => End::Dropped(Some(code)),
                 };
             }
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        let msg = match ClientMessage::parse(&text) {
+        let now = now_ms();
+        let parsed = match &text {
+            Some(t) => ClientMessage::parse(t),
+            None => Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "binary frames are not part of the protocol; send JSON text",
+            )),
+        };
+        // `leave` is always honoured, whatever the budgets say.
+        if matches!(parsed, Ok(ClientMessage::Leave)) {
+            break End::Left(CLOSE_NORMAL);
+        }
+        let request = match &parsed {
+            Ok(m) => Some(m.kind().to_owned()),
+            Err(_) => text.as_deref().and_then(peek_type),
+        };
+        let chat_id = match &parsed {
+            Ok(ClientMessage::Chat { client_msg_id, .. }) => client_msg_id
+                .clone()
+                .filter(|id| id.len() <= limits::signal::MAX_CLIENT_MSG_ID_BYTES),
+            _ => None,
+        };
+        let kind = request.as_deref().map_or(Kind::Other, Kind::of);
+        match admission.admit(kind, now) {
+            Verdict::Admit => {}
+            Verdict::Refuse { retry_ms } => {
+                send_error(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "you are sending {} messages too fast; try again in {:.1} s",
+                        request.as_deref().unwrap_or("these"),
+                        retry_ms as f64 / 1000.0
+                    ),
+                    request,
+                    chat_id,
+                );
+                continue;
+            }
+            Verdict::Close => break End::Policy,
+        }
+        let msg = match parsed.and_then(|m| m.check_limits().map(|()| m)) {
             Ok(m) => m,
             Err(e) => {
-                send_error(e.code, e.message, peek_type(&text), None);
+                if admission.strike(now) {
+                    break End::Policy;
+                }
+                send_error(e.code, e.message, request, chat_id);
                 continue;
             }
         };
@@ -358,13 +363,57 @@ async fn session(
                 None,
             ),
             ClientMessage::Offer { sdp, tracks } => {
-                let _ = cmd_tx.send(PeerCmd::ClientOffer { sdp, tracks });
+                let sending = crate::negotiation::sending_track_ids(&sdp).len();
+                if sending > limits::signal::MAX_TRACKS {
+                    send_error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "the offer sends {sending} tracks; a participant may publish at most {}",
+                            limits::signal::MAX_TRACKS
+                        ),
+                        Some("offer".into()),
+                        None,
+                    );
+                    continue;
+                }
+                let refused = crate::codecs::check_offer(&sdp);
+                if !refused.is_empty() {
+                    // The offer is still applied: what the node accepts
+                    // (usually the audio) works, and the sections without
+                    // an accepted codec are rejected in the answer.
+                    send_error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "this media node accepts {} only; not accepted: {}",
+                            crate::codecs::ACCEPTED,
+                            refused.join("; ")
+                        ),
+                        Some("offer".into()),
+                        None,
+                    );
+                }
+                if cmd_tx
+                    .try_send_client(PeerCmd::ClientOffer { sdp, tracks })
+                    .is_err()
+                {
+                    send_busy(&send_error, "offer");
+                }
             }
             ClientMessage::Answer { sdp } => {
-                let _ = cmd_tx.send(PeerCmd::ClientAnswer { sdp });
+                if cmd_tx
+                    .try_send_client(PeerCmd::ClientAnswer { sdp })
+                    .is_err()
+                {
+                    send_busy(&send_error, "answer");
+                }
             }
             ClientMessage::Candidate { candidate } => {
-                let _ = cmd_tx.send(PeerCmd::Candidate(candidate));
+                if cmd_tx
+                    .try_send_client(PeerCmd::Candidate(candidate))
+                    .is_err()
+                {
+                    send_busy(&send_error, "candidate");
+                }
             }
             ClientMessage::Media(state) => {
                 let _ = room.set_media(&pid, state);
@@ -375,7 +424,7 @@ async fn session(
                     server_time_ms: now_ms(),
                 });
             }
-            ClientMessage::Leave => break End::Left,
+            ClientMessage::Leave => break End::Left(CLOSE_NORMAL),
             ClientMessage::Chat {
                 text,
                 client_msg_id,
@@ -387,18 +436,6 @@ async fn session(
                         continue;
                     }
                 };
-                if let Err(wait_ms) = limiter.try_take(now_ms()) {
-                    send_error(
-                        ErrorCode::RateLimited,
-                        format!(
-                            "you are sending messages too fast; try again in {:.1} s",
-                            wait_ms as f64 / 1000.0
-                        ),
-                        Some("chat".into()),
-                        client_msg_id,
-                    );
-                    continue;
-                }
                 let req = CommitChat {
                     room_id: claims.room_id,
                     participant_id: pid.clone(),
@@ -427,56 +464,87 @@ async fn session(
         }
     };
 
-    let mut close_frame = None;
-    match end {
+    let close_frame = |code: u16, reason: &'static str| CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let close_frame = match end {
         End::Moved => {
             info!("continues on another media node");
-            close_frame = Some(CloseFrame {
-                code: CLOSE_MOVED,
-                reason: Utf8Bytes::from_static("continued on another media node"),
-            });
+            Some(close_frame(CLOSE_MOVED, "continued on another media node"))
         }
-        End::Left => {
+        End::Left(code) => {
             info!("left");
             room.leave(&pid, generation, LeaveReason::Left);
             let _ = cmd_tx.send(PeerCmd::Close);
+            Some(close_frame(code, "left"))
         }
-        End::Dropped => {
-            // Keep the seat (and the media, which may still flow) for a
-            // grace period, showing others "reconnecting". A resume within
-            // the grace period takes the seat over; `expire` then does
-            // nothing.
-            if room.dropped(&pid, generation) {
-                let grace = node.config.reconnect_grace;
-                let room2 = room.clone();
-                let node2 = node.clone();
-                let pid2 = pid.clone();
-                tokio::spawn(
-                    async move {
-                        tokio::time::sleep(grace).await;
-                        if room2.expire(&pid2, generation) {
-                            info!("did not come back within {grace:?}; removed");
-                        }
-                        node2.release_room(&room2);
-                    }
-                    .in_current_span(),
-                );
-            }
+        End::Policy => {
+            warn!("kept sending after being refused; closed");
+            room.leave(&pid, generation, LeaveReason::Disconnected);
+            let _ = cmd_tx.send(PeerCmd::Close);
+            Some(close_frame(
+                CLOSE_POLICY,
+                "too many refused messages; see the error messages before this",
+            ))
         }
-    }
+        End::Dropped(reply) => {
+            keep_seat(&node, &room, &pid, generation);
+            reply.map(|code| close_frame(code, "closed"))
+        }
+        End::TooSlow => {
+            warn!("stopped reading; outbound queue full");
+            keep_seat(&node, &room, &pid, generation);
+            Some(close_frame(
+                CLOSE_TOO_SLOW,
+                "you were not reading messages fast enough",
+            ))
+        }
+    };
     drop(out_tx);
-    match close_frame {
-        Some(frame) => {
-            // Let the writer flush what is queued and send the close frame.
-            let _ = close_tx.send(frame);
-            let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
-        }
-        None => writer.abort(),
-    }
+    writer.finish(close_frame, stream).await;
     node.metrics.participants.dec();
     // The actor ends on its own when the room or this session sends
     // `Close`; it is not awaited so that a slow `close()` of the peer
     // connection doesn't hold up this task.
     drop(actor);
     node.release_room(&room);
+}
+
+/// Tells a client that its request was dropped because the peer actor has
+/// too many of its requests waiting ([`limits::signal::PEER_QUEUE`]).
+fn send_busy(send_error: &impl Fn(ErrorCode, String, Option<String>, Option<String>), kind: &str) {
+    send_error(
+        ErrorCode::RateLimited,
+        format!("too many of your requests are waiting; this {kind} was dropped, send it again"),
+        Some(kind.to_owned()),
+        None,
+    );
+}
+
+/// Keeps a dropped participant's seat (and the media, which may still
+/// flow) for the grace period, showing others "reconnecting". A resume
+/// within the grace period takes the seat over; `expire` then does nothing.
+fn keep_seat(
+    node: &Arc<Shared>,
+    room: &Arc<crate::room::Room>,
+    pid: &veche_protocol::ParticipantId,
+    generation: u64,
+) {
+    if room.dropped(pid, generation) {
+        let grace = node.config.reconnect_grace;
+        let room2 = room.clone();
+        let node2 = node.clone();
+        let pid2 = pid.clone();
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(grace).await;
+                if room2.expire(&pid2, generation) {
+                    info!("did not come back within {grace:?}; removed");
+                }
+                node2.release_room(&room2);
+            }
+            .in_current_span(),
+        );
+    }
 }

@@ -90,48 +90,15 @@ pub fn validate_chat(raw: &str) -> Result<String, ChatError> {
     Ok(text.to_owned())
 }
 
-/// A token bucket for per-participant chat rate limiting. The caller passes
-/// `now` in milliseconds, so the limiter is deterministic under test.
-#[derive(Clone, Debug)]
-pub struct RateLimiter {
-    capacity: f64,
-    refill_per_ms: f64,
-    tokens: f64,
-    last_ms: u64,
-}
+/// The per-participant chat rate limiter: the token bucket of
+/// [`crate::limits`], at the [`crate::limits::signal::CHAT`] rate. An alias
+/// rather than a second implementation, so that the limit has one home.
+pub type RateLimiter = crate::limits::TokenBucket;
 
-impl RateLimiter {
-    /// A limiter that allows a burst of `burst` messages and then
-    /// `per_second` messages per second.
-    pub fn new(burst: u32, per_second: f64, now_ms: u64) -> Self {
-        RateLimiter {
-            capacity: f64::from(burst),
-            refill_per_ms: per_second / 1000.0,
-            tokens: f64::from(burst),
-            last_ms: now_ms,
-        }
-    }
-
-    /// The chat default: a burst of 10, then 2 messages per second. A person
-    /// typing never hits it; a script pasting in a loop does.
-    pub fn chat_default(now_ms: u64) -> Self {
-        RateLimiter::new(10, 2.0, now_ms)
-    }
-
-    /// Takes one token if available. On refusal returns how many
-    /// milliseconds until the next token, for the error message.
-    pub fn try_take(&mut self, now_ms: u64) -> Result<(), u64> {
-        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
-        self.last_ms = self.last_ms.max(now_ms);
-        self.tokens = (self.tokens + elapsed * self.refill_per_ms).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let missing = 1.0 - self.tokens;
-            Err((missing / self.refill_per_ms).ceil() as u64)
-        }
-    }
+/// A chat limiter at the documented rate ([`crate::limits::signal::CHAT`]),
+/// full at `now_ms`.
+pub fn chat_limiter(now_ms: u64) -> RateLimiter {
+    crate::limits::signal::CHAT.bucket(now_ms)
 }
 
 #[cfg(test)]
@@ -179,6 +146,15 @@ mod tests {
             ChatError::TooLong { chars: 1 }.code(),
             ErrorCode::ChatTooLong
         );
+    }
+
+    #[test]
+    fn the_chat_limiter_admits_the_documented_burst() {
+        let mut rl = chat_limiter(0);
+        for _ in 0..crate::limits::signal::CHAT.burst {
+            assert!(rl.try_take(0).is_ok());
+        }
+        assert!(rl.try_take(0).is_err());
     }
 
     #[test]

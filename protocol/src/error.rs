@@ -15,7 +15,8 @@ pub enum ErrorCode {
     /// The request body or a signalling message could not be parsed, or a
     /// field had an invalid value.
     BadRequest,
-    /// No room has this slug.
+    /// No room has this slug. REST only: a media node never closes a
+    /// session with it, since a token names a room that existed.
     RoomNotFound,
     /// The join token is missing, malformed or its signature is wrong.
     TokenInvalid,
@@ -25,7 +26,9 @@ pub enum ErrorCode {
     ChatEmpty,
     /// A chat message is longer than [`crate::chat::MAX_CHAT_CHARS`].
     ChatTooLong,
-    /// The sender is over the chat rate limit; retry later.
+    /// The sender is over a budget of [`crate::limits`] (a signalling
+    /// message kind, chat, an HTTP route); the request was dropped. Retry
+    /// later.
     RateLimited,
     /// A request body or a signalling frame is larger than allowed.
     TooLarge,
@@ -58,8 +61,11 @@ impl ErrorCode {
     /// Codes 4000-4999 are reserved for applications by RFC 6455.
     ///
     /// Most errors do *not* close the socket: the node replies with an
-    /// `error` message and carries on. Only errors about the session itself
-    /// (bad token, unknown room, protocol violation before join) close it.
+    /// `error` message and carries on. Only errors before `joined` (a
+    /// malformed `join`, a bad token, a protocol violation) close it. The
+    /// close codes that belong to no error kind (4008 for a persistent
+    /// flooder, 4010 moved, 4011 too slow) are constants in
+    /// [`crate::signal`].
     pub fn ws_close_code(self) -> u16 {
         match self {
             ErrorCode::BadRequest => 4000,

@@ -15,6 +15,7 @@ pub mod relay;
 pub mod rpc;
 pub mod signal;
 pub mod token;
+pub mod turn;
 
 #[cfg(test)]
 mod robustness;

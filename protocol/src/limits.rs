@@ -83,11 +83,17 @@ pub mod signal {
     /// Longest `client_msg_id`, in bytes.
     pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
     /// Messages queued for one participant's socket before the node counts
-    /// the participant as too slow and closes the session. Bounded so that
-    /// a reader that stopped reading cannot grow the node's memory.
+    /// the participant as too slow and closes the session with
+    /// `CLOSE_TOO_SLOW` (4011). Bounded so that a reader that stopped
+    /// reading cannot grow the node's memory. Refusal replies stop at
+    /// three-quarters full, so a flooder cannot fill it with its own
+    /// `rate_limited` errors.
     pub const OUTBOUND_QUEUE: usize = 512;
-    /// Commands queued for one participant's peer-connection actor.
-    pub const PEER_QUEUE: usize = 64;
+    /// The browser's offers, answers and candidates waiting for its
+    /// peer-connection actor. Above the `CANDIDATE` burst, so that a
+    /// client within its budgets is never refused while the actor is busy
+    /// applying an offer (which waits up to 2 s for ICE gathering).
+    pub const PEER_QUEUE: usize = 128;
     /// Chat messages of one participant waiting to be committed.
     pub const CHAT_QUEUE: usize = 16;
 }

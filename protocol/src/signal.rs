@@ -11,9 +11,10 @@ use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Largest signalling frame the node accepts. SDP for a large room is a few
-/// tens of kilobytes; chat is capped far below this.
-pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+/// Largest signalling frame the node accepts: the row in the table of
+/// limits, re-exported here because every parser of frames needs it. SDP
+/// for a large room is a few tens of kilobytes; chat is capped far below.
+pub use crate::limits::signal::MAX_FRAME_BYTES;
 
 /// What kind of media a track carries, and from which device. The SFU
 /// forwards all of them alike; the distinction is for the UI (screen shares
@@ -306,6 +307,24 @@ pub enum ServerMessage {
 /// meeting continues elsewhere and not reconnect.
 pub const CLOSE_MOVED: u16 = 4010;
 
+/// WebSocket close code of a session the node ended because it kept
+/// sending after being refused: more than
+/// [`crate::limits::signal::MAX_STRIKES`] frames over budget or malformed
+/// within [`crate::limits::signal::STRIKE_WINDOW_MS`]. Mirrors RFC 6455's
+/// 1008 "policy violation". A client should not reconnect automatically.
+pub const CLOSE_POLICY: u16 = 4008;
+
+/// WebSocket close code of a session whose browser stopped reading: more
+/// than [`crate::limits::signal::OUTBOUND_QUEUE`] messages waited for it.
+/// The seat is kept for the reconnect grace period, as for a dropped
+/// connection, so a client may resume.
+pub const CLOSE_TOO_SLOW: u16 = 4011;
+
+/// WebSocket close code of a session that ended normally: after `leave`,
+/// or answering the client's own close 1000/1001 (RFC 6455 "normal
+/// closure").
+pub const CLOSE_NORMAL: u16 = 1000;
+
 /// Why a participant left.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,6 +385,39 @@ impl ClientMessage {
                 format!("malformed signalling message: {e}"),
             )
         })
+    }
+}
+
+impl ClientMessage {
+    /// Checks the count and length limits that parsing alone does not:
+    /// tracks declared in an `offer` ([`crate::limits::signal::MAX_TRACKS`])
+    /// and the length of a chat `client_msg_id`
+    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]). A message that
+    /// fails is refused whole (`bad_request`): nothing of it is applied.
+    pub fn check_limits(&self) -> Result<(), ErrorBody> {
+        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
+        match self {
+            ClientMessage::Offer { tracks, .. } if tracks.len() > MAX_TRACKS => {
+                Err(ErrorBody::new(
+                    crate::ErrorCode::BadRequest,
+                    format!(
+                        "the offer declares {} tracks; a participant may publish at most {MAX_TRACKS}",
+                        tracks.len()
+                    ),
+                ))
+            }
+            ClientMessage::Chat {
+                client_msg_id: Some(id),
+                ..
+            } if id.len() > MAX_CLIENT_MSG_ID_BYTES => Err(ErrorBody::new(
+                crate::ErrorCode::BadRequest,
+                format!(
+                    "client_msg_id is {} bytes; the limit is {MAX_CLIENT_MSG_ID_BYTES}",
+                    id.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -437,6 +489,33 @@ mod tests {
             ClientMessage::parse(&huge).unwrap_err().code,
             crate::ErrorCode::TooLarge
         );
+    }
+
+    #[test]
+    fn too_many_tracks_and_long_client_msg_ids_are_refused() {
+        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
+        let tracks = |n: usize| {
+            (0..n)
+                .map(|i| (format!("t{i}"), TrackSource::Camera))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let offer = |n| ClientMessage::Offer {
+            sdp: "v=0".into(),
+            tracks: tracks(n),
+        };
+        assert!(offer(MAX_TRACKS).check_limits().is_ok());
+        let e = offer(MAX_TRACKS + 1).check_limits().unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::BadRequest);
+        let chat = |n: usize| ClientMessage::Chat {
+            text: "hi".into(),
+            client_msg_id: Some("x".repeat(n)),
+        };
+        assert!(chat(MAX_CLIENT_MSG_ID_BYTES).check_limits().is_ok());
+        let e = chat(MAX_CLIENT_MSG_ID_BYTES + 1)
+            .check_limits()
+            .unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::BadRequest);
+        assert!(e.message.contains("client_msg_id"), "{}", e.message);
     }
 
     #[test]
