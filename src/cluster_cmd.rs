@@ -133,6 +133,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         cluster_secret: secret,
         bootstrap: bootstrap.clone(),
         bind_ip: (!addr.ip().is_unspecified()).then_some(addr.ip()),
+        http: cfg.http_config(crate::serve::create_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -223,6 +224,8 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--control-plane is required: the URL of at least one control-plane node");
     }
     let secret = secret(&args.secret, &cfg)?;
+    veche_control_plane::secret::check_secret("the cluster secret", &secret)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
