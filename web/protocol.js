@@ -160,6 +160,8 @@
  *   that predate multi-node rooms.)
  * @property {number} expires_at_ms
  * @property {RoomView} room
+ * @property {string} [rejoin_secret] Send it as `rejoin_secret` with this
+ *   response's `token` as `rejoin_token` to come back as the same person.
  */
 
 /**
@@ -393,6 +395,8 @@ export function getRoom(slug, opts = {}) {
  * @property {string | null} [rejoinToken] The token of an earlier session in
  *   this room: the new token is then for the same participant id, so the
  *   others see the same person come back.
+ * @property {string | null} [rejoinSecret] The `rejoin_secret` of the join
+ *   response that gave `rejoinToken`: the proof that we are that person.
  * @property {NodeId | null} [unreachableNode] A media node the client could
  *   not reach (or is being moved off); placement avoids it.
  */
@@ -403,13 +407,16 @@ export function getRoom(slug, opts = {}) {
  * older ones know only `display_name`.
  * @param {string} displayName
  * @param {JoinHints} [hints]
- * @returns {{display_name: string, region?: string, rejoin_token?: string, unreachable_node?: NodeId}}
+ * @returns {{display_name: string, region?: string, rejoin_token?: string, rejoin_secret?: string, unreachable_node?: NodeId}}
  */
 export function buildJoinBody(displayName, hints = {}) {
-  /** @type {{display_name: string, region?: string, rejoin_token?: string, unreachable_node?: NodeId}} */
+  /** @type {{display_name: string, region?: string, rejoin_token?: string, rejoin_secret?: string, unreachable_node?: NodeId}} */
   const body = { display_name: displayName };
   if (typeof hints.region === 'string' && hints.region) body.region = hints.region;
-  if (typeof hints.rejoinToken === 'string' && hints.rejoinToken) body.rejoin_token = hints.rejoinToken;
+  if (typeof hints.rejoinToken === 'string' && hints.rejoinToken) {
+    body.rejoin_token = hints.rejoinToken;
+    if (typeof hints.rejoinSecret === 'string' && hints.rejoinSecret) body.rejoin_secret = hints.rejoinSecret;
+  }
   if (typeof hints.unreachableNode === 'number' && Number.isFinite(hints.unreachableNode)) {
     body.unreachable_node = hints.unreachableNode;
   }
@@ -443,7 +450,7 @@ export function join(slug, displayName, opts = {}) {
  * @returns {boolean}
  */
 export function rejoinRefused(code) {
-  return code === 'token_invalid' || code === 'token_expired' || code === 'bad_request';
+  return code === 'token_invalid' || code === 'token_expired' || code === 'unauthorized' || code === 'bad_request';
 }
 
 /**

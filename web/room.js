@@ -27,6 +27,7 @@ import * as proto from './protocol.js';
  * @property {boolean} joined True once `joined` arrived.
  * @property {boolean} resuming The `join` carried `resume`.
  * @property {string} token The join token it presented.
+ * @property {string} rejoinSecret The `rejoin_secret` that came with it.
  * @property {NodeId | null} nodeId Its media node (null if the control
  *   plane did not say).
  * @property {boolean} retired Replaced by a session on another node after a
@@ -128,6 +129,8 @@ let seat = null;
  * @type {string | null}
  */
 let lastToken = null;
+/** The `rejoin_secret` that came with `lastToken`. @type {string | null} */
+let lastRejoinSecret = null;
 /**
  * A media node to name in `unreachable_node` on the next join request: the
  * node of a session whose socket could not open or died.
@@ -601,11 +604,12 @@ async function connect() {
   setBanner(everJoined ? 'Reconnecting…' : 'Connecting…');
 
   const rejoinToken = everJoined ? lastToken : null;
+  const rejoinSecret = everJoined ? lastRejoinSecret : null;
   const avoid = unreachableNode;
   /** @type {JoinResponse} */
   let resp;
   try {
-    resp = await proto.join(/** @type {string} */ (slug), displayName, { rejoinToken, unreachableNode: avoid, region: regionHint });
+    resp = await proto.join(/** @type {string} */ (slug), displayName, { rejoinToken, rejoinSecret, unreachableNode: avoid, region: regionHint });
   } catch (e) {
     if (stale()) return;
     const err = /** @type {proto.ApiError} */ (e);
@@ -668,6 +672,7 @@ function newSession(resp, resuming) {
     joined: false,
     resuming,
     token: resp.token,
+    rejoinSecret: resp.rejoin_secret ?? '',
     nodeId: typeof resp.node_id === 'number' ? resp.node_id : null,
     retired: false,
     retireTimer: null,
@@ -890,6 +895,7 @@ function onJoined(s, m) {
   tokenRetries = 0;
   unreachableNode = null;
   lastToken = s.token;
+  lastRejoinSecret = s.rejoinSecret;
   roomState = new proto.RoomState().apply(m);
   seat = m.resume_token
     ? { resume: { participant_id: m.participant_id, resume_token: m.resume_token }, nodeId: s.nodeId }
@@ -946,6 +952,7 @@ async function startMove(mv) {
   try {
     resp = await proto.join(/** @type {string} */ (slug), displayName, {
       rejoinToken: mv.fresh ? null : from.token,
+      rejoinSecret: mv.fresh ? null : from.rejoinSecret,
       unreachableNode: from.nodeId,
       region: regionHint,
     });

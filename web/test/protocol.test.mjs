@@ -387,7 +387,9 @@ describe('node loss and moving between media nodes', () => {
   });
 
   test('rejoin refusals are the token and request errors, not outages', () => {
-    for (const code of ['token_invalid', 'token_expired', 'bad_request']) assert.equal(rejoinRefused(code), true, code);
+    for (const code of ['token_invalid', 'token_expired', 'unauthorized', 'bad_request']) {
+      assert.equal(rejoinRefused(code), true, code);
+    }
     for (const code of ['network', 'unavailable', 'internal', 'room_not_found', 'http_502']) {
       assert.equal(rejoinRefused(code), false, code);
     }
@@ -465,6 +467,11 @@ describe('REST helpers', () => {
     assert.deepEqual(buildJoinBody('Ann', { region: '', rejoinToken: '', unreachableNode: undefined }), { display_name: 'Ann' });
     assert.deepEqual(buildJoinBody('Ann', { unreachableNode: 0 }), { display_name: 'Ann', unreachable_node: 0 });
     assert.deepEqual(buildJoinBody('Ann', { rejoinToken: 'v1.a.b' }), { display_name: 'Ann', rejoin_token: 'v1.a.b' });
+    assert.deepEqual(
+      buildJoinBody('Ann', { rejoinToken: 'v1.a.b', rejoinSecret: 's' }),
+      { display_name: 'Ann', rejoin_token: 'v1.a.b', rejoin_secret: 's' },
+    );
+    assert.deepEqual(buildJoinBody('Ann', { rejoinSecret: 's' }), { display_name: 'Ann' }, 'a secret alone is no rejoin');
     assert.deepEqual(
       Object.keys(buildJoinBody('Ann', /** @type {any} */ ({ fetch: () => {}, base: 'http://h', region: 'x' }))),
       ['display_name', 'region'],
