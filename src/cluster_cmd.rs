@@ -18,13 +18,25 @@ use veche_protocol::admin::{
 use veche_protocol::error::ErrorBody;
 use veche_protocol::NodeId;
 
-/// The cluster secret: flag, then environment, then config file.
-#[derive(Args, Debug, Clone)]
+/// The cluster secret: flag, then environment, then config file. `Debug`
+/// prints it as `<redacted>`.
+#[derive(Args, Clone)]
 pub struct SecretArg {
     /// Cluster secret; prefer the environment variable, which does not
     /// show up in `ps`.
     #[arg(long, env = "VECHE_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretArg")
+            .field(
+                "cluster_secret",
+                &self.cluster_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn secret(arg: &SecretArg, cfg: &Config) -> anyhow::Result<String> {

@@ -94,8 +94,10 @@ pub fn client_key(addr: IpAddr) -> IpAddr {
 /// last `X-Forwarded-For` header, which is the one the proxy itself
 /// appended (anything before it came from the client and may be forged).
 /// `None` when the header is absent or its last entry is not an address.
-pub fn forwarded_client<'a>(values: impl DoubleEndedIterator<Item = &'a str>) -> Option<IpAddr> {
-    let last_header = values.rev().next()?;
+pub fn forwarded_client<'a>(
+    mut values: impl DoubleEndedIterator<Item = &'a str>,
+) -> Option<IpAddr> {
+    let last_header = values.next_back()?;
     let last = last_header.rsplit(',').next()?.trim();
     last.parse().ok()
 }
