@@ -355,10 +355,8 @@ mod tests {
             c.http_config(Some(long.clone())).unwrap().room_creation,
             RoomCreation::Secret(long.clone())
         );
-        let c: Config = toml::from_str(&format!(
-            "[rooms]\ncreate = \"secret\"\ncreate_secret = \"short\"\n"
-        ))
-        .unwrap();
+        let c: Config =
+            toml::from_str("[rooms]\ncreate = \"secret\"\ncreate_secret = \"short\"\n").unwrap();
         let e = c.http_config(None).unwrap_err().to_string();
         assert!(e.contains("32 bytes"), "{e}");
         assert!(toml::from_str::<Config>("[rooms]\ncreate = \"nobody\"\n").is_err());
