@@ -109,6 +109,46 @@ async fn each_public_route_class_answers_429_with_retry_after_past_its_burst() {
     assert_eq!(a.status, 429, "lookups share the read limit: {}", a.body);
 }
 
+/// Exhausts room creation as client `xff` (an `X-Forwarded-For` value),
+/// then says whether another `X-Forwarded-For` address may still create.
+async fn another_forwarded_address_may_create(server: &Server, xff: &str, other: &str) -> bool {
+    let client = http();
+    let url = server.url("/api/rooms");
+    let create = |from: &str| {
+        client
+            .post(&url)
+            .header("x-forwarded-for", from)
+            .json(&json!({ "name": "Proxied" }))
+    };
+    assert_limited_after(&format!("creation from {xff}"), CREATE_ROOM.burst, || {
+        create(xff)
+    })
+    .await;
+    let a = send(create(other)).await;
+    a.status == 201
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_when_a_trusted_proxy_is_configured() {
+    let direct = Server::start();
+    assert!(
+        !another_forwarded_address_may_create(&direct, "203.0.113.1", "203.0.113.2").await,
+        "without trust_forwarded_for, a client must not pick its own address"
+    );
+    let proxied = Server::start_with_config("[http]\ntrust_forwarded_for = true\n");
+    // The proxy appends the client's address; what the client sent before
+    // it is ignored.
+    assert!(
+        another_forwarded_address_may_create(
+            &proxied,
+            "198.51.100.7, 203.0.113.1",
+            "198.51.100.7, 203.0.113.2"
+        )
+        .await,
+        "behind a trusted proxy, each forwarded client has its own limit"
+    );
+}
+
 #[tokio::test]
 async fn rate_limits_can_be_turned_off_for_load_tests() {
     let server = Server::start_with_config("[http]\nrate_limits = false\n");
