@@ -18,13 +18,25 @@ use veche_protocol::admin::{
 use veche_protocol::error::ErrorBody;
 use veche_protocol::NodeId;
 
-/// The cluster secret: flag, then environment, then config file.
-#[derive(Args, Debug, Clone)]
+/// The cluster secret: flag, then environment, then config file. `Debug`
+/// prints it as `<redacted>`.
+#[derive(Args, Clone)]
 pub struct SecretArg {
     /// Cluster secret; prefer the environment variable, which does not
     /// show up in `ps`.
     #[arg(long, env = "VECHE_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretArg")
+            .field(
+                "cluster_secret",
+                &self.cluster_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn secret(arg: &SecretArg, cfg: &Config) -> anyhow::Result<String> {
@@ -133,6 +145,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         cluster_secret: secret,
         bootstrap: bootstrap.clone(),
         bind_ip: (!addr.ip().is_unspecified()).then_some(addr.ip()),
+        http: cfg.http_config(crate::serve::create_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -223,6 +236,8 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--control-plane is required: the URL of at least one control-plane node");
     }
     let secret = secret(&args.secret, &cfg)?;
+    veche_control_plane::secret::check_secret("the cluster secret", &secret)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;

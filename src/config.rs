@@ -6,17 +6,96 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use veche_control_plane::admission::{HttpConfig, RoomCreation};
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
+/// The whole file. `Debug` never prints a secret.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Listener and storage.
     pub server: ServerConfig,
     /// Control-plane options.
     pub control_plane: ControlPlaneSection,
+    /// The public HTTP edge of the control plane.
+    pub http: HttpSection,
+    /// Who may create rooms.
+    pub rooms: RoomsSection,
     /// Media-node options.
     pub media: MediaSection,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The media section holds TURN credentials; it is left out rather
+        // than trusted to redact them.
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("control_plane", &self.control_plane)
+            .field("http", &self.http)
+            .field("rooms", &self.rooms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[http]`: the control plane's public API and web client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Count rate limits per the last `X-Forwarded-For` address instead of
+    /// the TCP peer. Default false; set it only when a reverse proxy that
+    /// sets the header is the only way in.
+    pub trust_forwarded_for: bool,
+    /// Per-client-address rate limits on room creation, joins and reads.
+    /// Default true; turn off only for load tests from one address.
+    pub rate_limits: bool,
+    /// `frame-ancestors` of the web client's Content-Security-Policy: who
+    /// may embed a meeting in a frame. Default `'none'`.
+    pub frame_ancestors: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        let d = HttpConfig::default();
+        HttpSection {
+            trust_forwarded_for: d.trust_forwarded_for,
+            rate_limits: d.rate_limits,
+            frame_ancestors: d.frame_ancestors,
+        }
+    }
+}
+
+/// `[rooms]`: who may create rooms.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsSection {
+    /// `"anyone"` (default) or `"secret"`.
+    pub create: CreatePolicy,
+    /// With `create = "secret"`: the bearer secret a creation request must
+    /// present (at least 32 bytes). `VECHE_CREATE_SECRET` takes precedence.
+    pub create_secret: Option<String>,
+}
+
+impl std::fmt::Debug for RoomsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomsSection")
+            .field("create", &self.create)
+            .field(
+                "create_secret",
+                &self.create_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// `rooms.create`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CreatePolicy {
+    /// Anyone who reaches the API creates rooms.
+    #[default]
+    Anyone,
+    /// Only requests with `Authorization: Bearer <rooms.create_secret>`.
+    Secret,
 }
 
 /// `[server]`
@@ -41,8 +120,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[control_plane]`
-#[derive(Debug, Deserialize)]
+/// `[control_plane]`. `Debug` prints the cluster secret as `<redacted>`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlPlaneSection {
     /// Raft node id. Default 1.
@@ -62,6 +141,21 @@ pub struct ControlPlaneSection {
     /// The base URL other control-plane nodes reach this one at. Default:
     /// `http://<listen>`.
     pub advertise_url: Option<String>,
+}
+
+impl std::fmt::Debug for ControlPlaneSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneSection")
+            .field("node_id", &self.node_id)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field(
+                "cluster_secret",
+                &self.cluster_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("peers", &self.peers)
+            .field("advertise_url", &self.advertise_url)
+            .finish()
+    }
 }
 
 impl Default for ControlPlaneSection {
@@ -183,6 +277,34 @@ pub fn base_url(addr: &str) -> String {
 }
 
 impl Config {
+    /// The control plane's HTTP edge settings, with the create secret from
+    /// `env_create_secret` (the `VECHE_CREATE_SECRET` environment variable)
+    /// before the file's. Refuses `create = "secret"` without a secret.
+    pub fn http_config(&self, env_create_secret: Option<String>) -> anyhow::Result<HttpConfig> {
+        let room_creation = match self.rooms.create {
+            CreatePolicy::Anyone => RoomCreation::Anyone,
+            CreatePolicy::Secret => RoomCreation::Secret(
+                env_create_secret
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| self.rooms.create_secret.clone())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "rooms.create = \"secret\" needs a secret: set rooms.create_secret or \
+                             VECHE_CREATE_SECRET (make one with `openssl rand -hex 32`)"
+                        )
+                    })?,
+            ),
+        };
+        let http = HttpConfig {
+            room_creation,
+            trust_forwarded_for: self.http.trust_forwarded_for,
+            rate_limits: self.http.rate_limits,
+            frame_ancestors: self.http.frame_ancestors.clone(),
+        };
+        http.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(http)
+    }
+
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
@@ -240,5 +362,44 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.media.reconnect_grace_secs, 15);
         assert_eq!(c.control_plane.token_ttl_secs, 60);
+        let http = c.http_config(None).unwrap();
+        assert_eq!(http.room_creation, RoomCreation::Anyone);
+        assert!(http.rate_limits && !http.trust_forwarded_for);
+        assert_eq!(http.frame_ancestors, "'none'");
+    }
+
+    #[test]
+    fn restricted_creation_needs_a_long_enough_secret_from_the_file_or_the_environment() {
+        let c: Config = toml::from_str("[rooms]\ncreate = \"secret\"\n").unwrap();
+        let e = c.http_config(None).unwrap_err().to_string();
+        assert!(e.contains("create_secret") && e.contains("openssl"), "{e}");
+        let long = "k".repeat(32);
+        assert_eq!(
+            c.http_config(Some(long.clone())).unwrap().room_creation,
+            RoomCreation::Secret(long.clone())
+        );
+        let c: Config =
+            toml::from_str("[rooms]\ncreate = \"secret\"\ncreate_secret = \"short\"\n").unwrap();
+        let e = c.http_config(None).unwrap_err().to_string();
+        assert!(e.contains("32 bytes"), "{e}");
+        assert!(toml::from_str::<Config>("[rooms]\ncreate = \"nobody\"\n").is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let c: Config = toml::from_str(
+            "[control_plane]\ncluster_secret = \"cluster-secret-value\"\n\
+             [rooms]\ncreate = \"secret\"\ncreate_secret = \"create-secret-value\"\n\
+             [[media.ice_servers]]\nurls = [\"turn:t\"]\ncredential = \"turn-credential-value\"\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        for secret in [
+            "cluster-secret-value",
+            "create-secret-value",
+            "turn-credential-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

@@ -36,6 +36,14 @@ fn random_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The room creation secret from `VECHE_CREATE_SECRET`, which keeps it out
+/// of the config file.
+pub fn create_secret_from_env() -> Option<String> {
+    std::env::var("VECHE_CREATE_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 /// The STUN servers of the config, as handed to browsers. A static TURN
 /// credential would reach every guest with a room link, so a config with
 /// one is refused, pointing to `turn_secret`.
@@ -85,15 +93,20 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// Starts serving `app` on `listener`.
+    /// Starts serving `app` on `listener`. Each request carries its peer
+    /// address (`ConnectInfo<SocketAddr>`), which the control plane's
+    /// per-address rate limits count by.
     pub fn spawn(listener: TcpListener, app: axum::Router) -> Serving {
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
         });
         Serving { stop, task }
     }
@@ -181,6 +194,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cluster_secret: secret.clone(),
         bootstrap: Bootstrap::Single,
         bind_ip: None,
+        http: cfg.http_config(create_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 /// A slug of the right shape that no room has.
 const UNKNOWN_SLUG: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+/// A cluster secret long enough to be accepted (32 bytes or more).
+const ADMIN_SECRET: &str = "admin-secret-0123456789abcdef0123456789";
 
 #[tokio::test]
 async fn created_room_has_an_unguessable_slug_and_a_shareable_link() {
@@ -158,7 +160,9 @@ async fn metrics_endpoint_serves_control_plane_and_media_node_metrics() {
 /// and a clear `{code, message}` refusal for every malformed request.
 #[tokio::test]
 async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests_clearly() {
-    let server = Server::start_with_config("[control_plane]\ncluster_secret = \"admin-secret\"\n");
+    let server = Server::start_with_config(&format!(
+        "[control_plane]\ncluster_secret = \"{ADMIN_SECRET}\"\n"
+    ));
     let client = http();
     let url = server.url("/api/admin/cluster");
     let status: serde_json::Value = wait_for(
@@ -167,7 +171,7 @@ async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests
         async || {
             let resp = client
                 .get(&url)
-                .bearer_auth("admin-secret")
+                .bearer_auth(ADMIN_SECRET)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -189,7 +193,7 @@ async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests
 
     let members = server.url("/api/admin/cluster/members");
     let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.bearer_auth("admin-secret").send().await.unwrap();
+        let resp = req.bearer_auth(ADMIN_SECRET).send().await.unwrap();
         let code = resp.status().as_u16();
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
         (code, body)
@@ -232,7 +236,7 @@ async fn the_admin_api_shows_the_one_node_cluster_and_refuses_malformed_requests
     // The internal leader RPC refuses an undecodable body with a reason.
     let resp = client
         .post(server.url("/internal/v1/leader"))
-        .bearer_auth("admin-secret")
+        .bearer_auth(ADMIN_SECRET)
         .header("content-type", "application/msgpack")
         .body(vec![0xc1, 0x00])
         .send()
@@ -252,7 +256,7 @@ async fn join_raw(server: &Server, slug: &str, body: &Value, headers: &[(&str, &
 }
 
 #[tokio::test]
-async fn a_rejoin_token_brings_the_participant_back_with_the_same_id() {
+async fn a_rejoin_token_with_its_secret_brings_the_participant_back_with_the_same_id() {
     let server = Server::start();
     let room = create_room(server.base(), "Comeback").await;
     let slug = str_field(&room, "slug");
@@ -263,11 +267,18 @@ async fn a_rejoin_token_brings_the_participant_back_with_the_same_id() {
         claims.get("rejoin").is_none(),
         "a first join is no rejoin: {claims}"
     );
+    let secret = str_field(&first, "rejoin_secret");
+    assert_eq!(secret.len(), 43, "32 bytes in base64url: {secret:?}");
+    assert!(
+        !str_field(&first, "token").contains(secret) && !claims.to_string().contains(secret),
+        "the token must carry only the secret's hash: {claims}"
+    );
 
     let reply = join_raw(
         &server,
         slug,
-        &json!({ "display_name": "Ann", "rejoin_token": str_field(&first, "token") }),
+        &json!({ "display_name": "Ann", "rejoin_token": str_field(&first, "token"),
+                 "rejoin_secret": secret }),
         &[],
     )
     .await;
@@ -275,6 +286,10 @@ async fn a_rejoin_token_brings_the_participant_back_with_the_same_id() {
     let again = reply.json();
     assert_eq!(again["participant_id"], first["participant_id"]);
     assert_ne!(again["token"], first["token"]);
+    assert_ne!(
+        again["rejoin_secret"], first["rejoin_secret"],
+        "every token gets a new secret"
+    );
     let claims = token_claims(str_field(&again, "token"));
     assert_eq!(claims["participant_id"], first["participant_id"]);
     assert_eq!(claims["rejoin"], true, "{claims}");
@@ -283,6 +298,47 @@ async fn a_rejoin_token_brings_the_participant_back_with_the_same_id() {
     // Without a rejoin token, a new person.
     let other = join(server.base(), slug, "Ann").await;
     assert_ne!(other["participant_id"], first["participant_id"]);
+}
+
+#[tokio::test]
+async fn a_leaked_rejoin_token_without_its_secret_cannot_take_over_the_seat() {
+    let server = Server::start();
+    let room = create_room(server.base(), "Guarded seat").await;
+    let slug = str_field(&room, "slug");
+    let ann = join(server.base(), slug, "Ann").await;
+    // Ann is connected and in the call: her seat is live.
+    let (_ann_signal, _joined) = Signal::join(server.base(), &ann).await;
+    let leaked = str_field(&ann, "token");
+    let other = join(server.base(), slug, "Bo").await;
+    for (what, secret) in [
+        ("no rejoin_secret", None),
+        ("an empty rejoin_secret", Some(String::new())),
+        (
+            "another join's rejoin_secret",
+            Some(str_field(&other, "rejoin_secret").to_owned()),
+        ),
+        ("the token itself", Some(leaked.to_owned())),
+    ] {
+        let mut body = json!({ "display_name": "Mallory", "rejoin_token": leaked });
+        if let Some(s) = secret {
+            body["rejoin_secret"] = json!(s);
+        }
+        let reply = join_raw(&server, slug, &body, &[]).await;
+        let message = reply.assert_error(401, "unauthorized");
+        assert!(message.contains("rejoin_secret"), "{what}: {message}");
+        eprintln!("{what} -> 401 unauthorized {message:?}");
+    }
+    // With the secret from Ann's own join response: Ann again.
+    let reply = join_raw(
+        &server,
+        slug,
+        &json!({ "display_name": "Ann", "rejoin_token": leaked,
+                 "rejoin_secret": str_field(&ann, "rejoin_secret") }),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["participant_id"], ann["participant_id"]);
 }
 
 #[tokio::test]
@@ -316,7 +372,8 @@ async fn forged_foreign_and_garbage_rejoin_tokens_are_refused_with_token_invalid
         let reply = join_raw(
             &server,
             slug,
-            &json!({ "display_name": "Mallory", "rejoin_token": token }),
+            &json!({ "display_name": "Mallory", "rejoin_token": token,
+                     "rejoin_secret": str_field(&bo, "rejoin_secret") }),
             &[],
         )
         .await;
@@ -375,7 +432,9 @@ async fn a_region_must_be_a_short_plain_label() {
 
 #[tokio::test]
 async fn draining_the_only_media_node_is_refused_and_unknown_nodes_are_bad_requests() {
-    let server = Server::start_with_config("[control_plane]\ncluster_secret = \"drain-secret\"\n");
+    let server = Server::start_with_config(&format!(
+        "[control_plane]\ncluster_secret = \"{ADMIN_SECRET}\"\n"
+    ));
     let client = http();
     let status: Value = wait_for(
         "the admin status shows the media node alive",
@@ -383,7 +442,7 @@ async fn draining_the_only_media_node_is_refused_and_unknown_nodes_are_bad_reque
         async || {
             let v: Value = client
                 .get(server.url("/api/admin/cluster"))
-                .bearer_auth("drain-secret")
+                .bearer_auth(ADMIN_SECRET)
                 .send()
                 .await
                 .map_err(|e| e.to_string())?
@@ -402,7 +461,7 @@ async fn draining_the_only_media_node_is_refused_and_unknown_nodes_are_bad_reque
         .as_u64()
         .expect("node id");
     let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.bearer_auth("drain-secret").send().await.unwrap();
+        let resp = req.bearer_auth(ADMIN_SECRET).send().await.unwrap();
         let code = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or_default();
         (code, body)

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const SECRET: &str = "relay-signalling-test-secret";
+const SECRET: &str = "relay-signalling-test-secret-0123456789";
 
 /// Kills the media node when the test ends, however it ends.
 struct Killed(Child);

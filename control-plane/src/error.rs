@@ -54,6 +54,41 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request over a per-address rate limit: `429 rate_limited` with a
+/// `Retry-After` header, in whole seconds rounded up, so that a client (or
+/// a proxy) knows when to try again without guessing.
+#[derive(Debug, Clone)]
+pub struct RateLimited {
+    /// What was limited, for the message ("room creation").
+    pub what: &'static str,
+    /// Milliseconds until the client's next request would be admitted.
+    pub retry_after_ms: u64,
+}
+
+impl RateLimited {
+    /// The `Retry-After` value: at least one second.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after_ms.div_ceil(1000).max(1)
+    }
+}
+
+impl IntoResponse for RateLimited {
+    fn into_response(self) -> Response {
+        let secs = self.retry_after_secs();
+        let error = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many requests for {} from this address; retry in {secs} s",
+                self.what
+            ),
+        );
+        let mut resp = error.into_response();
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+        resp
+    }
+}
+
 /// The same error as a MessagePack body, for the internal RPC.
 pub struct RpcError(pub ApiError);
 

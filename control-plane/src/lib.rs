@@ -7,10 +7,13 @@
 //! itself (so tests use port 0 and `veche serve` can share one listener
 //! with a media node).
 
+pub mod admission;
 pub mod api;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
+mod rejoin;
+pub mod secret;
 pub mod store;
 mod web;
 
@@ -40,8 +43,9 @@ pub enum Bootstrap {
     Join,
 }
 
-/// Control-plane settings.
-#[derive(Clone, Debug)]
+/// Control-plane settings. `Debug` prints every field but the cluster
+/// secret.
+#[derive(Clone)]
 pub struct ControlPlaneConfig {
     /// This node's Raft id.
     pub node_id: u64,
@@ -64,6 +68,25 @@ pub struct ControlPlaneConfig {
     /// Source address for connections to other control-plane nodes; `None`
     /// lets the OS choose.
     pub bind_ip: Option<IpAddr>,
+    /// The public HTTP edge: room creation policy, trusted proxy, rate
+    /// limits, framing.
+    pub http: admission::HttpConfig,
+}
+
+impl std::fmt::Debug for ControlPlaneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneConfig")
+            .field("node_id", &self.node_id)
+            .field("data_dir", &self.data_dir)
+            .field("advertise_addr", &self.advertise_addr)
+            .field("public_url", &self.public_url)
+            .field("token_ttl", &self.token_ttl)
+            .field("cluster_secret", &"<redacted>")
+            .field("bootstrap", &self.bootstrap)
+            .field("bind_ip", &self.bind_ip)
+            .field("http", &self.http)
+            .finish()
+    }
 }
 
 /// Control-plane metrics, namespaced `veche_cp_`.
@@ -154,6 +177,10 @@ pub enum CpError {
     /// (no leader, or the stored key is unreadable).
     #[error("join-token signing key could not be set up: {0}")]
     SigningKey(String),
+    /// A setting is unsafe or malformed (a short secret, a bad header
+    /// value); the message names it and says how to fix it.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running control-plane node.
@@ -195,6 +222,9 @@ impl ControlPlane {
     /// waits to become leader so `veche serve` is usable the moment it
     /// says so.
     pub async fn open(config: ControlPlaneConfig) -> Result<Arc<Self>, CpError> {
+        secret::check_secret("the cluster secret", &config.cluster_secret)
+            .and_then(|()| config.http.validate())
+            .map_err(CpError::Config)?;
         // Raft peers present the cluster secret too: the /raft routes sit
         // behind the same check as the rest of the internal API.
         let mut network = store::network::HttpNetworkFactory::new(config.node_id)

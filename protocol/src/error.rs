@@ -22,6 +22,13 @@ pub enum ErrorCode {
     TokenInvalid,
     /// The join token was valid once but has expired.
     TokenExpired,
+    /// The request lacks a credential it needs, or the credential is wrong
+    /// (for example a rejoin without the `rejoin_secret` its token was
+    /// issued with).
+    Unauthorized,
+    /// The caller may not do this here (for example create a room where
+    /// creation needs the create secret).
+    Forbidden,
     /// A chat message is empty after filtering.
     ChatEmpty,
     /// A chat message is longer than [`crate::chat::MAX_CHAT_CHARS`].
@@ -47,7 +54,8 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadRequest | ErrorCode::ChatEmpty | ErrorCode::ChatTooLong => 400,
-            ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
+            ErrorCode::TokenInvalid | ErrorCode::TokenExpired | ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::RoomNotFound => 404,
             ErrorCode::InvalidState => 409,
             ErrorCode::TooLarge => 413,
@@ -71,6 +79,8 @@ impl ErrorCode {
             ErrorCode::BadRequest => 4000,
             ErrorCode::TokenInvalid => 4001,
             ErrorCode::TokenExpired => 4002,
+            ErrorCode::Forbidden => 4003,
+            ErrorCode::Unauthorized => 4401,
             ErrorCode::RoomNotFound => 4004,
             ErrorCode::InvalidState => 4009,
             ErrorCode::TooLarge => 4013,
@@ -88,6 +98,8 @@ impl ErrorCode {
             ErrorCode::RoomNotFound => "room_not_found",
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::ChatEmpty => "chat_empty",
             ErrorCode::ChatTooLong => "chat_too_long",
             ErrorCode::RateLimited => "rate_limited",
@@ -130,6 +142,8 @@ mod tests {
             ErrorCode::RoomNotFound,
             ErrorCode::TokenInvalid,
             ErrorCode::TokenExpired,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::ChatEmpty,
             ErrorCode::ChatTooLong,
             ErrorCode::RateLimited,

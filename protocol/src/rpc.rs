@@ -53,6 +53,11 @@ pub struct JoinRequest {
     /// [`REJOIN_MAX_AGE_MS`].
     #[serde(default)]
     pub rejoin_token: Option<String>,
+    /// The [`JoinResponse::rejoin_secret`] that came with `rejoin_token`:
+    /// proof that the caller is the one the token was issued to, and not
+    /// someone who only saw the token. Required with `rejoin_token`.
+    #[serde(default)]
+    pub rejoin_secret: Option<String>,
     /// A media node the client could not reach; placement avoids it even if
     /// the control plane still believes it alive.
     #[serde(default)]
@@ -86,6 +91,12 @@ pub struct JoinResponse {
     pub expires_at_ms: UnixMillis,
     /// The room.
     pub room: RoomView,
+    /// A fresh random secret (32 bytes, base64url) that only this response
+    /// carries; the token holds just its hash. Keep it with the token, and
+    /// send both (`rejoin_token`, `rejoin_secret`) to come back as the same
+    /// participant. Empty only from a server older than rejoin secrets.
+    #[serde(default)]
+    pub rejoin_secret: String,
 }
 
 /// `GET /api/rooms/{slug}/messages` response: up to [`HISTORY_PAGE`]

@@ -51,6 +51,22 @@ pub struct JoinClaims {
     /// reconnecting until their media flows again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rejoin: bool,
+    /// [`seat_of`] the `rejoin_secret` handed out with this token
+    /// (base64url SHA-256). A later rejoin with this token must present the
+    /// secret itself, so a token that leaked (from a log, a screenshot, a
+    /// shared device) cannot take the seat over: the secret was only ever
+    /// in the join response. Media nodes ignore it. Absent in tokens from
+    /// before rejoin secrets existed, which therefore cannot rejoin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+}
+
+/// The `seat` claim for a rejoin secret: base64url (no padding) of the
+/// SHA-256 of the secret's ASCII bytes. Only the hash goes into the token,
+/// which is readable by anyone holding it; the secret stays with the client.
+pub fn seat_of(rejoin_secret: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, rejoin_secret.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
 /// Why a token was refused.
@@ -164,6 +180,7 @@ mod tests {
             expires_at_ms: 61_000,
             room_nodes: Vec::new(),
             rejoin: false,
+            seat: Some(seat_of("s3cret")),
         }
     }
 
@@ -227,6 +244,20 @@ mod tests {
             verify(&"x".repeat(MAX_TOKEN_LEN + 1), &pk, NodeId(1), 0),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn the_seat_is_the_base64url_sha256_of_the_secret_and_round_trips() {
+        // SHA-256("abc"), a published test vector.
+        assert_eq!(
+            seat_of("abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+        assert_ne!(seat_of("abc"), seat_of("abd"));
+        let k = key();
+        let t = sign(&claims(), &k);
+        let back = verify_ignoring_expiry(&t, &public_key_bytes(&k)).unwrap();
+        assert_eq!(back.seat, Some(seat_of("s3cret")));
     }
 
     #[test]

@@ -115,7 +115,11 @@ impl Cluster {
         assert!((1..100).contains(&n), "a cluster has 1 to 99 nodes");
         let (claim, net) = claim_subnet();
         let root = TempDir::new("cluster");
-        let secret = format!("test-secret-{}-{}", std::process::id(), net.0 ^ net.1);
+        let secret = format!(
+            "test-secret-0123456789abcdef-{}-{}",
+            std::process::id(),
+            net.0 ^ net.1
+        );
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(STATUS_TIMEOUT)

@@ -155,6 +155,7 @@ mod tests {
                 cluster_secret: "conformance-test-secret-of-32-bytes!".into(),
                 bootstrap: Bootstrap::Single,
                 bind_ip: None,
+                http: Default::default(),
             })
             .await
             .expect("open a one-node control plane");

@@ -1,0 +1,138 @@
+//! The internal RPC of media nodes and control-plane peers (MessagePack,
+//! behind the cluster secret): registration, heartbeats, chat commits and
+//! requests to the leader.
+
+use super::unexpected;
+use crate::leader::{LeaderReply, LeaderRequest};
+use crate::error::{ApiError, RpcError};
+use crate::store::model::{Command, CommandError, CommandOutput};
+use crate::ControlPlane;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use veche_protocol::chat::validate_chat;
+use veche_protocol::rpc::{CommitChat, Heartbeat, MediaNodeInfo, RegisterNode, RegisterNodeReply};
+use veche_protocol::ErrorCode;
+
+fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
+    rmp_serde::from_slice(body).map_err(|e| {
+        RpcError(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("undecodable RPC body: {e}"),
+        ))
+    })
+}
+
+fn rpc_reply<T: serde::Serialize>(v: &T) -> Response {
+    match rmp_serde::to_vec_named(v) {
+        Ok(b) => ([("content-type", "application/msgpack")], b).into_response(),
+        Err(e) => {
+            RpcError(ApiError::new(ErrorCode::Internal, format!("encode: {e}"))).into_response()
+        }
+    }
+}
+
+pub(super) async fn register_node(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    let req: RegisterNode = decode_rpc(&body)?;
+    let info = MediaNodeInfo {
+        node_id: req.node_id,
+        region: req.region,
+        ws_url: req.ws_url,
+        capacity: req.capacity,
+        relay_addr: req.relay_addr,
+    };
+    // Only a changed registration is worth a log entry: a node restarting
+    // with the same settings costs a read, not a write. A drained node
+    // registering again is a change: a freshly started process is back in
+    // service, and the write clears the flag.
+    cp.read_barrier().await?;
+    let stored = cp.store.local().media_nodes().map_err(ApiError::from)?;
+    if !stored.iter().any(|r| r.info == info && !r.draining) {
+        match cp
+            .write(Command::RegisterMediaNode { info: info.clone() })
+            .await?
+        {
+            Ok(CommandOutput::MediaNode(_)) => {}
+            other => return Err(RpcError(unexpected(other))),
+        }
+    }
+    tracing::info!(node = %info.node_id, ws_url = %info.ws_url, region = %info.region, "media node registered");
+    cp.on_leader(LeaderRequest::Heartbeat(Heartbeat {
+        node_id: info.node_id,
+        participants: 0,
+        rooms: 0,
+        room_ids: Vec::new(),
+    }))
+    .await?;
+    let key = cp.signing_key().await?;
+    Ok(rpc_reply(&RegisterNodeReply {
+        token_public_key: veche_protocol::token::public_key_bytes(&key),
+        control_planes: cp.control_plane_urls(),
+    }))
+}
+
+pub(super) async fn heartbeat(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    let req: Heartbeat = decode_rpc(&body)?;
+    match cp.on_leader(LeaderRequest::Heartbeat(req)).await? {
+        LeaderReply::Heartbeat(reply) => Ok(rpc_reply(&reply)),
+        other => Err(RpcError(ApiError::new(
+            ErrorCode::Internal,
+            format!("unexpected leader reply {other:?}"),
+        ))),
+    }
+}
+
+/// Another control-plane node asks this one, as leader, to do something.
+/// Never forwarded further: if this node is not the leader it says so and
+/// the sender finds the leader itself, so a stale view cannot make a loop.
+pub(super) async fn leader_rpc(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    let req: LeaderRequest = decode_rpc(&body)?;
+    let reply = if cp.store.is_leader() {
+        cp.execute_as_leader(&req).await
+    } else {
+        LeaderReply::NotLeader
+    };
+    Ok(rpc_reply(&reply))
+}
+
+pub(super) async fn commit_chat(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    let req: CommitChat = decode_rpc(&body)?;
+    // Validated again here: the control plane is the authority, and the
+    // internal API must not trust that the caller filtered anything.
+    let text =
+        validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
+    let out = cp
+        .write(Command::PostChat {
+            room_id: req.room_id,
+            participant_id: req.participant_id,
+            display_name: req.display_name,
+            text,
+            sent_at_ms: req.sent_at_ms,
+            client_msg_id: req.client_msg_id,
+        })
+        .await?;
+    match out {
+        Ok(CommandOutput::Chat(msg)) => {
+            cp.metrics.chat_messages.inc();
+            Ok(rpc_reply(&msg))
+        }
+        Err(CommandError::NoSuchRoom) => Err(RpcError(ApiError::new(
+            ErrorCode::RoomNotFound,
+            "the room no longer exists",
+        ))),
+        other => Err(RpcError(unexpected(other))),
+    }
+}

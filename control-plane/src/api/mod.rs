@@ -1,0 +1,172 @@
+//! HTTP routes: the public REST API (JSON), the internal node RPC
+//! (MessagePack, behind the cluster secret), the operator API, the web
+//! client and metrics. One module per concern; this one assembles the
+//! router and holds what the public handlers share.
+//!
+//! The public API sits behind the admission layers of [`edge`]: per-address
+//! rate limits, a body limit and a timeout. The internal and Raft routes
+//! sit behind the cluster secret instead, with their own (larger) limits.
+
+mod admin;
+pub(crate) mod edge;
+mod history;
+mod internal;
+mod join;
+mod rooms;
+
+use crate::error::ApiError;
+use crate::store::model::{CommandError, CommandOutput, Room};
+use crate::ControlPlane;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use edge::{Edge, RouteClass};
+use std::sync::Arc;
+use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
+use veche_protocol::limits::http::MAX_BODY_BYTES;
+use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
+use veche_protocol::{ErrorCode, RoomSlug};
+
+pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
+    let internal = Router::new()
+        .route(RPC_REGISTER_NODE, post(internal::register_node))
+        .route(RPC_COMMIT_CHAT, post(internal::commit_chat))
+        .route(RPC_HEARTBEAT, post(internal::heartbeat))
+        .route(crate::leader::LEADER_RPC, post(internal::leader_rpc))
+        .route(ADMIN_CLUSTER, get(admin::cluster_status))
+        .route(ADMIN_MEMBERS, post(admin::add_member))
+        .route(
+            &format!("{ADMIN_MEMBERS}/{{id}}"),
+            delete(admin::remove_member),
+        )
+        .route(
+            &format!("{ADMIN_MEDIA_NODES}/{{id}}/drain"),
+            post(admin::drain_media_node).delete(admin::undrain_media_node),
+        )
+        .with_state(cp.clone())
+        .merge(crate::store::raft_router(cp.store.raft().clone()))
+        .layer(middleware::from_fn_with_state(
+            cp.clone(),
+            edge::require_cluster_secret,
+        ));
+    let edge = Arc::new(Edge::new(&cp.config.http));
+    cp.include_metrics(edge.metrics_registry());
+    let limited =
+        |class: RouteClass| middleware::from_fn_with_state((edge.clone(), class), edge::rate_limit);
+    let public_api = Router::new()
+        .route(
+            "/api/rooms",
+            post(rooms::create_room).layer(limited(RouteClass::CreateRoom)),
+        )
+        .route(
+            "/api/rooms/{slug}",
+            get(rooms::get_room).layer(limited(RouteClass::Read)),
+        )
+        .route(
+            "/api/rooms/{slug}/join",
+            post(join::join_room).layer(limited(RouteClass::Join)),
+        )
+        .route(
+            "/api/rooms/{slug}/messages",
+            get(history::messages).layer(limited(RouteClass::Read)),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .with_state(cp.clone())
+        .merge(public_api.with_state(cp.clone()))
+        .merge(crate::web::router(&cp.config.http))
+        .merge(internal)
+}
+
+/// Parses a JSON body; the size was already bounded by the body limit of
+/// the route (the public API's [`MAX_BODY_BYTES`], or the larger default of
+/// the cluster-secret routes), and is checked again here for the routes
+/// whose bodies are always small.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(edge::too_large());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid request body: {e}")))
+}
+
+fn parse_slug(s: &str) -> Result<RoomSlug, ApiError> {
+    RoomSlug::parse(s).map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+/// Trims and checks a name; control characters are never part of a name.
+fn clean_name(raw: &str, what: &str, max: usize) -> Result<String, ApiError> {
+    let name: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{what} must not be empty"),
+        ));
+    }
+    if name.chars().count() > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{what} is longer than {max} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn public_base(cp: &ControlPlane, headers: &HeaderMap) -> String {
+    if let Some(u) = &cp.config.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
+    RoomView {
+        id: room.id,
+        slug: room.slug.clone(),
+        name: room.name.clone(),
+        link: format!("{}/r/{}", public_base(cp, headers), room.slug),
+        created_at_ms: room.created_at_ms,
+    }
+}
+
+/// The room with this slug, read linearizably on whichever node serves the
+/// request.
+async fn room_or_404(cp: &ControlPlane, slug: &RoomSlug) -> Result<Room, ApiError> {
+    cp.read_barrier().await?;
+    cp.store
+        .local()
+        .room_by_slug(slug)?
+        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "no meeting has this link"))
+}
+
+fn unexpected(out: Result<CommandOutput, CommandError>) -> ApiError {
+    tracing::error!("unexpected state machine output: {out:?}");
+    ApiError::new(
+        ErrorCode::Internal,
+        "unexpected result from the state machine",
+    )
+}
+
+async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {
+    cp.refresh_raft_gauges();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        cp.metrics.render(),
+    )
+}
