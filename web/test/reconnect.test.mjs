@@ -96,7 +96,7 @@ describe('node loss and moving between media nodes', () => {
   });
 
   test('rejoin refusals are the token and request errors, not outages', () => {
-    for (const code of ['token_invalid', 'token_expired', 'bad_request']) assert.equal(rejoinRefused(code), true, code);
+    for (const code of ['token_invalid', 'token_expired', 'unauthorized', 'bad_request']) assert.equal(rejoinRefused(code), true, code);
     for (const code of ['network', 'unavailable', 'internal', 'room_not_found', 'http_502']) {
       assert.equal(rejoinRefused(code), false, code);
     }

@@ -36,6 +36,8 @@ export function humanMessage(code, serverMessage) {
     case 'token_invalid':
     case 'token_expired':
       return 'Your session expired. Rejoining…';
+    case 'forbidden':
+      return serverMessage || 'You are not allowed to do that here.';
     case 'chat_empty':
       return 'Type a message first.';
     case 'chat_too_long':

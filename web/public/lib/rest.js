@@ -143,13 +143,14 @@ export function join(slug, displayName, opts = {}) {
 
 /**
  * True if a join request that carried `rejoin_token` was refused because
- * of it (the token is too old, or not valid here): ask again without it,
- * as a new participant.
+ * of it (the token is too old, not valid here, or came without its
+ * `rejoin_secret`: `unauthorized`): ask again without it, as a new
+ * participant.
  * @param {ErrorCode} code
  * @returns {boolean}
  */
 export function rejoinRefused(code) {
-  return code === 'token_invalid' || code === 'token_expired' || code === 'bad_request';
+  return code === 'token_invalid' || code === 'token_expired' || code === 'unauthorized' || code === 'bad_request';
 }
 
 /**

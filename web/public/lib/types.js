@@ -14,6 +14,7 @@
  * only this library produces: `network` (the server could not be reached)
  * and `http_<status>` (a non-2xx response without a JSON error body).
  * @typedef {'bad_request' | 'room_not_found' | 'token_invalid' | 'token_expired'
+ *   | 'unauthorized' | 'forbidden'
  *   | 'chat_empty' | 'chat_too_long' | 'rate_limited' | 'too_large'
  *   | 'invalid_state' | 'unavailable' | 'internal' | 'network' | string} ErrorCode
  */
