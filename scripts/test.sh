@@ -8,7 +8,7 @@
 #
 # Steps:
 #  1. Install what the tests need and the machine lacks (Debian packages:
-#     chromium, chromium-driver, iproute2, util-linux, janus, gcc, and
+#     chromium, chromium-driver, iproute2, util-linux, janus, gcc, coturn (a real TURN server for tests/turn_credentials.rs), and
 #     nftables, with which tests/cluster.rs cuts a control-plane node off
 #     from the others inside the test namespace).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
@@ -117,6 +117,10 @@ install_missing() {
     # and the C compiler it builds Janus's loopback shim with.
     have janus || pkgs+=(janus)
     have cc || pkgs+=(gcc)
+    # The TURN server that tests/turn_credentials.rs allocates on with the
+    # node's per-participant credentials. Like `ip`, it lives in /usr/bin
+    # but its helpers may not be on PATH.
+    { have turnserver && have turnutils_uclient; } || pkgs+=(coturn)
     # The web client's unit tests and type check.
     have node || pkgs+=(nodejs)
     have npm || pkgs+=(npm)
@@ -124,7 +128,7 @@ install_missing() {
     # Like `ip`, nft lives in /usr/sbin.
     have nft || [[ -x /usr/sbin/nft ]] || pkgs+=(nftables)
     if [[ ${#pkgs[@]} -eq 0 ]]; then
-        echo "    chromium, chromedriver, ip, unshare, janus, cc, nft, node and npm are installed"
+        echo "    chromium, chromedriver, ip, unshare, janus, cc, coturn, nft, node and npm are installed"
         return 0
     fi
     echo "    installing: ${pkgs[*]}"
