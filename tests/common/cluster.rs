@@ -9,9 +9,12 @@
 //!   `id` on `127.A.B.{100+id}`. A control-plane node binds its outgoing
 //!   peer connections to its own address, so its Raft traffic is
 //!   identifiable by source address.
-//! - **Logs.** Every process writes stdout and stderr to
+//! - **Processes.** Started, watched and stopped with `veche-harness`
+//!   (the same code `veche loadtest` uses), which is ready when the node
+//!   prints its "running at" line.
+//! - **Logs.** Every process's stdout and stderr go to
 //!   `<root>/cp-{id}.log` or `<root>/media-{id}.log` (restarts append, after
-//!   a `[harness]` marker line). If the test fails, the root directory is
+//!   a `[harness] start #N` line). If the test fails, the root directory is
 //!   kept and each log's path and last lines are printed.
 //! - **Partitions.** [`Cluster::partition`] drops, with nftables, every
 //!   packet between a node's address and the rest of the cluster's /24
@@ -32,20 +35,20 @@
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
 
-use super::{veche_ok, TempDir, SERVER_START_TIMEOUT};
+use super::{TempDir, SERVER_START_TIMEOUT, VECHE};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use veche_protocol::rpc::{
     Heartbeat, HeartbeatReply, RegisterNode, RPC_HEARTBEAT, RPC_REGISTER_NODE,
 };
+use veche_harness::{Certs, Launch, Process, Ready};
 use veche_protocol::{NodeId, RoomId};
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
@@ -71,8 +74,14 @@ struct CpNode {
     /// after `cli remove` or while waiting to be added. Atomic because
     /// `cli` takes `&self`.
     member: AtomicBool,
-    child: Option<Child>,
-    starts: u32,
+    /// Its process; `None` until first started.
+    proc: Option<Process>,
+}
+
+impl CpNode {
+    fn running(&self) -> bool {
+        self.proc.as_ref().is_some_and(Process::is_running)
+    }
 }
 
 /// How to start a media node.
@@ -88,7 +97,7 @@ pub struct MediaNodeOpts {
 struct MediaProc {
     base: String,
     log: PathBuf,
-    child: Option<Child>,
+    proc: Process,
 }
 
 /// A control-plane cluster of `veche` processes (see the module docs).
@@ -115,7 +124,9 @@ impl Cluster {
         assert!((1..100).contains(&n), "a cluster has 1 to 99 nodes");
         let (claim, net) = claim_subnet();
         let root = TempDir::new("cluster");
-        let secret = format!("test-secret-{}-{}", std::process::id(), net.0 ^ net.1);
+        // Random and 64 characters: the control plane refuses a secret
+        // shorter than 32 bytes.
+        let secret = veche_harness::cluster_secret();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(STATUS_TIMEOUT)
@@ -172,7 +183,7 @@ impl Cluster {
     pub fn ids(&self) -> Vec<u64> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.member.load(Ordering::Relaxed) && n.child.is_some())
+            .filter(|(_, n)| n.member.load(Ordering::Relaxed) && n.running())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -250,12 +261,11 @@ impl Cluster {
             .nodes
             .get_mut(&id)
             .unwrap_or_else(|| panic!("no node {id}"));
-        let mut child = node
-            .child
-            .take()
+        let status = node
+            .proc
+            .as_mut()
+            .and_then(Process::kill)
             .unwrap_or_else(|| panic!("control-plane node {id} is not running"));
-        let _ = child.kill();
-        let status = child.wait();
         eprintln!("[harness] killed control-plane node {id} (SIGKILL): {status:?}");
     }
 
@@ -264,15 +274,9 @@ impl Cluster {
     /// need not have caught up, nor know the leader, when this returns.
     pub fn restart(&mut self, id: u64) {
         self.spawn_node(id);
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        loop {
-            match self.started(id) {
-                Ok(()) => return,
-                Err(e) if Instant::now() >= deadline => {
-                    panic!("control-plane node {id} did not restart: {e}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        let proc = self.nodes.get_mut(&id).and_then(|n| n.proc.as_mut());
+        if let Err(e) = proc.expect("spawned").ready_blocking(SERVER_START_TIMEOUT) {
+            panic!("control-plane node {id} did not restart: {e}");
         }
     }
 
@@ -317,7 +321,7 @@ impl Cluster {
             .map(|id| self.base(*id))
             .unwrap_or_default();
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_veche"))
+        let out = Command::new(VECHE)
             .arg("cluster")
             .args(args)
             .env("VECHE_CLUSTER_SECRET", &self.secret)
@@ -407,14 +411,12 @@ impl Cluster {
                 .media
                 .get_mut(&id)
                 .unwrap_or_else(|| panic!("no media node {id}"));
-            match m.child.as_mut().map(Child::try_wait) {
-                None => return Ok(()),
-                Some(Ok(Some(status))) => {
-                    eprintln!("[harness] media node {id} exited: {status}");
-                    m.child = None;
-                    return Ok(());
-                }
-                _ if start.elapsed() >= timeout => {
+            if let Some(status) = m.proc.try_exit() {
+                eprintln!("[harness] media node {id} exited: {status}");
+            }
+            match m.proc.is_running() {
+                false => return Ok(()),
+                true if start.elapsed() >= timeout => {
                     return Err(format!(
                         "media node {id} still running after {timeout:?}; log {}",
                         m.log.display()
@@ -430,29 +432,10 @@ impl Cluster {
     /// `--relay-tls`.
     fn relay_tls_dir(&self, id: u64) -> PathBuf {
         let ca = self.root.path().join("relay-ca");
-        if !ca.join("ca.key").exists() {
-            veche_ok(&[
-                "cluster".as_ref(),
-                "ca".as_ref(),
-                "--out".as_ref(),
-                ca.as_os_str(),
-            ]);
-        }
         let dir = self.root.path().join(format!("relay-{id}"));
-        if !dir.join("node.key").exists() {
-            let id = id.to_string();
-            veche_ok(&[
-                "cluster".as_ref(),
-                "cert".as_ref(),
-                "--ca".as_ref(),
-                ca.as_os_str(),
-                "--node".as_ref(),
-                id.as_ref(),
-                "--out".as_ref(),
-                dir.as_os_str(),
-            ]);
-        }
-        dir
+        Certs::make(Path::new(VECHE), &ca)
+            .and_then(|certs| certs.node(id, &dir))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Cluster::start_media_node`] with a region and, optionally, a QUIC
@@ -460,7 +443,7 @@ impl Cluster {
     pub async fn start_media_node_with(&mut self, id: u64, opts: MediaNodeOpts) -> String {
         assert!(id < 150, "media node ids go up to 149");
         assert!(
-            self.media.get(&id).is_none_or(|m| m.child.is_none()),
+            self.media.get(&id).is_none_or(|m| !m.proc.is_running()),
             "media node {id} is already running"
         );
         let ip = self.ip(100 + id);
@@ -478,9 +461,8 @@ impl Cluster {
         }
         if opts.relay {
             let dir = self.relay_tls_dir(id);
-            let udp = std::net::UdpSocket::bind((ip, 0)).expect("free UDP port");
-            let relay = udp.local_addr().expect("bound").to_string();
-            drop(udp);
+            let udp = veche_harness::free_udp_port(ip).unwrap_or_else(|e| panic!("{e}"));
+            let relay = format!("{ip}:{udp}");
             extra.extend([
                 "--relay-listen".into(),
                 relay,
@@ -489,56 +471,35 @@ impl Cluster {
             ]);
         }
         let log = self.root.path().join(format!("media-{id}.log"));
-        let offset = file_len(&log);
-        let mut file = open_log(&log);
-        let _ = writeln!(file, "[harness] starting media node {id} at {base}");
-        let child = self
-            .command()
+        let needle = format!("Media node {id} is running at");
+        let mut proc = self
+            .launch(&format!("media-{id}"), &log)
             .arg("media-node")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(format!("{ip}:{port}"))
-            .arg("--control-plane")
-            .arg(control_planes)
+            .args(["--id".to_owned(), id.to_string()])
+            .args(["--listen".to_owned(), format!("{ip}:{port}")])
+            .args(["--control-plane".to_owned(), control_planes])
             .args(extra)
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
+            .ready(Ready::Line(needle))
             .spawn()
-            .expect("cannot start the veche binary");
+            .unwrap_or_else(|e| panic!("{e}"));
         eprintln!(
             "[harness] media node {id} (pid {}) at {base}, log {}",
-            child.id(),
+            proc.pid().unwrap_or(0),
             log.display()
         );
+        let ready = proc.ready(SERVER_START_TIMEOUT).await;
         self.media.insert(
             id,
             MediaProc {
                 base: base.clone(),
-                log: log.clone(),
-                child: Some(child),
+                log,
+                proc,
             },
         );
-        let needle = format!("Media node {id} is running at");
-        let start = Instant::now();
-        loop {
-            let seen = match log_has_line(&log, offset, &needle) {
-                Ok(()) => return base,
-                Err(seen) => seen,
-            };
-            let m = self.media.get_mut(&id).expect("just inserted");
-            if let Some(Ok(Some(status))) = m.child.as_mut().map(Child::try_wait) {
-                m.child = None;
-                panic!("media node {id} exited before registering ({status}); {seen}");
-            }
-            if start.elapsed() >= SERVER_START_TIMEOUT {
-                panic!(
-                    "timed out after {SERVER_START_TIMEOUT:?} waiting until media node {id} \
-                     registers and prints {needle:?}; {seen}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = ready {
+            panic!("media node {id} did not register: {e}");
         }
+        base
     }
 
     /// Kills media node `id` with SIGKILL.
@@ -547,12 +508,10 @@ impl Cluster {
             .media
             .get_mut(&id)
             .unwrap_or_else(|| panic!("no media node {id}"));
-        let mut child = m
-            .child
-            .take()
+        let status = m
+            .proc
+            .kill()
             .unwrap_or_else(|| panic!("media node {id} is not running"));
-        let _ = child.kill();
-        let status = child.wait();
         eprintln!("[harness] killed media node {id} at {}: {status:?}", m.base);
     }
 
@@ -621,102 +580,63 @@ impl Cluster {
                 log,
                 peers,
                 member: AtomicBool::new(member),
-                child: None,
-                starts: 0,
+                proc: None,
             },
         );
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veche"));
-        cmd.env("VECHE_CLUSTER_SECRET", &self.secret)
-            .stdin(Stdio::null());
-        cmd
+    /// How every process of this cluster starts: the `veche` binary with
+    /// the cluster secret, its output appended to `log`.
+    fn launch(&self, name: &str, log: &Path) -> Launch {
+        Launch::new(name, VECHE)
+            .env("VECHE_CLUSTER_SECRET", &self.secret)
+            .output(veche_harness::Output::Log(log.to_owned()))
     }
 
-    /// Spawns node `id`'s process; [`Cluster::started`] tells when it runs.
+    /// Starts (or restarts) node `id`'s process; [`Process::ready`] tells
+    /// when it runs.
     fn spawn_node(&mut self, id: u64) {
         let ip = self.ip(id);
-        let mut cmd = self.command();
-        let node = self
-            .nodes
-            .get_mut(&id)
-            .unwrap_or_else(|| panic!("no control-plane node {id}"));
-        assert!(
-            node.child.is_none(),
-            "control-plane node {id} is already running"
-        );
-        node.starts += 1;
-        let mut file = open_log(&node.log);
-        let _ = writeln!(
-            file,
-            "[harness] start #{} of control-plane node {id} at {ip}:{}",
-            node.starts, node.port
-        );
-        cmd.arg("control-plane")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(format!("{ip}:{}", node.port))
+        let node = self.node(id);
+        let mut launch = self
+            .launch(&format!("cp-{id}"), &node.log)
+            .arg("control-plane")
+            .args(["--id".to_owned(), id.to_string()])
+            .args(["--listen".to_owned(), format!("{ip}:{}", node.port)])
             .arg("--data-dir")
-            .arg(&node.data_dir);
+            .arg(&node.data_dir)
+            .ready(Ready::AnyLine(vec![
+                format!("Control-plane node {id} is running at"),
+                format!("Control-plane node {id} is listening at"),
+            ]));
         if let Some(peers) = &node.peers {
-            cmd.arg("--peers").arg(peers);
+            launch = launch.arg("--peers").arg(peers);
         }
-        let child = cmd
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("cannot start the veche binary");
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        match &mut node.proc {
+            Some(p) => {
+                assert!(
+                    !p.is_running(),
+                    "control-plane node {id} is already running"
+                );
+                p.restart().unwrap_or_else(|e| panic!("{e}"));
+            }
+            None => node.proc = Some(launch.spawn().unwrap_or_else(|e| panic!("{e}"))),
+        }
+        let p = node.proc.as_ref().expect("just started");
         eprintln!(
             "[harness] control-plane node {id} start #{} (pid {}) at {ip}:{}, log {}",
-            node.starts,
-            child.id(),
+            p.starts(),
+            p.pid().unwrap_or(0),
             node.port,
             node.log.display()
         );
-        node.child = Some(child);
-    }
-
-    /// `Ok` once node `id`'s latest start printed its "running at" or
-    /// "listening at" line. Panics if the process exited.
-    fn started(&mut self, id: u64) -> Result<(), String> {
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        let marker = format!(
-            "[harness] start #{} of control-plane node {id}",
-            node.starts
-        );
-        let bytes = std::fs::read(&node.log).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        let since = text.rfind(&marker).map_or("", |at| &text[at..]);
-        let running = format!("Control-plane node {id} is running at");
-        let listening = format!("Control-plane node {id} is listening at");
-        if since.contains(&running) || since.contains(&listening) {
-            return Ok(());
-        }
-        if let Some(child) = node.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                node.child = None;
-                panic!(
-                    "control-plane node {id} exited during start-up ({status}); its log {}:\n{}",
-                    node.log.display(),
-                    tail(since, 40)
-                );
-            }
-        }
-        Err(format!("no {running:?} line yet in {}", node.log.display()))
     }
 
     async fn await_started(&mut self, id: u64) {
-        let start = Instant::now();
-        loop {
-            match self.started(id) {
-                Ok(()) => return,
-                Err(e) if start.elapsed() >= SERVER_START_TIMEOUT => {
-                    panic!("timed out waiting until control-plane node {id} starts: {e}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
+        let proc = self.nodes.get_mut(&id).and_then(|n| n.proc.as_mut());
+        if let Err(e) = proc.expect("spawned").ready(SERVER_START_TIMEOUT).await {
+            panic!("control-plane node {id} did not start: {e}");
         }
     }
 
@@ -732,16 +652,12 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in self.nodes.values_mut() {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(p) = &mut node.proc {
+                p.kill();
             }
         }
         for m in self.media.values_mut() {
-            if let Some(mut child) = m.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            m.proc.kill();
         }
         let partitioned =
             std::mem::take(&mut *self.partitioned.lock().unwrap_or_else(|e| e.into_inner()));
@@ -1016,35 +932,9 @@ fn claim_subnet() -> (TcpListener, (u8, u8)) {
     panic!("could not claim a loopback /24 for a test cluster");
 }
 
-/// A free TCP port on `ip`, found by binding port 0 there and letting go.
+/// A free TCP port on `ip` (see [`veche_harness::free_port`]).
 fn free_port_on(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().expect("local_addr").port()
-}
-
-fn open_log(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
-}
-
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// `Ok` if the log at `path`, from byte `offset` on, has a line containing
-/// `needle`.
-fn log_has_line(path: &Path, offset: u64, needle: &str) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let from = usize::try_from(offset).unwrap_or(0).min(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[from..]);
-    if text.contains(needle) {
-        Ok(())
-    } else {
-        Err(format!("its log so far ends with:\n{}", tail(&text, 10)))
-    }
+    veche_harness::free_port(ip).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The last `n` lines of `text`.

@@ -23,13 +23,11 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long `veche serve` may take to print its URL.
@@ -84,68 +82,18 @@ pub async fn wait_for<T>(
 }
 
 // ---------------------------------------------------------------------------
-// Temporary directories
+// Processes: the one harness, `veche-harness`
 // ---------------------------------------------------------------------------
 
-/// A fresh directory under the system temp dir, removed on drop. One made
-/// with [`TempDir::new`] is kept if the test is failing, and its path is
-/// printed, so that it can be inspected.
-pub struct TempDir {
-    path: PathBuf,
-    keep_on_failure: bool,
-}
+pub use veche_harness::{now_ms, TempDir};
+use veche_harness::{Launch, Process, Ready};
 
-impl TempDir {
-    /// Creates `veche-<label>-<pid>-<n>-<nanos>` under the temp dir, kept
-    /// for inspection if the test fails.
-    pub fn new(label: &str) -> TempDir {
-        let mut dir = TempDir::scratch(label);
-        dir.keep_on_failure = true;
-        dir
-    }
-
-    /// Like [`TempDir::new`], but always removed (a browser profile is big
-    /// and says nothing about a failure).
-    pub fn scratch(label: &str) -> TempDir {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("veche-{label}-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir {
-            path,
-            keep_on_failure: false,
-        }
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.keep_on_failure && std::thread::panicking() {
-            eprintln!("[harness] keeping {} for inspection", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
+/// The `veche` binary under test.
+pub const VECHE: &str = env!("CARGO_BIN_EXE_veche");
 
 /// Sends `signal` (e.g. "TERM") to one process, or with `group` to the
-/// process group it leads. Uses the `kill` command so the tests need no
-/// libc bindings.
+/// process group it leads (chromedriver and its Chromium). Uses the `kill`
+/// command so the tests need no libc bindings.
 fn send_signal(pid: u32, signal: &str, group: bool) -> bool {
     let target = if group {
         format!("-{pid}")
@@ -177,81 +125,17 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Copies every line of `from` to the test's stderr with a prefix, so that
-/// server logs appear next to the failure that they explain (nextest and
-/// libtest both capture them and show them only for failing tests). Lines
-/// that contain the server URL are also sent to `url_tx`, once.
-fn forward_lines(
-    from: impl Read + Send + 'static,
-    prefix: String,
-    url_tx: Option<mpsc::Sender<String>>,
-) {
-    std::thread::spawn(move || {
-        let mut url_tx = url_tx;
-        let mut reader = BufReader::new(from);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    let line = line.trim_end();
-                    eprintln!("{prefix} {line}");
-                    if let Some(url) = parse_listen_url(line) {
-                        if let Some(tx) = url_tx.take() {
-                            let _ = tx.send(url);
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// Finds `http://127.0.0.1:PORT` in a line such as
-/// `Veche is running at http://127.0.0.1:43123/`, and returns it without a
-/// trailing slash.
-fn parse_listen_url(line: &str) -> Option<String> {
-    const PREFIX: &str = "http://127.0.0.1:";
-    let at = line.find(PREFIX)?;
-    let port: String = line[at + PREFIX.len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let port: u16 = port.parse().ok()?;
-    (port != 0).then(|| format!("{PREFIX}{port}"))
-}
-
 /// Runs the `veche` binary with `args` for a command that works on local
 /// files only (`cluster ca`, `cluster cert`), asserts it succeeded, and
 /// returns its stdout.
 pub fn veche_ok(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_veche"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run the veche binary");
-    let shown = args
-        .iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        out.status.success(),
-        "`veche {shown}` failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    veche_harness::certs::run_ok(Path::new(VECHE), args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A free TCP port on 127.0.0.1, found by binding port 0 and letting go.
+/// A free TCP port on 127.0.0.1 (see [`veche_harness::free_port`]).
 /// Another process could take it in between; callers that bind it retry.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    veche_harness::free_port(std::net::Ipv4Addr::LOCALHOST).unwrap_or_else(|e| panic!("{e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -263,12 +147,9 @@ pub fn free_port() -> u16 {
 /// Its stdout and stderr are copied to the test's stderr, prefixed with
 /// `[veche#N]` where N counts restarts. Dropping it kills the process.
 pub struct Server {
-    child: Option<Child>,
+    proc: Process,
     base: String,
     data_dir: PathBuf,
-    generation: u32,
-    /// Extra arguments for `veche serve` (e.g. `--config FILE`).
-    extra_args: Vec<std::ffi::OsString>,
     // Dropped last, so the directory outlives the process.
     _owned_dir: Option<TempDir>,
 }
@@ -301,15 +182,32 @@ impl Server {
     }
 
     fn start_with_args(data_dir: &Path, extra_args: Vec<std::ffi::OsString>) -> Server {
-        let (child, base) = spawn_server(data_dir, 1, &extra_args);
+        let launch = Launch::new("veche", VECHE)
+            .arg("serve")
+            .args(extra_args)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .ready(Ready::Url);
+        let mut proc = launch.spawn().unwrap_or_else(|e| panic!("{e}"));
+        let base = Server::await_url(&mut proc);
         Server {
-            child: Some(child),
+            proc,
             base,
             data_dir: data_dir.to_owned(),
-            generation: 1,
-            extra_args,
             _owned_dir: None,
         }
+    }
+
+    fn await_url(proc: &mut Process) -> String {
+        let base = proc
+            .ready_blocking(SERVER_START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("veche serve did not come up: {e}"));
+        eprintln!(
+            "[harness] veche#{} (pid {}) is at {base}",
+            proc.starts(),
+            proc.pid().unwrap_or(0)
+        );
+        base
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
@@ -329,32 +227,24 @@ impl Server {
 
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.proc.pid()
     }
 
     /// Sends SIGTERM and waits up to [`SERVER_STOP_TIMEOUT`] for the process
     /// to exit. Panics if it does not (after killing it), since a server
     /// that ignores SIGTERM would hang every deployment's restart.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("the server is not running");
-        let pid = child.id();
-        if !send_signal(pid, "TERM", false) {
-            let _ = child.kill();
-        }
-        match wait_exit(&mut child, SERVER_STOP_TIMEOUT) {
-            Some(status) => {
-                eprintln!(
-                    "[harness] veche#{} (pid {pid}) exited: {status}",
-                    self.generation
-                );
-                status
-            }
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("veche (pid {pid}) did not exit within {SERVER_STOP_TIMEOUT:?} of SIGTERM");
-            }
-        }
+        assert!(self.proc.is_running(), "the server is not running");
+        let pid = self.proc.pid().unwrap_or(0);
+        let status = self
+            .proc
+            .stop_blocking(SERVER_STOP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("veche (pid {pid}): {e}"));
+        eprintln!(
+            "[harness] veche#{} (pid {pid}) exited: {status}",
+            self.proc.starts()
+        );
+        status
     }
 
     /// Stops the server (as [`Server::stop`]) and starts it again on the same
@@ -362,70 +252,9 @@ impl Server {
     /// Returns how the old process exited.
     pub fn restart(&mut self) -> ExitStatus {
         let status = self.stop();
-        self.generation += 1;
-        let (child, base) = spawn_server(&self.data_dir, self.generation, &self.extra_args);
-        self.child = Some(child);
-        self.base = base;
+        self.proc.restart().unwrap_or_else(|e| panic!("{e}"));
+        self.base = Server::await_url(&mut self.proc);
         status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn_server(
-    data_dir: &Path,
-    generation: u32,
-    extra_args: &[std::ffi::OsString],
-) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veche"))
-        .arg("serve")
-        .args(extra_args)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the veche binary");
-    let prefix = format!("[veche#{generation}]");
-    let (tx, rx) = mpsc::channel();
-    forward_lines(
-        child.stdout.take().expect("stdout"),
-        prefix.clone(),
-        Some(tx),
-    );
-    forward_lines(child.stderr.take().expect("stderr"), prefix, None);
-    match rx.recv_timeout(SERVER_START_TIMEOUT) {
-        Ok(base) => {
-            eprintln!(
-                "[harness] veche#{generation} (pid {}) is at {base}",
-                child.id()
-            );
-            (child, base)
-        }
-        Err(e) => {
-            let status = match wait_exit(&mut child, Duration::from_millis(500)) {
-                Some(status) => format!("it exited: {status}"),
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    "it was still running and has been killed".to_owned()
-                }
-            };
-            panic!(
-                "veche serve printed no http://127.0.0.1:PORT line ({e}); {status}. \
-                 Its output is above."
-            );
-        }
     }
 }
 
