@@ -231,13 +231,24 @@ impl Process {
     pub fn tail(&self, n: usize) -> String {
         let w = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         let skip = w.lines.len().saturating_sub(n);
-        w.lines.iter().skip(skip).cloned().collect::<Vec<_>>().join("\n")
+        w.lines
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `Ok(Some(url))` once the latest start printed its ready line,
     /// `Ok(None)` while not yet, `Err` if the process exited first.
     pub fn check_ready(&mut self) -> Result<Option<String>, String> {
-        if let Some(url) = self.watch.lock().unwrap_or_else(|e| e.into_inner()).ready.clone() {
+        if let Some(url) = self
+            .watch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ready
+            .clone()
+        {
             self.url = (!url.is_empty()).then(|| url.clone());
             return Ok(Some(url));
         }
@@ -520,9 +531,11 @@ pub fn find_url(line: &str) -> Option<String> {
             .take_while(|c| !c.is_whitespace())
             .collect();
         let url = url.trim_end_matches('/').to_owned();
-        let port = url["http://".len()..]
-            .rsplit_once(':')
-            .map(|(_, p)| p.chars().take_while(char::is_ascii_digit).collect::<String>());
+        let port = url["http://".len()..].rsplit_once(':').map(|(_, p)| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        });
         if port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p != 0)) {
             return Some(url);
         }
@@ -555,9 +568,12 @@ mod tests {
 
     #[test]
     fn a_process_is_ready_at_its_printed_url_and_its_output_is_kept() {
-        let mut p = sh("echo", "echo starting; echo up at http://127.0.0.1:9/; sleep 30")
-            .spawn()
-            .unwrap();
+        let mut p = sh(
+            "echo",
+            "echo starting; echo up at http://127.0.0.1:9/; sleep 30",
+        )
+        .spawn()
+        .unwrap();
         let url = p.ready_blocking(Duration::from_secs(10)).unwrap();
         assert_eq!(url, "http://127.0.0.1:9");
         assert_eq!(p.url(), Some("http://127.0.0.1:9"));

@@ -45,10 +45,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use veche_harness::{Certs, Launch, Process, Ready};
 use veche_protocol::rpc::{
     Heartbeat, HeartbeatReply, RegisterNode, RPC_HEARTBEAT, RPC_REGISTER_NODE,
 };
-use veche_harness::{Certs, Launch, Process, Ready};
 use veche_protocol::{NodeId, RoomId};
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
