@@ -54,6 +54,24 @@ fn resolve_ws(base: &str, ws_url: &str) -> String {
     }
 }
 
+/// Creates a room named `loadtest` at `base` and returns its slug.
+pub async fn create_room(http: &reqwest::Client, base: &str) -> Result<String, String> {
+    let resp = http
+        .post(format!("{base}/api/rooms"))
+        .json(&serde_json::json!({ "name": "loadtest" }))
+        .send()
+        .await
+        .map_err(|e| format!("creating a room: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("creating a room: {}", resp.status()));
+    }
+    let room: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("room response: {e}"))?;
+    Ok(room["slug"].as_str().ok_or("room without slug")?.to_owned())
+}
+
 /// Runs one bot until `stop` turns true. Errors are reported in the
 /// result, not returned, so one failing bot doesn't abort a load run.
 pub async fn run(spec: BotSpec, room: Room, stop: watch::Receiver<bool>) -> BotResult {

@@ -2,7 +2,7 @@
 //! starts (on a free loopback port, with a temporary data directory), or
 //! one already running at a URL.
 
-use crate::bot::{self, Room};
+use crate::bot::{self, create_room, Room};
 use crate::report::Report;
 use crate::scenario::{BotResult, BotSpec, Options};
 use crate::target::{Measured, Target};
@@ -57,24 +57,6 @@ impl VecheServer {
             http: reqwest::Client::new(),
         }
     }
-}
-
-/// Creates a room named `loadtest` at `base` and returns its slug.
-pub(crate) async fn create_room(http: &reqwest::Client, base: &str) -> Result<String, String> {
-    let resp = http
-        .post(format!("{base}/api/rooms"))
-        .json(&serde_json::json!({ "name": "loadtest" }))
-        .send()
-        .await
-        .map_err(|e| format!("creating a room: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("creating a room: {}", resp.status()));
-    }
-    let room: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("room response: {e}"))?;
-    Ok(room["slug"].as_str().ok_or("room without slug")?.to_owned())
 }
 
 /// The value of the counter `name` on a media node's metrics page.

@@ -85,6 +85,8 @@ pub async fn wait_for<T>(
 // Processes: the one harness, `veche-harness`
 // ---------------------------------------------------------------------------
 
+// Not every test binary uses both.
+#[allow(unused_imports)]
 pub use veche_harness::{now_ms, TempDir};
 use veche_harness::{Launch, Process, Ready};
 

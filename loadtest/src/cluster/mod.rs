@@ -30,7 +30,7 @@
 
 mod procs;
 
-use crate::bot::{self, Room};
+use crate::bot::{self, create_room, Room};
 use crate::proc::ProcSample;
 use crate::report::cluster::{added_per_hop, by_hops, track_hops};
 pub use crate::report::cluster::{
@@ -40,7 +40,6 @@ pub use crate::report::cluster::{
 use crate::report::{Report, ServerCost};
 use crate::scenario::{BotResult, BotSpec, Options};
 use crate::target::{Measured, ProcWindow, Target};
-use crate::veche::create_room;
 use procs::Procs;
 use std::collections::HashMap;
 use std::path::PathBuf;
