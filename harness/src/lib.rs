@@ -17,11 +17,13 @@
 
 pub mod certs;
 pub mod net;
+mod output;
 pub mod process;
 mod tempdir;
 
 pub use certs::Certs;
 pub use net::{free_port, free_udp_port};
+pub use output::find_url;
 pub use process::{Launch, Output, Process, Ready};
 pub use tempdir::TempDir;
 

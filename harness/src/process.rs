@@ -8,17 +8,19 @@
 //!   to the failure it explains);
 //! - keep the last lines in memory, for [`Process::tail`] in an error
 //!   message;
-//! - watch for the [`Ready`] line: Veche prints the URL it serves at once it
-//!   is up (`Veche is running at http://127.0.0.1:43123/`), so readiness is
-//!   that line, and the base URL is read from it rather than guessed.
+//! - watch stdout for the [`Ready`] line: Veche prints the URL it serves at
+//!   on stdout once it is up (`Veche is running at http://127.0.0.1:43123/`),
+//!   so readiness is that line, and the base URL is read from it rather than
+//!   guessed. Stderr is not watched: its log lines name URLs before the
+//!   process is up.
 //!
 //! Reading both pipes to the end also means a chatty process never blocks
 //! on a full pipe.
 
+use crate::output::{read_lines, Sink};
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 /// How often readiness and exits are polled.
 const POLL: Duration = Duration::from_millis(20);
 /// Output lines kept in memory per process.
-const KEPT_LINES: usize = 200;
+pub(crate) const KEPT_LINES: usize = 200;
 
 /// Where a process's output goes.
 #[derive(Clone, Debug)]
@@ -43,13 +45,13 @@ pub enum Output {
 /// The line that says a process is up.
 #[derive(Clone, Debug)]
 pub enum Ready {
-    /// The first line with an `http://HOST:PORT` URL (port not 0), e.g.
-    /// `veche serve`'s `Veche is running at http://127.0.0.1:43123/`.
+    /// The first stdout line with an `http://HOST:PORT` URL (port not 0),
+    /// e.g. `veche serve`'s `Veche is running at http://127.0.0.1:43123/`.
     Url,
-    /// A line containing this text (e.g. `Media node 2 is running at`).
+    /// A stdout line containing this text (e.g. `Media node 2 is running at`).
     /// A URL on that line becomes [`Process::url`].
     Line(String),
-    /// A line containing any of these (a control-plane node prints `is
+    /// A stdout line containing any of these (a control-plane node prints `is
     /// running at` when it starts a cluster or rejoins one, and `is
     /// listening at` when it waits to be added).
     AnyLine(Vec<String>),
@@ -157,6 +159,7 @@ impl Launch {
             watch: Arc::new(Mutex::new(Watch::default())),
             starts: 0,
             url: None,
+            readers: Vec::new(),
         };
         p.start()?;
         Ok(p)
@@ -165,15 +168,15 @@ impl Launch {
 
 /// What the reader threads saw.
 #[derive(Default)]
-struct Watch {
+pub(crate) struct Watch {
     /// Which start the reader threads report on; lines of an earlier start
     /// (still draining) do not make a later one ready.
-    start: u32,
+    pub(crate) start: u32,
     /// `Some(url)` once the ready line of `start` was seen (`""` if it had
     /// no URL).
-    ready: Option<String>,
+    pub(crate) ready: Option<String>,
     /// The last lines of output, every start.
-    lines: VecDeque<String>,
+    pub(crate) lines: VecDeque<String>,
 }
 
 /// A running (or stopped) process started from a [`Launch`]. Dropping it
@@ -184,6 +187,8 @@ pub struct Process {
     watch: Arc<Mutex<Watch>>,
     starts: u32,
     url: Option<String>,
+    /// The threads reading the latest start's stdout and stderr.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
@@ -253,6 +258,12 @@ impl Process {
             return Ok(Some(url));
         }
         if let Some(status) = self.try_exit() {
+            // Its last words explain why: let the readers reach the end of
+            // its output first.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             return Err(self.failure(&format!("exited during start-up ({status})")));
         }
         Ok(None)
@@ -408,13 +419,23 @@ impl Process {
             w.start = self.starts;
             w.ready = None;
         }
+        self.readers.clear();
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
         self.child = Some(child);
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let (sink, watch, ready) = (sink.clone(), self.watch.clone(), l.ready.clone());
+        // Only stdout is checked for the ready line: Veche prints it there,
+        // while its logs on stderr mention URLs (`advertise_addr=http://..`)
+        // before it is up.
+        let streams = [
+            (Box::new(out) as Box<dyn Read + Send>, Some(l.ready.clone())),
+            (Box::new(err), None),
+        ];
+        for (stream, ready) in streams {
+            let (sink, watch) = (sink.clone(), self.watch.clone());
             let start = self.starts;
-            std::thread::spawn(move || read_lines(stream, sink, watch, ready, start));
+            self.readers.push(std::thread::spawn(move || {
+                read_lines(stream, sink, watch, ready, start)
+            }));
         }
         Ok(())
     }
@@ -449,118 +470,9 @@ impl Drop for Process {
     }
 }
 
-/// Where the reader threads put each line.
-#[derive(Clone)]
-struct Sink {
-    file: Option<Arc<Mutex<File>>>,
-    prefix: String,
-}
-
-impl Sink {
-    fn open(output: &Output, prefix: String) -> Result<Sink, String> {
-        let file = match output {
-            Output::Stderr => None,
-            Output::Log(path) => Some(Arc::new(Mutex::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
-            ))),
-        };
-        Ok(Sink { file, prefix })
-    }
-
-    fn line(&self, line: &str) {
-        match &self.file {
-            Some(f) => {
-                let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(f, "{line}");
-            }
-            None => eprintln!("{} {line}", self.prefix),
-        }
-    }
-}
-
-fn read_lines(
-    from: Box<dyn Read + Send>,
-    sink: Sink,
-    watch: Arc<Mutex<Watch>>,
-    ready: Ready,
-    start: u32,
-) {
-    let mut reader = BufReader::new(from);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end();
-        sink.line(line);
-        let mut w = watch.lock().unwrap_or_else(|e| e.into_inner());
-        if w.lines.len() == KEPT_LINES {
-            w.lines.pop_front();
-        }
-        w.lines.push_back(format!("{} {line}", sink.prefix));
-        if w.start == start && w.ready.is_none() {
-            w.ready = match &ready {
-                Ready::Url => find_url(line),
-                Ready::Line(needle) if line.contains(needle.as_str()) => {
-                    Some(find_url(line).unwrap_or_default())
-                }
-                Ready::Line(_) => None,
-                Ready::AnyLine(needles) if needles.iter().any(|n| line.contains(n.as_str())) => {
-                    Some(find_url(line).unwrap_or_default())
-                }
-                Ready::AnyLine(_) => None,
-            };
-        }
-    }
-}
-
-/// The first `http://HOST:PORT...` URL in `line` whose port is not 0,
-/// without a trailing slash.
-pub fn find_url(line: &str) -> Option<String> {
-    let mut rest = line;
-    while let Some(at) = rest.find("http://") {
-        let url: String = rest[at..]
-            .chars()
-            .take_while(|c| !c.is_whitespace())
-            .collect();
-        let url = url.trim_end_matches('/').to_owned();
-        let port = url["http://".len()..].rsplit_once(':').map(|(_, p)| {
-            p.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        });
-        if port.is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p != 0)) {
-            return Some(url);
-        }
-        rest = &rest[at + 1..];
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_url_on_a_ready_line_is_found_without_its_slash() {
-        assert_eq!(
-            find_url("Veche is running at http://127.0.0.1:43123/").as_deref(),
-            Some("http://127.0.0.1:43123")
-        );
-        assert_eq!(
-            find_url("Media node 2 is running at http://127.0.0.3:80 (region r2)").as_deref(),
-            Some("http://127.0.0.3:80")
-        );
-        assert_eq!(find_url("listening on http://127.0.0.1:0/"), None);
-        assert_eq!(find_url("no address here"), None);
-    }
 
     fn sh(name: &str, script: &str) -> Launch {
         Launch::new(name, "/bin/sh").args(["-c", script])
@@ -580,6 +492,22 @@ mod tests {
         assert!(p.tail(5).contains("[echo#1] starting"), "{}", p.tail(5));
         assert!(p.stop_blocking(Duration::from_secs(5)).is_ok());
         assert!(!p.is_running());
+    }
+
+    #[test]
+    fn a_url_in_a_stderr_log_line_is_not_the_ready_line() {
+        let mut p = sh(
+            "logger",
+            "echo store open advertise_addr=http://127.0.0.1:5 >&2; sleep 0.3; \
+             echo running at http://127.0.0.1:6/; sleep 30",
+        )
+        .spawn()
+        .unwrap();
+        assert_eq!(
+            p.ready_blocking(Duration::from_secs(10)).unwrap(),
+            "http://127.0.0.1:6"
+        );
+        assert!(p.tail(5).contains("advertise_addr"), "{}", p.tail(5));
     }
 
     #[test]
