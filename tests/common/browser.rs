@@ -1,13 +1,11 @@
 //! Headless Chromium under chromedriver, and checks of what a page shows and receives.
 
 use super::*;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::FutureExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Functions that the browser helpers share, prepended to their scripts.

@@ -35,7 +35,8 @@
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
 
-use super::fake_media::{rpc, FakeState};
+use super::fake_media::FakeState;
+#[allow(unused_imports)]
 pub use super::fake_media::{token_claims, FakeMediaNode};
 use super::{TempDir, SERVER_START_TIMEOUT, VECHE};
 use serde_json::Value;
@@ -48,10 +49,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use veche_harness::{Certs, Launch, Process, Ready};
-use veche_protocol::rpc::{
-    Heartbeat, HeartbeatReply, RegisterNode, RPC_HEARTBEAT, RPC_REGISTER_NODE,
-};
-use veche_protocol::{NodeId, RoomId};
+use veche_protocol::rpc::RegisterNode;
+use veche_protocol::NodeId;
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
 /// `POLL_INTERVAL`, since its duration is itself a measurement.

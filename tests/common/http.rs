@@ -2,14 +2,7 @@
 //! room API calls tests make most.
 
 use super::*;
-use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 /// An HTTP response: status and body text.
 #[derive(Debug)]

@@ -29,16 +29,10 @@ pub mod webdriver;
 #[allow(unused_imports)]
 pub use {browser::*, http::*, server::*, signal::*, webdriver::*};
 
-use futures::{FutureExt, SinkExt, StreamExt};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 /// How long `veche serve` may take to print its URL.
 pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,7 +92,6 @@ pub async fn wait_for<T>(
 // Not every test binary uses both.
 #[allow(unused_imports)]
 pub use veche_harness::{now_ms, TempDir};
-use veche_harness::{Launch, Process, Ready};
 
 /// The `veche` binary under test.
 pub const VECHE: &str = env!("CARGO_BIN_EXE_veche");

@@ -1,14 +1,8 @@
 //! A `veche serve` under test, started with `veche-harness`.
 
 use super::*;
-use futures::{FutureExt, SinkExt, StreamExt};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
 use veche_harness::{Launch, Process, Ready};
 
 /// A running `veche serve` on 127.0.0.1 with its own data directory.

@@ -1,14 +1,8 @@
 //! A small W3C WebDriver client over reqwest (fantoccini is not used: see tests/README.md).
 
 use super::*;
-use futures::{FutureExt, SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 /// The key of a W3C WebDriver element reference in JSON.
 pub(super) const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
