@@ -375,6 +375,7 @@ impl Process {
     /// Starts it again with the same command line (and so the same ports
     /// and data directory). Not ready yet: see [`Process::ready`].
     pub fn restart(&mut self) -> Result<(), String> {
+        self.try_exit();
         assert!(self.child.is_none(), "{} is still running", self.name());
         self.start()
     }

@@ -583,6 +583,7 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("node exists");
         match &mut node.proc {
             Some(p) => {
+                p.try_exit();
                 assert!(
                     !p.is_running(),
                     "control-plane node {id} is already running"
