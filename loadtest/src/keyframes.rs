@@ -69,3 +69,34 @@ impl Interceptor for KeyframeRequests {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::AttributedPacket;
+    use rtc::rtcp::receiver_report::ReceiverReport;
+
+    fn tagged(packet: Box<dyn rtc::rtcp::Packet>) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![packet])),
+        }
+    }
+
+    #[test]
+    fn a_keyframe_request_reaches_the_bot_and_a_receiver_report_is_left_alone() {
+        let mut k = KeyframeRequests::default();
+        let pli = PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+        };
+        k.handle_read(tagged(Box::new(pli))).unwrap();
+        k.handle_read(tagged(Box::new(ReceiverReport::default())))
+            .unwrap();
+        let delivered = |p: TaggedPacket| p.message.has(&Attribute::DeliverToApplication);
+        assert!(delivered(k.poll_read().expect("the PLI passes")));
+        assert!(!delivered(k.poll_read().expect("the report passes")));
+        assert!(k.poll_read().is_none());
+    }
+}
