@@ -100,7 +100,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             exe: std::env::current_exe()?,
         },
     };
-    let report = veche_loadtest::scenario::run(Options {
+    let report = veche_loadtest::run(Options {
         scenario,
         ramp_per_sec: args.ramp,
         duration: Duration::from_secs(args.duration),

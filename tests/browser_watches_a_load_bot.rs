@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::time::Instant;
 use tokio::sync::watch;
-use veche_loadtest::bot::{self, BotSpec, Target};
+use veche_loadtest::bot::{self, BotSpec, Room};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_decodes_the_load_bots_vp8_and_hears_its_opus() {
@@ -23,7 +23,7 @@ async fn browser_decodes_the_load_bots_vp8_and_hears_its_opus() {
             audio: true,
             expects_media: false,
         },
-        Target {
+        Room {
             base: server.base().to_owned(),
             slug: str_field(&room, "slug").to_owned(),
             epoch: Instant::now(),

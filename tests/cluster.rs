@@ -20,7 +20,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::{CommitChat, MessagesPage, RPC_COMMIT_CHAT};
@@ -42,13 +42,6 @@ fn client(timeout: Duration) -> reqwest::Client {
         .timeout(timeout)
         .build()
         .expect("reqwest client")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A room: its internal id (for the chat RPC) and its slug (for the API).

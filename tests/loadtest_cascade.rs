@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 use veche_loadtest::cluster::Role;
-use veche_loadtest::scenario::{self, Options, Scenario, ServerTarget};
+use veche_loadtest::scenario::{Options, Scenario, ServerTarget};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadtest_cascade_webinar_subscribers_on_other_nodes_receive_relayed_video() {
-    let report = scenario::run(Options {
+    let report = veche_loadtest::run(Options {
         scenario: Scenario::Webinar { subscribers: 3 },
         ramp_per_sec: 10.0,
         duration: Duration::from_secs(3),

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 use veche_loadtest::report::{MediaSummary, Report};
-use veche_loadtest::scenario::{self, Options, Scenario, ServerTarget};
+use veche_loadtest::scenario::{Options, Scenario, ServerTarget};
 
 async fn run(scenario: Scenario) -> Report {
-    let report = scenario::run(Options {
+    let report = veche_loadtest::run(Options {
         scenario,
         ramp_per_sec: 10.0,
         duration: Duration::from_secs(2),

@@ -10,20 +10,11 @@ mod common;
 use common::cluster::token_claims;
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use veche_harness::{Launch, Ready};
 
-const SECRET: &str = "relay-signalling-test-secret-0123456789";
-
-/// Kills the media node when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// At least 32 bytes: the control plane refuses a shorter cluster secret.
+const SECRET: &str = "relay-signalling-test-secret-of-at-least-32-bytes";
 
 async fn join_in(base: &str, slug: &str, name: &str, region: &str) -> Value {
     let r = http_post_json(
@@ -72,18 +63,21 @@ relay_tls_dir = "{}"
     ));
     let base = server.base().to_owned();
     let port = free_port();
-    let _media = Killed(
-        Command::new(env!("CARGO_BIN_EXE_veche"))
-            .args(["media-node", "--id", "2", "--region", "b"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--control-plane", &base])
-            .args(["--relay-listen", "127.0.0.1:0", "--relay-tls"])
-            .arg(&n2)
-            .env("VECHE_CLUSTER_SECRET", SECRET)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("cannot start the media node"),
-    );
+    // Killed when the test ends, however it ends.
+    let mut media = Launch::new("media-2", VECHE)
+        .args(["media-node", "--id", "2", "--region", "b"])
+        .args(["--listen".to_owned(), format!("127.0.0.1:{port}")])
+        .args(["--control-plane", &base])
+        .args(["--relay-listen", "127.0.0.1:0", "--relay-tls"])
+        .arg(&n2)
+        .env("VECHE_CLUSTER_SECRET", SECRET)
+        .ready(Ready::Line("Media node 2 is running at".into()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    media
+        .ready(SERVER_START_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     wait_for(
         "both media nodes are alive with relays",
         secs(30),

@@ -8,36 +8,21 @@
 //! WebRTC parts are in [`crate::client`], shared with the Janus bot.
 
 use crate::client::{self, Pc, Publication, Shared};
-use crate::media::stats::ReceiveStats;
 use crate::media::{AudioSource, VideoSource};
+pub use crate::scenario::{BotResult, BotSpec};
 use futures::{SinkExt, StreamExt};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-/// What one bot does.
+/// Where the bot joins: a room on a Veche server.
 #[derive(Clone, Debug)]
-pub struct BotSpec {
-    /// Display name.
-    pub name: String,
-    /// Publish VP8 video at this bitrate.
-    pub video_bps: Option<u32>,
-    /// Publish Opus-sized audio.
-    pub audio: bool,
-    /// Whether this bot should receive anything (a lone publisher does
-    /// not), so the report can tell a failure from an empty room.
-    pub expects_media: bool,
-}
-
-/// Where the bot joins.
-#[derive(Clone, Debug)]
-pub struct Target {
+pub struct Room {
     /// Server base URL, `http://127.0.0.1:8080`.
     pub base: String,
     /// Room slug.
@@ -47,31 +32,6 @@ pub struct Target {
     /// Counts bots that have received their first packet, so the runner
     /// can start measuring once media flows everywhere.
     pub receiving: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// What a bot measured, for the report.
-#[derive(Debug, Default)]
-pub struct BotResult {
-    /// Name.
-    pub name: String,
-    /// Copied from the spec.
-    pub expects_media: bool,
-    /// From the join API call to the first RTP packet received, if any
-    /// arrived.
-    pub join_to_first_rtp: Option<Duration>,
-    /// Per received track (keyed by the publisher's stream id and kind).
-    pub received: BTreeMap<String, ReceiveStats>,
-    /// Packets this bot sent.
-    pub packets_sent: u64,
-    /// Keyframe requests this bot's video source answered.
-    pub keyframes_requested: u64,
-    /// The media node the join response placed this bot on.
-    pub node_id: Option<u64>,
-    /// The participant id the join response granted: the stream id other
-    /// bots key this bot's tracks by.
-    pub participant_id: Option<String>,
-    /// Set if the bot failed; the report lists these.
-    pub error: Option<String>,
 }
 
 type Ws =
@@ -94,10 +54,28 @@ fn resolve_ws(base: &str, ws_url: &str) -> String {
     }
 }
 
+/// Creates a room named `loadtest` at `base` and returns its slug.
+pub async fn create_room(http: &reqwest::Client, base: &str) -> Result<String, String> {
+    let resp = http
+        .post(format!("{base}/api/rooms"))
+        .json(&serde_json::json!({ "name": "loadtest" }))
+        .send()
+        .await
+        .map_err(|e| format!("creating a room: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("creating a room: {}", resp.status()));
+    }
+    let room: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("room response: {e}"))?;
+    Ok(room["slug"].as_str().ok_or("room without slug")?.to_owned())
+}
+
 /// Runs one bot until `stop` turns true. Errors are reported in the
 /// result, not returned, so one failing bot doesn't abort a load run.
-pub async fn run(spec: BotSpec, target: Target, stop: watch::Receiver<bool>) -> BotResult {
-    run_in_region(spec, target, None, stop).await
+pub async fn run(spec: BotSpec, room: Room, stop: watch::Receiver<bool>) -> BotResult {
+    run_in_region(spec, room, None, stop).await
 }
 
 /// [`run`], with the join request naming `region` (the body's `region`
@@ -105,43 +83,17 @@ pub async fn run(spec: BotSpec, target: Target, stop: watch::Receiver<bool>) -> 
 /// that region.
 pub async fn run_in_region(
     spec: BotSpec,
-    target: Target,
+    room: Room,
     region: Option<String>,
     stop: watch::Receiver<bool>,
 ) -> BotResult {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let name = spec.name.clone();
     let expects_media = spec.expects_media;
-    let error = run_inner(spec, target, region, stop, shared.clone())
+    let error = run_inner(spec, room, region, stop, shared.clone())
         .await
         .err();
     BotResult::from_shared(name, expects_media, &shared, error)
-}
-
-impl BotResult {
-    /// Collects what a bot's tasks recorded.
-    pub(crate) fn from_shared(
-        name: String,
-        expects_media: bool,
-        shared: &Mutex<Shared>,
-        error: Option<String>,
-    ) -> BotResult {
-        let s = std::mem::take(&mut *shared.lock().expect("lock poisoned"));
-        BotResult {
-            name,
-            expects_media,
-            join_to_first_rtp: match (s.join_started, s.first_rtp) {
-                (Some(j), Some(f)) => Some(f.saturating_duration_since(j)),
-                _ => None,
-            },
-            received: s.received,
-            packets_sent: s.packets_sent,
-            keyframes_requested: s.keyframes_requested,
-            node_id: s.node_id,
-            participant_id: s.participant_id,
-            error,
-        }
-    }
 }
 
 async fn recvonly(pc: &Pc, kind: RtpCodecKind) -> Result<(), String> {
@@ -160,7 +112,7 @@ async fn recvonly(pc: &Pc, kind: RtpCodecKind) -> Result<(), String> {
 
 async fn run_inner(
     spec: BotSpec,
-    target: Target,
+    room: Room,
     region: Option<String>,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Mutex<Shared>>,
@@ -172,7 +124,7 @@ async fn run_inner(
         body["region"] = json!(region);
     }
     let join: Value = http
-        .post(format!("{}/api/rooms/{}/join", target.base, target.slug))
+        .post(format!("{}/api/rooms/{}/join", room.base, room.slug))
         .json(&body)
         .send()
         .await
@@ -190,7 +142,7 @@ async fn run_inner(
     let token = join["token"]
         .as_str()
         .ok_or("join response without token")?;
-    let ws_url = resolve_ws(&target.base, join["ws_url"].as_str().ok_or("no ws_url")?);
+    let ws_url = resolve_ws(&room.base, join["ws_url"].as_str().ok_or("no ws_url")?);
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
         .await
         .map_err(|e| format!("signalling connect: {e}"))?;
@@ -218,7 +170,7 @@ async fn run_inner(
                 track,
                 sender,
                 mime: MIME_TYPE_VP8,
-                source: VideoSource::new(bps, ssrc, 96, target.epoch),
+                source: VideoSource::new(bps, ssrc, 96, room.epoch),
             })
         }
         None => {
@@ -242,7 +194,7 @@ async fn run_inner(
             track,
             sender,
             mime: MIME_TYPE_OPUS,
-            source: AudioSource::new(ssrc, 111, target.epoch),
+            source: AudioSource::new(ssrc, 111, room.epoch),
         })
     } else {
         recvonly(&pc, RtpCodecKind::Audio).await?;
@@ -289,8 +241,8 @@ async fn run_inner(
                     tasks.push(tokio::spawn(client::receive(
                         track,
                         key,
-                        target.epoch,
-                        target.receiving.clone(),
+                        room.epoch,
+                        room.receiving.clone(),
                         shared.clone(),
                         |p, _| Some(p.header.timestamp),
                     )));

@@ -9,6 +9,7 @@
 
 use crate::media::stats::ReceiveStats;
 use crate::media::{AudioSource, VideoSource};
+use crate::scenario::BotResult;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -107,7 +108,7 @@ impl Pc {
             .map_err(|e| format!("interceptors: {e}"))?
             .with(
                 Slot::from(14_000),
-                veche_node::interceptor::KeyframeRequestForwarder::default(),
+                crate::keyframes::KeyframeRequests::default(),
             );
         let se = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -387,4 +388,30 @@ pub(crate) async fn add_track(
     pc.add_track(track.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(|e| format!("add track: {e}"))
+}
+
+impl BotResult {
+    /// Collects what a bot's tasks recorded.
+    pub(crate) fn from_shared(
+        name: String,
+        expects_media: bool,
+        shared: &Mutex<Shared>,
+        error: Option<String>,
+    ) -> BotResult {
+        let s = std::mem::take(&mut *shared.lock().expect("lock poisoned"));
+        BotResult {
+            name,
+            expects_media,
+            join_to_first_rtp: match (s.join_started, s.first_rtp) {
+                (Some(j), Some(f)) => Some(f.saturating_duration_since(j)),
+                _ => None,
+            },
+            received: s.received,
+            packets_sent: s.packets_sent,
+            keyframes_requested: s.keyframes_requested,
+            node_id: s.node_id,
+            participant_id: s.participant_id,
+            error,
+        }
+    }
 }

@@ -26,6 +26,7 @@
 use std::time::{Duration, Instant};
 
 pub mod audio;
+pub mod histogram;
 pub mod ivf;
 pub mod latency;
 pub mod ogg;
@@ -33,7 +34,8 @@ pub mod stats;
 pub mod video;
 
 pub use audio::AudioSource;
-pub use stats::{LatencyHistogram, ReceiveReport, ReceiveStats};
+pub use histogram::{LatencyHistogram, LatencySummary};
+pub use stats::{ReceiveReport, ReceiveStats};
 pub use video::{VideoEncoding, VideoSource, VIDEO_ENCODINGS};
 
 /// RTP clock rate of VP8 video (RFC 7741): 90 kHz, so one tick is about 11.1 µs.

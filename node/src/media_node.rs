@@ -22,8 +22,9 @@ use veche_protocol::RoomId;
 
 /// Path of the signalling WebSocket.
 pub const WS_PATH: &str = "/media/ws";
-/// Path of the node's Prometheus metrics.
-pub const METRICS_PATH: &str = "/media/metrics";
+/// Path of the node's Prometheus metrics (defined in the protocol crate,
+/// which the load harness reads it from).
+pub const METRICS_PATH: &str = veche_protocol::admin::MEDIA_METRICS_PATH;
 
 /// How long a drain waits for participants to move before the node exits
 /// anyway.

@@ -17,6 +17,11 @@ pub const ADMIN_MEMBERS: &str = "/api/admin/cluster/members";
 /// put it back in service (`200`).
 pub const ADMIN_MEDIA_NODES: &str = "/api/admin/media-nodes";
 
+/// `GET` on a media node (and on `veche serve`): its Prometheus metrics
+/// (`veche_node_*`, text exposition). Here rather than in the node crate so
+/// that the load harness, which scrapes it, need not depend on the node.
+pub const MEDIA_METRICS_PATH: &str = "/media/metrics";
+
 /// The drain route of media node `id`: `{ADMIN_MEDIA_NODES}/{id}/drain`.
 pub fn drain_path(id: NodeId) -> String {
     format!("{ADMIN_MEDIA_NODES}/{}/drain", id.0)

@@ -9,9 +9,12 @@
 //!   `id` on `127.A.B.{100+id}`. A control-plane node binds its outgoing
 //!   peer connections to its own address, so its Raft traffic is
 //!   identifiable by source address.
-//! - **Logs.** Every process writes stdout and stderr to
+//! - **Processes.** Started, watched and stopped with `veche-harness`
+//!   (the same code `veche loadtest` uses), which is ready when the node
+//!   prints its "running at" line.
+//! - **Logs.** Every process's stdout and stderr go to
 //!   `<root>/cp-{id}.log` or `<root>/media-{id}.log` (restarts append, after
-//!   a `[harness]` marker line). If the test fails, the root directory is
+//!   a `[harness] start #N` line). If the test fails, the root directory is
 //!   kept and each log's path and last lines are printed.
 //! - **Partitions.** [`Cluster::partition`] drops, with nftables, every
 //!   packet between a node's address and the rest of the cluster's /24
@@ -32,21 +35,24 @@
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
 
-use super::{veche_ok, TempDir, SERVER_START_TIMEOUT};
+use super::fake_media::FakeState;
+mod partition;
+
+#[allow(unused_imports)]
+pub use super::fake_media::{token_claims, FakeMediaNode};
+use super::{TempDir, SERVER_START_TIMEOUT, VECHE};
+use partition::{claim_subnet, nft_path};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use veche_protocol::rpc::{
-    Heartbeat, HeartbeatReply, RegisterNode, RPC_HEARTBEAT, RPC_REGISTER_NODE,
-};
-use veche_protocol::{NodeId, RoomId};
+use veche_harness::{Certs, Launch, Process, Ready};
+use veche_protocol::rpc::RegisterNode;
+use veche_protocol::NodeId;
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
 /// `POLL_INTERVAL`, since its duration is itself a measurement.
@@ -55,10 +61,6 @@ const LEADER_POLL: Duration = Duration::from_millis(50);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long [`Cluster::start`] waits for the first leader.
 const FIRST_LEADER_TIMEOUT: Duration = Duration::from_secs(20);
-/// The port of the listener on `127.A.B.254` that claims a /24 for one
-/// cluster, above the kernel's ephemeral range so nothing else takes it.
-const CLAIM_PORT: u16 = 64_999;
-
 /// One `veche control-plane` node: its process while running, and what is
 /// needed to start it again.
 struct CpNode {
@@ -71,8 +73,14 @@ struct CpNode {
     /// after `cli remove` or while waiting to be added. Atomic because
     /// `cli` takes `&self`.
     member: AtomicBool,
-    child: Option<Child>,
-    starts: u32,
+    /// Its process; `None` until first started.
+    proc: Option<Process>,
+}
+
+impl CpNode {
+    fn running(&self) -> bool {
+        self.proc.as_ref().is_some_and(Process::is_running)
+    }
 }
 
 /// How to start a media node.
@@ -88,7 +96,7 @@ pub struct MediaNodeOpts {
 struct MediaProc {
     base: String,
     log: PathBuf,
-    child: Option<Child>,
+    proc: Process,
 }
 
 /// A control-plane cluster of `veche` processes (see the module docs).
@@ -115,11 +123,9 @@ impl Cluster {
         assert!((1..100).contains(&n), "a cluster has 1 to 99 nodes");
         let (claim, net) = claim_subnet();
         let root = TempDir::new("cluster");
-        let secret = format!(
-            "test-secret-0123456789abcdef-{}-{}",
-            std::process::id(),
-            net.0 ^ net.1
-        );
+        // Random and 64 characters: the control plane refuses a secret
+        // shorter than 32 bytes.
+        let secret = veche_harness::cluster_secret();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(STATUS_TIMEOUT)
@@ -176,7 +182,7 @@ impl Cluster {
     pub fn ids(&self) -> Vec<u64> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.member.load(Ordering::Relaxed) && n.child.is_some())
+            .filter(|(_, n)| n.member.load(Ordering::Relaxed) && n.running())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -254,12 +260,11 @@ impl Cluster {
             .nodes
             .get_mut(&id)
             .unwrap_or_else(|| panic!("no node {id}"));
-        let mut child = node
-            .child
-            .take()
+        let status = node
+            .proc
+            .as_mut()
+            .and_then(Process::kill)
             .unwrap_or_else(|| panic!("control-plane node {id} is not running"));
-        let _ = child.kill();
-        let status = child.wait();
         eprintln!("[harness] killed control-plane node {id} (SIGKILL): {status:?}");
     }
 
@@ -268,15 +273,9 @@ impl Cluster {
     /// need not have caught up, nor know the leader, when this returns.
     pub fn restart(&mut self, id: u64) {
         self.spawn_node(id);
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        loop {
-            match self.started(id) {
-                Ok(()) => return,
-                Err(e) if Instant::now() >= deadline => {
-                    panic!("control-plane node {id} did not restart: {e}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        let proc = self.nodes.get_mut(&id).and_then(|n| n.proc.as_mut());
+        if let Err(e) = proc.expect("spawned").ready_blocking(SERVER_START_TIMEOUT) {
+            panic!("control-plane node {id} did not restart: {e}");
         }
     }
 
@@ -321,7 +320,7 @@ impl Cluster {
             .map(|id| self.base(*id))
             .unwrap_or_default();
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_veche"))
+        let out = Command::new(VECHE)
             .arg("cluster")
             .args(args)
             .env("VECHE_CLUSTER_SECRET", &self.secret)
@@ -355,37 +354,6 @@ impl Cluster {
         out
     }
 
-    /// Cuts control-plane node `id` off from the rest of the cluster: with
-    /// nftables, drops every packet from `127.A.B.{id}` to another address
-    /// of the cluster's /24 and the reverse, in the input and output hooks
-    /// (table `veche_test_A_B_{id}`). The test and the CLI, which connect
-    /// from 127.0.0.1, still reach it.
-    pub fn partition(&self, id: u64) {
-        let ip = self.ip(id);
-        let net = format!("127.{}.{}.0/24", self.net.0, self.net.1);
-        let table = self.table(id);
-        let rules = format!(
-            "ip saddr {ip} ip daddr {net} ip daddr != {ip} drop\n\
-             ip daddr {ip} ip saddr {net} ip saddr != {ip} drop"
-        );
-        let script = format!(
-            "table ip {table} {{\n\
-               chain input {{\n type filter hook input priority -10; policy accept;\n{rules}\n}}\n\
-               chain output {{\n type filter hook output priority -10; policy accept;\n{rules}\n}}\n\
-             }}\n"
-        );
-        nft(&["-f", "-"], Some(&script));
-        self.partitioned.lock().expect("lock").insert(id);
-        eprintln!("[harness] partitioned control-plane node {id} ({ip}) from {net}");
-    }
-
-    /// Undoes [`Cluster::partition`]: deletes node `id`'s nftables table.
-    pub fn heal(&self, id: u64) {
-        nft(&["delete", "table", "ip", &self.table(id)], None);
-        self.partitioned.lock().expect("lock").remove(&id);
-        eprintln!("[harness] healed control-plane node {id}");
-    }
-
     /// Starts `veche media-node --id {id}` on `127.A.B.{100+id}` with
     /// `--control-plane` listing every control-plane node, waits until it
     /// has registered, and returns its base URL. Killed on drop.
@@ -411,14 +379,12 @@ impl Cluster {
                 .media
                 .get_mut(&id)
                 .unwrap_or_else(|| panic!("no media node {id}"));
-            match m.child.as_mut().map(Child::try_wait) {
-                None => return Ok(()),
-                Some(Ok(Some(status))) => {
-                    eprintln!("[harness] media node {id} exited: {status}");
-                    m.child = None;
-                    return Ok(());
-                }
-                _ if start.elapsed() >= timeout => {
+            if let Some(status) = m.proc.try_exit() {
+                eprintln!("[harness] media node {id} exited: {status}");
+            }
+            match m.proc.is_running() {
+                false => return Ok(()),
+                true if start.elapsed() >= timeout => {
                     return Err(format!(
                         "media node {id} still running after {timeout:?}; log {}",
                         m.log.display()
@@ -434,29 +400,10 @@ impl Cluster {
     /// `--relay-tls`.
     fn relay_tls_dir(&self, id: u64) -> PathBuf {
         let ca = self.root.path().join("relay-ca");
-        if !ca.join("ca.key").exists() {
-            veche_ok(&[
-                "cluster".as_ref(),
-                "ca".as_ref(),
-                "--out".as_ref(),
-                ca.as_os_str(),
-            ]);
-        }
         let dir = self.root.path().join(format!("relay-{id}"));
-        if !dir.join("node.key").exists() {
-            let id = id.to_string();
-            veche_ok(&[
-                "cluster".as_ref(),
-                "cert".as_ref(),
-                "--ca".as_ref(),
-                ca.as_os_str(),
-                "--node".as_ref(),
-                id.as_ref(),
-                "--out".as_ref(),
-                dir.as_os_str(),
-            ]);
-        }
-        dir
+        Certs::make(Path::new(VECHE), &ca)
+            .and_then(|certs| certs.node(id, &dir))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Cluster::start_media_node`] with a region and, optionally, a QUIC
@@ -464,7 +411,7 @@ impl Cluster {
     pub async fn start_media_node_with(&mut self, id: u64, opts: MediaNodeOpts) -> String {
         assert!(id < 150, "media node ids go up to 149");
         assert!(
-            self.media.get(&id).is_none_or(|m| m.child.is_none()),
+            self.media.get(&id).is_none_or(|m| !m.proc.is_running()),
             "media node {id} is already running"
         );
         let ip = self.ip(100 + id);
@@ -482,9 +429,8 @@ impl Cluster {
         }
         if opts.relay {
             let dir = self.relay_tls_dir(id);
-            let udp = std::net::UdpSocket::bind((ip, 0)).expect("free UDP port");
-            let relay = udp.local_addr().expect("bound").to_string();
-            drop(udp);
+            let udp = veche_harness::free_udp_port(ip).unwrap_or_else(|e| panic!("{e}"));
+            let relay = format!("{ip}:{udp}");
             extra.extend([
                 "--relay-listen".into(),
                 relay,
@@ -493,56 +439,35 @@ impl Cluster {
             ]);
         }
         let log = self.root.path().join(format!("media-{id}.log"));
-        let offset = file_len(&log);
-        let mut file = open_log(&log);
-        let _ = writeln!(file, "[harness] starting media node {id} at {base}");
-        let child = self
-            .command()
+        let needle = format!("Media node {id} is running at");
+        let mut proc = self
+            .launch(&format!("media-{id}"), &log)
             .arg("media-node")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(format!("{ip}:{port}"))
-            .arg("--control-plane")
-            .arg(control_planes)
+            .args(["--id".to_owned(), id.to_string()])
+            .args(["--listen".to_owned(), format!("{ip}:{port}")])
+            .args(["--control-plane".to_owned(), control_planes])
             .args(extra)
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
+            .ready(Ready::Line(needle))
             .spawn()
-            .expect("cannot start the veche binary");
+            .unwrap_or_else(|e| panic!("{e}"));
         eprintln!(
             "[harness] media node {id} (pid {}) at {base}, log {}",
-            child.id(),
+            proc.pid().unwrap_or(0),
             log.display()
         );
+        let ready = proc.ready(SERVER_START_TIMEOUT).await;
         self.media.insert(
             id,
             MediaProc {
                 base: base.clone(),
-                log: log.clone(),
-                child: Some(child),
+                log,
+                proc,
             },
         );
-        let needle = format!("Media node {id} is running at");
-        let start = Instant::now();
-        loop {
-            let seen = match log_has_line(&log, offset, &needle) {
-                Ok(()) => return base,
-                Err(seen) => seen,
-            };
-            let m = self.media.get_mut(&id).expect("just inserted");
-            if let Some(Ok(Some(status))) = m.child.as_mut().map(Child::try_wait) {
-                m.child = None;
-                panic!("media node {id} exited before registering ({status}); {seen}");
-            }
-            if start.elapsed() >= SERVER_START_TIMEOUT {
-                panic!(
-                    "timed out after {SERVER_START_TIMEOUT:?} waiting until media node {id} \
-                     registers and prints {needle:?}; {seen}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = ready {
+            panic!("media node {id} did not register: {e}");
         }
+        base
     }
 
     /// Kills media node `id` with SIGKILL.
@@ -551,12 +476,10 @@ impl Cluster {
             .media
             .get_mut(&id)
             .unwrap_or_else(|| panic!("no media node {id}"));
-        let mut child = m
-            .child
-            .take()
+        let status = m
+            .proc
+            .kill()
             .unwrap_or_else(|| panic!("media node {id} is not running"));
-        let _ = child.kill();
-        let status = child.wait();
         eprintln!("[harness] killed media node {id} at {}: {status:?}", m.base);
     }
 
@@ -625,102 +548,64 @@ impl Cluster {
                 log,
                 peers,
                 member: AtomicBool::new(member),
-                child: None,
-                starts: 0,
+                proc: None,
             },
         );
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veche"));
-        cmd.env("VECHE_CLUSTER_SECRET", &self.secret)
-            .stdin(Stdio::null());
-        cmd
+    /// How every process of this cluster starts: the `veche` binary with
+    /// the cluster secret, its output appended to `log`.
+    fn launch(&self, name: &str, log: &Path) -> Launch {
+        Launch::new(name, VECHE)
+            .env("VECHE_CLUSTER_SECRET", &self.secret)
+            .output(veche_harness::Output::Log(log.to_owned()))
     }
 
-    /// Spawns node `id`'s process; [`Cluster::started`] tells when it runs.
+    /// Starts (or restarts) node `id`'s process; [`Process::ready`] tells
+    /// when it runs.
     fn spawn_node(&mut self, id: u64) {
         let ip = self.ip(id);
-        let mut cmd = self.command();
-        let node = self
-            .nodes
-            .get_mut(&id)
-            .unwrap_or_else(|| panic!("no control-plane node {id}"));
-        assert!(
-            node.child.is_none(),
-            "control-plane node {id} is already running"
-        );
-        node.starts += 1;
-        let mut file = open_log(&node.log);
-        let _ = writeln!(
-            file,
-            "[harness] start #{} of control-plane node {id} at {ip}:{}",
-            node.starts, node.port
-        );
-        cmd.arg("control-plane")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(format!("{ip}:{}", node.port))
+        let node = self.node(id);
+        let mut launch = self
+            .launch(&format!("cp-{id}"), &node.log)
+            .arg("control-plane")
+            .args(["--id".to_owned(), id.to_string()])
+            .args(["--listen".to_owned(), format!("{ip}:{}", node.port)])
             .arg("--data-dir")
-            .arg(&node.data_dir);
+            .arg(&node.data_dir)
+            .ready(Ready::AnyLine(vec![
+                format!("Control-plane node {id} is running at"),
+                format!("Control-plane node {id} is listening at"),
+            ]));
         if let Some(peers) = &node.peers {
-            cmd.arg("--peers").arg(peers);
+            launch = launch.arg("--peers").arg(peers);
         }
-        let child = cmd
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("cannot start the veche binary");
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        match &mut node.proc {
+            Some(p) => {
+                p.try_exit();
+                assert!(
+                    !p.is_running(),
+                    "control-plane node {id} is already running"
+                );
+                p.restart().unwrap_or_else(|e| panic!("{e}"));
+            }
+            None => node.proc = Some(launch.spawn().unwrap_or_else(|e| panic!("{e}"))),
+        }
+        let p = node.proc.as_ref().expect("just started");
         eprintln!(
             "[harness] control-plane node {id} start #{} (pid {}) at {ip}:{}, log {}",
-            node.starts,
-            child.id(),
+            p.starts(),
+            p.pid().unwrap_or(0),
             node.port,
             node.log.display()
         );
-        node.child = Some(child);
-    }
-
-    /// `Ok` once node `id`'s latest start printed its "running at" or
-    /// "listening at" line. Panics if the process exited.
-    fn started(&mut self, id: u64) -> Result<(), String> {
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        let marker = format!(
-            "[harness] start #{} of control-plane node {id}",
-            node.starts
-        );
-        let bytes = std::fs::read(&node.log).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        let since = text.rfind(&marker).map_or("", |at| &text[at..]);
-        let running = format!("Control-plane node {id} is running at");
-        let listening = format!("Control-plane node {id} is listening at");
-        if since.contains(&running) || since.contains(&listening) {
-            return Ok(());
-        }
-        if let Some(child) = node.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                node.child = None;
-                panic!(
-                    "control-plane node {id} exited during start-up ({status}); its log {}:\n{}",
-                    node.log.display(),
-                    tail(since, 40)
-                );
-            }
-        }
-        Err(format!("no {running:?} line yet in {}", node.log.display()))
     }
 
     async fn await_started(&mut self, id: u64) {
-        let start = Instant::now();
-        loop {
-            match self.started(id) {
-                Ok(()) => return,
-                Err(e) if start.elapsed() >= SERVER_START_TIMEOUT => {
-                    panic!("timed out waiting until control-plane node {id} starts: {e}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
+        let proc = self.nodes.get_mut(&id).and_then(|n| n.proc.as_mut());
+        if let Err(e) = proc.expect("spawned").ready(SERVER_START_TIMEOUT).await {
+            panic!("control-plane node {id} did not start: {e}");
         }
     }
 
@@ -736,16 +621,12 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in self.nodes.values_mut() {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(p) = &mut node.proc {
+                p.kill();
             }
         }
         for m in self.media.values_mut() {
-            if let Some(mut child) = m.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            m.proc.kill();
         }
         let partitioned =
             std::mem::take(&mut *self.partitioned.lock().unwrap_or_else(|e| e.into_inner()));
@@ -767,342 +648,16 @@ impl Drop for Cluster {
 }
 
 // ---------------------------------------------------------------------------
-// Stand-in media nodes
-// ---------------------------------------------------------------------------
-
-/// How often a [`FakeMediaNode`] beats: faster than a real node, so that
-/// tests see the control plane's answers sooner.
-const FAKE_BEAT_INTERVAL: Duration = Duration::from_millis(250);
-
-#[derive(Default)]
-struct FakeState {
-    participants: u32,
-    room_ids: Vec<RoomId>,
-    last_reply: Option<HeartbeatReply>,
-    last_error: Option<String>,
-}
-
-/// A media node that exists only as registrations and heartbeats sent by
-/// the test; see [`Cluster::fake_media_node`].
-pub struct FakeMediaNode {
-    id: u64,
-    register: RegisterNode,
-    bases: Vec<String>,
-    secret: String,
-    http: reqwest::Client,
-    state: Arc<Mutex<FakeState>>,
-    beats: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl FakeMediaNode {
-    /// Its id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Its relay address, if it registered one.
-    pub fn relay_addr(&self) -> Option<&str> {
-        self.register.relay_addr.as_deref()
-    }
-
-    /// Its signalling URL, as joins are given it.
-    pub fn ws_url(&self) -> &str {
-        &self.register.ws_url
-    }
-
-    /// What its heartbeats report from now on.
-    pub fn set_load(&self, participants: u32, rooms: &[RoomId]) {
-        let mut s = self.state.lock().expect("lock");
-        s.participants = participants;
-        s.room_ids = rooms.to_vec();
-    }
-
-    /// The last heartbeat reply, or why the last heartbeat failed.
-    pub fn last_reply(&self) -> Result<HeartbeatReply, String> {
-        let s = self.state.lock().expect("lock");
-        match (&s.last_reply, &s.last_error) {
-            (_, Some(e)) => Err(e.clone()),
-            (Some(r), None) => Ok(r.clone()),
-            (None, None) => Err("no heartbeat answered yet".into()),
-        }
-    }
-
-    /// Waits until a heartbeat reply satisfies `pred` (and returns it).
-    pub async fn wait_for_reply(
-        &self,
-        what: &str,
-        pred: impl Fn(&HeartbeatReply) -> bool,
-    ) -> HeartbeatReply {
-        super::wait_for(
-            &format!("media node {} is told that {what}", self.id),
-            Duration::from_secs(10),
-            async || {
-                let r = self.last_reply()?;
-                if pred(&r) {
-                    Ok(r)
-                } else {
-                    Err(format!("last reply: {r:?}"))
-                }
-            },
-        )
-        .await
-    }
-
-    /// Registers again with the same settings, as its process would on a
-    /// restart. Panics unless some control-plane node accepts it within
-    /// 20 s.
-    pub async fn register_again(&self) {
-        let body = rmp_serde::to_vec_named(&self.register).expect("encode RegisterNode");
-        let mut last = String::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            for base in &self.bases {
-                match rpc(&self.http, base, RPC_REGISTER_NODE, &self.secret, &body).await {
-                    Ok(_) => return,
-                    Err(e) => last = e,
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("media node {} could not register: {last}", self.id);
-    }
-
-    /// Stops heartbeating, as a node that died would.
-    pub fn stop(&self) {
-        if let Some(task) = self.beats.lock().expect("lock").take() {
-            task.abort();
-        }
-    }
-
-    fn start_beating(&self) {
-        let (id, state, http) = (self.id, self.state.clone(), self.http.clone());
-        let (bases, secret) = (self.bases.clone(), self.secret.clone());
-        let task = tokio::spawn(async move {
-            let mut turn = 0;
-            loop {
-                let beat = {
-                    let s = state.lock().expect("lock");
-                    Heartbeat {
-                        node_id: NodeId(id),
-                        participants: s.participants,
-                        rooms: s.room_ids.len() as u32,
-                        room_ids: s.room_ids.clone(),
-                    }
-                };
-                let body = rmp_serde::to_vec_named(&beat).expect("encode Heartbeat");
-                // Like a real node: the first control-plane node that
-                // answers, starting with the one that answered last.
-                let mut outcome = Err(String::new());
-                for i in 0..bases.len() {
-                    let base = &bases[(turn + i) % bases.len()];
-                    outcome = rpc(&http, base, RPC_HEARTBEAT, &secret, &body).await;
-                    if outcome.is_ok() {
-                        turn = (turn + i) % bases.len();
-                        break;
-                    }
-                }
-                {
-                    let mut s = state.lock().expect("lock");
-                    match outcome.and_then(|bytes| {
-                        rmp_serde::from_slice::<HeartbeatReply>(&bytes)
-                            .map_err(|e| format!("undecodable heartbeat reply: {e}"))
-                    }) {
-                        Ok(reply) => {
-                            s.last_reply = Some(reply);
-                            s.last_error = None;
-                        }
-                        Err(e) => s.last_error = Some(e),
-                    }
-                }
-                tokio::time::sleep(FAKE_BEAT_INTERVAL).await;
-            }
-        });
-        *self.beats.lock().expect("lock") = Some(task);
-    }
-}
-
-impl Drop for FakeMediaNode {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `POST {base}{path}` with a MessagePack body and the cluster secret; the
-/// reply's bytes, or why not.
-async fn rpc(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    secret: &str,
-    body: &[u8],
-) -> Result<Vec<u8>, String> {
-    let url = format!("{base}{path}");
-    let resp = http
-        .post(&url)
-        .bearer_auth(secret)
-        .header("content-type", "application/msgpack")
-        .body(body.to_vec())
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| format!("POST {url}: {e}"))?;
-    if status.is_success() {
-        Ok(bytes.to_vec())
-    } else {
-        Err(format!(
-            "POST {url} answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        ))
-    }
-}
-
-/// The claims of a join token (`v1.<base64url JSON>.<signature>`), decoded
-/// without checking the signature: what a test wants to see of a token it
-/// was given.
-pub fn token_claims(token: &str) -> Value {
-    let claims = token
-        .strip_prefix("v1.")
-        .and_then(|rest| rest.split('.').next())
-        .unwrap_or_else(|| panic!("not a v1 token: {token:?}"));
-    let bytes = base64url_decode(claims)
-        .unwrap_or_else(|| panic!("the claims of {token:?} are not base64url"));
-    serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("the claims of {token:?} are not JSON: {e}"))
-}
-
-/// Decodes unpadded base64url; `None` if `text` is not that.
-fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-// ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Claims a loopback /24 `127.A.B.0/24` for one cluster by holding a
-/// listener on `127.A.B.254:CLAIM_PORT`: another test process (or thread)
-/// in the same network namespace fails to bind it and picks another.
-fn claim_subnet() -> (TcpListener, (u8, u8)) {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let seed = std::process::id()
-        .wrapping_mul(7919)
-        .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed) * 104_729);
-    for attempt in 0..2000u32 {
-        let n = seed.wrapping_add(attempt) % (254 * 256);
-        let (a, b) = ((1 + n / 256) as u8, (n % 256) as u8);
-        let addr = SocketAddr::from((Ipv4Addr::new(127, a, b, 254), CLAIM_PORT));
-        if let Ok(l) = TcpListener::bind(addr) {
-            return (l, (a, b));
-        }
-    }
-    panic!("could not claim a loopback /24 for a test cluster");
-}
-
-/// A free TCP port on `ip`, found by binding port 0 there and letting go.
+/// A free TCP port on `ip` (see [`veche_harness::free_port`]).
 fn free_port_on(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().expect("local_addr").port()
-}
-
-fn open_log(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
-}
-
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// `Ok` if the log at `path`, from byte `offset` on, has a line containing
-/// `needle`.
-fn log_has_line(path: &Path, offset: u64, needle: &str) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let from = usize::try_from(offset).unwrap_or(0).min(bytes.len());
-    let text = String::from_utf8_lossy(&bytes[from..]);
-    if text.contains(needle) {
-        Ok(())
-    } else {
-        Err(format!("its log so far ends with:\n{}", tail(&text, 10)))
-    }
+    veche_harness::free_port(ip).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn nft_path() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join("nft"))
-        .find(|p| p.is_file())
-}
-
-/// Runs `nft ARGS` with `stdin`, panicking with a clear message if nft is
-/// missing or refuses.
-fn nft(args: &[&str], stdin: Option<&str>) {
-    let path = nft_path().unwrap_or_else(|| {
-        panic!(
-            "`nft` (Debian package nftables) is not installed, and the partition tests need \
-             it: run ./scripts/test.sh, which installs it, or apt-get install nftables"
-        )
-    });
-    let mut child = Command::new(&path)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(text.as_bytes())
-            .expect("write the nft script");
-    }
-    let out = child.wait_with_output().expect("wait for nft");
-    assert!(
-        out.status.success(),
-        "nft {} failed ({}): {}{}\n(partitions need root, or CAP_NET_ADMIN, in the test's \
-         network namespace: run the tests through ./scripts/test.sh)",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        stdin.map(|s| format!("\nscript:\n{s}")).unwrap_or_default()
-    );
 }

@@ -1,9 +1,14 @@
 //! The load report: a table for people and JSON for programs.
+//!
+//! It is built from what the bots measured and what the server processes
+//! cost, and knows nothing of how they were started: the targets and the
+//! runner depend on it, never the reverse.
 
-use crate::bot::BotResult;
-use crate::cluster::ClusterReport;
+pub mod cluster;
+
 use crate::media::ReceiveStats;
-use crate::scenario::Scenario;
+use crate::scenario::{BotResult, Scenario};
+use cluster::ClusterReport;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
