@@ -120,3 +120,18 @@ impl Measured<Option<u64>> {
         report
     }
 }
+
+/// Writes the config every Veche process the harness starts is given, and
+/// returns its path. It turns off the control plane's per-address rate
+/// limits: every bot comes from 127.0.0.1, where real guests come from
+/// many addresses, so the limits (`veche_protocol::limits::http`) would
+/// measure themselves instead of the server.
+pub(crate) fn write_load_config(dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let path = dir.join("veche-loadtest.toml");
+    std::fs::write(
+        &path,
+        "# Written by veche loadtest: every bot shares one address.\n[http]\nrate_limits = false\n",
+    )
+    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}

@@ -83,9 +83,12 @@ impl Target for VecheServer {
     async fn prepare(&mut self, _opts: &Options) -> Result<(), String> {
         if let Some(exe) = &self.exe {
             let dir = TempDir::scratch("loadtest");
+            let config = crate::target::write_load_config(dir.path())?;
             let mut proc = Launch::new("veche", exe)
                 .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(dir.path().join("data"))
+                .arg("--config")
+                .arg(config)
                 .env("RUST_LOG", "warn")
                 .output(Output::Log(dir.path().join("veche.log")))
                 .ready(Ready::Url)

@@ -8,12 +8,12 @@
 use crate::interceptor::KeyframeRequestForwarder;
 use crate::metrics::Metrics;
 use crate::negotiation::{sending_track_ids, Negotiator, Step};
+use crate::outbox::{CmdReceiver, CmdSender, Outbox};
 use crate::room::{Participant, Room};
 use crate::track::{
     forward_browser_track, local_track_for, start_down_track, BrowserUpstream, DownTrack, Origin,
     Sink, UpTrack,
 };
-use crate::outbox::{CmdReceiver, CmdSender, Outbox};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;

@@ -2,8 +2,8 @@
 //! membership changes and media-node drains.
 
 use super::parse_json;
-use crate::leader::{LeaderReply, LeaderRequest};
 use crate::error::ApiError;
+use crate::leader::{LeaderReply, LeaderRequest};
 use crate::ControlPlane;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

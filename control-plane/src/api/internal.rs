@@ -3,8 +3,8 @@
 //! requests to the leader.
 
 use super::unexpected;
-use crate::leader::{LeaderReply, LeaderRequest};
 use crate::error::{ApiError, RpcError};
+use crate::leader::{LeaderReply, LeaderRequest};
 use crate::store::model::{Command, CommandError, CommandOutput};
 use crate::ControlPlane;
 use axum::body::Bytes;

@@ -4,8 +4,8 @@
 
 use super::edge::Body;
 use super::{clean_name, parse_json, parse_slug, room_or_404, view};
-use crate::leader::{LeaderReply, LeaderRequest};
 use crate::error::ApiError;
+use crate::leader::{LeaderReply, LeaderRequest};
 use crate::rejoin::{encode_secret, rejoining_participant};
 use crate::ControlPlane;
 use axum::extract::{Path, State};

@@ -100,9 +100,12 @@ impl Procs {
         let cp_base = format!("http://{cp_addr}");
         note(&format!("starting the control plane at {cp_base}"));
         let data = self.root.path().join("cp");
+        let config = crate::target::write_load_config(self.root.path())?;
         let launch = self
             .launch(exe, "control-plane-1")
             .args(["control-plane", "--id", "1", "--listen", &cp_addr])
+            .arg("--config")
+            .arg(config)
             .args(["--peers".to_owned(), format!("1={cp_base}")])
             .arg("--data-dir")
             .arg(data)
