@@ -42,9 +42,7 @@ use veche_protocol::signal::{
     RoomInfo, ServerMessage, TrackInfo, TrackSource,
 };
 use veche_protocol::token::{self, JoinClaims};
-use veche_protocol::{
-    ErrorCode, MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId,
-};
+use veche_protocol::{ErrorCode, MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId};
 
 /// Must match `KEY_SEED` in `fuzz_targets/join_token.rs`.
 const KEY_SEED: [u8; 32] = [0x5e; 32];
@@ -129,14 +127,32 @@ fn peer() -> RelayPeer {
 
 fn signal_client() {
     let frames: &[(&str, &str)] = &[
-        ("join", r#"{"type":"join","token":"v1.eyJhIjoxfQ.c2ln","media":{"mic_muted":false,"camera_muted":true,"screen_sharing":false}}"#),
-        ("join-resume", r#"{"type":"join","token":"t","resume":{"participant_id":"p0102030405060708","resume_token":"ab"}}"#),
-        ("offer", r#"{"type":"offer","sdp":"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n","tracks":{"abc":"screen","def":"screen_audio"}}"#),
+        (
+            "join",
+            r#"{"type":"join","token":"v1.eyJhIjoxfQ.c2ln","media":{"mic_muted":false,"camera_muted":true,"screen_sharing":false}}"#,
+        ),
+        (
+            "join-resume",
+            r#"{"type":"join","token":"t","resume":{"participant_id":"p0102030405060708","resume_token":"ab"}}"#,
+        ),
+        (
+            "offer",
+            r#"{"type":"offer","sdp":"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n","tracks":{"abc":"screen","def":"screen_audio"}}"#,
+        ),
         ("answer", r#"{"type":"answer","sdp":"v=0\r\n"}"#),
-        ("candidate", r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}"#),
+        (
+            "candidate",
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}"#,
+        ),
         ("candidate-null", r#"{"type":"candidate","candidate":null}"#),
-        ("media", r#"{"type":"media","mic_muted":true,"camera_muted":false,"screen_sharing":false}"#),
-        ("chat", r#"{"type":"chat","text":"hello","client_msg_id":"c1"}"#),
+        (
+            "media",
+            r#"{"type":"media","mic_muted":true,"camera_muted":false,"screen_sharing":false}"#,
+        ),
+        (
+            "chat",
+            r#"{"type":"chat","text":"hello","client_msg_id":"c1"}"#,
+        ),
         ("ping", r#"{"type":"ping","seq":17}"#),
         ("leave", r#"{"type":"leave"}"#),
     ];
@@ -166,8 +182,18 @@ fn signal_server() {
                 resumed: false,
             },
         ),
-        ("offer", ServerMessage::Offer { sdp: "v=0\r\n".into() }),
-        ("answer", ServerMessage::Answer { sdp: "v=0\r\n".into() }),
+        (
+            "offer",
+            ServerMessage::Offer {
+                sdp: "v=0\r\n".into(),
+            },
+        ),
+        (
+            "answer",
+            ServerMessage::Answer {
+                sdp: "v=0\r\n".into(),
+            },
+        ),
         (
             "candidate",
             ServerMessage::Candidate {
@@ -237,7 +263,14 @@ fn room_view() -> RoomView {
 
 fn rest_bodies() {
     let t = "rest_bodies";
-    write_mode(t, "create-room", 0, &json(&CreateRoomRequest { name: "Standup".into() }));
+    write_mode(
+        t,
+        "create-room",
+        0,
+        &json(&CreateRoomRequest {
+            name: "Standup".into(),
+        }),
+    );
     write_mode(
         t,
         "join",
@@ -333,13 +366,23 @@ fn join_token() {
         room_nodes: vec![peer()],
         rejoin: true,
     };
-    write_mode("join_token", "valid", 0, token::sign(&claims, &key).as_bytes());
+    write_mode(
+        "join_token",
+        "valid",
+        0,
+        token::sign(&claims, &key).as_bytes(),
+    );
     let plain = JoinClaims {
         room_nodes: Vec::new(),
         rejoin: false,
         ..claims.clone()
     };
-    write_mode("join_token", "valid-plain", 0, token::sign(&plain, &key).as_bytes());
+    write_mode(
+        "join_token",
+        "valid-plain",
+        0,
+        token::sign(&plain, &key).as_bytes(),
+    );
     let other_node = JoinClaims {
         node_id: NodeId(2),
         ..plain.clone()
@@ -559,7 +602,10 @@ fn internal_rpc() {
                 room_nodes: vec![peer()],
             })),
         ),
-        ("reply-media-node", LeaderReply::MediaNode(media_node_status())),
+        (
+            "reply-media-node",
+            LeaderReply::MediaNode(media_node_status()),
+        ),
         ("reply-not-leader", LeaderReply::NotLeader),
         (
             "reply-failed",
@@ -676,19 +722,18 @@ fn raft_rpc() {
             vote: Vote::new_committed(3, 1),
         });
     write_mode(t, "snapshot-reply", 5, &msgpack(&snap_ok));
-    let mismatch: Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> =
-        Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(
-            SnapshotMismatch {
-                expect: SnapshotSegmentId {
-                    id: "3-1-12-0".into(),
-                    offset: 0,
-                },
-                got: SnapshotSegmentId {
-                    id: "3-1-12-0".into(),
-                    offset: 4096,
-                },
+    let mismatch: Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> = Err(
+        RaftError::APIError(InstallSnapshotError::SnapshotMismatch(SnapshotMismatch {
+            expect: SnapshotSegmentId {
+                id: "3-1-12-0".into(),
+                offset: 0,
             },
-        )));
+            got: SnapshotSegmentId {
+                id: "3-1-12-0".into(),
+                offset: 4096,
+            },
+        })),
+    );
     write_mode(t, "snapshot-reply-mismatch", 5, &msgpack(&mismatch));
 }
 

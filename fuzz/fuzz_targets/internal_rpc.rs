@@ -24,9 +24,7 @@ use serde::Serialize;
 use veche_control_plane::cluster::{LeaderReply, LeaderRequest};
 use veche_protocol::chat::{validate_chat, ChatMessage};
 use veche_protocol::error::ErrorBody;
-use veche_protocol::rpc::{
-    CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply,
-};
+use veche_protocol::rpc::{CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply};
 
 /// Decodes `body`; if it decodes, checks that re-encoding loses nothing.
 fn msgpack_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {

@@ -68,7 +68,11 @@ fn check_token(t: &str) {
         (Err(e), Ok(_)) => panic!("verify accepted what verify_ignoring_expiry refused: {e:?}"),
     }
     if let Ok(claims) = loose {
-        assert_eq!(token::sign(&claims, k), t, "a verified token is not canonical");
+        assert_eq!(
+            token::sign(&claims, k),
+            t,
+            "a verified token is not canonical"
+        );
     }
 }
 
@@ -91,7 +95,10 @@ fn check_claims(json: &[u8]) {
             // the same claims, for their own node and before expiry.
             let again = token::sign(&claims, k);
             if again.len() <= MAX_TOKEN_LEN {
-                assert_eq!(token::verify_ignoring_expiry(&again, pk).as_ref(), Ok(&claims));
+                assert_eq!(
+                    token::verify_ignoring_expiry(&again, pk).as_ref(),
+                    Ok(&claims)
+                );
                 if claims.expires_at_ms > 0 {
                     let before = claims.expires_at_ms - 1;
                     assert_eq!(

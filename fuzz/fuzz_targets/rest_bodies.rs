@@ -41,8 +41,7 @@ fn slug(body: &[u8]) {
     };
     let parsed = RoomSlug::parse(s);
     let valid = s.len() == SLUG_LEN
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     assert_eq!(parsed.is_ok(), valid, "RoomSlug::parse({s:?})");
     if let Ok(slug) = &parsed {

@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
         let v = value.expect("a typed message is also a JSON value");
         assert!(v["type"].is_string(), "typed message without a string type");
         let json = serde_json::to_string(&msg).expect("a decoded message serialises");
-        let back: ServerMessage = serde_json::from_str(&json).expect("re-serialised message decodes");
+        let back: ServerMessage =
+            serde_json::from_str(&json).expect("re-serialised message decodes");
         assert_eq!(back, msg);
     }
 });

@@ -106,9 +106,7 @@ fn slug_parser_never_panics_and_accepts_only_22_url_safe_chars() {
 
 #[test]
 fn rpc_bodies_never_panic_on_random_msgpack() {
-    use crate::rpc::{
-        CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply,
-    };
+    use crate::rpc::{CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply};
     let mut rng = Rng(0x5eed_1234_abcd_0004);
     for _ in 0..20_000 {
         let len = rng.below(48);
