@@ -31,6 +31,15 @@ pub const RELAY_ALPN: &[u8] = b"veche-relay/1";
 /// can make a node buffer.
 pub const MAX_CONTROL_FRAME: usize = 1 << 20;
 
+/// Deepest nesting of MessagePack maps and arrays accepted in a control
+/// frame. The deepest real message (`room_state`) nests about 6 levels.
+/// rmp_serde's own limit is 1024, and `RelayMsg`, an internally tagged
+/// enum, buffers the whole frame through serde's recursive `Content`
+/// first: in an unoptimised build, 1024 levels of that overflowed a 2 MiB
+/// tokio worker stack (found by the `relay_frames` fuzz target's stack
+/// check; see docs/robustness.md).
+pub const MAX_CONTROL_DEPTH: usize = 32;
+
 /// The codec a relayed track carries, so the receiving node can announce
 /// it to its own subscribers exactly as the publisher's node did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,7 +192,10 @@ impl RelayMsg {
 
     /// Decodes a frame body (without its length prefix).
     pub fn decode(body: &[u8]) -> Result<Self, RelayDecodeError> {
-        rmp_serde::from_slice(body).map_err(|e| RelayDecodeError::Invalid(e.to_string()))
+        let mut de = rmp_serde::Deserializer::from_read_ref(body);
+        de.set_max_depth(MAX_CONTROL_DEPTH);
+        serde::Deserialize::deserialize(&mut de)
+            .map_err(|e: rmp_serde::decode::Error| RelayDecodeError::Invalid(e.to_string()))
     }
 }
 
@@ -336,6 +348,40 @@ mod tests {
             RelayMsg::decode(&[0xc1, 0xff, 0x00]),
             Err(RelayDecodeError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_frame_nested_past_the_depth_limit_is_refused_on_a_small_stack() {
+        // `hello` with an extra field holding nested arrays: the extra
+        // field is ignored at a legal depth and refused past the limit.
+        fn hello_with_nesting(depth: usize) -> Vec<u8> {
+            let mut body = vec![0x84, 0xa4];
+            body.extend_from_slice(b"type");
+            body.push(0xa5);
+            body.extend_from_slice(b"hello");
+            body.push(0xa7);
+            body.extend_from_slice(b"version");
+            body.push(0x01);
+            body.push(0xaa);
+            body.extend_from_slice(b"relay_addr");
+            body.push(0xa1);
+            body.push(b'a');
+            body.extend_from_slice(&[0xa1, b'x']);
+            body.extend(std::iter::repeat_n(0x91, depth));
+            body.push(0x90);
+            body
+        }
+        let run = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                assert!(RelayMsg::decode(&hello_with_nesting(8)).is_ok());
+                assert!(matches!(
+                    RelayMsg::decode(&hello_with_nesting(100_000)),
+                    Err(RelayDecodeError::Invalid(_))
+                ));
+            })
+            .unwrap();
+        run.join().expect("decoding overflowed a 2 MiB stack");
     }
 
     #[test]

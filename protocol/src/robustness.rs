@@ -162,3 +162,34 @@ fn relay_frames_and_datagrams_never_panic_and_stay_in_their_bounds() {
         }
     }
 }
+
+#[test]
+fn deeply_nested_frames_are_refused_within_a_tokio_worker_stack() {
+    // Both decoders recurse per nesting level; each has a depth limit
+    // (serde_json 128, rmp_serde 1024). A tokio worker has a 2 MiB stack,
+    // so the limits must stop a nested frame well before that runs out.
+    let run = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let depth = 100_000;
+            let json = format!(
+                r#"{{"type":"ping","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            assert!(ClientMessage::parse(&json).is_err());
+            let mut body = vec![0x83, 0xa4];
+            body.extend_from_slice(b"type");
+            body.push(0xa5);
+            body.extend_from_slice(b"hello");
+            body.push(0xa7);
+            body.extend_from_slice(b"version");
+            body.push(0x01);
+            body.extend_from_slice(&[0xa1, b'x']);
+            body.extend(std::iter::repeat_n(0x91, depth));
+            body.push(0x90);
+            assert!(crate::relay::RelayMsg::decode(&body).is_err());
+        })
+        .unwrap();
+    run.join().expect("decoding nested frames overflowed a 2 MiB stack");
+}
