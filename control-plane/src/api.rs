@@ -379,7 +379,7 @@ async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {
 }
 
 fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
-    rmp_serde::from_slice(body).map_err(|e| {
+    veche_protocol::msgpack::from_slice(body).map_err(|e| {
         RpcError(ApiError::new(
             ErrorCode::BadRequest,
             format!("undecodable RPC body: {e}"),

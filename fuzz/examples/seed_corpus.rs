@@ -68,6 +68,14 @@ fn msgpack<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(v).expect("encodes")
 }
 
+/// Encodes a request, and checks the server's decoder (with its nesting
+/// limit) still takes it.
+fn request<T: Serialize + serde::de::DeserializeOwned>(v: &T) -> Vec<u8> {
+    let bytes = msgpack(v);
+    veche_protocol::msgpack::from_slice::<T>(&bytes).expect("a real request is within the limits");
+    bytes
+}
+
 fn pid() -> ParticipantId {
     ParticipantId::from_random([1, 2, 3, 4, 5, 6, 7, 8])
 }
@@ -482,7 +490,7 @@ fn internal_rpc() {
         t,
         "register",
         0,
-        &msgpack(&RegisterNode {
+        &request(&RegisterNode {
             node_id: NodeId(1),
             ws_url: "/media/ws".into(),
             region: "eu-west".into(),
@@ -503,7 +511,7 @@ fn internal_rpc() {
         t,
         "heartbeat",
         2,
-        &msgpack(&Heartbeat {
+        &request(&Heartbeat {
             node_id: NodeId(1),
             participants: 3,
             rooms: 1,
@@ -528,7 +536,7 @@ fn internal_rpc() {
         t,
         "commit-chat",
         4,
-        &msgpack(&CommitChat {
+        &request(&CommitChat {
             room_id: RoomId(7),
             participant_id: pid(),
             display_name: "Ada".into(),
@@ -581,7 +589,7 @@ fn internal_rpc() {
         ),
     ];
     for (name, r) in &requests {
-        write_mode(t, name, 7, &msgpack(r));
+        write_mode(t, name, 7, &request(r));
     }
     let replies = [
         (
@@ -679,7 +687,7 @@ fn raft_rpc() {
         ],
         leader_commit: Some(log_id(9)),
     };
-    write_mode(t, "append", 0, &msgpack(&append));
+    write_mode(t, "append", 0, &request(&append));
     let heartbeat = AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(3, 1),
         prev_log_id: None,
@@ -704,7 +712,7 @@ fn raft_rpc() {
         data: vec![0x81, 0xa1, b'x', 0x01],
         done: true,
     };
-    write_mode(t, "snapshot", 2, &msgpack(&snapshot));
+    write_mode(t, "snapshot", 2, &request(&snapshot));
     let ok: Result<AppendEntriesResponse<u64>, RaftError<u64>> =
         Ok(AppendEntriesResponse::PartialSuccess(Some(log_id(11))));
     write_mode(t, "append-reply", 3, &msgpack(&ok));

@@ -26,9 +26,21 @@ use veche_protocol::chat::{validate_chat, ChatMessage};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::rpc::{CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply};
 
-/// Decodes `body`; if it decodes, checks that re-encoding loses nothing.
-fn msgpack_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
+/// Decodes `body` as the server does (`veche_protocol::msgpack`, with its
+/// nesting limit); if it decodes, checks that re-encoding loses nothing.
+fn request_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let value: T = veche_protocol::msgpack::from_slice(body).ok()?;
+    check_re_encoding(value)
+}
+
+/// Decodes `body` as a client decodes a reply (plain `rmp_serde`); if it
+/// decodes, checks that re-encoding loses nothing.
+fn reply_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
     let value: T = rmp_serde::from_slice(body).ok()?;
+    check_re_encoding(value)
+}
+
+fn check_re_encoding<T: Serialize + DeserializeOwned>(value: T) -> Option<T> {
     let once = rmp_serde::to_vec_named(&value).expect("a decoded body encodes");
     let back: T = rmp_serde::from_slice(&once).expect("an encoded body decodes");
     let twice = rmp_serde::to_vec_named(&back).expect("encodes again");
@@ -42,37 +54,37 @@ fuzz_target!(|data: &[u8]| {
     };
     match mode % 10 {
         0 => {
-            msgpack_round_trip::<RegisterNode>(body);
+            request_round_trip::<RegisterNode>(body);
         }
         1 => {
-            msgpack_round_trip::<RegisterNodeReply>(body);
+            reply_round_trip::<RegisterNodeReply>(body);
         }
         2 => {
-            msgpack_round_trip::<Heartbeat>(body);
+            request_round_trip::<Heartbeat>(body);
         }
         3 => {
-            msgpack_round_trip::<HeartbeatReply>(body);
+            reply_round_trip::<HeartbeatReply>(body);
         }
         4 => {
-            if let Some(commit) = msgpack_round_trip::<CommitChat>(body) {
+            if let Some(commit) = request_round_trip::<CommitChat>(body) {
                 if let Ok(text) = validate_chat(&commit.text) {
                     assert_eq!(validate_chat(&text).as_deref(), Ok(text.as_str()));
                 }
             }
         }
         5 => {
-            msgpack_round_trip::<ChatMessage>(body);
+            reply_round_trip::<ChatMessage>(body);
         }
         6 => {
-            msgpack_round_trip::<ErrorBody>(body);
+            reply_round_trip::<ErrorBody>(body);
         }
         7 | 8 => {
-            if let Some(LeaderRequest::Write(cmd)) = msgpack_round_trip::<LeaderRequest>(body) {
+            if let Some(LeaderRequest::Write(cmd)) = request_round_trip::<LeaderRequest>(body) {
                 let _ = cmd.is_idempotent();
             }
         }
         _ => {
-            msgpack_round_trip::<LeaderReply>(body);
+            reply_round_trip::<LeaderReply>(body);
         }
     }
 });

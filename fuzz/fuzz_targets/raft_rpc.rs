@@ -25,9 +25,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use veche_control_plane::store::TypeConfig;
 
-/// Decodes `body`; if it decodes, checks that re-encoding loses nothing.
-fn msgpack_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
+/// Decodes `body` as the server does (`veche_protocol::msgpack`, with its
+/// nesting limit); if it decodes, checks that re-encoding loses nothing.
+fn request_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
+    let value: T = veche_protocol::msgpack::from_slice(body).ok()?;
+    check_re_encoding(value)
+}
+
+/// Decodes `body` as a client decodes a reply (plain `rmp_serde`); if it
+/// decodes, checks that re-encoding loses nothing.
+fn reply_round_trip<T: Serialize + DeserializeOwned>(body: &[u8]) -> Option<T> {
     let value: T = rmp_serde::from_slice(body).ok()?;
+    check_re_encoding(value)
+}
+
+fn check_re_encoding<T: Serialize + DeserializeOwned>(value: T) -> Option<T> {
     let once = rmp_serde::to_vec_named(&value).expect("a decoded body encodes");
     let back: T = rmp_serde::from_slice(&once).expect("an encoded body decodes");
     let twice = rmp_serde::to_vec_named(&back).expect("encodes again");
@@ -41,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match mode % 6 {
         0 => {
-            if let Some(req) = msgpack_round_trip::<AppendEntriesRequest<TypeConfig>>(body) {
+            if let Some(req) = request_round_trip::<AppendEntriesRequest<TypeConfig>>(body) {
                 for entry in &req.entries {
                     if let EntryPayload::Normal(cmd) = &entry.payload {
                         let _ = cmd.is_idempotent();
@@ -50,19 +62,19 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            msgpack_round_trip::<VoteRequest<u64>>(body);
+            request_round_trip::<VoteRequest<u64>>(body);
         }
         2 => {
-            msgpack_round_trip::<InstallSnapshotRequest<TypeConfig>>(body);
+            request_round_trip::<InstallSnapshotRequest<TypeConfig>>(body);
         }
         3 => {
-            msgpack_round_trip::<Result<AppendEntriesResponse<u64>, RaftError<u64>>>(body);
+            reply_round_trip::<Result<AppendEntriesResponse<u64>, RaftError<u64>>>(body);
         }
         4 => {
-            msgpack_round_trip::<Result<VoteResponse<u64>, RaftError<u64>>>(body);
+            reply_round_trip::<Result<VoteResponse<u64>, RaftError<u64>>>(body);
         }
         _ => {
-            msgpack_round_trip::<
+            reply_round_trip::<
                 Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>,
             >(body);
         }

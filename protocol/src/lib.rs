@@ -11,6 +11,7 @@ pub mod chat;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod msgpack;
 pub mod relay;
 pub mod rpc;
 pub mod signal;
