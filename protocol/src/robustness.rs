@@ -191,5 +191,6 @@ fn deeply_nested_frames_are_refused_within_a_tokio_worker_stack() {
             assert!(crate::relay::RelayMsg::decode(&body).is_err());
         })
         .unwrap();
-    run.join().expect("decoding nested frames overflowed a 2 MiB stack");
+    run.join()
+        .expect("decoding nested frames overflowed a 2 MiB stack");
 }
