@@ -5,9 +5,10 @@
 //! control plane's `Command::Batch` spends one level per array, and in an
 //! unoptimised build each level of its decoder takes a few KiB of stack:
 //! about 600 nested batches in one leader RPC or Raft append overflowed a
-//! 2 MiB tokio worker stack, which aborts the whole process (found by
-//! fuzzing; see docs/robustness.md). No real message nests deeper than
-//! about a dozen levels.
+//! 2 MiB tokio worker stack, which aborts the whole process (found while
+//! fuzzing the RPC, by a deep-nesting probe on a debug build; see
+//! docs/robustness.md). No real message nests deeper than about a dozen
+//! levels.
 
 use serde::de::DeserializeOwned;
 

@@ -36,8 +36,8 @@ pub const MAX_CONTROL_FRAME: usize = 1 << 20;
 /// rmp_serde's own limit is 1024, and `RelayMsg`, an internally tagged
 /// enum, buffers the whole frame through serde's recursive `Content`
 /// first: in an unoptimised build, 1024 levels of that overflowed a 2 MiB
-/// tokio worker stack (found by the `relay_frames` fuzz target's stack
-/// check; see docs/robustness.md).
+/// tokio worker stack (found while fuzzing the relay, by a deep-nesting
+/// probe on a debug build; see docs/robustness.md).
 pub const MAX_CONTROL_DEPTH: usize = 32;
 
 /// The codec a relayed track carries, so the receiving node can announce
