@@ -1,32 +1,8 @@
-//! Comparing and checking shared secrets (the cluster secret, the room
-//! creation secret). Every comparison of a secret goes through
-//! [`secrets_match`], so none can be guessed byte by byte from response
-//! timing: the cluster secret, the create secret and the rejoin secret's
-//! hash.
+//! Shared secrets at the HTTP edge: the bearer header, and the comparison
+//! and strength rules every part shares (`veche_protocol::secret`).
 
 use axum::http::{header, HeaderMap};
-use ring::hmac;
-
-/// Shortest shared secret accepted, in bytes: 32 bytes is what
-/// `openssl rand -hex 32` gives twice over, and what no one brute-forces.
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// True when `presented` equals `expected`, in time that depends on
-/// neither their contents nor where they differ, nor on the expected
-/// length. Built on ring's HMAC verification, whose tag comparison is
-/// constant-time (ring's bare `constant_time::verify_slices_are_equal` is
-/// deprecated with no promise about side channels): `expected` is tagged
-/// under a key random to this process, and `presented` is verified
-/// against that tag.
-pub fn secrets_match(presented: &[u8], expected: &[u8]) -> bool {
-    static KEY: std::sync::OnceLock<hmac::Key> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(|| {
-        hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
-            .expect("OS RNG available")
-    });
-    let tag = hmac::sign(key, expected);
-    hmac::verify(key, presented, tag.as_ref()).is_ok()
-}
+pub use veche_protocol::secret::{check_secret, secrets_match, MIN_SECRET_BYTES};
 
 /// The bearer token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -36,41 +12,9 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// Refuses a secret too short to resist guessing, naming the setting
-/// (`what`) and how to make a good one.
-pub fn check_secret(what: &str, secret: &str) -> Result<(), String> {
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(format!(
-            "{what} is {} bytes long; it must be at least {MIN_SECRET_BYTES} bytes. \
-             Make one with `openssl rand -hex 32`",
-            secret.len()
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_same_bytes_match() {
-        assert!(secrets_match(b"correct horse", b"correct horse"));
-        assert!(!secrets_match(b"correct horse", b"correct hors"));
-        assert!(!secrets_match(b"correct horse", b"correct horsf"));
-        assert!(!secrets_match(b"", b"x"));
-        assert!(secrets_match(b"", b""));
-    }
-
-    #[test]
-    fn a_secret_under_32_bytes_is_refused_with_how_to_make_one() {
-        let e = check_secret("cluster secret", &"a".repeat(31)).unwrap_err();
-        assert!(
-            e.contains("cluster secret") && e.contains("openssl rand -hex 32"),
-            "{e}"
-        );
-        assert!(check_secret("cluster secret", &"a".repeat(32)).is_ok());
-    }
 
     #[test]
     fn the_bearer_token_is_read_from_the_authorization_header() {

@@ -18,8 +18,9 @@ use veche_protocol::signal::{IceServer, RoomInfo, ServerMessage};
 use veche_protocol::token::JoinClaims;
 use veche_protocol::{NodeId, RoomId};
 
-/// A media node's settings.
-#[derive(Clone, Debug)]
+/// A media node's settings. `Debug` is written by hand so that the
+/// cluster secret never reaches a log.
+#[derive(Clone)]
 pub struct NodeConfig {
     /// This node's id in the cluster.
     pub node_id: NodeId,
@@ -48,6 +49,23 @@ pub struct NodeConfig {
     /// A TURN server to issue short-lived per-participant credentials for
     /// (see `veche_protocol::turn`); `None` without TURN.
     pub turn: Option<veche_protocol::turn::TurnConfig>,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("node_id", &self.node_id)
+            .field("control_plane_urls", &self.control_plane_urls)
+            .field("region", &self.region)
+            .field("capacity", &self.capacity)
+            .field("cluster_secret", &"<redacted>")
+            .field("public_ws_url", &self.public_ws_url)
+            .field("rtc", &self.rtc)
+            .field("reconnect_grace", &self.reconnect_grace)
+            .field("ice_servers", &self.ice_servers)
+            .field("turn", &self.turn)
+            .finish()
+    }
 }
 
 /// The node's state, shared by its sessions and background tasks.

@@ -98,6 +98,34 @@ pub mod signal {
     pub const CHAT_QUEUE: usize = 16;
 }
 
+/// Limits on the relay between media nodes (mutually authenticated, but a
+/// broken or compromised peer must not take a node down).
+pub mod relay {
+    /// Largest control frame accepted. A room's full state for 60 participants
+    /// is about 20 KiB; this leaves ample room and bounds what a broken peer
+    /// can make a node buffer.
+    pub const MAX_CONTROL_FRAME: usize = 1 << 20;
+
+    /// Deepest nesting of MessagePack maps and arrays accepted in a control
+    /// frame. The deepest real message (`room_state`) nests about 6 levels.
+    /// rmp_serde's own limit is 1024, and `RelayMsg`, an internally tagged
+    /// enum, buffers the whole frame through serde's recursive `Content`
+    /// first: in an unoptimised build, 1024 levels of that overflowed a 2 MiB
+    /// tokio worker stack (found while fuzzing the relay, by a deep-nesting
+    /// probe on a debug build; see docs/robustness.md).
+    pub const MAX_CONTROL_DEPTH: usize = 32;
+}
+
+/// Limits on the internal RPC and Raft bodies between cluster members
+/// (behind the cluster secret).
+pub mod rpc {
+    /// Deepest nesting of MessagePack maps and arrays accepted from a peer.
+    /// Real bodies nest about a dozen levels; rmp_serde's default (1024)
+    /// overflowed a 2 MiB tokio worker stack in a debug build
+    /// (docs/robustness.md).
+    pub const MAX_RPC_DEPTH: usize = 64;
+}
+
 /// Limits on the control plane's public HTTP API, per client address.
 pub mod http {
     use super::Rate;

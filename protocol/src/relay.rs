@@ -26,10 +26,7 @@ use serde::{Deserialize, Serialize};
 /// handshake instead of misreading frames.
 pub const RELAY_ALPN: &[u8] = b"veche-relay/1";
 
-/// Largest control frame accepted. A room's full state for 60 participants
-/// is about 20 KiB; this leaves ample room and bounds what a broken peer
-/// can make a node buffer.
-pub const MAX_CONTROL_FRAME: usize = 1 << 20;
+pub use crate::limits::relay::{MAX_CONTROL_DEPTH, MAX_CONTROL_FRAME};
 
 /// The codec a relayed track carries, so the receiving node can announce
 /// it to its own subscribers exactly as the publisher's node did.
@@ -183,7 +180,10 @@ impl RelayMsg {
 
     /// Decodes a frame body (without its length prefix).
     pub fn decode(body: &[u8]) -> Result<Self, RelayDecodeError> {
-        rmp_serde::from_slice(body).map_err(|e| RelayDecodeError::Invalid(e.to_string()))
+        let mut de = rmp_serde::Deserializer::from_read_ref(body);
+        de.set_max_depth(MAX_CONTROL_DEPTH);
+        serde::Deserialize::deserialize(&mut de)
+            .map_err(|e: rmp_serde::decode::Error| RelayDecodeError::Invalid(e.to_string()))
     }
 }
 
@@ -336,6 +336,40 @@ mod tests {
             RelayMsg::decode(&[0xc1, 0xff, 0x00]),
             Err(RelayDecodeError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_frame_nested_past_the_depth_limit_is_refused_on_a_small_stack() {
+        // `hello` with an extra field holding nested arrays: the extra
+        // field is ignored at a legal depth and refused past the limit.
+        fn hello_with_nesting(depth: usize) -> Vec<u8> {
+            let mut body = vec![0x84, 0xa4];
+            body.extend_from_slice(b"type");
+            body.push(0xa5);
+            body.extend_from_slice(b"hello");
+            body.push(0xa7);
+            body.extend_from_slice(b"version");
+            body.push(0x01);
+            body.push(0xaa);
+            body.extend_from_slice(b"relay_addr");
+            body.push(0xa1);
+            body.push(b'a');
+            body.extend_from_slice(&[0xa1, b'x']);
+            body.extend(std::iter::repeat_n(0x91, depth));
+            body.push(0x90);
+            body
+        }
+        let run = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                assert!(RelayMsg::decode(&hello_with_nesting(8)).is_ok());
+                assert!(matches!(
+                    RelayMsg::decode(&hello_with_nesting(100_000)),
+                    Err(RelayDecodeError::Invalid(_))
+                ));
+            })
+            .unwrap();
+        run.join().expect("decoding overflowed a 2 MiB stack");
     }
 
     #[test]

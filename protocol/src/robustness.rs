@@ -1,7 +1,11 @@
 //! Every parser of untrusted input returns an error rather than panicking,
-//! whatever it is fed. A deterministic stand-in for coverage-guided
-//! fuzzing: seeded pseudo-random inputs, plus mutations of valid messages,
-//! so failures reproduce exactly.
+//! whatever it is fed: seeded pseudo-random inputs, plus mutations of valid
+//! messages, so failures reproduce exactly.
+//!
+//! These run in the normal test suite, in seconds. The coverage-guided
+//! fuzzing of the same parsers (and of the control plane's leader and Raft
+//! RPC) is the cargo-fuzz project in `fuzz/`; `docs/robustness.md` says how
+//! to run it and what it found.
 
 use crate::signal::{peek_type, ClientMessage};
 use crate::token;
@@ -102,7 +106,7 @@ fn slug_parser_never_panics_and_accepts_only_22_url_safe_chars() {
 
 #[test]
 fn rpc_bodies_never_panic_on_random_msgpack() {
-    use crate::rpc::{CommitChat, RegisterNode, RegisterNodeReply};
+    use crate::rpc::{CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply};
     let mut rng = Rng(0x5eed_1234_abcd_0004);
     for _ in 0..20_000 {
         let len = rng.below(48);
@@ -110,5 +114,83 @@ fn rpc_bodies_never_panic_on_random_msgpack() {
         let _ = rmp_serde::from_slice::<CommitChat>(&bytes);
         let _ = rmp_serde::from_slice::<RegisterNode>(&bytes);
         let _ = rmp_serde::from_slice::<RegisterNodeReply>(&bytes);
+        let _ = rmp_serde::from_slice::<Heartbeat>(&bytes);
+        let _ = rmp_serde::from_slice::<HeartbeatReply>(&bytes);
     }
+}
+
+#[test]
+fn relay_frames_and_datagrams_never_panic_and_stay_in_their_bounds() {
+    use crate::relay::{
+        decode_nack, DatagramHeader, RelayMsg, DATAGRAM_HEADER_LEN, MAX_CONTROL_FRAME,
+    };
+    let mut rng = Rng(0x5eed_1234_abcd_0005);
+    let hello = RelayMsg::Hello {
+        version: crate::relay::RELAY_VERSION,
+        relay_addr: "127.0.0.1:7000".into(),
+    }
+    .encode();
+    for round in 0..20_000 {
+        let bytes: Vec<u8> = if round % 2 == 0 {
+            let len = rng.below(48);
+            (0..len).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut b = hello.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(b.len());
+                b[i] = rng.next() as u8;
+            }
+            b
+        };
+        if bytes.len() >= 4 {
+            let prefix: [u8; 4] = bytes[..4].try_into().unwrap();
+            if let Ok(len) = RelayMsg::check_len(prefix) {
+                assert!(len <= MAX_CONTROL_FRAME);
+                if let Some(body) = bytes.get(4..4 + len) {
+                    if let Ok(msg) = RelayMsg::decode(body) {
+                        assert_eq!(RelayMsg::decode(&msg.encode()[4..]).unwrap(), msg);
+                    }
+                }
+            }
+        }
+        match DatagramHeader::parse(&bytes) {
+            Some((_, payload)) => {
+                assert_eq!(payload, &bytes[DATAGRAM_HEADER_LEN..]);
+                assert_eq!(decode_nack(payload).len(), payload.len() / 2);
+            }
+            None => assert!(bytes.len() < DATAGRAM_HEADER_LEN || bytes[0] > 2),
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_frames_are_refused_within_a_tokio_worker_stack() {
+    // Both decoders recurse per nesting level; each has a depth limit
+    // (serde_json 128, rmp_serde 1024). A tokio worker has a 2 MiB stack,
+    // so the limits must stop a nested frame well before that runs out.
+    let run = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let depth = 100_000;
+            let json = format!(
+                r#"{{"type":"ping","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            assert!(ClientMessage::parse(&json).is_err());
+            let mut body = vec![0x83, 0xa4];
+            body.extend_from_slice(b"type");
+            body.push(0xa5);
+            body.extend_from_slice(b"hello");
+            body.push(0xa7);
+            body.extend_from_slice(b"version");
+            body.push(0x01);
+            body.extend_from_slice(&[0xa1, b'x']);
+            body.extend(std::iter::repeat_n(0x91, depth));
+            body.push(0x90);
+            assert!(crate::relay::RelayMsg::decode(&body).is_err());
+        })
+        .unwrap();
+    run.join()
+        .expect("decoding nested frames overflowed a 2 MiB stack");
 }

@@ -16,7 +16,7 @@ use veche_protocol::rpc::{CommitChat, Heartbeat, MediaNodeInfo, RegisterNode, Re
 use veche_protocol::ErrorCode;
 
 fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
-    rmp_serde::from_slice(body).map_err(|e| {
+    veche_protocol::msgpack::from_slice(body).map_err(|e| {
         RpcError(ApiError::new(
             ErrorCode::BadRequest,
             format!("undecodable RPC body: {e}"),

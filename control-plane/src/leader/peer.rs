@@ -77,7 +77,7 @@ impl PeerClient {
         if !status.is_success() {
             return Err(SendError::NotSent(format!("{url} answered {status}")));
         }
-        rmp_serde::from_slice(&bytes)
+        veche_protocol::msgpack::from_slice(&bytes)
             .map_err(|e| SendError::Ambiguous(format!("{url}: undecodable reply: {e}")))
     }
 }

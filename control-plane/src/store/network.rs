@@ -183,7 +183,7 @@ impl HttpNetwork {
         }
         let bytes = resp.bytes().await.map_err(|e| NetworkError::new(&e))?;
         let result: Result<Resp, E> =
-            rmp_serde::from_slice(&bytes).map_err(|e| NetworkError::new(&e))?;
+            veche_protocol::msgpack::from_slice(&bytes).map_err(|e| NetworkError::new(&e))?;
         result.map_err(|e| {
             RPCError::RemoteError(RemoteError::new_with_node(
                 self.target,
@@ -267,7 +267,7 @@ async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
 
 /// Decodes an RPC body, or says why it does not decode.
 fn decode_request<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
-    rmp_serde::from_slice(body).map_err(|e| {
+    veche_protocol::msgpack::from_slice(body).map_err(|e| {
         tracing::warn!(error = %e, what, "undecodable raft RPC body");
         format!("body is not a MessagePack {what}: {e}")
     })

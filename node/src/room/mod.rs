@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::relay::{RelayCodec, RelayMsg};
+use veche_protocol::secret::secrets_match;
 use veche_protocol::signal::{
     IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
 };
@@ -76,14 +77,6 @@ pub struct Room {
     relay: Option<Relay>,
     inner: Mutex<Inner>,
     generations: AtomicU64,
-}
-
-fn tokens_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl Room {
@@ -272,7 +265,7 @@ impl Room {
     ) -> Result<(u64, String), ResumeError> {
         let mut inner = self.lock();
         let seat = inner.seats.get_mut(id).ok_or(ResumeError::NoSeat)?;
-        if !tokens_equal(&seat.resume_token, resume_token) {
+        if !secrets_match(resume_token.as_bytes(), seat.resume_token.as_bytes()) {
             return Err(ResumeError::BadToken);
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
