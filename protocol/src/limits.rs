@@ -150,6 +150,11 @@ pub mod http {
     /// How long the server waits after refusing a connection over
     /// [`MAX_CONNECTIONS`] for its `503` to be written.
     pub const REFUSAL_WRITE_TIMEOUT_MS: u64 = 1_000;
+    /// Veche's own HTTP clients (internal RPC, Raft, leader forwarding)
+    /// drop a pooled connection idle this long, well before the server's
+    /// [`HEADER_READ_TIMEOUT_MS`] closes it, so a request never races the
+    /// server's close on a reused connection.
+    pub const CLIENT_POOL_IDLE_MS: u64 = 5_000;
     /// `POST /api/rooms`: each room is a Raft write kept forever.
     pub const CREATE_ROOM: Rate = Rate {
         burst: 10,
