@@ -44,11 +44,15 @@ impl Serving {
     /// address (`ConnectInfo<SocketAddr>`), which the control plane's
     /// per-address rate limits count by.
     pub fn spawn(listener: TcpListener, app: axum::Router) -> Serving {
-        let (stop, stop_rx) = watch::channel(false);
         let limits = Limits {
             header_read_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS),
             max_connections: MAX_CONNECTIONS,
         };
+        Serving::spawn_with(listener, app, limits)
+    }
+
+    fn spawn_with(listener: TcpListener, app: axum::Router, limits: Limits) -> Serving {
+        let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, app, limits, stop_rx));
         Serving { stop, task }
     }
@@ -232,5 +236,100 @@ impl AsyncWrite for Permitted {
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    /// A server of one route with `limits`, and its address.
+    async fn server(limits: Limits) -> (Serving, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("bound address");
+        let app = axum::Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        (Serving::spawn_with(listener, app, limits), addr)
+    }
+
+    /// Sends one request on `stream` and reads the answer until the server
+    /// closes the connection (the request asks it to).
+    async fn get_once(stream: &mut TcpStream) -> String {
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut out))
+            .await
+            .expect("an answer within 5 s")
+            .expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_peer_address_of_the_connection() {
+        let (_serving, addr) = server(Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 8,
+        })
+        .await;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let local = stream.local_addr().expect("local address");
+        let answer = get_once(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&local.to_string()), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_bound_is_answered_503_until_one_closes() {
+        let (_serving, addr) = server(Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 2,
+        })
+        .await;
+        let _a = TcpStream::connect(addr).await.expect("connect");
+        let b = TcpStream::connect(addr).await.expect("connect");
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        let refused = get_once(&mut c).await;
+        assert!(
+            refused.starts_with("HTTP/1.1 503") && refused.contains("Retry-After: 1"),
+            "the third connection was not refused: {refused}"
+        );
+        drop(b);
+        // The place is given back once the server notices the close.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut d = TcpStream::connect(addr).await.expect("connect");
+            let answer = get_once(&mut d).await;
+            if answer.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still refused 5 s after a connection closed: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn stop_finishes_when_only_idle_connections_remain() {
+        let (serving, addr) = server(Limits {
+            header_read_timeout: Duration::from_secs(60),
+            max_connections: 8,
+        })
+        .await;
+        let _idle = TcpStream::connect(addr).await.expect("connect");
+        let started = std::time::Instant::now();
+        serving.stop().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stop waited {:?} on an idle connection",
+            started.elapsed()
+        );
     }
 }
