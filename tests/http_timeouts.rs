@@ -47,7 +47,9 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
                 String::from_utf8_lossy(&got)
             ),
             // A reset is a close too.
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), Instant::now()),
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (String::from_utf8_lossy(&got).into(), Instant::now())
+            }
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
