@@ -59,7 +59,8 @@ impl Serving {
 
     /// Stops taking connections and gives open ones a few seconds to end:
     /// a request in progress is finished, but a process that was asked to
-    /// stop must not hang on a slow one.
+    /// stop must not hang on a slow one. Upgraded connections (WebSockets)
+    /// are not waited for; their handlers end them, or the process does.
     pub async fn stop(self) {
         tracing::info!("shutting down");
         let _ = self.stop.send(true);
@@ -91,6 +92,7 @@ async fn accept_loop(
     // Each connection task holds a clone; when all are dropped, every HTTP
     // connection has ended.
     let (done_tx, done_rx) = watch::channel(());
+    let mut refused: u64 = 0;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -107,7 +109,17 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "too many connections; refused");
+            refused += 1;
+            // Logged at the 1st, 2nd, 4th, 8th… refusal: a flood must not
+            // also flood the log.
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    %peer,
+                    max = limits.max_connections,
+                    refused,
+                    "too many open connections; refusing new ones with 503"
+                );
+            }
             tokio::spawn(refuse(stream));
             continue;
         };
