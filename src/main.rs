@@ -7,6 +7,7 @@ mod commits_cmd;
 mod config;
 mod loadtest_cmd;
 mod serve;
+mod serving;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

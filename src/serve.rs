@@ -3,6 +3,7 @@
 //! cluster uses.
 
 use crate::config::Config;
+pub use crate::serving::Serving;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -83,46 +84,6 @@ pub fn turn(cfg: &Config) -> anyhow::Result<Option<veche_protocol::turn::TurnCon
         })),
         (None, false) => anyhow::bail!("media.turn_urls is set but media.turn_secret is not"),
         (Some(_), true) => anyhow::bail!("media.turn_secret is set but media.turn_urls is empty"),
-    }
-}
-
-/// An HTTP server running on its own task.
-pub struct Serving {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Serving {
-    /// Starts serving `app` on `listener`. Each request carries its peer
-    /// address (`ConnectInfo<SocketAddr>`), which the control plane's
-    /// per-address rate limits count by.
-    pub fn spawn(listener: TcpListener, app: axum::Router) -> Serving {
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .await
-        });
-        Serving { stop, task }
-    }
-
-    /// Stops taking connections and gives open ones a few seconds to end:
-    /// open WebSockets keep a graceful shutdown waiting, and a process that
-    /// was asked to stop must not hang on them.
-    pub async fn stop(self) {
-        tracing::info!("shutting down");
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(Duration::from_secs(3), self.task)
-            .await
-            .is_err()
-        {
-            tracing::info!("closing remaining connections");
-        }
     }
 }
 

@@ -49,6 +49,9 @@ impl ControlPlaneClient {
         let http = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_millis(
+                veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+            ))
             .build()
             .expect("static client config is valid");
         ControlPlaneClient {

@@ -134,6 +134,27 @@ pub mod http {
     pub const MAX_BODY_BYTES: usize = 16 * 1024;
     /// A request that takes longer than this is answered 503 and dropped.
     pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+    /// A connection must deliver a request's complete headers within this
+    /// long, counted from when the server starts waiting for them: after
+    /// it is accepted, and again after each response while it idles in
+    /// keep-alive. Otherwise it is closed, so a client that sends its
+    /// headers byte by byte (slowloris), or nothing, cannot hold a socket
+    /// and a task. Upgraded connections (WebSockets) are no longer HTTP
+    /// and are not affected.
+    pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+    /// Open HTTP connections per process, upgraded WebSockets included.
+    /// Beyond it a new connection is answered `503` with `Retry-After` and
+    /// closed, so a flood of sockets runs into this bound before the
+    /// process's file descriptor limit (which would stall accepting).
+    pub const MAX_CONNECTIONS: usize = 4_096;
+    /// How long the server waits after refusing a connection over
+    /// [`MAX_CONNECTIONS`] for its `503` to be written.
+    pub const REFUSAL_WRITE_TIMEOUT_MS: u64 = 1_000;
+    /// Veche's own HTTP clients (internal RPC, Raft, leader forwarding)
+    /// drop a pooled connection idle this long, well before the server's
+    /// [`HEADER_READ_TIMEOUT_MS`] closes it, so a request never races the
+    /// server's close on a reused connection.
+    pub const CLIENT_POOL_IDLE_MS: u64 = 5_000;
     /// `POST /api/rooms`: each room is a Raft write kept forever.
     pub const CREATE_ROOM: Rate = Rate {
         burst: 10,

@@ -30,6 +30,9 @@ impl PeerClient {
         let http = reqwest::Client::builder()
             .local_address(bind_ip)
             .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_millis(
+                veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+            ))
             .build()
             .expect("static client config is valid");
         PeerClient {

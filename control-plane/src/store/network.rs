@@ -60,12 +60,24 @@ pub struct HttpNetworkFactory {
     bearer_token: Option<Arc<str>>,
 }
 
+/// The HTTP client of Raft RPCs: idle pooled connections are dropped
+/// before the peer's header-read timeout closes them.
+fn client(local_address: Option<std::net::IpAddr>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(local_address)
+        .pool_idle_timeout(std::time::Duration::from_millis(
+            veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+        ))
+        .build()
+        .expect("static client config is valid")
+}
+
 impl HttpNetworkFactory {
     /// A factory for node `node_id`'s outgoing Raft RPCs, unauthenticated.
     pub fn new(node_id: u64) -> Self {
         HttpNetworkFactory {
             node_id,
-            client: reqwest::Client::new(),
+            client: client(None),
             bearer_token: None,
         }
     }
@@ -74,10 +86,7 @@ impl HttpNetworkFactory {
     /// source address (which a firewall rule, or a test's partition, can
     /// name).
     pub fn with_local_address(mut self, ip: std::net::IpAddr) -> Self {
-        self.client = reqwest::Client::builder()
-            .local_address(ip)
-            .build()
-            .expect("static client config is valid");
+        self.client = client(Some(ip));
         self
     }
 
