@@ -117,7 +117,7 @@ async fn run_inner(
     mut stop: watch::Receiver<bool>,
     shared: Arc<Mutex<Shared>>,
 ) -> Result<(), String> {
-    let http = reqwest::Client::new();
+    let http = crate::target::http_client();
     shared.lock().expect("lock poisoned").join_started = Some(Instant::now());
     let mut body = json!({ "display_name": spec.name });
     if let Some(region) = &region {

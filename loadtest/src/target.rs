@@ -135,3 +135,15 @@ pub(crate) fn write_load_config(dir: &std::path::Path) -> Result<std::path::Path
     .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
 }
+
+/// The HTTP client of the harness and its bots. Like Veche's own clients,
+/// it drops a pooled connection before the server's header-read timeout
+/// could close it under a request (`limits::http::CLIENT_POOL_IDLE_MS`).
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_millis(
+            veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+        ))
+        .build()
+        .expect("an HTTP client with default TLS-free settings")
+}

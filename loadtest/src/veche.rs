@@ -54,7 +54,7 @@ impl VecheServer {
             dir: None,
             room: None,
             receiving: Arc::default(),
-            http: reqwest::Client::new(),
+            http: crate::target::http_client(),
         }
     }
 }

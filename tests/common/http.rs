@@ -45,6 +45,11 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(secs(30))
+        // Like Veche's own clients: a pooled connection is dropped before
+        // the server's header-read timeout could close it under a request.
+        .pool_idle_timeout(std::time::Duration::from_millis(
+            veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+        ))
         .build()
         .expect("reqwest client")
 }

@@ -97,7 +97,7 @@ impl VecheCluster {
             exe,
             media_nodes,
             procs: Procs::new(),
-            http: reqwest::Client::new(),
+            http: crate::target::http_client(),
             room: None,
             bot_regions: Vec::new(),
             next_bot: 0,
