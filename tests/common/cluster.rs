@@ -34,6 +34,10 @@
 //!   `add` until the node votes); use a multi-threaded runtime
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
+//!
+//! This file starts, stops and watches the control-plane nodes;
+//! `cluster/cli.rs` runs `veche cluster`, `cluster/media.rs` starts media
+//! nodes (real and stand-in), and `cluster/partition.rs` cuts nodes off.
 
 mod cli;
 mod media;
