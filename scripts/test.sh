@@ -9,7 +9,7 @@
 # Steps:
 #  1. Install what the tests need and the machine lacks (Debian packages:
 #     chromium, chromium-driver, iproute2, util-linux, janus, gcc, coturn (a real TURN server for tests/turn_credentials.rs), and
-#     nftables, with which tests/cluster.rs cuts a control-plane node off
+#     nftables, with which tests/cluster_failover.rs cuts a control-plane node off
 #     from the others inside the test namespace).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
 #  3. Build every test once, while crates.io is reachable.

@@ -34,25 +34,31 @@
 //!   `add` until the node votes); use a multi-threaded runtime
 //!   (`#[tokio::test(flavor = "multi_thread")]`) if tasks must make
 //!   progress meanwhile.
+//!
+//! This file starts, stops and watches the control-plane nodes;
+//! `cluster/cli.rs` runs `veche cluster`, `cluster/media.rs` starts media
+//! nodes (real and stand-in), and `cluster/partition.rs` cuts nodes off.
 
-use super::fake_media::FakeState;
+mod cli;
+mod media;
 mod partition;
 
 #[allow(unused_imports)]
 pub use super::fake_media::{token_claims, FakeMediaNode};
 use super::{TempDir, SERVER_START_TIMEOUT, VECHE};
+#[allow(unused_imports)]
+pub use media::MediaNodeOpts;
+use media::MediaProc;
 use partition::{claim_subnet, nft_path};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use veche_harness::{Certs, Launch, Process, Ready};
-use veche_protocol::rpc::RegisterNode;
-use veche_protocol::NodeId;
+use veche_harness::{Launch, Process, Ready};
 
 /// How often [`Cluster::wait_for_leader`] polls: finer than
 /// `POLL_INTERVAL`, since its duration is itself a measurement.
@@ -81,22 +87,6 @@ impl CpNode {
     fn running(&self) -> bool {
         self.proc.as_ref().is_some_and(Process::is_running)
     }
-}
-
-/// How to start a media node.
-#[derive(Clone, Debug, Default)]
-pub struct MediaNodeOpts {
-    /// `--region`.
-    pub region: Option<String>,
-    /// Start its QUIC relay (with a certificate from the cluster's CA).
-    pub relay: bool,
-}
-
-/// One `veche media-node`.
-struct MediaProc {
-    base: String,
-    log: PathBuf,
-    proc: Process,
 }
 
 /// A control-plane cluster of `veche` processes (see the module docs).
@@ -129,6 +119,9 @@ impl Cluster {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(STATUS_TIMEOUT)
+            .pool_idle_timeout(std::time::Duration::from_millis(
+                veche_protocol::limits::http::CLIENT_POOL_IDLE_MS,
+            ))
             .build()
             .expect("reqwest client");
         let mut cluster = Cluster {
@@ -291,230 +284,6 @@ impl Cluster {
         self.add_node(id, port, None, false);
         self.spawn_node(id);
         self.await_started(id).await;
-    }
-
-    /// [`Cluster::cli`] that must succeed: panics with its output if it
-    /// failed, else returns its stdout.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "`veche cluster {}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs `veche cluster ARGS...` (blocking) with the secret in the
-    /// environment and `--control-plane` defaulting to the first running
-    /// member, and returns its output. A successful `add ID ..` makes the
-    /// node a member in [`Cluster::ids`]; a successful `remove ID` makes it
-    /// no longer one (its process keeps running until killed).
-    pub fn cli(&self, args: &[&str]) -> Output {
-        let default_cp = self
-            .ids()
-            .first()
-            .map(|id| self.base(*id))
-            .unwrap_or_default();
-        let started = Instant::now();
-        let out = Command::new(VECHE)
-            .arg("cluster")
-            .args(args)
-            .env("VECHE_CLUSTER_SECRET", &self.secret)
-            .env("VECHE_CONTROL_PLANE", default_cp)
-            .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY")
-            .env_remove("all_proxy")
-            .env_remove("ALL_PROXY")
-            .stdin(Stdio::null())
-            .output()
-            .expect("cannot run the veche binary");
-        eprintln!(
-            "[harness] veche cluster {} -> {} in {} ms\n[cli stdout] {}\n[cli stderr] {}",
-            args.join(" "),
-            out.status,
-            started.elapsed().as_millis(),
-            String::from_utf8_lossy(&out.stdout).trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-        let id = args.get(1).and_then(|s| s.parse::<u64>().ok());
-        let node = id.and_then(|id| self.nodes.get(&id));
-        match (args.first().copied(), node) {
-            (Some("add"), Some(n)) if out.status.success() => {
-                n.member.store(true, Ordering::Relaxed)
-            }
-            (Some("remove"), Some(n)) if out.status.success() => {
-                n.member.store(false, Ordering::Relaxed)
-            }
-            _ => {}
-        }
-        out
-    }
-
-    /// Starts `veche media-node --id {id}` on `127.A.B.{100+id}` with
-    /// `--control-plane` listing every control-plane node, waits until it
-    /// has registered, and returns its base URL. Killed on drop.
-    pub async fn start_media_node(&mut self, id: u64) -> String {
-        self.start_media_node_with(id, MediaNodeOpts::default())
-            .await
-    }
-
-    /// The base URL of media node `id`.
-    pub fn media_base(&self, id: u64) -> String {
-        self.media
-            .get(&id)
-            .unwrap_or_else(|| panic!("no media node {id}"))
-            .base
-            .clone()
-    }
-
-    /// Waits until media node `id` exits by itself (after a drain).
-    pub async fn wait_media_node_exit(&mut self, id: u64, timeout: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            let m = self
-                .media
-                .get_mut(&id)
-                .unwrap_or_else(|| panic!("no media node {id}"));
-            if let Some(status) = m.proc.try_exit() {
-                eprintln!("[harness] media node {id} exited: {status}");
-            }
-            match m.proc.is_running() {
-                false => return Ok(()),
-                true if start.elapsed() >= timeout => {
-                    return Err(format!(
-                        "media node {id} still running after {timeout:?}; log {}",
-                        m.log.display()
-                    ))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    /// Makes the cluster's relay CA on first use and issues media node
-    /// `id` its certificate; returns the directory to pass as
-    /// `--relay-tls`.
-    fn relay_tls_dir(&self, id: u64) -> PathBuf {
-        let ca = self.root.path().join("relay-ca");
-        let dir = self.root.path().join(format!("relay-{id}"));
-        Certs::make(Path::new(VECHE), &ca)
-            .and_then(|certs| certs.node(id, &dir))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Cluster::start_media_node`] with a region and, optionally, a QUIC
-    /// relay on `127.A.B.{100+id}` (so rooms can span media nodes).
-    pub async fn start_media_node_with(&mut self, id: u64, opts: MediaNodeOpts) -> String {
-        assert!(id < 150, "media node ids go up to 149");
-        assert!(
-            self.media.get(&id).is_none_or(|m| !m.proc.is_running()),
-            "media node {id} is already running"
-        );
-        let ip = self.ip(100 + id);
-        let port = free_port_on(ip);
-        let base = format!("http://{ip}:{port}");
-        let control_planes = self
-            .nodes
-            .keys()
-            .map(|cp| self.base(*cp))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut extra: Vec<String> = Vec::new();
-        if let Some(r) = &opts.region {
-            extra.extend(["--region".into(), r.clone()]);
-        }
-        if opts.relay {
-            let dir = self.relay_tls_dir(id);
-            let udp = veche_harness::free_udp_port(ip).unwrap_or_else(|e| panic!("{e}"));
-            let relay = format!("{ip}:{udp}");
-            extra.extend([
-                "--relay-listen".into(),
-                relay,
-                "--relay-tls".into(),
-                dir.display().to_string(),
-            ]);
-        }
-        let log = self.root.path().join(format!("media-{id}.log"));
-        let needle = format!("Media node {id} is running at");
-        let mut proc = self
-            .launch(&format!("media-{id}"), &log)
-            .arg("media-node")
-            .args(["--id".to_owned(), id.to_string()])
-            .args(["--listen".to_owned(), format!("{ip}:{port}")])
-            .args(["--control-plane".to_owned(), control_planes])
-            .args(extra)
-            .ready(Ready::Line(needle))
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        eprintln!(
-            "[harness] media node {id} (pid {}) at {base}, log {}",
-            proc.pid().unwrap_or(0),
-            log.display()
-        );
-        let ready = proc.ready(SERVER_START_TIMEOUT).await;
-        self.media.insert(
-            id,
-            MediaProc {
-                base: base.clone(),
-                log,
-                proc,
-            },
-        );
-        if let Err(e) = ready {
-            panic!("media node {id} did not register: {e}");
-        }
-        base
-    }
-
-    /// Kills media node `id` with SIGKILL.
-    pub fn kill_media_node(&mut self, id: u64) {
-        let m = self
-            .media
-            .get_mut(&id)
-            .unwrap_or_else(|| panic!("no media node {id}"));
-        let status = m
-            .proc
-            .kill()
-            .unwrap_or_else(|| panic!("media node {id} is not running"));
-        eprintln!("[harness] killed media node {id} at {}: {status:?}", m.base);
-    }
-
-    /// Registers a stand-in media node `id` (see the module docs) with
-    /// `region`, `capacity` and, if `relay`, a relay address, through the
-    /// internal RPC on any control-plane node, then heartbeats for it every
-    /// 250 ms with the load set by [`FakeMediaNode::set_load`] (initially
-    /// none) until it is stopped or dropped.
-    pub async fn fake_media_node(
-        &self,
-        id: u64,
-        region: &str,
-        capacity: u32,
-        relay: bool,
-    ) -> FakeMediaNode {
-        let ip = self.ip(100 + id);
-        let register = RegisterNode {
-            node_id: NodeId(id),
-            ws_url: format!("ws://{ip}:9/media/ws"),
-            region: region.to_owned(),
-            capacity,
-            relay_addr: relay.then(|| format!("{ip}:4433")),
-        };
-        let node = FakeMediaNode {
-            id,
-            register,
-            bases: self.nodes.keys().map(|cp| self.base(*cp)).collect(),
-            secret: self.secret.clone(),
-            http: self.http.clone(),
-            state: Arc::new(Mutex::new(FakeState::default())),
-            beats: Mutex::new(None),
-        };
-        node.register_again().await;
-        node.start_beating();
-        node
     }
 
     // -- internals ----------------------------------------------------------

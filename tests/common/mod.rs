@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 pub mod browser;
 pub mod cluster;
+pub mod cluster_chat;
 pub mod fake_media;
 pub mod http;
 pub mod server;
