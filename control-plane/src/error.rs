@@ -25,6 +25,8 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match e {
+            // Already worded for a client by the forwarding layer.
+            StoreError::Forwarding(body) => ApiError(body),
             StoreError::NotLeader { .. } => ApiError::new(
                 ErrorCode::Unavailable,
                 "the control plane is changing leader; retry in a moment",

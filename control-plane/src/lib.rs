@@ -25,8 +25,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::model::{Command, CommandOutput};
-use store::{RaftStore, StoreError};
+use store::{RaftStore, Store, StoreError};
 use veche_protocol::ErrorCode;
 
 /// How a node becomes part of a cluster the first time it starts. On every
@@ -284,32 +283,24 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// The join-token signing key: this node's copy if it has one (the key
-    /// never changes once installed, so a local read is current enough),
-    /// otherwise created through the leader. Concurrent first callers on
-    /// different nodes converge on one key: the first committed wins.
-    pub(crate) async fn signing_key(&self) -> Result<Arc<Ed25519KeyPair>, ApiError> {
+    /// The join-token signing key: this node's copy in memory if it has
+    /// one, otherwise read through [`store::Store`] and, if the cluster has
+    /// none yet, created through it. Concurrent first callers on different
+    /// nodes converge on one key: the first committed wins. The key never
+    /// changes once installed, so after the first call no request pays for
+    /// it; that call comes with a join or a registration, which need the
+    /// leader anyway.
+    pub(crate) async fn signing_key(self: &Arc<Self>) -> Result<Arc<Ed25519KeyPair>, ApiError> {
         if let Some(k) = self.signing_key.read().expect("lock poisoned").as_ref() {
             return Ok(k.clone());
         }
-        let pkcs8 = match self.store.local().signing_key()? {
+        let store = self.replicated();
+        let pkcs8 = match store.signing_key().await? {
             Some(k) => k,
             None => {
                 let fresh = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
                     .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                let cmd = Command::InitSigningKey {
-                    pkcs8: fresh.as_ref().to_vec(),
-                };
-                match self.write(cmd).await? {
-                    Ok(CommandOutput::SigningKey(k)) => k,
-                    other => {
-                        tracing::error!(?other, "InitSigningKey answered something else");
-                        return Err(ApiError::new(
-                            ErrorCode::Internal,
-                            "signing key setup failed",
-                        ));
-                    }
-                }
+                store.init_signing_key(fresh.as_ref().to_vec()).await?
             }
         };
         let key = Arc::new(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| {
@@ -318,6 +309,25 @@ impl ControlPlane {
         })?);
         *self.signing_key.write().expect("lock poisoned") = Some(key.clone());
         Ok(key)
+    }
+
+    /// Whether this node believes it is the Raft leader: whether to serve
+    /// a leader RPC or answer `NotLeader`. Leadership, like membership
+    /// below, is Raft's own state, not a table; tables are reached through
+    /// [`store::Store`] only.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.store.is_leader()
+    }
+
+    /// Whether `id` is a member (voter or learner) of the control-plane
+    /// cluster, as this node knows it.
+    pub(crate) fn is_member(&self, id: u64) -> bool {
+        self.store.member_addrs().contains_key(&id)
+    }
+
+    /// The routes Raft peers send their RPCs to.
+    pub(crate) fn raft_routes(&self) -> axum::Router {
+        store::raft_router(self.store.raft().clone())
     }
 
     fn refresh_raft_gauges(&self) {

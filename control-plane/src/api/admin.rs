@@ -47,7 +47,7 @@ pub(super) async fn remove_member(
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "member id must be a number"))?;
-    if !cp.store.member_addrs().contains_key(&id) {
+    if !cp.is_member(id) {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             format!("node {id} is not a member of this cluster"),

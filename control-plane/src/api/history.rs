@@ -1,7 +1,8 @@
 //! `GET /api/rooms/{slug}/messages`: a page of a room's chat history.
 
-use super::{parse_slug, room_or_404};
+use super::{no_such_room, parse_slug};
 use crate::error::ApiError;
+use crate::store::Store;
 use crate::ControlPlane;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -24,11 +25,11 @@ pub(super) async fn messages(
     let slug = parse_slug(&slug)?;
     let Query(q) = query.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
     let limit = q.limit.unwrap_or(HISTORY_PAGE).clamp(1, HISTORY_PAGE);
-    let room = room_or_404(&cp, &slug).await?;
-    // room_or_404 was the read barrier; the local read is current.
-    let (messages, has_more) =
-        cp.store
-            .local()
-            .messages(room.id, q.before.map(MessageId), limit)?;
+    // The room and its page in one read: one read barrier, not two.
+    let (_, (messages, has_more)) = cp
+        .replicated()
+        .room_history(&slug, q.before.map(MessageId), limit)
+        .await?
+        .ok_or_else(no_such_room)?;
     Ok(Json(MessagesPage { messages, has_more }))
 }

@@ -2,10 +2,11 @@
 //! behind the cluster secret): registration, heartbeats, chat commits and
 //! requests to the leader.
 
-use super::unexpected;
+use super::write_error;
 use crate::error::{ApiError, RpcError};
 use crate::leader::{LeaderReply, LeaderRequest};
-use crate::store::model::{Command, CommandError, CommandOutput};
+use crate::store::model::CommandError;
+use crate::store::{NewMessage, Store, StoreError};
 use crate::ControlPlane;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -49,16 +50,13 @@ pub(super) async fn register_node(
     // with the same settings costs a read, not a write. A drained node
     // registering again is a change: a freshly started process is back in
     // service, and the write clears the flag.
-    cp.read_barrier().await?;
-    let stored = cp.store.local().media_nodes().map_err(ApiError::from)?;
+    let store = cp.replicated();
+    let stored = store.media_nodes().await.map_err(ApiError::from)?;
     if !stored.iter().any(|r| r.info == info && !r.draining) {
-        match cp
-            .write(Command::RegisterMediaNode { info: info.clone() })
-            .await?
-        {
-            Ok(CommandOutput::MediaNode(_)) => {}
-            other => return Err(RpcError(unexpected(other))),
-        }
+        store
+            .register_media_node(info.clone())
+            .await
+            .map_err(write_error)?;
     }
     tracing::info!(node = %info.node_id, ws_url = %info.ws_url, region = %info.region, "media node registered");
     cp.on_leader(LeaderRequest::Heartbeat(Heartbeat {
@@ -97,7 +95,7 @@ pub(super) async fn leader_rpc(
     body: Bytes,
 ) -> Result<Response, RpcError> {
     let req: LeaderRequest = decode_rpc(&body)?;
-    let reply = if cp.store.is_leader() {
+    let reply = if cp.is_leader() {
         cp.execute_as_leader(&req).await
     } else {
         LeaderReply::NotLeader
@@ -114,25 +112,24 @@ pub(super) async fn commit_chat(
     // internal API must not trust that the caller filtered anything.
     let text =
         validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
-    let out = cp
-        .write(Command::PostChat {
-            room_id: req.room_id,
-            participant_id: req.participant_id,
-            display_name: req.display_name,
-            text,
-            sent_at_ms: req.sent_at_ms,
-            client_msg_id: req.client_msg_id,
-        })
-        .await?;
-    match out {
-        Ok(CommandOutput::Chat(msg)) => {
-            cp.metrics.chat_messages.inc();
-            Ok(rpc_reply(&msg))
-        }
-        Err(CommandError::NoSuchRoom) => Err(RpcError(ApiError::new(
-            ErrorCode::RoomNotFound,
-            "the room no longer exists",
-        ))),
-        other => Err(RpcError(unexpected(other))),
-    }
+    let message = NewMessage {
+        room_id: req.room_id,
+        participant_id: req.participant_id,
+        display_name: req.display_name,
+        text,
+        sent_at_ms: req.sent_at_ms,
+        client_msg_id: req.client_msg_id,
+    };
+    let msg = cp
+        .replicated()
+        .post_chat(message)
+        .await
+        .map_err(|e| match e {
+            StoreError::Refused(CommandError::NoSuchRoom) => {
+                ApiError::new(ErrorCode::RoomNotFound, "the room no longer exists")
+            }
+            e => write_error(e),
+        })?;
+    cp.metrics.chat_messages.inc();
+    Ok(rpc_reply(&msg))
 }

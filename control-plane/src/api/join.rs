@@ -67,7 +67,7 @@ pub(super) async fn join_room(
     let req: JoinRequest = parse_json(&body)?;
     let display_name = clean_name(&req.display_name, "display name", MAX_DISPLAY_NAME_CHARS)?;
     let region = join_region(&headers, req.region.as_deref())?;
-    let room = room_or_404(&cp, &slug).await?;
+    let room = room_or_404(&cp.replicated(), &slug).await?;
     let signing_key = cp.signing_key().await?;
     let now = crate::now_ms();
     // Checked before placement, so a refused rejoin does not count a

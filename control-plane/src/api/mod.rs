@@ -3,6 +3,14 @@
 //! client and metrics. One module per concern; this one assembles the
 //! router and holds what the public handlers share.
 //!
+//! Every handler reaches rooms, chat history, the signing key and media
+//! nodes through the [`Store`] trait, as this node serves it
+//! ([`crate::leader::Replicated`]: writes forwarded to the leader, reads
+//! after a read barrier), never through the Raft store underneath; a test
+//! (`tests.rs`) keeps it so. What only the leader's memory holds (media-node
+//! liveness, placement, drains) and membership travel as leader RPCs
+//! instead.
+//!
 //! The public API sits behind the admission layers of [`edge`]: per-address
 //! rate limits, a body limit and a timeout. The internal and Raft routes
 //! sit behind the cluster secret instead, with their own (larger) limits.
@@ -13,9 +21,12 @@ mod history;
 mod internal;
 mod join;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use crate::error::ApiError;
-use crate::store::model::{CommandError, CommandOutput, Room};
+use crate::store::model::Room;
+use crate::store::{Store, StoreError};
 use crate::ControlPlane;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -48,7 +59,7 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             post(admin::drain_media_node).delete(admin::undrain_media_node),
         )
         .with_state(cp.clone())
-        .merge(crate::store::raft_router(cp.store.raft().clone()))
+        .merge(cp.raft_routes())
         .layer(middleware::from_fn_with_state(
             cp.clone(),
             edge::require_cluster_secret,
@@ -145,22 +156,35 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
     }
 }
 
-/// The room with this slug, read linearizably on whichever node serves the
-/// request.
-async fn room_or_404(cp: &ControlPlane, slug: &RoomSlug) -> Result<Room, ApiError> {
-    cp.read_barrier().await?;
-    cp.store
-        .local()
-        .room_by_slug(slug)?
-        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "no meeting has this link"))
+/// The answer when no room has the slug.
+fn no_such_room() -> ApiError {
+    ApiError::new(ErrorCode::RoomNotFound, "no meeting has this link")
 }
 
-fn unexpected(out: Result<CommandOutput, CommandError>) -> ApiError {
-    tracing::error!("unexpected state machine output: {out:?}");
-    ApiError::new(
-        ErrorCode::Internal,
-        "unexpected result from the state machine",
-    )
+/// The room with this slug, read linearizably on whichever node serves the
+/// request.
+async fn room_or_404(store: &impl Store, slug: &RoomSlug) -> Result<Room, ApiError> {
+    store.room_by_slug(slug).await?.ok_or_else(no_such_room)
+}
+
+/// The answer to a failed write for which the handler has no answer of its
+/// own. A refusal the handler did not expect, or an output of another kind
+/// than the command's (`Inconsistent`), is the state machine answering
+/// something the command never asks for: a bug, answered and logged as one.
+/// (A write through [`crate::leader::Replicated`] meets `Inconsistent` only
+/// that way; the leader's own storage failures arrive as `Forwarding`.)
+/// Anything else maps as [`ApiError::from`] says.
+fn write_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Refused(_) | StoreError::Inconsistent(_) => {
+            tracing::error!("unexpected state machine output: {e}");
+            ApiError::new(
+                ErrorCode::Internal,
+                "unexpected result from the state machine",
+            )
+        }
+        other => other.into(),
+    }
 }
 
 async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {

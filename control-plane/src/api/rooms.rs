@@ -2,11 +2,12 @@
 //! `GET /api/rooms/{slug}` (look up).
 
 use super::edge::Body;
-use super::{clean_name, parse_json, parse_slug, room_or_404, unexpected, view};
+use super::{clean_name, parse_json, parse_slug, room_or_404, view, write_error};
 use crate::admission::RoomCreation;
 use crate::error::ApiError;
 use crate::secret::{bearer, secrets_match};
-use crate::store::model::{Command, CommandError, CommandOutput};
+use crate::store::model::CommandError;
+use crate::store::{Store, StoreError};
 use crate::ControlPlane;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -44,24 +45,21 @@ pub(super) async fn create_room(
     let req: CreateRoomRequest = parse_json(&body)?;
     let name = clean_name(&req.name, "room name", MAX_ROOM_NAME_CHARS)?;
     let slug = RoomSlug::from_random(crate::random_bytes());
-    let out = cp
-        .write(Command::CreateRoom {
-            slug,
-            name,
-            created_at_ms: crate::now_ms(),
-        })
-        .await?;
-    match out {
-        Ok(CommandOutput::Room(room)) => {
+    match cp
+        .replicated()
+        .create_room(slug, name, crate::now_ms())
+        .await
+    {
+        Ok(room) => {
             cp.metrics.rooms_created.inc();
             tracing::info!(room = %room.id, "room created");
             Ok((StatusCode::CREATED, Json(view(&cp, &headers, &room))))
         }
-        Err(CommandError::SlugTaken) => Err(ApiError::new(
+        Err(StoreError::Refused(CommandError::SlugTaken)) => Err(ApiError::new(
             ErrorCode::Unavailable,
             "could not allocate a link; retry",
         )),
-        other => Err(unexpected(other)),
+        Err(e) => Err(write_error(e)),
     }
 }
 
@@ -71,7 +69,7 @@ pub(super) async fn get_room(
     Path(slug): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let slug = parse_slug(&slug)?;
-    let room = room_or_404(&cp, &slug).await?;
+    let room = room_or_404(&cp.replicated(), &slug).await?;
     Ok(Json(view(&cp, &headers, &room)))
 }
 

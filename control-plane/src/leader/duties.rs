@@ -4,8 +4,7 @@
 
 use super::rpc::{LeaderReply, LeaderRequest};
 use crate::error::ApiError;
-use crate::store::model::Command;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::ControlPlane;
 use std::time::Instant;
 use veche_protocol::admin::{MediaNodeStatus, Placement};
@@ -162,20 +161,14 @@ impl ControlPlane {
             }
         }
         if target.draining != draining {
-            match self
-                .store
-                .write(Command::SetMediaNodeDraining {
-                    node_id: node,
-                    draining,
-                })
-                .await?
-            {
+            match self.store.set_media_node_draining(node, draining).await {
                 Ok(_) => tracing::info!(%node, draining, "media node drain flag set"),
-                Err(e) => {
-                    // Only `NoSuchMediaNode`, which the check above rules
-                    // out unless the node vanished in between.
+                // Only `NoSuchMediaNode`, which the check above rules out
+                // unless the node vanished in between.
+                Err(StoreError::Refused(e)) => {
                     return Ok(Err(ApiError::new(ErrorCode::BadRequest, e.to_string())));
                 }
+                Err(e) => return Err(e),
             }
         }
         let nodes = self.store.local().media_nodes()?;

@@ -104,8 +104,10 @@ impl ControlPlane {
         }
     }
 
-    /// Proposes `cmd` through the leader and returns its result.
-    pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResult, ApiError> {
+    /// Proposes `cmd` through the leader and returns its result. Private
+    /// to `leader`: the rest of the crate writes through [`Replicated`],
+    /// the [`crate::store::Store`] that wraps this.
+    async fn write(&self, cmd: Command) -> Result<CommandResult, ApiError> {
         match self.on_leader(LeaderRequest::Write(cmd)).await? {
             LeaderReply::Written(r) => Ok(r),
             other => Err(unexpected_reply(other)),
@@ -116,7 +118,10 @@ impl ControlPlane {
     /// every write acknowledged before the call began, so local reads that
     /// follow are linearizable. On a follower this costs one round trip to
     /// the leader plus waiting for the local apply, not a transfer of data.
-    pub(crate) async fn read_barrier(&self) -> Result<(), ApiError> {
+    ///
+    /// Private to `leader`, like [`ControlPlane::write`]: the rest of the
+    /// crate reads through [`Replicated`].
+    async fn read_barrier(&self) -> Result<(), ApiError> {
         let index = match self.on_leader(LeaderRequest::ReadIndex).await? {
             LeaderReply::ReadIndex(i) => i,
             other => return Err(unexpected_reply(other)),

@@ -31,21 +31,21 @@ impl ControlPlane {
     }
 }
 
-/// The forwarding layer answers in API errors, whose message is already
-/// fit for a client ("no leader right now; retry shortly"); keep it.
-fn unavailable(e: ApiError) -> StoreError {
-    StoreError::Unavailable {
-        reason: e.0.message,
-    }
+/// The forwarding layer answers in API errors, whose code and message are
+/// already fit for a client ("no leader right now; retry shortly", "it may
+/// or may not have been applied"); keep both, so that the API answers
+/// exactly what the forwarding layer decided.
+fn forwarding(e: ApiError) -> StoreError {
+    StoreError::Forwarding(e.0)
 }
 
 impl Replicated {
     async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
-        self.cp.write(cmd).await.map_err(unavailable)
+        self.cp.write(cmd).await.map_err(forwarding)
     }
 
     async fn barrier(&self) -> Result<(), StoreError> {
-        self.cp.read_barrier().await.map_err(unavailable)
+        self.cp.read_barrier().await.map_err(forwarding)
     }
 
     /// The control plane underneath.
@@ -93,6 +93,21 @@ impl Store for Replicated {
     ) -> Result<HistoryPage, StoreError> {
         self.barrier().await?;
         self.cp.store.local().messages(room, before, limit)
+    }
+
+    async fn room_history(
+        &self,
+        slug: &RoomSlug,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Option<(Room, HistoryPage)>, StoreError> {
+        self.barrier().await?;
+        let local = self.cp.store.local();
+        let Some(room) = local.room_by_slug(slug)? else {
+            return Ok(None);
+        };
+        let page = local.messages(room.id, before, limit)?;
+        Ok(Some((room, page)))
     }
 
     async fn init_signing_key(&self, pkcs8: Vec<u8>) -> Result<Vec<u8>, StoreError> {

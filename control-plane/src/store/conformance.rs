@@ -33,7 +33,7 @@ pub trait StoreFactory: Sync {
 /// Runs every case, each on a fresh store in a fresh directory, and names
 /// the failing case in the panic.
 pub async fn run_all<F: StoreFactory>(factory: &F) {
-    let cases: [(&str, Case<F>); 10] = [
+    let cases: [(&str, Case<F>); 11] = [
         ("creating a room again returns the same room", |f, d| {
             Box::pin(creating_a_room_again_returns_the_same_room(f, d))
         }),
@@ -46,6 +46,14 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         ("history pages back with before", |f, d| {
             Box::pin(history_pages_back_with_before(f, d))
         }),
+        (
+            "a room and its history read together match the two reads",
+            |f, d| {
+                Box::pin(a_room_and_its_history_read_together_match_the_two_reads(
+                    f, d,
+                ))
+            },
+        ),
         (
             "an idempotency key replay returns the first message",
             |f, d| Box::pin(an_idempotency_key_replay_returns_the_first_message(f, d)),
@@ -197,6 +205,44 @@ async fn history_pages_back_with_before<F: StoreFactory>(f: &F, dir: &Path) {
     assert!(more);
     let (none, more) = s.messages(room.id, Some(sent[0].id), 5).await.unwrap();
     assert!(none.is_empty() && !more);
+    f.close(s).await;
+}
+
+async fn a_room_and_its_history_read_together_match_the_two_reads<F: StoreFactory>(
+    f: &F,
+    dir: &Path,
+) {
+    let s = f.open(dir).await;
+    assert_eq!(s.room_history(&slug(1), None, 10).await.unwrap(), None);
+    let room = s.create_room(slug(1), "busy".into(), 1).await.unwrap();
+    let other = s.create_room(slug(2), "quiet".into(), 1).await.unwrap();
+    assert_eq!(
+        s.room_history(&slug(1), None, 10).await.unwrap(),
+        Some((room.clone(), (Vec::new(), false))),
+        "a new room, no history yet"
+    );
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        sent.push(post(&s, msg(room.id, &participant(1), &format!("m{i}"), None)).await);
+        post(&s, msg(other.id, &participant(2), "elsewhere", None)).await;
+    }
+    for (before, limit) in [
+        (None, 5),
+        (None, 50),
+        (Some(sent[6].id), 4),
+        (Some(sent[3].id), 5),
+    ] {
+        let together = s.room_history(&slug(1), before, limit).await.unwrap();
+        let apart = s.messages(room.id, before, limit).await.unwrap();
+        assert_eq!(
+            together,
+            Some((room.clone(), apart)),
+            "before {before:?}, limit {limit}"
+        );
+    }
+    let (_, (newest, more)) = s.room_history(&slug(1), None, 5).await.unwrap().unwrap();
+    assert_eq!((newest.as_slice(), more), (&sent[7..], true));
+    assert_eq!(s.room_history(&slug(9), None, 10).await.unwrap(), None);
     f.close(s).await;
 }
 

@@ -60,6 +60,15 @@ pub enum StoreError {
     /// refusals inside its `Ok` instead.
     #[error("refused: {0}")]
     Refused(CommandError),
+    /// The layer that carries requests to the leader
+    /// (`crate::leader::Replicated`) got no answer, or the leader failed
+    /// the request: no leader within the forwarding deadline, a write
+    /// whose outcome is unknown, a follower still catching up for a read.
+    /// The body is that layer's answer for a client, kept as it worded it
+    /// (whether a write may have been applied, what to do), so it must
+    /// never carry anything a client may not see.
+    #[error("{}", .0.message)]
+    Forwarding(veche_protocol::error::ErrorBody),
     /// The Raft configuration was rejected by openraft.
     #[error("invalid raft config: {0}")]
     Config(Box<openraft::ConfigError>),
@@ -112,6 +121,7 @@ impl StoreError {
             StoreError::Timeout { timeout } => StoreError::Timeout { timeout: *timeout },
             StoreError::Inconsistent(s) => StoreError::Inconsistent(s.clone()),
             StoreError::Refused(e) => StoreError::Refused(e.clone()),
+            StoreError::Forwarding(body) => StoreError::Forwarding(body.clone()),
             other => StoreError::Unavailable {
                 reason: other.to_string(),
             },

@@ -39,6 +39,20 @@ impl State {
         self.last_id
     }
 
+    /// A page of `room`'s history; see [`Store::messages`].
+    fn history(&self, room: RoomId, before: Option<MessageId>, limit: usize) -> HistoryPage {
+        let end = before.unwrap_or(MessageId(u64::MAX));
+        let mut older = self
+            .messages
+            .range((room, MessageId(0))..(room, end))
+            .rev()
+            .map(|(_, m)| m.clone());
+        let mut page: Vec<ChatMessage> = older.by_ref().take(limit).collect();
+        let has_more = older.next().is_some();
+        page.reverse();
+        (page, has_more)
+    }
+
     fn apply(&mut self, cmd: Command) -> CommandResult {
         match cmd {
             Command::Batch(cmds) => Ok(CommandOutput::Batch(
@@ -177,17 +191,19 @@ impl Store for MemStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
+        Ok(self.read(|s| s.history(room, before, limit)))
+    }
+
+    async fn room_history(
+        &self,
+        slug: &RoomSlug,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Option<(Room, HistoryPage)>, StoreError> {
         Ok(self.read(|s| {
-            let end = before.unwrap_or(MessageId(u64::MAX));
-            let mut older = s
-                .messages
-                .range((room, MessageId(0))..(room, end))
-                .rev()
-                .map(|(_, m)| m.clone());
-            let mut page: Vec<ChatMessage> = older.by_ref().take(limit).collect();
-            let has_more = older.next().is_some();
-            page.reverse();
-            (page, has_more)
+            let room = s.rooms[s.slugs.get(slug)?].clone();
+            let page = s.history(room.id, before, limit);
+            Some((room, page))
         }))
     }
 

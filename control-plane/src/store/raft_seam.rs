@@ -53,6 +53,20 @@ impl Store for RaftStore {
         Ok(queries::messages(&self.db, room, before, limit)?)
     }
 
+    async fn room_history(
+        &self,
+        slug: &RoomSlug,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Option<(Room, HistoryPage)>, StoreError> {
+        self.linearize().await?;
+        let Some(room) = queries::room_by_slug(&self.db, slug)? else {
+            return Ok(None);
+        };
+        let page = queries::messages(&self.db, room.id, before, limit)?;
+        Ok(Some((room, page)))
+    }
+
     async fn init_signing_key(&self, pkcs8: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         seam::signing_key(self.write(Command::InitSigningKey { pkcs8 }).await?)
     }

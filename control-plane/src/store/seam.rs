@@ -14,6 +14,13 @@
 //! Above them, `crate::leader::Replicated` is the same trait as any
 //! control-plane node serves it: writes forwarded to the leader, reads after
 //! a read barrier. It passes the same suite on a one-node control plane.
+//! It is the one path of the HTTP API (`crate::api`) to what is stored:
+//! every handler that reads or writes rooms, messages, the signing key or
+//! media nodes calls this trait on `cp.replicated()`, and a test in
+//! `api/tests.rs` fails if one reaches the Raft store or proposes a
+//! `Command` itself. When forwarding fails (no leader in time, a write's
+//! outcome unknown), `Replicated` answers [`StoreError::Forwarding`] with
+//! the words the API gives the client.
 //!
 //! # Adding a table
 //!
@@ -34,6 +41,12 @@
 //!    maps the `CommandOutput` with the helpers below.
 //! 4. Conformance cases in `conformance.rs` for every sentence of that
 //!    contract. A store that passes them is a drop-in replacement.
+//! 5. `Replicated` (`leader/replicated.rs`): writes through its `write`,
+//!    reads after its `barrier` (one barrier for a method that reads
+//!    several things), and the handlers call the methods on
+//!    `cp.replicated()`. A refusal the handler answers in its own words is
+//!    matched as `StoreError::Refused`; the rest go through
+//!    `api::write_error` or `ApiError::from`.
 
 use super::error::StoreError;
 use super::model::{CommandOutput, CommandResult, MediaNodeRecord, Room};
@@ -116,6 +129,18 @@ pub trait Store: Send + Sync {
         before: Option<MessageId>,
         limit: usize,
     ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+
+    /// The room with this slug and a page of its history, as
+    /// [`Store::room_by_slug`] and then [`Store::messages`] would answer,
+    /// but read at one point: one linearizable read where two would each
+    /// pay for their own (on a follower, a round trip to the leader). `None`
+    /// if no room has the slug.
+    fn room_history(
+        &self,
+        slug: &RoomSlug,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<(Room, HistoryPage)>, StoreError>> + Send;
 
     /// Installs the join-token signing key (PKCS#8) unless one is set, and
     /// returns the installed one: the first writer wins, so concurrent
