@@ -1,10 +1,52 @@
 //! The reading side of a started process: each output line goes to its sink (a log file, or
 //! stderr with a prefix), into the kept tail, and (stdout only) past the ready check.
 
-use crate::process::{Output, Ready, Watch, KEPT_LINES};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+/// Output lines kept in memory per process.
+pub(crate) const KEPT_LINES: usize = 200;
+
+/// Where a process's output goes.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Appended to this file (created if missing), which a restart appends
+    /// to after a `[harness] start #N` line.
+    Log(PathBuf),
+    /// Copied to this process's stderr, each line prefixed `[name#N]`.
+    Stderr,
+}
+
+/// The line that says a process is up.
+#[derive(Clone, Debug)]
+pub enum Ready {
+    /// The first stdout line with an `http://HOST:PORT` URL (port not 0),
+    /// e.g. `veche serve`'s `Veche is running at http://127.0.0.1:43123/`.
+    Url,
+    /// A stdout line containing this text (e.g. `Media node 2 is running at`).
+    /// A URL on that line becomes [`Process::url`].
+    Line(String),
+    /// A stdout line containing any of these (a control-plane node prints `is
+    /// running at` when it starts a cluster or rejoins one, and `is
+    /// listening at` when it waits to be added).
+    AnyLine(Vec<String>),
+}
+
+/// What the reader threads saw.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// Which start the reader threads report on; lines of an earlier start
+    /// (still draining) do not make a later one ready.
+    pub(crate) start: u32,
+    /// `Some(url)` once the ready line of `start` was seen (`""` if it had
+    /// no URL).
+    pub(crate) ready: Option<String>,
+    /// The last lines of output, every start.
+    pub(crate) lines: VecDeque<String>,
+}
 
 /// Where the reader threads put each line.
 #[derive(Clone)]

@@ -17,8 +17,8 @@
 //! Reading both pipes to the end also means a chatty process never blocks
 //! on a full pipe.
 
-use crate::output::{read_lines, Sink};
-use std::collections::VecDeque;
+use crate::output::{read_lines, Sink, Watch};
+pub use crate::output::{Output, Ready};
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -29,33 +29,6 @@ use std::time::{Duration, Instant};
 
 /// How often readiness and exits are polled.
 const POLL: Duration = Duration::from_millis(20);
-/// Output lines kept in memory per process.
-pub(crate) const KEPT_LINES: usize = 200;
-
-/// Where a process's output goes.
-#[derive(Clone, Debug)]
-pub enum Output {
-    /// Appended to this file (created if missing), which a restart appends
-    /// to after a `[harness] start #N` line.
-    Log(PathBuf),
-    /// Copied to this process's stderr, each line prefixed `[name#N]`.
-    Stderr,
-}
-
-/// The line that says a process is up.
-#[derive(Clone, Debug)]
-pub enum Ready {
-    /// The first stdout line with an `http://HOST:PORT` URL (port not 0),
-    /// e.g. `veche serve`'s `Veche is running at http://127.0.0.1:43123/`.
-    Url,
-    /// A stdout line containing this text (e.g. `Media node 2 is running at`).
-    /// A URL on that line becomes [`Process::url`].
-    Line(String),
-    /// A stdout line containing any of these (a control-plane node prints `is
-    /// running at` when it starts a cluster or rejoins one, and `is
-    /// listening at` when it waits to be added).
-    AnyLine(Vec<String>),
-}
 
 /// How to start a process: what [`Process::restart`] starts again.
 #[derive(Clone, Debug)]
@@ -164,19 +137,6 @@ impl Launch {
         p.start()?;
         Ok(p)
     }
-}
-
-/// What the reader threads saw.
-#[derive(Default)]
-pub(crate) struct Watch {
-    /// Which start the reader threads report on; lines of an earlier start
-    /// (still draining) do not make a later one ready.
-    pub(crate) start: u32,
-    /// `Some(url)` once the ready line of `start` was seen (`""` if it had
-    /// no URL).
-    pub(crate) ready: Option<String>,
-    /// The last lines of output, every start.
-    pub(crate) lines: VecDeque<String>,
 }
 
 /// A running (or stopped) process started from a [`Launch`]. Dropping it

@@ -5,7 +5,7 @@
 //! ([`media_node`], `session`, [`peer`], [`track`], [`relay`]).
 //!
 //! Modules import only downward, so each can be understood (and tested)
-//! with what is below it; `layering` in the tests checks it. From the top:
+//! with what is below it; `tests/layering.rs` (in the workspace root) checks it for every crate. From the top:
 //!
 //! ```text
 //! media_node ─▶ session ─▶ node (Shared) ─▶ peer ─▶ room ─▶ relay ─▶ track ─▶ forward
@@ -36,6 +36,3 @@ pub mod track;
 pub use media_node::{MediaNode, METRICS_PATH, WS_PATH};
 pub use node::NodeConfig;
 pub use peer::RtcConfig;
-
-#[cfg(test)]
-mod layering;
