@@ -8,14 +8,10 @@
 //! one-node control plane: see the test below).
 
 use crate::error::ApiError;
-use crate::store::model::{Command, CommandResult, MediaNodeRecord, Room};
-use crate::store::seam::{self, HistoryPage, NewMessage, Store};
-use crate::store::StoreError;
+use crate::store::model::{Command, CommandResult};
+use crate::store::{CommandLog, LocalReads, StoreError};
 use crate::ControlPlane;
 use std::sync::Arc;
-use veche_protocol::chat::ChatMessage;
-use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug, UnixMillis};
 
 /// The durable state, through this control-plane node.
 #[derive(Clone)]
@@ -39,7 +35,9 @@ fn forwarding(e: ApiError) -> StoreError {
     StoreError::Forwarding(e.0)
 }
 
-impl Replicated {
+/// [`Store`] comes with this (`store/raft_seam.rs`): the same commands
+/// and reads as on the leader, reached through forwarding.
+impl CommandLog for Replicated {
     async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
         self.cp.write(cmd).await.map_err(forwarding)
     }
@@ -48,101 +46,15 @@ impl Replicated {
         self.cp.read_barrier().await.map_err(forwarding)
     }
 
-    /// The control plane underneath.
-    pub fn control_plane(&self) -> &Arc<ControlPlane> {
-        &self.cp
+    fn local(&self) -> LocalReads<'_> {
+        self.cp.store.local()
     }
 }
 
-impl Store for Replicated {
-    async fn create_room(
-        &self,
-        slug: RoomSlug,
-        name: String,
-        created_at_ms: UnixMillis,
-    ) -> Result<Room, StoreError> {
-        seam::room(
-            self.write(Command::CreateRoom {
-                slug,
-                name,
-                created_at_ms,
-            })
-            .await?,
-        )
-    }
-
-    async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
-        self.barrier().await?;
-        self.cp.store.local().room_by_slug(slug)
-    }
-
-    async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        self.barrier().await?;
-        self.cp.store.local().room_by_id(id)
-    }
-
-    async fn post_chat(&self, message: NewMessage) -> Result<ChatMessage, StoreError> {
-        seam::chat(self.write(message.into_command()).await?)
-    }
-
-    async fn messages(
-        &self,
-        room: RoomId,
-        before: Option<MessageId>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.barrier().await?;
-        self.cp.store.local().messages(room, before, limit)
-    }
-
-    async fn room_history(
-        &self,
-        slug: &RoomSlug,
-        before: Option<MessageId>,
-        limit: usize,
-    ) -> Result<Option<(Room, HistoryPage)>, StoreError> {
-        self.barrier().await?;
-        let local = self.cp.store.local();
-        let Some(room) = local.room_by_slug(slug)? else {
-            return Ok(None);
-        };
-        let page = local.messages(room.id, before, limit)?;
-        Ok(Some((room, page)))
-    }
-
-    async fn init_signing_key(&self, pkcs8: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        seam::signing_key(self.write(Command::InitSigningKey { pkcs8 }).await?)
-    }
-
-    async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.barrier().await?;
-        self.cp.store.local().signing_key()
-    }
-
-    async fn register_media_node(
-        &self,
-        info: MediaNodeInfo,
-    ) -> Result<MediaNodeRecord, StoreError> {
-        seam::media_node(self.write(Command::RegisterMediaNode { info }).await?)
-    }
-
-    async fn set_media_node_draining(
-        &self,
-        node: NodeId,
-        draining: bool,
-    ) -> Result<MediaNodeRecord, StoreError> {
-        seam::media_node(
-            self.write(Command::SetMediaNodeDraining {
-                node_id: node,
-                draining,
-            })
-            .await?,
-        )
-    }
-
-    async fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
-        self.barrier().await?;
-        self.cp.store.local().media_nodes()
+impl Replicated {
+    /// The control plane underneath.
+    pub fn control_plane(&self) -> &Arc<ControlPlane> {
+        &self.cp
     }
 }
 

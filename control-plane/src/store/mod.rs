@@ -35,7 +35,8 @@ pub mod types;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
-pub use raft_store::{default_raft_config, open_storage, RaftStore};
+pub use raft_seam::CommandLog;
+pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
 pub use types::{ApplyResponse, TypeConfig};
 

@@ -1,18 +1,49 @@
-//! [`Store`] for [`RaftStore`]: writes commit through the Raft log (batched,
-//! see `batcher.rs`), reads confirm leadership with a quorum and then read
-//! the applied state. On a follower every method answers
-//! [`StoreError::NotLeader`]; forwarding to the leader is `crate::leader`'s.
+//! [`Store`] for every store that is a Raft log underneath: writes are
+//! [`Command`]s through the log, reads run against the applied state after
+//! a read barrier. Two views are that: [`RaftStore`] itself (on the
+//! leader; writes batched, see `batcher.rs`, and on a follower every method
+//! answers [`StoreError::NotLeader`]) and `crate::leader::Replicated` (on
+//! any node, forwarding to the leader). They differ only in how they write
+//! and how they reach the barrier ([`CommandLog`]), so `Store` is written
+//! once here for both.
 
 use super::error::StoreError;
-use super::model::{Command, MediaNodeRecord, Room};
-use super::queries;
-use super::raft_store::RaftStore;
+use super::model::{Command, CommandResult, MediaNodeRecord, Room};
+use super::raft_store::{LocalReads, RaftStore};
 use super::seam::{self, HistoryPage, NewMessage, Store};
+use std::future::Future;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug, UnixMillis};
 
-impl Store for RaftStore {
+/// A Raft log as a store needs it: commit a command, make the local state
+/// current, read it.
+pub trait CommandLog: Send + Sync {
+    /// Commits `cmd` and returns what the state machine answered.
+    fn write(&self, cmd: Command)
+        -> impl Future<Output = Result<CommandResult, StoreError>> + Send;
+    /// Returns once the local state holds everything committed before the
+    /// call, so that [`CommandLog::local`] reads are linearizable.
+    fn barrier(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The applied state of this node, current after a barrier.
+    fn local(&self) -> LocalReads<'_>;
+}
+
+impl CommandLog for RaftStore {
+    async fn write(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        RaftStore::write(self, cmd).await
+    }
+
+    async fn barrier(&self) -> Result<(), StoreError> {
+        self.linearize().await
+    }
+
+    fn local(&self) -> LocalReads<'_> {
+        RaftStore::local(self)
+    }
+}
+
+impl<T: CommandLog> Store for T {
     async fn create_room(
         &self,
         slug: RoomSlug,
@@ -30,13 +61,13 @@ impl Store for RaftStore {
     }
 
     async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::room_by_slug(&self.db, slug)?)
+        self.barrier().await?;
+        self.local().room_by_slug(slug)
     }
 
     async fn room_by_id(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::room_by_id(&self.db, id)?)
+        self.barrier().await?;
+        self.local().room_by_id(id)
     }
 
     async fn post_chat(&self, message: NewMessage) -> Result<ChatMessage, StoreError> {
@@ -49,8 +80,8 @@ impl Store for RaftStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
-        self.linearize().await?;
-        Ok(queries::messages(&self.db, room, before, limit)?)
+        self.barrier().await?;
+        self.local().messages(room, before, limit)
     }
 
     async fn room_history(
@@ -59,11 +90,12 @@ impl Store for RaftStore {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Option<(Room, HistoryPage)>, StoreError> {
-        self.linearize().await?;
-        let Some(room) = queries::room_by_slug(&self.db, slug)? else {
+        self.barrier().await?;
+        let local = self.local();
+        let Some(room) = local.room_by_slug(slug)? else {
             return Ok(None);
         };
-        let page = queries::messages(&self.db, room.id, before, limit)?;
+        let page = local.messages(room.id, before, limit)?;
         Ok(Some((room, page)))
     }
 
@@ -72,8 +104,8 @@ impl Store for RaftStore {
     }
 
     async fn signing_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::signing_key(&self.db)?)
+        self.barrier().await?;
+        self.local().signing_key()
     }
 
     async fn register_media_node(
@@ -98,7 +130,7 @@ impl Store for RaftStore {
     }
 
     async fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
-        self.linearize().await?;
-        Ok(queries::media_nodes(&self.db)?)
+        self.barrier().await?;
+        self.local().media_nodes()
     }
 }

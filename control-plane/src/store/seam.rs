@@ -37,14 +37,14 @@
 //!    (`snapshot.rs`, as a `#[serde(default)]` field so older snapshots
 //!    still install), and its reads in `queries.rs`.
 //! 3. Methods on this trait whose docs state the contract (idempotency,
-//!    ordering, what is refused), implemented by both stores; the Raft one
-//!    maps the `CommandOutput` with the helpers below.
+//!    ordering, what is refused), implemented for `MemStore` and once in
+//!    `raft_seam.rs` for every `CommandLog` (the Raft store and
+//!    `Replicated`), which maps the `CommandOutput` with the helpers below.
 //! 4. Conformance cases in `conformance.rs` for every sentence of that
 //!    contract. A store that passes them is a drop-in replacement.
-//! 5. `Replicated` (`leader/replicated.rs`): writes through its `write`,
-//!    reads after its `barrier` (one barrier for a method that reads
-//!    several things), and the handlers call the methods on
-//!    `cp.replicated()`. A refusal the handler answers in its own words is
+//! 5. The handlers call the methods on `cp.replicated()`
+//!    (`leader/replicated.rs`, which gets them from `raft_seam.rs`: one
+//!    barrier for a method that reads several things). A refusal the handler answers in its own words is
 //!    matched as `StoreError::Refused`; the rest go through
 //!    `api::write_error` or `ApiError::from`.
 
