@@ -75,7 +75,12 @@ pub struct AdminArgs {
     data_dir: Option<PathBuf>,
     /// Cluster secret; prefer the environment variable, which does not
     /// show up in `ps`.
-    #[arg(long, global = true, env = "VECHE_CLUSTER_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "VECHE_CLUSTER_SECRET",
+        hide_env_values = true
+    )]
     cluster_secret: Option<String>,
 }
 

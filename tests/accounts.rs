@@ -3,9 +3,9 @@
 //! guessing limits, weak passwords, deleted accounts, avatars, who may
 //! manage users, and a restart.
 
-mod common;
 #[path = "common/accounts.rs"]
 mod accounts_helpers;
+mod common;
 
 use accounts_helpers::*;
 use common::*;
@@ -48,7 +48,10 @@ async fn the_cli_makes_an_administrator_who_signs_in_with_an_http_only_lax_cooki
     let a = v.sign_in(ADMIN, GOOD_PASSWORD).await;
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     let cookie = a.header("set-cookie").expect("a session cookie").to_owned();
-    assert!(cookie.starts_with(&format!("{SESSION_COOKIE}=")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("{SESSION_COOKIE}=")),
+        "{cookie}"
+    );
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert_eq!(a.json()["user"]["email"], ADMIN);
@@ -135,10 +138,11 @@ async fn a_deleted_accounts_session_stops_working() {
     assert_eq!(del.status, 200);
     assert_eq!(del.json()["removed"], true);
 
-    assert!(b.me().await.is_null(), "the deleted user is still signed in");
-    b.get("/api/profile")
-        .await
-        .error(401, "unauthorized");
+    assert!(
+        b.me().await.is_null(),
+        "the deleted user is still signed in"
+    );
+    b.get("/api/profile").await.error(401, "unauthorized");
     b.sign_in("bob@example.com", GOOD_PASSWORD)
         .await
         .error(401, "unauthorized");
@@ -229,7 +233,9 @@ async fn avatars_are_checked_by_content_and_served_back_with_their_type() {
             Some(upload(b"I am not a picture.png".to_vec(), "image/png")),
         )
         .await;
-    assert!(text.error(400, "bad_request").contains("not a PNG, JPEG or WebP"));
+    assert!(text
+        .error(400, "bad_request")
+        .contains("not a PNG, JPEG or WebP"));
     // A JPEG signature in front of garbage.
     let mut fake = vec![0xFF, 0xD8, 0xFF, 0xE0];
     fake.extend_from_slice(&[0x13; 200]);
@@ -270,9 +276,7 @@ async fn only_administrators_see_and_manage_users() {
         .error(401, "unauthorized");
     let mut bob = Visitor::new(server.base());
     bob.sign_in_ok("bob@example.com", GOOD_PASSWORD).await;
-    bob.get("/api/admin/users")
-        .await
-        .error(403, "forbidden");
+    bob.get("/api/admin/users").await.error(403, "forbidden");
     bob.post(
         "/api/admin/users",
         &json!({"email": "eve@example.com", "password": GOOD_PASSWORD, "is_admin": true}),

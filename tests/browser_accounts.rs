@@ -5,9 +5,9 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-mod common;
 #[path = "common/accounts.rs"]
 mod accounts_helpers;
+mod common;
 
 use accounts_helpers::*;
 use common::*;
@@ -37,12 +37,14 @@ async fn has_control(b: &Chrome, name: &str) -> Result<(), String> {
 }
 
 async fn click(b: &Chrome, name: &str) {
-    wait_for(&format!("{name:?} can be clicked"), PAGE_TIMEOUT, async || {
-        match b.js(CONTROL, vec![json!(name), json!(true)]).await? {
+    wait_for(
+        &format!("{name:?} can be clicked"),
+        PAGE_TIMEOUT,
+        async || match b.js(CONTROL, vec![json!(name), json!(true)]).await? {
             Value::Bool(true) => Ok(()),
             _ => Err(format!("no control named {name:?}")),
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -53,17 +55,21 @@ async fn a_user_signs_in_through_the_form_and_sees_sign_out() {
     let b = Chrome::start("ada").await;
     b.goto(&server.url("/")).await;
     click(&b, "Sign in").await;
-    wait_for("the sign-in page shows its form", PAGE_TIMEOUT, async || {
-        let url = b.current_url().await?;
-        let ready = b
-            .js("return !!document.getElementById('signin-form');", vec![])
-            .await?;
-        if url.ends_with("/signin") && ready == Value::Bool(true) {
-            Ok(())
-        } else {
-            Err(format!("at {url}"))
-        }
-    })
+    wait_for(
+        "the sign-in page shows its form",
+        PAGE_TIMEOUT,
+        async || {
+            let url = b.current_url().await?;
+            let ready = b
+                .js("return !!document.getElementById('signin-form');", vec![])
+                .await?;
+            if url.ends_with("/signin") && ready == Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(format!("at {url}"))
+            }
+        },
+    )
     .await;
 
     // A wrong password first: the page says so plainly.
@@ -74,9 +80,12 @@ async fn a_user_signs_in_through_the_form_and_sees_sign_out() {
       document.getElementById('signin-button').click();
       return true;
     "#;
-    b.js(fill, vec![json!("ada@example.com"), json!("not my password")])
-        .await
-        .expect("fill the form");
+    b.js(
+        fill,
+        vec![json!("ada@example.com"), json!("not my password")],
+    )
+    .await
+    .expect("fill the form");
     wait_for("the page shows the refusal", PAGE_TIMEOUT, async || {
         let text = b
             .js(
@@ -129,9 +138,11 @@ async fn a_user_signs_in_through_the_form_and_sees_sign_out() {
 
     b.goto(&server.url("/")).await;
     click(&b, "Sign out").await;
-    wait_for("the home page offers Sign in again", PAGE_TIMEOUT, async || {
-        has_control(&b, "Sign in").await
-    })
+    wait_for(
+        "the home page offers Sign in again",
+        PAGE_TIMEOUT,
+        async || has_control(&b, "Sign in").await,
+    )
     .await;
     b.close().await;
 }

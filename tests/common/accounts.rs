@@ -2,7 +2,8 @@
 //! browser does, and `veche admin create-user` run against a server.
 //!
 //! Included with `#[path]` by the account tests, so it reaches the shared
-//! harness as `crate::common`.
+//! harness as `crate::common`. Each test binary uses a different subset.
+#![allow(dead_code)]
 
 use crate::common::{http, Server, VECHE};
 use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};

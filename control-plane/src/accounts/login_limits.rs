@@ -132,9 +132,9 @@ impl Blocked {
         let minutes = self.retry_after_ms().div_ceil(60_000).max(1);
         let unit = if minutes == 1 { "minute" } else { "minutes" };
         match self {
-            Blocked::Account(_) => format!(
-                "Too many failed sign-ins for this account; try again in {minutes} {unit}"
-            ),
+            Blocked::Account(_) => {
+                format!("Too many failed sign-ins for this account; try again in {minutes} {unit}")
+            }
             Blocked::Address(_) => format!(
                 "Too many failed sign-ins from your network address; try again in {minutes} {unit}"
             ),
@@ -212,7 +212,11 @@ mod tests {
         }
         let blocked = l.check("ada@example.com", B, t0 + 10).unwrap_err();
         assert_eq!(blocked, Blocked::Account(LOGIN_FAILURE_WINDOW_MS - 10));
-        assert!(blocked.message().contains("15 minutes"), "{}", blocked.message());
+        assert!(
+            blocked.message().contains("15 minutes"),
+            "{}",
+            blocked.message()
+        );
         assert_eq!(l.check("bob@example.com", B, t0 + 10), Ok(()));
         assert_eq!(
             l.check("ada@example.com", B, t0 + LOGIN_FAILURE_WINDOW_MS),

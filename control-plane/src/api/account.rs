@@ -169,9 +169,7 @@ pub(super) async fn logout_all(
 ) -> Result<Response, ApiError> {
     let ended = match cp
         .replicated()
-        .account(AccountCommand::RevokeUserSessions {
-            user_id: s.user.id,
-        })
+        .account(AccountCommand::RevokeUserSessions { user_id: s.user.id })
         .await
         .map_err(write_error)?
     {
@@ -430,8 +428,14 @@ pub(super) async fn get_avatar(
         [
             (header::CONTENT_TYPE, content_type),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CACHE_CONTROL, "private, max-age=31536000, immutable"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
         ],
         bytes,
     )

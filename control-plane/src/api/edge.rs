@@ -17,7 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
+    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ,
+    REQUEST_TIMEOUT_MS,
 };
 use veche_protocol::ErrorCode;
 

@@ -23,9 +23,9 @@ mod history;
 mod internal;
 mod join;
 mod rooms;
-mod users;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use crate::error::ApiError;
 use crate::store::model::Room;
@@ -41,11 +41,11 @@ use axum::{Extension, Router};
 use edge::{Edge, RouteClass};
 use std::sync::Arc;
 use veche_protocol::account::{
-    ADMIN_CLUSTER_USERS, ADMIN_USERS, API_LOGIN, API_LOGOUT, API_LOGOUT_ALL, API_ME,
-    API_PROFILE, API_PROFILE_AVATAR, API_PROFILE_PASSWORD,
+    ADMIN_CLUSTER_USERS, ADMIN_USERS, API_LOGIN, API_LOGOUT, API_LOGOUT_ALL, API_ME, API_PROFILE,
+    API_PROFILE_AVATAR, API_PROFILE_PASSWORD,
 };
-use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
+use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::limits::http::MAX_BODY_BYTES;
 use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
 use veche_protocol::{ErrorCode, RoomSlug};

@@ -33,7 +33,9 @@ pub(crate) fn valid_email(email: &str) -> Result<(), ApiError> {
         return Err(bad("it contains spaces"));
     }
     match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
             Ok(())
         }
         _ => Err(bad("it must look like name@example.com")),
@@ -181,7 +183,14 @@ mod tests {
     #[test]
     fn an_email_needs_one_at_sign_with_both_sides_and_no_spaces() {
         assert!(valid_email("ada@example.com").is_ok());
-        for bad in ["", "ada", "@example.com", "ada@", "a da@example.com", "a@b@c"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a da@example.com",
+            "a@b@c",
+        ] {
             assert!(valid_email(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(valid_email(&format!("{}@x.org", "a".repeat(MAX_EMAIL_BYTES))).is_err());

@@ -207,7 +207,10 @@ mod avatar_change {
         Set(AvatarRef),
     }
 
-    pub fn serialize<S: Serializer>(v: &Option<Option<AvatarRef>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        v: &Option<Option<AvatarRef>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let change = match v {
             None => None,
             Some(None) => Some(Change::Remove),
