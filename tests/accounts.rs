@@ -319,6 +319,17 @@ async fn malformed_json_is_a_400_with_a_clear_message() {
         )
         .await;
     assert!(a.error(400, "bad_request").contains("invalid request body"));
+    // A sign-in posted by another site's page is refused (login CSRF).
+    let url = format!("{}/api/auth/login", server.base());
+    let resp = http()
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": ADMIN, "password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("POST login");
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.headers().get("set-cookie").is_none());
     let a = admin
         .json(Method::PUT, "/api/profile", &json!({"name": "wrong field"}))
         .await;

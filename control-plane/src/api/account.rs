@@ -8,7 +8,9 @@
 //! ([`crate::accounts::login_limits`]); over the limit the answer is `429`
 //! with `Retry-After`, even for the right password.
 
-use super::auth::{clear_session_cookie, start_session, user_view, RequireUser, SignedIn};
+use super::auth::{
+    clear_session_cookie, same_origin, start_session, user_view, RequireUser, SignedIn,
+};
 use super::edge::{Body, ClientAddr};
 use super::{clean_name, parse_json, write_error};
 use crate::accounts::login_limits::{Blocked, LoginLimiter};
@@ -19,7 +21,7 @@ use crate::store::accounts::{AccountCommand, AccountOutput, AvatarRef, SessionSo
 use crate::store::AccountStore;
 use crate::ControlPlane;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -132,8 +134,18 @@ pub(super) async fn login(
     State(cp): State<Arc<ControlPlane>>,
     Extension(acc): Extension<Arc<Accounts>>,
     addr: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
+    // No cookie yet, so the session extractors' check does not run; a
+    // page of another site must not sign a browser in to an account of
+    // the attacker's choosing (login CSRF).
+    if !same_origin(&Method::POST, &headers) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this sign-in came from another site; sign in on Veche's own page",
+        ));
+    }
     let req: LoginRequest = parse_json(&body)?;
     let email = normalize_email(&req.email);
     let address = client(addr);

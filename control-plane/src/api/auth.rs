@@ -178,7 +178,7 @@ impl FromRequestParts<Arc<ControlPlane>> for RequireAdmin {
 /// Whether a cookie-carrying request that changes something comes from
 /// Veche's own pages: its `Origin`, when the browser sends one, names the
 /// host the request was sent to. Safe methods are always allowed.
-fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }
