@@ -60,6 +60,21 @@ async fn the_cli_makes_an_administrator_who_signs_in_with_an_http_only_lax_cooki
     assert_eq!(me["email"], ADMIN);
     assert_eq!(me["is_admin"], true);
 
+    // Without a terminal and without --password-stdin there is no way to
+    // ask for a password, and no default: it refuses rather than hang.
+    let out = std::process::Command::new(VECHE)
+        .args(["admin", "create-user", "--email", "bob@example.com"])
+        .args(["--control-plane", server.base()])
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .env_remove("VECHE_CLUSTER_SECRET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run veche admin");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--password-stdin"), "{err}");
+
     // The same email again is refused, and says so.
     let again = cli_create_user(&server, ADMIN, GOOD_PASSWORD, false);
     assert!(!again.ok);
