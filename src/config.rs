@@ -22,6 +22,18 @@ pub struct Config {
     pub rooms: RoomsSection,
     /// Media-node options.
     pub media: MediaSection,
+    /// Where files outside the Raft store live (avatars).
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: files kept outside the Raft store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Directory of profile pictures. Default `<data_dir>/avatars`. In a
+    /// cluster of several control-plane nodes every node must see the same
+    /// directory (a shared mount).
+    pub avatars: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -33,6 +45,7 @@ impl std::fmt::Debug for Config {
             .field("control_plane", &self.control_plane)
             .field("http", &self.http)
             .field("rooms", &self.rooms)
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }

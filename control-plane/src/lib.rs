@@ -7,8 +7,10 @@
 //! itself (so tests use port 0 and `veche serve` can share one listener
 //! with a media node).
 
+pub mod accounts;
 pub mod admission;
 pub mod api;
+pub mod avatars;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
@@ -70,6 +72,9 @@ pub struct ControlPlaneConfig {
     /// The public HTTP edge: room creation policy, trusted proxy, rate
     /// limits, framing.
     pub http: admission::HttpConfig,
+    /// Where profile pictures are kept; `None` is `<data_dir>/avatars`.
+    /// Every control-plane node of a cluster must see the same store.
+    pub avatar_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ControlPlaneConfig {
@@ -84,6 +89,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("bootstrap", &self.bootstrap)
             .field("bind_ip", &self.bind_ip)
             .field("http", &self.http)
+            .field("avatar_dir", &self.avatar_dir)
             .finish()
     }
 }

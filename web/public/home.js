@@ -1,6 +1,7 @@
 // Veche home page: create a room, or open one from a pasted link.
 
 import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS } from './protocol.js';
+import './account-nav.js';
 
 /**
  * @param {string} id

@@ -17,7 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    ACCOUNT, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
+    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ,
+    REQUEST_TIMEOUT_MS,
 };
 use veche_protocol::ErrorCode;
 
@@ -32,6 +33,8 @@ pub(crate) enum RouteClass {
     Read,
     /// Account pages: who am I, sign out, profile.
     Account,
+    /// Avatar uploads: large bodies, each a store write.
+    Avatar,
 }
 
 impl RouteClass {
@@ -41,6 +44,7 @@ impl RouteClass {
             RouteClass::Join => "join",
             RouteClass::Read => "read",
             RouteClass::Account => "account",
+            RouteClass::Avatar => "avatar",
         }
     }
 
@@ -50,6 +54,7 @@ impl RouteClass {
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Account => "account requests",
+            RouteClass::Avatar => "avatar uploads",
         }
     }
 }
@@ -60,6 +65,7 @@ pub(crate) struct Edge {
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
+    avatar: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -98,6 +104,7 @@ impl Edge {
             join: limiter(JOIN),
             read: limiter(READ),
             account: limiter(ACCOUNT),
+            avatar: limiter(AVATAR),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -147,6 +154,7 @@ impl Edge {
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
             RouteClass::Account => &self.account,
+            RouteClass::Avatar => &self.avatar,
         };
         limiter
             .lock()
@@ -155,15 +163,23 @@ impl Edge {
     }
 }
 
+/// The client address a request's limits are counted under (an IPv6 /64,
+/// see [`client_key`]), for handlers that keep limits of their own (the
+/// sign-in's failure counts). Set by [`rate_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub IpAddr);
+
 /// Middleware: refuses a request over its client's limit for its route
 /// class with `429 rate_limited` and `Retry-After`, before its body is read.
+/// Hands the client's address on to the handler as [`ClientAddr`].
 pub(crate) async fn rate_limit(
     State((edge, class)): State<(Arc<Edge>, RouteClass)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let client = edge.client(&req);
+    req.extensions_mut().insert(ClientAddr(client));
     if edge.rate_limits {
-        let client = edge.client(&req);
         if let Err(retry_after_ms) = edge.check(class, client, crate::now_ms()) {
             edge.rate_limited.with_label_values(&[class.label()]).inc();
             tracing::debug!(%client, route = class.label(), "rate limited");

@@ -84,6 +84,7 @@ mod tests {
                 bootstrap: Bootstrap::Single,
                 bind_ip: None,
                 http: Default::default(),
+                avatar_dir: None,
             })
             .await
             .expect("open a one-node control plane");
