@@ -177,6 +177,12 @@ pub mod http {
         burst: 30,
         per_second: 2.0,
     };
+    /// Guest passes (`/api/rooms/{slug}/passes`): an owner creating,
+    /// listing and revoking a handful; each create is a Raft write.
+    pub const PASSES: Rate = Rate {
+        burst: 20,
+        per_second: 1.0,
+    };
     /// Client addresses remembered per limiter; the least recently seen are
     /// forgotten first, so a spray of addresses cannot grow memory.
     pub const MAX_TRACKED_ADDRESSES: usize = 65_536;
@@ -189,6 +195,18 @@ pub mod accounts {
     pub const SESSION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
     /// Longest email address accepted (RFC 5321's path limit).
     pub const MAX_EMAIL_BYTES: usize = 254;
+}
+
+/// Guest passes (`crate::pass`).
+pub mod passes {
+    /// Longest pass label, in chars.
+    pub const MAX_LABEL_CHARS: usize = 100;
+    /// Longest validity window: a year (and a day, for a leap year). A
+    /// pass is for a visit, not a membership; longer needs an account.
+    pub const MAX_WINDOW_MS: u64 = 366 * 24 * 3600 * 1000;
+    /// Passes one room may hold, revoked and expired ones included, so that
+    /// one owner cannot grow the replicated state without bound.
+    pub const MAX_PER_ROOM: usize = 500;
 }
 
 /// A token bucket. Decisions only: the caller passes the time.

@@ -17,7 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    ACCOUNT, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
+    ACCOUNT, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, PASSES, READ,
+    REQUEST_TIMEOUT_MS,
 };
 use veche_protocol::ErrorCode;
 
@@ -32,6 +33,8 @@ pub(crate) enum RouteClass {
     Read,
     /// Account pages: who am I, sign out, profile.
     Account,
+    /// A room owner's guest passes: create, list, revoke.
+    Passes,
 }
 
 impl RouteClass {
@@ -41,6 +44,7 @@ impl RouteClass {
             RouteClass::Join => "join",
             RouteClass::Read => "read",
             RouteClass::Account => "account",
+            RouteClass::Passes => "passes",
         }
     }
 
@@ -50,6 +54,7 @@ impl RouteClass {
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Account => "account requests",
+            RouteClass::Passes => "guest pass requests",
         }
     }
 }
@@ -60,6 +65,7 @@ pub(crate) struct Edge {
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
+    passes: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -98,6 +104,7 @@ impl Edge {
             join: limiter(JOIN),
             read: limiter(READ),
             account: limiter(ACCOUNT),
+            passes: limiter(PASSES),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -147,6 +154,7 @@ impl Edge {
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
             RouteClass::Account => &self.account,
+            RouteClass::Passes => &self.passes,
         };
         limiter
             .lock()

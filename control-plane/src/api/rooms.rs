@@ -1,26 +1,46 @@
 //! `POST /api/rooms` (create, subject to the room creation policy) and
-//! `GET /api/rooms/{slug}` (look up).
+//! `GET /api/rooms/{slug}` (look up), and who owns a room.
+//!
+//! A room's owner is its signed-in creator. An anonymous creator gets an
+//! owner key instead, once, in the create response: 32 random bytes whose
+//! SHA-256 the room keeps. Whoever presents the key
+//! ([`OWNER_KEY_HEADER`]) acts as the owner, as a host link would: the
+//! browser that created the room keeps it, and may hand it on.
 
+use super::auth::Viewer;
 use super::edge::Body;
 use super::{clean_name, parse_json, parse_slug, room_or_404, view, write_error};
 use crate::admission::RoomCreation;
 use crate::error::ApiError;
 use crate::secret::{bearer, secrets_match};
-use crate::store::model::CommandError;
-use crate::store::{Store, StoreError};
+use crate::store::model::{CommandError, NewRoom, Room};
+use crate::store::{AccountStore, Store, StoreError};
 use crate::ControlPlane;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use std::sync::Arc;
+use veche_protocol::pass::OWNER_KEY_HEADER;
 use veche_protocol::rpc::{CreateRoomRequest, RoomView, MAX_ROOM_NAME_CHARS};
-use veche_protocol::{ErrorCode, RoomSlug};
+use veche_protocol::{ErrorCode, RoomSlug, UserId};
 
 /// Whether this request may create a room under `policy`. Checked before
 /// the body is even parsed, so a refused request writes nothing.
-fn may_create(policy: &RoomCreation, headers: &HeaderMap) -> Result<(), ApiError> {
+fn may_create(
+    policy: &RoomCreation,
+    headers: &HeaderMap,
+    user: Option<UserId>,
+) -> Result<(), ApiError> {
     match policy {
         RoomCreation::Anyone => Ok(()),
+        RoomCreation::SignedIn => match user {
+            Some(_) => Ok(()),
+            None => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "only signed-in members of the organisation may create meetings on this server: \
+                 sign in first",
+            )),
+        },
         RoomCreation::Secret(secret) => match bearer(headers) {
             Some(p) if secrets_match(p.as_bytes(), secret.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::new(
@@ -36,24 +56,81 @@ fn may_create(policy: &RoomCreation, headers: &HeaderMap) -> Result<(), ApiError
     }
 }
 
+/// SHA-256 of an owner key's text: what a room keeps of it.
+pub(super) fn owner_key_hash(key: &str) -> [u8; 32] {
+    super::auth::token_hash(key.as_bytes())
+}
+
+/// Whether the requester owns `room`: signed in as its owner, or presenting
+/// its owner key (compared in constant time, as every secret is).
+pub(super) fn owns(room: &Room, user: Option<UserId>, headers: &HeaderMap) -> bool {
+    if room.owner.is_some() && room.owner == user {
+        return true;
+    }
+    let presented = headers
+        .get(OWNER_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty());
+    match (room.owner_key_hash, presented) {
+        (Some(stored), Some(key)) => secrets_match(&owner_key_hash(key), &stored),
+        _ => false,
+    }
+}
+
+/// The signed-in user's id, if any.
+pub(super) fn user_id(viewer: &Viewer) -> Option<UserId> {
+    viewer.0.as_ref().map(|s| s.user.id)
+}
+
+/// How `room` is shown to this requester: with the owner's name and
+/// whether the requester is the owner.
+pub(super) async fn view_for(
+    cp: &Arc<ControlPlane>,
+    headers: &HeaderMap,
+    viewer: &Viewer,
+    room: &Room,
+) -> Result<RoomView, ApiError> {
+    let mut v = view(cp, headers, room);
+    v.you_own = owns(room, user_id(viewer), headers);
+    v.owner_name = match room.owner {
+        Some(owner) if user_id(viewer) == Some(owner) => {
+            viewer.0.as_ref().map(|s| s.user.display_name.clone())
+        }
+        Some(owner) => cp.replicated().user(owner).await?.map(|u| u.display_name),
+        None => None,
+    };
+    Ok(v)
+}
+
 pub(super) async fn create_room(
     State(cp): State<Arc<ControlPlane>>,
+    viewer: Viewer,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
-    may_create(&cp.config.http.room_creation, &headers)?;
+    let owner = user_id(&viewer);
+    may_create(&cp.config.http.room_creation, &headers, owner)?;
     let req: CreateRoomRequest = parse_json(&body)?;
     let name = clean_name(&req.name, "room name", MAX_ROOM_NAME_CHARS)?;
     let slug = RoomSlug::from_random(crate::random_bytes());
-    match cp
-        .replicated()
-        .create_room(slug, name, crate::now_ms())
-        .await
-    {
+    // An anonymous creator owns the room by a key only they are given.
+    let owner_key = owner
+        .is_none()
+        .then(|| crate::rejoin::encode_secret(crate::random_bytes()));
+    let new = NewRoom {
+        owner,
+        owner_key_hash: owner_key.as_deref().map(owner_key_hash),
+        access: req.access,
+        ..NewRoom::open(slug, name, crate::now_ms())
+    };
+    match cp.replicated().create_room_as(new).await {
         Ok(room) => {
             cp.metrics.rooms_created.inc();
-            tracing::info!(room = %room.id, "room created");
-            Ok((StatusCode::CREATED, Json(view(&cp, &headers, &room))))
+            tracing::info!(room = %room.id, access = ?room.access, signed_in = owner.is_some(), "room created");
+            let mut v = view_for(&cp, &headers, &viewer, &room).await?;
+            v.you_own = true;
+            v.owner_key = owner_key;
+            Ok((StatusCode::CREATED, Json(v)))
         }
         Err(StoreError::Refused(CommandError::SlugTaken)) => Err(ApiError::new(
             ErrorCode::Unavailable,
@@ -65,12 +142,13 @@ pub(super) async fn create_room(
 
 pub(super) async fn get_room(
     State(cp): State<Arc<ControlPlane>>,
+    viewer: Viewer,
     headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let slug = parse_slug(&slug)?;
     let room = room_or_404(&cp.replicated(), &slug).await?;
-    Ok(Json(view(&cp, &headers, &room)))
+    Ok(Json(view_for(&cp, &headers, &viewer, &room).await?))
 }
 
 #[cfg(test)]
@@ -88,16 +166,57 @@ mod tests {
     fn only_the_create_secret_opens_restricted_creation() {
         let secret = "s".repeat(40);
         let policy = RoomCreation::Secret(secret.clone());
-        assert!(may_create(&policy, &with_bearer(&secret)).is_ok());
+        assert!(may_create(&policy, &with_bearer(&secret), None).is_ok());
         for (what, headers) in [
             ("no header", HeaderMap::new()),
             ("a wrong secret", with_bearer("nope")),
             ("a prefix of it", with_bearer(&secret[..39])),
         ] {
-            let e = may_create(&policy, &headers).unwrap_err();
+            let e = may_create(&policy, &headers, Some(UserId(1))).unwrap_err();
             assert_eq!(e.0.code, ErrorCode::Forbidden, "{what}");
             assert!(e.0.message.contains("create secret"), "{what}: {e:?}");
         }
-        assert!(may_create(&RoomCreation::Anyone, &HeaderMap::new()).is_ok());
+        assert!(may_create(&RoomCreation::Anyone, &HeaderMap::new(), None).is_ok());
+    }
+
+    #[test]
+    fn signed_in_creation_refuses_anonymous_requests_with_401() {
+        let e = may_create(&RoomCreation::SignedIn, &HeaderMap::new(), None).unwrap_err();
+        assert_eq!(e.0.code, ErrorCode::Unauthorized);
+        assert!(e.0.message.contains("sign in"), "{e:?}");
+        assert!(may_create(&RoomCreation::SignedIn, &HeaderMap::new(), Some(UserId(1))).is_ok());
+    }
+
+    fn room(owner: Option<UserId>, key: Option<&str>) -> Room {
+        NewRoom {
+            owner,
+            owner_key_hash: key.map(owner_key_hash),
+            ..NewRoom::open(RoomSlug::from_random([1; 16]), "r".into(), 1)
+        }
+        .into_room(veche_protocol::RoomId(1))
+    }
+
+    fn with_key(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(OWNER_KEY_HEADER, key.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_owner_is_the_signed_in_creator_or_whoever_holds_the_owner_key() {
+        let signed = room(Some(UserId(4)), None);
+        assert!(owns(&signed, Some(UserId(4)), &HeaderMap::new()));
+        assert!(!owns(&signed, Some(UserId(5)), &HeaderMap::new()));
+        assert!(!owns(&signed, None, &HeaderMap::new()));
+        assert!(!owns(&signed, None, &with_key("anything")));
+        let keyed = room(None, Some("the-key"));
+        assert!(owns(&keyed, None, &with_key("the-key")));
+        assert!(!owns(&keyed, None, &with_key("the-kez")));
+        assert!(!owns(&keyed, None, &with_key("")));
+        assert!(!owns(&keyed, None, &HeaderMap::new()));
+        assert!(
+            !owns(&room(None, None), None, &HeaderMap::new()),
+            "a room from before owners has none"
+        );
     }
 }

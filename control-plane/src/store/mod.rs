@@ -16,7 +16,8 @@
 //! - [`docs`]: document tables, the shape of every capability's tables
 //!   after the first ones, with [`DocAccess`], the two primitives
 //!   (commit, read) each capability's store trait is written on once:
-//!   - [`accounts`]: users and sessions ([`AccountStore`]).
+//!   - [`accounts`]: users and sessions ([`AccountStore`]);
+//!   - [`passes`]: guest passes ([`PassStore`]).
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -31,6 +32,7 @@ pub mod log_store;
 pub mod mem;
 pub mod model;
 pub mod network;
+pub mod passes;
 mod queries;
 mod raft_seam;
 pub mod raft_store;
@@ -43,6 +45,7 @@ pub use accounts::AccountStore;
 pub use docs::DocAccess;
 pub use error::StoreError;
 pub use mem::MemStore;
+pub use passes::PassStore;
 pub use network::raft_router;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
@@ -53,5 +56,7 @@ pub use types::{ApplyResponse, TypeConfig};
 pub(crate) mod conformance;
 #[cfg(test)]
 mod conformance_accounts;
+#[cfg(test)]
+mod conformance_passes;
 #[cfg(test)]
 mod tests;
