@@ -170,6 +170,16 @@ pub(super) async fn revoke_pass(
             format!("{id:?} is not a pass id (a number)"),
         )
     })?;
+    let no_such = || {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("this meeting has no guest pass {id}"),
+        )
+    };
+    // Read first: a mistyped id costs a read, not a log entry.
+    if cp.replicated().pass(room.id, id).await?.is_none() {
+        return Err(no_such());
+    }
     let now = crate::now_ms();
     let cmd = PassCommand::Revoke {
         room_id: room.id,
@@ -181,12 +191,7 @@ pub(super) async fn revoke_pass(
             tracing::info!(room = %room.id, pass = %p.id, "guest pass revoked");
             Ok(Json(pass_view(&p, now)))
         }
-        Err(StoreError::Refused(CommandError::Pass(PassRefusal::NoSuchPass))) => Err(
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("this meeting has no guest pass {id}"),
-            ),
-        ),
+        Err(StoreError::Refused(CommandError::Pass(PassRefusal::NoSuchPass))) => Err(no_such()),
         Err(e) => Err(write_error(e)),
     }
 }
