@@ -55,6 +55,12 @@ pub struct RoomView {
     /// sends it as [`crate::pass::OWNER_KEY_HEADER`] to act as the owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_key: Option<String>,
+    /// Only in `GET /api/rooms/{slug}?pass=TOKEN`: why that pass would not
+    /// admit now (its window in words, revoked, or not this meeting's), so
+    /// the page can say it before anyone tries to join. Absent when the
+    /// pass admits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_refusal: Option<String>,
 }
 
 /// `POST /api/rooms/{slug}/join` body.

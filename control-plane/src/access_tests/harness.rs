@@ -273,8 +273,5 @@ impl Cp {
 
 /// The `pass` token of a pass link.
 pub fn token_of(link: &str) -> String {
-    link.split_once("?pass=")
-        .expect("a pass link")
-        .1
-        .to_owned()
+    link.split_once("?pass=").expect("a pass link").1.to_owned()
 }

@@ -24,7 +24,12 @@ async fn an_anonymous_create_is_refused_with_401_where_creation_needs_an_account
     let cp = Cp::start(RoomCreation::SignedIn).await;
     let before = cp.applied();
     let reply = cp
-        .json("POST", "/api/rooms", &As::anonymous(), json!({"name": "Nope"}))
+        .json(
+            "POST",
+            "/api/rooms",
+            &As::anonymous(),
+            json!({"name": "Nope"}),
+        )
         .await;
     let msg = reply.error(401, "unauthorized");
     assert!(msg.contains("sign in"), "{msg}");
@@ -62,7 +67,10 @@ async fn an_anonymous_creator_owns_the_room_by_the_key_shown_once() {
     let path = format!("/api/rooms/{}", slug(&room));
     let again = cp.send("GET", &path, &As::key(&key), None).await;
     assert_eq!(again.ok(200)["you_own"], true);
-    assert!(again.body.get("owner_key").is_none(), "the key is shown once");
+    assert!(
+        again.body.get("owner_key").is_none(),
+        "the key is shown once"
+    );
     let other = cp.send("GET", &path, &As::key("not-the-key"), None).await;
     assert_eq!(other.ok(200)["you_own"], false);
     // The key holder joins their own room, which admits no anonymous guest.
@@ -103,7 +111,11 @@ async fn a_signed_in_joiners_name_comes_from_the_profile_whatever_the_body_says(
     assert!(!claims.guest, "a member is no guest");
     // An anonymous joiner of the organisation's open room is a guest.
     let joined = cp
-        .join(&slug(&room), &As::anonymous(), json!({"display_name": "Cy"}))
+        .join(
+            &slug(&room),
+            &As::anonymous(),
+            json!({"display_name": "Cy"}),
+        )
         .await;
     let claims = cp.claims(joined.ok(200)["token"].as_str().unwrap()).await;
     assert!(claims.guest && claims.user.is_none());
@@ -119,16 +131,16 @@ async fn a_valid_pass_admits_a_guest_and_a_pass_outside_its_window_states_it() {
     let s = slug(&room);
     let now = crate::now_ms();
     let nobody = As::anonymous();
-    cp.join(&s, &nobody, json!({})).await.error(401, "unauthorized");
+    cp.join(&s, &nobody, json!({}))
+        .await
+        .error(401, "unauthorized");
 
     let created = cp.pass(&s, &ada, "Visitor", now - HOUR, now + HOUR).await;
     let created = created.ok(201);
     assert_eq!(created["pass"]["status"], "active");
     let link = created["link"].as_str().unwrap();
     assert!(link.contains(&format!("/r/{s}?pass=")), "{link}");
-    let joined = cp
-        .join(&s, &nobody, json!({"pass": token_of(link)}))
-        .await;
+    let joined = cp.join(&s, &nobody, json!({"pass": token_of(link)})).await;
     let claims = cp.claims(joined.ok(200)["token"].as_str().unwrap()).await;
     assert!(claims.guest, "a pass holder is a guest");
     assert_eq!(
@@ -142,7 +154,11 @@ async fn a_valid_pass_admits_a_guest_and_a_pass_outside_its_window_states_it() {
     let later = later.ok(201);
     assert_eq!(later["pass"]["status"], "scheduled");
     let msg = cp
-        .join(&s, &nobody, json!({"pass": token_of(later["link"].as_str().unwrap())}))
+        .join(
+            &s,
+            &nobody,
+            json!({"pass": token_of(later["link"].as_str().unwrap())}),
+        )
         .await
         .error(403, "forbidden");
     assert_eq!(
@@ -176,6 +192,25 @@ async fn a_valid_pass_admits_a_guest_and_a_pass_outside_its_window_states_it() {
         .await
         .error(403, "forbidden");
     assert_eq!(msg, format!("This pass expired on {}.", format_utc(until)));
+    // The room page learns it before anyone tries to join.
+    let looked_up = cp
+        .send(
+            "GET",
+            &format!("/api/rooms/{s}?pass={token}"),
+            &nobody,
+            None,
+        )
+        .await;
+    assert_eq!(looked_up.ok(200)["pass_refusal"], msg.as_str());
+    let fine = cp
+        .send(
+            "GET",
+            &format!("/api/rooms/{s}?pass={}", token_of(link)),
+            &nobody,
+            None,
+        )
+        .await;
+    assert!(fine.ok(200).get("pass_refusal").is_none(), "{fine:?}");
     let msg = cp
         .join(&s, &nobody, json!({"pass": "no-such-pass"}))
         .await
@@ -227,7 +262,12 @@ async fn a_revoked_pass_stops_a_rejoin_and_any_later_join() {
 
     let id = created["pass"]["id"].as_u64().unwrap();
     let revoked = cp
-        .send("DELETE", &format!("/api/rooms/{s}/passes/{id}"), &owner, None)
+        .send(
+            "DELETE",
+            &format!("/api/rooms/{s}/passes/{id}"),
+            &owner,
+            None,
+        )
         .await;
     assert_eq!(revoked.ok(200)["status"], "revoked");
     let msg = cp.join(&s, &guest, rejoin).await.error(403, "forbidden");
@@ -331,8 +371,7 @@ async fn malformed_pass_requests_are_refused_with_400_and_a_clear_message() {
         ),
         (
             "an empty label",
-            json!({"label": "  ", "valid_from_ms": now, "valid_until_ms": now + HOUR})
-                .to_string(),
+            json!({"label": "  ", "valid_from_ms": now, "valid_until_ms": now + HOUR}).to_string(),
             "must not be empty",
         ),
         (

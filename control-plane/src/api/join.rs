@@ -22,14 +22,15 @@
 
 use super::auth::Viewer;
 use super::edge::Body;
-use super::rooms::{owns, view_for};
+use super::owner::owns;
+use super::passes::presented_pass;
+use super::rooms::view_for;
 use super::{clean_name, parse_json, parse_slug, room_or_404};
 use crate::error::ApiError;
 use crate::leader::{LeaderReply, LeaderRequest};
 use crate::rejoin::{encode_secret, rejoining_participant};
 use crate::store::accounts::User;
 use crate::store::model::Room;
-use crate::store::PassStore;
 use crate::ControlPlane;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -48,10 +49,6 @@ pub(crate) const MEMBERS_ONLY: &str =
 /// `signed_in_or_pass` room.
 pub(crate) const MEMBERS_OR_PASS: &str = "This meeting is for signed-in members of the \
      organisation and guests with a pass. Sign in, or ask the organiser for a guest pass.";
-/// Longest pass token accepted: the 43 characters of 32 base64url bytes,
-/// with room to spare, so a hostile body cannot make the server hash
-/// kilobytes.
-const MAX_PASS_TOKEN_CHARS: usize = 128;
 
 /// Who a joiner turned out to be.
 struct Admitted {
@@ -94,46 +91,6 @@ fn admit_anonymous(
         }
         None => Ok((room.owner.is_some(), None)),
     }
-}
-
-/// The pass a joiner presents, looked up: the link's token, else the pass
-/// their rejoin token was issued with. `None` if they present none.
-async fn presented_pass(
-    cp: &Arc<ControlPlane>,
-    room: &Room,
-    token: Option<&str>,
-    rejoin_pass: Option<PassId>,
-    now: UnixMillis,
-) -> Result<Option<(PassId, Option<String>)>, ApiError> {
-    let store = cp.replicated();
-    let pass = match (token.filter(|t| !t.is_empty()), rejoin_pass) {
-        (Some(t), _) => {
-            if t.chars().count() > MAX_PASS_TOKEN_CHARS {
-                return Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("pass is longer than {MAX_PASS_TOKEN_CHARS} characters"),
-                ));
-            }
-            let found = store
-                .pass_by_token(super::auth::token_hash(t.as_bytes()))
-                .await?;
-            found.filter(|p| p.room_id == room.id).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Forbidden,
-                    "This guest pass is not valid for this meeting. Check the link, or ask the \
-                     organiser for a new pass.",
-                )
-            })?
-        }
-        (None, Some(id)) => store.pass(room.id, id).await?.ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Forbidden,
-                "the guest pass this rejoin came with no longer exists; join with a new pass",
-            )
-        })?,
-        (None, None) => return Ok(None),
-    };
-    Ok(Some((pass.id, pass.refusal(now))))
 }
 
 /// Decides who the joiner is, or why they may not join.

@@ -21,6 +21,7 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
+mod owner;
 mod passes;
 mod rooms;
 #[cfg(test)]
@@ -176,6 +177,7 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         owner_name: None,
         you_own: false,
         owner_key: None,
+        pass_refusal: None,
     }
 }
 

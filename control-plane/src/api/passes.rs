@@ -9,7 +9,7 @@
 
 use super::auth::Viewer;
 use super::edge::Body;
-use super::rooms::{owns, user_id};
+use super::owner::{owns, user_id};
 use super::{clean_name, parse_json, parse_slug, public_base, room_or_404, write_error};
 use crate::error::ApiError;
 use crate::store::model::{CommandError, Room};
@@ -42,6 +42,51 @@ async fn owned_room(
         ));
     }
     Ok(room)
+}
+
+/// Longest pass token accepted: the 43 characters of 32 base64url bytes,
+/// with room to spare, so a hostile body cannot make the server hash
+/// kilobytes.
+const MAX_PASS_TOKEN_CHARS: usize = 128;
+
+/// The pass a joiner presents, looked up: the link's token, else the pass
+/// their rejoin token was issued with. `None` if they present none.
+pub(super) async fn presented_pass(
+    cp: &Arc<ControlPlane>,
+    room: &Room,
+    token: Option<&str>,
+    rejoin_pass: Option<PassId>,
+    now: UnixMillis,
+) -> Result<Option<(PassId, Option<String>)>, ApiError> {
+    let store = cp.replicated();
+    let pass = match (token.filter(|t| !t.is_empty()), rejoin_pass) {
+        (Some(t), _) => {
+            if t.chars().count() > MAX_PASS_TOKEN_CHARS {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("pass is longer than {MAX_PASS_TOKEN_CHARS} characters"),
+                ));
+            }
+            let found = store
+                .pass_by_token(super::auth::token_hash(t.as_bytes()))
+                .await?;
+            found.filter(|p| p.room_id == room.id).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Forbidden,
+                    "This guest pass is not valid for this meeting. Check the link, or ask the \
+                     organiser for a new pass.",
+                )
+            })?
+        }
+        (None, Some(id)) => store.pass(room.id, id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Forbidden,
+                "the guest pass this rejoin came with no longer exists; join with a new pass",
+            )
+        })?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some((pass.id, pass.refusal(now))))
 }
 
 /// Checks a pass request's window at `now_ms`. I/O-free.
@@ -129,7 +174,11 @@ pub(super) async fn create_pass(
         Err(e) => return Err(write_error(e)),
     };
     tracing::info!(room = %room.id, pass = %pass.id, "guest pass created");
-    let link = format!("{}/r/{}?pass={token}", public_base(&cp, &headers), room.slug);
+    let link = format!(
+        "{}/r/{}?pass={token}",
+        public_base(&cp, &headers),
+        room.slug
+    );
     Ok((
         StatusCode::CREATED,
         Json(CreatedPass {
@@ -218,8 +267,16 @@ mod tests {
         for (what, r, words) in [
             ("empty", req(now, now), "end after it starts"),
             ("backwards", req(now + hour, now), "end after it starts"),
-            ("too long", req(now, now + MAX_WINDOW_MS + 1), "at most 366 days"),
-            ("over", req(now - 2 * hour, now - hour), "already have expired"),
+            (
+                "too long",
+                req(now, now + MAX_WINDOW_MS + 1),
+                "at most 366 days",
+            ),
+            (
+                "over",
+                req(now - 2 * hour, now - hour),
+                "already have expired",
+            ),
         ] {
             let e = check_window(&r, now).unwrap_err();
             assert_eq!(e.0.code, ErrorCode::BadRequest, "{what}");

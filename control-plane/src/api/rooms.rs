@@ -1,14 +1,12 @@
-//! `POST /api/rooms` (create, subject to the room creation policy) and
-//! `GET /api/rooms/{slug}` (look up), and who owns a room.
-//!
-//! A room's owner is its signed-in creator. An anonymous creator gets an
-//! owner key instead, once, in the create response: 32 random bytes whose
-//! SHA-256 the room keeps. Whoever presents the key
-//! ([`OWNER_KEY_HEADER`]) acts as the owner, as a host link would: the
-//! browser that created the room keeps it, and may hand it on.
+//! `POST /api/rooms` (create, subject to the room creation policy, with
+//! the creator as owner) and `GET /api/rooms/{slug}` (look up, with the
+//! owner's name, whether the requester owns the room, and what a guest
+//! pass in the link would meet).
 
 use super::auth::Viewer;
 use super::edge::Body;
+use super::owner::{owner_key_hash, owns, user_id};
+use super::passes::presented_pass;
 use super::{clean_name, parse_json, parse_slug, room_or_404, view, write_error};
 use crate::admission::RoomCreation;
 use crate::error::ApiError;
@@ -16,11 +14,10 @@ use crate::secret::{bearer, secrets_match};
 use crate::store::model::{CommandError, NewRoom, Room};
 use crate::store::{AccountStore, Store, StoreError};
 use crate::ControlPlane;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use std::sync::Arc;
-use veche_protocol::pass::OWNER_KEY_HEADER;
 use veche_protocol::rpc::{CreateRoomRequest, RoomView, MAX_ROOM_NAME_CHARS};
 use veche_protocol::{ErrorCode, RoomSlug, UserId};
 
@@ -54,32 +51,6 @@ fn may_create(
             )),
         },
     }
-}
-
-/// SHA-256 of an owner key's text: what a room keeps of it.
-pub(super) fn owner_key_hash(key: &str) -> [u8; 32] {
-    super::auth::token_hash(key.as_bytes())
-}
-
-/// Whether the requester owns `room`: signed in as its owner, or presenting
-/// its owner key (compared in constant time, as every secret is).
-pub(super) fn owns(room: &Room, user: Option<UserId>, headers: &HeaderMap) -> bool {
-    if room.owner.is_some() && room.owner == user {
-        return true;
-    }
-    let presented = headers
-        .get(OWNER_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty());
-    match (room.owner_key_hash, presented) {
-        (Some(stored), Some(key)) => secrets_match(&owner_key_hash(key), &stored),
-        _ => false,
-    }
-}
-
-/// The signed-in user's id, if any.
-pub(super) fn user_id(viewer: &Viewer) -> Option<UserId> {
-    viewer.0.as_ref().map(|s| s.user.id)
 }
 
 /// How `room` is shown to this requester: with the owner's name and
@@ -140,15 +111,36 @@ pub(super) async fn create_room(
     }
 }
 
+/// The `pass` parameter of a query string, if any.
+fn pass_param(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "pass")
+        .map(|(_, v)| v)
+}
+
+/// `GET /api/rooms/{slug}[?pass=TOKEN]`. With a pass (the room page passes
+/// on its link's), the view says why the pass would not admit now, so the
+/// page can say so before anyone tries to join.
 pub(super) async fn get_room(
     State(cp): State<Arc<ControlPlane>>,
     viewer: Viewer,
     headers: HeaderMap,
     Path(slug): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<RoomView>, ApiError> {
     let slug = parse_slug(&slug)?;
     let room = room_or_404(&cp.replicated(), &slug).await?;
-    Ok(Json(view_for(&cp, &headers, &viewer, &room).await?))
+    let mut v = view_for(&cp, &headers, &viewer, &room).await?;
+    if let Some(token) = pass_param(query.as_deref()) {
+        v.pass_refusal = match presented_pass(&cp, &room, Some(token), None, crate::now_ms()).await
+        {
+            Ok(found) => found.and_then(|(_, why)| why),
+            Err(e) => Some(e.0.message),
+        };
+    }
+    Ok(Json(v))
 }
 
 #[cfg(test)]
@@ -180,43 +172,18 @@ mod tests {
     }
 
     #[test]
+    fn the_pass_is_found_among_the_query_parameters() {
+        assert_eq!(pass_param(Some("a=1&pass=xyz&b=2")), Some("xyz"));
+        assert_eq!(pass_param(Some("pass=")), Some(""));
+        assert_eq!(pass_param(Some("passport=1")), None);
+        assert_eq!(pass_param(None), None);
+    }
+
+    #[test]
     fn signed_in_creation_refuses_anonymous_requests_with_401() {
         let e = may_create(&RoomCreation::SignedIn, &HeaderMap::new(), None).unwrap_err();
         assert_eq!(e.0.code, ErrorCode::Unauthorized);
         assert!(e.0.message.contains("sign in"), "{e:?}");
         assert!(may_create(&RoomCreation::SignedIn, &HeaderMap::new(), Some(UserId(1))).is_ok());
-    }
-
-    fn room(owner: Option<UserId>, key: Option<&str>) -> Room {
-        NewRoom {
-            owner,
-            owner_key_hash: key.map(owner_key_hash),
-            ..NewRoom::open(RoomSlug::from_random([1; 16]), "r".into(), 1)
-        }
-        .into_room(veche_protocol::RoomId(1))
-    }
-
-    fn with_key(key: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(OWNER_KEY_HEADER, key.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn the_owner_is_the_signed_in_creator_or_whoever_holds_the_owner_key() {
-        let signed = room(Some(UserId(4)), None);
-        assert!(owns(&signed, Some(UserId(4)), &HeaderMap::new()));
-        assert!(!owns(&signed, Some(UserId(5)), &HeaderMap::new()));
-        assert!(!owns(&signed, None, &HeaderMap::new()));
-        assert!(!owns(&signed, None, &with_key("anything")));
-        let keyed = room(None, Some("the-key"));
-        assert!(owns(&keyed, None, &with_key("the-key")));
-        assert!(!owns(&keyed, None, &with_key("the-kez")));
-        assert!(!owns(&keyed, None, &with_key("")));
-        assert!(!owns(&keyed, None, &HeaderMap::new()));
-        assert!(
-            !owns(&room(None, None), None, &HeaderMap::new()),
-            "a room from before owners has none"
-        );
     }
 }

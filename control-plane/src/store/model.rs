@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use veche_protocol::chat::ChatMessage;
-use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::pass::RoomAccess;
+use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis, UserId};
 
 /// A room as stored.

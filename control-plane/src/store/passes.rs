@@ -203,8 +203,10 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: PassCommand) -> Applie
 
 /// How many passes `room` holds, counting no further than the limit.
 fn count_of(d: &(impl Docs + ?Sized), room: RoomId) -> Result<usize, DbError> {
-    Ok(d.scan_raw("passes", &key_prefix(room), false, MAX_PER_ROOM)?
-        .len())
+    Ok(
+        d.scan_raw("passes", &key_prefix(room), false, MAX_PER_ROOM)?
+            .len(),
+    )
 }
 
 fn key_prefix(room: RoomId) -> Vec<u8> {

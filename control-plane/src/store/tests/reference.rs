@@ -6,8 +6,8 @@
 use super::*;
 use crate::store::MemStore;
 use std::collections::HashMap;
-use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::pass::RoomAccess;
+use veche_protocol::rpc::MediaNodeInfo;
 use veche_protocol::{MessageId, NodeId, UserId};
 
 /// A small deterministic generator (xorshift64), so a failure replays.
