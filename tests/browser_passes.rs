@@ -48,7 +48,15 @@ async fn browser_a_guest_joins_on_a_pass_and_shows_as_guest_and_dead_passes_admi
     let now = now_ms();
     let hour = 3_600_000;
     let guest_link = pass(&base, &slug, &key, "Visitor", now - hour, now + hour).await;
-    let later_link = pass(&base, &slug, &key, "Tomorrow", now + 24 * hour, now + 25 * hour).await;
+    let later_link = pass(
+        &base,
+        &slug,
+        &key,
+        "Tomorrow",
+        now + 24 * hour,
+        now + 25 * hour,
+    )
+    .await;
     // Valid for two seconds from now: expired by the time it is opened.
     let short_until = now_ms() + 2_000;
     let short_link = pass(&base, &slug, &key, "Brief", now - hour, short_until).await;
@@ -114,7 +122,9 @@ async fn browser_a_guest_joins_on_a_pass_and_shows_as_guest_and_dead_passes_admi
                 .json();
             match v["pass_refusal"].as_str() {
                 Some(r) if r.contains("expired") => Ok(()),
-                _ => Err(format!("the room lookup says {v}; it ends at {short_until}")),
+                _ => Err(format!(
+                    "the room lookup says {v}; it ends at {short_until}"
+                )),
             }
         })
         .await;

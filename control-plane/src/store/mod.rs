@@ -17,7 +17,8 @@
 //!   after the first ones, with [`DocAccess`], the two primitives
 //!   (commit, read) each capability's store trait is written on once:
 //!   - [`accounts`]: users and sessions ([`AccountStore`]);
-//!   - [`passes`]: guest passes ([`PassStore`]).
+//!   - [`passes`]: guest passes ([`PassStore`]), their data in
+//!     `pass_model.rs`.
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -32,6 +33,7 @@ pub mod log_store;
 pub mod mem;
 pub mod model;
 pub mod network;
+mod pass_model;
 pub mod passes;
 mod queries;
 mod raft_seam;

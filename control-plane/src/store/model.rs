@@ -179,7 +179,7 @@ pub enum Command {
     /// Accounts and sessions (`accounts.rs`).
     Accounts(super::accounts::AccountCommand),
     /// Guest passes (`passes.rs`).
-    Passes(super::passes::PassCommand),
+    Passes(super::pass_model::PassCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -233,7 +233,7 @@ pub enum CommandOutput {
     /// What an account command answered.
     Accounts(Box<super::accounts::AccountOutput>),
     /// What a pass command answered.
-    Passes(Box<super::passes::PassOutput>),
+    Passes(Box<super::pass_model::PassOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -256,7 +256,7 @@ pub enum CommandError {
     Account(#[from] super::accounts::AccountRefusal),
     /// A pass command was refused.
     #[error(transparent)]
-    Pass(#[from] super::passes::PassRefusal),
+    Pass(#[from] super::pass_model::PassRefusal),
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,
