@@ -79,6 +79,28 @@ fn a_late_joiner_receives_every_existing_track_and_others_are_told() {
 }
 
 #[test]
+fn a_guest_is_announced_as_a_guest_and_a_member_is_not() {
+    let mut core = RoomCore::new();
+    join(&mut core, 1);
+    let actions = core
+        .join(
+            pid(2),
+            "Visitor".into(),
+            true,
+            MediaState::default(),
+            0,
+            1,
+            false,
+        )
+        .unwrap();
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Broadcast { msg: ServerMessage::ParticipantJoined { participant }, .. }
+            if participant.id == pid(2) && participant.guest)));
+    assert!(core.participant(&pid(2)).unwrap().guest);
+    assert!(!core.participant(&pid(1)).unwrap().guest);
+}
+
+#[test]
 fn leaving_tears_down_every_leg_of_the_leavers_tracks() {
     let mut core = RoomCore::new();
     join(&mut core, 1);
