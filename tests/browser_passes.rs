@@ -2,7 +2,9 @@
 //! with a pass, made by an anonymous creator (who owns it by the owner key
 //! their browser keeps). A guest opens a pass link and joins; the owner's
 //! participant list shows them as "(guest)". Links of a pass that expired
-//! and of one not valid yet each show their window and offer no way in.
+//! and of one not valid yet each show their window and offer no way in. The
+//! owner creates a pass in the "Guest passes" dialog, sees it active, and
+//! revokes it.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
@@ -99,6 +101,55 @@ async fn browser_a_guest_joins_on_a_pass_and_shows_as_guest_and_dead_passes_admi
                 .any(|e| e.contains("Owner") && !e.contains("guest")),
             "the owner-key holder is no guest: {at_guest:?}"
         );
+
+        // The owner manages passes from the meeting: create one, see it
+        // active with its link, revoke it.
+        owner.click_button("Guest passes").await;
+        let label = owner.find_by_name("input", "Who it is for").await;
+        owner.type_into(&label, "Second visitor").await.unwrap();
+        owner.click_button("Create pass").await;
+        wait_for("the new pass's link is shown once", secs(10), async || {
+            let v = owner
+                .js(
+                    "return document.getElementById('pass-created-link').value;",
+                    vec![],
+                )
+                .await?;
+            match v.as_str() {
+                Some(l) if l.contains(&format!("/r/{slug}?pass=")) => Ok(()),
+                _ => Err(format!("link box holds {v}")),
+            }
+        })
+        .await;
+        let pass_entry = async |status: &str| {
+            let v = owner
+                .js(
+                    "return Array.from(document.querySelectorAll('#passes-list li'))\
+                     .map((li) => li.innerText.replace(/\\s+/g, ' '));",
+                    vec![],
+                )
+                .await?;
+            let entries: Vec<String> = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            if entries
+                .iter()
+                .any(|e| e.contains("Second visitor") && e.contains(status))
+            {
+                Ok(())
+            } else {
+                Err(format!("passes listed: {entries:?}"))
+            }
+        };
+        wait_for(
+            "the list shows the new pass as active",
+            secs(10),
+            async || pass_entry("Active").await,
+        )
+        .await;
+        owner.click_button("Revoke pass Second visitor").await;
+        wait_for("the list shows the pass as revoked", secs(10), async || {
+            pass_entry("Revoked").await
+        })
+        .await;
 
         // A pass not valid yet: its window, and no way in.
         guest.goto(&later_link).await;
