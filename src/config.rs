@@ -81,7 +81,7 @@ impl Default for HttpSection {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomsSection {
-    /// `"anyone"` (default) or `"secret"`.
+    /// `"anyone"` (default), `"signed_in"` or `"secret"`.
     pub create: CreatePolicy,
     /// With `create = "secret"`: the bearer secret a creation request must
     /// present (at least 32 bytes). `VECHE_CREATE_SECRET` takes precedence.
@@ -102,11 +102,13 @@ impl std::fmt::Debug for RoomsSection {
 
 /// `rooms.create`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum CreatePolicy {
     /// Anyone who reaches the API creates rooms.
     #[default]
     Anyone,
+    /// Only signed-in users (accounts or SSO).
+    SignedIn,
     /// Only requests with `Authorization: Bearer <rooms.create_secret>`.
     Secret,
 }
@@ -296,6 +298,7 @@ impl Config {
     pub fn http_config(&self, env_create_secret: Option<String>) -> anyhow::Result<HttpConfig> {
         let room_creation = match self.rooms.create {
             CreatePolicy::Anyone => RoomCreation::Anyone,
+            CreatePolicy::SignedIn => RoomCreation::SignedIn,
             CreatePolicy::Secret => RoomCreation::Secret(
                 env_create_secret
                     .filter(|s| !s.is_empty())
@@ -396,6 +399,15 @@ mod tests {
         let e = c.http_config(None).unwrap_err().to_string();
         assert!(e.contains("32 bytes"), "{e}");
         assert!(toml::from_str::<Config>("[rooms]\ncreate = \"nobody\"\n").is_err());
+    }
+
+    #[test]
+    fn creation_can_be_limited_to_signed_in_users() {
+        let c: Config = toml::from_str("[rooms]\ncreate = \"signed_in\"\n").unwrap();
+        assert_eq!(
+            c.http_config(None).unwrap().room_creation,
+            RoomCreation::SignedIn
+        );
     }
 
     #[test]

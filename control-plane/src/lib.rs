@@ -19,6 +19,9 @@ pub mod secret;
 pub mod store;
 mod web;
 
+#[cfg(test)]
+mod access_tests;
+
 use error::ApiError;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use ring::signature::Ed25519KeyPair;

@@ -184,6 +184,12 @@ pub mod http {
         burst: 5,
         per_second: 0.1,
     };
+    /// Guest passes (`/api/rooms/{slug}/passes`): an owner creating,
+    /// listing and revoking a handful; each create is a Raft write.
+    pub const PASSES: Rate = Rate {
+        burst: 20,
+        per_second: 1.0,
+    };
     /// Client addresses remembered per limiter; the least recently seen are
     /// forgotten first, so a spray of addresses cannot grow memory.
     pub const MAX_TRACKED_ADDRESSES: usize = 65_536;
@@ -237,6 +243,18 @@ pub mod accounts {
     /// Largest avatar width or height, in pixels. A small file can declare
     /// an enormous image that a browser would then decode; this refuses it.
     pub const MAX_AVATAR_PIXELS: usize = 4096;
+}
+
+/// Guest passes (`crate::pass`).
+pub mod passes {
+    /// Longest pass label, in chars.
+    pub const MAX_LABEL_CHARS: usize = 100;
+    /// Longest validity window: a year (and a day, for a leap year). A
+    /// pass is for a visit, not a membership; longer needs an account.
+    pub const MAX_WINDOW_MS: u64 = 366 * 24 * 3600 * 1000;
+    /// Passes one room may hold, revoked and expired ones included, so that
+    /// one owner cannot grow the replicated state without bound.
+    pub const MAX_PER_ROOM: usize = 500;
 }
 
 /// A token bucket. Decisions only: the caller passes the time.

@@ -161,7 +161,7 @@ profile().then((user) => {
   $('signout').addEventListener('click', onSignOut);
 }, (err) => {
   if (err && err.status === 401) {
-    location.replace('/signin?next=/profile');
+    location.replace('/signin?return_to=/profile');
     return;
   }
   $('who').textContent = /** @type {Error} */ (err).message;

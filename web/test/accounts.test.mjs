@@ -74,10 +74,10 @@ test('the server\'s own words are shown for account refusals', () => {
 });
 
 test('after signing in only a path on this site is followed', () => {
-  assert.equal(nextPath('?next=/profile'), '/profile');
-  assert.equal(nextPath('?next=//evil.example/x'), '/');
-  assert.equal(nextPath('?next=https://evil.example/'), '/');
-  assert.equal(nextPath('?next=/\\evil.example'), '/');
+  assert.equal(nextPath('?return_to=/profile'), '/profile');
+  assert.equal(nextPath('?return_to=//evil.example/x'), '/');
+  assert.equal(nextPath('?return_to=https://evil.example/'), '/');
+  assert.equal(nextPath('?return_to=/\\evil.example'), '/');
   assert.equal(nextPath(''), '/');
 });
 

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ,
+    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, PASSES, READ,
     REQUEST_TIMEOUT_MS,
 };
 use veche_protocol::ErrorCode;
@@ -35,6 +35,8 @@ pub(crate) enum RouteClass {
     Account,
     /// Avatar uploads: large bodies, each a store write.
     Avatar,
+    /// A room owner's guest passes: create, list, revoke.
+    Passes,
 }
 
 impl RouteClass {
@@ -45,6 +47,7 @@ impl RouteClass {
             RouteClass::Read => "read",
             RouteClass::Account => "account",
             RouteClass::Avatar => "avatar",
+            RouteClass::Passes => "passes",
         }
     }
 
@@ -55,6 +58,7 @@ impl RouteClass {
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Account => "account requests",
             RouteClass::Avatar => "avatar uploads",
+            RouteClass::Passes => "guest pass requests",
         }
     }
 }
@@ -66,6 +70,7 @@ pub(crate) struct Edge {
     read: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
     avatar: Mutex<KeyedLimiter<IpAddr>>,
+    passes: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -105,6 +110,7 @@ impl Edge {
             read: limiter(READ),
             account: limiter(ACCOUNT),
             avatar: limiter(AVATAR),
+            passes: limiter(PASSES),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -155,6 +161,7 @@ impl Edge {
             RouteClass::Read => &self.read,
             RouteClass::Account => &self.account,
             RouteClass::Avatar => &self.avatar,
+            RouteClass::Passes => &self.passes,
         };
         limiter
             .lock()

@@ -22,6 +22,8 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
+mod owner;
+mod passes;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -94,6 +96,16 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             "/api/rooms/{slug}/join",
             post(join::join_room).layer(limited(RouteClass::Join)),
+        )
+        .route(
+            "/api/rooms/{slug}/passes",
+            post(passes::create_pass)
+                .get(passes::list_passes)
+                .layer(limited(RouteClass::Passes)),
+        )
+        .route(
+            "/api/rooms/{slug}/passes/{id}",
+            delete(passes::revoke_pass).layer(limited(RouteClass::Passes)),
         )
         .route(
             "/api/rooms/{slug}/messages",
@@ -215,6 +227,12 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         name: room.name.clone(),
         link: format!("{}/r/{}", public_base(cp, headers), room.slug),
         created_at_ms: room.created_at_ms,
+        access: room.access,
+        // Per request, by `rooms::view_for`.
+        owner_name: None,
+        you_own: false,
+        owner_key: None,
+        pass_refusal: None,
     }
 }
 

@@ -118,7 +118,8 @@ export function accountErrorText(status, body, retryAfterSecs) {
 }
 
 /**
- * Where to go after signing in: the `next` parameter if it is a path on
+ * Where to go after signing in: the `return_to` parameter (the same name
+ * the single sign-on route takes) if it is a path on
  * this site, else the home page. An absolute or protocol-relative URL is
  * never followed (an open redirect would let a link send people to a
  * look-alike site after they signed in).
@@ -126,7 +127,7 @@ export function accountErrorText(status, body, retryAfterSecs) {
  * @returns {string}
  */
 export function nextPath(search) {
-  const next = new URLSearchParams(search).get('next') ?? '';
+  const next = new URLSearchParams(search).get('return_to') ?? '';
   if (next.startsWith('/') && !next.startsWith('//') && !next.includes('\\')) return next;
   return '/';
 }
