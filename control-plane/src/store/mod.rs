@@ -17,6 +17,8 @@
 //!   after the first ones, with [`DocAccess`], the two primitives
 //!   (commit, read) each capability's store trait is written on once:
 //!   - [`accounts`]: users and sessions ([`AccountStore`]).
+//!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
+//!     through `stats_read.rs`.
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -37,6 +39,8 @@ pub mod raft_store;
 pub mod seam;
 mod snapshot;
 pub mod state_machine;
+pub mod stats;
+mod stats_read;
 pub mod types;
 
 pub use accounts::AccountStore;
@@ -47,11 +51,14 @@ pub use network::raft_router;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
+pub use stats::StatsStore;
 pub use types::{ApplyResponse, TypeConfig};
 
 #[cfg(test)]
 pub(crate) mod conformance;
 #[cfg(test)]
 mod conformance_accounts;
+#[cfg(test)]
+mod conformance_stats;
 #[cfg(test)]
 mod tests;

@@ -103,6 +103,9 @@ pub enum Command {
     },
     /// Accounts and sessions (`accounts.rs`).
     Accounts(super::accounts::AccountCommand),
+    /// Meeting statistics (`stats.rs`): a batch of a media node's
+    /// participant events, or a lost node's sessions closed.
+    Stats(super::stats::StatsCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -124,6 +127,7 @@ impl Command {
             | Command::SetMediaNodeDraining { .. } => true,
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
             Command::Accounts(c) => c.is_idempotent(),
+            Command::Stats(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -142,6 +146,8 @@ pub enum CommandOutput {
     MediaNode(MediaNodeRecord),
     /// What an account command answered.
     Accounts(Box<super::accounts::AccountOutput>),
+    /// What a statistics command answered.
+    Stats(super::stats::StatsOutput),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }

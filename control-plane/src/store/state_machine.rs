@@ -188,6 +188,10 @@ fn apply_command(
         Command::Accounts(c) => Ok(super::accounts::apply(&mut t.docs, c)?
             .map(|o| CommandOutput::Accounts(Box::new(o)))
             .map_err(CommandError::Account)),
+        Command::Stats(c) => Ok(Ok(CommandOutput::Stats(super::stats::apply(
+            &mut t.docs,
+            c,
+        )?))),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {
