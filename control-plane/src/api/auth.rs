@@ -138,10 +138,6 @@ impl FromRequestParts<Arc<ControlPlane>> for Viewer {
 
 /// A request that must come from a signed-in user: anonymous requests are
 /// refused with `401 unauthorized`.
-#[expect(
-    dead_code,
-    reason = "the sign-in routes (password, SSO) land next; remove this then"
-)]
 pub(crate) struct RequireUser(pub SignedIn);
 
 impl FromRequestParts<Arc<ControlPlane>> for RequireUser {
@@ -163,10 +159,6 @@ impl FromRequestParts<Arc<ControlPlane>> for RequireUser {
 
 /// A request that must come from an administrator: anonymous requests get
 /// `401`, signed-in non-administrators `403`.
-#[expect(
-    dead_code,
-    reason = "the sign-in routes (password, SSO) land next; remove this then"
-)]
 pub(crate) struct RequireAdmin(pub SignedIn);
 
 impl FromRequestParts<Arc<ControlPlane>> for RequireAdmin {

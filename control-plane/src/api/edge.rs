@@ -32,6 +32,8 @@ pub(crate) enum RouteClass {
     Read,
     /// Account pages: who am I, sign out, profile.
     Account,
+    /// The admin view's statistics and exports, and a user's own history.
+    AdminView,
 }
 
 impl RouteClass {
@@ -41,6 +43,7 @@ impl RouteClass {
             RouteClass::Join => "join",
             RouteClass::Read => "read",
             RouteClass::Account => "account",
+            RouteClass::AdminView => "admin_view",
         }
     }
 
@@ -50,6 +53,7 @@ impl RouteClass {
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Account => "account requests",
+            RouteClass::AdminView => "statistics requests",
         }
     }
 }
@@ -60,6 +64,7 @@ pub(crate) struct Edge {
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
+    admin_view: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -98,6 +103,7 @@ impl Edge {
             join: limiter(JOIN),
             read: limiter(READ),
             account: limiter(ACCOUNT),
+            admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -147,6 +153,7 @@ impl Edge {
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
             RouteClass::Account => &self.account,
+            RouteClass::AdminView => &self.admin_view,
         };
         limiter
             .lock()

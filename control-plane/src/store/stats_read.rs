@@ -9,9 +9,10 @@ use super::stats::{
     OPEN_SEATS, ROOM_LIVE, SESSIONS, USER_MEETINGS,
 };
 use std::collections::BTreeSet;
+use veche_protocol::limits::stats::MAX_MEETING_PARTICIPANTS;
 use veche_protocol::stats::{
-    Bucket, MeetingId, MeetingPage, MeetingView, Overview, DAY_MS, HOUR_MS, OVERVIEW_DAYS,
-    OVERVIEW_HOURS,
+    Bucket, MeetingDetail, MeetingId, MeetingPage, MeetingView, Overview, ParticipantView, DAY_MS,
+    HOUR_MS, OVERVIEW_DAYS, OVERVIEW_HOURS,
 };
 use veche_protocol::{NodeId, UnixMillis, UserId};
 
@@ -58,6 +59,42 @@ impl<'a> StatsQuery<'a> {
         limit: usize,
     ) -> Result<Vec<ParticipantSession>, DbError> {
         SESSIONS.scan(self.d, &id.0.key_bytes(), false, limit)
+    }
+
+    /// One meeting and its participant sessions (at most
+    /// [`MAX_MEETING_PARTICIPANTS`]), with the accounts' emails;
+    /// durations of what is still open run to `now_ms`.
+    pub fn meeting_detail(
+        &self,
+        id: MeetingId,
+        now_ms: UnixMillis,
+    ) -> Result<Option<MeetingDetail>, DbError> {
+        let Some(m) = self.meeting(id)? else {
+            return Ok(None);
+        };
+        let mut participants = Vec::new();
+        for s in self.sessions(id, MAX_MEETING_PARTICIPANTS)? {
+            let email = match s.user {
+                Some(u) => self.email(u)?,
+                None => None,
+            };
+            let end = s.left_at_ms.unwrap_or(now_ms.max(s.joined_at_ms));
+            participants.push(ParticipantView {
+                duration_ms: end.saturating_sub(s.joined_at_ms),
+                participant_id: s.participant_id,
+                display_name: s.display_name,
+                user: s.user,
+                email,
+                guest: s.guest,
+                joined_at_ms: s.joined_at_ms,
+                left_at_ms: s.left_at_ms,
+                node_id: s.node_id,
+            });
+        }
+        Ok(Some(MeetingDetail {
+            meeting: meeting_view(&m, now_ms),
+            participants,
+        }))
     }
 
     /// An account's email, if the account still exists.

@@ -24,6 +24,7 @@ mod tests;
 pub use participant::Participant;
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
+use crate::events::EventSink;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::track::{Origin, UpTrack};
@@ -77,12 +78,35 @@ pub struct Room {
     relay: Option<Relay>,
     inner: Mutex<Inner>,
     generations: AtomicU64,
+    /// Where seats taken and ended here are reported, for statistics.
+    events: Option<EventSink>,
 }
 
 impl Room {
-    /// An empty room.
+    /// An empty room that reports no participant events.
     pub fn new(info: RoomInfo, metrics: Metrics, relay: Option<Relay>) -> Arc<Self> {
+        Self::build(info, metrics, relay, None)
+    }
+
+    /// An empty room that reports every seat taken and ended on this node
+    /// to `events` (under the room lock, so in the order they happened).
+    pub fn with_events(
+        info: RoomInfo,
+        metrics: Metrics,
+        relay: Option<Relay>,
+        events: EventSink,
+    ) -> Arc<Self> {
+        Self::build(info, metrics, relay, Some(events))
+    }
+
+    fn build(
+        info: RoomInfo,
+        metrics: Metrics,
+        relay: Option<Relay>,
+        events: Option<EventSink>,
+    ) -> Arc<Self> {
         Arc::new(Room {
+            events,
             info,
             metrics,
             relay,
@@ -227,9 +251,17 @@ impl Room {
         rejoining: bool,
     ) -> Result<u64, CoreError> {
         let mut inner = self.lock();
-        let actions = inner
-            .core
-            .join(id.clone(), display_name, media, now_ms, epoch, rejoining)?;
+        let actions = inner.core.join(
+            id.clone(),
+            display_name.clone(),
+            media,
+            now_ms,
+            epoch,
+            rejoining,
+        )?;
+        if let Some(events) = &self.events {
+            events.joined(&self.info, id.clone(), display_name);
+        }
         handle.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),
@@ -343,6 +375,9 @@ impl Room {
         self.run(inner, actions);
         if let Some(seat) = inner.seats.remove(id) {
             seat.participant.close();
+            if let Some(events) = &self.events {
+                events.left(&self.info, id.clone());
+            }
         }
         self.drop_local_tracks_of(inner, id);
     }
