@@ -24,6 +24,8 @@ mod join;
 mod rooms;
 mod stats;
 #[cfg(test)]
+mod stats_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::error::ApiError;
