@@ -92,6 +92,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(config: &HttpConfig) -> R
     let headers = std::sync::Arc::new(security_headers(config));
     Router::new()
         .route("/", get(|| async { file("index.html") }))
+        .route("/admin", get(|| async { file("admin.html") }))
         .route(
             "/r/{slug}",
             get(|_: Path<String>| async { file("room.html") }),
