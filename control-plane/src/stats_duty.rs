@@ -14,24 +14,33 @@ use crate::media_registry::LIVENESS_TTL;
 use crate::store::stats::{StatsCommand, StatsOutput};
 use crate::store::StatsStore;
 use crate::ControlPlane;
+use std::collections::BTreeSet;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 use veche_protocol::rpc::HEARTBEAT_INTERVAL_MS;
 use veche_protocol::{NodeId, UnixMillis};
 
 /// Runs until the control plane is dropped: once a heartbeat interval, on
-/// the leader only.
+/// the leader only. The statistics are read (a linearizable read) only
+/// when a node has died since the last pass, not every second.
 pub(crate) async fn run(cp: Weak<ControlPlane>) {
     let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Dead nodes already handled in this term of leadership.
+    let mut handled: BTreeSet<NodeId> = BTreeSet::new();
     loop {
         tick.tick().await;
         let Some(cp) = cp.upgrade() else { return };
         if !cp.is_leader() {
+            handled.clear();
             continue;
         }
-        if let Err(e) = close_dead_nodes(&cp).await {
-            tracing::debug!("statistics duty: {e}");
+        match close_dead_nodes(&cp, &mut handled).await {
+            Ok(()) => {}
+            Err(e) => {
+                handled.clear();
+                tracing::debug!("statistics duty: {e}");
+            }
         }
     }
 }
@@ -54,28 +63,37 @@ fn dead_since(
         .collect()
 }
 
-async fn close_dead_nodes(cp: &ControlPlane) -> Result<(), crate::store::StoreError> {
-    let with_seats = cp.store.stats_read(|q| q.nodes_with_open_seats()).await?;
-    if with_seats.is_empty() {
-        return Ok(());
-    }
+async fn close_dead_nodes(
+    cp: &ControlPlane,
+    handled: &mut BTreeSet<NodeId>,
+) -> Result<(), crate::store::StoreError> {
     let registered = cp.store.local().media_nodes()?;
     let now = Instant::now();
-    let dead = {
+    let status = {
         let mut l = cp.liveness.lock().expect("lock poisoned");
         l.observe_term(cp.store.current_term(), now);
-        let status = l.status(&registered, now);
-        dead_since(
-            &with_seats,
-            |n| match status.iter().find(|s| s.info.node_id == n) {
-                Some(s) if s.alive => None,
-                Some(s) => Some(s.last_heartbeat_ms_ago),
-                // Not registered at all: nobody will ever report for it.
-                None => Some(None),
-            },
-            crate::now_ms(),
-        )
+        l.status(&registered, now)
     };
+    let dead_now: BTreeSet<NodeId> = status
+        .iter()
+        .filter(|s| !s.alive)
+        .map(|s| s.info.node_id)
+        .collect();
+    handled.retain(|n| dead_now.contains(n));
+    if dead_now.is_subset(handled) {
+        return Ok(());
+    }
+    let with_seats = cp.store.stats_read(|q| q.nodes_with_open_seats()).await?;
+    let dead = dead_since(
+        &with_seats,
+        |n| match status.iter().find(|s| s.info.node_id == n) {
+            Some(s) if s.alive => None,
+            Some(s) => Some(s.last_heartbeat_ms_ago),
+            // Not registered at all: nobody will ever report for it.
+            None => Some(None),
+        },
+        crate::now_ms(),
+    );
     for (node, at_ms) in dead {
         if let StatsOutput::Closed(n) = cp
             .store
@@ -91,6 +109,7 @@ async fn close_dead_nodes(cp: &ControlPlane) -> Result<(), crate::store::StoreEr
             }
         }
     }
+    *handled = dead_now;
     Ok(())
 }
 

@@ -242,7 +242,9 @@ impl MediaNode {
         let mut announced = false;
         let mut failing = false;
         loop {
-            if announced && !sink.has_pending() {
+            // A wake-up may be stale (its event went out with the last
+            // report): only a queue with something in it is worth a report.
+            while announced && !sink.has_pending() {
                 sink.queued().await;
             }
             let report = sink.next_report(self.shared.config.node_id);
