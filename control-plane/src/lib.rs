@@ -17,6 +17,7 @@ pub mod secret;
 mod stats_duty;
 pub mod store;
 mod web;
+pub mod webhooks;
 
 use error::ApiError;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
@@ -219,6 +220,8 @@ pub struct ControlPlane {
     /// Client for requests to other control-plane nodes.
     peers: leader::PeerClient,
     metrics: CpMetrics,
+    /// The webhook endpoints, once [`ControlPlane::enable_webhooks`] ran.
+    webhooks: std::sync::OnceLock<Vec<webhooks::WebhookEndpoint>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -273,6 +276,7 @@ impl ControlPlane {
             liveness: Mutex::new(media_registry::Liveness::default()),
             drain_lock: tokio::sync::Mutex::new(()),
             metrics: CpMetrics::new(),
+            webhooks: std::sync::OnceLock::new(),
         });
         tokio::spawn(stats_duty::run(Arc::downgrade(&cp)));
         if cp.config.bootstrap == Bootstrap::Single {

@@ -100,6 +100,7 @@ async fn close_dead_nodes(
             .stats(StatsCommand::NodeLost {
                 node_id: node,
                 at_ms,
+                webhooks: cp.webhooks_enabled(),
             })
             .await?
         {

@@ -211,3 +211,64 @@ pub struct MeetingDetail {
     /// Its participant sessions, by join time.
     pub participants: Vec<ParticipantView>,
 }
+
+/// What a webhook reports. `recording_ready` is reserved for recordings
+/// (the type is ready; nothing sends it yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookKind {
+    /// A meeting started: the first participant joined an empty room.
+    RoomStarted,
+    /// A meeting ended: the last participant left.
+    RoomFinished,
+    /// A participant took a seat.
+    ParticipantJoined,
+    /// A participant's seat ended.
+    ParticipantLeft,
+    /// A recording of a meeting is ready (reserved).
+    RecordingReady,
+}
+
+/// The participant a webhook is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookParticipant {
+    /// The participant.
+    pub participant_id: ParticipantId,
+    /// The name shown.
+    pub display_name: String,
+    /// The signed-in account, if any.
+    pub user: Option<UserId>,
+    /// Came on a guest pass.
+    pub guest: bool,
+    /// The media node.
+    pub node_id: NodeId,
+}
+
+/// The JSON body of a webhook delivery. The same event always has the
+/// same `id`, however often it is delivered (at-least-once: deduplicate by
+/// `id`). Signed in the `Veche-Signature` header
+/// (`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// `evt_<n>`: unique in the cluster, assigned when the event was stored.
+    pub id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: WebhookKind,
+    /// When it happened (the media node's clock).
+    pub at_ms: UnixMillis,
+    /// The meeting.
+    pub meeting_id: MeetingId,
+    /// The room.
+    pub room_id: RoomId,
+    /// The room's name.
+    pub room_name: String,
+    /// The room's link slug.
+    pub room_slug: RoomSlug,
+    /// For `participant_joined` and `participant_left`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<WebhookParticipant>,
+}
+
+/// The header carrying a webhook's signature.
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "Veche-Signature";

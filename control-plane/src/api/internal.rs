@@ -176,6 +176,7 @@ pub(super) async fn node_events(
             boot: req.boot,
             events: req.events,
             received_at_ms: crate::now_ms(),
+            webhooks: cp.webhooks_enabled(),
         })
         .await
         .map_err(write_error)?;

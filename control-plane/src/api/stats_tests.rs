@@ -148,6 +148,7 @@ async fn the_admin_view_is_for_administrators_and_checks_its_queries() {
                 event(4, 1, t0 + 45_000, EventKind::Left),
             ],
             received_at_ms: t0 + 45_000,
+            webhooks: false,
         })
         .await
         .unwrap();

@@ -8,8 +8,12 @@ use veche_protocol::stats::{EventKind, MeetingId, ParticipantEvent, DAY_MS, HOUR
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UserId};
 
 /// The statistics cases, named.
-pub(crate) fn cases<F: StoreFactory>() -> [(&'static str, Case<F>); 6] {
+pub(crate) fn cases<F: StoreFactory>() -> [(&'static str, Case<F>); 7] {
     [
+        (
+            "webhook events are stored with their cause and removed once delivered",
+            |f, d| Box::pin(webhook_events_are_stored_and_removed(f, d)),
+        ),
         (
             "a meeting spans nodes from the first join to the last leave",
             |f, d| Box::pin(a_meeting_spans_nodes(f, d)),
@@ -70,6 +74,7 @@ fn record(node: u64, boot: u64, events: Vec<ParticipantEvent>) -> StatsCommand {
         boot,
         events,
         received_at_ms: T0 + 100_000,
+        webhooks: false,
     }
 }
 
@@ -176,6 +181,7 @@ async fn a_lost_node_or_a_new_boot_closes_its_sessions<F: StoreFactory>(f: &F, d
     let lost = StatsCommand::NodeLost {
         node_id: NodeId(1),
         at_ms: T0 + 3_000,
+        webhooks: false,
     };
     assert_eq!(s.stats(lost.clone()).await.unwrap(), StatsOutput::Closed(2));
     assert_eq!(s.stats(lost).await.unwrap(), StatsOutput::Closed(0));
@@ -315,5 +321,73 @@ async fn statistics_survive_a_reopen<F: StoreFactory>(f: &F, dir: &Path) {
         },
         "the dedupe mark survives too"
     );
+    f.close(s).await;
+}
+
+async fn webhook_events_are_stored_and_removed<F: StoreFactory>(f: &F, dir: &Path) {
+    use veche_protocol::stats::WebhookKind;
+    let s = f.open(dir).await;
+    let with_hooks = |node, events| StatsCommand::Record {
+        node_id: NodeId(node),
+        boot: 7,
+        events,
+        received_at_ms: T0,
+        webhooks: true,
+    };
+    s.stats(with_hooks(
+        1,
+        vec![joined(1, 5, 1, T0, None), joined(2, 5, 2, T0 + 1, None)],
+    ))
+    .await
+    .unwrap();
+    // The same batch again stores no second copy of its events.
+    s.stats(with_hooks(1, vec![joined(2, 5, 2, T0 + 1, None)]))
+        .await
+        .unwrap();
+    s.stats(with_hooks(
+        1,
+        vec![left(3, 5, 2, T0 + 5), left(4, 5, 1, T0 + 9)],
+    ))
+    .await
+    .unwrap();
+    let pending = s.stats_read(|q| q.outbox(100)).await.unwrap();
+    let kinds: Vec<WebhookKind> = pending.iter().map(|(_, e)| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            WebhookKind::RoomStarted,
+            WebhookKind::ParticipantJoined,
+            WebhookKind::ParticipantJoined,
+            WebhookKind::ParticipantLeft,
+            WebhookKind::ParticipantLeft,
+            WebhookKind::RoomFinished,
+        ]
+    );
+    let (first_key, first) = &pending[0];
+    assert_eq!(first.id, format!("evt_{first_key}"));
+    assert_eq!(
+        pending[1].1.participant.as_ref().unwrap().display_name,
+        "P1"
+    );
+    assert_eq!(pending[5].1.at_ms, T0 + 9);
+    let ids: Vec<u64> = pending.iter().take(4).map(|(k, _)| *k).collect();
+    assert_eq!(
+        s.stats(StatsCommand::WebhooksDelivered { ids: ids.clone() })
+            .await
+            .unwrap(),
+        StatsOutput::Delivered(4)
+    );
+    assert_eq!(
+        s.stats(StatsCommand::WebhooksDelivered { ids })
+            .await
+            .unwrap(),
+        StatsOutput::Delivered(0)
+    );
+    assert_eq!(s.stats_read(|q| q.outbox(100)).await.unwrap().len(), 2);
+    // Without webhooks configured, nothing is queued.
+    s.stats(record(2, 8, vec![joined(1, 6, 3, T0, None)]))
+        .await
+        .unwrap();
+    assert_eq!(s.stats_read(|q| q.outbox(100)).await.unwrap().len(), 2);
     f.close(s).await;
 }

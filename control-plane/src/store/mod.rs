@@ -18,7 +18,7 @@
 //!   (commit, read) each capability's store trait is written on once:
 //!   - [`accounts`]: users and sessions ([`AccountStore`]).
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
-//!     through `stats_read.rs`.
+//!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -33,6 +33,7 @@ pub mod log_store;
 pub mod mem;
 pub mod model;
 pub mod network;
+pub mod outbox;
 mod queries;
 mod raft_seam;
 pub mod raft_store;

@@ -30,10 +30,11 @@ use super::db::DbError;
 use super::docs::{next_id, DocAccess, DocTable, Docs, DocsMut};
 use super::error::StoreError;
 use super::model::{Command, CommandOutput};
+use super::outbox;
 use super::seam;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use veche_protocol::stats::{EventKind, MeetingId, ParticipantEvent, DAY_MS, HOUR_MS};
+use veche_protocol::stats::{EventKind, MeetingId, ParticipantEvent, WebhookKind, DAY_MS, HOUR_MS};
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis, UserId};
 
 pub use super::stats_read::StatsQuery;
@@ -108,6 +109,11 @@ pub enum StatsCommand {
         events: Vec<ParticipantEvent>,
         /// The proposer's clock when the batch arrived.
         received_at_ms: UnixMillis,
+        /// Also store webhook events for what the batch changes (the
+        /// proposer has webhooks configured; every control-plane node has
+        /// the same `[[webhooks]]`).
+        #[serde(default)]
+        webhooks: bool,
     },
     /// The node is dead: close its open participant sessions at `at_ms`
     /// (its last heartbeat). Idempotent: a second time finds none open.
@@ -116,6 +122,15 @@ pub enum StatsCommand {
         node_id: NodeId,
         /// When it was last heard from.
         at_ms: UnixMillis,
+        /// Also store webhook events, as in `Record`.
+        #[serde(default)]
+        webhooks: bool,
+    },
+    /// Webhook events delivered to every endpoint: removed from the
+    /// outbox. Removing a removed one changes nothing.
+    WebhooksDelivered {
+        /// Outbox keys (the `n` of `evt_<n>`).
+        ids: Vec<u64>,
     },
 }
 
@@ -141,6 +156,8 @@ pub enum StatsOutput {
     },
     /// Participant sessions closed.
     Closed(u64),
+    /// Webhook events removed from the outbox.
+    Delivered(u64),
 }
 
 /// Per (node, boot): the highest `seq` stored.
@@ -182,6 +199,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
             boot,
             events,
             received_at_ms,
+            webhooks,
         } => {
             let node = node_id.0;
             let mark = MARKS.get(d, &(node, boot))?;
@@ -194,7 +212,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                         applied: 0,
                     });
                 }
-                close_node(d, node, received_at_ms)?;
+                close_node(d, node, received_at_ms, webhooks)?;
                 NODE_BOOT.put(d, &node, &boot)?;
             }
             let mut mark = mark.unwrap_or(0);
@@ -221,6 +239,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                             &ev.room_name,
                             &ev.room_slug,
                             ev.at_ms,
+                            webhooks,
                         )?;
                         let session = ParticipantSession {
                             id: next_id(d, "participant_sessions")?,
@@ -245,10 +264,19 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                         };
                         MEETINGS.put(d, &m.id.0, &m)?;
                         count(d, ev.at_ms, |c| c.participants += 1)?;
+                        if webhooks {
+                            outbox::emit(
+                                d,
+                                WebhookKind::ParticipantJoined,
+                                &m,
+                                Some(&session),
+                                ev.at_ms,
+                            )?;
+                        }
                     }
                     EventKind::Left => {
                         let seat = (node, (ev.room_id.0, ev.participant_id.as_str().to_owned()));
-                        close_seat(d, &seat, ev.at_ms)?;
+                        close_seat(d, &seat, ev.at_ms, webhooks)?;
                     }
                 }
             }
@@ -258,8 +286,15 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                 applied,
             })
         }
-        StatsCommand::NodeLost { node_id, at_ms } => {
-            Ok(StatsOutput::Closed(close_node(d, node_id.0, at_ms)?))
+        StatsCommand::NodeLost {
+            node_id,
+            at_ms,
+            webhooks,
+        } => Ok(StatsOutput::Closed(close_node(
+            d, node_id.0, at_ms, webhooks,
+        )?)),
+        StatsCommand::WebhooksDelivered { ids } => {
+            Ok(StatsOutput::Delivered(outbox::remove(d, &ids)?))
         }
     }
 }
@@ -272,6 +307,7 @@ fn meeting_for_join(
     room_name: &str,
     room_slug: &RoomSlug,
     at_ms: UnixMillis,
+    webhooks: bool,
 ) -> Result<Meeting, DbError> {
     if let Some(id) = ROOM_LIVE.get(d, &room.0)? {
         if let Some(m) = MEETINGS.get(d, &id)? {
@@ -311,6 +347,9 @@ fn meeting_for_join(
     ROOM_LAST.put(d, &room.0, &m.id.0)?;
     count(d, at_ms, |c| c.meetings += 1)?;
     MEETINGS.put(d, &m.id.0, &m)?;
+    if webhooks {
+        outbox::emit(d, WebhookKind::RoomStarted, &m, None, at_ms)?;
+    }
     Ok(m)
 }
 
@@ -320,13 +359,15 @@ fn close_seat(
     d: &mut (impl DocsMut + ?Sized),
     seat: &(u64, (u64, String)),
     at_ms: UnixMillis,
+    webhooks: bool,
 ) -> Result<bool, DbError> {
     let Some((meeting, id)) = OPEN_SEATS.get(d, seat)? else {
         return Ok(false);
     };
     OPEN_SEATS.remove(d, seat)?;
     let mut left = at_ms;
-    if let Some(mut s) = SESSIONS.get(d, &(meeting, id))? {
+    let session = SESSIONS.get(d, &(meeting, id))?;
+    if let Some(mut s) = session.clone() {
         left = left.max(s.joined_at_ms);
         s.left_at_ms = Some(left);
         SESSIONS.put(d, &(meeting, id), &s)?;
@@ -340,6 +381,14 @@ fn close_seat(
             }
         }
         MEETINGS.put(d, &meeting, &m)?;
+        if webhooks {
+            if let Some(s) = &session {
+                outbox::emit(d, WebhookKind::ParticipantLeft, &m, Some(s), left)?;
+            }
+            if m.open == 0 {
+                outbox::emit(d, WebhookKind::RoomFinished, &m, None, left)?;
+            }
+        }
     }
     Ok(true)
 }
@@ -349,13 +398,14 @@ fn close_node(
     d: &mut (impl DocsMut + ?Sized),
     node: u64,
     at_ms: UnixMillis,
+    webhooks: bool,
 ) -> Result<u64, DbError> {
     use super::docs::DocKey;
     let open = OPEN_SEATS.scan_keys(d, &node.key_bytes(), false, usize::MAX)?;
     let mut closed = 0;
     for (key, _) in open {
         let seat = decode_seat(&key)?;
-        if close_seat(d, &seat, at_ms)? {
+        if close_seat(d, &seat, at_ms, webhooks)? {
             closed += 1;
         }
     }

@@ -10,6 +10,7 @@ use super::stats::{
 };
 use std::collections::BTreeSet;
 use veche_protocol::limits::stats::MAX_MEETING_PARTICIPANTS;
+use veche_protocol::stats::WebhookEvent;
 use veche_protocol::stats::{
     Bucket, MeetingDetail, MeetingId, MeetingPage, MeetingView, Overview, ParticipantView, DAY_MS,
     HOUR_MS, OVERVIEW_DAYS, OVERVIEW_HOURS,
@@ -95,6 +96,22 @@ impl<'a> StatsQuery<'a> {
             meeting: meeting_view(&m, now_ms),
             participants,
         }))
+    }
+
+    /// Up to `limit` webhook events waiting for delivery, oldest first,
+    /// with their outbox keys.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, WebhookEvent)>, DbError> {
+        let rows = super::outbox::OUTBOX.scan_keys(self.d, &[], false, limit)?;
+        rows.into_iter()
+            .map(|(k, e)| {
+                let key = k
+                    .as_slice()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| DbError::Inconsistent("webhook_outbox key".into()))?;
+                Ok((key, e))
+            })
+            .collect()
     }
 
     /// An account's email, if the account still exists.
