@@ -1,3 +1,4 @@
+#![allow(dead_code)] // Each test binary uses a different part.
 //! A Veche site run inside the test process: control-plane nodes and a
 //! real media node, served on loopback listeners, for the statistics
 //! tests. In-process because those tests need an administrator's session
