@@ -2,7 +2,8 @@
 //! contract (`stats.rs`), on every store `conformance::run_all` runs.
 
 use super::conformance::{Case, StoreFactory};
-use super::stats::{StatsCommand, StatsOutput, StatsStore};
+use super::stats::{StatsCommand, StatsOutput};
+use super::stats_read::StatsStore;
 use std::path::Path;
 use veche_protocol::stats::{EventKind, MeetingId, ParticipantEvent, DAY_MS, HOUR_MS};
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UserId};

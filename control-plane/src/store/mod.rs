@@ -41,7 +41,7 @@ pub mod seam;
 mod snapshot;
 pub mod state_machine;
 pub mod stats;
-mod stats_read;
+pub mod stats_read;
 pub mod types;
 
 pub use accounts::AccountStore;
@@ -52,7 +52,7 @@ pub use network::raft_router;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
-pub use stats::StatsStore;
+pub use stats_read::{StatsQuery, StatsStore};
 pub use types::{ApplyResponse, TypeConfig};
 
 #[cfg(test)]

@@ -10,39 +10,18 @@
 
 use super::db::DbError;
 use super::docs::{next_id, DocTable, DocsMut};
-use super::stats::{Meeting, ParticipantSession};
-use veche_protocol::stats::{WebhookEvent, WebhookKind, WebhookParticipant};
-use veche_protocol::UnixMillis;
+use veche_protocol::stats::WebhookEvent;
 
 /// Pending events by id, oldest first.
 pub(super) const OUTBOX: DocTable<u64, WebhookEvent> = DocTable::new("webhook_outbox");
 
-/// Stores an event about `meeting` (and `session`, for participant events).
-pub(super) fn emit(
+/// Stores the event `make` builds from its new id (`evt_<n>`).
+pub(super) fn push(
     d: &mut (impl DocsMut + ?Sized),
-    kind: WebhookKind,
-    meeting: &Meeting,
-    session: Option<&ParticipantSession>,
-    at_ms: UnixMillis,
+    make: impl FnOnce(String) -> WebhookEvent,
 ) -> Result<(), DbError> {
     let id = next_id(d, "webhook_events")?;
-    let event = WebhookEvent {
-        id: format!("evt_{id}"),
-        kind,
-        at_ms,
-        meeting_id: meeting.id,
-        room_id: meeting.room_id,
-        room_name: meeting.room_name.clone(),
-        room_slug: meeting.room_slug.clone(),
-        participant: session.map(|s| WebhookParticipant {
-            participant_id: s.participant_id.clone(),
-            display_name: s.display_name.clone(),
-            user: s.user,
-            guest: s.guest,
-            node_id: s.node_id,
-        }),
-    };
-    OUTBOX.put(d, &id, &event)
+    OUTBOX.put(d, &id, &make(format!("evt_{id}")))
 }
 
 /// Removes delivered events; returns how many were pending.

@@ -27,17 +27,14 @@
 //!   overview reads 54 small rows, not the history.
 
 use super::db::DbError;
-use super::docs::{next_id, DocAccess, DocTable, Docs, DocsMut};
-use super::error::StoreError;
-use super::model::{Command, CommandOutput};
+use super::docs::{next_id, DocTable, DocsMut};
 use super::outbox;
-use super::seam;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
-use veche_protocol::stats::{EventKind, MeetingId, ParticipantEvent, WebhookKind, DAY_MS, HOUR_MS};
+use veche_protocol::stats::{
+    EventKind, MeetingId, ParticipantEvent, WebhookEvent, WebhookKind, WebhookParticipant, DAY_MS,
+    HOUR_MS,
+};
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis, UserId};
-
-pub use super::stats_read::StatsQuery;
 
 /// A meeting: a stretch of time in which a room had somebody in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,7 +262,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                         MEETINGS.put(d, &m.id.0, &m)?;
                         count(d, ev.at_ms, |c| c.participants += 1)?;
                         if webhooks {
-                            outbox::emit(
+                            hook(
                                 d,
                                 WebhookKind::ParticipantJoined,
                                 &m,
@@ -348,7 +345,7 @@ fn meeting_for_join(
     count(d, at_ms, |c| c.meetings += 1)?;
     MEETINGS.put(d, &m.id.0, &m)?;
     if webhooks {
-        outbox::emit(d, WebhookKind::RoomStarted, &m, None, at_ms)?;
+        hook(d, WebhookKind::RoomStarted, &m, None, at_ms)?;
     }
     Ok(m)
 }
@@ -383,10 +380,10 @@ fn close_seat(
         MEETINGS.put(d, &meeting, &m)?;
         if webhooks {
             if let Some(s) = &session {
-                outbox::emit(d, WebhookKind::ParticipantLeft, &m, Some(s), left)?;
+                hook(d, WebhookKind::ParticipantLeft, &m, Some(s), left)?;
             }
             if m.open == 0 {
-                outbox::emit(d, WebhookKind::RoomFinished, &m, None, left)?;
+                hook(d, WebhookKind::RoomFinished, &m, None, left)?;
             }
         }
     }
@@ -441,34 +438,29 @@ fn count(
     Ok(())
 }
 
-/// Statistics as the API and the leader's duties use them. Implemented
-/// once for every store ([`DocAccess`]); the contract is checked by the
-/// conformance cases in `conformance_stats.rs` on both stores.
-pub trait StatsStore: DocAccess {
-    /// Runs a statistics command.
-    fn stats(
-        &self,
-        cmd: StatsCommand,
-    ) -> impl Future<Output = Result<StatsOutput, StoreError>> + Send {
-        async move {
-            seam::expect(
-                self.commit(Command::Stats(cmd)).await?,
-                "a statistics command",
-                |o| match o {
-                    CommandOutput::Stats(s) => Ok(s),
-                    other => Err(other),
-                },
-            )
-        }
-    }
-
-    /// Reads the statistics at one linearizable point.
-    fn stats_read<T: Send + 'static>(
-        &self,
-        q: impl FnOnce(&StatsQuery<'_>) -> Result<T, DbError> + Send,
-    ) -> impl Future<Output = Result<T, StoreError>> + Send {
-        self.read_docs(move |d: &dyn Docs| q(&StatsQuery::new(d)))
-    }
+/// Stores a webhook event about meeting `m` (and session `s`) in the
+/// outbox.
+fn hook(
+    d: &mut (impl DocsMut + ?Sized),
+    kind: WebhookKind,
+    m: &Meeting,
+    s: Option<&ParticipantSession>,
+    at_ms: UnixMillis,
+) -> Result<(), DbError> {
+    outbox::push(d, |id| WebhookEvent {
+        id,
+        kind,
+        at_ms,
+        meeting_id: m.id,
+        room_id: m.room_id,
+        room_name: m.room_name.clone(),
+        room_slug: m.room_slug.clone(),
+        participant: s.map(|s| WebhookParticipant {
+            participant_id: s.participant_id.clone(),
+            display_name: s.display_name.clone(),
+            user: s.user,
+            guest: s.guest,
+            node_id: s.node_id,
+        }),
+    })
 }
-
-impl<S: DocAccess + ?Sized> StatsStore for S {}

@@ -3,12 +3,18 @@
 //! page is read at one point.
 
 use super::db::DbError;
+use super::docs::DocAccess;
 use super::docs::{DocKey, Docs};
+use super::error::StoreError;
+use super::model::{Command, CommandOutput};
+use super::seam;
 use super::stats::{
     Counts, Meeting, ParticipantSession, DAILY, HOURLY, MEETINGS, MEETINGS_BY_DAY, META,
     OPEN_SEATS, ROOM_LIVE, SESSIONS, USER_MEETINGS,
 };
+use super::stats::{StatsCommand, StatsOutput};
 use std::collections::BTreeSet;
+use std::future::Future;
 use veche_protocol::limits::stats::MAX_MEETING_PARTICIPANTS;
 use veche_protocol::stats::WebhookEvent;
 use veche_protocol::stats::{
@@ -292,3 +298,35 @@ fn page(mut found: Vec<Meeting>, limit: usize, now_ms: UnixMillis) -> MeetingPag
         meetings: found.iter().map(|m| meeting_view(m, now_ms)).collect(),
     }
 }
+
+/// Statistics as the API and the leader's duties use them. Implemented
+/// once for every store ([`DocAccess`]); the contract is checked by the
+/// conformance cases in `conformance_stats.rs` on both stores.
+pub trait StatsStore: DocAccess {
+    /// Runs a statistics command.
+    fn stats(
+        &self,
+        cmd: StatsCommand,
+    ) -> impl Future<Output = Result<StatsOutput, StoreError>> + Send {
+        async move {
+            seam::expect(
+                self.commit(Command::Stats(cmd)).await?,
+                "a statistics command",
+                |o| match o {
+                    CommandOutput::Stats(s) => Ok(s),
+                    other => Err(other),
+                },
+            )
+        }
+    }
+
+    /// Reads the statistics at one linearizable point.
+    fn stats_read<T: Send + 'static>(
+        &self,
+        q: impl FnOnce(&StatsQuery<'_>) -> Result<T, DbError> + Send,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        self.read_docs(move |d: &dyn Docs| q(&StatsQuery::new(d)))
+    }
+}
+
+impl<S: DocAccess + ?Sized> StatsStore for S {}

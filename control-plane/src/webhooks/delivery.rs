@@ -4,7 +4,8 @@
 //! takes `now` and does no I/O.
 
 use super::{retry_delay, signature, WebhookEndpoint};
-use crate::store::stats::{StatsCommand, StatsStore};
+use crate::store::stats::StatsCommand;
+use crate::store::StatsStore;
 use crate::ControlPlane;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::{BTreeSet, HashMap};
