@@ -226,5 +226,18 @@ async fn the_admin_view_is_for_administrators_and_checks_its_queries() {
     assert!(mine.contains("Weekly review"), "{mine}");
     let (_, theirs) = get(&f, "/api/me/meetings", Some(&f.admin)).await;
     assert!(theirs.contains("\"meetings\":[]"), "{theirs}");
+    // The page itself is served to anyone (it asks /api/me who is
+    // looking); its data is what needs an administrator.
+    let (status, page) = get(&f, "/admin", None).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>Administration</h1>"), "{page}");
+    for asset in [
+        "/static/admin.js",
+        "/static/admin.css",
+        "/static/lib/charts.js",
+        "/static/lib/admin-format.js",
+    ] {
+        assert_eq!(get(&f, asset, None).await.0, 200, "{asset}");
+    }
     f.cp.shutdown().await.unwrap();
 }
