@@ -66,6 +66,8 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
+    cp.enable_webhooks(cfg.webhook_endpoints())
+        .map_err(|e| anyhow::anyhow!("webhooks: {e}"))?;
     match bootstrap {
         Bootstrap::Join => println!(
             "Control-plane node {id} is listening at {advertise}; add it to the cluster with\n  \

@@ -24,6 +24,8 @@ pub struct Config {
     pub media: MediaSection,
     /// Where files outside the Raft store live (avatars).
     pub storage: StorageSection,
+    /// `[[webhooks]]`: endpoints told about meetings (control plane).
+    pub webhooks: Vec<WebhookSection>,
 }
 
 /// `[storage]`: files kept outside the Raft store.
@@ -46,6 +48,7 @@ impl std::fmt::Debug for Config {
             .field("http", &self.http)
             .field("rooms", &self.rooms)
             .field("storage", &self.storage)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +254,41 @@ impl Default for MediaSection {
     }
 }
 
+/// `[[webhooks]]`: one endpoint that receives signed meeting events.
+/// `Debug` never prints the secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Where to `POST` the events (`http://` or `https://`).
+    pub url: String,
+    /// The HMAC-SHA256 key of the `Veche-Signature` header, at least 32
+    /// bytes.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSection")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Config {
+    /// The webhook endpoints, for [`veche_control_plane::ControlPlane::enable_webhooks`]
+    /// (which checks them).
+    pub fn webhook_endpoints(&self) -> Vec<veche_control_plane::webhooks::WebhookEndpoint> {
+        self.webhooks
+            .iter()
+            .map(|w| veche_control_plane::webhooks::WebhookEndpoint {
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+            })
+            .collect()
+    }
+}
+
 /// `[[media.ice_servers]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,6 +376,16 @@ mod tests {
         let text = include_str!("../deploy/veche.sample.toml");
         let c: Config = toml::from_str(text).expect("sample config parses");
         assert_eq!(c.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn webhooks_are_read_and_their_secrets_never_printed() {
+        let c: Config = toml::from_str(
+            "[[webhooks]]\nurl = \"https://hooks.example/veche\"\nsecret = \"webhook-secret-value\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.webhook_endpoints()[0].url, "https://hooks.example/veche");
+        assert!(!format!("{c:?}").contains("webhook-secret-value"));
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
 
+    cp.enable_webhooks(cfg.webhook_endpoints())
+        .map_err(|e| anyhow::anyhow!("webhooks: {e}"))?;
     let node = MediaNode::new(NodeConfig {
         node_id: NodeId(cfg.media.node_id),
         control_plane_urls: vec![self_url.clone()],

@@ -16,8 +16,10 @@ pub mod leader;
 pub mod media_registry;
 mod rejoin;
 pub mod secret;
+mod stats_duty;
 pub mod store;
 mod web;
+pub mod webhooks;
 
 #[cfg(test)]
 mod access_tests;
@@ -109,6 +111,14 @@ pub struct CpMetrics {
     pub joins: IntCounter,
     /// Chat messages committed through this node.
     pub chat_messages: IntCounter,
+    /// Participant-event reports from media nodes stored through this node
+    /// (one Raft entry each).
+    pub stats_reports: IntCounter,
+    /// New participant events in those reports (repeats excluded).
+    pub stats_events: IntCounter,
+    /// Participant sessions the leader closed because their media node
+    /// died without reporting the leaves.
+    pub stats_sessions_closed_lost: IntCounter,
     /// Requests this node sent on to the leader, by kind.
     pub forwarded: IntCounterVec,
     /// 1 on the leader, 0 elsewhere (refreshed at scrape time).
@@ -152,6 +162,18 @@ impl CpMetrics {
             rooms_created: c("rooms_created_total", "Rooms created"),
             joins: c("join_tokens_issued_total", "Join tokens issued"),
             chat_messages: c("chat_messages_committed_total", "Chat messages committed"),
+            stats_reports: c(
+                "participant_event_reports_total",
+                "Participant-event reports from media nodes stored (one Raft entry each)",
+            ),
+            stats_events: c(
+                "participant_events_stored_total",
+                "New participant events stored (repeats excluded)",
+            ),
+            stats_sessions_closed_lost: c(
+                "participant_sessions_closed_node_lost_total",
+                "Participant sessions closed because their media node died",
+            ),
             forwarded,
             is_leader: g("raft_is_leader", "1 if this node is the Raft leader"),
             term: g("raft_term", "Current Raft term"),
@@ -207,6 +229,8 @@ pub struct ControlPlane {
     /// Client for requests to other control-plane nodes.
     peers: leader::PeerClient,
     metrics: CpMetrics,
+    /// The webhook endpoints, once [`ControlPlane::enable_webhooks`] ran.
+    webhooks: std::sync::OnceLock<Vec<webhooks::WebhookEndpoint>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -261,7 +285,9 @@ impl ControlPlane {
             liveness: Mutex::new(media_registry::Liveness::default()),
             drain_lock: tokio::sync::Mutex::new(()),
             metrics: CpMetrics::new(),
+            webhooks: std::sync::OnceLock::new(),
         });
+        tokio::spawn(stats_duty::run(Arc::downgrade(&cp)));
         if cp.config.bootstrap == Bootstrap::Single {
             // Fail start-up loudly if the key cannot be made, rather than
             // on the first join.

@@ -94,6 +94,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(config: &HttpConfig) -> R
         .route("/", get(|| async { file("index.html") }))
         .route("/signin", get(|| async { file("signin.html") }))
         .route("/profile", get(|| async { file("profile.html") }))
+        .route("/admin", get(|| async { file("admin.html") }))
         .route(
             "/r/{slug}",
             get(|_: Path<String>| async { file("room.html") }),

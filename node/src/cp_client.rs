@@ -190,6 +190,15 @@ impl ControlPlaneClient {
         Ok(reply)
     }
 
+    /// Reports a batch of participant events; the reply says up to which
+    /// `seq` they are stored (through Raft).
+    pub async fn node_events(
+        &self,
+        req: &veche_protocol::stats::NodeEvents,
+    ) -> Result<veche_protocol::stats::NodeEventsReply, ErrorBody> {
+        self.call(veche_protocol::stats::RPC_NODE_EVENTS, req).await
+    }
+
     /// Commits a chat message through Raft; returns it as stored.
     pub async fn commit_chat(&self, req: &CommitChat) -> Result<ChatMessage, ErrorBody> {
         self.call(RPC_COMMIT_CHAT, req).await

@@ -12,12 +12,13 @@
 //!                                                      └─▶ core      └─▶ relay_tls
 //! ```
 //!
-//! plus the leaves `cp_client`, `metrics`, `negotiation` and
-//! `interceptor`. docs/architecture.md walks through a join.
+//! plus the leaves `cp_client`, `metrics`, `negotiation`, `interceptor`
+//! and `events` (participant events for statistics, emitted by rooms). docs/architecture.md walks through a join.
 pub mod admission;
 pub mod codecs;
 pub mod core;
 pub mod cp_client;
+pub mod events;
 pub mod forward;
 pub mod interceptor;
 pub mod media_node;

@@ -4,6 +4,7 @@
 //! ([`crate::session`]) on the state they share ([`crate::node`]).
 
 use crate::cp_client::ControlPlaneClient;
+use crate::events::ReportSchedule;
 use crate::metrics::Metrics;
 use crate::node::{NodeConfig, Shared};
 use crate::relay::Relay;
@@ -44,16 +45,18 @@ impl MediaNode {
             config.control_plane_urls.clone(),
             config.cluster_secret.clone(),
         );
+        let metrics = Metrics::new();
         MediaNode {
             shared: Arc::new(Shared {
                 config,
                 cp,
                 token_key: RwLock::new(None),
                 rooms: Mutex::new(HashMap::new()),
-                metrics: Metrics::new(),
                 relay: OnceLock::new(),
                 draining: Mutex::new(None),
                 left: tokio::sync::Notify::new(),
+                events: crate::events::EventSink::new(&metrics.registry),
+                metrics,
             }),
         }
     }
@@ -160,7 +163,15 @@ impl MediaNode {
     /// resolves. A failed beat is retried at the next tick against the
     /// next control-plane node; a reply saying the cluster does not know
     /// this node makes it register again.
+    ///
+    /// The participant-event reporter ([`MediaNode::report_events`]) runs
+    /// alongside, for as long as the heartbeats do.
     pub async fn heartbeat_loop(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let reporter = tokio::spawn({
+            let node = self.clone();
+            async move { node.report_events().await }
+        });
+        let _stop_reporter = AbortOnDrop(reporter);
         let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -219,12 +230,64 @@ impl MediaNode {
         }
     }
 
+    /// Sends the participant events rooms queue ([`crate::events`]) to the
+    /// control plane, a batch at a time, each batch until acknowledged: at
+    /// most one report per [`ReportSchedule`] interval, so the events of an
+    /// interval share one report and one Raft entry. The first report of a
+    /// run goes out even if empty: it tells the control plane the node
+    /// restarted, which closes the sessions of its previous run.
+    pub async fn report_events(&self) {
+        let sink = &self.shared.events;
+        let mut schedule = ReportSchedule::default();
+        let mut announced = false;
+        let mut failing = false;
+        loop {
+            // A wake-up may be stale (its event went out with the last
+            // report): only a queue with something in it is worth a report.
+            while announced && !sink.has_pending() {
+                sink.queued().await;
+            }
+            let report = sink.next_report(self.shared.config.node_id);
+            let wait = match self.shared.cp.node_events(&report).await {
+                Ok(reply) => {
+                    announced = true;
+                    sink.acknowledged(reply.stored_through);
+                    if failing {
+                        info!("participant events reach the control plane again");
+                        failing = false;
+                    }
+                    schedule.after(true)
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(
+                            pending = report.events.len(),
+                            "reporting participant events failed: {}", e.message
+                        );
+                        failing = true;
+                    }
+                    schedule.after(false)
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     /// The node's HTTP routes: the signalling WebSocket and metrics.
     pub fn router(&self) -> Router {
         Router::new()
             .route(WS_PATH, get(ws_upgrade))
             .route(METRICS_PATH, get(metrics))
             .with_state(self.shared.clone())
+    }
+}
+
+/// Aborts a task when dropped, so a loop's helper ends with the loop.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -4,6 +4,7 @@
 //! heartbeats, HTTP routes) are in [`crate::media_node`], above this.
 
 use crate::cp_client::ControlPlaneClient;
+use crate::events::EventSink;
 use crate::metrics::Metrics;
 use crate::peer::RtcConfig;
 use crate::relay::{Relay, RelayEvent};
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) draining: Mutex<Option<tokio::time::Instant>>,
     /// Woken whenever a participant leaves, so a drain notices the end.
     pub(crate) left: tokio::sync::Notify,
+    /// Participant events for the control plane's statistics.
+    pub(crate) events: EventSink,
 }
 
 impl Shared {
@@ -96,7 +99,7 @@ impl Shared {
                 .entry(claims.room_id)
                 .or_insert_with(|| {
                     self.metrics.rooms.inc();
-                    Room::new(
+                    Room::with_events(
                         RoomInfo {
                             id: claims.room_id,
                             slug: claims.room_slug.clone(),
@@ -104,6 +107,7 @@ impl Shared {
                         },
                         self.metrics.clone(),
                         self.relay.get().cloned(),
+                        self.events.clone(),
                     )
                 })
                 .clone()

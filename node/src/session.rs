@@ -11,6 +11,7 @@ use crate::admission::{Admission, Kind, Verdict};
 use crate::node::Shared;
 use crate::outbox::{cmd_channel, Outbox};
 use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
+use crate::room::Joiner;
 use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::StreamExt;
@@ -193,9 +194,12 @@ async fn session(
             .map_err(|e| e.to_string()),
         None => room
             .join(
-                pid.clone(),
-                claims.display_name.clone(),
-                claims.guest,
+                Joiner {
+                    id: pid.clone(),
+                    display_name: claims.display_name.clone(),
+                    guest: claims.guest,
+                    user: claims.user,
+                },
                 media,
                 handle,
                 now_ms(),

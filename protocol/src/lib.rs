@@ -18,6 +18,7 @@ pub mod relay;
 pub mod rpc;
 pub mod secret;
 pub mod signal;
+pub mod stats;
 pub mod token;
 pub mod turn;
 

@@ -257,6 +257,40 @@ pub mod passes {
     pub const MAX_PER_ROOM: usize = 500;
 }
 
+/// Meeting statistics: the media nodes' participant events and the admin
+/// view's routes.
+pub mod stats {
+    use super::Rate;
+
+    /// Participant events a media node keeps while the control plane does
+    /// not acknowledge them (about 200 bytes each). When full, the oldest
+    /// is dropped and counted (`veche_node_participant_events_dropped_total`):
+    /// a control plane down for long loses the oldest history first, and a
+    /// node never runs out of memory for it.
+    pub const EVENT_QUEUE: usize = 10_000;
+    /// Most events in one report ([`crate::stats::RPC_NODE_EVENTS`]): one
+    /// Raft entry each, well under [`MAX_EVENTS_BODY_BYTES`].
+    pub const MAX_EVENTS_PER_BATCH: usize = 500;
+    /// Largest body the control plane accepts on the events route.
+    pub const MAX_EVENTS_BODY_BYTES: usize = 512 * 1024;
+    /// How often a node reports at most, in milliseconds: the events of
+    /// this window share one report, hence one Raft entry.
+    pub const REPORT_INTERVAL_MS: u64 = 500;
+    /// After a failed report, the wait before the next one doubles from
+    /// [`REPORT_INTERVAL_MS`] up to this.
+    pub const REPORT_MAX_BACKOFF_MS: u64 = 5_000;
+    /// The admin view's routes (`/api/admin/overview`, meetings, exports)
+    /// and a user's own history: each a quorum read over many rows.
+    pub const ADMIN_VIEW: Rate = Rate {
+        burst: 30,
+        per_second: 2.0,
+    };
+    /// Most participant sessions listed for one meeting (detail, CSV).
+    pub const MAX_MEETING_PARTICIPANTS: usize = 5_000;
+    /// Most chat messages in one meeting's chat export.
+    pub const MAX_CHAT_EXPORT: usize = 10_000;
+}
+
 /// A token bucket. Decisions only: the caller passes the time.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {

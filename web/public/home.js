@@ -81,6 +81,26 @@ function onJoin(e) {
   location.assign(roomPath(slug));
 }
 
+/**
+ * Shows the "Administration" link to administrators (`GET /api/me`). An
+ * anonymous visitor, or a server without accounts, sees no change.
+ */
+async function showAdminLink() {
+  try {
+    const resp = await fetch('/api/me', { headers: { Accept: 'application/json' } });
+    const me = resp.ok ? await resp.json() : null;
+    if (!me?.user?.is_admin) return;
+    const link = document.createElement('a');
+    link.href = '/admin';
+    link.textContent = 'Administration';
+    link.className = 'admin-link';
+    document.querySelector('main.home header')?.append(link);
+  } catch {
+    // The home page works without it.
+  }
+}
+
 $('create-form').addEventListener('submit', onCreate);
 $('join-form').addEventListener('submit', onJoin);
 $('room-name').focus();
+showAdminLink();

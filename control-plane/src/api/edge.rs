@@ -37,6 +37,8 @@ pub(crate) enum RouteClass {
     Avatar,
     /// A room owner's guest passes: create, list, revoke.
     Passes,
+    /// The admin view's statistics and exports, and a user's own history.
+    AdminView,
 }
 
 impl RouteClass {
@@ -48,6 +50,7 @@ impl RouteClass {
             RouteClass::Account => "account",
             RouteClass::Avatar => "avatar",
             RouteClass::Passes => "passes",
+            RouteClass::AdminView => "admin_view",
         }
     }
 
@@ -59,6 +62,7 @@ impl RouteClass {
             RouteClass::Account => "account requests",
             RouteClass::Avatar => "avatar uploads",
             RouteClass::Passes => "guest pass requests",
+            RouteClass::AdminView => "statistics requests",
         }
     }
 }
@@ -71,6 +75,7 @@ pub(crate) struct Edge {
     account: Mutex<KeyedLimiter<IpAddr>>,
     avatar: Mutex<KeyedLimiter<IpAddr>>,
     passes: Mutex<KeyedLimiter<IpAddr>>,
+    admin_view: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -111,6 +116,7 @@ impl Edge {
             account: limiter(ACCOUNT),
             avatar: limiter(AVATAR),
             passes: limiter(PASSES),
+            admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -162,6 +168,7 @@ impl Edge {
             RouteClass::Account => &self.account,
             RouteClass::Avatar => &self.avatar,
             RouteClass::Passes => &self.passes,
+            RouteClass::AdminView => &self.admin_view,
         };
         limiter
             .lock()

@@ -133,3 +133,65 @@ pub(super) async fn commit_chat(
     cp.metrics.chat_messages.inc();
     Ok(rpc_reply(&msg))
 }
+
+/// A media node reports a batch of participant events: checked, then
+/// stored through Raft as one command (one log entry), and acknowledged
+/// with the highest `seq` stored. Repeats are dropped by the state
+/// machine, so the node may send a batch again after any failure.
+pub(super) async fn node_events(
+    State(cp): State<Arc<ControlPlane>>,
+    body: Bytes,
+) -> Result<Response, RpcError> {
+    use crate::store::stats::{StatsCommand, StatsOutput};
+    use crate::store::StatsStore;
+    use veche_protocol::rpc::{MAX_DISPLAY_NAME_CHARS, MAX_ROOM_NAME_CHARS};
+    use veche_protocol::stats::{EventKind, NodeEvents, NodeEventsReply};
+    let req: NodeEvents = decode_rpc(&body)?;
+    let bad = |m: String| RpcError(ApiError::new(ErrorCode::BadRequest, m));
+    if req.events.len() > veche_protocol::limits::stats::MAX_EVENTS_PER_BATCH {
+        return Err(bad(format!("{} events in one report", req.events.len())));
+    }
+    if req.events.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        return Err(bad("event sequence numbers must increase".into()));
+    }
+    for e in &req.events {
+        let name_ok = match &e.kind {
+            EventKind::Joined { display_name, .. } => {
+                display_name.chars().count() <= MAX_DISPLAY_NAME_CHARS
+            }
+            EventKind::Left => true,
+        };
+        if !name_ok || e.room_name.chars().count() > MAX_ROOM_NAME_CHARS {
+            return Err(bad(format!("event {} has an overlong name", e.seq)));
+        }
+    }
+    if req.dropped > 0 {
+        tracing::warn!(node = %req.node_id, dropped = req.dropped, "a media node dropped participant events (its queue was full)");
+    }
+    let events = req.events.len() as u64;
+    let out = cp
+        .replicated()
+        .stats(StatsCommand::Record {
+            node_id: req.node_id,
+            boot: req.boot,
+            events: req.events,
+            received_at_ms: crate::now_ms(),
+            webhooks: cp.webhooks_enabled(),
+        })
+        .await
+        .map_err(write_error)?;
+    let StatsOutput::Recorded {
+        stored_through,
+        applied,
+    } = out
+    else {
+        return Err(RpcError(ApiError::new(
+            ErrorCode::Internal,
+            "unexpected result from the state machine",
+        )));
+    };
+    cp.metrics.stats_reports.inc();
+    cp.metrics.stats_events.inc_by(applied);
+    tracing::debug!(node = %req.node_id, events, applied, "participant events stored");
+    Ok(rpc_reply(&NodeEventsReply { stored_through }))
+}

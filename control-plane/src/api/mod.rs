@@ -25,6 +25,9 @@ mod join;
 mod owner;
 mod passes;
 mod rooms;
+mod stats;
+#[cfg(test)]
+mod stats_tests;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -49,7 +52,11 @@ use veche_protocol::account::{
 use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
 use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::limits::http::MAX_BODY_BYTES;
+use veche_protocol::limits::stats::MAX_EVENTS_BODY_BYTES;
 use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
+use veche_protocol::stats::{
+    API_ADMIN_MEETINGS, API_ADMIN_OVERVIEW, API_MY_MEETINGS, RPC_NODE_EVENTS,
+};
 use veche_protocol::{ErrorCode, RoomSlug};
 
 pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
@@ -63,6 +70,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(RPC_REGISTER_NODE, post(internal::register_node))
         .route(RPC_COMMIT_CHAT, post(internal::commit_chat))
         .route(RPC_HEARTBEAT, post(internal::heartbeat))
+        .route(
+            RPC_NODE_EVENTS,
+            post(internal::node_events).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
+        )
         .route(crate::leader::LEADER_RPC, post(internal::leader_rpc))
         .route(ADMIN_CLUSTER, get(admin::cluster_status))
         .route(ADMIN_MEMBERS, post(admin::add_member))
@@ -115,6 +126,30 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             API_LOGOUT,
             post(auth::logout).layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_ADMIN_OVERVIEW,
+            get(stats::overview).layer(limited(RouteClass::AdminView)),
+        )
+        .route(
+            API_ADMIN_MEETINGS,
+            get(stats::meetings).layer(limited(RouteClass::AdminView)),
+        )
+        .route(
+            &format!("{API_ADMIN_MEETINGS}/{{id}}"),
+            get(stats::meeting).layer(limited(RouteClass::AdminView)),
+        )
+        .route(
+            &format!("{API_ADMIN_MEETINGS}/{{id}}/participants.csv"),
+            get(stats::participants_csv).layer(limited(RouteClass::AdminView)),
+        )
+        .route(
+            &format!("{API_ADMIN_MEETINGS}/{{id}}/chat"),
+            get(stats::chat).layer(limited(RouteClass::AdminView)),
+        )
+        .route(
+            API_MY_MEETINGS,
+            get(stats::my_meetings).layer(limited(RouteClass::AdminView)),
         )
         .route(
             API_LOGIN,

@@ -149,6 +149,10 @@ impl State {
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
                 .map(|o| CommandOutput::Passes(Box::new(o)))
                 .map_err(CommandError::Pass),
+            Command::Stats(c) => Ok(CommandOutput::Stats(
+                super::stats::apply(&mut self.docs, c)
+                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
+            )),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes

@@ -18,7 +18,9 @@
 //!   (commit, read) each capability's store trait is written on once:
 //!   - [`accounts`]: users and sessions ([`AccountStore`]);
 //!   - [`passes`]: guest passes ([`PassStore`]), their data in
-//!     `pass_model.rs`.
+//!     `pass_model.rs`;
+//!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
+//!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -35,6 +37,7 @@ pub mod log_store;
 pub mod mem;
 pub mod model;
 pub mod network;
+pub mod outbox;
 mod pass_model;
 pub mod passes;
 mod queries;
@@ -43,6 +46,8 @@ pub mod raft_store;
 pub mod seam;
 mod snapshot;
 pub mod state_machine;
+pub mod stats;
+pub mod stats_read;
 pub mod types;
 
 pub use access::DocAccess;
@@ -54,6 +59,7 @@ pub use passes::PassStore;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
+pub use stats_read::{StatsQuery, StatsStore};
 pub use types::{ApplyResponse, TypeConfig};
 
 #[cfg(test)]
@@ -64,5 +70,7 @@ mod conformance_accounts;
 pub(crate) mod conformance_kit;
 #[cfg(test)]
 mod conformance_passes;
+#[cfg(test)]
+mod conformance_stats;
 #[cfg(test)]
 mod tests;

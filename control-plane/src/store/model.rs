@@ -180,6 +180,9 @@ pub enum Command {
     Accounts(super::accounts::AccountCommand),
     /// Guest passes (`passes.rs`).
     Passes(super::pass_model::PassCommand),
+    /// Meeting statistics (`stats.rs`): a batch of a media node's
+    /// participant events, or a lost node's sessions closed.
+    Stats(super::stats::StatsCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -214,6 +217,7 @@ impl Command {
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
             Command::Accounts(c) => c.is_idempotent(),
             Command::Passes(c) => c.is_idempotent(),
+            Command::Stats(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -234,6 +238,8 @@ pub enum CommandOutput {
     Accounts(Box<super::accounts::AccountOutput>),
     /// What a pass command answered.
     Passes(Box<super::pass_model::PassOutput>),
+    /// What a statistics command answered.
+    Stats(super::stats::StatsOutput),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }

@@ -199,6 +199,10 @@ fn apply_command(
         Command::Passes(c) => Ok(super::passes::apply(&mut t.docs, c)?
             .map(|o| CommandOutput::Passes(Box::new(o)))
             .map_err(CommandError::Pass)),
+        Command::Stats(c) => Ok(Ok(CommandOutput::Stats(super::stats::apply(
+            &mut t.docs,
+            c,
+        )?))),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {

@@ -24,6 +24,7 @@ mod tests;
 pub use participant::Participant;
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
+use crate::events::EventSink;
 use crate::metrics::Metrics;
 use crate::relay::Relay;
 use crate::track::{Origin, UpTrack};
@@ -77,12 +78,49 @@ pub struct Room {
     relay: Option<Relay>,
     inner: Mutex<Inner>,
     generations: AtomicU64,
+    /// Where seats taken and ended here are reported, for statistics.
+    events: Option<EventSink>,
+}
+
+/// Who takes a seat, as the join token says: the room shows the name and
+/// the guest mark to others, and statistics record the account.
+#[derive(Clone, Debug)]
+pub struct Joiner {
+    /// The participant.
+    pub id: ParticipantId,
+    /// The name shown to others.
+    pub display_name: String,
+    /// Marked as a guest in the participant list.
+    pub guest: bool,
+    /// The signed-in account, if any.
+    pub user: Option<veche_protocol::UserId>,
 }
 
 impl Room {
-    /// An empty room.
+    /// An empty room that reports no participant events.
     pub fn new(info: RoomInfo, metrics: Metrics, relay: Option<Relay>) -> Arc<Self> {
+        Self::build(info, metrics, relay, None)
+    }
+
+    /// An empty room that reports every seat taken and ended on this node
+    /// to `events` (under the room lock, so in the order they happened).
+    pub fn with_events(
+        info: RoomInfo,
+        metrics: Metrics,
+        relay: Option<Relay>,
+        events: EventSink,
+    ) -> Arc<Self> {
+        Self::build(info, metrics, relay, Some(events))
+    }
+
+    fn build(
+        info: RoomInfo,
+        metrics: Metrics,
+        relay: Option<Relay>,
+        events: Option<EventSink>,
+    ) -> Arc<Self> {
         Arc::new(Room {
+            events,
             info,
             metrics,
             relay,
@@ -216,9 +254,7 @@ impl Room {
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &self,
-        id: ParticipantId,
-        display_name: String,
-        guest: bool,
+        joiner: Joiner,
         media: MediaState,
         handle: impl Participant + 'static,
         now_ms: UnixMillis,
@@ -227,16 +263,25 @@ impl Room {
         epoch: u64,
         rejoining: bool,
     ) -> Result<u64, CoreError> {
+        let Joiner {
+            id,
+            display_name,
+            guest,
+            user,
+        } = joiner;
         let mut inner = self.lock();
         let actions = inner.core.join(
             id.clone(),
-            display_name,
+            display_name.clone(),
             guest,
             media,
             now_ms,
             epoch,
             rejoining,
         )?;
+        if let Some(events) = &self.events {
+            events.joined(&self.info, id.clone(), display_name, user, guest);
+        }
         handle.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),
@@ -350,6 +395,9 @@ impl Room {
         self.run(inner, actions);
         if let Some(seat) = inner.seats.remove(id) {
             seat.participant.close();
+            if let Some(events) = &self.events {
+                events.left(&self.info, id.clone());
+            }
         }
         self.drop_local_tracks_of(inner, id);
     }

@@ -70,9 +70,12 @@ fn join(room: &Room, n: u8) -> (Recorder, u64) {
     let seat = Recorder::default();
     let generation = room
         .join(
-            pid(n),
-            format!("P{n}"),
-            false,
+            Joiner {
+                id: pid(n),
+                display_name: format!("P{n}"),
+                guest: false,
+                user: None,
+            },
             MediaState::default(),
             seat.clone(),
             1_000,

@@ -1,0 +1,59 @@
+// How the admin page writes durations, times and its API paths. No DOM,
+// so it is unit-tested in Node (web/test/charts.test.mjs).
+
+/**
+ * A duration as people say it: "45 s", "12 min", "1 h 05 min".
+ * @param {number} ms
+ * @returns {string}
+ */
+export function formatDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  return `${h} h ${String(min % 60).padStart(2, '0')} min`;
+}
+
+/**
+ * A time in the viewer's locale, date and time.
+ * @param {number} ms
+ * @returns {string}
+ */
+export function formatTime(ms) {
+  return new Date(ms).toLocaleString(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+}
+
+/**
+ * A day bucket's label ("6 Dec"), in UTC as the buckets are.
+ * @param {number} ms
+ * @returns {string}
+ */
+export function dayLabel(ms) {
+  return new Date(ms).toLocaleDateString(undefined, { day: 'numeric', month: 'short', timeZone: 'UTC' });
+}
+
+/**
+ * An hour bucket's label ("14:00"), in the viewer's time zone.
+ * @param {number} ms
+ * @returns {string}
+ */
+export function hourLabel(ms) {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * The path of a page of the meeting history.
+ * @param {string} search Part of a room name; empty for all.
+ * @param {number | null} before The previous page's `next_before`.
+ * @returns {string}
+ */
+export function meetingsPath(search, before) {
+  const q = new URLSearchParams();
+  if (search.trim()) q.set('q', search.trim());
+  if (before) q.set('before', String(before));
+  const s = q.toString();
+  return `/api/admin/meetings${s ? `?${s}` : ''}`;
+}
