@@ -12,6 +12,7 @@ pub mod api;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
+pub mod oidc;
 mod rejoin;
 pub mod secret;
 pub mod store;
@@ -70,6 +71,9 @@ pub struct ControlPlaneConfig {
     /// The public HTTP edge: room creation policy, trusted proxy, rate
     /// limits, framing.
     pub http: admission::HttpConfig,
+    /// Single sign-on through an OpenID Connect provider; `None` (the
+    /// default) offers none.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl std::fmt::Debug for ControlPlaneConfig {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("bootstrap", &self.bootstrap)
             .field("bind_ip", &self.bind_ip)
             .field("http", &self.http)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -198,6 +203,8 @@ pub struct ControlPlane {
     /// Client for requests to other control-plane nodes.
     peers: leader::PeerClient,
     metrics: CpMetrics,
+    /// Single sign-on, when `[oidc]` is configured.
+    sso: Option<oidc::Sso>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -244,7 +251,12 @@ impl ControlPlane {
             Bootstrap::Members(m) => store.initialize_if_new(m.clone()).await?,
             Bootstrap::Join => {}
         }
+        let sso = match &config.oidc {
+            Some(o) => Some(oidc::Sso::new(o.clone(), &config.cluster_secret).map_err(CpError::Config)?),
+            None => None,
+        };
         let cp = Arc::new(ControlPlane {
+            sso,
             peers: leader::PeerClient::new(&config.cluster_secret, config.bind_ip),
             config,
             store,

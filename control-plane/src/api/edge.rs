@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
+    CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS, SSO,
 };
 use veche_protocol::ErrorCode;
 
@@ -30,6 +30,8 @@ pub(crate) enum RouteClass {
     Join,
     /// Room lookups and chat history.
     Read,
+    /// The single sign-on routes (`/auth/oidc/...`).
+    Sso,
 }
 
 impl RouteClass {
@@ -38,6 +40,7 @@ impl RouteClass {
             RouteClass::CreateRoom => "create_room",
             RouteClass::Join => "join",
             RouteClass::Read => "read",
+            RouteClass::Sso => "sso",
         }
     }
 
@@ -46,6 +49,7 @@ impl RouteClass {
             RouteClass::CreateRoom => "room creation",
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
+            RouteClass::Sso => "single sign-on",
         }
     }
 }
@@ -55,6 +59,7 @@ pub(crate) struct Edge {
     create: Mutex<KeyedLimiter<IpAddr>>,
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
+    sso: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -92,6 +97,7 @@ impl Edge {
             create: limiter(CREATE_ROOM),
             join: limiter(JOIN),
             read: limiter(READ),
+            sso: limiter(SSO),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -140,6 +146,7 @@ impl Edge {
             RouteClass::CreateRoom => &self.create,
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
+            RouteClass::Sso => &self.sso,
         };
         limiter
             .lock()

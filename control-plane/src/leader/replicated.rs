@@ -83,6 +83,7 @@ mod tests {
                 bootstrap: Bootstrap::Single,
                 bind_ip: None,
                 http: Default::default(),
+                oidc: None,
             })
             .await
             .expect("open a one-node control plane");
