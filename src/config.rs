@@ -118,7 +118,10 @@ impl std::fmt::Debug for OidcSection {
         f.debug_struct("OidcSection")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("scopes", &self.scopes)
             .field("provider_name", &self.provider_name)
             .field("admin_group", &self.admin_group)
@@ -454,7 +457,10 @@ mod tests {
         assert!(!format!("{c:?}").contains("hush-hush"));
         let o = c.oidc_config(None).unwrap().expect("configured");
         assert_eq!(o.client_secret, "hush-hush");
-        assert_eq!((o.email_claim.as_str(), o.groups_claim.as_str()), ("email", "groups"));
+        assert_eq!(
+            (o.email_claim.as_str(), o.groups_claim.as_str()),
+            ("email", "groups")
+        );
         assert_eq!(o.admin_group.as_deref(), Some("veche-admins"));
         assert!(!format!("{o:?}").contains("hush-hush"));
         let from_env = c.oidc_config(Some("from-env".into())).unwrap().unwrap();
@@ -465,7 +471,8 @@ mod tests {
 
     #[test]
     fn an_oidc_section_without_a_secret_or_issuer_is_refused_by_key() {
-        let c: Config = toml::from_str("[oidc]\nissuer = \"https://i\"\nclient_id = \"v\"\n").unwrap();
+        let c: Config =
+            toml::from_str("[oidc]\nissuer = \"https://i\"\nclient_id = \"v\"\n").unwrap();
         let e = c.oidc_config(None).unwrap_err().to_string();
         assert!(e.contains("VECHE_OIDC_CLIENT_SECRET"), "{e}");
         let c: Config = toml::from_str("[oidc]\nclient_id = \"v\"\n").unwrap();

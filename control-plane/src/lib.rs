@@ -252,7 +252,9 @@ impl ControlPlane {
             Bootstrap::Join => {}
         }
         let sso = match &config.oidc {
-            Some(o) => Some(oidc::Sso::new(o.clone(), &config.cluster_secret).map_err(CpError::Config)?),
+            Some(o) => {
+                Some(oidc::Sso::new(o.clone(), &config.cluster_secret).map_err(CpError::Config)?)
+            }
             None => None,
         };
         let cp = Arc::new(ControlPlane {

@@ -20,6 +20,7 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
+mod oidc;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,9 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
     cp.include_metrics(edge.metrics_registry());
     let limited =
         |class: RouteClass| middleware::from_fn_with_state((edge.clone(), class), edge::rate_limit);
+    if let Some(sso) = &cp.sso {
+        cp.include_metrics(sso.metrics_registry());
+    }
     let public_api = Router::new()
         .route(
             "/api/rooms",
@@ -84,6 +88,18 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             "/api/rooms/{slug}/messages",
             get(history::messages).layer(limited(RouteClass::Read)),
+        )
+        .route(
+            "/api/auth/sso",
+            get(oidc::sso_info).layer(limited(RouteClass::Read)),
+        )
+        .route(
+            oidc::LOGIN_PATH,
+            get(oidc::login).layer(limited(RouteClass::Sso)),
+        )
+        .route(
+            oidc::CALLBACK_PATH,
+            get(oidc::callback).layer(limited(RouteClass::Sso)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));

@@ -53,8 +53,9 @@ pub fn jwt_claims(jwt: &str) -> Result<Map<String, Value>, SsoError> {
     let raw = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| SsoError::InvalidResponse("the ID token's claims are not base64url".into()))?;
-    serde_json::from_slice(&raw)
-        .map_err(|_| SsoError::InvalidResponse("the ID token's claims are not a JSON object".into()))
+    serde_json::from_slice(&raw).map_err(|_| {
+        SsoError::InvalidResponse("the ID token's claims are not a JSON object".into())
+    })
 }
 
 /// Reads an [`Identity`] from verified ID-token claims with the claim names
@@ -165,7 +166,9 @@ mod tests {
 
     #[test]
     fn control_characters_and_overlong_names_are_cleaned() {
-        let c = claims(json!({"sub": "u", "email": "a@b", "name": format!("A\u{7}{}", "x".repeat(500))}));
+        let c = claims(
+            json!({"sub": "u", "email": "a@b", "name": format!("A\u{7}{}", "x".repeat(500))}),
+        );
         let name = identity("i", &c, &config()).unwrap().name;
         assert!(name.starts_with("Ax") && name.chars().count() == MAX_NAME_CHARS);
     }

@@ -12,6 +12,7 @@ use openidconnect::{
     PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
     TokenResponse,
 };
+use prometheus::{IntCounterVec, Opts, Registry};
 use std::time::Duration;
 use veche_protocol::limits::http::{SSO_LOGIN_TTL_MS, SSO_PROVIDER_TIMEOUT_MS};
 
@@ -33,6 +34,8 @@ pub struct Sso {
     key: PendingKey,
     http: reqwest::Client,
     discovered: tokio::sync::Mutex<Option<Discovered>>,
+    registry: Registry,
+    outcomes: IntCounterVec,
 }
 
 /// Where to send the browser to sign in, and what its callback will need.
@@ -59,7 +62,22 @@ impl Sso {
             .timeout(Duration::from_millis(SSO_PROVIDER_TIMEOUT_MS))
             .build()
             .map_err(|e| format!("HTTP client for [oidc]: {e}"))?;
+        let registry =
+            Registry::new_custom(Some("veche_cp".into()), None).expect("static prefix is valid");
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "sso_logins_total",
+                "Single sign-on attempts by outcome (started, signed_in, refused, bad_state, ...)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(outcomes.clone()))
+            .expect("unique metric");
         Ok(Sso {
+            registry,
+            outcomes,
             key: PendingKey::derive(cluster_secret),
             config,
             http,
@@ -70,6 +88,16 @@ impl Sso {
     /// The settings.
     pub fn config(&self) -> &OidcConfig {
         &self.config
+    }
+
+    /// Counts a sign-in step or outcome in `veche_cp_sso_logins_total`.
+    pub fn count(&self, outcome: &str) {
+        self.outcomes.with_label_values(&[outcome]).inc();
+    }
+
+    /// The SSO metrics, to serve at `/metrics`.
+    pub fn metrics_registry(&self) -> Registry {
+        self.registry.clone()
     }
 
     /// The key pending logins are sealed under.
@@ -173,7 +201,9 @@ impl Sso {
         .set_redirect_uri(redirect_url(redirect_uri)?);
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|_| SsoError::ProviderUnavailable("the provider has no token endpoint".into()))?
+            .map_err(|_| {
+                SsoError::ProviderUnavailable("the provider has no token endpoint".into())
+            })?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
@@ -183,9 +213,9 @@ impl Sso {
                 tracing::warn!(error = %e, "OIDC code exchange failed");
                 SsoError::InvalidResponse("the code exchange failed".into())
             })?;
-        let id_token = tokens.id_token().ok_or_else(|| {
-            SsoError::InvalidResponse("the provider sent no ID token".into())
-        })?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| SsoError::InvalidResponse("the provider sent no ID token".into()))?;
         let nonce = Nonce::new(pending.nonce.clone());
         let verified = id_token.claims(&client.id_token_verifier(), &nonce);
         if let Err(e) = verified {
@@ -213,7 +243,11 @@ impl Sso {
     /// `end_session_endpoint` with our client id and, if given, where to
     /// come back to. `None` when the provider has no such endpoint or
     /// cannot be reached (signing out of Veche goes on regardless).
-    pub async fn logout_url(&self, post_logout_redirect: Option<&str>, now_ms: u64) -> Option<String> {
+    pub async fn logout_url(
+        &self,
+        post_logout_redirect: Option<&str>,
+        now_ms: u64,
+    ) -> Option<String> {
         let metadata = self.metadata(now_ms, false).await.ok()?;
         let end = metadata
             .additional_metadata()
