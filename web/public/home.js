@@ -1,6 +1,7 @@
 // Veche home page: create a room, or open one from a pasted link.
 
 import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS } from './protocol.js';
+import { mountSsoButton } from './ui/sso.js';
 
 /**
  * @param {string} id
@@ -73,3 +74,4 @@ function onJoin(e) {
 $('create-form').addEventListener('submit', onCreate);
 $('join-form').addEventListener('submit', onJoin);
 $('room-name').focus();
+void mountSsoButton($('sso'));

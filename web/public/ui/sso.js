@@ -1,0 +1,73 @@
+// The "Sign in with {provider}" button: shown only when the server offers
+// single sign-on (`GET /api/auth/sso`). The button leads to
+// `/auth/oidc/login`, which sends the browser to the provider and brings it
+// back to `returnTo` signed in.
+
+/**
+ * What `GET /api/auth/sso` answers.
+ * @typedef {{ enabled: boolean, provider_name?: string, login_url?: string }} SsoInfo
+ */
+
+/**
+ * The button's text, or null when no SSO is offered.
+ * @param {SsoInfo | null | undefined} info
+ * @returns {string | null}
+ */
+export function ssoButtonLabel(info) {
+  if (!info || !info.enabled || !info.provider_name) return null;
+  return `Sign in with ${info.provider_name}`;
+}
+
+/**
+ * Where the button goes: the login URL with `return_to`, which must be a
+ * path on this site (the server refuses anything else, so it is dropped
+ * here rather than sent).
+ * @param {SsoInfo} info
+ * @param {string} returnTo
+ * @returns {string}
+ */
+export function ssoLoginHref(info, returnTo) {
+  const base = info.login_url && info.login_url.startsWith('/') && !info.login_url.startsWith('//')
+    ? info.login_url
+    : '/auth/oidc/login';
+  const local = returnTo.startsWith('/') && !returnTo.startsWith('//') && !returnTo.includes('\\');
+  return local ? `${base}?return_to=${encodeURIComponent(returnTo)}` : base;
+}
+
+/**
+ * Asks the server whether SSO is offered.
+ * @param {{ fetch?: typeof fetch }} [deps]
+ * @returns {Promise<SsoInfo | null>}
+ */
+export async function fetchSsoInfo(deps = {}) {
+  const f = deps.fetch ?? fetch;
+  try {
+    const resp = await f('/api/auth/sso', { headers: { Accept: 'application/json' } });
+    if (!resp.ok) return null;
+    return /** @type {SsoInfo} */ (await resp.json());
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Adds the button to `container` when SSO is offered; otherwise leaves the
+ * page as it is.
+ * @param {HTMLElement} container
+ * @param {string} [returnTo] where to land once signed in (default: this page)
+ * @returns {Promise<HTMLButtonElement | null>}
+ */
+export async function mountSsoButton(container, returnTo = location.pathname + location.search) {
+  const info = await fetchSsoInfo();
+  const label = ssoButtonLabel(info);
+  if (!info || !label) return null;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'sso-button';
+  button.textContent = label;
+  const href = ssoLoginHref(info, returnTo);
+  button.addEventListener('click', () => location.assign(href));
+  container.append(button);
+  container.hidden = false;
+  return button;
+}
