@@ -9,7 +9,7 @@
 //! Its dependencies are installed by `scripts/test.sh` (`npm ci` in
 //! `tests/oidc-provider`, from its lock file).
 
-use super::*;
+use crate::common::*;
 use std::path::PathBuf;
 use veche_harness::{Launch, Process, Ready};
 
@@ -43,7 +43,12 @@ impl OidcProvider {
     /// Starts the provider on `port` with Veche's client: its secret, the
     /// callback it redirects to and where it may send the browser after
     /// logout. Waits for its `listening on` line.
-    pub fn start(port: u16, client_secret: &str, redirect_uri: &str, post_logout_uri: &str) -> Self {
+    pub fn start(
+        port: u16,
+        client_secret: &str,
+        redirect_uri: &str,
+        post_logout_uri: &str,
+    ) -> Self {
         let dir = Self::dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),

@@ -1,0 +1,432 @@
+//! Single sign-on against a real OpenID Connect provider on loopback
+//! (npm `oidc-provider`, see `tests/common/oidc_provider.rs`): a person
+//! signs in through the provider's real login page in Chromium and lands
+//! back in Veche signed in; the admin group makes an administrator; and the
+//! flow's guards (state, sealed pending cookie, return_to, a denial)
+//! refuse what they must.
+//!
+//! Needs node with `npm ci` done in `tests/oidc-provider` (scripts/test.sh
+//! does it), Debian's `chromium` and `chromium-driver`, and should run in
+//! the loopback-only namespace scripts/test.sh creates:
+//!
+//! ```text
+//! unshare -rn bash -c 'ip link set lo up; cargo test --test oidc_sso -- --nocapture'
+//! ```
+
+mod common;
+#[path = "common/oidc_provider.rs"]
+mod oidc_provider;
+
+use common::*;
+use oidc_provider::*;
+use serde_json::{json, Value};
+use std::time::Instant;
+use veche_control_plane::oidc::pending::{PendingKey, PendingLogin, COOKIE_NAME};
+
+const PROVIDER_NAME: &str = "Example SSO";
+
+/// Veche configured for a provider, and the provider.
+struct Setup {
+    veche: Server,
+    provider: Option<OidcProvider>,
+    provider_port: u16,
+    client_secret: String,
+    cluster_secret: String,
+}
+
+impl Setup {
+    /// Starts Veche configured with the provider's issuer, before the
+    /// provider runs: Veche must start anyway and discover it later.
+    fn veche_first() -> Setup {
+        let provider_port = OidcProvider::pick_port();
+        let issuer = format!("http://127.0.0.1:{provider_port}");
+        let client_secret = veche_harness::random_hex(32);
+        let cluster_secret = veche_harness::cluster_secret();
+        let toml = format!(
+            "[control_plane]\ncluster_secret = \"{cluster_secret}\"\n\n{}",
+            oidc_config_toml(&issuer, &client_secret, PROVIDER_NAME)
+        );
+        let veche = Server::start_with_config(&toml);
+        Setup {
+            veche,
+            provider: None,
+            provider_port,
+            client_secret,
+            cluster_secret,
+        }
+    }
+
+    fn start_provider(&mut self) {
+        self.provider = Some(OidcProvider::start(
+            self.provider_port,
+            &self.client_secret,
+            &self.veche.url("/auth/oidc/callback"),
+            &self.veche.url("/"),
+        ));
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.provider_port)
+    }
+}
+
+/// A client that shows redirects instead of following them, and keeps no
+/// cookies: each request says exactly which cookie it carries.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    cookies: Vec<String>,
+    body: String,
+}
+
+async fn get(url: &str, cookie: Option<&str>) -> Answer {
+    let mut req = raw_client().get(url).header("accept", "text/html");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let header = |name: &str| -> Vec<String> {
+        resp.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    };
+    let location = header("location").into_iter().next();
+    let cookies = header("set-cookie");
+    Answer {
+        status: resp.status().as_u16(),
+        location,
+        cookies,
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+/// Starts a login; returns the pending cookie (`name=value`) and the
+/// state sent to the provider.
+async fn begin_login(veche: &Server) -> (String, String) {
+    let a = get(&veche.url("/auth/oidc/login?return_to=/r/x"), None).await;
+    assert_eq!(a.status, 303, "login answered {}: {}", a.status, a.body);
+    let location = a.location.expect("a Location to the provider");
+    let url = reqwest::Url::parse(&location).expect("an absolute provider URL");
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    let state = q.get("state").expect("a state").clone();
+    let cookie = a
+        .cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{COOKIE_NAME}=")))
+        .expect("the pending-login cookie");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    (pair, state)
+}
+
+/// Asserts that an answer starts no session: the only cookie it sets is
+/// the pending login's removal.
+fn assert_no_session(a: &Answer) {
+    for c in &a.cookies {
+        assert!(
+            c.starts_with(&format!("{COOKIE_NAME}=;")),
+            "a refused callback set a cookie other than clearing the pending login: {c}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sso_flow_refuses_forged_state_expired_or_tampered_logins_foreign_return_to_and_denials(
+) {
+    let mut s = Setup::veche_first();
+    let base = s.veche.base().to_owned();
+
+    // Nothing about SSO breaks while the provider is down: the button's
+    // data is there, and the login says plainly that it cannot go on.
+    let info = http_get(&format!("{base}/api/auth/sso")).await.json();
+    assert_eq!(
+        info,
+        json!({"enabled": true, "provider_name": PROVIDER_NAME, "login_url": "/auth/oidc/login"})
+    );
+    let down = get(&format!("{base}/auth/oidc/login"), None).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    assert!(down.body.contains("not reachable"), "{}", down.body);
+
+    // Once the provider runs, the same node discovers it.
+    s.start_provider();
+    let a = get(&format!("{base}/auth/oidc/login?return_to=/r/abc"), None).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let location = a.location.clone().unwrap();
+    assert!(
+        location.starts_with(&format!("{}/auth?", s.issuer())),
+        "{location}"
+    );
+    for part in [
+        "response_type=code",
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "scope=openid+email+profile+groups",
+    ] {
+        assert!(location.contains(part), "{part} missing from {location}");
+    }
+    let cookie = &a.cookies[0];
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/auth/oidc"] {
+        assert!(cookie.contains(attr), "{attr} missing from {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain-http site: {cookie}");
+
+    let callback = |state: &str| format!("{base}/auth/oidc/callback?code=some-code&state={state}");
+
+    // A pending cookie altered by the browser.
+    let (pending, state) = begin_login(&s.veche).await;
+    let (name, value) = pending.split_once('=').unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    let mid = bytes.len() / 2;
+    bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+    let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
+    let a = get(&callback(&state), Some(&tampered)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body.contains("tampered"), "{}", a.body);
+    assert_no_session(&a);
+
+    // No pending cookie at all (another browser), and a state that is not
+    // the pending login's (a forged callback).
+    let a = get(&callback(&state), None).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_no_session(&a);
+    let a = get(&callback("forged-state"), Some(&pending)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_no_session(&a);
+
+    // A pending login past its time limit, sealed as a node would have.
+    let expired = PendingKey::derive(&s.cluster_secret).seal(
+        &PendingLogin {
+            csrf_state: "st".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".repeat(43),
+            return_to: "/".into(),
+            expires_at_ms: now_ms() - 1,
+        },
+        [9; 12],
+    );
+    let a = get(&callback("st"), Some(&format!("{COOKIE_NAME}={expired}"))).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body.contains("expired"), "{}", a.body);
+    assert_no_session(&a);
+
+    // return_to must be a path on this site.
+    for foreign in ["//evil.example", "https://evil.example/", "/\\evil.example"] {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{base}/auth/oidc/login"),
+            &[("return_to", foreign)],
+        )
+        .unwrap();
+        let a = get(url.as_str(), None).await;
+        assert_eq!(a.status, 400, "return_to={foreign}: {}", a.body);
+        assert!(a.location.is_none(), "return_to={foreign} redirected");
+        assert!(a.body.contains("return_to"), "{}", a.body);
+    }
+
+    // The provider sends the user back with a denial.
+    let a = get(
+        &format!("{base}/auth/oidc/callback?error=access_denied&state={state}"),
+        Some(&pending),
+    )
+    .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(a.body.contains("access was denied"), "{}", a.body);
+    assert_no_session(&a);
+
+    // A JSON client gets the API's error shape instead of a page.
+    let r = raw_client()
+        .get(callback("x"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "unauthorized", "{body}");
+}
+
+/// `GET /api/me` in the page, with its cookies.
+async fn me(b: &Chrome) -> Result<Value, String> {
+    b.js(
+        "const r = await fetch('/api/me', {headers: {accept: 'application/json'}}); \
+         return {status: r.status, body: await r.json().catch(() => null)};",
+        vec![],
+    )
+    .await
+}
+
+/// Fills the provider's login form and submits it.
+async fn fill_provider_login(b: &Chrome, email: &str, password: &str) {
+    let email_box = b.find_by_name("input", "Email").await;
+    b.type_into(&email_box, email)
+        .await
+        .expect("type the email");
+    let password_box = b.find_by_name("input", "Password").await;
+    b.type_into(&password_box, password)
+        .await
+        .expect("type the password");
+    b.click_button("Sign in").await;
+}
+
+/// Waits until the page is Veche's home page again, signed in as `name`:
+/// it shows the name and a "Sign out" button.
+async fn wait_signed_in(b: &Chrome, base: &str, name: &str) {
+    let what = format!("{}'s browser is back on Veche signed in as {name}", b.label);
+    wait_for(&what, secs(20), async || {
+        let url = b.current_url().await?;
+        if !url.starts_with(base) {
+            return Err(format!("still at {url}"));
+        }
+        let v = b
+            .js(
+                "return {text: document.body.innerText, \
+                 signOut: !!__byName('button, [role=\"button\"]', 'Sign out')};",
+                vec![],
+            )
+            .await?;
+        let text = v["text"].as_str().unwrap_or_default();
+        if text.contains(name) && v["signOut"] == true {
+            Ok(())
+        } else {
+            Err(format!("at {url}: {v}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_through_the_providers_login_page_and_the_admin_group_makes_an_administrator(
+) {
+    let mut s = Setup::veche_first();
+    s.start_provider();
+    let base = s.veche.base().to_owned();
+    let b = Chrome::start("Alice").await;
+    dump_on_failure(&[&b], async {
+        b.goto(&format!("{base}/")).await;
+        let button_name = format!("Sign in with {PROVIDER_NAME}");
+        let button = b
+            .find_by_name("button, [role=\"button\"], a", &button_name)
+            .await;
+
+        // Alice, in the admin group.
+        let clicked = Instant::now();
+        b.click(&button).await.expect("click the SSO button");
+        let email_box = b.find_by_name("input", "Email").await;
+        let at_provider = clicked.elapsed();
+        let url = b.current_url().await.unwrap();
+        assert!(
+            url.starts_with(&s.issuer()),
+            "the login page is the provider's: {url}"
+        );
+        let (email, password, name) = ALICE;
+        b.type_into(&email_box, email).await.unwrap();
+        let password_box = b.find_by_name("input", "Password").await;
+        b.type_into(&password_box, password).await.unwrap();
+        let submitted = Instant::now();
+        b.click_button("Sign in").await;
+        wait_signed_in(&b, &base, name).await;
+        let back = submitted.elapsed();
+        let total = clicked.elapsed();
+        eprintln!(
+            "[measure] SSO sign-in: click to provider login page {:.0} ms; \
+             submit at provider to signed in on Veche {:.0} ms; \
+             click to signed in (including typing) {:.0} ms",
+            at_provider.as_secs_f64() * 1e3,
+            back.as_secs_f64() * 1e3,
+            total.as_secs_f64() * 1e3
+        );
+        let me_alice = me(&b).await.unwrap();
+        assert_eq!(me_alice["status"], 200, "{me_alice}");
+        let user = &me_alice["body"];
+        assert_eq!(user["email"], email, "{user}");
+        assert_eq!(user["display_name"], name, "{user}");
+        assert_eq!(user["is_admin"], true, "Alice is in {ADMIN_GROUP}: {user}");
+
+        // She creates a room and is its owner.
+        let room = b
+            .js(
+                "const r = await fetch('/api/rooms', {method: 'POST', \
+                 headers: {'content-type': 'application/json'}, \
+                 body: JSON.stringify({name: 'SSO standup'})}); \
+                 return {status: r.status, body: await r.json()};",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(room["status"], 201, "{room}");
+        if let Some(owner) = room["body"].get("owner") {
+            assert!(
+                owner.to_string().contains(name)
+                    || owner.to_string().contains(email)
+                    || owner == &user["id"],
+                "the room's owner is Alice: {room}"
+            );
+        }
+
+        // Signing out ends the Veche session and the provider's (RP-initiated
+        // logout), so the next person at this browser signs in as themselves.
+        b.click_button("Sign out").await;
+        wait_for(
+            "the provider asks to confirm signing out",
+            secs(20),
+            async || {
+                let url = b.current_url().await?;
+                if url.starts_with(&s.issuer()) {
+                    Ok(())
+                } else {
+                    Err(format!("at {url}"))
+                }
+            },
+        )
+        .await;
+        b.click_button("Yes, sign me out").await;
+        wait_for(
+            "the browser is back on Veche, signed out",
+            secs(20),
+            async || {
+                let url = b.current_url().await?;
+                if !url.starts_with(&base) {
+                    return Err(format!("at {url}"));
+                }
+                let m = me(&b).await?;
+                if m["status"] == 401 {
+                    Ok(())
+                } else {
+                    Err(format!("/api/me: {m}"))
+                }
+            },
+        )
+        .await;
+
+        // Bob, in no group: signed in, not an administrator.
+        let button = b
+            .find_by_name("button, [role=\"button\"], a", &button_name)
+            .await;
+        b.click(&button).await.unwrap();
+        let (email, password, name) = BOB;
+        fill_provider_login(&b, email, password).await;
+        wait_signed_in(&b, &base, name).await;
+        let me_bob = me(&b).await.unwrap();
+        assert_eq!(me_bob["body"]["email"], email, "{me_bob}");
+        assert_eq!(
+            me_bob["body"]["is_admin"], false,
+            "Bob is in no group: {me_bob}"
+        );
+    })
+    .await;
+    b.close().await;
+}
