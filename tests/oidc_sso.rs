@@ -151,11 +151,9 @@ async fn the_sso_flow_refuses_forged_state_expired_or_tampered_logins_foreign_re
 
     // Nothing about SSO breaks while the provider is down: the button's
     // data is there, and the login says plainly that it cannot go on.
-    let info = http_get(&format!("{base}/api/auth/sso")).await.json();
-    assert_eq!(
-        info,
-        json!({"enabled": true, "provider_name": PROVIDER_NAME, "login_url": "/auth/oidc/login"})
-    );
+    let me = http_get(&format!("{base}/api/me")).await.json();
+    assert_eq!(me["sign_in"]["sso_provider"], PROVIDER_NAME, "{me}");
+    assert_eq!(me["user"], Value::Null, "{me}");
     let down = get(&format!("{base}/auth/oidc/login"), None).await;
     assert_eq!(down.status, 503, "{}", down.body);
     assert!(down.body.contains("not reachable"), "{}", down.body);

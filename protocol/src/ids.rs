@@ -135,6 +135,19 @@ pub struct NodeId(pub u64);
 #[serde(transparent)]
 pub struct MessageId(pub u64);
 
+/// A user account's id, assigned by the control plane's state machine.
+/// Not a secret: it appears in admin pages and statistics; a session
+/// cookie, not an id, is what proves who someone is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub u64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 impl fmt::Display for RoomId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -6,6 +6,7 @@
 //! human-readable specification of the same messages.
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod admin;
 pub mod chat;
 pub mod error;
@@ -23,7 +24,7 @@ pub mod turn;
 mod robustness;
 
 pub use error::ErrorCode;
-pub use ids::{MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId};
+pub use ids::{MessageId, NodeId, ParticipantId, RoomId, RoomSlug, TrackId, UserId};
 
 /// Milliseconds since the Unix epoch. Wall-clock time on the wire is always
 /// this unit so that JavaScript clients can pass it to `new Date()` directly.

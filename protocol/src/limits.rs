@@ -186,9 +186,24 @@ pub mod http {
     /// Time limit of each request to the sign-in provider (discovery, the
     /// code exchange), well inside [`REQUEST_TIMEOUT_MS`].
     pub const SSO_PROVIDER_TIMEOUT_MS: u64 = 5_000;
+    /// Account requests (`/api/me`, sign-out, profile): cheap reads and
+    /// rare writes, but each a quorum read.
+    pub const ACCOUNT: Rate = Rate {
+        burst: 30,
+        per_second: 2.0,
+    };
     /// Client addresses remembered per limiter; the least recently seen are
     /// forgotten first, so a spray of addresses cannot grow memory.
     pub const MAX_TRACKED_ADDRESSES: usize = 65_536;
+}
+
+/// Accounts and sessions.
+pub mod accounts {
+    /// How long a session cookie signs its browser in. Thirty days, as
+    /// people expect of a work tool; "Sign out everywhere" ends them early.
+    pub const SESSION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+    /// Longest email address accepted (RFC 5321's path limit).
+    pub const MAX_EMAIL_BYTES: usize = 254;
 }
 
 /// A token bucket. Decisions only: the caller passes the time.

@@ -2,7 +2,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { fetchSsoInfo, ssoButtonLabel, ssoLoginHref } from '../public/ui/sso.js';
+import { fetchSsoInfo, ssoButtonLabel, ssoInfoFromMe, ssoLoginHref } from '../public/ui/sso.js';
 import { fakeFetch } from './fakes.mjs';
 
 describe('SSO button', () => {
@@ -20,10 +20,18 @@ describe('SSO button', () => {
     assert.equal(ssoLoginHref({ ...info, login_url: '//evil.example' }, '/'), '/auth/oidc/login?return_to=%2F');
   });
 
-  test('fetchSsoInfo reads /api/auth/sso and treats failures as no SSO', async () => {
-    const f = fakeFetch(() => ({ status: 200, body: { enabled: true, provider_name: 'Acme' } }));
-    assert.deepEqual(await fetchSsoInfo({ fetch: f }), { enabled: true, provider_name: 'Acme' });
-    assert.equal(f.calls[0].url, '/api/auth/sso');
+  test('is offered when /api/me names a provider and nobody is signed in', () => {
+    const offer = { enabled: true, provider_name: 'Acme', login_url: '/auth/oidc/login' };
+    assert.deepEqual(ssoInfoFromMe({ user: null, sign_in: { password: true, sso_provider: 'Acme' } }), offer);
+    assert.deepEqual(ssoInfoFromMe({ user: { id: 1 }, sign_in: { sso_provider: 'Acme' } }), { enabled: false });
+    assert.deepEqual(ssoInfoFromMe({ user: null, sign_in: { password: true } }), { enabled: false });
+    assert.deepEqual(ssoInfoFromMe(null), { enabled: false });
+  });
+
+  test('fetchSsoInfo reads /api/me and treats failures as no SSO', async () => {
+    const f = fakeFetch(() => ({ status: 200, body: { user: null, sign_in: { password: true, sso_provider: 'Acme' } } }));
+    assert.deepEqual(await fetchSsoInfo({ fetch: f }), { enabled: true, provider_name: 'Acme', login_url: '/auth/oidc/login' });
+    assert.equal(f.calls[0].url, '/api/me');
     const down = fakeFetch(() => ({ status: 503, body: {} }));
     assert.equal(await fetchSsoInfo({ fetch: down }), null);
   });

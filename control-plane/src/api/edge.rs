@@ -17,7 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS, SSO,
+    ACCOUNT, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
+    SSO,
 };
 use veche_protocol::ErrorCode;
 
@@ -32,6 +33,8 @@ pub(crate) enum RouteClass {
     Read,
     /// The single sign-on routes (`/auth/oidc/...`).
     Sso,
+    /// Account pages: who am I, sign out, profile.
+    Account,
 }
 
 impl RouteClass {
@@ -41,6 +44,7 @@ impl RouteClass {
             RouteClass::Join => "join",
             RouteClass::Read => "read",
             RouteClass::Sso => "sso",
+            RouteClass::Account => "account",
         }
     }
 
@@ -50,6 +54,7 @@ impl RouteClass {
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Sso => "single sign-on",
+            RouteClass::Account => "account requests",
         }
     }
 }
@@ -60,6 +65,7 @@ pub(crate) struct Edge {
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
     sso: Mutex<KeyedLimiter<IpAddr>>,
+    account: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -98,6 +104,7 @@ impl Edge {
             join: limiter(JOIN),
             read: limiter(READ),
             sso: limiter(SSO),
+            account: limiter(ACCOUNT),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -147,6 +154,7 @@ impl Edge {
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
             RouteClass::Sso => &self.sso,
+            RouteClass::Account => &self.account,
         };
         limiter
             .lock()

@@ -16,6 +16,7 @@
 //! sit behind the cluster secret instead, with their own (larger) limits.
 
 mod admin;
+pub(crate) mod auth;
 pub(crate) mod edge;
 mod history;
 mod internal;
@@ -38,6 +39,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use edge::{Edge, RouteClass};
 use std::sync::Arc;
+use veche_protocol::account::{API_LOGOUT, API_ME};
 use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
 use veche_protocol::limits::http::MAX_BODY_BYTES;
 use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
@@ -90,16 +92,17 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             get(history::messages).layer(limited(RouteClass::Read)),
         )
         .route(
-            "/api/auth/sso",
-            get(oidc::sso_info).layer(limited(RouteClass::Read)),
-        )
-        .route(
             oidc::LOGIN_PATH,
             get(oidc::login).layer(limited(RouteClass::Sso)),
         )
         .route(
             oidc::CALLBACK_PATH,
             get(oidc::callback).layer(limited(RouteClass::Sso)),
+        )
+        .route(API_ME, get(auth::me).layer(limited(RouteClass::Account)))
+        .route(
+            API_LOGOUT,
+            post(auth::logout).layer(limited(RouteClass::Account)),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));

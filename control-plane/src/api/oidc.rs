@@ -1,6 +1,8 @@
 //! The single sign-on routes: `GET /auth/oidc/login` sends the browser to
-//! the provider, `GET /auth/oidc/callback` brings it back signed in, and
-//! `GET /api/auth/sso` tells the web client whether to offer the button.
+//! the provider, `GET /auth/oidc/callback` brings it back signed in. The
+//! web client learns whether to offer "Sign in with {provider}" from
+//! `GET /api/me` (`sign_in.sso_provider`), and the RP-initiated logout URL
+//! from sign-out's answer ([`rp_logout_url`]).
 //! The flow itself is in [`crate::oidc`]; what a verified identity becomes
 //! (a user, a session) is [`sign_in`]'s one call into the accounts store.
 //!
@@ -9,17 +11,20 @@
 //! that asks for JSON. No answer and no log line carries a code, a token or
 //! the client secret.
 
+use super::auth::start_session;
 use super::public_base;
 use crate::error::ApiError;
 use crate::oidc::pending::{self, check_return_to};
 use crate::oidc::{Identity, Sso, SsoError};
 use crate::secret::secrets_match;
+use crate::store::accounts::{AccountCommand, OidcLink, SessionSource};
+use crate::store::{AccountStore, StoreError};
 use crate::ControlPlane;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use veche_protocol::limits::http::SSO_LOGIN_TTL_MS;
 use veche_protocol::ErrorCode;
@@ -28,35 +33,6 @@ use veche_protocol::ErrorCode;
 pub const CALLBACK_PATH: &str = "/auth/oidc/callback";
 /// The path that starts a sign-in.
 pub const LOGIN_PATH: &str = "/auth/oidc/login";
-
-/// `GET /api/auth/sso`: whether single sign-on is offered, and the button's
-/// provider name.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SsoInfo {
-    /// Whether `[oidc]` is configured.
-    pub enabled: bool,
-    /// "Sign in with {provider_name}"; absent when not enabled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_name: Option<String>,
-    /// Where the button leads (add `?return_to=/path`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login_url: Option<String>,
-}
-
-pub(super) async fn sso_info(State(cp): State<Arc<ControlPlane>>) -> Json<SsoInfo> {
-    Json(match &cp.sso {
-        Some(sso) => SsoInfo {
-            enabled: true,
-            provider_name: Some(sso.config().provider_name.clone()),
-            login_url: Some(LOGIN_PATH.to_owned()),
-        },
-        None => SsoInfo {
-            enabled: false,
-            provider_name: None,
-            login_url: None,
-        },
-    })
-}
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -194,18 +170,59 @@ async fn finish(
 
 /// Makes the verified `identity` a Veche user (created on first sign-in,
 /// updated on later ones: name, email, administrator or not) and starts
-/// their session. Returns the session's `Set-Cookie` value.
+/// their session. Returns the session's `Set-Cookie` value. An existing
+/// password account with the same email is linked only when the provider
+/// says the email is verified; otherwise the sign-in is refused, so a
+/// provider account cannot take over someone else's Veche account.
 async fn sign_in(
     cp: &Arc<ControlPlane>,
     identity: &Identity,
     is_admin: bool,
     now: u64,
 ) -> Result<String, ApiError> {
-    let _ = (cp, identity, is_admin, now);
-    Err(ApiError::new(
-        ErrorCode::Unavailable,
-        "accounts are not available on this server yet",
-    ))
+    let user = cp
+        .replicated()
+        .account_user(AccountCommand::ProvisionOidcUser {
+            link: OidcLink {
+                issuer: identity.issuer.clone(),
+                subject: identity.subject.clone(),
+            },
+            email: identity.email.clone(),
+            display_name: identity.name.clone(),
+            is_admin,
+            link_by_email: identity.email_verified,
+            now_ms: now,
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Refused(_) => ApiError::new(
+                ErrorCode::Forbidden,
+                "another Veche account already uses this email address, and the sign-in \
+                 provider does not say the address is verified; ask an administrator",
+            ),
+            other => super::write_error(other),
+        })?;
+    tracing::info!(user = %user.id, is_admin, "signed in through SSO");
+    let cookie = start_session(cp, user.id, SessionSource::Oidc, now).await?;
+    Ok(cookie.to_str().unwrap_or_default().to_owned())
+}
+
+/// The provider's RP-initiated logout URL for a session that came from
+/// single sign-on, so signing out of Veche signs out of the provider too
+/// and the next person at this browser is not signed straight back in.
+/// `None` for other sessions, without SSO, or when the provider offers no
+/// `end_session_endpoint`.
+pub(super) async fn rp_logout_url(
+    cp: &ControlPlane,
+    headers: &HeaderMap,
+    source: SessionSource,
+) -> Option<String> {
+    let sso = cp.sso.as_ref()?;
+    if source != SessionSource::Oidc {
+        return None;
+    }
+    let home = format!("{}/", public_base(cp, headers));
+    sso.logout_url(Some(&home), crate::now_ms()).await
 }
 
 /// The provider's `error` (an OAuth code such as `access_denied`) and its

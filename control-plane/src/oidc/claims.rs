@@ -24,6 +24,9 @@ pub struct Identity {
     pub name: String,
     /// From the configured groups claim; empty when absent.
     pub groups: Vec<String>,
+    /// The provider's `email_verified` claim: whether it vouches that the
+    /// address is the user's (absent: no).
+    pub email_verified: bool,
 }
 
 impl Identity {
@@ -96,12 +99,19 @@ pub fn identity(
         Some(Value::String(one)) => vec![one.clone()],
         _ => Vec::new(),
     };
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        // Some providers send it as a string.
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
     Ok(Identity {
         issuer: issuer.to_owned(),
         subject,
         email: email.to_lowercase(),
         name,
         groups,
+        email_verified,
     })
 }
 
@@ -121,7 +131,7 @@ mod tests {
     #[test]
     fn the_identity_is_read_from_the_configured_claims() {
         let c = claims(json!({
-            "sub": "u-1", "email": "Alice@Example.test", "name": "Alice A.",
+            "sub": "u-1", "email": "Alice@Example.test", "name": "Alice A.", "email_verified": true,
             "groups": ["veche-admins", "staff"]
         }));
         let id = identity("https://sso.example", &c, &config()).unwrap();
@@ -133,6 +143,7 @@ mod tests {
                 email: "alice@example.test".into(),
                 name: "Alice A.".into(),
                 groups: vec!["veche-admins".into(), "staff".into()],
+                email_verified: true,
             }
         );
     }
@@ -181,6 +192,7 @@ mod tests {
             email: "e".into(),
             name: "n".into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            email_verified: false,
         };
         assert!(user(&["staff", "veche-admins"]).is_admin(Some("veche-admins")));
         assert!(user(&["/veche-admins"]).is_admin(Some("veche-admins")));

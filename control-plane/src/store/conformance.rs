@@ -19,7 +19,7 @@ use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug};
 /// Opens and closes one kind of store.
 pub trait StoreFactory: Sync {
     /// The store.
-    type Store: Store;
+    type Store: Store + super::DocAccess;
     /// Whether what was written before [`StoreFactory::close`] is there
     /// after [`StoreFactory::open`] on the same directory. When not, the
     /// reopen case is skipped (and says so).
@@ -74,14 +74,17 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
             Box::pin(everything_survives_a_reopen(f, d))
         }),
     ];
-    for (name, case) in cases {
+    for (name, case) in cases
+        .into_iter()
+        .chain(super::conformance_accounts::cases::<F>())
+    {
         let dir = tempfile::tempdir().expect("temporary directory");
         eprintln!("store conformance: {name}");
         case(factory, dir.path()).await;
     }
 }
 
-type Case<F> =
+pub(crate) type Case<F> =
     for<'a> fn(&'a F, &'a Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 // ---- helpers --------------------------------------------------------------

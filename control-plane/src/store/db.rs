@@ -42,6 +42,9 @@ pub(crate) const CHAT_IDEMPOTENCY: TableDefinition<(u64, &str, &str), u64> =
     TableDefinition::new("sm_chat_idempotency");
 /// Media-node registrations by [`veche_protocol::NodeId`].
 pub(crate) const MEDIA_NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_media_nodes");
+/// Every document table (see `docs.rs`), keyed by table name, a zero
+/// byte, and the table's own key.
+pub(crate) const DOCS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_docs");
 /// State-machine metadata: [`KEY_LAST_APPLIED`], [`KEY_LAST_MEMBERSHIP`],
 /// [`KEY_SIGNING_KEY`], [`KEY_SNAPSHOT_SEQ`].
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
@@ -65,7 +68,7 @@ pub(crate) const KEY_SNAPSHOT_DATA: &str = "data";
 /// openraft's `StorageError` (which stops Raft) and [`super::StoreError`]
 /// turns it into something a caller can act on.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DbError {
+pub enum DbError {
     /// redb failed (I/O, corruption, a transaction that could not start).
     #[error("redb: {0}")]
     Redb(#[from] redb::Error),
@@ -174,6 +177,7 @@ pub(crate) fn open(path: &Path) -> Result<(Db, Released), DbError> {
         txn.open_table(SM_META)?;
         txn.open_table(SNAPSHOT)?;
         txn.open_table(MEDIA_NODES)?;
+        txn.open_table(DOCS)?;
     }
     txn.commit()?;
     let (tx, rx) = watch::channel(());

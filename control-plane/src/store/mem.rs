@@ -4,6 +4,7 @@
 //! as possible and without Raft or disk, and the store for tests that need
 //! neither. Nothing survives the value being dropped.
 
+use super::docs::{DocAccess, Docs, MemDocs};
 use super::error::StoreError;
 use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
 use super::seam::{self, HistoryPage, NewMessage, Store};
@@ -31,6 +32,8 @@ struct State {
     idempotency: HashMap<(RoomId, String, String), MessageId>,
     signing_key: Option<Vec<u8>>,
     media_nodes: BTreeMap<NodeId, MediaNodeRecord>,
+    /// Every document table (`docs.rs`).
+    docs: MemDocs,
 }
 
 impl State {
@@ -129,6 +132,10 @@ impl State {
                 self.media_nodes.insert(record.info.node_id, record.clone());
                 Ok(CommandOutput::MediaNode(record))
             }
+            Command::Accounts(c) => super::accounts::apply(&mut self.docs, c)
+                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
+                .map(|o| CommandOutput::Accounts(Box::new(o)))
+                .map_err(CommandError::Account),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes
@@ -235,5 +242,18 @@ impl Store for MemStore {
 
     async fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
         Ok(self.read(|s| s.media_nodes.values().cloned().collect()))
+    }
+}
+
+impl DocAccess for MemStore {
+    async fn commit(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        Ok(self.write(cmd))
+    }
+
+    async fn read_docs<T: Send>(
+        &self,
+        f: impl FnOnce(&dyn Docs) -> Result<T, super::db::DbError> + Send,
+    ) -> Result<T, StoreError> {
+        Ok(self.read(|s| f(&s.docs))?)
     }
 }

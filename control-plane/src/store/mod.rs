@@ -13,12 +13,19 @@
 //!     machine, both in one redb file (`db.rs`), with `snapshot.rs` and
 //!     the read-only `queries.rs` beside the state machine;
 //!   - [`network`]: Raft RPC over HTTP + MessagePack, client and router.
+//! - [`docs`]: document tables, the shape of every capability's tables
+//!   after the first ones, with [`DocAccess`], the two primitives
+//!   (commit, read) each capability's store trait is written on once:
+//!   - [`accounts`]: users and sessions ([`AccountStore`]).
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
+pub mod accounts;
 mod batcher;
 mod db;
 mod deadline;
+pub mod docs;
+mod docs_redb;
 pub mod error;
 pub mod log_store;
 pub mod mem;
@@ -32,6 +39,8 @@ mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+pub use accounts::AccountStore;
+pub use docs::DocAccess;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
@@ -42,5 +51,7 @@ pub use types::{ApplyResponse, TypeConfig};
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+mod conformance_accounts;
 #[cfg(test)]
 mod tests;

@@ -101,6 +101,8 @@ pub enum Command {
         /// Drain (`true`) or put back in service (`false`).
         draining: bool,
     },
+    /// Accounts and sessions (`accounts.rs`).
+    Accounts(super::accounts::AccountCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -121,6 +123,7 @@ impl Command {
             | Command::RegisterMediaNode { .. }
             | Command::SetMediaNodeDraining { .. } => true,
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
+            Command::Accounts(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -137,6 +140,8 @@ pub enum CommandOutput {
     SigningKey(Vec<u8>),
     /// The stored media-node record (registration and drain flag).
     MediaNode(MediaNodeRecord),
+    /// What an account command answered.
+    Accounts(Box<super::accounts::AccountOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -154,6 +159,9 @@ pub enum CommandError {
     /// `SetMediaNodeDraining` for a node that is not registered.
     #[error("no such media node")]
     NoSuchMediaNode,
+    /// An account command was refused.
+    #[error(transparent)]
+    Account(#[from] super::accounts::AccountRefusal),
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

@@ -43,6 +43,20 @@ impl CommandLog for RaftStore {
     }
 }
 
+impl<T: CommandLog> super::docs::DocAccess for T {
+    async fn commit(&self, cmd: Command) -> Result<CommandResult, StoreError> {
+        self.write(cmd).await
+    }
+
+    async fn read_docs<R: Send>(
+        &self,
+        f: impl FnOnce(&dyn super::docs::Docs) -> Result<R, super::db::DbError> + Send,
+    ) -> Result<R, StoreError> {
+        self.barrier().await?;
+        self.local().docs(f)
+    }
+}
+
 impl<T: CommandLog> Store for T {
     async fn create_room(
         &self,

@@ -452,6 +452,19 @@ impl LocalReads<'_> {
     pub fn media_nodes(&self) -> Result<Vec<MediaNodeRecord>, StoreError> {
         Ok(queries::media_nodes(self.db)?)
     }
+
+    /// Runs `f` on the document tables in one read transaction.
+    pub fn docs<T>(
+        &self,
+        f: impl FnOnce(&dyn super::docs::Docs) -> Result<T, super::db::DbError>,
+    ) -> Result<T, StoreError> {
+        let read = || {
+            let txn = redb::ReadableDatabase::begin_read(self.db)?;
+            let table = txn.open_table(super::db::DOCS)?;
+            f(&table)
+        };
+        Ok(read()?)
+    }
 }
 
 /// `RaftStore` is used from many tasks; keep it shareable.

@@ -9,7 +9,7 @@
 //! this node.
 
 use super::db::{
-    self, Db, DbError, CHAT_IDEMPOTENCY, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_NEXT_ID,
+    self, Db, DbError, CHAT_IDEMPOTENCY, DOCS, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_NEXT_ID,
     KEY_SIGNING_KEY, MEDIA_NODES, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
 };
 use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
@@ -49,6 +49,7 @@ struct ApplyTables<'txn> {
     idempotency: Table<'txn, (u64, &'static str, &'static str), u64>,
     meta: Table<'txn, &'static str, &'static [u8]>,
     media_nodes: Table<'txn, u64, &'static [u8]>,
+    docs: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 /// Allocates the id of a new room or message applied at log `index`.
@@ -184,6 +185,9 @@ fn apply_command(
                 .insert(record.info.node_id.0, db::encode(&record)?.as_slice())?;
             Ok(Ok(CommandOutput::MediaNode(record)))
         }
+        Command::Accounts(c) => Ok(super::accounts::apply(&mut t.docs, c)?
+            .map(|o| CommandOutput::Accounts(Box::new(o)))
+            .map_err(CommandError::Account)),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {
@@ -222,6 +226,7 @@ fn apply_batch(
             idempotency: txn.open_table(CHAT_IDEMPOTENCY)?,
             meta: txn.open_table(SM_META)?,
             media_nodes: txn.open_table(MEDIA_NODES)?,
+            docs: txn.open_table(DOCS)?,
         };
         let mut last_applied = None;
         let mut membership = None;

@@ -1,12 +1,27 @@
 // The "Sign in with {provider}" button: shown only when the server offers
-// single sign-on (`GET /api/auth/sso`). The button leads to
-// `/auth/oidc/login`, which sends the browser to the provider and brings it
-// back to `returnTo` signed in.
+// single sign-on (`GET /api/me` says `sign_in.sso_provider`) and nobody is
+// signed in. The button leads to `/auth/oidc/login`, which sends the
+// browser to the provider and brings it back to `returnTo` signed in.
+
+/** Where a sign-in through the provider starts. */
+export const SSO_LOGIN_PATH = '/auth/oidc/login';
 
 /**
- * What `GET /api/auth/sso` answers.
+ * What the button needs to know: the provider's name, if SSO is offered.
  * @typedef {{ enabled: boolean, provider_name?: string, login_url?: string }} SsoInfo
  */
+
+/**
+ * Reads the SSO offer from a `GET /api/me` answer; no offer to someone
+ * already signed in.
+ * @param {any} me
+ * @returns {SsoInfo}
+ */
+export function ssoInfoFromMe(me) {
+  const name = me?.sign_in?.sso_provider;
+  if (typeof name !== 'string' || !name || me?.user) return { enabled: false };
+  return { enabled: true, provider_name: name, login_url: SSO_LOGIN_PATH };
+}
 
 /**
  * The button's text, or null when no SSO is offered.
@@ -29,22 +44,22 @@ export function ssoButtonLabel(info) {
 export function ssoLoginHref(info, returnTo) {
   const base = info.login_url && info.login_url.startsWith('/') && !info.login_url.startsWith('//')
     ? info.login_url
-    : '/auth/oidc/login';
+    : SSO_LOGIN_PATH;
   const local = returnTo.startsWith('/') && !returnTo.startsWith('//') && !returnTo.includes('\\');
   return local ? `${base}?return_to=${encodeURIComponent(returnTo)}` : base;
 }
 
 /**
- * Asks the server whether SSO is offered.
+ * Asks the server whether SSO is offered (`GET /api/me`).
  * @param {{ fetch?: typeof fetch }} [deps]
  * @returns {Promise<SsoInfo | null>}
  */
 export async function fetchSsoInfo(deps = {}) {
   const f = deps.fetch ?? fetch;
   try {
-    const resp = await f('/api/auth/sso', { headers: { Accept: 'application/json' } });
+    const resp = await f('/api/me', { headers: { Accept: 'application/json' } });
     if (!resp.ok) return null;
-    return /** @type {SsoInfo} */ (await resp.json());
+    return ssoInfoFromMe(await resp.json());
   } catch {
     return null;
   }
