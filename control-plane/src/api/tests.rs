@@ -2,7 +2,9 @@
 //! only through [`crate::store::Store`]. A handler that read the Raft
 //! store directly (`cp.store.local()`) or proposed a `Command` itself would
 //! work today and silently miss the next table's rules (and any store that
-//! replaces the Raft one), so it fails here instead.
+//! replaces the Raft one), so it fails here instead. A capability's own
+//! command type (`AccountCommand::..`) passed to its store trait is the
+//! trait's input, not a way around it, so only a bare `Command::` counts.
 
 use std::path::Path;
 
@@ -20,8 +22,14 @@ fn the_api_reaches_the_tables_only_through_the_store_trait() {
         }
         let source = std::fs::read_to_string(&path).expect("a readable source file");
         for pattern in AROUND_THE_SEAM {
+            let bare = source.match_indices(pattern).any(|(at, _)| {
+                !source[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            });
             assert!(
-                !source.contains(pattern),
+                !bare,
                 "{} contains {pattern:?}: go through crate::store::Store (cp.replicated()) instead",
                 path.display()
             );
