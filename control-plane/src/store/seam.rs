@@ -24,29 +24,29 @@
 //!
 //! # Adding a table
 //!
-//! Later features (accounts, sessions, roles, passes, recordings) add their
-//! tables here, each the same way:
+//! New capabilities (accounts, sessions, passes, statistics, roles,
+//! recordings) use document tables (`docs.rs`), as `accounts.rs` does:
 //!
-//! 1. Commands in [`super::model::Command`], carrying everything that
-//!    depends on the clock or on randomness (the proposer decides, every
-//!    replica applies the same bytes), with a branch in
-//!    [`super::model::Command::is_idempotent`] and the refusals it can meet
-//!    in [`CommandError`](super::model::CommandError).
-//! 2. For the Raft store: the redb table in `db.rs` (and in `db::open`), its
-//!    apply in `state_machine.rs`, its rows in the snapshot blob
-//!    (`snapshot.rs`, as a `#[serde(default)]` field so older snapshots
-//!    still install), and its reads in `queries.rs`.
-//! 3. Methods on this trait whose docs state the contract (idempotency,
-//!    ordering, what is refused), implemented for `MemStore` and once in
-//!    `raft_seam.rs` for every `CommandLog` (the Raft store and
-//!    `Replicated`), which maps the `CommandOutput` with the helpers below.
-//! 4. Conformance cases in `conformance.rs` for every sentence of that
-//!    contract. A store that passes them is a drop-in replacement.
-//! 5. The handlers call the methods on `cp.replicated()`
-//!    (`leader/replicated.rs`, which gets them from `raft_seam.rs`: one
-//!    barrier for a method that reads several things). A refusal the handler answers in its own words is
-//!    matched as `StoreError::Refused`; the rest go through
-//!    `api::write_error` or `ApiError::from`.
+//! 1. A module of its own with a command enum (everything that depends on
+//!    the clock or on randomness carried in the command), its outputs and
+//!    refusals, one `Command`/`CommandOutput`/`CommandError` variant each in
+//!    [`super::model`], and an `apply` over `DocsMut` that both
+//!    `state_machine.rs` and `mem.rs` call: written once.
+//! 2. Queries over `Docs`, and a store trait with a blanket impl over
+//!    [`super::DocAccess`] (so `MemStore`, `RaftStore` and `Replicated` all
+//!    have it, with one read barrier per method).
+//! 3. Conformance cases for every sentence of its contract
+//!    (`conformance_accounts.rs` is the pattern), hooked into
+//!    `conformance::run_all`. Snapshots need nothing: every document
+//!    table travels in them.
+//! 4. Handlers call the trait on `cp.replicated()`.
+//!
+//! The first tables (rooms, chat, the signing key, media nodes) predate
+//! document tables and have their own redb tables, apply code in both
+//! stores, snapshot fields, and methods on this trait; `raft_seam.rs`
+//! writes those methods once for every `CommandLog`. A refusal the handler
+//! answers in its own words is matched as `StoreError::Refused`; the rest
+//! go through `api::write_error` or `ApiError::from`.
 
 use super::error::StoreError;
 use super::model::{CommandOutput, CommandResult, MediaNodeRecord, Room};
