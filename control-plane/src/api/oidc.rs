@@ -140,12 +140,7 @@ async fn finish(
         let text = provider_error_text(&error, q.error_description.as_deref());
         return Err(SsoError::Refused(text).into());
     }
-    let sealed = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| pending::cookie_value(h, pending::COOKIE_NAME))
-        .ok_or(SsoError::BadState)?;
+    let sealed = super::auth::cookie(headers, pending::COOKIE_NAME).ok_or(SsoError::BadState)?;
     let login = sso.pending_key().open(sealed, now)?;
     let state_ok = q
         .state

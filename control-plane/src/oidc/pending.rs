@@ -125,14 +125,6 @@ pub fn clear_cookie(secure: bool) -> String {
     )
 }
 
-/// The value of cookie `name` in a `Cookie` request header, if present.
-pub fn cookie_value<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
-}
-
 /// Accepts `return_to` only as a path on this site, so the sign-in cannot
 /// be used as an open redirect: it must start with a single `/` (`//host`
 /// and `/\host` are other hosts to a browser), hold no backslash or
@@ -232,13 +224,6 @@ mod tests {
         );
         assert!(set_cookie("abc", 600_000, true).ends_with("; Secure"));
         assert!(clear_cookie(false).contains("Max-Age=0"));
-    }
-
-    #[test]
-    fn a_cookie_is_found_by_name_among_others() {
-        let h = "a=1; veche_oidc_pending=xyz; veche_oidc_pending_old=no";
-        assert_eq!(cookie_value(h, COOKIE_NAME), Some("xyz"));
-        assert_eq!(cookie_value("a=1", COOKIE_NAME), None);
     }
 
     #[test]
