@@ -91,19 +91,12 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             "/api/rooms/{slug}/messages",
             get(history::messages).layer(limited(RouteClass::Read)),
         )
-        .route(
-            oidc::LOGIN_PATH,
-            get(oidc::login).layer(limited(RouteClass::Sso)),
-        )
-        .route(
-            oidc::CALLBACK_PATH,
-            get(oidc::callback).layer(limited(RouteClass::Sso)),
-        )
         .route(API_ME, get(auth::me).layer(limited(RouteClass::Account)))
         .route(
             API_LOGOUT,
             post(auth::logout).layer(limited(RouteClass::Account)),
         )
+        .merge(oidc::routes(&cp, edge.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));
     Router::new()

@@ -12,6 +12,7 @@
 //! the client secret.
 
 use super::auth::start_session;
+use super::edge::{Edge, RouteClass};
 use super::public_base;
 use crate::error::ApiError;
 use crate::oidc::pending::{self, check_return_to};
@@ -22,8 +23,11 @@ use crate::store::{AccountStore, StoreError};
 use crate::ControlPlane;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Json;
+use axum::Router;
 use serde::Deserialize;
 use std::sync::Arc;
 use veche_protocol::limits::http::SSO_LOGIN_TTL_MS;
@@ -33,6 +37,19 @@ use veche_protocol::ErrorCode;
 pub const CALLBACK_PATH: &str = "/auth/oidc/callback";
 /// The path that starts a sign-in.
 pub const LOGIN_PATH: &str = "/auth/oidc/login";
+
+/// The SSO routes, behind their own rate limit; none without `[oidc]`, so
+/// a server without single sign-on shows nothing of it.
+pub(super) fn routes(cp: &ControlPlane, edge: Arc<Edge>) -> Router<Arc<ControlPlane>> {
+    if cp.sso.is_none() {
+        return Router::new();
+    }
+    let limited =
+        || middleware::from_fn_with_state((edge.clone(), RouteClass::Sso), super::edge::rate_limit);
+    Router::new()
+        .route(LOGIN_PATH, get(login).layer(limited()))
+        .route(CALLBACK_PATH, get(callback).layer(limited()))
+}
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -47,7 +64,7 @@ pub(super) async fn login(
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let Some(sso) = cp.sso.as_ref() else {
-        return not_configured(&headers);
+        return not_configured();
     };
     let return_to = match check_return_to(q.return_to.as_deref()) {
         Ok(r) => r,
@@ -93,7 +110,7 @@ pub(super) async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let Some(sso) = cp.sso.as_ref() else {
-        return not_configured(&headers);
+        return not_configured();
     };
     let base = public_base(&cp, &headers);
     let secure = base.starts_with("https://");
@@ -284,15 +301,9 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
 }
 
-fn not_configured(headers: &HeaderMap) -> Response {
-    let e = ApiError::new(
-        ErrorCode::RoomNotFound,
-        "single sign-on is not configured on this server",
-    );
-    if wants_json(headers) {
-        return (StatusCode::NOT_FOUND, Json(e.0)).into_response();
-    }
-    page(StatusCode::NOT_FOUND, &e.0.message, None)
+/// Unreachable in practice: the routes are mounted only with `[oidc]`.
+fn not_configured() -> Response {
+    (StatusCode::NOT_FOUND, "single sign-on is not configured").into_response()
 }
 
 /// The answer to a failed sign-in: a page saying what happened and
