@@ -247,7 +247,13 @@ pub(super) async fn logout(
                 token_hash: s.session.token_hash,
             })
             .await?;
-        signed_out.logout_url = super::oidc::rp_logout_url(&cp, &headers, s.session.source).await;
+        // A session from single sign-on ends the provider's session too
+        // (RP-initiated logout), so the next person at this browser is not
+        // signed straight back in.
+        if let (SessionSource::Oidc, Some(sso)) = (s.session.source, cp.sso.as_ref()) {
+            let home = format!("{}/", super::public_base(&cp, &headers));
+            signed_out.logout_url = sso.logout_url(Some(&home), crate::now_ms()).await;
+        }
     }
     let mut resp = Json(signed_out).into_response();
     resp.headers_mut()

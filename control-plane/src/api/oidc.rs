@@ -2,7 +2,7 @@
 //! the provider, `GET /auth/oidc/callback` brings it back signed in. The
 //! web client learns whether to offer "Sign in with {provider}" from
 //! `GET /api/me` (`sign_in.sso_provider`), and the RP-initiated logout URL
-//! from sign-out's answer ([`rp_logout_url`]).
+//! from sign-out's answer (`api::auth`).
 //! The flow itself is in [`crate::oidc`]; what a verified identity becomes
 //! (a user, a session) is [`sign_in`]'s one call into the accounts store.
 //!
@@ -217,24 +217,6 @@ async fn sign_in(
     tracing::info!(user = %user.id, is_admin, "signed in through SSO");
     let cookie = start_session(cp, user.id, SessionSource::Oidc, now).await?;
     Ok(cookie.to_str().unwrap_or_default().to_owned())
-}
-
-/// The provider's RP-initiated logout URL for a session that came from
-/// single sign-on, so signing out of Veche signs out of the provider too
-/// and the next person at this browser is not signed straight back in.
-/// `None` for other sessions, without SSO, or when the provider offers no
-/// `end_session_endpoint`.
-pub(super) async fn rp_logout_url(
-    cp: &ControlPlane,
-    headers: &HeaderMap,
-    source: SessionSource,
-) -> Option<String> {
-    let sso = cp.sso.as_ref()?;
-    if source != SessionSource::Oidc {
-        return None;
-    }
-    let home = format!("{}/", public_base(cp, headers));
-    sso.logout_url(Some(&home), crate::now_ms()).await
 }
 
 /// The provider's `error` (an OAuth code such as `access_denied`) and its
