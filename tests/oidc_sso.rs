@@ -206,6 +206,13 @@ async fn the_sso_flow_refuses_forged_state_expired_or_tampered_logins_foreign_re
     assert_eq!(a.status, 401, "{}", a.body);
     assert_no_session(&a);
 
+    // The right state and cookie with a code the provider never issued: the
+    // provider refuses the exchange (invalid_grant), and so does Veche.
+    let a = get(&callback(&state), Some(&pending)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(a.body.contains("code exchange failed"), "{}", a.body);
+    assert_no_session(&a);
+
     // A pending login past its time limit, sealed as a node would have.
     let expired = PendingKey::derive(&s.cluster_secret).seal(
         &PendingLogin {

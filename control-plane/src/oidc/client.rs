@@ -9,8 +9,8 @@ use super::{OidcConfig, SsoError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope,
-    TokenResponse,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse,
 };
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::time::Duration;
@@ -208,10 +208,16 @@ impl Sso {
             .request_async(&self.http)
             .await
             .map_err(|e| {
-                // The error names the endpoint and the provider's error
-                // code, never the code or the secret sent.
+                // The error names the provider's error code (or that the
+                // answer did not parse), never the code, the secret or a
+                // token.
                 tracing::warn!(error = %e, "OIDC code exchange failed");
-                SsoError::InvalidResponse("the code exchange failed".into())
+                match e {
+                    RequestTokenError::Request(_) => {
+                        SsoError::ProviderUnavailable("the token request failed".into())
+                    }
+                    _ => SsoError::InvalidResponse("the code exchange failed".into()),
+                }
             })?;
         let id_token = tokens
             .id_token()
