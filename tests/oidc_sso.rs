@@ -1,9 +1,11 @@
 //! Single sign-on against a real OpenID Connect provider on loopback
 //! (npm `oidc-provider`, see `tests/common/oidc_provider.rs`): a person
 //! signs in through the provider's real login page in Chromium and lands
-//! back in Veche signed in; the admin group makes an administrator; and the
-//! flow's guards (state, sealed pending cookie, return_to, a denial)
-//! refuse what they must.
+//! back in Veche signed in; the admin group makes an administrator;
+//! signing out ends the provider's session too; a login started on one
+//! control-plane node finishes on another; and the flow's guards (state,
+//! sealed pending cookie, return_to, a denial, a bogus code) refuse what
+//! they must.
 //!
 //! Needs node with `npm ci` done in `tests/oidc-provider` (scripts/test.sh
 //! does it), Debian's `chromium` and `chromium-driver`, and should run in
@@ -466,6 +468,105 @@ async fn a_user_signs_in_through_the_providers_login_page_and_the_admin_group_ma
         fill_provider_login(&b, email, password).await;
         let user = wait_signed_in(&b, &base, email, name).await;
         assert_eq!(user["is_admin"], false, "Bob is in no group: {user}");
+    })
+    .await;
+    b.close().await;
+}
+
+/// Starts `veche control-plane` node `id` of a two-node cluster on
+/// 127.0.0.1 (both nodes on one host, so the browser sends the same
+/// cookies to both), with `config`.
+fn start_cp_node(
+    id: u64,
+    ports: [u16; 2],
+    secret: &str,
+    config: &std::path::Path,
+    dir: &TempDir,
+) -> veche_harness::Process {
+    let peers = format!("1=127.0.0.1:{},2=127.0.0.1:{}", ports[0], ports[1]);
+    let port = ports[id as usize - 1];
+    let mut p = veche_harness::Launch::new(format!("cp-{id}"), VECHE)
+        .env("VECHE_CLUSTER_SECRET", secret)
+        .arg("control-plane")
+        .args([
+            "--id",
+            &id.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--peers", &peers, "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(dir.path().join(format!("cp{id}")))
+        .ready(veche_harness::Ready::Line(format!(
+            "Control-plane node {id} is running at"
+        )))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.ready_blocking(SERVER_START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("control-plane node {id} did not start: {e}"));
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_started_on_one_control_plane_node_finishes_on_another() {
+    // Two control-plane nodes behind one public URL, which is node 2's: the
+    // browser starts the login on node 1, and the provider sends it back
+    // to node 2, which must open node 1's sealed pending login.
+    let ports = [free_port(), free_port()];
+    let provider_port = OidcProvider::pick_port();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let client_secret = veche_harness::random_hex(32);
+    let secret = veche_harness::cluster_secret();
+    let dir = TempDir::new("oidc-cluster");
+    let node2 = format!("http://127.0.0.1:{}", ports[1]);
+    let config = dir.path().join("veche.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\npublic_url = \"{node2}\"\n\n{}",
+            oidc_config_toml(&issuer, &client_secret, PROVIDER_NAME)
+        ),
+    )
+    .unwrap();
+    let _cp1 = start_cp_node(1, ports, &secret, &config, &dir);
+    let _cp2 = start_cp_node(2, ports, &secret, &config, &dir);
+    let node1 = format!("http://127.0.0.1:{}", ports[0]);
+    let _provider = OidcProvider::start(
+        provider_port,
+        &client_secret,
+        &format!("{node2}/auth/oidc/callback"),
+        &format!("{node2}/"),
+    );
+    wait_for(
+        "the two-node cluster answers /api/me",
+        secs(30),
+        async || {
+            let r = http().get(format!("{node1}/api/me")).send().await;
+            match r {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("status {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+
+    let b = Chrome::start("Bob").await;
+    dump_on_failure(&[&b], async {
+        b.goto(&format!("{node1}/auth/oidc/login?return_to=/"))
+            .await;
+        let (email, password, name) = BOB;
+        fill_provider_login(&b, email, password).await;
+        let user = wait_signed_in(&b, &node2, email, name).await;
+        assert_eq!(user["is_admin"], false, "{user}");
+        // The session is the cluster's, not node 2's: node 1 knows it too.
+        b.goto(&format!("{node1}/")).await;
+        let m = me(&b).await.unwrap();
+        assert_eq!(
+            m["body"]["user"]["email"], email,
+            "node 1 sees the session: {m}"
+        );
     })
     .await;
     b.close().await;
