@@ -67,13 +67,15 @@ export async function fetchSsoInfo(deps = {}) {
 
 /**
  * Adds the button to `container` when SSO is offered; otherwise leaves the
- * page as it is.
+ * page as it is. A page that already has the `GET /api/me` answer passes it
+ * as `me` and saves the request.
  * @param {HTMLElement} container
  * @param {string} [returnTo] where to land once signed in (default: this page)
+ * @param {any} [me] the `GET /api/me` answer, if already fetched
  * @returns {Promise<HTMLButtonElement | null>}
  */
-export async function mountSsoButton(container, returnTo = location.pathname + location.search) {
-  const info = await fetchSsoInfo();
+export async function mountSsoButton(container, returnTo = location.pathname + location.search, me = undefined) {
+  const info = me === undefined ? await fetchSsoInfo() : ssoInfoFromMe(me);
   const label = ssoButtonLabel(info);
   if (!info || !label) return null;
   const button = document.createElement('button');
