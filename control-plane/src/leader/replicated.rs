@@ -61,7 +61,8 @@ impl Replicated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::conformance::{run_all, StoreFactory};
+    use crate::store::conformance::run_all;
+    use crate::store::conformance_kit::StoreFactory;
     use crate::{Bootstrap, ControlPlaneConfig};
     use std::path::Path;
     use std::time::Duration;

@@ -6,29 +6,15 @@
 //! and on [`crate::leader::Replicated`] over a one-node control plane. A new implementation gets a [`StoreFactory`] and one test
 //! calling [`run_all`].
 
+use super::conformance_kit::{Case, StoreFactory};
 use super::error::StoreError;
 use super::model::{CommandError, MediaNodeRecord};
 use super::seam::{NewMessage, Store};
 use super::{default_raft_config, MemStore, RaftStore};
-use std::future::Future;
 use std::path::Path;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::{MediaNodeInfo, HISTORY_PAGE};
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug};
-
-/// Opens and closes one kind of store.
-pub trait StoreFactory: Sync {
-    /// The store.
-    type Store: Store + super::DocAccess;
-    /// Whether what was written before [`StoreFactory::close`] is there
-    /// after [`StoreFactory::open`] on the same directory. When not, the
-    /// reopen case is skipped (and says so).
-    const DURABLE: bool;
-    /// Opens the store whose data lives in `dir` (empty the first time).
-    fn open(&self, dir: &Path) -> impl Future<Output = Self::Store> + Send;
-    /// Closes the store, releasing `dir`.
-    fn close(&self, store: Self::Store) -> impl Future<Output = ()> + Send;
-}
 
 /// Runs every case, each on a fresh store in a fresh directory, and names
 /// the failing case in the panic.
@@ -83,9 +69,6 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         case(factory, dir.path()).await;
     }
 }
-
-pub(crate) type Case<F> =
-    for<'a> fn(&'a F, &'a Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 // ---- helpers --------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 //! contract (`accounts.rs`), on every store `conformance::run_all` runs.
 
 use super::accounts::{
-    AccountCommand, AccountOutput, AccountRefusal, AccountStore, OidcLink, Session, SessionSource,
+    AccountCommand, AccountOutput, AccountRefusal, OidcLink, Session, SessionSource,
 };
-use super::conformance::{Case, StoreFactory};
+use super::conformance_kit::{Case, StoreFactory};
 use super::error::StoreError;
 use super::model::CommandError;
+use super::AccountStore;
 use std::path::Path;
 use veche_protocol::UserId;
 

@@ -205,28 +205,6 @@ impl<K: DocKey + ?Sized, V: Serialize + DeserializeOwned> DocTable<K, V> {
     }
 }
 
-/// The two primitives a capability's store trait is written on: commit a
-/// command, and read the document tables at a linearizable point.
-/// Implemented by [`super::MemStore`] and by every
-/// [`super::CommandLog`] (the Raft store on the leader, and
-/// `leader::Replicated` on any node), so a capability's trait (e.g.
-/// [`super::AccountStore`]) is one blanket impl over this.
-pub trait DocAccess: Send + Sync {
-    /// Commits `cmd` and returns what the state machine answered.
-    fn commit(
-        &self,
-        cmd: super::model::Command,
-    ) -> impl std::future::Future<Output = Result<super::model::CommandResult, super::StoreError>> + Send;
-
-    /// Runs `f` on the document tables as of a point after every write
-    /// that returned before the call (one read barrier, however much `f`
-    /// reads).
-    fn read_docs<T: Send>(
-        &self,
-        f: impl FnOnce(&dyn Docs) -> Result<T, DbError> + Send,
-    ) -> impl std::future::Future<Output = Result<T, super::StoreError>> + Send;
-}
-
 /// A counter kept in the `counters` document table: the next id of some
 /// kind (users, passes...). Ids start at 1 and never repeat.
 pub(crate) fn next_id(docs: &mut (impl DocsMut + ?Sized), kind: &str) -> Result<u64, DbError> {

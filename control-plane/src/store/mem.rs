@@ -4,7 +4,8 @@
 //! as possible and without Raft or disk, and the store for tests that need
 //! neither. Nothing survives the value being dropped.
 
-use super::docs::{DocAccess, Docs, MemDocs};
+use super::access::DocAccess;
+use super::docs::{Docs, MemDocs};
 use super::error::StoreError;
 use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
 use super::seam::{self, HistoryPage, NewMessage, Store};

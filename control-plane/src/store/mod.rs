@@ -20,6 +20,8 @@
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
+mod access;
+mod account_store;
 pub mod accounts;
 mod batcher;
 mod db;
@@ -39,8 +41,8 @@ mod snapshot;
 pub mod state_machine;
 pub mod types;
 
-pub use accounts::AccountStore;
-pub use docs::DocAccess;
+pub use access::DocAccess;
+pub use account_store::AccountStore;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
@@ -53,5 +55,7 @@ pub use types::{ApplyResponse, TypeConfig};
 pub(crate) mod conformance;
 #[cfg(test)]
 mod conformance_accounts;
+#[cfg(test)]
+pub(crate) mod conformance_kit;
 #[cfg(test)]
 mod tests;

@@ -43,7 +43,7 @@ impl CommandLog for RaftStore {
     }
 }
 
-impl<T: CommandLog> super::docs::DocAccess for T {
+impl<T: CommandLog> super::access::DocAccess for T {
     async fn commit(&self, cmd: Command) -> Result<CommandResult, StoreError> {
         self.write(cmd).await
     }

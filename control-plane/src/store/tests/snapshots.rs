@@ -136,7 +136,8 @@ async fn snapshot_installed_on_fresh_storage_restores_all_state() {
 /// of their own, and replace what the installing node had.
 #[tokio::test]
 async fn document_tables_survive_a_snapshot_install() {
-    use crate::store::accounts::{AccountCommand, AccountStore};
+    use crate::store::accounts::AccountCommand;
+    use crate::store::AccountStore;
     let dir = tempfile::tempdir().unwrap();
     let store = open_single(dir.path()).await;
     let ada = store
