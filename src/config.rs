@@ -25,6 +25,18 @@ pub struct Config {
     pub media: MediaSection,
     /// Single sign-on through an OpenID Connect provider; absent: none.
     pub oidc: Option<OidcSection>,
+    /// Where files outside the Raft store live (avatars).
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: files kept outside the Raft store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Directory of profile pictures. Default `<data_dir>/avatars`. In a
+    /// cluster of several control-plane nodes every node must see the same
+    /// directory (a shared mount).
+    pub avatars: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -37,6 +49,7 @@ impl std::fmt::Debug for Config {
             .field("http", &self.http)
             .field("rooms", &self.rooms)
             .field("oidc", &self.oidc)
+            .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
 }
@@ -133,7 +146,7 @@ impl std::fmt::Debug for OidcSection {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoomsSection {
-    /// `"anyone"` (default) or `"secret"`.
+    /// `"anyone"` (default), `"signed_in"` or `"secret"`.
     pub create: CreatePolicy,
     /// With `create = "secret"`: the bearer secret a creation request must
     /// present (at least 32 bytes). `VECHE_CREATE_SECRET` takes precedence.
@@ -154,11 +167,13 @@ impl std::fmt::Debug for RoomsSection {
 
 /// `rooms.create`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum CreatePolicy {
     /// Anyone who reaches the API creates rooms.
     #[default]
     Anyone,
+    /// Only signed-in users (accounts or SSO).
+    SignedIn,
     /// Only requests with `Authorization: Bearer <rooms.create_secret>`.
     Secret,
 }
@@ -348,6 +363,7 @@ impl Config {
     pub fn http_config(&self, env_create_secret: Option<String>) -> anyhow::Result<HttpConfig> {
         let room_creation = match self.rooms.create {
             CreatePolicy::Anyone => RoomCreation::Anyone,
+            CreatePolicy::SignedIn => RoomCreation::SignedIn,
             CreatePolicy::Secret => RoomCreation::Secret(
                 env_create_secret
                     .filter(|s| !s.is_empty())
@@ -506,6 +522,15 @@ mod tests {
         let e = c.http_config(None).unwrap_err().to_string();
         assert!(e.contains("32 bytes"), "{e}");
         assert!(toml::from_str::<Config>("[rooms]\ncreate = \"nobody\"\n").is_err());
+    }
+
+    #[test]
+    fn creation_can_be_limited_to_signed_in_users() {
+        let c: Config = toml::from_str("[rooms]\ncreate = \"signed_in\"\n").unwrap();
+        assert_eq!(
+            c.http_config(None).unwrap().room_creation,
+            RoomCreation::SignedIn
+        );
     }
 
     #[test]

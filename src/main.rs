@@ -1,6 +1,7 @@
 //! `veche`: the command-line entry point. It only parses arguments and
 //! wires the parts together; everything else lives in the crates.
 
+mod admin_cmd;
 mod certs_cmd;
 mod cluster_cmd;
 mod commits_cmd;
@@ -42,6 +43,8 @@ enum Command {
     MediaNode(cluster_cmd::MediaNodeArgs),
     /// Inspect and change the control-plane cluster.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Manage accounts on a running server (the first administrator).
+    Admin(admin_cmd::AdminArgs),
     /// Load a server with WebRTC bots and report what media cost it
     /// (see docs/benchmarks.md).
     Loadtest(loadtest_cmd::LoadtestArgs),
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         Command::ControlPlane(args) => rt.block_on(cluster_cmd::run_control_plane(args)),
         Command::MediaNode(args) => rt.block_on(cluster_cmd::run_media_node(args)),
         Command::Cluster(args) => rt.block_on(cluster_cmd::run_cluster(args)),
+        Command::Admin(args) => rt.block_on(admin_cmd::run(args)),
         Command::Loadtest(args) => rt.block_on(loadtest_cmd::run(args)),
         Command::LoadtestCommits(args) => rt.block_on(commits_cmd::run(args)),
     }

@@ -30,13 +30,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn random_secret() -> String {
-    let mut b = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
-        .expect("OS RNG available");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The room creation secret from `VECHE_CREATE_SECRET`, which keeps it out
 /// of the config file.
 pub fn create_secret_from_env() -> Option<String> {
@@ -147,12 +140,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let self_url = format!("http://{}", std::net::SocketAddr::new(self_ip, addr.port()));
     // Media nodes added to a `veche serve` need the secret too: the
     // environment (as for the cluster commands) or the config file; without
-    // either it is random, and only this process knows it.
-    let secret = std::env::var("VECHE_CLUSTER_SECRET")
+    // either it is random, kept in the data directory (owner-only) so that
+    // `veche admin` on this machine can use it.
+    let secret = match std::env::var("VECHE_CLUSTER_SECRET")
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| cfg.control_plane.cluster_secret.clone())
-        .unwrap_or_else(random_secret);
+    {
+        Some(s) => s,
+        None => crate::admin_cmd::local_secret(&cfg.server.data_dir)?,
+    };
 
     let cp = ControlPlane::open(ControlPlaneConfig {
         node_id: cfg.control_plane.node_id,
@@ -165,6 +162,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         bind_ip: None,
         http: cfg.http_config(create_secret_from_env())?,
         oidc: cfg.oidc_config(oidc_secret_from_env())?,
+        avatar_dir: cfg.storage.avatars.clone(),
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;

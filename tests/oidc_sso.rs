@@ -404,19 +404,50 @@ async fn a_user_signs_in_through_the_providers_login_page_and_the_admin_group_ma
         assert_eq!(user["sso"], true, "{user}");
         assert_eq!(user["is_admin"], true, "Alice is in {ADMIN_GROUP}: {user}");
 
-        // Signed in, she creates a room. (Room ownership is another part of
-        // issue 11; when it lands, assert here that she is shown as owner.)
+        // Signed in, she creates a meeting from the home page and is shown
+        // as its owner: the owner's "Guest passes" control, and the room's
+        // owner is her account.
+        let name_box = b.find_by_name("input", "Meeting name").await;
+        b.type_into(&name_box, "SSO standup").await.unwrap();
+        b.click_button("Create meeting").await;
+        let slug = wait_for("the new meeting's page is open", secs(20), async || {
+            let url = b.current_url().await?;
+            match url.split_once("/r/") {
+                Some((_, slug)) if !slug.is_empty() => Ok(slug.to_owned()),
+                _ => Err(format!("at {url}")),
+            }
+        })
+        .await;
+        wait_for(
+            "the owner's Guest passes button is visible",
+            secs(20),
+            async || {
+                let v = b
+                .js(
+                    "const el = __byName('button', 'Guest passes'); return !!el && __visible(el);",
+                    vec![],
+                )
+                .await?;
+                if v == true {
+                    Ok(())
+                } else {
+                    Err("not visible".to_owned())
+                }
+            },
+        )
+        .await;
         let room = b
             .js(
-                "const r = await fetch('/api/rooms', {method: 'POST', \
-                 headers: {'content-type': 'application/json'}, \
-                 body: JSON.stringify({name: 'SSO standup'})}); \
+                "const r = await fetch('/api/rooms/' + arguments[0]); \
                  return {status: r.status, body: await r.json()};",
-                vec![],
+                vec![Value::String(slug.clone())],
             )
             .await
             .unwrap();
-        assert_eq!(room["status"], 201, "{room}");
+        assert_eq!(room["status"], 200, "{room}");
+        assert_eq!(room["body"]["owner_name"], name, "{room}");
+        assert_eq!(room["body"]["you_own"], true, "{room}");
+        b.goto(&format!("{base}/")).await;
 
         // Signing out ends the Veche session and the provider's (RP-initiated
         // logout), so the next person at this browser signs in as themselves.

@@ -1,5 +1,5 @@
-//! Rooms and chat history are durable: they survive a SIGTERM and a start
-//! on the same data directory.
+//! Rooms, chat history, room owners and guest passes are durable: they
+//! survive a SIGTERM and a start on the same data directory.
 
 mod common;
 
@@ -98,5 +98,57 @@ async fn server_exits_promptly_on_sigterm() {
     assert!(
         status.success(),
         "veche should shut down cleanly on SIGTERM, but exited with {status}"
+    );
+}
+
+#[tokio::test]
+async fn room_owners_access_rules_and_guest_passes_survive_a_restart() {
+    let mut server = Server::start();
+    let created = http_post_json(
+        &server.url("/api/rooms"),
+        &serde_json::json!({"name": "Guarded", "access": "signed_in_or_pass"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let room = created.json();
+    let slug = str_field(&room, "slug").to_owned();
+    let key = str_field(&room, "owner_key").to_owned();
+    let now = now_ms();
+    let made = http_post_json_with_headers(
+        &server.url(&format!("/api/rooms/{slug}/passes")),
+        &serde_json::json!({"label": "Visitor", "valid_from_ms": now - 60_000,
+                            "valid_until_ms": now + 3_600_000}),
+        &[(veche_protocol::pass::OWNER_KEY_HEADER, &key)],
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let link = str_field(&made.json(), "link").to_owned();
+    let token = link.split_once("?pass=").unwrap().1.to_owned();
+
+    let status = server.restart();
+    eprintln!("the first server exited with {status}");
+
+    let passes = http()
+        .get(server.url(&format!("/api/rooms/{slug}/passes")))
+        .header(veche_protocol::pass::OWNER_KEY_HEADER, &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(passes.status(), 200, "the owner key still owns the room");
+    let passes: Value = passes.json().await.unwrap();
+    assert_eq!(passes["passes"][0]["label"], "Visitor", "{passes}");
+    assert_eq!(passes["passes"][0]["status"], "active", "{passes}");
+    let join_url = server.url(&format!("/api/rooms/{slug}/join"));
+    let refused = http_post_json(&join_url, &serde_json::json!({"display_name": "Eve"})).await;
+    refused.assert_error(401, "unauthorized");
+    let admitted = http_post_json(
+        &join_url,
+        &serde_json::json!({"display_name": "Visitor", "pass": token}),
+    )
+    .await;
+    assert_eq!(
+        admitted.status, 200,
+        "the pass still admits: {}",
+        admitted.body
     );
 }

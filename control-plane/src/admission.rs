@@ -108,6 +108,8 @@ pub enum RoomCreation {
     /// Anyone who can reach the API (the default): guests create meetings.
     #[default]
     Anyone,
+    /// Only signed-in users; an anonymous request gets `401`.
+    SignedIn,
     /// Only a request with `Authorization: Bearer <secret>`.
     Secret(String),
 }
@@ -116,6 +118,7 @@ impl std::fmt::Debug for RoomCreation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RoomCreation::Anyone => f.write_str("Anyone"),
+            RoomCreation::SignedIn => f.write_str("SignedIn"),
             RoomCreation::Secret(_) => f.write_str("Secret(<redacted>)"),
         }
     }

@@ -7,8 +7,10 @@
 //! itself (so tests use port 0 and `veche serve` can share one listener
 //! with a media node).
 
+pub mod accounts;
 pub mod admission;
 pub mod api;
+pub mod avatars;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
@@ -17,6 +19,9 @@ mod rejoin;
 pub mod secret;
 pub mod store;
 mod web;
+
+#[cfg(test)]
+mod access_tests;
 
 use error::ApiError;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
@@ -74,6 +79,9 @@ pub struct ControlPlaneConfig {
     /// Single sign-on through an OpenID Connect provider; `None` (the
     /// default) offers none.
     pub oidc: Option<oidc::OidcConfig>,
+    /// Where profile pictures are kept; `None` is `<data_dir>/avatars`.
+    /// Every control-plane node of a cluster must see the same store.
+    pub avatar_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ControlPlaneConfig {
@@ -89,6 +97,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("bind_ip", &self.bind_ip)
             .field("http", &self.http)
             .field("oidc", &self.oidc)
+            .field("avatar_dir", &self.avatar_dir)
             .finish()
     }
 }

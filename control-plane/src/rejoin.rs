@@ -15,15 +15,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::signature::Ed25519KeyPair;
 use veche_protocol::rpc::REJOIN_MAX_AGE_MS;
-use veche_protocol::token::{self, TokenError};
-use veche_protocol::{ErrorCode, ParticipantId};
+use veche_protocol::token::{self, JoinClaims, TokenError};
+use veche_protocol::ErrorCode;
 
 /// A rejoin secret made of 32 random bytes: base64url, no padding.
 pub fn encode_secret(random: [u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(random)
 }
 
-/// The participant a rejoin proves the caller was in `room`: the token
+/// The claims of the seat a rejoin proves the caller held in `room` (its
+/// participant id, and the account or guest pass it joined with, which the
+/// join checks again): the token
 /// must carry this control plane's signature (expired is fine), name the
 /// same room, have been issued at most [`REJOIN_MAX_AGE_MS`] ago, and
 /// `secret` must be the one its `seat` claim was made from. Checks the
@@ -35,7 +37,7 @@ pub fn rejoining_participant(
     key: &Ed25519KeyPair,
     room: &Room,
     now_ms: u64,
-) -> Result<ParticipantId, ApiError> {
+) -> Result<JoinClaims, ApiError> {
     let claims = token::verify_ignoring_expiry(rejoin_token, &token::public_key_bytes(key))
         .map_err(|e| {
             let why = match e {
@@ -62,7 +64,7 @@ pub fn rejoining_participant(
             ),
         ));
     }
-    let Some(seat) = claims.seat else {
+    let Some(seat) = claims.seat.as_deref() else {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             "the rejoin token was refused: it was issued without a rejoin secret; join without it",
@@ -80,14 +82,13 @@ pub fn rejoining_participant(
             "the rejoin_secret does not belong to the rejoin token",
         ));
     }
-    Ok(claims.participant_id)
+    Ok(claims)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use veche_protocol::token::JoinClaims;
-    use veche_protocol::{NodeId, RoomSlug};
+    use veche_protocol::{NodeId, ParticipantId, RoomSlug};
 
     fn key() -> Ed25519KeyPair {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
@@ -100,6 +101,9 @@ mod tests {
             slug: RoomSlug::from_random([id as u8; 16]),
             name: "Standup".into(),
             created_at_ms: 0,
+            owner: None,
+            owner_key_hash: None,
+            access: Default::default(),
         }
     }
 
@@ -126,6 +130,9 @@ mod tests {
                 room_nodes: Vec::new(),
                 rejoin: false,
                 seat,
+                user: None,
+                guest: false,
+                pass: None,
             },
             key,
         )
@@ -145,7 +152,9 @@ mod tests {
         // Long expired, still within the rejoin age: the same participant.
         let at_limit = issued + REJOIN_MAX_AGE_MS;
         assert_eq!(
-            rejoining_participant(&t, Some(SECRET), &k, &r, at_limit).unwrap(),
+            rejoining_participant(&t, Some(SECRET), &k, &r, at_limit)
+                .unwrap()
+                .participant_id,
             ada
         );
         let too_old = rejoining_participant(&t, Some(SECRET), &k, &r, at_limit + 1).unwrap_err();

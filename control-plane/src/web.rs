@@ -92,6 +92,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(config: &HttpConfig) -> R
     let headers = std::sync::Arc::new(security_headers(config));
     Router::new()
         .route("/", get(|| async { file("index.html") }))
+        .route("/signin", get(|| async { file("signin.html") }))
+        .route("/profile", get(|| async { file("profile.html") }))
         .route(
             "/r/{slug}",
             get(|_: Path<String>| async { file("room.html") }),
@@ -122,7 +124,13 @@ mod tests {
 
     #[test]
     fn the_pages_and_the_scripts_are_embedded_but_not_the_tests() {
-        for path in ["index.html", "room.html", "style.css"] {
+        for path in [
+            "index.html",
+            "room.html",
+            "signin.html",
+            "profile.html",
+            "style.css",
+        ] {
             assert!(lookup(path).is_some(), "{path} is not embedded");
         }
         assert!(

@@ -195,6 +195,7 @@ async fn session(
             .join(
                 pid.clone(),
                 claims.display_name.clone(),
+                claims.guest,
                 media,
                 handle,
                 now_ms(),

@@ -192,6 +192,19 @@ pub mod http {
         burst: 30,
         per_second: 2.0,
     };
+    /// `POST /api/profile/avatar`: each upload writes up to 1 MiB to the
+    /// avatar store and a Raft entry; a person changes their picture a few
+    /// times at most.
+    pub const AVATAR: Rate = Rate {
+        burst: 5,
+        per_second: 0.1,
+    };
+    /// Guest passes (`/api/rooms/{slug}/passes`): an owner creating,
+    /// listing and revoking a handful; each create is a Raft write.
+    pub const PASSES: Rate = Rate {
+        burst: 20,
+        per_second: 1.0,
+    };
     /// Client addresses remembered per limiter; the least recently seen are
     /// forgotten first, so a spray of addresses cannot grow memory.
     pub const MAX_TRACKED_ADDRESSES: usize = 65_536;
@@ -204,6 +217,59 @@ pub mod accounts {
     pub const SESSION_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
     /// Longest email address accepted (RFC 5321's path limit).
     pub const MAX_EMAIL_BYTES: usize = 254;
+    /// Shortest password accepted, in characters. NIST SP 800-63B asks
+    /// for at least 8; 10 leaves a little margin for the strength check
+    /// to work with, and is still short enough for a memorable phrase.
+    /// Length alone is not enough: the strength estimate must also pass
+    /// ([`MIN_PASSWORD_SCORE`]).
+    pub const MIN_PASSWORD_CHARS: usize = 10;
+    /// Longest password accepted, in bytes. Hashing and the strength
+    /// estimate take time that grows with the length, so an unbounded
+    /// password is a way to make the server work; 256 bytes holds any
+    /// passphrase or generated password a person uses.
+    pub const MAX_PASSWORD_BYTES: usize = 256;
+    /// Lowest zxcvbn score (0 to 4) a new password must reach. 3 is "safely
+    /// unguessable: moderate protection from offline slow-hash attacks"
+    /// (about 10^8 guesses and more), which is what an argon2id hash that
+    /// leaked would face.
+    pub const MIN_PASSWORD_SCORE: u8 = 3;
+    /// Failed sign-ins for one account within [`LOGIN_FAILURE_WINDOW_MS`]
+    /// before that account refuses further attempts (even with the right
+    /// password) until the oldest failure is older than the window. Five
+    /// is enough for a person mistyping; per node of a cluster (each
+    /// control-plane node counts its own), so an online guesser gets at
+    /// most five guesses per node per window.
+    pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
+    /// Failed sign-ins from one client address (an IPv6 /64) within the
+    /// window, whatever account they name, before that address is refused:
+    /// bounds a guesser who sprays one common password over many accounts.
+    pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+    /// The window over which failed sign-ins are counted: 15 minutes.
+    pub const LOGIN_FAILURE_WINDOW_MS: u64 = 15 * 60 * 1000;
+    /// Accounts and addresses whose failures a node remembers; the least
+    /// recently failing are forgotten first, so a spray of names cannot
+    /// grow memory.
+    pub const MAX_TRACKED_LOGIN_KEYS: usize = 65_536;
+    /// Password hashes (argon2id, 19 MiB each) computed at once per node;
+    /// more wait their turn. Bounds the memory a burst of sign-ins takes.
+    pub const MAX_CONCURRENT_HASHES: usize = 4;
+    /// Largest avatar image accepted, in bytes: 1 MiB.
+    pub const MAX_AVATAR_BYTES: usize = 1024 * 1024;
+    /// Largest avatar width or height, in pixels. A small file can declare
+    /// an enormous image that a browser would then decode; this refuses it.
+    pub const MAX_AVATAR_PIXELS: usize = 4096;
+}
+
+/// Guest passes (`crate::pass`).
+pub mod passes {
+    /// Longest pass label, in chars.
+    pub const MAX_LABEL_CHARS: usize = 100;
+    /// Longest validity window: a year (and a day, for a leap year). A
+    /// pass is for a visit, not a membership; longer needs an account.
+    pub const MAX_WINDOW_MS: u64 = 366 * 24 * 3600 * 1000;
+    /// Passes one room may hold, revoked and expired ones included, so that
+    /// one owner cannot grow the replicated state without bound.
+    pub const MAX_PER_ROOM: usize = 500;
 }
 
 /// A token bucket. Decisions only: the caller passes the time.

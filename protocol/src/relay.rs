@@ -281,6 +281,7 @@ mod tests {
                     stream_id: "s".into(),
                 }],
                 joined_at_ms: 5,
+                guest: false,
             },
             epoch: 42,
             codecs: vec![(

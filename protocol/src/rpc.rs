@@ -20,6 +20,9 @@ pub const HISTORY_PAGE: usize = 100;
 pub struct CreateRoomRequest {
     /// Human-readable name, 1 to [`MAX_ROOM_NAME_CHARS`] chars.
     pub name: String,
+    /// Who may join; `open` when absent.
+    #[serde(default)]
+    pub access: crate::pass::RoomAccess,
 }
 
 /// A room as the REST API shows it.
@@ -35,6 +38,29 @@ pub struct RoomView {
     pub link: String,
     /// Creation time.
     pub created_at_ms: UnixMillis,
+    /// Who may join.
+    #[serde(default)]
+    pub access: crate::pass::RoomAccess,
+    /// The display name of the owner's account, if a signed-in user
+    /// created the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_name: Option<String>,
+    /// Whether the requester owns the room: its signed-in creator, or a
+    /// browser presenting the owner key
+    /// ([`crate::pass::OWNER_KEY_HEADER`]). Owners manage guest passes.
+    #[serde(default)]
+    pub you_own: bool,
+    /// Only in the create response of an anonymous creator: the owner key,
+    /// shown this once (the server keeps its hash). The browser keeps it and
+    /// sends it as [`crate::pass::OWNER_KEY_HEADER`] to act as the owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_key: Option<String>,
+    /// Only in `GET /api/rooms/{slug}?pass=TOKEN`: why that pass would not
+    /// admit now (its window in words, revoked, or not this meeting's), so
+    /// the page can say it before anyone tries to join. Absent when the
+    /// pass admits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_refusal: Option<String>,
 }
 
 /// `POST /api/rooms/{slug}/join` body.
@@ -62,6 +88,11 @@ pub struct JoinRequest {
     /// the control plane still believes it alive.
     #[serde(default)]
     pub unreachable_node: Option<NodeId>,
+    /// A guest pass token (the `pass` of a `/r/{slug}?pass=TOKEN` link):
+    /// admits an anonymous guest to a `signed_in_or_pass` room inside the
+    /// pass's window.
+    #[serde(default)]
+    pub pass: Option<String>,
 }
 
 /// The request header a load balancer sets to the region the client is

@@ -197,6 +197,11 @@ pub struct ParticipantInfo {
     pub tracks: Vec<TrackInfo>,
     /// When they joined.
     pub joined_at_ms: UnixMillis,
+    /// Joined without an account in a room of the organisation (a guest
+    /// pass, or an open room's link): the participant list marks the name
+    /// "(guest)". Absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 /// The room, as shown in the `joined` message.

@@ -59,6 +59,21 @@ pub struct JoinClaims {
     /// before rejoin secrets existed, which therefore cannot rejoin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seat: Option<String>,
+    /// The signed-in account the participant joined as, if any; their
+    /// display name is then the profile's, not one they typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::ids::UserId>,
+    /// Shown as a guest to others: joined without an account in a room
+    /// whose owner has one (a pass holder, or an anonymous joiner of an
+    /// open room of the organisation). Media nodes carry it into
+    /// [`crate::signal::ParticipantInfo::guest`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
+    /// The guest pass that admitted the participant, so that a rejoin with
+    /// this token is checked against the pass again (a revoked or expired
+    /// pass admits no rejoin). Media nodes ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<crate::pass::PassId>,
 }
 
 /// The `seat` claim for a rejoin secret: base64url (no padding) of the
@@ -181,6 +196,9 @@ mod tests {
             room_nodes: Vec::new(),
             rejoin: false,
             seat: Some(seat_of("s3cret")),
+            user: None,
+            guest: false,
+            pass: None,
         }
     }
 

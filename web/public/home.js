@@ -1,6 +1,7 @@
 // Veche home page: create a room, or open one from a pasted link.
 
-import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS } from './protocol.js';
+import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS, ownerKeyName } from './protocol.js';
+import './account-nav.js';
 import { mountSsoButton } from './ui/sso.js';
 
 /**
@@ -48,7 +49,17 @@ async function onCreate(e) {
   const button = $('create-button');
   button.disabled = true;
   try {
-    const room = await createRoom(name);
+    const access = /** @type {import('./lib/types.js').RoomAccess} */ ($('room-access').value);
+    const room = await createRoom(name, { access });
+    if (room.owner_key) {
+      // The one secret this page keeps: it makes this browser the room's
+      // owner (guest passes), and is shown by the server only now.
+      try {
+        localStorage.setItem(ownerKeyName(room.slug), room.owner_key);
+      } catch {
+        // Private mode: the room works; only owner actions are lost.
+      }
+    }
     // Stay on this origin: the server's `link` uses its configured public
     // URL, which may differ from how this page was reached.
     location.assign(roomPath(room.slug));
@@ -74,4 +85,4 @@ function onJoin(e) {
 $('create-form').addEventListener('submit', onCreate);
 $('join-form').addEventListener('submit', onJoin);
 $('room-name').focus();
-void mountSsoButton($('sso'));
+void mountSsoButton($('sso-buttons'));

@@ -15,6 +15,7 @@ export * from './lib/messages.js';
 export * from './lib/signalling.js';
 export * from './lib/negotiator.js';
 export * from './lib/reconnect.js';
+export * from './lib/passes.js';
 
 /** @typedef {import('./lib/types.js').TrackSource} TrackSource */
 /** @typedef {import('./lib/types.js').MediaKind} MediaKind */

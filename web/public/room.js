@@ -13,6 +13,7 @@ import { chatHooks, loadOlder, renderChatMeta, sendChat, showChatError, updateCo
 import { controlHooks, panels, copyLink, renderControls, renderPanels, setPanel, toggleCam, toggleMic, toggleScreen } from './ui/controls.js';
 import { callHooks, currentSession, dispatch, leaveCall, sendMediaState, sendTarget, startCall as startCallCore } from './ui/call.js';
 import { addScreenSenders, attachSendTrack, detachCam, removeScreenSenders } from './ui/peer.js';
+import { fetchSignedIn, renderIdentity, showRefusalIfAny, storedOwnerKey, wirePasses } from './ui/passes.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
@@ -126,6 +127,7 @@ function bind(button, action) {
 
 function wire() {
   $('prejoin-form').addEventListener('submit', onPrejoinSubmit);
+  wirePasses();
   $('display-name').addEventListener('input', renderPreview);
   bind($('prejoin-mic'), toggleMic);
   bind($('prejoin-cam'), toggleCam);
@@ -216,8 +218,14 @@ async function main() {
     showMessage('This meeting link is not valid', 'Check the link, or start a new meeting.');
     return;
   }
+  app.ownerKey = storedOwnerKey();
   try {
-    app.room = await proto.getRoom(slug);
+    const [room, signedIn] = await Promise.all([
+      proto.getRoom(slug, proto.withOwnerKey(app.ownerKey, { pass: app.pass })),
+      fetchSignedIn(),
+    ]);
+    app.room = room;
+    app.signedIn = signedIn;
   } catch (e) {
     const err = /** @type {proto.ApiError} */ (e);
     if (err.code === 'room_not_found' || err.code === 'bad_request') {
@@ -228,6 +236,9 @@ async function main() {
     return;
   }
   document.title = `${app.room.name} · Veche`;
+  if (showRefusalIfAny()) return;
+  renderIdentity();
+  if (app.signedIn) app.displayName = app.signedIn.display_name;
   const skip = app.params.get('skipPrejoin');
   if (skip === '1' || skip === 'true') {
     const given = (app.params.get('name') ?? storageGet(NAME_KEY) ?? '').trim();

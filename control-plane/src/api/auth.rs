@@ -134,10 +134,6 @@ impl FromRequestParts<Arc<ControlPlane>> for Viewer {
 
 /// A request that must come from a signed-in user: anonymous requests are
 /// refused with `401 unauthorized`.
-#[expect(
-    dead_code,
-    reason = "the sign-in routes (password, SSO) land next; remove this then"
-)]
 pub(crate) struct RequireUser(pub SignedIn);
 
 impl FromRequestParts<Arc<ControlPlane>> for RequireUser {
@@ -159,10 +155,6 @@ impl FromRequestParts<Arc<ControlPlane>> for RequireUser {
 
 /// A request that must come from an administrator: anonymous requests get
 /// `401`, signed-in non-administrators `403`.
-#[expect(
-    dead_code,
-    reason = "the sign-in routes (password, SSO) land next; remove this then"
-)]
 pub(crate) struct RequireAdmin(pub SignedIn);
 
 impl FromRequestParts<Arc<ControlPlane>> for RequireAdmin {
@@ -186,7 +178,7 @@ impl FromRequestParts<Arc<ControlPlane>> for RequireAdmin {
 /// Whether a cookie-carrying request that changes something comes from
 /// Veche's own pages: its `Origin`, when the browser sends one, names the
 /// host the request was sent to. Safe methods are always allowed.
-fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(method: &Method, headers: &HeaderMap) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return true;
     }

@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
-    ACCOUNT, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, READ, REQUEST_TIMEOUT_MS,
-    SSO,
+    ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, PASSES, READ,
+    REQUEST_TIMEOUT_MS, SSO,
 };
 use veche_protocol::ErrorCode;
 
@@ -35,6 +35,10 @@ pub(crate) enum RouteClass {
     Sso,
     /// Account pages: who am I, sign out, profile.
     Account,
+    /// Avatar uploads: large bodies, each a store write.
+    Avatar,
+    /// A room owner's guest passes: create, list, revoke.
+    Passes,
 }
 
 impl RouteClass {
@@ -45,6 +49,8 @@ impl RouteClass {
             RouteClass::Read => "read",
             RouteClass::Sso => "sso",
             RouteClass::Account => "account",
+            RouteClass::Avatar => "avatar",
+            RouteClass::Passes => "passes",
         }
     }
 
@@ -55,6 +61,8 @@ impl RouteClass {
             RouteClass::Read => "room lookups and chat history",
             RouteClass::Sso => "single sign-on",
             RouteClass::Account => "account requests",
+            RouteClass::Avatar => "avatar uploads",
+            RouteClass::Passes => "guest pass requests",
         }
     }
 }
@@ -66,6 +74,8 @@ pub(crate) struct Edge {
     read: Mutex<KeyedLimiter<IpAddr>>,
     sso: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
+    avatar: Mutex<KeyedLimiter<IpAddr>>,
+    passes: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -105,6 +115,8 @@ impl Edge {
             read: limiter(READ),
             sso: limiter(SSO),
             account: limiter(ACCOUNT),
+            avatar: limiter(AVATAR),
+            passes: limiter(PASSES),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -155,6 +167,8 @@ impl Edge {
             RouteClass::Read => &self.read,
             RouteClass::Sso => &self.sso,
             RouteClass::Account => &self.account,
+            RouteClass::Avatar => &self.avatar,
+            RouteClass::Passes => &self.passes,
         };
         limiter
             .lock()
@@ -163,15 +177,23 @@ impl Edge {
     }
 }
 
+/// The client address a request's limits are counted under (an IPv6 /64,
+/// see [`client_key`]), for handlers that keep limits of their own (the
+/// sign-in's failure counts). Set by [`rate_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub IpAddr);
+
 /// Middleware: refuses a request over its client's limit for its route
 /// class with `429 rate_limited` and `Retry-After`, before its body is read.
+/// Hands the client's address on to the handler as [`ClientAddr`].
 pub(crate) async fn rate_limit(
     State((edge, class)): State<(Arc<Edge>, RouteClass)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let client = edge.client(&req);
+    req.extensions_mut().insert(ClientAddr(client));
     if edge.rate_limits {
-        let client = edge.client(&req);
         if let Err(retry_after_ms) = edge.check(class, client, crate::now_ms()) {
             edge.rate_limited.with_label_values(&[class.label()]).inc();
             tracing::debug!(%client, route = class.label(), "rate limited");

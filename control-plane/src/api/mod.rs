@@ -15,6 +15,7 @@
 //! rate limits, a body limit and a timeout. The internal and Raft routes
 //! sit behind the cluster secret instead, with their own (larger) limits.
 
+mod account;
 mod admin;
 pub(crate) mod auth;
 pub(crate) mod edge;
@@ -22,9 +23,12 @@ mod history;
 mod internal;
 mod join;
 mod oidc;
+mod owner;
+mod passes;
 mod rooms;
 #[cfg(test)]
 mod tests;
+mod users;
 
 use crate::error::ApiError;
 use crate::store::model::Room;
@@ -35,18 +39,28 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::routing::{delete, get, post, put};
+use axum::{Extension, Router};
 use edge::{Edge, RouteClass};
 use std::sync::Arc;
-use veche_protocol::account::{API_LOGOUT, API_ME};
+use veche_protocol::account::{
+    ADMIN_CLUSTER_USERS, ADMIN_USERS, API_LOGIN, API_LOGOUT, API_LOGOUT_ALL, API_ME, API_PROFILE,
+    API_PROFILE_AVATAR, API_PROFILE_PASSWORD,
+};
 use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
+use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::limits::http::MAX_BODY_BYTES;
 use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
 use veche_protocol::{ErrorCode, RoomSlug};
 
 pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
+    let accounts = Arc::new(account::Accounts::new(&cp));
+    cp.include_metrics(accounts.metrics_registry());
     let internal = Router::new()
+        .route(
+            ADMIN_CLUSTER_USERS,
+            post(users::operator_create_user).layer(Extension(accounts.clone())),
+        )
         .route(RPC_REGISTER_NODE, post(internal::register_node))
         .route(RPC_COMMIT_CHAT, post(internal::commit_chat))
         .route(RPC_HEARTBEAT, post(internal::heartbeat))
@@ -88,6 +102,16 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             post(join::join_room).layer(limited(RouteClass::Join)),
         )
         .route(
+            "/api/rooms/{slug}/passes",
+            post(passes::create_pass)
+                .get(passes::list_passes)
+                .layer(limited(RouteClass::Passes)),
+        )
+        .route(
+            "/api/rooms/{slug}/passes/{id}",
+            delete(passes::revoke_pass).layer(limited(RouteClass::Passes)),
+        )
+        .route(
             "/api/rooms/{slug}/messages",
             get(history::messages).layer(limited(RouteClass::Read)),
         )
@@ -97,6 +121,49 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             post(auth::logout).layer(limited(RouteClass::Account)),
         )
         .merge(oidc::routes(&cp, edge.clone()))
+        .route(
+            API_LOGIN,
+            post(account::login).layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_LOGOUT_ALL,
+            post(account::logout_all).layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_PROFILE,
+            get(account::profile)
+                .put(account::update_profile)
+                .layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_PROFILE_PASSWORD,
+            put(account::change_password).layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_PROFILE_AVATAR,
+            post(account::upload_avatar)
+                .layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES + 4096))
+                .layer(limited(RouteClass::Avatar))
+                .delete(account::delete_avatar)
+                .layer(limited(RouteClass::Account)),
+        )
+        .route(
+            "/api/users/{id}/avatar",
+            get(account::get_avatar).layer(limited(RouteClass::Read)),
+        )
+        .route(
+            ADMIN_USERS,
+            get(users::list_users)
+                .post(users::admin_create_user)
+                .layer(limited(RouteClass::Account)),
+        )
+        .route(
+            &format!("{ADMIN_USERS}/{{id}}"),
+            put(users::update_user)
+                .delete(users::delete_user)
+                .layer(limited(RouteClass::Account)),
+        )
+        .layer(Extension(accounts))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));
     Router::new()
@@ -165,6 +232,12 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         name: room.name.clone(),
         link: format!("{}/r/{}", public_base(cp, headers), room.slug),
         created_at_ms: room.created_at_ms,
+        access: room.access,
+        // Per request, by `rooms::view_for`.
+        owner_name: None,
+        you_own: false,
+        owner_key: None,
+        pass_refusal: None,
     }
 }
 

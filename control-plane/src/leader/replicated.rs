@@ -85,6 +85,7 @@ mod tests {
                 bind_ip: None,
                 http: Default::default(),
                 oidc: None,
+                avatar_dir: None,
             })
             .await
             .expect("open a one-node control plane");

@@ -151,6 +151,7 @@ pub enum AccountCommand {
         /// New display name.
         display_name: Option<String>,
         /// New avatar (`Some(None)` removes it).
+        #[serde(with = "avatar_change")]
         avatar: Option<Option<AvatarRef>>,
     },
     /// Replace a user's password hash.
@@ -186,6 +187,43 @@ pub enum AccountCommand {
         /// Whose.
         user_id: UserId,
     },
+}
+
+/// `UpdateProfile::avatar` on the wire. A plain `Option<Option<_>>`
+/// loses its inner `None` in any self-describing format (`Some(None)` is
+/// written as nil and read back as `None`: "remove the picture" became
+/// "leave it"), so the change travels as an explicit enum.
+mod avatar_change {
+    use super::AvatarRef;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    enum Change {
+        Remove,
+        Set(AvatarRef),
+    }
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<Option<AvatarRef>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let change = match v {
+            None => None,
+            Some(None) => Some(Change::Remove),
+            Some(Some(a)) => Some(Change::Set(a.clone())),
+        };
+        change.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<AvatarRef>>, D::Error> {
+        Ok(match Option::<Change>::deserialize(d)? {
+            None => None,
+            Some(Change::Remove) => Some(None),
+            Some(Change::Set(a)) => Some(Some(a)),
+        })
+    }
 }
 
 impl AccountCommand {
@@ -446,4 +484,26 @@ pub(crate) fn session(
         return Ok(None);
     }
     Ok(user(d, s.user_id)?.map(|u| (s, u)))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removing_an_avatar_survives_the_log_encoding() {
+        let a = AvatarRef {
+            key: "users/1/ab".into(),
+            content_type: "image/png".into(),
+        };
+        for avatar in [None, Some(None), Some(Some(a))] {
+            let cmd = AccountCommand::UpdateProfile {
+                user_id: UserId(1),
+                display_name: None,
+                avatar,
+            };
+            let bytes = rmp_serde::to_vec_named(&cmd).unwrap();
+            let back: AccountCommand = rmp_serde::from_slice(&bytes).unwrap();
+            assert_eq!(back, cmd);
+        }
+    }
 }

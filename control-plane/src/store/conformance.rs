@@ -63,6 +63,7 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
     for (name, case) in cases
         .into_iter()
         .chain(super::conformance_accounts::cases::<F>())
+        .chain(super::conformance_passes::cases::<F>())
     {
         let dir = tempfile::tempdir().expect("temporary directory");
         eprintln!("store conformance: {name}");

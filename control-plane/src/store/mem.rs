@@ -7,13 +7,15 @@
 use super::access::DocAccess;
 use super::docs::{Docs, MemDocs};
 use super::error::StoreError;
-use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
+use super::model::{
+    Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, NewRoom, Room,
+};
 use super::seam::{self, HistoryPage, NewMessage, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug, UnixMillis};
+use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug};
 
 /// The control plane's state in memory.
 #[derive(Debug, Default)]
@@ -71,21 +73,27 @@ impl State {
                 slug,
                 name,
                 created_at_ms,
+                owner,
+                owner_key_hash,
+                access,
             } => {
-                if let Some(id) = self.slugs.get(&slug) {
+                let new = NewRoom {
+                    slug,
+                    name,
+                    created_at_ms,
+                    owner,
+                    owner_key_hash,
+                    access,
+                };
+                if let Some(id) = self.slugs.get(&new.slug) {
                     let room = &self.rooms[id];
-                    return if room.name == name && room.created_at_ms == created_at_ms {
+                    return if new.is_retry_of(room) {
                         Ok(CommandOutput::Room(room.clone()))
                     } else {
                         Err(CommandError::SlugTaken)
                     };
                 }
-                let room = Room {
-                    id: RoomId(self.next_id()),
-                    slug,
-                    name,
-                    created_at_ms,
-                };
+                let room = new.into_room(RoomId(self.next_id()));
                 self.slugs.insert(room.slug.clone(), room.id);
                 self.rooms.insert(room.id, room.clone());
                 Ok(CommandOutput::Room(room))
@@ -137,6 +145,10 @@ impl State {
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
                 .map(|o| CommandOutput::Accounts(Box::new(o)))
                 .map_err(CommandError::Account),
+            Command::Passes(c) => super::passes::apply(&mut self.docs, c)
+                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
+                .map(|o| CommandOutput::Passes(Box::new(o)))
+                .map_err(CommandError::Pass),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes
@@ -168,17 +180,8 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    async fn create_room(
-        &self,
-        slug: RoomSlug,
-        name: String,
-        created_at_ms: UnixMillis,
-    ) -> Result<Room, StoreError> {
-        seam::room(self.write(Command::CreateRoom {
-            slug,
-            name,
-            created_at_ms,
-        }))
+    async fn create_room_as(&self, room: NewRoom) -> Result<Room, StoreError> {
+        seam::room(self.write(Command::create_room(room)))
     }
 
     async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {

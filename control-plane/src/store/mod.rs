@@ -16,7 +16,9 @@
 //! - [`docs`]: document tables, the shape of every capability's tables
 //!   after the first ones, with [`DocAccess`], the two primitives
 //!   (commit, read) each capability's store trait is written on once:
-//!   - [`accounts`]: users and sessions ([`AccountStore`]).
+//!   - [`accounts`]: users and sessions ([`AccountStore`]);
+//!   - [`passes`]: guest passes ([`PassStore`]), their data in
+//!     `pass_model.rs`.
 //! - [`error`]: [`StoreError`], why an operation failed.
 //!
 //! The conformance suite both stores pass is `conformance.rs` (tests only).
@@ -33,6 +35,8 @@ pub mod log_store;
 pub mod mem;
 pub mod model;
 pub mod network;
+mod pass_model;
+pub mod passes;
 mod queries;
 mod raft_seam;
 pub mod raft_store;
@@ -46,6 +50,7 @@ pub use account_store::AccountStore;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
+pub use passes::PassStore;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
@@ -57,5 +62,7 @@ pub(crate) mod conformance;
 mod conformance_accounts;
 #[cfg(test)]
 pub(crate) mod conformance_kit;
+#[cfg(test)]
+mod conformance_passes;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 use veche_protocol::chat::ChatMessage;
+use veche_protocol::pass::RoomAccess;
 use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis};
+use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UnixMillis, UserId};
 
 /// A room as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,71 @@ pub struct Room {
     pub name: String,
     /// Proposer's wall clock at creation.
     pub created_at_ms: UnixMillis,
+    /// The signed-in creator, who manages the room's guest passes. Rooms
+    /// from before owners existed (and anonymous creators') have none.
+    #[serde(default)]
+    pub owner: Option<UserId>,
+    /// SHA-256 of the owner key handed to an anonymous creator: whoever
+    /// presents the key acts as the owner, like a host link.
+    #[serde(default)]
+    pub owner_key_hash: Option<[u8; 32]>,
+    /// Who may join; rooms from before access rules are open.
+    #[serde(default)]
+    pub access: RoomAccess,
+}
+
+/// A room to create: what the proposer decided ([`Command::CreateRoom`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRoom {
+    /// Link slug.
+    pub slug: RoomSlug,
+    /// Validated name.
+    pub name: String,
+    /// Creation time.
+    pub created_at_ms: UnixMillis,
+    /// Signed-in creator.
+    pub owner: Option<UserId>,
+    /// SHA-256 of an anonymous creator's owner key.
+    pub owner_key_hash: Option<[u8; 32]>,
+    /// Who may join.
+    pub access: RoomAccess,
+}
+
+impl NewRoom {
+    /// An open room without an owner: what every room was before owners.
+    pub fn open(slug: RoomSlug, name: String, created_at_ms: UnixMillis) -> Self {
+        NewRoom {
+            slug,
+            name,
+            created_at_ms,
+            owner: None,
+            owner_key_hash: None,
+            access: RoomAccess::Open,
+        }
+    }
+
+    /// The room, once its id is assigned.
+    pub fn into_room(self, id: RoomId) -> Room {
+        Room {
+            id,
+            slug: self.slug,
+            name: self.name,
+            created_at_ms: self.created_at_ms,
+            owner: self.owner,
+            owner_key_hash: self.owner_key_hash,
+            access: self.access,
+        }
+    }
+
+    /// Whether `room` is the one this command created before (the
+    /// proposer's own retry): everything but the id is the same.
+    pub fn is_retry_of(&self, room: &Room) -> bool {
+        room.name == self.name
+            && room.created_at_ms == self.created_at_ms
+            && room.owner == self.owner
+            && room.owner_key_hash == self.owner_key_hash
+            && room.access == self.access
+    }
 }
 
 /// A media node as stored: what it registered with, and whether an operator
@@ -56,6 +122,15 @@ pub enum Command {
         name: String,
         /// Creation time.
         created_at_ms: UnixMillis,
+        /// Signed-in creator (absent in entries from before owners).
+        #[serde(default)]
+        owner: Option<UserId>,
+        /// SHA-256 of an anonymous creator's owner key.
+        #[serde(default)]
+        owner_key_hash: Option<[u8; 32]>,
+        /// Who may join.
+        #[serde(default)]
+        access: RoomAccess,
     },
     /// Append a chat message. The text is already validated and filtered.
     /// If `client_msg_id` is set and a message from the same participant in
@@ -103,6 +178,8 @@ pub enum Command {
     },
     /// Accounts and sessions (`accounts.rs`).
     Accounts(super::accounts::AccountCommand),
+    /// Guest passes (`passes.rs`).
+    Passes(super::pass_model::PassCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -112,6 +189,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The command that creates `room`.
+    pub fn create_room(room: NewRoom) -> Command {
+        Command::CreateRoom {
+            slug: room.slug,
+            name: room.name,
+            created_at_ms: room.created_at_ms,
+            owner: room.owner,
+            owner_key_hash: room.owner_key_hash,
+            access: room.access,
+        }
+    }
+
     /// Whether applying this command twice has the same effect as once.
     /// Only such commands may be retried after an ambiguous failure (a
     /// timeout or a dropped connection after the request was sent), when
@@ -124,6 +213,7 @@ impl Command {
             | Command::SetMediaNodeDraining { .. } => true,
             Command::PostChat { client_msg_id, .. } => client_msg_id.is_some(),
             Command::Accounts(c) => c.is_idempotent(),
+            Command::Passes(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -142,6 +232,8 @@ pub enum CommandOutput {
     MediaNode(MediaNodeRecord),
     /// What an account command answered.
     Accounts(Box<super::accounts::AccountOutput>),
+    /// What a pass command answered.
+    Passes(Box<super::pass_model::PassOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -162,6 +254,9 @@ pub enum CommandError {
     /// An account command was refused.
     #[error(transparent)]
     Account(#[from] super::accounts::AccountRefusal),
+    /// A pass command was refused.
+    #[error(transparent)]
+    Pass(#[from] super::pass_model::PassRefusal),
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

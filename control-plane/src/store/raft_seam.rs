@@ -8,13 +8,13 @@
 //! once here for both.
 
 use super::error::StoreError;
-use super::model::{Command, CommandResult, MediaNodeRecord, Room};
+use super::model::{Command, CommandResult, MediaNodeRecord, NewRoom, Room};
 use super::raft_store::{LocalReads, RaftStore};
 use super::seam::{self, HistoryPage, NewMessage, Store};
 use std::future::Future;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug, UnixMillis};
+use veche_protocol::{MessageId, NodeId, RoomId, RoomSlug};
 
 /// A Raft log as a store needs it: commit a command, make the local state
 /// current, read it.
@@ -58,20 +58,8 @@ impl<T: CommandLog> super::access::DocAccess for T {
 }
 
 impl<T: CommandLog> Store for T {
-    async fn create_room(
-        &self,
-        slug: RoomSlug,
-        name: String,
-        created_at_ms: UnixMillis,
-    ) -> Result<Room, StoreError> {
-        seam::room(
-            self.write(Command::CreateRoom {
-                slug,
-                name,
-                created_at_ms,
-            })
-            .await?,
-        )
+    async fn create_room_as(&self, room: NewRoom) -> Result<Room, StoreError> {
+        seam::room(self.write(Command::create_room(room)).await?)
     }
 
     async fn room_by_slug(&self, slug: &RoomSlug) -> Result<Option<Room>, StoreError> {

@@ -49,7 +49,7 @@
 //! go through `api::write_error` or `ApiError::from`.
 
 use super::error::StoreError;
-use super::model::{CommandOutput, CommandResult, MediaNodeRecord, Room};
+use super::model::{CommandOutput, CommandResult, MediaNodeRecord, NewRoom, Room};
 use std::future::Future;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::rpc::MediaNodeInfo;
@@ -85,16 +85,24 @@ pub type HistoryPage = (Vec<ChatMessage>, bool);
 /// [`StoreError::Refused`]; any other error means the store could not
 /// answer, and only an idempotent write may then be retried blindly.
 pub trait Store: Send + Sync {
-    /// Creates a room with this slug. Idempotent: the same slug, name and
-    /// time again (a retry after a lost reply) returns the room the first
-    /// call created. Another room with the slug is
+    /// Creates a room with this slug, owner and access rule. Idempotent:
+    /// the same command again (a retry after a lost reply) returns the room
+    /// the first call created. Another room with the slug is
     /// [`CommandError::SlugTaken`](super::model::CommandError::SlugTaken). Room ids are unique and increasing.
+    fn create_room_as(
+        &self,
+        room: NewRoom,
+    ) -> impl Future<Output = Result<Room, StoreError>> + Send;
+
+    /// [`Store::create_room_as`] an open room without an owner.
     fn create_room(
         &self,
         slug: RoomSlug,
         name: String,
         created_at_ms: UnixMillis,
-    ) -> impl Future<Output = Result<Room, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Room, StoreError>> + Send {
+        self.create_room_as(NewRoom::open(slug, name, created_at_ms))
+    }
 
     /// The room with this slug, if any.
     fn room_by_slug(

@@ -12,7 +12,9 @@ use super::db::{
     self, Db, DbError, CHAT_IDEMPOTENCY, DOCS, KEY_LAST_APPLIED, KEY_LAST_MEMBERSHIP, KEY_NEXT_ID,
     KEY_SIGNING_KEY, MEDIA_NODES, MESSAGES, ROOMS, ROOM_SLUGS, SM_META,
 };
-use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
+use super::model::{
+    Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, NewRoom, Room,
+};
 use super::queries::{read_applied_state, AppliedState};
 use super::snapshot::{build_snapshot, current_snapshot, install_snapshot};
 use super::types::{ApplyResponse, TypeConfig};
@@ -96,26 +98,32 @@ fn apply_command(
             slug,
             name,
             created_at_ms,
+            owner,
+            owner_key_hash,
+            access,
         } => {
-            let existing = t.slugs.get(slug.as_str())?.map(|g| g.value());
+            let new = NewRoom {
+                slug,
+                name,
+                created_at_ms,
+                owner,
+                owner_key_hash,
+                access,
+            };
+            let existing = t.slugs.get(new.slug.as_str())?.map(|g| g.value());
             if let Some(id) = existing {
                 let stored = t.rooms.get(id)?.ok_or_else(|| {
                     DbError::Inconsistent(format!("slug index points at missing room {id}"))
                 })?;
                 let room: Room = db::decode(stored.value())?;
-                // The proposer's own retry: same slug, name and clock.
-                if room.name == name && room.created_at_ms == created_at_ms {
+                // The proposer's own retry: the same command again.
+                if new.is_retry_of(&room) {
                     return Ok(Ok(CommandOutput::Room(room)));
                 }
                 return Ok(Err(CommandError::SlugTaken));
             }
             let id = allocate_id(t, index)?;
-            let room = Room {
-                id: RoomId(id),
-                slug,
-                name,
-                created_at_ms,
-            };
+            let room = new.into_room(RoomId(id));
             t.rooms.insert(id, db::encode(&room)?.as_slice())?;
             t.slugs.insert(room.slug.as_str(), id)?;
             Ok(Ok(CommandOutput::Room(room)))
@@ -188,6 +196,9 @@ fn apply_command(
         Command::Accounts(c) => Ok(super::accounts::apply(&mut t.docs, c)?
             .map(|o| CommandOutput::Accounts(Box::new(o)))
             .map_err(CommandError::Account)),
+        Command::Passes(c) => Ok(super::passes::apply(&mut t.docs, c)?
+            .map(|o| CommandOutput::Passes(Box::new(o)))
+            .map_err(CommandError::Pass)),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {

@@ -15,11 +15,14 @@ impl RoomCore {
     /// A participant already known as another node's comes back here (that
     /// node died or is draining): they keep their place in the list, their
     /// old tracks go, and with `rejoining` they show as reconnecting until
-    /// [`RoomCore::set_status`] says their media flows again.
+    /// [`RoomCore::set_status`] says their media flows again. `guest`
+    /// (from the join token) is shown to others as it is.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         id: ParticipantId,
         display_name: String,
+        guest: bool,
         media: MediaState,
         now_ms: UnixMillis,
         epoch: u64,
@@ -50,6 +53,7 @@ impl RoomCore {
             media,
             tracks: Vec::new(),
             joined_at_ms,
+            guest,
         };
         let mut receiving = BTreeSet::new();
         for track in self.tracks.keys() {

@@ -35,8 +35,16 @@ fn unsubs(actions: &[Action]) -> Vec<(ParticipantId, TrackId)> {
         .collect()
 }
 fn join(core: &mut RoomCore, n: u8) -> Vec<Action> {
-    core.join(pid(n), format!("P{n}"), MediaState::default(), 0, 1, false)
-        .unwrap()
+    core.join(
+        pid(n),
+        format!("P{n}"),
+        false,
+        MediaState::default(),
+        0,
+        1,
+        false,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -68,6 +76,28 @@ fn a_late_joiner_receives_every_existing_track_and_others_are_told() {
     assert!(actions.iter().any(|a| matches!(a,
         Action::Broadcast { msg: ServerMessage::ParticipantJoined { participant }, except: Some(e) }
             if participant.id == pid(2) && *e == pid(2))));
+}
+
+#[test]
+fn a_guest_is_announced_as_a_guest_and_a_member_is_not() {
+    let mut core = RoomCore::new();
+    join(&mut core, 1);
+    let actions = core
+        .join(
+            pid(2),
+            "Visitor".into(),
+            true,
+            MediaState::default(),
+            0,
+            1,
+            false,
+        )
+        .unwrap();
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Broadcast { msg: ServerMessage::ParticipantJoined { participant }, .. }
+            if participant.id == pid(2) && participant.guest)));
+    assert!(core.participant(&pid(2)).unwrap().guest);
+    assert!(!core.participant(&pid(1)).unwrap().guest);
 }
 
 #[test]
@@ -165,7 +195,15 @@ fn refusals_do_not_change_state() {
     let mut core = RoomCore::new();
     join(&mut core, 1);
     assert_eq!(
-        core.join(pid(1), "again".into(), MediaState::default(), 0, 1, false),
+        core.join(
+            pid(1),
+            "again".into(),
+            false,
+            MediaState::default(),
+            0,
+            1,
+            false
+        ),
         Err(CoreError::AlreadyInRoom)
     );
     let t = track(10, 9, TrackSource::Camera);
@@ -186,6 +224,7 @@ fn remote(n: u8, tracks: Vec<TrackInfo>) -> ParticipantInfo {
         media: MediaState::default(),
         tracks,
         joined_at_ms: 0,
+        guest: false,
     }
 }
 fn relays(actions: &[Action]) -> Vec<String> {
@@ -334,8 +373,16 @@ fn a_lost_nodes_participants_show_reconnecting_then_leave_unless_they_come_back(
 #[test]
 fn the_newest_session_of_a_participant_wins_across_nodes() {
     let mut core = RoomCore::new();
-    core.join(pid(1), "P1".into(), MediaState::default(), 0, 10, false)
-        .unwrap();
+    core.join(
+        pid(1),
+        "P1".into(),
+        false,
+        MediaState::default(),
+        0,
+        10,
+        false,
+    )
+    .unwrap();
     let mine = track(10, 1, TrackSource::Camera);
     core.publish(&pid(1), mine.clone()).unwrap();
     join(&mut core, 3);
@@ -369,7 +416,15 @@ fn a_participant_known_from_another_node_can_take_their_seat_here() {
     let cam = track(20, 2, TrackSource::Camera);
     core.remote_upsert(B, remote(2, vec![cam.clone()]), 5);
     let a = core
-        .join(pid(2), "R2".into(), MediaState::default(), 99, 6, true)
+        .join(
+            pid(2),
+            "R2".into(),
+            false,
+            MediaState::default(),
+            99,
+            6,
+            true,
+        )
         .unwrap();
     assert_eq!(unsubs(&a), vec![(pid(3), cam.id.clone())]);
     assert_eq!(relays(&a), vec![format!("stop {} {B}", cam.id)]);

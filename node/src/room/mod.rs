@@ -218,6 +218,7 @@ impl Room {
         &self,
         id: ParticipantId,
         display_name: String,
+        guest: bool,
         media: MediaState,
         handle: impl Participant + 'static,
         now_ms: UnixMillis,
@@ -227,9 +228,15 @@ impl Room {
         rejoining: bool,
     ) -> Result<u64, CoreError> {
         let mut inner = self.lock();
-        let actions = inner
-            .core
-            .join(id.clone(), display_name, media, now_ms, epoch, rejoining)?;
+        let actions = inner.core.join(
+            id.clone(),
+            display_name,
+            guest,
+            media,
+            now_ms,
+            epoch,
+            rejoining,
+        )?;
         handle.send(ServerMessage::Joined {
             participant_id: id.clone(),
             room: self.info.clone(),

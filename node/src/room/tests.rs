@@ -72,6 +72,7 @@ fn join(room: &Room, n: u8) -> (Recorder, u64) {
         .join(
             pid(n),
             format!("P{n}"),
+            false,
             MediaState::default(),
             seat.clone(),
             1_000,
@@ -384,6 +385,7 @@ fn another_nodes_participants_appear_go_reconnecting_when_it_is_lost_and_then_le
             media: MediaState::default(),
             tracks: Vec::new(),
             joined_at_ms: 0,
+            guest: false,
         },
         epoch: 5,
         codecs: Vec::new(),

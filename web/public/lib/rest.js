@@ -14,6 +14,8 @@ import { ApiError, humanMessage } from './errors.js';
  * @property {typeof fetch} [fetch] Defaults to the global `fetch`.
  * @property {string} [base] Prefix for the `/api/...` paths; default `''`
  *   (same origin).
+ * @property {Record<string, string>} [headers] Extra request headers (the
+ *   owner key of `lib/passes.js`).
  */
 
 /**
@@ -28,9 +30,9 @@ import { ApiError, humanMessage } from './errors.js';
 async function request(method, path, body, opts) {
   const doFetch = opts.fetch ?? globalThis.fetch;
   /** @type {RequestInit} */
-  const init = { method, headers: { Accept: 'application/json' } };
+  const init = { method, headers: { Accept: 'application/json', ...(opts.headers ?? {}) } };
   if (body !== undefined) {
-    init.headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+    init.headers = { Accept: 'application/json', 'Content-Type': 'application/json', ...(opts.headers ?? {}) };
     init.body = JSON.stringify(body);
   }
   let resp;
@@ -58,25 +60,35 @@ async function request(method, path, body, opts) {
   return parsed;
 }
 
+export { request as apiRequest };
+
 /**
- * Creates a room: `POST /api/rooms`.
+ * Creates a room: `POST /api/rooms`. An anonymous creator's response
+ * carries `owner_key`, shown once: keep it (`lib/passes.js`).
  * @param {string} name 1 to 100 characters.
- * @param {ApiOptions} [opts]
+ * @param {ApiOptions & {access?: import('./types.js').RoomAccess}} [opts]
+ *   `access` defaults to `open` (and is left out of the body then, for
+ *   older servers).
  * @returns {Promise<RoomView>}
  */
 export function createRoom(name, opts = {}) {
-  return request('POST', '/api/rooms', { name }, opts);
+  /** @type {{name: string, access?: string}} */
+  const body = { name };
+  if (opts.access && opts.access !== 'open') body.access = opts.access;
+  return request('POST', '/api/rooms', body, opts);
 }
 
 /**
  * Looks a room up by slug: `GET /api/rooms/{slug}`. Throws an `ApiError`
- * with code `room_not_found` if there is none.
+ * with code `room_not_found` if there is none. With `pass`, the view's
+ * `pass_refusal` says why that pass would not admit now.
  * @param {string} slug
- * @param {ApiOptions} [opts]
+ * @param {ApiOptions & {pass?: string | null}} [opts]
  * @returns {Promise<RoomView>}
  */
 export function getRoom(slug, opts = {}) {
-  return request('GET', `/api/rooms/${encodeURIComponent(slug)}`, undefined, opts);
+  const query = opts.pass ? `?pass=${encodeURIComponent(opts.pass)}` : '';
+  return request('GET', `/api/rooms/${encodeURIComponent(slug)}${query}`, undefined, opts);
 }
 
 /**
@@ -93,11 +105,13 @@ export function getRoom(slug, opts = {}) {
  *   a seat over. Sent only together with `rejoinToken`.
  * @property {NodeId | null} [unreachableNode] A media node the client could
  *   not reach (or is being moved off); placement avoids it.
+ * @property {string | null} [pass] The guest pass of the page's link
+ *   (`?pass=`), sent with every join so that a guest also rejoins on it.
  */
 
 /**
  * @typedef {{display_name: string, region?: string, rejoin_token?: string,
- *   rejoin_secret?: string, unreachable_node?: NodeId}} JoinBody
+ *   rejoin_secret?: string, unreachable_node?: NodeId, pass?: string}} JoinBody
  */
 
 /**
@@ -119,6 +133,7 @@ export function buildJoinBody(displayName, hints = {}) {
   if (typeof hints.unreachableNode === 'number' && Number.isFinite(hints.unreachableNode)) {
     body.unreachable_node = hints.unreachableNode;
   }
+  if (typeof hints.pass === 'string' && hints.pass) body.pass = hints.pass;
   return body;
 }
 

@@ -64,6 +64,9 @@
  * @property {MediaState} media
  * @property {TrackInfo[]} tracks
  * @property {number} joined_at_ms
+ * @property {boolean} [guest] Joined without an account in a room of the
+ *   organisation (a guest pass, or an open room's link): the list shows
+ *   "(guest)" after the name. Absent means false.
  */
 
 /**
@@ -142,6 +145,21 @@
  * @property {string} name
  * @property {string} link The full link to share, `<public url>/r/<slug>`.
  * @property {number} created_at_ms
+ * @property {RoomAccess} [access] Who may join (absent from older servers:
+ *   open).
+ * @property {string} [owner_name] The owner's display name, if a signed-in
+ *   user created the room.
+ * @property {boolean} [you_own] The requester owns the room (signed in as
+ *   its creator, or presenting its owner key).
+ * @property {string} [owner_key] Only in an anonymous creator's create
+ *   response: the owner key, shown once.
+ * @property {string} [pass_refusal] Only when looked up with `?pass=`: why
+ *   that pass would not admit now.
+ */
+
+/**
+ * Who may join a room.
+ * @typedef {'open' | 'signed_in' | 'signed_in_or_pass'} RoomAccess
  */
 
 /**

@@ -93,7 +93,11 @@ function run(core, a) {
   switch (a.type) {
     case 'request_token':
       proto
-        .join(/** @type {string} */ (app.slug), app.displayName, { ...a.hints, region: app.regionHint })
+        .join(
+          /** @type {string} */ (app.slug),
+          app.displayName,
+          proto.withOwnerKey(app.ownerKey, { ...a.hints, region: app.regionHint, pass: app.pass }),
+        )
         .then(
           (response) => core === call.core && dispatch({ type: 'join_response', request: a.request, response }),
           (e) => {

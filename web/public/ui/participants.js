@@ -2,6 +2,7 @@
 
 import { $, labelledIcon } from './dom.js';
 import { app } from './state.js';
+import { participantLabel } from '../lib/passes.js';
 
 /** Re-renders the "Participants" list from the room state. */
 export function renderParticipants() {
@@ -16,7 +17,7 @@ export function renderParticipants() {
       const you = p.id === app.roomState.participantId;
       const name = document.createElement('span');
       name.className = 'participant-name';
-      name.textContent = you ? `${p.display_name} (you)` : p.display_name;
+      name.textContent = participantLabel(p.display_name, you, !!p.guest);
       const status = document.createElement('span');
       status.className = `participant-status ${p.status}`;
       status.textContent = p.status === 'reconnecting' ? 'reconnecting…' : 'connected';

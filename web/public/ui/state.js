@@ -20,6 +20,12 @@ export const app = {
   regionHint: params.get('region') || null,
   /** @type {import('../protocol.js').RoomView | null} */
   room: null,
+  /** The guest pass of the link (`?pass=`), sent with every join. */
+  pass: params.get('pass') || null,
+  /** @type {string | null} This browser's owner key for the room (ui/passes.js). */
+  ownerKey: null,
+  /** @type {{display_name: string} | null} The signed-in user, if any. */
+  signedIn: null,
   displayName: '',
   /** @type {proto.RoomState} */
   roomState: new proto.RoomState(),

@@ -3,7 +3,9 @@
 
 use super::db;
 use super::log_store::LogStore;
-use super::model::{Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, Room};
+use super::model::{
+    Command, CommandError, CommandOutput, CommandResult, MediaNodeRecord, NewRoom, Room,
+};
 use super::queries;
 use super::state_machine::StateMachine;
 use super::types::{Raft, TypeConfig};
@@ -97,11 +99,11 @@ fn participant(n: u8) -> ParticipantId {
 
 async fn create_room(store: &RaftStore, slug: RoomSlug, name: &str) -> Room {
     let out = store
-        .write(Command::CreateRoom {
+        .write(Command::create_room(NewRoom::open(
             slug,
-            name: name.to_owned(),
-            created_at_ms: 1_700_000_000_000,
-        })
+            name.to_owned(),
+            1_700_000_000_000,
+        )))
         .await
         .expect("write CreateRoom");
     match out {

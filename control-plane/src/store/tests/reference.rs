@@ -6,8 +6,9 @@
 use super::*;
 use crate::store::MemStore;
 use std::collections::HashMap;
+use veche_protocol::pass::RoomAccess;
 use veche_protocol::rpc::MediaNodeInfo;
-use veche_protocol::{MessageId, NodeId};
+use veche_protocol::{MessageId, NodeId, UserId};
 
 /// A small deterministic generator (xorshift64), so a failure replays.
 struct Rng(u64);
@@ -26,11 +27,15 @@ impl Rng {
 /// Rooms are named by creation order; `rooms` maps that to a store's ids.
 fn command(rng: &mut Rng, rooms: &[RoomId], depth: u8) -> Command {
     match rng.below(if depth == 0 { 12 } else { 11 }) {
-        0..=1 => Command::CreateRoom {
-            slug: slug(rng.below(6) as u8),
-            name: ["standup", "retro"][rng.below(2) as usize].to_owned(),
-            created_at_ms: 1_000 + rng.below(2),
-        },
+        0..=1 => Command::create_room(NewRoom {
+            owner: [None, Some(UserId(1))][rng.below(2) as usize],
+            access: [RoomAccess::Open, RoomAccess::SignedInOrPass][rng.below(2) as usize],
+            ..NewRoom::open(
+                slug(rng.below(6) as u8),
+                ["standup", "retro"][rng.below(2) as usize].to_owned(),
+                1_000 + rng.below(2),
+            )
+        }),
         2..=6 => {
             let nth = rng.below(rooms.len() as u64 + 1) as usize;
             let room = rooms.get(nth).copied().unwrap_or(RoomId(u64::MAX - 1));
