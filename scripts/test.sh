@@ -12,7 +12,8 @@
 #     nftables, with which tests/cluster_failover.rs cuts a control-plane node off
 #     from the others inside the test namespace).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
-#  3. Build every test once, while crates.io is reachable.
+#  3. Install the test OIDC provider (npm ci in tests/oidc-provider) and
+#     build every test once, while the registries are reachable.
 #  4. Run all Rust tests inside a fresh network namespace in which only the
 #     loopback interface exists, so that no ICE candidate, and no packet at
 #     all, leaves 127.0.0.1. Uses cargo-nextest if installed (config in
@@ -200,6 +201,23 @@ counted() {
     "$@" 2>&1 | tee -a "$counts_log"
     return "${PIPESTATUS[0]}"
 }
+
+# oidc_provider_install: installs the real OpenID Connect provider that
+# tests/oidc_sso.rs signs in through (npm `oidc-provider`, pinned in
+# tests/oidc-provider/package-lock.json) when missing or older than the lock
+# file. Here, while the registry is reachable: the tests run offline.
+oidc_provider_install() {
+    local dir=tests/oidc-provider
+    if [[ ! -d $dir/node_modules/oidc-provider || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+        (cd "$dir" && npm ci --no-audit --no-fund) || return 1
+    fi
+}
+
+if have npm; then
+    run_step "install the test OIDC provider (npm ci)" oidc_provider_install
+else
+    skip_step "install the test OIDC provider (npm ci)" "npm is not installed"
+fi
 
 if run_step "build tests" "${build[@]}"; then
     if [[ ${#doctests[@]} -gt 0 ]]; then

@@ -62,6 +62,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         bootstrap: bootstrap.clone(),
         bind_ip: (!addr.ip().is_unspecified()).then_some(addr.ip()),
         http: cfg.http_config(crate::serve::create_secret_from_env())?,
+        oidc: cfg.oidc_config(crate::serve::oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
     })
     .await

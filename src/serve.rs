@@ -38,6 +38,14 @@ pub fn create_secret_from_env() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The OIDC client secret from `VECHE_OIDC_CLIENT_SECRET`, which takes
+/// precedence over `[oidc] client_secret` (so the file need hold no secret).
+pub fn oidc_secret_from_env() -> Option<String> {
+    std::env::var("VECHE_OIDC_CLIENT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 /// The STUN servers of the config, as handed to browsers. A static TURN
 /// credential would reach every guest with a room link, so a config with
 /// one is refused, pointing to `turn_secret`.
@@ -153,6 +161,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         bootstrap: Bootstrap::Single,
         bind_ip: None,
         http: cfg.http_config(create_secret_from_env())?,
+        oidc: cfg.oidc_config(oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
     })
     .await

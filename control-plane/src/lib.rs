@@ -14,6 +14,7 @@ pub mod avatars;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
+pub mod oidc;
 mod rejoin;
 pub mod secret;
 mod stats_duty;
@@ -77,6 +78,9 @@ pub struct ControlPlaneConfig {
     /// The public HTTP edge: room creation policy, trusted proxy, rate
     /// limits, framing.
     pub http: admission::HttpConfig,
+    /// Single sign-on through an OpenID Connect provider; `None` (the
+    /// default) offers none.
+    pub oidc: Option<oidc::OidcConfig>,
     /// Where profile pictures are kept; `None` is `<data_dir>/avatars`.
     /// Every control-plane node of a cluster must see the same store.
     pub avatar_dir: Option<PathBuf>,
@@ -94,6 +98,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("bootstrap", &self.bootstrap)
             .field("bind_ip", &self.bind_ip)
             .field("http", &self.http)
+            .field("oidc", &self.oidc)
             .field("avatar_dir", &self.avatar_dir)
             .finish()
     }
@@ -231,6 +236,8 @@ pub struct ControlPlane {
     metrics: CpMetrics,
     /// The webhook endpoints, once [`ControlPlane::enable_webhooks`] ran.
     webhooks: std::sync::OnceLock<Vec<webhooks::WebhookEndpoint>>,
+    /// Single sign-on, when `[oidc]` is configured.
+    sso: Option<oidc::Sso>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -277,7 +284,14 @@ impl ControlPlane {
             Bootstrap::Members(m) => store.initialize_if_new(m.clone()).await?,
             Bootstrap::Join => {}
         }
+        let sso = match &config.oidc {
+            Some(o) => {
+                Some(oidc::Sso::new(o.clone(), &config.cluster_secret).map_err(CpError::Config)?)
+            }
+            None => None,
+        };
         let cp = Arc::new(ControlPlane {
+            sso,
             peers: leader::PeerClient::new(&config.cluster_secret, config.bind_ip),
             config,
             store,

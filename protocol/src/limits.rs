@@ -171,6 +171,21 @@ pub mod http {
         burst: 60,
         per_second: 5.0,
     };
+    /// `GET /auth/oidc/login` and `/auth/oidc/callback`: each is a round
+    /// trip to the sign-in provider (the callback also a token exchange and
+    /// a Raft write), so a client cannot make Veche hammer the provider.
+    /// A person signs in a few times a day; a shared NAT, a few dozen.
+    pub const SSO: Rate = Rate {
+        burst: 30,
+        per_second: 0.5,
+    };
+    /// How long a single sign-on attempt may take, from the redirect to the
+    /// provider to its callback: the sealed pending-login cookie expires
+    /// after this.
+    pub const SSO_LOGIN_TTL_MS: u64 = 10 * 60 * 1000;
+    /// Time limit of each request to the sign-in provider (discovery, the
+    /// code exchange), well inside [`REQUEST_TIMEOUT_MS`].
+    pub const SSO_PROVIDER_TIMEOUT_MS: u64 = 5_000;
     /// Account requests (`/api/me`, sign-out, profile): cheap reads and
     /// rare writes, but each a quorum read.
     pub const ACCOUNT: Rate = Rate {

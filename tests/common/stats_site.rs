@@ -50,6 +50,7 @@ impl CpNode {
             bootstrap,
             bind_ip: None,
             avatar_dir: None,
+            oidc: None,
             http: veche_control_plane::admission::HttpConfig {
                 rate_limits: false,
                 ..Default::default()

@@ -2,6 +2,7 @@
 
 import { createRoom, slugFromLink, codePointLength, MAX_ROOM_NAME_CHARS, ownerKeyName } from './protocol.js';
 import './account-nav.js';
+import { mountSsoButton } from './ui/sso.js';
 
 /**
  * @param {string} id
@@ -104,3 +105,4 @@ $('create-form').addEventListener('submit', onCreate);
 $('join-form').addEventListener('submit', onJoin);
 $('room-name').focus();
 showAdminLink();
+void mountSsoButton($('sso-buttons'));

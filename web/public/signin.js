@@ -3,6 +3,7 @@
 
 import { signIn, me } from './lib/accounts-api.js';
 import { signInProblem, nextPath } from './lib/accounts-rules.js';
+import { mountSsoButton } from './ui/sso.js';
 
 /**
  * @param {string} id
@@ -47,3 +48,5 @@ $('email').focus();
 me().then((who) => {
   if (who.user) location.replace(nextPath(location.search));
 }, () => {});
+// "Sign in with {provider}", back to the same place as a password sign-in.
+void mountSsoButton($('sso-buttons'), nextPath(location.search));

@@ -95,6 +95,7 @@ impl Cp {
             bootstrap: Bootstrap::Single,
             bind_ip: None,
             avatar_dir: None,
+            oidc: None,
             http: HttpConfig {
                 room_creation: creation,
                 ..HttpConfig::default()

@@ -208,10 +208,10 @@ pub(crate) fn user_view(user: &User) -> UserView {
 }
 
 /// The sign-in options of this server.
-pub(crate) fn sign_in_options(_cp: &ControlPlane) -> SignInOptions {
+pub(crate) fn sign_in_options(cp: &ControlPlane) -> SignInOptions {
     SignInOptions {
         password: true,
-        sso_provider: None,
+        sso_provider: cp.sso.as_ref().map(|s| s.config().provider_name.clone()),
     }
 }
 
@@ -229,16 +229,25 @@ pub(super) async fn me(State(cp): State<Arc<ControlPlane>>, viewer: Viewer) -> J
 pub(super) async fn logout(
     State(cp): State<Arc<ControlPlane>>,
     viewer: Viewer,
+    headers: HeaderMap,
     Body(_): Body,
 ) -> Result<Response, ApiError> {
+    let mut signed_out = SignedOut::default();
     if let Some(s) = &viewer.0 {
         cp.replicated()
             .account(AccountCommand::RevokeSession {
                 token_hash: s.session.token_hash,
             })
             .await?;
+        // A session from single sign-on ends the provider's session too
+        // (RP-initiated logout), so the next person at this browser is not
+        // signed straight back in.
+        if let (SessionSource::Oidc, Some(sso)) = (s.session.source, cp.sso.as_ref()) {
+            let home = format!("{}/", super::public_base(&cp, &headers));
+            signed_out.logout_url = sso.logout_url(Some(&home), crate::now_ms()).await;
+        }
     }
-    let mut resp = Json(SignedOut::default()).into_response();
+    let mut resp = Json(signed_out).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, clear_session_cookie(&cp));
     Ok(resp)

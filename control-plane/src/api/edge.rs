@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veche_protocol::limits::http::{
     ACCOUNT, AVATAR, CREATE_ROOM, JOIN, MAX_BODY_BYTES, MAX_TRACKED_ADDRESSES, PASSES, READ,
-    REQUEST_TIMEOUT_MS,
+    REQUEST_TIMEOUT_MS, SSO,
 };
 use veche_protocol::ErrorCode;
 
@@ -31,6 +31,8 @@ pub(crate) enum RouteClass {
     Join,
     /// Room lookups and chat history.
     Read,
+    /// The single sign-on routes (`/auth/oidc/...`).
+    Sso,
     /// Account pages: who am I, sign out, profile.
     Account,
     /// Avatar uploads: large bodies, each a store write.
@@ -47,6 +49,7 @@ impl RouteClass {
             RouteClass::CreateRoom => "create_room",
             RouteClass::Join => "join",
             RouteClass::Read => "read",
+            RouteClass::Sso => "sso",
             RouteClass::Account => "account",
             RouteClass::Avatar => "avatar",
             RouteClass::Passes => "passes",
@@ -59,6 +62,7 @@ impl RouteClass {
             RouteClass::CreateRoom => "room creation",
             RouteClass::Join => "joining",
             RouteClass::Read => "room lookups and chat history",
+            RouteClass::Sso => "single sign-on",
             RouteClass::Account => "account requests",
             RouteClass::Avatar => "avatar uploads",
             RouteClass::Passes => "guest pass requests",
@@ -72,6 +76,7 @@ pub(crate) struct Edge {
     create: Mutex<KeyedLimiter<IpAddr>>,
     join: Mutex<KeyedLimiter<IpAddr>>,
     read: Mutex<KeyedLimiter<IpAddr>>,
+    sso: Mutex<KeyedLimiter<IpAddr>>,
     account: Mutex<KeyedLimiter<IpAddr>>,
     avatar: Mutex<KeyedLimiter<IpAddr>>,
     passes: Mutex<KeyedLimiter<IpAddr>>,
@@ -113,6 +118,7 @@ impl Edge {
             create: limiter(CREATE_ROOM),
             join: limiter(JOIN),
             read: limiter(READ),
+            sso: limiter(SSO),
             account: limiter(ACCOUNT),
             avatar: limiter(AVATAR),
             passes: limiter(PASSES),
@@ -165,6 +171,7 @@ impl Edge {
             RouteClass::CreateRoom => &self.create,
             RouteClass::Join => &self.join,
             RouteClass::Read => &self.read,
+            RouteClass::Sso => &self.sso,
             RouteClass::Account => &self.account,
             RouteClass::Avatar => &self.avatar,
             RouteClass::Passes => &self.passes,

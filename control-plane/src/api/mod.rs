@@ -22,6 +22,7 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
+mod oidc;
 mod owner;
 mod passes;
 mod rooms;
@@ -95,6 +96,9 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
     cp.include_metrics(edge.metrics_registry());
     let limited =
         |class: RouteClass| middleware::from_fn_with_state((edge.clone(), class), edge::rate_limit);
+    if let Some(sso) = &cp.sso {
+        cp.include_metrics(sso.metrics_registry());
+    }
     let public_api = Router::new()
         .route(
             "/api/rooms",
@@ -127,6 +131,7 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             API_LOGOUT,
             post(auth::logout).layer(limited(RouteClass::Account)),
         )
+        .merge(oidc::routes(&cp, edge.clone()))
         .route(
             API_ADMIN_OVERVIEW,
             get(stats::overview).layer(limited(RouteClass::AdminView)),

@@ -70,6 +70,7 @@ async fn fixture() -> Fixture {
         bootstrap: Bootstrap::Single,
         bind_ip: None,
         avatar_dir: None,
+        oidc: None,
         // This test makes more requests from one address than the admin
         // view's rate allows; the limit itself is the edge's, tested there.
         http: crate::admission::HttpConfig {

@@ -84,6 +84,7 @@ mod tests {
                 bootstrap: Bootstrap::Single,
                 bind_ip: None,
                 http: Default::default(),
+                oidc: None,
                 avatar_dir: None,
             })
             .await

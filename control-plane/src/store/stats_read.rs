@@ -2,8 +2,8 @@
 //! them. All of them run inside one [`super::DocAccess::read_docs`], so a
 //! page is read at one point.
 
-use super::db::DbError;
 use super::access::DocAccess;
+use super::db::DbError;
 use super::docs::{DocKey, Docs};
 use super::error::StoreError;
 use super::model::{Command, CommandOutput};
