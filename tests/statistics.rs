@@ -234,28 +234,6 @@ async fn a_scripted_meeting_shows_its_durations_in_the_admin_json_and_csv_and_su
     cp.kill().await;
 }
 
-/// Which node of `cps` is the leader, by the operator API.
-async fn leader_index(cps: &[CpNode]) -> usize {
-    wait_for("a leader is elected", secs(20), async || {
-        for (i, n) in cps.iter().enumerate() {
-            let status: Value = http()
-                .get(format!("{}/api/admin/cluster", n.base))
-                .bearer_auth(SECRET)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            if status["state"] == "Leader" {
-                return Ok(i);
-            }
-        }
-        Err("no node says it is the leader".into())
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn statistics_written_before_and_after_a_leader_kill_are_all_there() {
     let dir = veche_harness::TempDir::new("statistics-cluster");

@@ -73,27 +73,6 @@ fn count(got: &Received, kind: &str) -> usize {
         .count()
 }
 
-async fn leader_index(cps: &[CpNode]) -> usize {
-    wait_for("a leader is elected", secs(20), async || {
-        for (i, n) in cps.iter().enumerate() {
-            let status: Value = http()
-                .get(format!("{}/api/admin/cluster", n.base))
-                .bearer_auth(SECRET)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            if status["state"] == "Leader" {
-                return Ok(i);
-            }
-        }
-        Err("no node says it is the leader".into())
-    })
-    .await
-}
-
 async fn leave(mut s: Signal) {
     s.send(&json!({ "type": "leave" })).await;
     while s.recv(secs(10)).await.is_ok() {}

@@ -19,6 +19,8 @@ mod rejoin;
 pub mod secret;
 mod stats_duty;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 mod web;
 pub mod webhooks;
 
@@ -84,6 +86,30 @@ pub struct ControlPlaneConfig {
     /// Where profile pictures are kept; `None` is `<data_dir>/avatars`.
     /// Every control-plane node of a cluster must see the same store.
     pub avatar_dir: Option<PathBuf>,
+}
+
+impl ControlPlaneConfig {
+    /// A one-node control plane (`veche serve`'s shape) in `data_dir`,
+    /// with every other setting at its default: no public URL, one-minute
+    /// join tokens, the default HTTP edge, no SSO, avatars in the data
+    /// directory. Embedders and tests set the fields they care about on
+    /// the result, so a new setting is one default here, not an edit of
+    /// every caller.
+    pub fn single_node(data_dir: PathBuf, cluster_secret: String) -> Self {
+        ControlPlaneConfig {
+            node_id: 1,
+            data_dir,
+            advertise_addr: "http://127.0.0.1:9".into(),
+            public_url: None,
+            token_ttl: Duration::from_secs(60),
+            cluster_secret,
+            bootstrap: Bootstrap::Single,
+            bind_ip: None,
+            http: admission::HttpConfig::default(),
+            oidc: None,
+            avatar_dir: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ControlPlaneConfig {

@@ -42,19 +42,13 @@ impl CpNode {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let cp = ControlPlane::open(ControlPlaneConfig {
             node_id: id,
-            data_dir: data_dir.to_owned(),
             advertise_addr: base.clone(),
-            public_url: None,
-            token_ttl: std::time::Duration::from_secs(60),
-            cluster_secret: SECRET.into(),
             bootstrap,
-            bind_ip: None,
-            avatar_dir: None,
-            oidc: None,
             http: veche_control_plane::admission::HttpConfig {
                 rate_limits: false,
                 ..Default::default()
             },
+            ..ControlPlaneConfig::single_node(data_dir.to_owned(), SECRET.into())
         })
         .await
         .unwrap_or_else(|e| panic!("control plane {id} did not open: {e}"));
@@ -219,4 +213,26 @@ fn base64url_matches_the_rfc_examples() {
     assert_eq!(base64url(b"f"), "Zg");
     assert_eq!(base64url(b"foob"), "Zm9vYg");
     assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+}
+
+/// Which node of `cps` is the leader, by the operator API.
+pub async fn leader_index(cps: &[CpNode]) -> usize {
+    wait_for("a leader is elected", secs(20), async || {
+        for (i, n) in cps.iter().enumerate() {
+            let status: Value = http()
+                .get(format!("{}/api/admin/cluster", n.base))
+                .bearer_auth(SECRET)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if status["state"] == "Leader" {
+                return Ok(i);
+            }
+        }
+        Err("no node says it is the leader".into())
+    })
+    .await
 }

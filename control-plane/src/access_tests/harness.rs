@@ -4,12 +4,10 @@
 
 use crate::admission::{HttpConfig, RoomCreation};
 use crate::leader::LeaderRequest;
-use crate::store::accounts::{AccountCommand, Session, SessionSource};
-use crate::store::{AccountStore, Store};
-use crate::{Bootstrap, ControlPlane, ControlPlaneConfig};
-use base64::Engine;
+use crate::store::Store;
+use crate::test_support::{serve_one_node, signed_in_user, Served};
+use crate::ControlPlane;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use veche_protocol::account::SESSION_COOKIE;
@@ -69,7 +67,7 @@ pub struct Cp {
     pub cp: Arc<ControlPlane>,
     pub base: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _served: Served,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -84,36 +82,13 @@ impl Drop for Cp {
 impl Cp {
     /// A control plane where rooms are created as `creation` says.
     pub async fn start(creation: RoomCreation) -> Cp {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let cp = ControlPlane::open(ControlPlaneConfig {
-            node_id: 1,
-            data_dir: dir.path().to_owned(),
-            advertise_addr: "http://127.0.0.1:9".into(),
-            public_url: None,
-            token_ttl: Duration::from_secs(60),
-            cluster_secret: "access-test-secret-of-32-bytes!!".into(),
-            bootstrap: Bootstrap::Single,
-            bind_ip: None,
-            avatar_dir: None,
-            oidc: None,
-            http: HttpConfig {
-                room_creation: creation,
-                ..HttpConfig::default()
-            },
+        let served = serve_one_node(HttpConfig {
+            room_creation: creation,
+            ..HttpConfig::default()
         })
-        .await
-        .expect("open a one-node control plane");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = cp.router();
-        let serve = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        .await;
+        let cp = served.cp.clone();
+        let base = served.base.clone();
         // One media node, kept alive, so that joins are placed.
         cp.replicated()
             .register_media_node(MediaNodeInfo {
@@ -143,41 +118,17 @@ impl Cp {
             cp,
             base,
             http: reqwest::Client::new(),
-            _dir: dir,
-            tasks: vec![serve, beat],
+            _served: served,
+            tasks: vec![beat],
         }
     }
 
     /// A user named `name`, signed in: whom requests with the returned
     /// identity come from.
     pub async fn user(&self, email: &str, name: &str) -> (UserId, As) {
-        let store = self.cp.replicated();
-        let user = store
-            .account_user(AccountCommand::CreateUser {
-                email: email.into(),
-                display_name: name.into(),
-                is_admin: false,
-                password_hash: None,
-                oidc: None,
-                created_at_ms: 1,
-            })
-            .await
-            .unwrap();
-        let token: [u8; 32] = crate::random_bytes();
-        let now = crate::now_ms();
-        store
-            .account(AccountCommand::CreateSession(Session {
-                token_hash: crate::api::auth::token_hash(&token),
-                user_id: user.id,
-                source: SessionSource::Password,
-                created_at_ms: now,
-                expires_at_ms: now + 3_600_000,
-            }))
-            .await
-            .unwrap();
-        let cookie = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token);
+        let (id, cookie) = signed_in_user(&self.cp, email, name, false).await;
         (
-            user.id,
+            id,
             As {
                 cookie: Some(cookie),
                 owner_key: None,

@@ -3,14 +3,11 @@
 //! what a bad query gets (400), and what the JSON and CSV say about events
 //! stored the way media nodes store them.
 
-use super::auth::token_hash;
-use crate::store::accounts::{AccountCommand, Session, SessionSource};
 use crate::store::stats::StatsCommand;
-use crate::store::{AccountStore, StatsStore};
-use crate::{Bootstrap, ControlPlane, ControlPlaneConfig};
-use base64::Engine;
+use crate::store::StatsStore;
+use crate::test_support::{serve_one_node, signed_in_user, Served};
+use crate::ControlPlane;
 use std::sync::Arc;
-use std::time::Duration;
 use veche_protocol::account::SESSION_COOKIE;
 use veche_protocol::stats::{EventKind, ParticipantEvent};
 use veche_protocol::{NodeId, ParticipantId, RoomId, RoomSlug, UserId};
@@ -20,86 +17,29 @@ struct Fixture {
     base: String,
     admin: String,
     user: String,
-    _dir: tempfile::TempDir,
-}
-
-/// A signed-in session for `user`, as the `Cookie` header value.
-async fn cookie_for(cp: &Arc<ControlPlane>, user: UserId, n: u8) -> String {
-    let token = [n; 32];
-    let now = crate::now_ms();
-    cp.replicated()
-        .account(AccountCommand::CreateSession(Session {
-            token_hash: token_hash(&token),
-            user_id: user,
-            source: SessionSource::Password,
-            created_at_ms: now,
-            expires_at_ms: now + 3_600_000,
-        }))
-        .await
-        .expect("create a session");
-    format!(
-        "{SESSION_COOKIE}={}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
-    )
-}
-
-async fn user(cp: &Arc<ControlPlane>, email: &str, is_admin: bool) -> UserId {
-    cp.replicated()
-        .account_user(AccountCommand::CreateUser {
-            email: email.into(),
-            display_name: email.into(),
-            is_admin,
-            password_hash: None,
-            oidc: None,
-            created_at_ms: 1,
-        })
-        .await
-        .expect("create a user")
-        .id
+    _served: Served,
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let cp = ControlPlane::open(ControlPlaneConfig {
-        node_id: 1,
-        data_dir: dir.path().to_owned(),
-        advertise_addr: "http://127.0.0.1:9".into(),
-        public_url: None,
-        token_ttl: Duration::from_secs(60),
-        cluster_secret: "stats-test-secret-of-at-least-32-bytes".into(),
-        bootstrap: Bootstrap::Single,
-        bind_ip: None,
-        avatar_dir: None,
-        oidc: None,
-        // This test makes more requests from one address than the admin
-        // view's rate allows; the limit itself is the edge's, tested there.
-        http: crate::admission::HttpConfig {
-            rate_limits: false,
-            ..Default::default()
-        },
+    // This test makes more requests from one address than the admin
+    // view's rate allows; the limit itself is the edge's, tested there.
+    let served = serve_one_node(crate::admission::HttpConfig {
+        rate_limits: false,
+        ..Default::default()
     })
-    .await
-    .expect("open a one-node control plane");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = cp.router();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
-    let admin_id = user(&cp, "admin@example.test", true).await;
-    let user_id = user(&cp, "ann@example.test", false).await;
-    let admin = cookie_for(&cp, admin_id, 1).await;
-    let user = cookie_for(&cp, user_id, 2).await;
+    .await;
+    let cp = served.cp.clone();
+    let base = served.base.clone();
+    let (_, admin) = signed_in_user(&cp, "admin@example.test", "admin@example.test", true).await;
+    let (_, user) = signed_in_user(&cp, "ann@example.test", "ann@example.test", false).await;
+    let admin = format!("{SESSION_COOKIE}={admin}");
+    let user = format!("{SESSION_COOKIE}={user}");
     Fixture {
         cp,
         base,
         admin,
         user,
-        _dir: dir,
+        _served: served,
     }
 }
 

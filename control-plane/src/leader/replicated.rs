@@ -63,9 +63,8 @@ mod tests {
     use super::*;
     use crate::store::conformance::run_all;
     use crate::store::conformance_kit::StoreFactory;
-    use crate::{Bootstrap, ControlPlaneConfig};
+    use crate::ControlPlaneConfig;
     use std::path::Path;
-    use std::time::Duration;
 
     /// A one-node control plane (`veche serve`'s) in the directory.
     struct OneNode;
@@ -74,19 +73,10 @@ mod tests {
         type Store = Replicated;
         const DURABLE: bool = true;
         async fn open(&self, dir: &Path) -> Replicated {
-            let cp = ControlPlane::open(ControlPlaneConfig {
-                node_id: 1,
-                data_dir: dir.to_owned(),
-                advertise_addr: "http://127.0.0.1:9".into(),
-                public_url: None,
-                token_ttl: Duration::from_secs(60),
-                cluster_secret: "conformance-test-secret-of-32-bytes!".into(),
-                bootstrap: Bootstrap::Single,
-                bind_ip: None,
-                http: Default::default(),
-                oidc: None,
-                avatar_dir: None,
-            })
+            let cp = ControlPlane::open(ControlPlaneConfig::single_node(
+                dir.to_owned(),
+                "conformance-test-secret-of-32-bytes!".into(),
+            ))
             .await
             .expect("open a one-node control plane");
             cp.replicated()
