@@ -135,21 +135,30 @@ async fn at(t0: Instant, offset: Duration) {
     tokio::time::sleep_until((t0 + offset).into()).await;
 }
 
-/// A duration as the admin page writes it ("7 s", "2 min", "1 h 05 min"),
-/// in ms; `None` if it is not one.
+/// A duration as the admin page writes it ("7 s", "12 min 05 s", "2 min",
+/// "1 h 05 min"), in ms; `None` if it is not one.
 fn shown_duration_ms(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if let Some(s) = text.strip_suffix(" s") {
-        return s.trim().parse::<u64>().ok().map(|s| s * 1000);
-    }
-    if let Some(m) = text.strip_suffix(" min") {
-        let (h, m) = match m.split_once(" h ") {
-            Some((h, m)) => (h.trim().parse::<u64>().ok()?, m.trim().parse::<u64>().ok()?),
-            None => (0, m.trim().parse::<u64>().ok()?),
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut ms = 0;
+    for pair in words.chunks(2) {
+        let [n, unit] = pair else { return None };
+        let n: u64 = n.parse().ok()?;
+        ms += n * match *unit {
+            "h" => 3_600_000,
+            "min" => 60_000,
+            "s" => 1_000,
+            _ => return None,
         };
-        return Some((h * 60 + m) * 60_000);
     }
-    None
+    (!words.is_empty()).then_some(ms)
+}
+
+#[test]
+fn the_admin_pages_durations_read_back() {
+    assert_eq!(shown_duration_ms("7 s"), Some(7_000));
+    assert_eq!(shown_duration_ms("12 min 05 s"), Some(725_000));
+    assert_eq!(shown_duration_ms("1 h 05 min"), Some(3_900_000));
+    assert_eq!(shown_duration_ms("7 s (ongoing)"), None);
 }
 
 fn assert_within_2s(what: &str, got: u64, want: u64) {
