@@ -52,6 +52,10 @@ test('axis labels thin out but the newest bucket is always labelled', () => {
 test('durations read as people say them', () => {
   assert.equal(formatDuration(44_600), '45 s');
   assert.equal(formatDuration(12 * 60_000), '12 min');
+  assert.equal(formatDuration(7_400), '7 s');
+  assert.equal(formatDuration(0), '0 s');
+  assert.equal(formatDuration(12 * 60_000 + 5_200), '12 min 05 s');
+  assert.equal(formatDuration(59 * 60_000 + 59_600), '1 h 00 min');
   assert.equal(formatDuration(65 * 60_000), '1 h 05 min');
 });
 

@@ -2,7 +2,10 @@
 // so it is unit-tested in Node (web/test/charts.test.mjs).
 
 /**
- * A duration as people say it: "45 s", "12 min", "1 h 05 min".
+ * A duration as people say it: "45 s", "12 min 05 s", "1 h 05 min".
+ * Seconds stay under an hour, so that an administrator comparing who
+ * stayed how long (or checking a short meeting) reads the real figure,
+ * not a rounded-down minute.
  * @param {number} ms
  * @returns {string}
  */
@@ -10,7 +13,7 @@ export function formatDuration(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s} s`;
   const min = Math.floor(s / 60);
-  if (min < 60) return `${min} min`;
+  if (min < 60) return s % 60 ? `${min} min ${String(s % 60).padStart(2, '0')} s` : `${min} min`;
   const h = Math.floor(min / 60);
   return `${h} h ${String(min % 60).padStart(2, '0')} min`;
 }
