@@ -474,6 +474,21 @@ async fn an_administrator_reads_a_browser_meetings_durations_on_the_admin_page()
                 p.name
             );
         }
+
+        // The administrator's own history, on the Profile page: they
+        // read the meeting's figures but were not in it.
+        admin.goto(&format!("{base}/profile")).await;
+        wait_for(
+            "the Profile page says the administrator has no meetings of their own",
+            PAGE_TIMEOUT,
+            async || {
+                let text = admin.text().await?;
+                (text.contains("My meetings") && text.contains("No meetings yet."))
+                    .then_some(())
+                    .ok_or(text)
+            },
+        )
+        .await;
     })
     .await;
     chrome.close().await;

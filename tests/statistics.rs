@@ -289,3 +289,90 @@ async fn statistics_written_before_and_after_a_leader_kill_are_all_there() {
         n.kill().await;
     }
 }
+
+/// Joins `slug` with a session cookie, as a signed-in browser does.
+async fn enter_signed_in(base: &str, slug: &str, cookie: &str, name: &'static str) -> Person {
+    let joined_ms = now_ms();
+    let resp: Value = http()
+        .post(format!("{base}/api/rooms/{slug}/join"))
+        .header("cookie", cookie)
+        .json(&json!({ "display_name": "ignored for members" }))
+        .send()
+        .await
+        .expect("join")
+        .json()
+        .await
+        .expect("a join response");
+    let (signal, _) = Signal::join(base, &resp).await;
+    Person {
+        name,
+        signal: Some(signal),
+        joined_ms,
+        left_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_in_participant_is_counted_online_and_finds_the_meeting_in_their_own_history() {
+    let dir = veche_harness::TempDir::new("statistics-own");
+    let mut cps = cluster(dir.path(), 1).await;
+    let cp = cps.remove(0);
+    let (_media, _, media_task) = media_node(1, vec![cp.base.clone()]).await;
+    let admin = session_cookie(&cp.cp, "admin@example.test", true, 1).await;
+    let dana = session_cookie(&cp.cp, "dana@example.test", false, 2).await;
+    let base = cp.base.clone();
+    let room = create_room(&base, "Standup").await;
+    let slug = str_field(&room, "slug").to_owned();
+
+    let mut d = enter_signed_in(&base, &slug, &dana, "Dana").await;
+    let mut eve = enter(&base, &slug, "Eve").await;
+    wait_for(
+        "Dana counted among the users online (Eve is anonymous)",
+        secs(10),
+        async || {
+            let (_, body) = get_as(&base, "/api/admin/overview", &admin).await;
+            let o: Value = serde_json::from_str(&body).map_err(|_| body.clone())?;
+            if o["users_online"] == 1 && o["rooms_online"] == 1 {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    leave(&mut eve).await;
+    leave(&mut d).await;
+
+    let mine = wait_for(
+        "the meeting in Dana's own history, ended",
+        secs(20),
+        async || {
+            let (status, body) = get_as(&base, "/api/me/meetings", &dana).await;
+            let page: Value =
+                serde_json::from_str(&body).map_err(|_| format!("{status} {body}"))?;
+            match page["meetings"].get(0) {
+                Some(m) if !m["ended_at_ms"].is_null() => Ok(page.clone()),
+                _ => Err(body),
+            }
+        },
+    )
+    .await;
+    let meetings = mine["meetings"].as_array().unwrap();
+    assert_eq!(meetings.len(), 1, "{mine}");
+    assert_eq!(meetings[0]["room_name"], "Standup");
+    assert_within_2s(
+        "the meeting's duration in Dana's history",
+        meetings[0]["duration_ms"].as_u64().unwrap(),
+        d.left_ms - d.joined_ms,
+    );
+    let (_, body) = get_as(&base, "/api/me/meetings", &admin).await;
+    let theirs: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        theirs["meetings"].as_array().map(Vec::len),
+        Some(0),
+        "the administrator was not there: {body}"
+    );
+    media_task.abort();
+    cp.kill().await;
+}

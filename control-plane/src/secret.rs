@@ -12,6 +12,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// SHA-256 of a bearer credential the browser holds (a session cookie's
+/// token, a guest pass's, an owner key): what the store keeps instead of
+/// the credential, so a copy of the database signs no one in.
+pub(crate) fn token_hash(token: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token);
+    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

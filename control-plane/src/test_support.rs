@@ -4,7 +4,7 @@
 //! these tests are about what a signed-in user may do).
 
 use crate::admission::HttpConfig;
-use crate::api::auth::token_hash;
+use crate::secret::token_hash;
 use crate::store::accounts::{AccountCommand, Session, SessionSource};
 use crate::store::AccountStore;
 use crate::{ControlPlane, ControlPlaneConfig};

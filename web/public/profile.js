@@ -5,6 +5,7 @@ import {
   profile, updateProfile, changePassword, uploadAvatar, removeAvatar, signOut, signOutEverywhere,
 } from './lib/accounts-api.js';
 import { displayNameProblem, newPasswordProblem, avatarProblem } from './lib/accounts-rules.js';
+import { mountMyMeetings } from './ui/my-meetings.js';
 
 /** @typedef {import('./lib/accounts-api.js').UserView} UserView */
 
@@ -159,6 +160,7 @@ profile().then((user) => {
   $('password-form').addEventListener('submit', onPassword);
   $('signout-everywhere').addEventListener('click', onEverywhere);
   $('signout').addEventListener('click', onSignOut);
+  void mountMyMeetings($('my-meetings'), $('my-meetings-more'), $('my-meetings-status'));
 }, (err) => {
   if (err && err.status === 401) {
     location.replace('/signin?return_to=/profile');

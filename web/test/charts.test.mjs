@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { barChart, niceCeiling } from '../public/lib/charts.js';
-import { formatDuration, meetingsPath } from '../public/lib/admin-format.js';
+import { formatDuration, meetingsPath, myMeetingsPath, myMeetingRow } from '../public/lib/admin-format.js';
 
 test('grid tops are round numbers at or above the largest value', () => {
   assert.equal(niceCeiling(0), 1);
@@ -62,4 +62,23 @@ test('durations read as people say them', () => {
 test('the history path carries the search and the cursor', () => {
   assert.equal(meetingsPath('', null), '/api/admin/meetings');
   assert.equal(meetingsPath(' design ', 12), '/api/admin/meetings?q=design&before=12');
+});
+
+test('my meetings: rows say when, which meeting with its link, how long and how many; one still going says so', () => {
+  const ended = myMeetingRow({
+    room_name: 'Weekly', room_slug: 'AAAAAAAAAAAAAAAAAAAAAA', started_at_ms: Date.UTC(2026, 11, 6, 10),
+    ended_at_ms: Date.UTC(2026, 11, 6, 10, 12, 5), duration_ms: 725_000, participants: 3,
+  });
+  assert.equal(ended.name, 'Weekly');
+  assert.equal(ended.href, '/r/AAAAAAAAAAAAAAAAAAAAAA');
+  assert.equal(ended.duration, '12 min 05 s');
+  assert.equal(ended.people, '3 people');
+  assert.ok(ended.when.includes('2026'), ended.when);
+  const going = myMeetingRow({
+    room_name: 'Now', room_slug: 'BBBBBBBBBBBBBBBBBBBBBB', started_at_ms: 1, ended_at_ms: null, duration_ms: 5, participants: 1,
+  });
+  assert.equal(going.duration, 'under way');
+  assert.equal(going.people, '1 person');
+  assert.equal(myMeetingsPath(null), '/api/me/meetings');
+  assert.equal(myMeetingsPath(42), '/api/me/meetings?before=42');
 });

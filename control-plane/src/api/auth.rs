@@ -10,6 +10,7 @@
 
 use super::edge::Body;
 use crate::error::ApiError;
+pub(crate) use crate::secret::token_hash;
 use crate::store::accounts::{AccountCommand, Session, SessionSource, User};
 use crate::store::AccountStore;
 use crate::ControlPlane;
@@ -23,12 +24,6 @@ use std::sync::Arc;
 use veche_protocol::account::{Me, SignInOptions, SignedOut, UserView, SESSION_COOKIE};
 use veche_protocol::limits::accounts::SESSION_TTL_MS;
 use veche_protocol::{ErrorCode, UnixMillis, UserId};
-
-/// SHA-256 of a cookie token: the session's key in the store.
-pub(crate) fn token_hash(token: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, token);
-    d.as_ref().try_into().expect("SHA-256 is 32 bytes")
-}
 
 /// The value of `name` in a `Cookie` header, if present. Several `Cookie`
 /// headers are allowed (HTTP/2 splits them).

@@ -60,3 +60,30 @@ export function meetingsPath(search, before) {
   const s = q.toString();
   return `/api/admin/meetings${s ? `?${s}` : ''}`;
 }
+
+/**
+ * The path of a page of the signed-in user's own meetings (no search:
+ * the list is short, newest first).
+ * @param {number | null} before The previous page's `next_before`.
+ * @returns {string}
+ */
+export function myMeetingsPath(before) {
+  return before ? `/api/me/meetings?before=${before}` : '/api/me/meetings';
+}
+
+/**
+ * One row of "My meetings" as the profile page shows it. A meeting still
+ * under way says so instead of a duration that is still growing.
+ * @param {{room_name: string, room_slug: string, started_at_ms: number,
+ *   ended_at_ms: number | null, duration_ms: number, participants: number}} m
+ * @returns {{when: string, name: string, href: string, duration: string, people: string}}
+ */
+export function myMeetingRow(m) {
+  return {
+    when: formatTime(m.started_at_ms),
+    name: m.room_name,
+    href: `/r/${encodeURIComponent(m.room_slug)}`,
+    duration: m.ended_at_ms == null ? 'under way' : formatDuration(m.duration_ms),
+    people: m.participants === 1 ? '1 person' : `${m.participants} people`,
+  };
+}
