@@ -141,18 +141,10 @@ impl State {
                 self.media_nodes.insert(record.info.node_id, record.clone());
                 Ok(CommandOutput::MediaNode(record))
             }
-            Command::Accounts(c) => super::accounts::apply(&mut self.docs, c)
-                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
-                .map(|o| CommandOutput::Accounts(Box::new(o)))
-                .map_err(CommandError::Account),
-            Command::Passes(c) => super::passes::apply(&mut self.docs, c)
-                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
-                .map(|o| CommandOutput::Passes(Box::new(o)))
-                .map_err(CommandError::Pass),
-            Command::Stats(c) => Ok(CommandOutput::Stats(
-                super::stats::apply(&mut self.docs, c)
-                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
-            )),
+            c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
+                super::capabilities::apply(&mut self.docs, c)
+                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
+            }
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes

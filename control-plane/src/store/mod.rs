@@ -28,6 +28,7 @@ mod access;
 mod account_store;
 pub mod accounts;
 mod batcher;
+mod capabilities;
 mod db;
 mod deadline;
 pub mod docs;

@@ -30,8 +30,9 @@
 //! 1. A module of its own with a command enum (everything that depends on
 //!    the clock or on randomness carried in the command), its outputs and
 //!    refusals, one `Command`/`CommandOutput`/`CommandError` variant each in
-//!    [`super::model`], and an `apply` over `DocsMut` that both
-//!    `state_machine.rs` and `mem.rs` call: written once.
+//!    [`super::model`], and an `apply` over `DocsMut`, dispatched to from
+//!    `capabilities.rs`, which both `state_machine.rs` and `mem.rs` call
+//!    (their match arm lists the capability's variant): written once.
 //! 2. Queries over `Docs`, and a store trait with a blanket impl over
 //!    [`super::DocAccess`] (so `MemStore`, `RaftStore` and `Replicated` all
 //!    have it, with one read barrier per method).

@@ -193,16 +193,9 @@ fn apply_command(
                 .insert(record.info.node_id.0, db::encode(&record)?.as_slice())?;
             Ok(Ok(CommandOutput::MediaNode(record)))
         }
-        Command::Accounts(c) => Ok(super::accounts::apply(&mut t.docs, c)?
-            .map(|o| CommandOutput::Accounts(Box::new(o)))
-            .map_err(CommandError::Account)),
-        Command::Passes(c) => Ok(super::passes::apply(&mut t.docs, c)?
-            .map(|o| CommandOutput::Passes(Box::new(o)))
-            .map_err(CommandError::Pass)),
-        Command::Stats(c) => Ok(Ok(CommandOutput::Stats(super::stats::apply(
-            &mut t.docs,
-            c,
-        )?))),
+        c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
+            super::capabilities::apply(&mut t.docs, c)
+        }
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {
