@@ -2,6 +2,35 @@
 
 use super::*;
 
+/// Snapshots `store` now, shuts it down, installs that snapshot on fresh
+/// storage (checking it becomes the current snapshot there) and opens a
+/// one-node store on it: what a new follower catching up by snapshot
+/// starts from. Returns the new store and its directory.
+async fn moved_by_snapshot(store: RaftStore) -> (RaftStore, TempDir) {
+    let snapshot_at = snapshot_now(store.raft()).await;
+    let snap = store
+        .raft()
+        .get_snapshot()
+        .await
+        .unwrap()
+        .expect("a snapshot was built");
+    assert_eq!(snap.meta.last_log_id, Some(snapshot_at));
+    store.shutdown().await.unwrap();
+    drop(store);
+
+    let fresh = tempfile::tempdir().unwrap();
+    {
+        let (_log, mut sm) = open_storage(&fresh.path().join("raft.redb")).unwrap();
+        let mut data = sm.begin_receiving_snapshot().await.unwrap();
+        *data = *snap.snapshot;
+        sm.install_snapshot(&snap.meta, data).await.unwrap();
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, snap.meta);
+    }
+    let store = open_single(fresh.path()).await;
+    (store, fresh)
+}
+
 #[tokio::test]
 async fn media_node_registrations_and_drain_flags_are_stored_and_survive_a_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,27 +52,9 @@ async fn media_node_registrations_and_drain_flags_are_stored_and_survive_a_snaps
     store.write(set_draining(4, true)).await.unwrap().unwrap();
     let expected = vec![record(&info, false), record(&drained, true)];
     assert_eq!(store.local().media_nodes().unwrap(), expected);
-    let snapshot_at = snapshot_now(store.raft()).await;
-    let snap = store
-        .raft()
-        .get_snapshot()
-        .await
-        .unwrap()
-        .expect("a snapshot was built");
-    assert_eq!(snap.meta.last_log_id, Some(snapshot_at));
-    store.shutdown().await.unwrap();
-    drop(store);
-
-    // Install that snapshot on fresh storage: the registrations and the
+    // Install a snapshot on fresh storage: the registrations and the
     // drain flag come along.
-    let fresh = tempfile::tempdir().unwrap();
-    {
-        let (_log, mut sm) = open_storage(&fresh.path().join("raft.redb")).unwrap();
-        let mut data = sm.begin_receiving_snapshot().await.unwrap();
-        *data = *snap.snapshot;
-        sm.install_snapshot(&snap.meta, data).await.unwrap();
-    }
-    let store = open_single(fresh.path()).await;
+    let (store, _fresh) = moved_by_snapshot(store).await;
     assert_eq!(store.local().media_nodes().unwrap(), expected);
     store.shutdown().await.unwrap();
 }
@@ -98,31 +109,10 @@ async fn snapshot_installed_on_fresh_storage_restores_all_state() {
         .await
         .unwrap()
         .unwrap();
-    let snap = snapshot_now(store.raft()).await;
-    let snapshot = store
-        .raft()
-        .get_snapshot()
-        .await
-        .unwrap()
-        .expect("a current snapshot");
-    assert_eq!(snapshot.meta.last_log_id, Some(snap));
-    store.shutdown().await.unwrap();
-    drop(store);
-
-    let dst_dir = tempfile::tempdir().unwrap();
-    {
-        let (_log, mut sm) = open_storage(&dst_dir.path().join("raft.redb")).unwrap();
-        let mut data = sm.begin_receiving_snapshot().await.unwrap();
-        *data = *snapshot.snapshot;
-        sm.install_snapshot(&snapshot.meta, data).await.unwrap();
-        let current = sm.get_current_snapshot().await.unwrap().unwrap();
-        assert_eq!(current.meta, snapshot.meta);
-    }
-
     // A node started on the installed state is initialized already (its
     // membership came with the snapshot), elects itself and serves it all,
     // including the rebuilt slug and idempotency indexes.
-    let store = open_single(dst_dir.path()).await;
+    let (store, _dst_dir) = moved_by_snapshot(store).await;
     let mut all = sent.clone();
     all.push(keyed.clone());
     assert_history(&store, &room, &all).await;
@@ -133,7 +123,7 @@ async fn snapshot_installed_on_fresh_storage_restores_all_state() {
 }
 
 /// Document tables (accounts here) travel in the snapshot without a field
-/// of their own, and replace what the installing node had.
+/// of their own, their indexes included.
 #[tokio::test]
 async fn document_tables_survive_a_snapshot_install() {
     use crate::store::accounts::AccountCommand;
@@ -151,19 +141,7 @@ async fn document_tables_survive_a_snapshot_install() {
         })
         .await
         .unwrap();
-    snapshot_now(store.raft()).await;
-    let snap = store.raft().get_snapshot().await.unwrap().unwrap();
-    store.shutdown().await.unwrap();
-    drop(store);
-
-    let fresh = tempfile::tempdir().unwrap();
-    {
-        let (_log, mut sm) = open_storage(&fresh.path().join("raft.redb")).unwrap();
-        let mut data = sm.begin_receiving_snapshot().await.unwrap();
-        *data = *snap.snapshot;
-        sm.install_snapshot(&snap.meta, data).await.unwrap();
-    }
-    let store = open_single(fresh.path()).await;
+    let (store, _fresh) = moved_by_snapshot(store).await;
     assert_eq!(store.user(ada.id).await.unwrap(), Some(ada.clone()));
     assert_eq!(
         store.user_by_email("ada@example.test").await.unwrap(),
