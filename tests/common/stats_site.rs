@@ -28,6 +28,8 @@ pub struct CpNode {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     server: tokio::task::JoinHandle<()>,
+    /// Tells the server to stop accepting and to close its connections.
+    stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl CpNode {
@@ -53,21 +55,54 @@ impl CpNode {
         .await
         .unwrap_or_else(|e| panic!("control plane {id} did not open: {e}"));
         let app = cp.router();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
             .await;
         });
-        CpNode { cp, base, server }
+        CpNode {
+            cp,
+            base,
+            server,
+            stop,
+        }
     }
 
     /// Stops serving and shuts Raft down, as a killed process would stop
-    /// answering (its data stays on disk).
+    /// answering (its data stays on disk). Returns only once nothing in
+    /// this process holds the node's database any more, so the same data
+    /// directory can be opened again at once: the server's connection
+    /// tasks (kept alive by clients' connection pools) each hold the
+    /// router, and through it the store, until they are closed.
     pub async fn kill(self) {
-        self.server.abort();
-        let _ = self.cp.shutdown().await;
+        let CpNode {
+            cp, server, stop, ..
+        } = self;
+        let _ = stop.send(());
+        if tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .is_err()
+        {
+            panic!("the control plane's HTTP connections did not close within 10 s");
+        }
+        let _ = cp.shutdown().await;
+        let held = Arc::downgrade(&cp);
+        drop(cp);
+        wait_for(
+            "the control plane is dropped (nothing holds its store)",
+            std::time::Duration::from_secs(10),
+            async || match held.strong_count() {
+                0 => Ok(()),
+                n => Err(format!("{n} strong references left")),
+            },
+        )
+        .await;
     }
 }
 
