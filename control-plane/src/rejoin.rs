@@ -133,6 +133,8 @@ mod tests {
                 user: None,
                 guest: false,
                 pass: None,
+                role: Default::default(),
+                lobby: false,
             },
             key,
         )

@@ -430,6 +430,12 @@ async fn session(
                 });
             }
             ClientMessage::Leave => break End::Left(CLOSE_NORMAL),
+            ClientMessage::Moderate(_) | ClientMessage::Hand { .. } => send_error(
+                ErrorCode::InvalidState,
+                "moderation is not available on this media node yet".into(),
+                request,
+                None,
+            ),
             ClientMessage::Chat {
                 text,
                 client_msg_id,

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod moderation;
 pub mod msgpack;
 pub mod pass;
 pub mod relay;

@@ -96,6 +96,38 @@ pub mod signal {
     pub const PEER_QUEUE: usize = 128;
     /// Chat messages of one participant waiting to be committed.
     pub const CHAT_QUEUE: usize = 16;
+    /// `moderate` actions: a moderator clicking through a list of fifty
+    /// people stays inside it; a script does not.
+    pub const MODERATE: Rate = Rate {
+        burst: 20,
+        per_second: 4.0,
+    };
+    /// `hand` raises and lowers.
+    pub const HAND: Rate = Rate {
+        burst: 10,
+        per_second: 2.0,
+    };
+    /// Moderation actions of one participant waiting for the control plane.
+    pub const MODERATE_QUEUE: usize = 16;
+}
+
+/// Limits on a room's moderation state ([`crate::moderation::RoomPolicy`]),
+/// which every media node hosting the room keeps a copy of, so it must stay
+/// small whatever moderators do.
+pub mod moderation {
+    /// Longest participant id accepted in an action (ours are 17 bytes).
+    pub const MAX_ID_BYTES: usize = 32;
+    /// Entries in each of the policy's sets and maps (hosts, moderators,
+    /// speakers, holds, removed, admitted, denied). A meeting has at most a
+    /// few hundred people over its life; the oldest entries of people long
+    /// gone are dropped first when a set is full.
+    pub const MAX_ENTRIES: usize = 1_000;
+    /// People waiting in one room's lobby on one media node.
+    pub const MAX_LOBBY: usize = 200;
+    /// How long a lobby with waiters and no host or moderator present
+    /// stays closed before it lets its waiters in, by default: waiters are
+    /// never stranded by a moderator who left.
+    pub const LOBBY_UNATTENDED_MS: u64 = 60_000;
 }
 
 /// Limits on the relay between media nodes (mutually authenticated, but a

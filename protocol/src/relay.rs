@@ -53,6 +53,18 @@ pub struct RemoteParticipant {
     pub epoch: u64,
     /// The codec of each of `info.tracks`, by track id.
     pub codecs: Vec<(TrackId, RelayCodec)>,
+    /// The account they joined with (from their join token), so that a
+    /// moderator on another node can ban it with them. Never shown to
+    /// clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::ids::UserId>,
+    /// The guest pass they joined with, for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<crate::pass::PassId>,
+    /// The role their join token claims (their entry's `role` is this
+    /// raised by the policy), so every node computes roles alike.
+    #[serde(default)]
+    pub claimed_role: crate::moderation::Role,
 }
 
 /// A message on the control stream.
@@ -127,6 +139,23 @@ pub enum RelayMsg {
         /// The message.
         message: ChatMessage,
     },
+    /// The room's moderation policy as the sender last got it from the
+    /// control plane. The receiver keeps it if its version is newer than
+    /// its own, and enforces it for its participants.
+    Policy {
+        /// The room.
+        room: RoomId,
+        /// The policy.
+        policy: crate::moderation::RoomPolicy,
+    },
+    /// Everyone waiting in the room's lobby on the sender: the whole list,
+    /// on every change, so the receiver's moderators see them too.
+    Lobby {
+        /// The room.
+        room: RoomId,
+        /// The sender's waiters.
+        waiting: Vec<crate::moderation::LobbyEntry>,
+    },
 }
 
 impl RelayMsg {
@@ -140,7 +169,9 @@ impl RelayMsg {
             | RelayMsg::RoomClosed { room }
             | RelayMsg::Subscribe { room, .. }
             | RelayMsg::Unsubscribe { room, .. }
-            | RelayMsg::Chat { room, .. } => Some(*room),
+            | RelayMsg::Chat { room, .. }
+            | RelayMsg::Policy { room, .. }
+            | RelayMsg::Lobby { room, .. } => Some(*room),
         }
     }
 }
@@ -282,6 +313,8 @@ mod tests {
                 }],
                 joined_at_ms: 5,
                 guest: false,
+                role: Default::default(),
+                hand_raised_at_ms: None,
             },
             epoch: 42,
             codecs: vec![(
@@ -293,6 +326,9 @@ mod tests {
                     sdp_fmtp_line: String::new(),
                 },
             )],
+            user: None,
+            pass: None,
+            claimed_role: Default::default(),
         }
     }
 

@@ -244,6 +244,78 @@ pub struct HeartbeatReply {
     /// same moment and neither token named the other.
     #[serde(default)]
     pub room_nodes: Vec<RoomNodes>,
+    /// The current policy version of each room in the heartbeat's
+    /// `room_ids`. A node whose copy is older fetches the policy
+    /// ([`RPC_ROOM_POLICY`]): that is how changes made over REST (an owner
+    /// locking a room from its page) and any relay message a node missed
+    /// reach it within a heartbeat.
+    #[serde(default)]
+    pub policy_versions: Vec<(RoomId, u64)>,
+}
+
+/// Node -> control plane: the room's current moderation policy. Body
+/// [`RoomPolicyRequest`], reply [`crate::moderation::RoomPolicy`] (the
+/// default, version 0, for a room nobody moderated yet).
+pub const RPC_ROOM_POLICY: &str = "/internal/v1/rooms/policy";
+
+/// Body of [`RPC_ROOM_POLICY`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoomPolicyRequest {
+    /// The room.
+    pub room_id: RoomId,
+}
+
+/// Node -> control plane: apply a moderation action. Body
+/// [`ModerateRequest`]; reply the new [`crate::moderation::RoomPolicy`],
+/// or an error body with `forbidden` and the reason (nothing committed).
+pub const RPC_MODERATE: &str = "/internal/v1/rooms/moderate";
+
+/// Body of [`RPC_MODERATE`]. The node fills in what only it knows (who is
+/// acting, as their token says, and who is present); the control plane
+/// decides with the room's committed policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModerateRequest {
+    /// The room.
+    pub room_id: RoomId,
+    /// Who acts. `None` for the node itself: the lobby opening after it
+    /// stayed unattended ([`crate::limits::moderation::LOBBY_UNATTENDED_MS`]),
+    /// which only admits.
+    pub actor: Option<Actor>,
+    /// The action.
+    pub action: crate::moderation::ModAction,
+    /// Everyone in the room as the node sees it, with the role each one's
+    /// token claims: whom `mute_everyone` holds, and the target's account
+    /// and pass for a ban.
+    #[serde(default)]
+    pub present: Vec<PresentParticipant>,
+    /// When the node received the action.
+    pub at_ms: UnixMillis,
+}
+
+/// The participant acting, as their join token says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Actor {
+    /// Their participant id.
+    pub participant_id: ParticipantId,
+    /// Their name.
+    pub display_name: String,
+    /// The role their token claims.
+    pub claimed_role: crate::moderation::Role,
+}
+
+/// One participant present in the room, as the node sees them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PresentParticipant {
+    /// Their id.
+    pub participant_id: ParticipantId,
+    /// The role their token claims.
+    pub claimed_role: crate::moderation::Role,
+    /// Their account, if any.
+    #[serde(default)]
+    pub user: Option<crate::ids::UserId>,
+    /// Their guest pass, if any.
+    #[serde(default)]
+    pub pass: Option<crate::pass::PassId>,
 }
 
 /// The media nodes hosting one room, besides the one being told.

@@ -7,6 +7,7 @@
 use crate::chat::ChatMessage;
 use crate::error::ErrorBody;
 use crate::ids::{ParticipantId, RoomId, RoomSlug, TrackId};
+use crate::moderation::{LobbyEntry, ModAction, Notice, PolicyView, Role};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,6 +129,15 @@ pub enum ClientMessage {
     },
     /// Leave the room now. The node tells everyone and closes the socket.
     Leave,
+    /// A moderation action (see [`ModAction`]). The node checks it with
+    /// the control plane, which commits it or refuses it with `forbidden`
+    /// and a reason; nothing changes on a refusal.
+    Moderate(ModAction),
+    /// Raise or lower one's hand.
+    Hand {
+        /// True to raise.
+        raised: bool,
+    },
 }
 
 /// Proof that a new connection may take over a seat whose connection
@@ -202,6 +212,15 @@ pub struct ParticipantInfo {
     /// "(guest)". Absent means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guest: bool,
+    /// Their authority in the room: their join token's role, raised by the
+    /// room's policy (a host, or a granted moderator).
+    #[serde(default)]
+    pub role: Role,
+    /// When they raised their hand (by the clock of their media node);
+    /// absent when it is down. Lists order raised hands by this, then id,
+    /// so every participant sees the same order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_raised_at_ms: Option<UnixMillis>,
 }
 
 /// The room, as shown in the `joined` message.
@@ -236,6 +255,39 @@ pub enum ServerMessage {
         /// True when this `joined` resumed an existing seat.
         #[serde(default)]
         resumed: bool,
+        /// The room's moderation state; `policy` messages replace it.
+        #[serde(default)]
+        policy: PolicyView,
+    },
+    /// The room's moderation state changed: settings, holds, speakers.
+    /// Replaces the previous one (compare `version`).
+    Policy {
+        /// The new state.
+        policy: PolicyView,
+    },
+    /// Something a moderator did to this participant, and who.
+    Moderated {
+        /// What happened.
+        #[serde(flatten)]
+        notice: Notice,
+        /// The moderator's participant id.
+        by: ParticipantId,
+        /// The moderator's name.
+        by_name: String,
+    },
+    /// Who waits in the lobby (to hosts and moderators only): the whole
+    /// list, on every change, and after `joined`.
+    Lobby {
+        /// Waiting people, longest-waiting first.
+        waiting: Vec<LobbyEntry>,
+    },
+    /// Sent instead of `joined` to someone whose token puts them in the
+    /// lobby: they wait until a moderator admits them (then `joined`
+    /// follows on the same connection) or denies them (then an `error`
+    /// with `forbidden`, and close code [`CLOSE_DENIED`]).
+    LobbyWaiting {
+        /// The room.
+        room: RoomInfo,
     },
     /// The node's answer to the browser's `offer`.
     Answer {
@@ -325,6 +377,14 @@ pub const CLOSE_POLICY: u16 = 4008;
 /// connection, so a client may resume.
 pub const CLOSE_TOO_SLOW: u16 = 4011;
 
+/// WebSocket close code of a session whose participant a moderator
+/// removed. A client must not reconnect.
+pub const CLOSE_REMOVED: u16 = 4020;
+
+/// WebSocket close code of a lobby waiter a moderator denied. A client
+/// must not reconnect.
+pub const CLOSE_DENIED: u16 = 4021;
+
 /// WebSocket close code of a session that ended normally: after `leave`,
 /// or answering the client's own close 1000/1001 (RFC 6455 "normal
 /// closure").
@@ -341,6 +401,8 @@ pub enum LeaveReason {
     Disconnected,
     /// They joined again from another connection with the same session.
     Replaced,
+    /// A moderator removed them.
+    Removed,
 }
 
 /// A STUN or TURN server, shaped like the browser's `RTCIceServer`.
@@ -368,6 +430,8 @@ impl ClientMessage {
             ClientMessage::Chat { .. } => "chat",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave => "leave",
+            ClientMessage::Moderate(_) => "moderate",
+            ClientMessage::Hand { .. } => "hand",
         }
     }
 

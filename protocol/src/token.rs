@@ -74,6 +74,17 @@ pub struct JoinClaims {
     /// pass admits no rejoin). Media nodes ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass: Option<crate::pass::PassId>,
+    /// The role the control plane determined at issue: host for the owner
+    /// (signed in, or presenting the owner key), guest for guests,
+    /// participant otherwise. Nodes raise it with the room's policy
+    /// ([`crate::moderation::RoomPolicy::role_of`]).
+    #[serde(default)]
+    pub role: crate::moderation::Role,
+    /// The room's lobby is on and this joiner is neither host nor
+    /// moderator: the node puts them in the lobby instead of the meeting,
+    /// until the room's policy admits them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lobby: bool,
 }
 
 /// The `seat` claim for a rejoin secret: base64url (no padding) of the
@@ -199,6 +210,8 @@ mod tests {
             user: None,
             guest: false,
             pass: None,
+            role: Default::default(),
+            lobby: false,
         }
     }
 

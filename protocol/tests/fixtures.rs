@@ -23,9 +23,11 @@ fn client_variant(m: &ClientMessage) -> &'static str {
         ClientMessage::Chat { .. } => "chat",
         ClientMessage::Ping { .. } => "ping",
         ClientMessage::Leave => "leave",
+        ClientMessage::Moderate(_) => "moderate",
+        ClientMessage::Hand { .. } => "hand",
     }
 }
-const CLIENT_VARIANTS: [&str; 8] = [
+const CLIENT_VARIANTS: [&str; 10] = [
     "join",
     "offer",
     "answer",
@@ -34,6 +36,8 @@ const CLIENT_VARIANTS: [&str; 8] = [
     "chat",
     "ping",
     "leave",
+    "moderate",
+    "hand",
 ];
 
 /// The fixture tag of a server message; see [`client_variant`].
@@ -50,9 +54,13 @@ fn server_variant(m: &ServerMessage) -> &'static str {
         ServerMessage::Error { .. } => "error",
         ServerMessage::Move { .. } => "move",
         ServerMessage::Pong { .. } => "pong",
+        ServerMessage::Policy { .. } => "policy",
+        ServerMessage::Moderated { .. } => "moderated",
+        ServerMessage::Lobby { .. } => "lobby",
+        ServerMessage::LobbyWaiting { .. } => "lobby_waiting",
     }
 }
-const SERVER_VARIANTS: [&str; 11] = [
+const SERVER_VARIANTS: [&str; 15] = [
     "joined",
     "answer",
     "offer",
@@ -64,6 +72,10 @@ const SERVER_VARIANTS: [&str; 11] = [
     "error",
     "move",
     "pong",
+    "policy",
+    "moderated",
+    "lobby",
+    "lobby_waiting",
 ];
 
 fn dir(side: &str) -> PathBuf {

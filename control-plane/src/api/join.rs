@@ -254,6 +254,8 @@ pub(super) async fn join_room(
         user: who.user,
         guest: who.guest,
         pass: who.pass,
+        role: Default::default(),
+        lobby: false,
     };
     let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();

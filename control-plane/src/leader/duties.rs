@@ -80,6 +80,7 @@ impl ControlPlane {
                 control_planes: self.control_plane_urls(),
                 draining: false,
                 room_nodes: Vec::new(),
+                policy_versions: Vec::new(),
             });
         };
         let now = Instant::now();
@@ -101,6 +102,7 @@ impl ControlPlane {
             control_planes: self.control_plane_urls(),
             draining: me.draining,
             room_nodes,
+            policy_versions: Vec::new(),
         })
     }
 

@@ -54,6 +54,8 @@ impl RoomCore {
             tracks: Vec::new(),
             joined_at_ms,
             guest,
+            role: Default::default(),
+            hand_raised_at_ms: None,
         };
         let mut receiving = BTreeSet::new();
         for track in self.tracks.keys() {

@@ -225,6 +225,8 @@ fn remote(n: u8, tracks: Vec<TrackInfo>) -> ParticipantInfo {
         tracks,
         joined_at_ms: 0,
         guest: false,
+        role: Default::default(),
+        hand_raised_at_ms: None,
     }
 }
 fn relays(actions: &[Action]) -> Vec<String> {

@@ -160,7 +160,8 @@ impl Room {
                     except: None,
                 }],
             ),
-            RelayMsg::Hello { .. } => {}
+            // Moderation over the relay is not wired yet (issue 12).
+            RelayMsg::Hello { .. } | RelayMsg::Policy { .. } | RelayMsg::Lobby { .. } => {}
         }
         self.observe(&inner);
     }
@@ -220,6 +221,9 @@ pub(super) fn remote_participant(
         info,
         epoch,
         codecs,
+        user: None,
+        pass: None,
+        claimed_role: Default::default(),
     }
 }
 

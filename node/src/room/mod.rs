@@ -289,6 +289,7 @@ impl Room {
             ice_servers,
             resume_token: resume_token.clone(),
             resumed: false,
+            policy: Default::default(),
         });
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         inner.seats.insert(
@@ -339,6 +340,7 @@ impl Room {
                 ice_servers,
                 resume_token: resume_token.to_owned(),
                 resumed: true,
+                policy: Default::default(),
             });
         }
         self.run(&mut inner, actions);

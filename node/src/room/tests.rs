@@ -389,9 +389,14 @@ fn another_nodes_participants_appear_go_reconnecting_when_it_is_lost_and_then_le
             tracks: Vec::new(),
             joined_at_ms: 0,
             guest: false,
+            role: Default::default(),
+            hand_raised_at_ms: None,
         },
         epoch: 5,
         codecs: Vec::new(),
+        user: None,
+        pass: None,
+        claimed_role: Default::default(),
     };
     room.on_relay(
         b,
