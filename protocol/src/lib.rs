@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod moderation;
+pub mod moderation_rules;
 pub mod msgpack;
 pub mod pass;
 pub mod relay;

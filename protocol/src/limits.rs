@@ -119,8 +119,9 @@ pub mod moderation {
     pub const MAX_ID_BYTES: usize = 32;
     /// Entries in each of the policy's sets and maps (hosts, moderators,
     /// speakers, holds, removed, admitted, denied). A meeting has at most a
-    /// few hundred people over its life; the oldest entries of people long
-    /// gone are dropped first when a set is full.
+    /// few hundred people over its life. A change that would grow a full
+    /// set is refused (`moderation_rules.rs`): forgetting a ban or a
+    /// moderator to make room would silently change who may do what.
     pub const MAX_ENTRIES: usize = 1_000;
     /// People waiting in one room's lobby on one media node.
     pub const MAX_LOBBY: usize = 200;

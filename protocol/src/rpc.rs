@@ -273,7 +273,7 @@ pub const RPC_MODERATE: &str = "/internal/v1/rooms/moderate";
 /// Body of [`RPC_MODERATE`]. The node fills in what only it knows (who is
 /// acting, as their token says, and who is present); the control plane
 /// decides with the room's committed policy.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModerateRequest {
     /// The room.
     pub room_id: RoomId,
@@ -293,7 +293,7 @@ pub struct ModerateRequest {
 }
 
 /// The participant acting, as their join token says.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     /// Their participant id.
     pub participant_id: ParticipantId,
@@ -304,7 +304,7 @@ pub struct Actor {
 }
 
 /// One participant present in the room, as the node sees them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresentParticipant {
     /// Their id.
     pub participant_id: ParticipantId,
