@@ -152,6 +152,9 @@ pub struct CpMetrics {
     pub stats_sessions_closed_lost: IntCounter,
     /// Requests this node sent on to the leader, by kind.
     pub forwarded: IntCounterVec,
+    /// Moderation actions and owner settings changes handled by this node,
+    /// by action and outcome (`applied`, `unchanged`, `refused`, `failed`).
+    pub moderation_actions: IntCounterVec,
     /// 1 on the leader, 0 elsewhere (refreshed at scrape time).
     pub is_leader: IntGauge,
     /// Current Raft term (refreshed at scrape time).
@@ -189,6 +192,17 @@ impl CpMetrics {
         registry
             .register(Box::new(forwarded.clone()))
             .expect("unique metric");
+        let moderation_actions = IntCounterVec::new(
+            Opts::new(
+                "moderation_actions_total",
+                "Moderation actions and owner settings changes, by action and outcome",
+            ),
+            &["action", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(moderation_actions.clone()))
+            .expect("unique metric");
         CpMetrics {
             rooms_created: c("rooms_created_total", "Rooms created"),
             joins: c("join_tokens_issued_total", "Join tokens issued"),
@@ -206,6 +220,7 @@ impl CpMetrics {
                 "Participant sessions closed because their media node died",
             ),
             forwarded,
+            moderation_actions,
             is_leader: g("raft_is_leader", "1 if this node is the Raft leader"),
             term: g("raft_term", "Current Raft term"),
             last_applied: g("raft_last_applied_index", "Last applied log index"),

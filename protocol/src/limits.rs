@@ -119,9 +119,11 @@ pub mod moderation {
     pub const MAX_ID_BYTES: usize = 32;
     /// Entries in each of the policy's sets and maps (hosts, moderators,
     /// speakers, holds, removed, admitted, denied). A meeting has at most a
-    /// few hundred people over its life. A change that would grow a full
-    /// set is refused (`moderation_rules.rs`): forgetting a ban or a
-    /// moderator to make room would silently change who may do what.
+    /// few hundred people over its life. When full, hosts and admissions
+    /// drop their lowest other ids and removals their oldest entry (a room
+    /// reused for months keeps adding them); the other sets refuse one more
+    /// (`moderation_rules.rs`), since forgetting a moderator or a hold
+    /// would silently change who may do what.
     pub const MAX_ENTRIES: usize = 1_000;
     /// People waiting in one room's lobby on one media node.
     pub const MAX_LOBBY: usize = 200;
@@ -129,6 +131,9 @@ pub mod moderation {
     /// stays closed before it lets its waiters in, by default: waiters are
     /// never stranded by a moderator who left.
     pub const LOBBY_UNATTENDED_MS: u64 = 60_000;
+    /// Largest body of a moderation RPC (`RPC_MODERATE`): an action and
+    /// up to [`MAX_ENTRIES`] present participants of about 100 bytes each.
+    pub const MAX_RPC_BODY_BYTES: usize = 256 * 1024;
 }
 
 /// Limits on the relay between media nodes (mutually authenticated, but a

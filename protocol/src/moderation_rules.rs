@@ -16,11 +16,15 @@
 //!   stayed unattended) may only admit.
 //! - A request that changes nothing is allowed and returns the policy as
 //!   it was (same version): retries and double clicks cost no version.
-//! - Participant ids over [`MAX_ID_BYTES`] are refused as a bad request;
-//!   a change that would grow any set or map of the policy past
-//!   [`MAX_ENTRIES`] is refused ("this meeting has too many ...") rather
-//!   than forgetting someone: a forgotten ban or moderator would be a
-//!   silent change of authority, a refusal is visible.
+//! - Participant ids over [`MAX_ID_BYTES`] are refused as a bad request.
+//!   Each set and map of the policy holds at most [`MAX_ENTRIES`]. A room
+//!   reused for months keeps recording hosts, admissions and removals, so
+//!   those make room: the lowest other ids of `hosts` and `admitted` (a
+//!   host's token claims host anyway; an admission matters while its
+//!   waiter waits) and the oldest removal. A change that would grow any
+//!   other set (moderators, speakers, holds, denied) past the bound is
+//!   refused ("this meeting has too many ..."): forgetting a moderator or
+//!   a hold would silently change who may do what.
 
 use crate::error::ErrorCode;
 use crate::ids::ParticipantId;
@@ -142,6 +146,24 @@ fn finish(old: &RoomPolicy, mut next: RoomPolicy) -> Result<RoomPolicy, Refusal>
     if next == *old {
         return Ok(next);
     }
+    // Records of people long gone make room for new ones: a host's
+    // token claims host anyway, an admission matters while its waiter
+    // waits, and a removal from the oldest meeting in a reused room is
+    // the least likely to matter again.
+    trim_set(&mut next.hosts, &old.hosts);
+    trim_set(&mut next.admitted, &old.admitted);
+    while next.removed.len() > MAX_ENTRIES {
+        let oldest = next
+            .removed
+            .iter()
+            .filter(|(id, _)| old.removed.contains_key(*id))
+            .min_by_key(|(_, r)| r.at_ms)
+            .map(|(id, _)| id.clone());
+        match oldest {
+            Some(id) => next.removed.remove(&id),
+            None => break,
+        };
+    }
     let sizes = [
         ("hosts", next.hosts.len(), old.hosts.len()),
         ("moderators", next.moderators.len(), old.moderators.len()),
@@ -172,6 +194,20 @@ fn finish(old: &RoomPolicy, mut next: RoomPolicy) -> Result<RoomPolicy, Refusal>
     }
     next.version = old.version + 1;
     Ok(next)
+}
+
+/// Drops entries of `set` that were in `old` (lowest ids first) until it
+/// is within [`MAX_ENTRIES`].
+fn trim_set(
+    set: &mut std::collections::BTreeSet<ParticipantId>,
+    old: &std::collections::BTreeSet<ParticipantId>,
+) {
+    while set.len() > MAX_ENTRIES {
+        let Some(victim) = set.iter().find(|id| old.contains(*id)).cloned() else {
+            break;
+        };
+        set.remove(&victim);
+    }
 }
 
 fn apply_settings(p: &mut RoomPolicy, c: &SettingsChange) {

@@ -579,3 +579,60 @@ fn recording_a_host_raises_their_role_once() {
     assert_eq!(once.role_of(&pid("p-h"), Role::Guest), Role::Host);
     assert_eq!(with_host(&once, &pid("p-h")).unwrap(), once);
 }
+
+#[test]
+fn full_host_admission_and_removal_records_make_room_for_new_ones() {
+    let mut p = room();
+    p.hosts.clear();
+    for n in 0..MAX_ENTRIES {
+        p.hosts.insert(pid(&format!("p-{n:04}")));
+        p.admitted.insert(pid(&format!("p-{n:04}")));
+        p.removed.insert(
+            pid(&format!("p-{n:04}")),
+            Removal {
+                ban: true,
+                by_name: "x".into(),
+                user: None,
+                pass: None,
+                at_ms: 10 + n as u64,
+            },
+        );
+    }
+    let next = with_host(&p, &pid("p-new-host")).unwrap();
+    assert_eq!(next.hosts.len(), MAX_ENTRIES);
+    assert!(next.hosts.contains(&pid("p-new-host")));
+    assert!(
+        !next.hosts.contains(&pid("p-0000")),
+        "the lowest other id went"
+    );
+    let admitted = decide(
+        &p,
+        &req(
+            None,
+            ModAction::Admit {
+                participant_id: pid("p-zz"),
+            },
+        ),
+    )
+    .unwrap();
+    assert_eq!(admitted.admitted.len(), MAX_ENTRIES);
+    assert!(admitted.admitted.contains(&pid("p-zz")));
+    p.hosts.insert(pid("p-host"));
+    let removed = decide(
+        &p,
+        &req(
+            actor("p-host", Role::Host),
+            ModAction::Remove {
+                participant_id: pid("p-bob"),
+                ban: true,
+            },
+        ),
+    )
+    .unwrap();
+    assert_eq!(removed.removed.len(), MAX_ENTRIES);
+    assert!(removed.removed.contains_key(&pid("p-bob")));
+    assert!(
+        !removed.removed.contains_key(&pid("p-0000")),
+        "the oldest removal went"
+    );
+}

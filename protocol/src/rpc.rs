@@ -61,6 +61,10 @@ pub struct RoomView {
     /// pass admits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_refusal: Option<String>,
+    /// The room's moderation settings as they stand, so the page before
+    /// joining can say "This meeting has a lobby" or that it is locked.
+    #[serde(default)]
+    pub settings: crate::moderation::RoomSettings,
 }
 
 /// `POST /api/rooms/{slug}/join` body.

@@ -37,7 +37,8 @@ pub(crate) enum RouteClass {
     Account,
     /// Avatar uploads: large bodies, each a store write.
     Avatar,
-    /// A room owner's guest passes: create, list, revoke.
+    /// A room owner's guest passes (create, list, revoke) and room
+    /// settings.
     Passes,
     /// The admin view's statistics and exports, and a user's own history.
     AdminView,
@@ -65,7 +66,7 @@ impl RouteClass {
             RouteClass::Sso => "single sign-on",
             RouteClass::Account => "account requests",
             RouteClass::Avatar => "avatar uploads",
-            RouteClass::Passes => "guest pass requests",
+            RouteClass::Passes => "guest pass and room settings requests",
             RouteClass::AdminView => "statistics requests",
         }
     }

@@ -16,7 +16,7 @@ use veche_protocol::chat::validate_chat;
 use veche_protocol::rpc::{CommitChat, Heartbeat, MediaNodeInfo, RegisterNode, RegisterNodeReply};
 use veche_protocol::ErrorCode;
 
-fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
+pub(super) fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcError> {
     veche_protocol::msgpack::from_slice(body).map_err(|e| {
         RpcError(ApiError::new(
             ErrorCode::BadRequest,
@@ -25,7 +25,7 @@ fn decode_rpc<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RpcErro
     })
 }
 
-fn rpc_reply<T: serde::Serialize>(v: &T) -> Response {
+pub(super) fn rpc_reply<T: serde::Serialize>(v: &T) -> Response {
     match rmp_serde::to_vec_named(v) {
         Ok(b) => ([("content-type", "application/msgpack")], b).into_response(),
         Err(e) => {

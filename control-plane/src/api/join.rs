@@ -19,9 +19,14 @@
 //! an account: the room belongs to the organisation and they are not of
 //! it. Pass holders are always guests. In a room of an anonymous creator
 //! (the quick-start case) no one is marked.
+//!
+//! Then the room's moderation policy has its say (`join_policy.rs`): the
+//! token's role, the lobby, and refusals of the removed, the denied and,
+//! in a locked meeting, of anyone new.
 
 use super::auth::Viewer;
 use super::edge::Body;
+use super::join_policy::{self, Joiner};
 use super::owner::owns;
 use super::passes::presented_pass;
 use super::rooms::view_for;
@@ -212,6 +217,23 @@ pub(super) async fn join_room(
         .map(|t| rejoining_participant(t, req.rejoin_secret.as_deref(), &signing_key, &room, now))
         .transpose()?;
     let who = admit(&cp, &viewer, &headers, &room, &req, rejoining.as_ref(), now).await?;
+    let participant_id = rejoining
+        .as_ref()
+        .map(|c| c.participant_id.clone())
+        .unwrap_or_else(|| ParticipantId::from_random(crate::random_bytes()));
+    let seat = join_policy::seat(
+        &cp,
+        room.id,
+        &Joiner {
+            participant_id: &participant_id,
+            owner: owns(&room, who.user, &headers),
+            guest: who.guest,
+            user: who.user,
+            pass: who.pass,
+            rejoining: rejoining.as_ref(),
+        },
+    )
+    .await?;
     let room_view = view_for(&cp, &headers, &viewer, &room).await?;
     let placement = match cp
         .on_leader(LeaderRequest::Place {
@@ -240,10 +262,7 @@ pub(super) async fn join_room(
         room_id: room.id,
         room_slug: room.slug.clone(),
         room_name: room.name.clone(),
-        participant_id: rejoining
-            .as_ref()
-            .map(|c| c.participant_id.clone())
-            .unwrap_or_else(|| ParticipantId::from_random(crate::random_bytes())),
+        participant_id,
         display_name: who.display_name,
         node_id,
         issued_at_ms: now,
@@ -254,12 +273,12 @@ pub(super) async fn join_room(
         user: who.user,
         guest: who.guest,
         pass: who.pass,
-        role: Default::default(),
-        lobby: false,
+        role: seat.role,
+        lobby: seat.lobby,
     };
     let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();
-    tracing::debug!(room = %room.id, signed_in = who.user.is_some(), guest = who.guest, pass = ?who.pass, "join token issued");
+    tracing::debug!(room = %room.id, signed_in = who.user.is_some(), guest = who.guest, pass = ?who.pass, role = ?seat.role, lobby = seat.lobby, "join token issued");
     Ok(Json(JoinResponse {
         token,
         ws_url,

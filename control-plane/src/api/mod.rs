@@ -22,6 +22,10 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
+mod join_policy;
+mod moderation;
+#[cfg(test)]
+mod moderation_tests;
 mod oidc;
 mod owner;
 mod passes;
@@ -53,8 +57,11 @@ use veche_protocol::account::{
 use veche_protocol::admin::{ADMIN_CLUSTER, ADMIN_MEDIA_NODES, ADMIN_MEMBERS};
 use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::limits::http::MAX_BODY_BYTES;
+use veche_protocol::limits::moderation::MAX_RPC_BODY_BYTES;
 use veche_protocol::limits::stats::MAX_EVENTS_BODY_BYTES;
-use veche_protocol::rpc::{RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_REGISTER_NODE};
+use veche_protocol::rpc::{
+    RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_MODERATE, RPC_REGISTER_NODE, RPC_ROOM_POLICY,
+};
 use veche_protocol::stats::{
     API_ADMIN_MEETINGS, API_ADMIN_OVERVIEW, API_MY_MEETINGS, RPC_NODE_EVENTS,
 };
@@ -71,6 +78,11 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(RPC_REGISTER_NODE, post(internal::register_node))
         .route(RPC_COMMIT_CHAT, post(internal::commit_chat))
         .route(RPC_HEARTBEAT, post(internal::heartbeat))
+        .route(RPC_ROOM_POLICY, post(moderation::room_policy))
+        .route(
+            RPC_MODERATE,
+            post(moderation::moderate).layer(DefaultBodyLimit::max(MAX_RPC_BODY_BYTES)),
+        )
         .route(
             RPC_NODE_EVENTS,
             post(internal::node_events).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
@@ -117,6 +129,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             post(passes::create_pass)
                 .get(passes::list_passes)
                 .layer(limited(RouteClass::Passes)),
+        )
+        .route(
+            "/api/rooms/{slug}/settings",
+            put(moderation::put_settings).layer(limited(RouteClass::Passes)),
         )
         .route(
             "/api/rooms/{slug}/passes/{id}",
@@ -273,6 +289,8 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         you_own: false,
         owner_key: None,
         pass_refusal: None,
+        // Per request, by `rooms::view_for`.
+        settings: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use crate::admission::RoomCreation;
 use crate::error::ApiError;
 use crate::secret::{bearer, secrets_match};
 use crate::store::model::{CommandError, NewRoom, Room};
-use crate::store::{AccountStore, Store, StoreError};
+use crate::store::{AccountStore, PolicyStore, Store, StoreError};
 use crate::ControlPlane;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -63,6 +63,7 @@ pub(super) async fn view_for(
 ) -> Result<RoomView, ApiError> {
     let mut v = view(cp, headers, room);
     v.you_own = owns(room, user_id(viewer), headers);
+    v.settings = cp.replicated().room_policy(room.id).await?.settings;
     v.owner_name = match room.owner {
         Some(owner) if user_id(viewer) == Some(owner) => {
             viewer.0.as_ref().map(|s| s.user.display_name.clone())

@@ -65,7 +65,8 @@ impl ControlPlane {
 
     /// Records a heartbeat and answers it: whether the node is registered,
     /// whether it is draining, and for each room it reported, the other
-    /// nodes hosting it.
+    /// nodes hosting it and the room's policy version (rooms whose policy
+    /// nobody changed are left out: version 0).
     ///
     /// Registrations and drain flags are read from the leader's own state
     /// machine without a read barrier: the leader applies what it commits,
@@ -97,12 +98,18 @@ impl ControlPlane {
                 .filter(|r| !r.nodes.is_empty())
                 .collect()
         };
+        // Read like the registrations above, without a barrier: a version
+        // a beat late only delays a node's fetch by a beat.
+        let policy_versions = self
+            .store
+            .local()
+            .docs(|d| crate::store::policies::versions_of(d, &hb.room_ids))?;
         Ok(HeartbeatReply {
             registered: true,
             control_planes: self.control_plane_urls(),
             draining: me.draining,
             room_nodes,
-            policy_versions: Vec::new(),
+            policy_versions,
         })
     }
 

@@ -64,6 +64,7 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         .into_iter()
         .chain(super::conformance_accounts::cases::<F>())
         .chain(super::conformance_passes::cases::<F>())
+        .chain(super::conformance_policies::cases::<F>())
         .chain(super::conformance_stats::cases::<F>())
     {
         let dir = tempfile::tempdir().expect("temporary directory");

@@ -141,10 +141,11 @@ impl State {
                 self.media_nodes.insert(record.info.node_id, record.clone());
                 Ok(CommandOutput::MediaNode(record))
             }
-            c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
-                super::capabilities::apply(&mut self.docs, c)
-                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
-            }
+            c @ (Command::Accounts(_)
+            | Command::Passes(_)
+            | Command::Stats(_)
+            | Command::Policies(_)) => super::capabilities::apply(&mut self.docs, c)
+                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes

@@ -19,6 +19,8 @@
 //!   - [`accounts`]: users and sessions ([`AccountStore`]);
 //!   - [`passes`]: guest passes ([`PassStore`]), their data in
 //!     `pass_model.rs`;
+//!   - [`policies`]: each room's moderation policy ([`PolicyStore`]),
+//!     its commands in `policy_model.rs`;
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
 //!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
@@ -41,6 +43,8 @@ pub mod network;
 pub mod outbox;
 mod pass_model;
 pub mod passes;
+pub mod policies;
+mod policy_model;
 mod queries;
 mod raft_seam;
 pub mod raft_store;
@@ -57,6 +61,7 @@ pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
 pub use passes::PassStore;
+pub use policies::PolicyStore;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
 pub use seam::{HistoryPage, NewMessage, Store};
@@ -71,6 +76,8 @@ mod conformance_accounts;
 pub(crate) mod conformance_kit;
 #[cfg(test)]
 mod conformance_passes;
+#[cfg(test)]
+mod conformance_policies;
 #[cfg(test)]
 mod conformance_stats;
 #[cfg(test)]

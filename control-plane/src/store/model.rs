@@ -183,6 +183,8 @@ pub enum Command {
     /// Meeting statistics (`stats.rs`): a batch of a media node's
     /// participant events, or a lost node's sessions closed.
     Stats(super::stats::StatsCommand),
+    /// Room policies (`policies.rs`): moderation, hosts, settings.
+    Policies(super::policy_model::PolicyCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -218,6 +220,7 @@ impl Command {
             Command::Accounts(c) => c.is_idempotent(),
             Command::Passes(c) => c.is_idempotent(),
             Command::Stats(c) => c.is_idempotent(),
+            Command::Policies(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -240,6 +243,8 @@ pub enum CommandOutput {
     Passes(Box<super::pass_model::PassOutput>),
     /// What a statistics command answered.
     Stats(super::stats::StatsOutput),
+    /// A room's policy after a policy command.
+    Policy(Box<veche_protocol::moderation::RoomPolicy>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -263,6 +268,9 @@ pub enum CommandError {
     /// A pass command was refused.
     #[error(transparent)]
     Pass(#[from] super::pass_model::PassRefusal),
+    /// A policy command was refused by the moderation rules.
+    #[error(transparent)]
+    Policy(#[from] super::policy_model::PolicyRefusal),
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

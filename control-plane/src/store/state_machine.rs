@@ -193,9 +193,10 @@ fn apply_command(
                 .insert(record.info.node_id.0, db::encode(&record)?.as_slice())?;
             Ok(Ok(CommandOutput::MediaNode(record)))
         }
-        c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
-            super::capabilities::apply(&mut t.docs, c)
-        }
+        c @ (Command::Accounts(_)
+        | Command::Passes(_)
+        | Command::Stats(_)
+        | Command::Policies(_)) => super::capabilities::apply(&mut t.docs, c),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {
