@@ -4,6 +4,7 @@
 //! `cargo test -p veche-control-plane --lib access_tests`.
 
 mod harness;
+mod moderation;
 
 use crate::admission::RoomCreation;
 use crate::store::passes::PassCommand;

@@ -22,10 +22,8 @@ pub(crate) mod edge;
 mod history;
 mod internal;
 mod join;
-mod join_policy;
-mod moderation;
-#[cfg(test)]
-mod moderation_tests;
+pub(crate) mod join_policy;
+pub(crate) mod moderation;
 mod oidc;
 mod owner;
 mod passes;
