@@ -150,3 +150,35 @@ async fn document_tables_survive_a_snapshot_install() {
     );
     store.shutdown().await.unwrap();
 }
+
+/// Room policies are a document table: they travel in the snapshot.
+#[tokio::test]
+async fn room_policies_survive_a_snapshot_install() {
+    use crate::store::policies::PolicyCommand;
+    use crate::store::PolicyStore;
+    use veche_protocol::moderation::SettingsChange;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let room = RoomId(4);
+    store
+        .policy_command(PolicyCommand::RecordHost {
+            room_id: room,
+            participant_id: ParticipantId("p-host".into()),
+        })
+        .await
+        .unwrap();
+    let policy = store
+        .policy_command(PolicyCommand::ChangeSettings {
+            room_id: room,
+            change: SettingsChange {
+                locked: Some(true),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(policy.version, 2);
+    let (store, _fresh) = moved_by_snapshot(store).await;
+    assert_eq!(store.room_policy(room).await.unwrap(), policy);
+    store.shutdown().await.unwrap();
+}
