@@ -1,5 +1,5 @@
 //! Room policies over the wire: the media nodes' internal RPCs
-//! ([`RPC_ROOM_POLICY`], [`RPC_MODERATE`]; MessagePack, behind the cluster
+//! (`RPC_ROOM_POLICY`, `RPC_MODERATE`; MessagePack, behind the cluster
 //! secret) and the owner's `PUT /api/rooms/{slug}/settings` (JSON).
 //!
 //! Nothing here decides who may do what: the store applies every change
@@ -28,8 +28,6 @@ use std::sync::Arc;
 use veche_protocol::limits::moderation::MAX_ENTRIES;
 use veche_protocol::moderation::{PolicyView, RoomPolicy, SettingsChange};
 use veche_protocol::rpc::{ModerateRequest, RoomPolicyRequest};
-#[allow(unused_imports)] // named in the module documentation
-use veche_protocol::rpc::{RPC_MODERATE, RPC_ROOM_POLICY};
 use veche_protocol::{ErrorCode, RoomId};
 
 /// The refusal of a settings change by someone who does not own the room.
@@ -43,6 +41,9 @@ async fn commit(
     cmd: PolicyCommand,
 ) -> Result<RoomPolicy, ApiError> {
     let room = cmd.room_id();
+    // Only for the metric's outcome: a change committed by someone else
+    // between this read and the command can count as `applied` what
+    // changed nothing, never the other way round.
     let before = cp.replicated().room_policy(room).await.ok();
     let result = cp.replicated().policy_command(cmd).await;
     let outcome = match &result {
@@ -83,7 +84,7 @@ async fn existing_room(cp: &Arc<ControlPlane>, room: RoomId) -> Result<(), ApiEr
     }
 }
 
-/// [`RPC_ROOM_POLICY`]: the room's committed policy, read linearizably
+/// `RPC_ROOM_POLICY`: the room's committed policy, read linearizably
 /// (a node opening a room must not start from a policy older than one it
 /// could have heard of).
 pub(super) async fn room_policy(
@@ -99,7 +100,7 @@ pub(super) async fn room_policy(
     Ok(rpc_reply(&policy))
 }
 
-/// [`RPC_MODERATE`]: a participant's action (or the node's own lobby
+/// `RPC_MODERATE`: a participant's action (or the node's own lobby
 /// admit), decided and committed; the reply is the new policy.
 pub(super) async fn moderate(
     State(cp): State<Arc<ControlPlane>>,
