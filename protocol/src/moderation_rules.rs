@@ -383,3 +383,7 @@ fn act(p: &mut RoomPolicy, actor: &Actor, req: &ModerateRequest) -> Result<(), R
 #[cfg(test)]
 #[path = "moderation_rules_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "moderation_rules_bounds_tests.rs"]
+mod bounds_tests;

@@ -271,6 +271,7 @@ async fn with_the_lobby_on_newcomers_get_a_lobby_token_and_the_page_says_so() {
     assert_eq!(seen.ok(200)["settings"]["lobby"], true);
     let waiter = cp.join(&s, &As::anonymous(), json!({})).await;
     let waiter = waiter.ok(200).clone();
+    assert_eq!(waiter["room"]["settings"]["lobby"], true, "{waiter}");
     assert!(cp.claims(waiter["token"].as_str().unwrap()).await.lobby);
     let owner = cp.join(&s, &key, json!({})).await;
     assert!(

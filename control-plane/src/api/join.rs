@@ -42,7 +42,9 @@ use axum::http::HeaderMap;
 use axum::Json;
 use std::sync::Arc;
 use veche_protocol::pass::{PassId, RoomAccess};
-use veche_protocol::rpc::{JoinRequest, JoinResponse, MAX_DISPLAY_NAME_CHARS, REGION_HEADER};
+use veche_protocol::rpc::{
+    JoinRequest, JoinResponse, RoomView, MAX_DISPLAY_NAME_CHARS, REGION_HEADER,
+};
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::{ErrorCode, ParticipantId, UnixMillis, UserId};
 
@@ -221,7 +223,7 @@ pub(super) async fn join_room(
         .as_ref()
         .map(|c| c.participant_id.clone())
         .unwrap_or_else(|| ParticipantId::from_random(crate::random_bytes()));
-    let seat = join_policy::seat(
+    let (seat, settings) = join_policy::seat(
         &cp,
         room.id,
         &Joiner {
@@ -234,7 +236,10 @@ pub(super) async fn join_room(
         },
     )
     .await?;
-    let room_view = view_for(&cp, &headers, &viewer, &room).await?;
+    let room_view = RoomView {
+        settings,
+        ..view_for(&cp, &headers, &viewer, &room).await?
+    };
     let placement = match cp
         .on_leader(LeaderRequest::Place {
             room: room.id,

@@ -25,7 +25,7 @@ use crate::store::policies::PolicyCommand;
 use crate::store::PolicyStore;
 use crate::ControlPlane;
 use std::sync::Arc;
-use veche_protocol::moderation::{Role, RoomPolicy};
+use veche_protocol::moderation::{Role, RoomPolicy, RoomSettings};
 use veche_protocol::pass::PassId;
 use veche_protocol::token::JoinClaims;
 use veche_protocol::{ErrorCode, ParticipantId, RoomId, UserId};
@@ -115,13 +115,14 @@ pub(super) fn decide(policy: &RoomPolicy, j: &Joiner<'_>) -> Result<Seat, ApiErr
     })
 }
 
-/// Reads the room's policy, decides, and records a host; the seat, or the
-/// refusal. Runs before the join is placed, so a refusal issues nothing.
+/// Reads the room's policy, decides, and records a host; the seat and the
+/// room's settings (for the join response's room view), or the refusal.
+/// Runs before the join is placed, so a refusal issues nothing.
 pub(super) async fn seat(
     cp: &Arc<ControlPlane>,
     room: RoomId,
     j: &Joiner<'_>,
-) -> Result<Seat, ApiError> {
+) -> Result<(Seat, RoomSettings), ApiError> {
     let policy = cp.replicated().room_policy(room).await?;
     let seat = decide(&policy, j)?;
     if seat.record_host {
@@ -133,7 +134,7 @@ pub(super) async fn seat(
             .await
             .map_err(super::write_error)?;
     }
-    Ok(seat)
+    Ok((seat, policy.settings))
 }
 
 #[cfg(test)]

@@ -63,7 +63,6 @@ pub(super) async fn view_for(
 ) -> Result<RoomView, ApiError> {
     let mut v = view(cp, headers, room);
     v.you_own = owns(room, user_id(viewer), headers);
-    v.settings = cp.replicated().room_policy(room.id).await?.settings;
     v.owner_name = match room.owner {
         Some(owner) if user_id(viewer) == Some(owner) => {
             viewer.0.as_ref().map(|s| s.user.display_name.clone())
@@ -134,6 +133,8 @@ pub(super) async fn get_room(
     let slug = parse_slug(&slug)?;
     let room = room_or_404(&cp.replicated(), &slug).await?;
     let mut v = view_for(&cp, &headers, &viewer, &room).await?;
+    // For the page before joining: "This meeting has a lobby".
+    v.settings = cp.replicated().room_policy(room.id).await?.settings;
     if let Some(token) = pass_param(query.as_deref()) {
         v.pass_refusal = match presented_pass(&cp, &room, Some(token), None, crate::now_ms()).await
         {
