@@ -383,3 +383,36 @@ async fn only_the_owner_changes_settings_with_a_bounded_well_formed_body() {
     let n = limited.expect("the settings route is rate limited");
     assert!(n <= burst, "limited after {n} requests, burst {burst}");
 }
+
+#[tokio::test]
+async fn a_participant_removed_without_a_ban_rejoins_as_someone_new() {
+    let cp = Cp::start(RoomCreation::Anyone).await;
+    let room = cp.room(&As::anonymous(), "open").await;
+    let s = slug(&room);
+    let first = cp
+        .join(&s, &As::anonymous(), json!({}))
+        .await
+        .ok(200)
+        .clone();
+    let remove = request(
+        room_id(&room),
+        &ParticipantId("p-host".into()),
+        Role::Host,
+        ModAction::Remove {
+            participant_id: pid(&first),
+            ban: false,
+        },
+    );
+    moderate(&cp, &remove).await.policy();
+    let back = cp
+        .join(
+            &s,
+            &As::anonymous(),
+            json!({"rejoin_token": first["token"], "rejoin_secret": first["rejoin_secret"]}),
+        )
+        .await;
+    let back = back.ok(200);
+    assert_ne!(pid(back), pid(&first), "the removed seat is not given back");
+    let claims = cp.claims(back["token"].as_str().unwrap()).await;
+    assert!(!claims.rejoin);
+}

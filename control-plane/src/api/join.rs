@@ -223,7 +223,7 @@ pub(super) async fn join_room(
         .as_ref()
         .map(|c| c.participant_id.clone())
         .unwrap_or_else(|| ParticipantId::from_random(crate::random_bytes()));
-    let (seat, settings) = join_policy::seat(
+    let placed = join_policy::seat(
         &cp,
         room.id,
         &Joiner {
@@ -236,8 +236,11 @@ pub(super) async fn join_room(
         },
     )
     .await?;
+    let (seat, participant_id) = (placed.seat, placed.participant_id);
+    // A rejoin of a removed participant's seat comes back as someone new.
+    let rejoin = rejoining.is_some() && !seat.fresh_id;
     let room_view = RoomView {
-        settings,
+        settings: placed.settings,
         ..view_for(&cp, &headers, &viewer, &room).await?
     };
     let placement = match cp
@@ -273,7 +276,7 @@ pub(super) async fn join_room(
         issued_at_ms: now,
         expires_at_ms: now + cp.config.token_ttl.as_millis() as u64,
         room_nodes: placement.room_nodes,
-        rejoin: rejoining.is_some(),
+        rejoin,
         seat: Some(token::seat_of(&rejoin_secret)),
         user: who.user,
         guest: who.guest,

@@ -16,6 +16,9 @@
 //! - the lobby claim: in a room with the lobby on, anyone who does not
 //!   moderate and was not admitted waits in the lobby, unless they rejoin
 //!   with a token that already had a seat.
+//! - a rejoin of a participant id a moderator removed (without a ban)
+//!   gets a new participant id and is treated as a newcomer: that seat,
+//!   and whatever the policy granted it, is gone.
 //!
 //! The owner of the room is never refused nor put in the lobby: it is
 //! their meeting. The decision ([`decide`]) is I/O-free.
@@ -62,6 +65,11 @@ pub(super) struct Seat {
     pub lobby: bool,
     /// Their participant id must be recorded as a host.
     pub record_host: bool,
+    /// They rejoin with the participant id of someone a moderator removed
+    /// (without a ban: a ban refuses them). That seat is gone: they come
+    /// back as a new participant, with a new id, so that no node or
+    /// client takes them for the removed one.
+    pub fresh_id: bool,
 }
 
 fn forbidden(msg: &str) -> ApiError {
@@ -71,7 +79,8 @@ fn forbidden(msg: &str) -> ApiError {
 /// The policy's decision about `j`. I/O-free.
 pub(super) fn decide(policy: &RoomPolicy, j: &Joiner<'_>) -> Result<Seat, ApiError> {
     let id = j.participant_id;
-    let claimed = if j.owner || policy.hosts.contains(id) {
+    let fresh_id = j.rejoining.is_some() && policy.removed.contains_key(id);
+    let claimed = if j.owner || (!fresh_id && policy.hosts.contains(id)) {
         Role::Host
     } else if j.guest {
         Role::Guest
@@ -81,7 +90,8 @@ pub(super) fn decide(policy: &RoomPolicy, j: &Joiner<'_>) -> Result<Seat, ApiErr
     let seat = Seat {
         role: claimed,
         lobby: false,
-        record_host: j.owner && !policy.hosts.contains(id),
+        record_host: j.owner && (fresh_id || !policy.hosts.contains(id)),
+        fresh_id,
     };
     if j.owner {
         return Ok(seat);
@@ -97,6 +107,14 @@ pub(super) fn decide(policy: &RoomPolicy, j: &Joiner<'_>) -> Result<Seat, ApiErr
     });
     if banned {
         return Err(forbidden(REMOVED));
+    }
+    if fresh_id {
+        // A new participant: nothing the policy says of the old id is
+        // theirs, and they were not in the meeting.
+        return Ok(Seat {
+            lobby: policy.settings.lobby,
+            ..newcomer(policy, seat)?
+        });
     }
     let role = policy.role_of(id, claimed);
     if role.moderates() {
@@ -115,26 +133,53 @@ pub(super) fn decide(policy: &RoomPolicy, j: &Joiner<'_>) -> Result<Seat, ApiErr
     })
 }
 
-/// Reads the room's policy, decides, and records a host; the seat and the
-/// room's settings (for the join response's room view), or the refusal.
+/// A newcomer who does not moderate: refused by a lock.
+fn newcomer(policy: &RoomPolicy, seat: Seat) -> Result<Seat, ApiError> {
+    if policy.settings.locked {
+        return Err(forbidden(LOCKED));
+    }
+    Ok(seat)
+}
+
+/// Where a join stands with the room's policy.
+pub(super) struct Placed {
+    /// The decision.
+    pub seat: Seat,
+    /// The participant id the token carries: the joiner's, or a new one
+    /// ([`Seat::fresh_id`]).
+    pub participant_id: ParticipantId,
+    /// The room's settings, for the join response's room view.
+    pub settings: RoomSettings,
+}
+
+/// Reads the room's policy, decides, and records a host; or the refusal.
 /// Runs before the join is placed, so a refusal issues nothing.
 pub(super) async fn seat(
     cp: &Arc<ControlPlane>,
     room: RoomId,
     j: &Joiner<'_>,
-) -> Result<(Seat, RoomSettings), ApiError> {
+) -> Result<Placed, ApiError> {
     let policy = cp.replicated().room_policy(room).await?;
     let seat = decide(&policy, j)?;
+    let participant_id = if seat.fresh_id {
+        ParticipantId::from_random(crate::random_bytes())
+    } else {
+        j.participant_id.clone()
+    };
     if seat.record_host {
         cp.replicated()
             .policy_command(PolicyCommand::RecordHost {
                 room_id: room,
-                participant_id: j.participant_id.clone(),
+                participant_id: participant_id.clone(),
             })
             .await
             .map_err(super::write_error)?;
     }
-    Ok((seat, policy.settings))
+    Ok(Placed {
+        seat,
+        participant_id,
+        settings: policy.settings,
+    })
 }
 
 #[cfg(test)]

@@ -78,7 +78,8 @@ fn the_owner_is_a_host_recorded_once_and_everyone_else_a_guest_or_participant() 
         Seat {
             role: Role::Host,
             lobby: false,
-            record_host: true
+            record_host: true,
+            fresh_id: false,
         }
     );
     let mut recorded = p.clone();
@@ -234,4 +235,36 @@ fn the_lobby_holds_newcomers_who_do_not_moderate_and_were_not_admitted() {
     assert!(decide(&p, &waiter).unwrap().lobby, "a waiter waits again");
     p.settings.lobby = false;
     assert!(!decide(&p, &joiner(&pid("p-new"))).unwrap().lobby);
+}
+
+#[test]
+fn a_removed_participant_rejoining_comes_back_as_someone_new() {
+    let mut p = banned(None, None);
+    p.removed.get_mut(&pid("p-old")).unwrap().ban = false;
+    p.moderators.insert(pid("p-old"));
+    let old = claims("p-old", false);
+    let rejoin = Joiner {
+        rejoining: Some(&old),
+        ..joiner(&old.participant_id)
+    };
+    let seat = decide(&p, &rejoin).unwrap();
+    assert!(seat.fresh_id);
+    assert_eq!(
+        seat.role,
+        Role::Participant,
+        "the old id's grants stay behind"
+    );
+    p.settings.locked = true;
+    assert_eq!(
+        refusal(decide(&p, &rejoin)),
+        LOCKED,
+        "someone new to a locked meeting"
+    );
+    p.settings.locked = false;
+    p.settings.lobby = true;
+    assert!(decide(&p, &rejoin).unwrap().lobby, "and new to its lobby");
+    assert!(
+        !decide(&p, &joiner(&pid("p-other"))).unwrap().fresh_id,
+        "only a removed participant's rejoin"
+    );
 }
