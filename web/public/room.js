@@ -70,7 +70,7 @@ function startCall() {
 
 /**
  * The call is over: say why.
- * @param {'left' | 'room_gone' | 'elsewhere' | 'refused'} reason
+ * @param {import('./lib/call-types.js').EndReason} reason
  * @param {string} message
  * @param {boolean} everJoined
  */

@@ -22,7 +22,7 @@ import { createPeer } from './peer.js';
  * What the call asks of the page.
  * @typedef {object} CallHooks
  * @property {() => void} render The room or connection changed: re-render.
- * @property {(reason: 'left' | 'room_gone' | 'elsewhere' | 'refused', message: string, everJoined: boolean) => void} ended
+ * @property {(reason: import('../lib/call-types.js').EndReason, message: string, everJoined: boolean) => void} ended
  */
 
 /** @type {CallHooks} */
