@@ -37,6 +37,7 @@ export * from './lib/moderation.js';
 /** @typedef {import('./lib/types.js').PolicyView} PolicyView */
 /** @typedef {import('./lib/types.js').ModAction} ModAction */
 /** @typedef {import('./lib/types.js').LobbyEntry} LobbyEntry */
+/** @typedef {import('./lib/types.js').RoomSettings} RoomSettings */
 /** @typedef {import('./lib/types.js').ModeratedMessage} ModeratedMessage */
 /** @typedef {import('./lib/types.js').ClientMessage} ClientMessage */
 /** @typedef {import('./lib/types.js').ServerMessage} ServerMessage */
