@@ -17,6 +17,7 @@ import {
   menuFor,
   newerPolicy,
   noticeText,
+  ordinal,
   roleBadge,
   roleOf,
 } from '../public/lib/moderation.js';
@@ -143,6 +144,10 @@ describe('hands and the lobby', () => {
     ];
     assert.deepEqual(handOrder(people).map((p) => p.id), ['p-d', 'p-b', 'p-c']);
     assert.deepEqual(listOrder(people).map((p) => p.id), ['p-d', 'p-b', 'p-c', 'p-a', 'p-e']);
+  });
+
+  test('a hand\'s place in the queue reads as an ordinal', () => {
+    assert.deepEqual([1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111].map(ordinal), ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st', '111th']);
   });
 
   test('the lobby lists the longest-waiting first', () => {

@@ -190,6 +190,17 @@ export function listOrder(people) {
 }
 
 /**
+ * "1st", "2nd", "3rd", "11th"...: a raised hand's place in the queue.
+ * @param {number} n
+ * @returns {string}
+ */
+export function ordinal(n) {
+  const tens = n % 100;
+  if (tens >= 11 && tens <= 13) return `${n}th`;
+  return `${n}${['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
+}
+
+/**
  * Lobby waiters, longest-waiting first (ties by id).
  * @param {LobbyEntry[]} waiting
  * @returns {LobbyEntry[]}

@@ -217,6 +217,8 @@ function openSession(core, id, wsUrl, nodeId) {
   onCurrent('lobby', (m) => callHooks.lobby(m.waiting));
   onCurrent('lobby_waiting', (m) => callHooks.waiting(m.room));
   onCurrent('participant_left', (m) => {
+    const who = m.reason === 'removed' ? app.roomState.get(m.participant_id) : undefined;
+    if (who) toast(`${who.display_name} was removed from the meeting`);
     remote.streams.delete(m.participant_id);
     remote.streams.delete(`${m.participant_id}-screen`);
     onRoomEvent(m);

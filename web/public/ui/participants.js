@@ -7,16 +7,6 @@ import { $, icon, labelledIcon } from './dom.js';
 import { app } from './state.js';
 import { moreButton, refreshMenu } from './moderation-menu.js';
 
-/**
- * "1st", "2nd", ... for the hand order.
- * @param {number} n
- */
-export function ordinal(n) {
-  const tens = n % 100;
-  if (tens >= 11 && tens <= 13) return `${n}th`;
-  return `${n}${['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
-}
-
 /** Re-renders the "Participants" list from the room state. */
 export function renderParticipants() {
   const list = $('participants');
@@ -49,8 +39,8 @@ export function renderParticipants() {
         const hand = document.createElement('span');
         hand.className = 'participant-hand';
         hand.setAttribute('role', 'img');
-        hand.setAttribute('aria-label', `Hand raised (${ordinal(place + 1)})`);
-        hand.title = `Hand raised (${ordinal(place + 1)})`;
+        hand.setAttribute('aria-label', `Hand raised (${proto.ordinal(place + 1)})`);
+        hand.title = `Hand raised (${proto.ordinal(place + 1)})`;
         hand.append(icon('hand'), String(place + 1));
         icons.append(hand);
       }
