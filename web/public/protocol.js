@@ -16,6 +16,7 @@ export * from './lib/signalling.js';
 export * from './lib/negotiator.js';
 export * from './lib/reconnect.js';
 export * from './lib/passes.js';
+export * from './lib/moderation.js';
 
 /** @typedef {import('./lib/types.js').TrackSource} TrackSource */
 /** @typedef {import('./lib/types.js').MediaKind} MediaKind */
@@ -31,6 +32,13 @@ export * from './lib/passes.js';
 /** @typedef {import('./lib/types.js').RoomInfo} RoomInfo */
 /** @typedef {import('./lib/types.js').ChatMessage} ChatMessage */
 /** @typedef {import('./lib/types.js').Resume} Resume */
+/** @typedef {import('./lib/types.js').Role} Role */
+/** @typedef {import('./lib/types.js').MediaGroup} MediaGroup */
+/** @typedef {import('./lib/types.js').PolicyView} PolicyView */
+/** @typedef {import('./lib/types.js').ModAction} ModAction */
+/** @typedef {import('./lib/types.js').LobbyEntry} LobbyEntry */
+/** @typedef {import('./lib/types.js').RoomSettings} RoomSettings */
+/** @typedef {import('./lib/types.js').ModeratedMessage} ModeratedMessage */
 /** @typedef {import('./lib/types.js').ClientMessage} ClientMessage */
 /** @typedef {import('./lib/types.js').ServerMessage} ServerMessage */
 /** @typedef {import('./lib/types.js').JoinedMessage} JoinedMessage */

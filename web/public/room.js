@@ -14,16 +14,25 @@ import { controlHooks, panels, copyLink, renderControls, renderPanels, setPanel,
 import { callHooks, currentSession, dispatch, leaveCall, sendMediaState, sendTarget, startCall as startCallCore } from './ui/call.js';
 import { addScreenSenders, attachSendTrack, detachCam, removeScreenSenders } from './ui/peer.js';
 import { fetchSignedIn, renderIdentity, showRefusalIfAny, storedOwnerKey, wirePasses } from './ui/passes.js';
+import { modHooks } from './ui/moderation-hooks.js';
+import { closeMenu, wireModerationMenu } from './ui/moderation-menu.js';
+import { renderHostControls, wireMeetingSettings } from './ui/meeting-settings.js';
+import { lobby, leaveWaiting, onLobby, renderLobby, showWaiting } from './ui/lobby.js';
+import { renderHands, toggleHand } from './ui/hand.js';
+import { followPolicy, guarded, onModerated, renderSelfLimits, resetSelfModeration, selfModeration, wireSelfModeration } from './ui/moderation-self.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
 
 function renderAll() {
+  if (app.connected) leaveWaiting();
   renderTiles();
   renderParticipants();
   renderControls();
   renderPanels();
   renderChatMeta();
+  renderModeration();
+  followPolicy().catch((e) => console.error(e));
 }
 
 /** Renders everything that depends on local devices. */
@@ -32,6 +41,16 @@ function renderLocal() {
   renderTiles();
   renderPreview();
   renderDeviceErrors();
+  renderSelfLimits();
+  renderHands();
+}
+
+/** Roles, hands, the lobby and what the policy allows (ui/moderation-*.js, lobby.js, hand.js). */
+function renderModeration() {
+  renderHands();
+  renderSelfLimits();
+  renderHostControls();
+  renderLobby();
 }
 
 // The views reach the call only through these hooks (see each module).
@@ -57,6 +76,12 @@ prejoinHooks.renderLocal = renderLocal;
 prejoinHooks.join = startCall;
 callHooks.render = renderAll;
 callHooks.ended = ended;
+callHooks.moderated = (m) => {
+  onModerated(m).catch((e) => console.error(e));
+};
+callHooks.lobby = onLobby;
+callHooks.waiting = showWaiting;
+modHooks.send = (msg) => (sendTarget() === null ? false : currentSession()?.sig.send(msg) ?? false);
 
 /** Shows the call screen and starts joining. */
 function startCall() {
@@ -64,19 +89,23 @@ function startCall() {
   document.title = `${app.room?.name ?? 'Meeting'} · Veche`;
   $('room-name').textContent = app.room?.name ?? 'Meeting';
   if (!app.narrow.matches) panels.participants = true;
+  resetSelfModeration();
+  lobby.waiting = [];
   renderAll();
   startCallCore();
 }
 
 /**
  * The call is over: say why.
- * @param {'left' | 'room_gone' | 'elsewhere' | 'refused'} reason
+ * @param {import('./lib/call-types.js').EndReason} reason
  * @param {string} message
  * @param {boolean} everJoined
  */
 function ended(reason, message, everJoined) {
   setBanner(null);
   app.connected = false;
+  lobby.inLobby = false;
+  closeMenu(false);
   remote.streams.clear();
   if (reason === 'refused' && !everJoined && !app.params.has('skipPrejoin')) {
     $('prejoin-error').textContent = message;
@@ -88,6 +117,17 @@ function ended(reason, message, everJoined) {
   app.roomState = new proto.RoomState();
   if (reason === 'left') {
     showMessage('You left the meeting', message, { label: 'Rejoin', run: rejoin });
+  } else if (reason === 'removed') {
+    const by = selfModeration.removedBy;
+    showMessage(
+      by ? `${by} removed you from the meeting` : 'A moderator removed you from the meeting',
+      selfModeration.banned ? 'You cannot join this meeting again.' : 'Ask the host if you should join again.',
+    );
+  } else if (reason === 'denied') {
+    showMessage('A moderator did not let you in', 'Ask the host for another way in, or try again later.', {
+      label: 'Try again',
+      run: () => location.reload(),
+    });
   } else if (reason === 'room_gone') {
     showMessage('This meeting no longer exists', message);
   } else if (reason === 'elsewhere') {
@@ -131,9 +171,14 @@ function wire() {
   $('display-name').addEventListener('input', renderPreview);
   bind($('prejoin-mic'), toggleMic);
   bind($('prejoin-cam'), toggleCam);
-  bind($('mic-button'), toggleMic);
-  bind($('cam-button'), toggleCam);
-  bind($('screen-button'), toggleScreen);
+  bind($('mic-button'), guarded('microphone', toggleMic));
+  bind($('cam-button'), guarded('camera', toggleCam));
+  bind($('screen-button'), guarded('screen', toggleScreen));
+  bind($('hand-button'), toggleHand);
+  bind($('lobby-leave'), leaveCall);
+  wireModerationMenu();
+  wireMeetingSettings();
+  wireSelfModeration();
   bind($('chat-button'), () => setPanel('chat'));
   bind($('participants-button'), () => setPanel('participants'));
   bind($('settings-button'), () => setPanel('settings'));
@@ -199,10 +244,12 @@ function wire() {
 
 /** Debug hook for automated tests. */
 const debugHook = {
-  /** @returns {{participantId: string | null, participants: ParticipantInfo[], connected: boolean, nodeId: NodeId | null}} */
+  /** @returns {{participantId: string | null, participants: ParticipantInfo[], connected: boolean, nodeId: NodeId | null, policy: proto.PolicyView, lobby: proto.LobbyEntry[]}} */
   state: () => ({
     participantId: app.roomState.participantId,
     participants: app.roomState.list(),
+    policy: app.roomState.policy,
+    lobby: lobby.waiting,
     connected: sendTarget() !== null,
     nodeId: currentSession()?.nodeId ?? null,
   }),

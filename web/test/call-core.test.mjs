@@ -277,6 +277,18 @@ describe('call core: drops, resumes and node loss', () => {
     assert.notEqual(g.connectTo(1, 't2', 's2').join.resume, null);
   });
 
+  test('a participant removed by a moderator (4020) or denied at the lobby (4021) is not reconnected', () => {
+    const h = inCall();
+    h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.REMOVED, reason: '', byClient: false } });
+    assert.equal(h.one('ended').reason, 'removed');
+    assert.equal(h.timers.has('reconnect'), false);
+    assert.equal(h.core.phase, 'ended');
+    const g = inCall();
+    g.send({ type: 'closed', session: g.sid, info: { code: CloseCode.DENIED, reason: '', byClient: false } });
+    assert.deepEqual(g.one('ended'), { type: 'ended', reason: 'denied', message: 'A moderator did not let you in' });
+    assert.equal(g.timers.has('reconnect'), false);
+  });
+
   test('a room that is gone ends the call; 4010 without a move means we joined elsewhere', () => {
     const h = inCall();
     h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.ROOM_NOT_FOUND, reason: '', byClient: false } });

@@ -58,6 +58,8 @@ const BUILDERS = {
   chat: (f) => build.chat(f.text, f.client_msg_id),
   ping: (f) => build.ping(f.seq),
   leave: () => build.leave(),
+  moderate: ({ type: _type, ...action }) => build.moderate(action),
+  hand: (f) => build.hand(f.raised),
 };
 
 /** A WebSocket stand-in: opens at once and lets the test push frames. */

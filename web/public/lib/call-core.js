@@ -22,6 +22,7 @@ import { CallMoves } from './call-moves.js';
 /** @typedef {import('./call-types.js').CallEvent} CallEvent */
 /** @typedef {import('./call-types.js').CallAction} CallAction */
 /** @typedef {import('./call-types.js').SessionRec} SessionRec */
+/** @typedef {import('./call-types.js').EndReason} EndReason */
 /** @typedef {import('./types.js').JoinResponse} JoinResponse */
 /** @typedef {import('./types.js').JoinedMessage} JoinedMessage */
 /** @typedef {import('./signalling.js').CloseInfo} CloseInfo */
@@ -284,6 +285,11 @@ export class CallCore extends CallMoves {
       this.end('room_gone', 'The meeting was closed or its link was removed.');
       return;
     }
+    if (action === 'removed' || action === 'denied') {
+      if (mv?.target != null) this.closeSession(mv.target, CloseCode.NORMAL);
+      this.end(action, action === 'removed' ? 'A moderator removed you from the meeting.' : 'A moderator did not let you in');
+      return;
+    }
     if (action === 'policy') {
       if (mv?.target != null) this.closeSession(mv.target, CloseCode.NORMAL);
       this.end('refused', 'The meeting server disconnected this page because it sent too much too fast.');
@@ -382,7 +388,7 @@ export class CallCore extends CallMoves {
 
   /**
    * Ends the call for good.
-   * @param {'left' | 'room_gone' | 'elsewhere' | 'refused'} reason
+   * @param {EndReason} reason
    * @param {string} message
    * @param {'left' | 'ended'} [phase]
    */

@@ -35,7 +35,7 @@ export class CallMoves extends CallState {
   }
 
   /**
-   * @param {'left' | 'room_gone' | 'elsewhere' | 'refused'} _reason
+   * @param {import('./call-types.js').EndReason} _reason
    * @param {string} _message
    */
   end(_reason, _message) {

@@ -81,6 +81,13 @@ export const MAX_QUEUED_CHATS = 20;
  */
 
 /**
+ * Why a call ended: the person left, the room is gone, they continued
+ * elsewhere, the join was refused, a moderator removed them (4020), or a
+ * moderator did not let them in from the lobby (4021).
+ * @typedef {'left' | 'room_gone' | 'elsewhere' | 'refused' | 'removed' | 'denied'} EndReason
+ */
+
+/**
  * An output of the core, for the shell to run in order.
  * - `request_token`: `POST .../join` with these hints; answer with
  *   `join_response` or `join_failed` carrying the same `request`.
@@ -112,7 +119,7 @@ export const MAX_QUEUED_CHATS = 20;
  *   | {type: 'cancel_timer', key: string}
  *   | {type: 'status', banner: string | null}
  *   | {type: 'chat_failed', clientMsgId: string, reason: string}
- *   | {type: 'ended', reason: 'left' | 'room_gone' | 'elsewhere' | 'refused', message: string}
+ *   | {type: 'ended', reason: EndReason, message: string}
  *   | {type: 'log', level: 'info' | 'warn', text: string}} CallAction
  */
 

@@ -38,6 +38,12 @@ export const CloseCode = Object.freeze({
   /** The node ended a session that stopped reading (`CLOSE_TOO_SLOW`);
    * the seat is kept, so reconnect and resume. */
   TOO_SLOW: 4011,
+  /** A moderator removed this participant (`CLOSE_REMOVED`); do not
+   * reconnect: the page says who removed them. */
+  REMOVED: 4020,
+  /** A moderator turned this lobby waiter away (`CLOSE_DENIED`); do not
+   * reconnect. */
+  DENIED: 4021,
   TOO_LARGE: 4013,
   RATE_LIMITED: 4029,
   INTERNAL: 4500,

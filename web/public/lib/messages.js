@@ -9,6 +9,7 @@
 /** @typedef {import('./types.js').Resume} Resume */
 /** @typedef {import('./types.js').TrackSource} TrackSource */
 /** @typedef {import('./types.js').IceCandidate} IceCandidate */
+/** @typedef {import('./types.js').ModAction} ModAction */
 
 /** Builders, one per client message type, so no caller spells a frame by hand. */
 export const build = Object.freeze({
@@ -79,6 +80,23 @@ export const build = Object.freeze({
   leave() {
     return { type: 'leave' };
   },
+  /**
+   * A moderator's action, or one's own `unmute_self` (see lib/moderation.js
+   * `act` for each action's fields).
+   * @param {ModAction} action
+   * @returns {ClientMessage}
+   */
+  moderate(action) {
+    return { type: 'moderate', ...action };
+  },
+  /**
+   * Raise or lower one's hand.
+   * @param {boolean} raised
+   * @returns {ClientMessage}
+   */
+  hand(raised) {
+    return { type: 'hand', raised };
+  },
 });
 
 /** @param {unknown} v */
@@ -103,7 +121,24 @@ const isParticipant = (p) =>
   isMedia(p.media) &&
   Array.isArray(p.tracks) &&
   p.tracks.every(isTrack) &&
-  isNum(p.joined_at_ms);
+  isNum(p.joined_at_ms) &&
+  (p.role === undefined || isStr(p.role)) &&
+  (p.hand_raised_at_ms === undefined || p.hand_raised_at_ms === null || isNum(p.hand_raised_at_ms));
+/** @param {any} h */
+const isHold = (h) => isObj(h) && Array.isArray(h.groups) && h.groups.every(isStr) && isStr(h.by) && isStr(h.by_name);
+/** @param {any} v */
+const isPolicy = (v) =>
+  isObj(v) &&
+  isNum(v.version) &&
+  isObj(v.settings) &&
+  Array.isArray(v.speakers) &&
+  v.speakers.every(isStr) &&
+  isObj(v.holds) &&
+  Object.values(v.holds).every(isHold);
+/** @param {any} e */
+const isLobbyEntry = (e) => isObj(e) && isStr(e.participant_id) && isStr(e.display_name) && isNum(e.since_ms);
+/** @param {any} r */
+const isRoom = (r) => isObj(r) && isNum(r.id) && isStr(r.slug) && isStr(r.name);
 /** @param {any} c */
 const isCandidate = (c) => c === null || (isObj(c) && isStr(c.candidate));
 /** @param {any} m */
@@ -124,14 +159,16 @@ const isChatMessage = (m) =>
 const SERVER_SHAPES = Object.freeze({
   joined: (m) =>
     isStr(m.participant_id) &&
-    isObj(m.room) &&
-    isNum(m.room.id) &&
-    isStr(m.room.slug) &&
-    isStr(m.room.name) &&
+    isRoom(m.room) &&
     Array.isArray(m.participants) &&
     m.participants.every(isParticipant) &&
     Array.isArray(m.ice_servers) &&
-    (m.resume_token === undefined || isStr(m.resume_token)),
+    (m.resume_token === undefined || isStr(m.resume_token)) &&
+    (m.policy === undefined || isPolicy(m.policy)),
+  policy: (m) => isPolicy(m.policy),
+  moderated: (m) => isStr(m.notice) && isStr(m.by) && isStr(m.by_name),
+  lobby: (m) => Array.isArray(m.waiting) && m.waiting.every(isLobbyEntry),
+  lobby_waiting: (m) => isRoom(m.room),
   answer: (m) => isStr(m.sdp),
   offer: (m) => isStr(m.sdp),
   candidate: (m) => isCandidate(m.candidate),

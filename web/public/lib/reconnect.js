@@ -32,17 +32,23 @@ export function backoffDelay(attempt) {
  * - `moved`: the participant continues on another media node (4010). A
  *   client that is moving there ignores this close (the session is no
  *   longer its current one); otherwise it does not reconnect.
+ * - `removed`: a moderator removed the participant (4020); do not
+ *   reconnect.
+ * - `denied`: a moderator did not let the lobby waiter in (4021); do not
+ *   reconnect.
  * - `retry`: anything else; join again after a backoff.
  * @param {CloseInfo} info
  * @param {{resuming?: boolean, joined?: boolean}} [session] Whether the
  *   closed session tried to resume, and whether it got `joined`.
- * @returns {'none' | 'room_gone' | 'policy' | 'new_token' | 'fresh_join' | 'moved' | 'retry'}
+ * @returns {'none' | 'room_gone' | 'policy' | 'removed' | 'denied' | 'new_token' | 'fresh_join' | 'moved' | 'retry'}
  */
 export function closeAction(info, session = {}) {
   if (info.byClient) return 'none';
   if (info.code === CloseCode.ROOM_NOT_FOUND) return 'room_gone';
   if (info.code === CloseCode.POLICY) return 'policy';
   if (info.code === CloseCode.MOVED) return 'moved';
+  if (info.code === CloseCode.REMOVED) return 'removed';
+  if (info.code === CloseCode.DENIED) return 'denied';
   if (info.code === CloseCode.TOKEN_INVALID || info.code === CloseCode.TOKEN_EXPIRED) return 'new_token';
   if (info.code === CloseCode.INVALID_STATE && session.resuming && !session.joined) return 'fresh_join';
   return 'retry';

@@ -1,8 +1,11 @@
 // The room as the server describes it: a pure reducer over server messages.
 
+import { EMPTY_POLICY, newerPolicy } from './moderation.js';
+
 /** @typedef {import('./types.js').RoomInfo} RoomInfo */
 /** @typedef {import('./types.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./types.js').ServerMessage} ServerMessage */
+/** @typedef {import('./types.js').PolicyView} PolicyView */
 
 /**
  * The room as the server describes it: who is here and what they publish.
@@ -14,19 +17,23 @@ export class RoomState {
    * @param {string | null} [participantId] This client's participant id.
    * @param {RoomInfo | null} [room]
    * @param {Map<string, ParticipantInfo>} [participants]
+   * @param {PolicyView} [policy] The room's moderation state.
    */
-  constructor(participantId = null, room = null, participants = new Map()) {
+  constructor(participantId = null, room = null, participants = new Map(), policy = EMPTY_POLICY) {
     /** @type {string | null} */
     this.participantId = participantId;
     /** @type {RoomInfo | null} */
     this.room = room;
     /** @type {ReadonlyMap<string, ParticipantInfo>} */
     this.participants = participants;
+    /** @type {PolicyView} */
+    this.policy = policy;
   }
 
   /**
-   * Applies one server message. Messages that do not change the
-   * participant set (chat, offers, pongs...) return `this`.
+   * Applies one server message. Messages that change neither the
+   * participant set nor the policy (chat, offers, pongs...) return `this`.
+   * A `policy` older than the one held is ignored.
    * @param {ServerMessage} msg
    * @returns {RoomState}
    */
@@ -37,18 +44,23 @@ export class RoomState {
           msg.participant_id,
           msg.room,
           new Map(msg.participants.map((p) => [p.id, p])),
+          newerPolicy(EMPTY_POLICY, msg.policy),
         );
+      case 'policy': {
+        const policy = newerPolicy(this.policy, msg.policy);
+        return policy === this.policy ? this : new RoomState(this.participantId, this.room, new Map(this.participants), policy);
+      }
       case 'participant_joined':
       case 'participant_updated': {
         const next = new Map(this.participants);
         next.set(msg.participant.id, msg.participant);
-        return new RoomState(this.participantId, this.room, next);
+        return new RoomState(this.participantId, this.room, next, this.policy);
       }
       case 'participant_left': {
         if (!this.participants.has(msg.participant_id)) return this;
         const next = new Map(this.participants);
         next.delete(msg.participant_id);
-        return new RoomState(this.participantId, this.room, next);
+        return new RoomState(this.participantId, this.room, next, this.policy);
       }
       default:
         return this;

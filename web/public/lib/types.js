@@ -6,7 +6,12 @@
 /** @typedef {'microphone' | 'camera' | 'screen' | 'screen_audio'} TrackSource */
 /** @typedef {'audio' | 'video'} MediaKind */
 /** @typedef {'connected' | 'reconnecting'} PresenceStatus */
-/** @typedef {'left' | 'disconnected' | 'replaced'} LeaveReason */
+/** @typedef {'left' | 'disconnected' | 'replaced' | 'removed'} LeaveReason */
+/**
+ * A participant's authority in the room, lowest first.
+ * @typedef {'guest' | 'participant' | 'moderator' | 'host'} Role
+ */
+/** Media a moderator can stop. @typedef {'microphone' | 'camera' | 'screen'} MediaGroup */
 /** A media node's id (`NodeId` in `protocol/src/ids.rs`, a JSON number). @typedef {number} NodeId */
 
 /**
@@ -67,6 +72,69 @@
  * @property {boolean} [guest] Joined without an account in a room of the
  *   organisation (a guest pass, or an open room's link): the list shows
  *   "(guest)" after the name. Absent means false.
+ * @property {Role} [role] Absent means participant.
+ * @property {number | null} [hand_raised_at_ms] When they raised their
+ *   hand (node clock); absent when it is down.
+ */
+
+/**
+ * A moderator's hold on someone's media (`Hold` in protocol/src/moderation.rs).
+ * @typedef {object} Hold
+ * @property {MediaGroup[]} groups
+ * @property {string} by_name
+ * @property {string} by
+ * @property {boolean} [asked_to_unmute]
+ */
+
+/**
+ * Room-wide switches.
+ * @typedef {object} RoomSettings
+ * @property {boolean} lobby
+ * @property {boolean} locked
+ * @property {boolean} speak_mode
+ * @property {boolean} allow_self_unmute
+ */
+
+/**
+ * The room's moderation state as clients see it (`PolicyView`).
+ * @typedef {object} PolicyView
+ * @property {number} version Newer replaces older.
+ * @property {RoomSettings} settings
+ * @property {string[]} speakers
+ * @property {Record<string, Hold>} holds
+ */
+
+/**
+ * Someone waiting in the lobby, as moderators see them.
+ * @typedef {object} LobbyEntry
+ * @property {string} participant_id
+ * @property {string} display_name
+ * @property {boolean} [guest]
+ * @property {number} since_ms
+ */
+
+/**
+ * A moderator's (or one's own) action (`ModAction`, JSON tag `action`).
+ * @typedef {{action: 'mute', participant_id: string, group: MediaGroup}
+ *   | {action: 'ask_to_unmute', participant_id: string}
+ *   | {action: 'mute_everyone'}
+ *   | {action: 'make_moderator', participant_id: string}
+ *   | {action: 'revoke_moderator', participant_id: string}
+ *   | {action: 'allow_speak', participant_id: string}
+ *   | {action: 'revoke_speak', participant_id: string}
+ *   | {action: 'remove', participant_id: string, ban: boolean}
+ *   | {action: 'admit', participant_id: string}
+ *   | {action: 'deny', participant_id: string}
+ *   | {action: 'settings', change: Partial<RoomSettings>}
+ *   | {action: 'unmute_self', group: MediaGroup}} ModAction
+ */
+
+/**
+ * What a participant is told a moderator did to them (`Notice`).
+ * @typedef {{notice: 'muted', group: MediaGroup}
+ *   | {notice: 'asked_to_unmute'} | {notice: 'made_moderator'}
+ *   | {notice: 'moderator_revoked'} | {notice: 'allowed_to_speak'}
+ *   | {notice: 'speak_revoked'} | {notice: 'removed', ban: boolean}} Notice
  */
 
 /**
@@ -106,14 +174,20 @@
  *   | ({type: 'media'} & MediaState)
  *   | {type: 'chat', text: string, client_msg_id?: string}
  *   | {type: 'ping', seq: number}
- *   | {type: 'leave'}} ClientMessage
+ *   | {type: 'leave'}
+ *   | ({type: 'moderate'} & ModAction)
+ *   | {type: 'hand', raised: boolean}} ClientMessage
  */
 
 /**
  * `resume_token` is absent from nodes that predate resuming.
  * @typedef {{type: 'joined', participant_id: string, room: RoomInfo, participants: ParticipantInfo[],
- *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean}} JoinedMessage
+ *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean, policy?: PolicyView}} JoinedMessage
  */
+/** @typedef {{type: 'policy', policy: PolicyView}} PolicyMessage */
+/** @typedef {{type: 'moderated', by: string, by_name: string} & Notice} ModeratedMessage */
+/** @typedef {{type: 'lobby', waiting: LobbyEntry[]}} LobbyMessage */
+/** @typedef {{type: 'lobby_waiting', room: RoomInfo}} LobbyWaitingMessage */
 /** @typedef {{type: 'answer', sdp: string}} AnswerMessage */
 /** @typedef {{type: 'offer', sdp: string}} OfferMessage */
 /** @typedef {{type: 'candidate', candidate: IceCandidate | null}} CandidateMessage */
@@ -134,7 +208,8 @@
  * @typedef {JoinedMessage | AnswerMessage | OfferMessage | CandidateMessage
  *   | ParticipantJoinedMessage | ParticipantUpdatedMessage
  *   | ParticipantLeftMessage | ChatEventMessage | ErrorMessage
- *   | PongMessage | MoveMessage} ServerMessage
+ *   | PongMessage | MoveMessage | PolicyMessage | ModeratedMessage
+ *   | LobbyMessage | LobbyWaitingMessage} ServerMessage
  */
 
 /**

@@ -22,11 +22,14 @@ import { createPeer } from './peer.js';
  * What the call asks of the page.
  * @typedef {object} CallHooks
  * @property {() => void} render The room or connection changed: re-render.
- * @property {(reason: 'left' | 'room_gone' | 'elsewhere' | 'refused', message: string, everJoined: boolean) => void} ended
+ * @property {(reason: import('../lib/call-types.js').EndReason, message: string, everJoined: boolean) => void} ended
+ * @property {(m: import('../protocol.js').ModeratedMessage) => void} moderated A moderator acted on us.
+ * @property {(waiting: import('../protocol.js').LobbyEntry[]) => void} lobby Who waits in the lobby (moderators).
+ * @property {(room: import('../protocol.js').RoomInfo) => void} waiting We were put in the lobby.
  */
 
 /** @type {CallHooks} */
-export const callHooks = { render: () => {}, ended: () => {} };
+export const callHooks = { render: () => {}, ended: () => {}, moderated: () => {}, lobby: () => {}, waiting: () => {} };
 
 /** The call in progress; replaced by `startCall`. */
 const call = {
@@ -209,7 +212,13 @@ function openSession(core, id, wsUrl, nodeId) {
   onCurrent('candidate', (m) => s.negotiator?.handleCandidate(m.candidate));
   onCurrent('participant_joined', onRoomEvent);
   onCurrent('participant_updated', onRoomEvent);
+  onCurrent('policy', onRoomEvent);
+  onCurrent('moderated', (m) => callHooks.moderated(m));
+  onCurrent('lobby', (m) => callHooks.lobby(m.waiting));
+  onCurrent('lobby_waiting', (m) => callHooks.waiting(m.room));
   onCurrent('participant_left', (m) => {
+    const who = m.reason === 'removed' ? app.roomState.get(m.participant_id) : undefined;
+    if (who) toast(`${who.display_name} was removed from the meeting`);
     remote.streams.delete(m.participant_id);
     remote.streams.delete(`${m.participant_id}-screen`);
     onRoomEvent(m);
