@@ -22,10 +22,10 @@ use tracing::{debug, info, warn, Instrument};
 use veche_protocol::chat::validate_chat;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::limits;
-use veche_protocol::rpc::CommitChat;
+use veche_protocol::rpc::{Actor, CommitChat};
 use veche_protocol::signal::{
     peek_type, ClientMessage, IceServer, LeaveReason, Resume, ServerMessage, CLOSE_MOVED,
-    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_SLOW,
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REMOVED, CLOSE_TOO_SLOW,
 };
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
@@ -61,6 +61,9 @@ enum End {
     /// The client kept sending after being refused: closed with
     /// `CLOSE_POLICY`, and the seat is given up.
     Policy,
+    /// A moderator removed the participant; the room already evicted
+    /// them. Closed with `CLOSE_REMOVED`.
+    Removed,
 }
 
 /// The `ice_servers` for one participant: the configured STUN servers,
@@ -145,7 +148,7 @@ fn random_token() -> String {
 
 async fn session(
     node: Arc<Shared>,
-    socket: WebSocket,
+    mut socket: WebSocket,
     claims: JoinClaims,
     media: veche_protocol::signal::MediaState,
     resume: Option<Resume>,
@@ -155,6 +158,26 @@ async fn session(
         .as_ref()
         .map(|r| r.participant_id.clone())
         .unwrap_or_else(|| claims.participant_id.clone());
+    crate::moderation::ensure_policy(&node, &room).await;
+    if room.bars(&pid) {
+        close(
+            socket,
+            ErrorCode::Forbidden,
+            "A moderator removed you from this meeting",
+        )
+        .await;
+        node.release_room(&room);
+        return;
+    }
+    if claims.lobby && resume.is_none() && !room.contains(&pid) && !room.admitted(&pid) {
+        socket = match crate::lobby_wait::wait(&node, &room, &claims, IDLE_TIMEOUT, socket).await {
+            Some(s) => s,
+            None => {
+                node.release_room(&room);
+                return;
+            }
+        };
+    }
     if resume.is_none() && room.contains(&pid) {
         // The same token used twice: the newer connection wins, as when a
         // user reloads the page.
@@ -183,10 +206,12 @@ async fn session(
         }
     };
     let moved = Arc::new(tokio::sync::Notify::new());
+    let removed = Arc::new(tokio::sync::Notify::new());
     let handle = PeerHandle {
         out: out_tx.clone(),
         cmd: cmd_tx.clone(),
         moved: moved.clone(),
+        removed: removed.clone(),
     };
     let joined = match &resume {
         Some(r) => room
@@ -198,7 +223,9 @@ async fn session(
                     id: pid.clone(),
                     display_name: claims.display_name.clone(),
                     guest: claims.guest,
-                    user: claims.user,
+                    user: claims.user.clone(),
+                    pass: claims.pass,
+                    role: claims.role,
                 },
                 media,
                 handle,
@@ -264,6 +291,16 @@ async fn session(
             .in_current_span(),
         );
     }
+    let moderation = crate::moderation::spawn_moderation(
+        node.clone(),
+        room.clone(),
+        out_tx.clone(),
+        Actor {
+            participant_id: pid.clone(),
+            display_name: display_name.clone(),
+            claimed_role: claims.role,
+        },
+    );
     let mut admission = Admission::new(now_ms());
     // Replies to refused frames may be dropped (see `Outbox::send_droppable`):
     // a flooder must not fill its own queue with refusals.
@@ -285,6 +322,7 @@ async fn session(
         let next = tokio::select! {
             n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
             _ = moved.notified() => break End::Moved,
+            _ = removed.notified() => break End::Removed,
             _ = out_tx.overflowed() => break End::TooSlow,
         };
         let frame = match next {
@@ -430,12 +468,19 @@ async fn session(
                 });
             }
             ClientMessage::Leave => break End::Left(CLOSE_NORMAL),
-            ClientMessage::Moderate(_) | ClientMessage::Hand { .. } => send_error(
-                ErrorCode::InvalidState,
-                "moderation is not available on this media node yet".into(),
-                request,
-                None,
-            ),
+            ClientMessage::Moderate(action) => {
+                if moderation.try_send((action, now)).is_err() {
+                    send_error(
+                        ErrorCode::RateLimited,
+                        "too many moderation actions are waiting; try again in a moment".into(),
+                        request,
+                        None,
+                    );
+                }
+            }
+            ClientMessage::Hand { raised } => {
+                let _ = room.set_hand(&pid, raised, now);
+            }
             ClientMessage::Chat {
                 text,
                 client_msg_id,
@@ -498,6 +543,10 @@ async fn session(
                 CLOSE_POLICY,
                 "too many refused messages; see the error messages before this",
             ))
+        }
+        End::Removed => {
+            info!("removed by a moderator");
+            Some(close_frame(CLOSE_REMOVED, "removed by a moderator"))
         }
         End::Dropped(reply) => {
             keep_seat(&node, &room, &pid, generation);
