@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::moderation::LobbyEntry;
-use veche_protocol::signal::{ClientMessage, ServerMessage, CLOSE_DENIED, CLOSE_NORMAL, CLOSE_POLICY};
+use veche_protocol::signal::{
+    ClientMessage, ServerMessage, CLOSE_DENIED, CLOSE_NORMAL, CLOSE_POLICY,
+};
 use veche_protocol::token::JoinClaims;
 use veche_protocol::ErrorCode;
 

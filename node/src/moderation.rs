@@ -33,7 +33,9 @@ pub(crate) async fn fetch_policy(node: &Shared, room: &Room) {
         Ok(policy) => {
             room.apply_policy(policy, PolicySource::Fetched);
         }
-        Err(e) => warn!(room = %room.id(), code = e.code.as_str(), "could not fetch the room's moderation policy: {}", e.message),
+        Err(e) => {
+            warn!(room = %room.id(), code = e.code.as_str(), "could not fetch the room's moderation policy: {}", e.message)
+        }
     }
 }
 
@@ -61,11 +63,20 @@ pub(crate) fn spawn_moderation(
                 };
                 match node.cp.moderate(&req).await {
                     Ok(policy) => {
-                        info!(action = kind, version = policy.version, "moderation committed");
+                        info!(
+                            action = kind,
+                            version = policy.version,
+                            "moderation committed"
+                        );
                         room.apply_policy(policy, PolicySource::Moderated(actor.clone()));
                     }
                     Err(e) => {
-                        info!(action = kind, code = e.code.as_str(), "moderation refused: {}", e.message);
+                        info!(
+                            action = kind,
+                            code = e.code.as_str(),
+                            "moderation refused: {}",
+                            e.message
+                        );
                         node.metrics
                             .signalling_errors
                             .with_label_values(&[e.code.as_str()])
@@ -87,16 +98,19 @@ pub(crate) fn spawn_moderation(
 /// The lobby stayed unattended: asks the control plane, as the node
 /// itself (`actor: None`, which may only admit), to let `id` in. The reply
 /// is applied and relayed like any moderator's.
-pub(crate) fn admit_unattended(node: Arc<Shared>, room: Arc<Room>, id: ParticipantId, at_ms: UnixMillis) {
+pub(crate) fn admit_unattended(
+    node: Arc<Shared>,
+    room: Arc<Room>,
+    id: ParticipantId,
+    at_ms: UnixMillis,
+) {
     tokio::spawn(
         async move {
             info!(participant = %id, "lobby unattended; asking to admit");
             let req = ModerateRequest {
                 room_id: room.id(),
                 actor: None,
-                action: ModAction::Admit {
-                    participant_id: id,
-                },
+                action: ModAction::Admit { participant_id: id },
                 present: room.present(),
                 at_ms,
             };
@@ -111,7 +125,10 @@ pub(crate) fn admit_unattended(node: Arc<Shared>, room: Arc<Room>, id: Participa
                         }),
                     );
                 }
-                Err(e) => warn!(code = e.code.as_str(), "unattended admission failed: {}", e.message),
+                Err(e) => warn!(
+                    code = e.code.as_str(),
+                    "unattended admission failed: {}", e.message
+                ),
             }
         }
         .in_current_span(),

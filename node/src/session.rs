@@ -223,7 +223,7 @@ async fn session(
                     id: pid.clone(),
                     display_name: claims.display_name.clone(),
                     guest: claims.guest,
-                    user: claims.user.clone(),
+                    user: claims.user,
                     pass: claims.pass,
                     role: claims.role,
                 },

@@ -43,7 +43,12 @@ pub(crate) async fn refuse(socket: WebSocket, code: ErrorCode, reason: &str) {
 
 /// [`refuse`] with a close code of its own (a lobby waiter turned away
 /// gets `CLOSE_DENIED`, not the error code's).
-pub(crate) async fn refuse_with(mut socket: WebSocket, code: ErrorCode, reason: &str, close_code: u16) {
+pub(crate) async fn refuse_with(
+    mut socket: WebSocket,
+    code: ErrorCode,
+    reason: &str,
+    close_code: u16,
+) {
     // Close reasons are limited to 123 bytes by RFC 6455.
     let mut reason = reason.to_owned();
     reason.truncate(120);

@@ -3,10 +3,10 @@
 
 use super::{Action, Announcement, CoreError, Home, Member, RoomCore};
 use std::collections::BTreeSet;
+use veche_protocol::moderation::Role;
 use veche_protocol::signal::{
     LeaveReason, MediaState, ParticipantInfo, PresenceStatus, ServerMessage, TrackInfo,
 };
-use veche_protocol::moderation::Role;
 use veche_protocol::{ParticipantId, TrackId, UnixMillis};
 
 impl RoomCore {

@@ -1,6 +1,6 @@
 use super::*;
-use veche_protocol::signal::{MediaKind, MediaState, PresenceStatus, TrackInfo, TrackSource};
 use veche_protocol::moderation::Role;
+use veche_protocol::signal::{MediaKind, MediaState, PresenceStatus, TrackInfo, TrackSource};
 
 fn pid(n: u8) -> ParticipantId {
     ParticipantId::from_random([n; 8])
@@ -383,6 +383,7 @@ fn the_newest_session_of_a_participant_wins_across_nodes() {
         pid(1),
         "P1".into(),
         false,
+        Role::Participant,
         MediaState::default(),
         0,
         10,
@@ -426,6 +427,7 @@ fn a_participant_known_from_another_node_can_take_their_seat_here() {
             pid(2),
             "R2".into(),
             false,
+            Role::Participant,
             MediaState::default(),
             99,
             6,

@@ -99,7 +99,7 @@ impl Room {
                 p.info.id.clone(),
                 Claims {
                     role: p.claimed_role,
-                    user: p.user.clone(),
+                    user: p.user,
                     pass: p.pass,
                 },
             );

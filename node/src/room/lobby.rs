@@ -112,9 +112,7 @@ impl Lobby {
 }
 
 fn sorted(mut entries: Vec<LobbyEntry>) -> Vec<LobbyEntry> {
-    entries.sort_by(|a, b| {
-        (a.since_ms, &a.participant_id).cmp(&(b.since_ms, &b.participant_id))
-    });
+    entries.sort_by(|a, b| (a.since_ms, &a.participant_id).cmp(&(b.since_ms, &b.participant_id)));
     entries
 }
 
@@ -213,7 +211,12 @@ impl Room {
     }
 
     /// Another node's waiters changed (`None`: it no longer hosts the room).
-    pub(super) fn remote_lobby(&self, inner: &mut Inner, from: NodeId, waiting: Option<Vec<LobbyEntry>>) {
+    pub(super) fn remote_lobby(
+        &self,
+        inner: &mut Inner,
+        from: NodeId,
+        waiting: Option<Vec<LobbyEntry>>,
+    ) {
         let changed = match waiting {
             Some(w) if !w.is_empty() => {
                 inner.lobby.remote.insert(from, w);
@@ -293,10 +296,16 @@ mod tests {
     #[test]
     fn an_unattended_lobby_asks_for_admission_after_the_timeout_and_not_before() {
         let mut lobby = Lobby::default();
-        assert!(lobby.unattended_due(0, false, 1_000).is_empty(), "nobody waits");
+        assert!(
+            lobby.unattended_due(0, false, 1_000).is_empty(),
+            "nobody waits"
+        );
         let (id, w) = waiting(1, 0);
         lobby.local.insert(id.clone(), w);
-        assert!(lobby.unattended_due(100, false, 1_000).is_empty(), "clock starts");
+        assert!(
+            lobby.unattended_due(100, false, 1_000).is_empty(),
+            "clock starts"
+        );
         assert!(lobby.unattended_due(1_099, false, 1_000).is_empty());
         assert_eq!(lobby.unattended_due(1_100, false, 1_000), vec![id.clone()]);
         assert!(

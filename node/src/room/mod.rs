@@ -319,7 +319,7 @@ impl Room {
             rejoining,
         )?;
         if let Some(events) = &self.events {
-            events.joined(&self.info, id.clone(), display_name, user.clone(), guest);
+            events.joined(&self.info, id.clone(), display_name, user, guest);
         }
         handle.send(ServerMessage::Joined {
             participant_id: id.clone(),
@@ -395,7 +395,11 @@ impl Room {
                     .map(RoomPolicy::view)
                     .unwrap_or_default(),
             });
-            if inner.core.participant(id).is_some_and(|p| p.role.moderates()) {
+            if inner
+                .core
+                .participant(id)
+                .is_some_and(|p| p.role.moderates())
+            {
                 seat.participant.send(ServerMessage::Lobby {
                     waiting: inner.lobby.all_entries(),
                 });

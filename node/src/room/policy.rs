@@ -11,11 +11,11 @@
 use super::{Inner, Room};
 use crate::core::Action;
 use crate::track::{Origin, UpTrack};
+use veche_protocol::error::ErrorBody;
 use veche_protocol::moderation::{MediaGroup, Notice, PolicyView, Role, RoomPolicy};
 use veche_protocol::relay::RelayMsg;
 use veche_protocol::rpc::Actor;
 use veche_protocol::signal::{LeaveReason, MediaKind, ServerMessage};
-use veche_protocol::error::ErrorBody;
 use veche_protocol::{ErrorCode, ParticipantId, TrackId};
 
 /// Where a policy came from, which decides whether other nodes are told.

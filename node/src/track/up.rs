@@ -6,9 +6,9 @@
 
 use crate::forward::{GapDetector, KeyframeGate};
 use crate::metrics::Metrics;
+use prometheus::IntCounter;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
-use prometheus::IntCounter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
