@@ -24,7 +24,36 @@ use veche_protocol::signal::{
     ClientMessage, ServerMessage, CLOSE_DENIED, CLOSE_NORMAL, CLOSE_POLICY,
 };
 use veche_protocol::token::JoinClaims;
-use veche_protocol::ErrorCode;
+use veche_protocol::{ErrorCode, ParticipantId};
+
+/// What happens before a participant is seated: the room's policy is
+/// loaded (the first seat of a room here waits for it), a barred
+/// participant is refused, and a joiner whose token says so waits in the
+/// lobby. Returns the socket to seat them on, or `None` when the session
+/// is over (the socket closed).
+pub(crate) async fn before_seat(
+    node: &Arc<Shared>,
+    room: &Arc<Room>,
+    claims: &JoinClaims,
+    pid: &ParticipantId,
+    resuming: bool,
+    socket: WebSocket,
+) -> Option<WebSocket> {
+    crate::moderation::ensure_policy(node, room).await;
+    if room.bars(pid) {
+        refuse(
+            socket,
+            ErrorCode::Forbidden,
+            "A moderator removed you from this meeting",
+        )
+        .await;
+        return None;
+    }
+    if claims.lobby && !resuming && !room.contains(pid) && !room.admitted(pid) {
+        return wait(node, room, claims, crate::session::IDLE_TIMEOUT, socket).await;
+    }
+    Some(socket)
+}
 
 /// How the room reaches a waiting session.
 struct SocketWaiter {
@@ -47,7 +76,7 @@ impl Waiter for SocketWaiter {
 /// Waits in the lobby until the policy decides. Returns the socket when
 /// the participant was admitted (the caller seats them); `None` when the
 /// session is over (denied, gave up, connection lost), the socket closed.
-pub(crate) async fn wait(
+async fn wait(
     node: &Arc<Shared>,
     room: &Arc<Room>,
     claims: &JoinClaims,

@@ -35,7 +35,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Silence after which the connection counts as dropped. Three missed
 /// pings: quick enough that others see "reconnecting" within 5 s, slow
 /// enough that one lost packet doesn't trigger it.
-const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
 
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -158,26 +158,16 @@ async fn session(
         .as_ref()
         .map(|r| r.participant_id.clone())
         .unwrap_or_else(|| claims.participant_id.clone());
-    crate::moderation::ensure_policy(&node, &room).await;
-    if room.bars(&pid) {
-        close(
-            socket,
-            ErrorCode::Forbidden,
-            "A moderator removed you from this meeting",
-        )
-        .await;
-        node.release_room(&room);
-        return;
-    }
-    if claims.lobby && resume.is_none() && !room.contains(&pid) && !room.admitted(&pid) {
-        socket = match crate::lobby_wait::wait(&node, &room, &claims, IDLE_TIMEOUT, socket).await {
+    socket =
+        match crate::lobby_wait::before_seat(&node, &room, &claims, &pid, resume.is_some(), socket)
+            .await
+        {
             Some(s) => s,
             None => {
                 node.release_room(&room);
                 return;
             }
         };
-    }
     if resume.is_none() && room.contains(&pid) {
         // The same token used twice: the newer connection wins, as when a
         // user reloads the page.

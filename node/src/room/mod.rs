@@ -41,7 +41,6 @@ use veche_protocol::chat::ChatMessage;
 use veche_protocol::moderation::{Role, RoomPolicy};
 use veche_protocol::pass::PassId;
 use veche_protocol::relay::{RelayCodec, RelayMsg};
-use veche_protocol::rpc::PresentParticipant;
 use veche_protocol::secret::secrets_match;
 use veche_protocol::signal::{
     IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
@@ -520,47 +519,6 @@ impl Room {
         let actions = inner.core.set_media(id, media)?;
         self.run(&mut inner, actions);
         Ok(())
-    }
-
-    /// Raises (with this node's clock, `now_ms`) or lowers a participant's
-    /// hand; everyone on every node sees their entry change.
-    pub fn set_hand(
-        &self,
-        id: &ParticipantId,
-        raised: bool,
-        now_ms: UnixMillis,
-    ) -> Result<(), CoreError> {
-        let mut inner = self.lock();
-        let actions = inner.core.set_hand(id, raised.then_some(now_ms))?;
-        self.run(&mut inner, actions);
-        Ok(())
-    }
-
-    /// Everyone in the room on every node with what their tokens claim,
-    /// for a moderation request (whom `mute_everyone` holds, what a ban
-    /// covers).
-    pub fn present(&self) -> Vec<PresentParticipant> {
-        let inner = self.lock();
-        inner
-            .core
-            .snapshot()
-            .into_iter()
-            .map(|p| {
-                let claims = inner
-                    .seats
-                    .get(&p.id)
-                    .map(|s| &s.claims)
-                    .or_else(|| inner.remote_claims.get(&p.id))
-                    .cloned()
-                    .unwrap_or_default();
-                PresentParticipant {
-                    participant_id: p.id,
-                    claimed_role: claims.role,
-                    user: claims.user,
-                    pass: claims.pass,
-                }
-            })
-            .collect()
     }
 
     /// Sends a message to everyone in the room.

@@ -9,14 +9,14 @@
 //! The comparisons ([`notices_for`], [`withheld_reason`]) are I/O-free.
 
 use super::{Inner, Room};
-use crate::core::Action;
+use crate::core::{Action, CoreError};
 use crate::track::{Origin, UpTrack};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::moderation::{MediaGroup, Notice, PolicyView, Role, RoomPolicy};
 use veche_protocol::relay::RelayMsg;
-use veche_protocol::rpc::Actor;
+use veche_protocol::rpc::{Actor, PresentParticipant};
 use veche_protocol::signal::{LeaveReason, MediaKind, ServerMessage};
-use veche_protocol::{ErrorCode, ParticipantId, TrackId};
+use veche_protocol::{ErrorCode, ParticipantId, TrackId, UnixMillis};
 
 /// Where a policy came from, which decides whether other nodes are told.
 #[derive(Clone, Debug)]
@@ -315,6 +315,47 @@ impl Room {
             &up.info.id.to_string(),
             source_label(up),
         ]);
+    }
+
+    /// Raises (with this node's clock, `now_ms`) or lowers a participant's
+    /// hand; everyone on every node sees their entry change.
+    pub fn set_hand(
+        &self,
+        id: &ParticipantId,
+        raised: bool,
+        now_ms: UnixMillis,
+    ) -> Result<(), CoreError> {
+        let mut inner = self.lock();
+        let actions = inner.core.set_hand(id, raised.then_some(now_ms))?;
+        self.run(&mut inner, actions);
+        Ok(())
+    }
+
+    /// Everyone in the room on every node with what their tokens claim,
+    /// for a moderation request (whom `mute_everyone` holds, what a ban
+    /// covers).
+    pub fn present(&self) -> Vec<PresentParticipant> {
+        let inner = self.lock();
+        inner
+            .core
+            .snapshot()
+            .into_iter()
+            .map(|p| {
+                let claims = inner
+                    .seats
+                    .get(&p.id)
+                    .map(|s| &s.claims)
+                    .or_else(|| inner.remote_claims.get(&p.id))
+                    .cloned()
+                    .unwrap_or_default();
+                PresentParticipant {
+                    participant_id: p.id,
+                    claimed_role: claims.role,
+                    user: claims.user,
+                    pass: claims.pass,
+                }
+            })
+            .collect()
     }
 
     /// Whether `track` is withheld here (tests and diagnostics).
