@@ -179,9 +179,10 @@ impl Room {
         self.lock().lobby.all_entries()
     }
 
-    /// Gives waiters the policy's decision about them. Returns whether the
-    /// lobby changed.
-    pub(super) fn settle_lobby(&self, inner: &mut Inner) -> bool {
+    /// Gives waiters the policy's decision about them; `opened` (a
+    /// moderator switched the lobby off) lets everyone waiting in who is
+    /// not barred. Returns whether the lobby changed.
+    pub(super) fn settle_lobby(&self, inner: &mut Inner, opened: bool) -> bool {
         let Some(policy) = &inner.policy else {
             return false;
         };
@@ -190,10 +191,10 @@ impl Room {
             .local
             .keys()
             .filter_map(|id| {
-                if policy.admitted.contains(id) {
-                    Some((id.clone(), LobbyDecision::Admitted))
-                } else if policy.bars(id) {
+                if policy.bars(id) {
                     Some((id.clone(), LobbyDecision::Denied))
+                } else if opened || policy.admitted.contains(id) {
+                    Some((id.clone(), LobbyDecision::Admitted))
                 } else {
                     None
                 }

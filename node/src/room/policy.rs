@@ -247,7 +247,11 @@ impl Room {
                 except: None,
             }],
         );
-        let lobby_changed = self.settle_lobby(inner);
+        // Switching the lobby off lets its waiters in. Only a change seen
+        // here counts: a stale copy that says "off" must not open the
+        // lobby for tokens issued while it was on.
+        let opened = !first && old.settings.lobby && !policy.settings.lobby;
+        let lobby_changed = self.settle_lobby(inner, opened);
         if lobby_changed || roles_changed {
             self.lobby_to_moderators(inner);
         }

@@ -344,6 +344,25 @@ fn a_lobby_waiter_is_seated_when_admitted_and_turned_away_when_denied() {
 }
 
 #[test]
+fn switching_the_lobby_off_lets_its_waiters_in() {
+    let (r, v1) = moderated_room();
+    let v2 = next(&v1, |p| p.settings.lobby = true);
+    r.apply_policy(v2.clone(), PolicySource::Fetched);
+    let w = WaitRecorder::default();
+    r.wait_in_lobby(entry(5), w.clone()).unwrap();
+    r.apply_policy(next(&v2, |p| p.version += 0), PolicySource::Relayed);
+    assert!(w.decisions().is_empty(), "still on: they keep waiting");
+    r.apply_policy(
+        next(&v2, |p| {
+            p.version += 1;
+            p.settings.lobby = false;
+        }),
+        PolicySource::Relayed,
+    );
+    assert_eq!(w.decisions(), vec![LobbyDecision::Admitted]);
+}
+
+#[test]
 fn other_nodes_waiters_reach_this_nodes_moderators() {
     let (r, v1) = moderated_room();
     r.apply_policy(
