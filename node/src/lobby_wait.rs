@@ -9,9 +9,8 @@
 
 use crate::admission::{Admission, Kind, Verdict};
 use crate::moderation::admit_unattended;
-use crate::node::Shared;
+use crate::node::{now_ms, Shared};
 use crate::room::{LobbyDecision, Room, Waiter};
-use crate::session::now_ms;
 use crate::socket::{encode, refuse, refuse_with};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use std::sync::{Arc, Mutex};
@@ -37,6 +36,7 @@ pub(crate) async fn before_seat(
     claims: &JoinClaims,
     pid: &ParticipantId,
     resuming: bool,
+    idle_timeout: Duration,
     socket: WebSocket,
 ) -> Option<WebSocket> {
     crate::moderation::ensure_policy(node, room).await;
@@ -50,7 +50,7 @@ pub(crate) async fn before_seat(
         return None;
     }
     if claims.lobby && !resuming && !room.contains(pid) && !room.admitted(pid) {
-        return wait(node, room, claims, crate::session::IDLE_TIMEOUT, socket).await;
+        return wait(node, room, claims, idle_timeout, socket).await;
     }
     Some(socket)
 }

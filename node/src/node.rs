@@ -76,6 +76,15 @@ impl std::fmt::Debug for NodeConfig {
     }
 }
 
+/// Wall-clock time in Unix milliseconds: what tokens, chat and moderation
+/// requests carry. Decisions take it as an input.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The node's state, shared by its sessions and background tasks.
 pub(crate) struct Shared {
     pub(crate) config: NodeConfig,

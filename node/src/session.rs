@@ -8,7 +8,7 @@
 //! budgets in `veche_protocol::limits` allow.
 
 use crate::admission::{Admission, Kind, Verdict};
-use crate::node::Shared;
+use crate::node::{now_ms, Shared};
 use crate::outbox::{cmd_channel, Outbox};
 use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
 use crate::room::Joiner;
@@ -16,7 +16,7 @@ use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 use veche_protocol::chat::validate_chat;
@@ -35,14 +35,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Silence after which the connection counts as dropped. Three missed
 /// pings: quick enough that others see "reconnecting" within 5 s, slow
 /// enough that one lost packet doesn't trigger it.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
 
 /// How the session ended.
 enum End {
@@ -158,16 +151,23 @@ async fn session(
         .as_ref()
         .map(|r| r.participant_id.clone())
         .unwrap_or_else(|| claims.participant_id.clone());
-    socket =
-        match crate::lobby_wait::before_seat(&node, &room, &claims, &pid, resume.is_some(), socket)
-            .await
-        {
-            Some(s) => s,
-            None => {
-                node.release_room(&room);
-                return;
-            }
-        };
+    socket = match crate::lobby_wait::before_seat(
+        &node,
+        &room,
+        &claims,
+        &pid,
+        resume.is_some(),
+        IDLE_TIMEOUT,
+        socket,
+    )
+    .await
+    {
+        Some(s) => s,
+        None => {
+            node.release_room(&room);
+            return;
+        }
+    };
     if resume.is_none() && room.contains(&pid) {
         // The same token used twice: the newer connection wins, as when a
         // user reloads the page.
