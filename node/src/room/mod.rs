@@ -12,6 +12,10 @@
 //! the seat, and anything the old session does afterwards (noticing its
 //! socket died, its grace timer firing) is ignored.
 //!
+//! The room also keeps its copy of the room's moderation policy and
+//! enforces it (`policy.rs`: roles, withheld tracks, notices, removals)
+//! and holds its lobby (`lobby.rs`: waiters without a seat).
+//!
 //! The room talks to participants only through the [`Participant`] trait
 //! and to other nodes only through the [`Relay`] (the exchange with them
 //! is in `cascade.rs`), so it is unit-tested with participants in memory.
