@@ -31,6 +31,10 @@ pub enum Kind {
     Chat,
     /// `ping`: answered with `pong`.
     Ping,
+    /// `moderate`: a control-plane commit and a policy broadcast.
+    Moderate,
+    /// `hand`: rebroadcast to the room.
+    Hand,
     /// Anything else (`join` after joining, `leave`, malformed frames):
     /// only the session-wide budget applies.
     Other,
@@ -47,6 +51,8 @@ impl Kind {
             "candidate" => Kind::Candidate,
             "chat" => Kind::Chat,
             "ping" => Kind::Ping,
+            "moderate" => Kind::Moderate,
+            "hand" => Kind::Hand,
             _ => Kind::Other,
         }
     }
@@ -60,17 +66,21 @@ impl Kind {
             Kind::Candidate => signal::CANDIDATE,
             Kind::Chat => signal::CHAT,
             Kind::Ping => signal::PING,
+            Kind::Moderate => signal::MODERATE,
+            Kind::Hand => signal::HAND,
             Kind::Other => return None,
         })
     }
 
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 8] = [
         Kind::Media,
         Kind::Offer,
         Kind::Answer,
         Kind::Candidate,
         Kind::Chat,
         Kind::Ping,
+        Kind::Moderate,
+        Kind::Hand,
     ];
 }
 
@@ -94,7 +104,7 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Admission {
     any: TokenBucket,
-    kinds: [TokenBucket; 6],
+    kinds: [TokenBucket; 8],
     strikes: u32,
     window_start_ms: u64,
 }

@@ -14,9 +14,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use veche_protocol::chat::ChatMessage;
 use veche_protocol::error::ErrorBody;
+use veche_protocol::moderation::RoomPolicy;
 use veche_protocol::rpc::{
-    CommitChat, Heartbeat, HeartbeatReply, RegisterNode, RegisterNodeReply, RPC_COMMIT_CHAT,
-    RPC_HEARTBEAT, RPC_REGISTER_NODE,
+    CommitChat, Heartbeat, HeartbeatReply, ModerateRequest, RegisterNode, RegisterNodeReply,
+    RoomPolicyRequest, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_MODERATE, RPC_REGISTER_NODE,
+    RPC_ROOM_POLICY,
 };
 use veche_protocol::ErrorCode;
 
@@ -203,6 +205,19 @@ impl ControlPlaneClient {
     pub async fn commit_chat(&self, req: &CommitChat) -> Result<ChatMessage, ErrorBody> {
         self.call(RPC_COMMIT_CHAT, req).await
     }
+
+    /// The room's current moderation policy (version 0 for a room nobody
+    /// moderated yet).
+    pub async fn room_policy(&self, req: &RoomPolicyRequest) -> Result<RoomPolicy, ErrorBody> {
+        self.call(RPC_ROOM_POLICY, req).await
+    }
+
+    /// Asks the control plane to apply a moderation action; returns the
+    /// committed policy, or its refusal (`forbidden`, `bad_request`) with
+    /// the reason, for the client.
+    pub async fn moderate(&self, req: &ModerateRequest) -> Result<RoomPolicy, ErrorBody> {
+        self.call(RPC_MODERATE, req).await
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +307,37 @@ mod tests {
         let err = client.commit_chat(&commit()).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::RoomNotFound);
         assert_eq!(client.bases(), vec![refusing, good]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_moderation_surfaces_the_control_planes_reason() {
+        let refusal = ErrorBody::new(
+            ErrorCode::Forbidden,
+            "only a host or a moderator can mute others",
+        );
+        let app = axum::Router::new().route(
+            RPC_MODERATE,
+            axum::routing::post(move || {
+                let body = rmp_serde::to_vec_named(&refusal).unwrap();
+                async move { (StatusCode::FORBIDDEN, body).into_response() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = ControlPlaneClient::new(vec![format!("http://{addr}")], "s");
+        let err = client
+            .moderate(&ModerateRequest {
+                room_id: RoomId(1),
+                actor: None,
+                action: veche_protocol::moderation::ModAction::MuteEveryone,
+                present: Vec::new(),
+                at_ms: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Forbidden);
+        assert!(err.message.contains("only a host or a moderator"));
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! ```
 //!
 //! plus the leaves `cp_client`, `metrics`, `negotiation`, `interceptor`
-//! and `events` (participant events for statistics, emitted by rooms). docs/architecture.md walks through a join.
+//! and `events` (participant events for statistics, emitted by rooms).
+//! Beside `session` sit `lobby_wait` (a session before its seat: the
+//! room's policy, bans, the lobby) and `moderation` (the control-plane
+//! calls for policies and moderation actions); both use `node` and `room`. docs/architecture.md walks through a join.
 pub mod admission;
 pub mod codecs;
 pub mod core;
@@ -21,8 +24,10 @@ pub mod cp_client;
 pub mod events;
 pub mod forward;
 pub mod interceptor;
+mod lobby_wait;
 pub mod media_node;
 pub mod metrics;
+mod moderation;
 pub mod negotiation;
 pub mod node;
 pub mod outbox;

@@ -216,6 +216,18 @@ impl MediaNode {
                             }
                         }
                     }
+                    // A newer policy than ours (changed over REST, or a
+                    // relay message we missed): fetch it.
+                    for (room_id, version) in &reply.policy_versions {
+                        if let Some(room) = self.shared.room(*room_id) {
+                            if room.policy_version().is_none_or(|mine| mine < *version) {
+                                let shared = self.shared.clone();
+                                tokio::spawn(async move {
+                                    crate::moderation::fetch_policy(&shared, &room).await
+                                });
+                            }
+                        }
+                    }
                     if reply.draining {
                         self.shared.start_drain();
                     }

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub packets_dropped: IntCounterVec,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: IntCounter,
+    /// RTP packets of withheld tracks (a moderator's hold, speak mode)
+    /// that were dropped instead of forwarded.
+    pub packets_withheld: IntCounter,
+    /// Packets forwarded per published track, on its publisher's node
+    /// (labels `room`, `track`, `source`). Removed when the track is
+    /// unpublished, so cardinality follows live tracks. Integration tests
+    /// read it to tell whether a track flows.
+    pub track_packets_forwarded: IntCounterVec,
     /// Signalling errors returned to clients, by code.
     pub signalling_errors: IntCounterVec,
     /// Participants per room (label `room`, the room id). The label is
@@ -166,6 +174,24 @@ impl Metrics {
                 "reason",
             ),
             keyframe_requests: c("keyframe_requests_total", "PLIs sent to publishers"),
+            packets_withheld: c(
+                "rtp_packets_withheld_total",
+                "RTP packets of tracks withheld by the room's moderation policy, dropped",
+            ),
+            track_packets_forwarded: {
+                let m = IntCounterVec::new(
+                    Opts::new(
+                        "track_packets_forwarded_total",
+                        "RTP packets forwarded per published track, on the publisher's node",
+                    ),
+                    &["room", "track", "source"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric");
+                m
+            },
             signalling_errors: cv(
                 "signalling_errors_total",
                 "Error replies sent to signalling clients",

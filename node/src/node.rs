@@ -50,6 +50,12 @@ pub struct NodeConfig {
     /// A TURN server to issue short-lived per-participant credentials for
     /// (see `veche_protocol::turn`); `None` without TURN.
     pub turn: Option<veche_protocol::turn::TurnConfig>,
+    /// How long a room's lobby may have waiters and nobody who moderates
+    /// present (on any node) before the node asks the control plane to
+    /// let them in. Default
+    /// `veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS`; tests
+    /// shorten it.
+    pub lobby_unattended: Duration,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -65,8 +71,18 @@ impl std::fmt::Debug for NodeConfig {
             .field("reconnect_grace", &self.reconnect_grace)
             .field("ice_servers", &self.ice_servers)
             .field("turn", &self.turn)
+            .field("lobby_unattended", &self.lobby_unattended)
             .finish()
     }
+}
+
+/// Wall-clock time in Unix milliseconds: what tokens, chat and moderation
+/// requests carry. Decisions take it as an input.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The node's state, shared by its sessions and background tasks.

@@ -81,6 +81,9 @@ pub struct PeerHandle {
     /// Fired when the participant continues on another node: the session
     /// closes its socket without anyone being told they left.
     pub moved: Arc<tokio::sync::Notify>,
+    /// Fired when a moderator removed the participant: the session closes
+    /// its socket with `CLOSE_REMOVED` after what is queued.
+    pub removed: Arc<tokio::sync::Notify>,
 }
 
 impl Participant for PeerHandle {
@@ -103,6 +106,10 @@ impl Participant for PeerHandle {
     fn moved(&self) {
         let _ = self.cmd.send(PeerCmd::Close);
         self.moved.notify_one();
+    }
+
+    fn removed(&self) {
+        self.removed.notify_one();
     }
 }
 

@@ -8,7 +8,7 @@
 //! budgets in `veche_protocol::limits` allow.
 
 use crate::admission::{Admission, Kind, Verdict};
-use crate::node::Shared;
+use crate::node::{now_ms, Shared};
 use crate::outbox::{cmd_channel, Outbox};
 use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
 use crate::room::Joiner;
@@ -16,16 +16,16 @@ use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 use veche_protocol::chat::validate_chat;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::limits;
-use veche_protocol::rpc::CommitChat;
+use veche_protocol::rpc::{Actor, CommitChat};
 use veche_protocol::signal::{
     peek_type, ClientMessage, IceServer, LeaveReason, Resume, ServerMessage, CLOSE_MOVED,
-    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_SLOW,
+    CLOSE_NORMAL, CLOSE_POLICY, CLOSE_REMOVED, CLOSE_TOO_SLOW,
 };
 use veche_protocol::token::{self, JoinClaims};
 use veche_protocol::ErrorCode;
@@ -36,13 +36,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// pings: quick enough that others see "reconnecting" within 5 s, slow
 /// enough that one lost packet doesn't trigger it.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(4500);
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// How the session ended.
 enum End {
@@ -61,6 +54,9 @@ enum End {
     /// The client kept sending after being refused: closed with
     /// `CLOSE_POLICY`, and the seat is given up.
     Policy,
+    /// A moderator removed the participant; the room already evicted
+    /// them. Closed with `CLOSE_REMOVED`.
+    Removed,
 }
 
 /// The `ice_servers` for one participant: the configured STUN servers,
@@ -145,7 +141,7 @@ fn random_token() -> String {
 
 async fn session(
     node: Arc<Shared>,
-    socket: WebSocket,
+    mut socket: WebSocket,
     claims: JoinClaims,
     media: veche_protocol::signal::MediaState,
     resume: Option<Resume>,
@@ -155,6 +151,23 @@ async fn session(
         .as_ref()
         .map(|r| r.participant_id.clone())
         .unwrap_or_else(|| claims.participant_id.clone());
+    socket = match crate::lobby_wait::before_seat(
+        &node,
+        &room,
+        &claims,
+        &pid,
+        resume.is_some(),
+        IDLE_TIMEOUT,
+        socket,
+    )
+    .await
+    {
+        Some(s) => s,
+        None => {
+            node.release_room(&room);
+            return;
+        }
+    };
     if resume.is_none() && room.contains(&pid) {
         // The same token used twice: the newer connection wins, as when a
         // user reloads the page.
@@ -183,10 +196,12 @@ async fn session(
         }
     };
     let moved = Arc::new(tokio::sync::Notify::new());
+    let removed = Arc::new(tokio::sync::Notify::new());
     let handle = PeerHandle {
         out: out_tx.clone(),
         cmd: cmd_tx.clone(),
         moved: moved.clone(),
+        removed: removed.clone(),
     };
     let joined = match &resume {
         Some(r) => room
@@ -199,6 +214,8 @@ async fn session(
                     display_name: claims.display_name.clone(),
                     guest: claims.guest,
                     user: claims.user,
+                    pass: claims.pass,
+                    role: claims.role,
                 },
                 media,
                 handle,
@@ -264,6 +281,16 @@ async fn session(
             .in_current_span(),
         );
     }
+    let moderation = crate::moderation::spawn_moderation(
+        node.clone(),
+        room.clone(),
+        out_tx.clone(),
+        Actor {
+            participant_id: pid.clone(),
+            display_name: display_name.clone(),
+            claimed_role: claims.role,
+        },
+    );
     let mut admission = Admission::new(now_ms());
     // Replies to refused frames may be dropped (see `Outbox::send_droppable`):
     // a flooder must not fill its own queue with refusals.
@@ -285,6 +312,7 @@ async fn session(
         let next = tokio::select! {
             n = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => n,
             _ = moved.notified() => break End::Moved,
+            _ = removed.notified() => break End::Removed,
             _ = out_tx.overflowed() => break End::TooSlow,
         };
         let frame = match next {
@@ -430,12 +458,19 @@ async fn session(
                 });
             }
             ClientMessage::Leave => break End::Left(CLOSE_NORMAL),
-            ClientMessage::Moderate(_) | ClientMessage::Hand { .. } => send_error(
-                ErrorCode::InvalidState,
-                "moderation is not available on this media node yet".into(),
-                request,
-                None,
-            ),
+            ClientMessage::Moderate(action) => {
+                if moderation.try_send((action, now)).is_err() {
+                    send_error(
+                        ErrorCode::RateLimited,
+                        "too many moderation actions are waiting; try again in a moment".into(),
+                        request,
+                        None,
+                    );
+                }
+            }
+            ClientMessage::Hand { raised } => {
+                let _ = room.set_hand(&pid, raised, now);
+            }
             ClientMessage::Chat {
                 text,
                 client_msg_id,
@@ -498,6 +533,10 @@ async fn session(
                 CLOSE_POLICY,
                 "too many refused messages; see the error messages before this",
             ))
+        }
+        End::Removed => {
+            info!("removed by a moderator");
+            Some(close_frame(CLOSE_REMOVED, "removed by a moderator"))
         }
         End::Dropped(reply) => {
             keep_seat(&node, &room, &pid, generation);

@@ -29,7 +29,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// client's close frame (which completes the closing handshake).
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
-fn encode(msg: &ServerMessage) -> Message {
+pub(crate) fn encode(msg: &ServerMessage) -> Message {
     Message::Text(Utf8Bytes::from(
         serde_json::to_string(msg).expect("server messages always serialise"),
     ))
@@ -37,7 +37,18 @@ fn encode(msg: &ServerMessage) -> Message {
 
 /// Ends a session before `joined`: one `error` (with `request: "join"`,
 /// the step that failed) and a close frame with the error's close code.
-pub(crate) async fn refuse(mut socket: WebSocket, code: ErrorCode, reason: &str) {
+pub(crate) async fn refuse(socket: WebSocket, code: ErrorCode, reason: &str) {
+    refuse_with(socket, code, reason, code.ws_close_code()).await
+}
+
+/// [`refuse`] with a close code of its own (a lobby waiter turned away
+/// gets `CLOSE_DENIED`, not the error code's).
+pub(crate) async fn refuse_with(
+    mut socket: WebSocket,
+    code: ErrorCode,
+    reason: &str,
+    close_code: u16,
+) {
     // Close reasons are limited to 123 bytes by RFC 6455.
     let mut reason = reason.to_owned();
     reason.truncate(120);
@@ -50,7 +61,7 @@ pub(crate) async fn refuse(mut socket: WebSocket, code: ErrorCode, reason: &str)
         .await;
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
-            code: code.ws_close_code(),
+            code: close_code,
             reason: Utf8Bytes::from(reason),
         })))
         .await;

@@ -3,6 +3,7 @@
 
 use super::{Action, Announcement, CoreError, Home, Member, RoomCore};
 use std::collections::BTreeSet;
+use veche_protocol::moderation::Role;
 use veche_protocol::signal::{
     LeaveReason, MediaState, ParticipantInfo, PresenceStatus, ServerMessage, TrackInfo,
 };
@@ -16,13 +17,15 @@ impl RoomCore {
     /// node died or is draining): they keep their place in the list, their
     /// old tracks go, and with `rejoining` they show as reconnecting until
     /// [`RoomCore::set_status`] says their media flows again. `guest`
-    /// (from the join token) is shown to others as it is.
+    /// (from the join token) is shown to others as it is; `role` is the
+    /// token's role raised by the room's policy.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
         id: ParticipantId,
         display_name: String,
         guest: bool,
+        role: Role,
         media: MediaState,
         now_ms: UnixMillis,
         epoch: u64,
@@ -54,7 +57,7 @@ impl RoomCore {
             tracks: Vec::new(),
             joined_at_ms,
             guest,
-            role: Default::default(),
+            role,
             hand_raised_at_ms: None,
         };
         let mut receiving = BTreeSet::new();
@@ -212,5 +215,57 @@ impl RoomCore {
         }
         m.info.status = status;
         Ok(Self::changed(m))
+    }
+
+    /// A participant's role changed (the room's policy granted or took
+    /// back moderator): everyone sees their new entry.
+    pub fn set_role(&mut self, id: &ParticipantId, role: Role) -> Result<Vec<Action>, CoreError> {
+        let m = self.members.get_mut(id).ok_or(CoreError::NotInRoom)?;
+        if m.info.role == role {
+            return Ok(Vec::new());
+        }
+        m.info.role = role;
+        Ok(Self::changed(m))
+    }
+
+    /// A participant raised (`Some(time)`, by this node's clock) or lowered
+    /// (`None`) their hand. Raising an already raised hand keeps its place
+    /// in the queue.
+    pub fn set_hand(
+        &mut self,
+        id: &ParticipantId,
+        raised_at_ms: Option<UnixMillis>,
+    ) -> Result<Vec<Action>, CoreError> {
+        let m = self.members.get_mut(id).ok_or(CoreError::NotInRoom)?;
+        let next = match (m.info.hand_raised_at_ms, raised_at_ms) {
+            (Some(t), Some(_)) => Some(t),
+            (_, r) => r,
+        };
+        if m.info.hand_raised_at_ms == next {
+            return Ok(Vec::new());
+        }
+        m.info.hand_raised_at_ms = next;
+        Ok(Self::changed(m))
+    }
+
+    /// Raised hands on every node, first raised first; ties by id, so
+    /// every node and client agrees on the order.
+    pub fn raised_hands(&self) -> Vec<ParticipantId> {
+        let mut hands: Vec<(UnixMillis, &ParticipantId)> = self
+            .members
+            .iter()
+            .filter_map(|(id, m)| m.info.hand_raised_at_ms.map(|t| (t, id)))
+            .collect();
+        hands.sort();
+        hands.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
+    /// Every participant's role, on every node (a remote participant's as
+    /// their node computed it).
+    pub fn roles(&self) -> Vec<(ParticipantId, Role)> {
+        self.members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.info.role))
+            .collect()
     }
 }

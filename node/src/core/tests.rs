@@ -1,4 +1,5 @@
 use super::*;
+use veche_protocol::moderation::Role;
 use veche_protocol::signal::{MediaKind, MediaState, PresenceStatus, TrackInfo, TrackSource};
 
 fn pid(n: u8) -> ParticipantId {
@@ -39,6 +40,7 @@ fn join(core: &mut RoomCore, n: u8) -> Vec<Action> {
         pid(n),
         format!("P{n}"),
         false,
+        Role::Participant,
         MediaState::default(),
         0,
         1,
@@ -87,6 +89,7 @@ fn a_guest_is_announced_as_a_guest_and_a_member_is_not() {
             pid(2),
             "Visitor".into(),
             true,
+            Role::Guest,
             MediaState::default(),
             0,
             1,
@@ -199,6 +202,7 @@ fn refusals_do_not_change_state() {
             pid(1),
             "again".into(),
             false,
+            Role::Participant,
             MediaState::default(),
             0,
             1,
@@ -379,6 +383,7 @@ fn the_newest_session_of_a_participant_wins_across_nodes() {
         pid(1),
         "P1".into(),
         false,
+        Role::Participant,
         MediaState::default(),
         0,
         10,
@@ -422,6 +427,7 @@ fn a_participant_known_from_another_node_can_take_their_seat_here() {
             pid(2),
             "R2".into(),
             false,
+            Role::Participant,
             MediaState::default(),
             99,
             6,
@@ -453,4 +459,27 @@ fn a_full_state_from_a_node_removes_those_it_no_longer_lists() {
     assert_eq!(core.snapshot().len(), 3);
     core.remote_closed(C);
     assert!(core.participant(&pid(4)).is_none());
+}
+
+#[test]
+fn raised_hands_are_ordered_by_time_then_id_and_keep_their_place() {
+    let mut core = RoomCore::new();
+    for n in 1..=3 {
+        join(&mut core, n);
+    }
+    core.set_hand(&pid(3), Some(10)).unwrap();
+    core.set_hand(&pid(2), Some(20)).unwrap();
+    core.set_hand(&pid(1), Some(20)).unwrap();
+    let mut tie = vec![pid(1), pid(2)];
+    tie.sort();
+    let expected = [vec![pid(3)], tie].concat();
+    assert_eq!(core.raised_hands(), expected);
+    // Raising again does not move a hand to the back of the queue.
+    assert!(core.set_hand(&pid(3), Some(99)).unwrap().is_empty());
+    assert_eq!(core.raised_hands()[0], pid(3));
+    let actions = core.set_hand(&pid(3), None).unwrap();
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Broadcast { msg: ServerMessage::ParticipantUpdated { participant }, .. }
+            if participant.id == pid(3) && participant.hand_raised_at_ms.is_none())));
+    assert!(!core.raised_hands().contains(&pid(3)));
 }

@@ -3,8 +3,8 @@
 //! relays to the other. The rules are in [`crate::core`]; this carries
 //! them out over the [`crate::relay::Relay`].
 
-use super::{Inner, Room};
-use crate::core::Action;
+use super::{Claims, Inner, PolicySource, Room};
+use crate::core::{Action, Home};
 use crate::track::{Origin, UpTrack};
 use veche_protocol::relay::{RelayCodec, RelayMsg, RemoteParticipant};
 use veche_protocol::rpc::RelayPeer;
@@ -66,6 +66,7 @@ impl Room {
         let mut inner = self.lock();
         if inner.peers.insert(peer.node_id) {
             self.send_state(&inner, peer.node_id, true);
+            self.send_lobby(&inner, peer.node_id);
         }
     }
 
@@ -94,6 +95,14 @@ impl Room {
             for (t, c) in &p.codecs {
                 inner.codecs.insert(t.clone(), c.clone());
             }
+            inner.remote_claims.insert(
+                p.info.id.clone(),
+                Claims {
+                    role: p.claimed_role,
+                    user: p.user,
+                    pass: p.pass,
+                },
+            );
         };
         match msg {
             RelayMsg::RoomState {
@@ -113,12 +122,14 @@ impl Room {
                 self.run(&mut inner, actions);
                 if reply_wanted || new_peer {
                     self.send_state(&inner, from, false);
+                    self.send_lobby(&inner, from);
                 }
             }
             RelayMsg::Upsert { participant, .. } => {
                 if inner.peers.insert(from) {
                     // It knows us but we did not know it: it needs our state.
                     self.send_state(&inner, from, true);
+                    self.send_lobby(&inner, from);
                 }
                 remember(&mut inner, &participant);
                 let actions = inner
@@ -136,6 +147,7 @@ impl Room {
             }
             RelayMsg::RoomClosed { .. } => {
                 inner.peers.remove(&from);
+                self.remote_lobby(&mut inner, from, None);
                 let actions = inner.core.remote_closed(from);
                 self.run(&mut inner, actions);
             }
@@ -160,10 +172,18 @@ impl Room {
                     except: None,
                 }],
             ),
-            // Moderation over the relay is not wired yet (issue 12).
-            RelayMsg::Hello { .. } | RelayMsg::Policy { .. } | RelayMsg::Lobby { .. } => {}
+            RelayMsg::Policy { policy, .. } => {
+                self.apply_policy_locked(&mut inner, policy, PolicySource::Relayed);
+            }
+            RelayMsg::Lobby { waiting, .. } => self.remote_lobby(&mut inner, from, Some(waiting)),
+            RelayMsg::Hello { .. } => {}
         }
-        self.observe(&inner);
+        let inner = &mut *inner;
+        let core = &inner.core;
+        inner
+            .remote_claims
+            .retain(|id, _| matches!(core.home(id), Some(Home::Remote(_))));
+        self.observe(inner);
     }
 
     /// Another node became unreachable: its participants show as
@@ -171,6 +191,7 @@ impl Room {
     pub fn node_lost(&self, peer: NodeId) -> Vec<ParticipantId> {
         let mut inner = self.lock();
         inner.peers.remove(&peer);
+        self.remote_lobby(&mut inner, peer, None);
         let (actions, waiting) = inner.core.node_lost(peer);
         self.run(&mut inner, actions);
         self.observe(&inner);
@@ -217,13 +238,18 @@ pub(super) fn remote_participant(
                 .map(|up| (t.id.clone(), relay_codec(up)))
         })
         .collect();
+    let claims = inner
+        .seats
+        .get(&info.id)
+        .map(|s| s.claims.clone())
+        .unwrap_or_default();
     RemoteParticipant {
         info,
         epoch,
         codecs,
-        user: None,
-        pass: None,
-        claimed_role: Default::default(),
+        user: claims.user,
+        pass: claims.pass,
+        claimed_role: claims.role,
     }
 }
 

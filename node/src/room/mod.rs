@@ -12,16 +12,26 @@
 //! the seat, and anything the old session does afterwards (noticing its
 //! socket died, its grace timer firing) is ignored.
 //!
+//! The room also keeps its copy of the room's moderation policy and
+//! enforces it (`policy.rs`: roles, withheld tracks, notices, removals)
+//! and holds its lobby (`lobby.rs`: waiters without a seat).
+//!
 //! The room talks to participants only through the [`Participant`] trait
 //! and to other nodes only through the [`Relay`] (the exchange with them
 //! is in `cascade.rs`), so it is unit-tested with participants in memory.
 
 mod cascade;
+mod lobby;
 mod participant;
+mod policy;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_moderation;
 
+pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
 pub use participant::Participant;
+pub use policy::{notices_for, withheld_reason, PolicySource, Told};
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
 use crate::events::EventSink;
@@ -32,17 +42,29 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use veche_protocol::chat::ChatMessage;
+use veche_protocol::moderation::{Role, RoomPolicy};
+use veche_protocol::pass::PassId;
 use veche_protocol::relay::{RelayCodec, RelayMsg};
 use veche_protocol::secret::secrets_match;
 use veche_protocol::signal::{
     IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
 };
-use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis};
+use veche_protocol::{NodeId, ParticipantId, RoomId, TrackId, UnixMillis, UserId};
 
 struct Seat {
     participant: Box<dyn Participant>,
     generation: u64,
     resume_token: String,
+    claims: Claims,
+}
+
+/// What a participant's join token says about them that moderation needs:
+/// the role the policy raises, and the account and pass a ban covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Claims {
+    role: Role,
+    user: Option<UserId>,
+    pass: Option<PassId>,
 }
 
 struct Inner {
@@ -57,6 +79,13 @@ struct Inner {
     codecs: HashMap<TrackId, RelayCodec>,
     /// Remote tracks relayed here: the node and the slot they arrive on.
     relays: HashMap<TrackId, (NodeId, u16)>,
+    /// The room's moderation policy; `None` until the first copy arrived.
+    policy: Option<RoomPolicy>,
+    /// The claims of other nodes' participants, as their nodes relayed
+    /// them (for `present` in moderation requests).
+    remote_claims: HashMap<ParticipantId, Claims>,
+    /// Who waits to be let in, here and on other nodes.
+    lobby: Lobby,
 }
 
 /// Why a resume was refused.
@@ -93,7 +122,11 @@ pub struct Joiner {
     /// Marked as a guest in the participant list.
     pub guest: bool,
     /// The signed-in account, if any.
-    pub user: Option<veche_protocol::UserId>,
+    pub user: Option<UserId>,
+    /// The guest pass, if any (banned with them).
+    pub pass: Option<PassId>,
+    /// The role the token claims; the room's policy may raise it.
+    pub role: Role,
 }
 
 impl Room {
@@ -131,6 +164,9 @@ impl Room {
                 peers: BTreeSet::new(),
                 codecs: HashMap::new(),
                 relays: HashMap::new(),
+                policy: None,
+                remote_claims: HashMap::new(),
+                lobby: Lobby::default(),
             }),
             generations: AtomicU64::new(1),
         })
@@ -238,6 +274,7 @@ impl Room {
             .collect();
         for t in gone {
             if let Some(up) = inner.tracks.remove(&t) {
+                self.forget_track_metric(&up);
                 self.stop_relaying(&up);
             }
         }
@@ -268,12 +305,17 @@ impl Room {
             display_name,
             guest,
             user,
+            pass,
+            role: claimed,
         } = joiner;
         let mut inner = self.lock();
+        let policy = inner.policy.clone().unwrap_or_default();
+        let role = policy.role_of(&id, claimed);
         let actions = inner.core.join(
             id.clone(),
             display_name.clone(),
             guest,
+            role,
             media,
             now_ms,
             epoch,
@@ -289,8 +331,13 @@ impl Room {
             ice_servers,
             resume_token: resume_token.clone(),
             resumed: false,
-            policy: Default::default(),
+            policy: policy.view(),
         });
+        if role.moderates() {
+            handle.send(ServerMessage::Lobby {
+                waiting: inner.lobby.all_entries(),
+            });
+        }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         inner.seats.insert(
             id,
@@ -298,6 +345,11 @@ impl Room {
                 participant: Box::new(handle),
                 generation,
                 resume_token,
+                claims: Claims {
+                    role: claimed,
+                    user,
+                    pass,
+                },
             },
         );
         self.run(&mut inner, actions);
@@ -340,8 +392,21 @@ impl Room {
                 ice_servers,
                 resume_token: resume_token.to_owned(),
                 resumed: true,
-                policy: Default::default(),
+                policy: inner
+                    .policy
+                    .as_ref()
+                    .map(RoomPolicy::view)
+                    .unwrap_or_default(),
             });
+            if inner
+                .core
+                .participant(id)
+                .is_some_and(|p| p.role.moderates())
+            {
+                seat.participant.send(ServerMessage::Lobby {
+                    waiting: inner.lobby.all_entries(),
+                });
+            }
         }
         self.run(&mut inner, actions);
         self.observe(&inner);
@@ -354,6 +419,7 @@ impl Room {
         inner.tracks.insert(track.info.id.clone(), track.clone());
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
+                self.admit_track(&inner, &track);
                 self.run(&mut inner, actions);
                 self.observe(&inner);
                 Ok(())
@@ -371,6 +437,9 @@ impl Room {
         let actions = inner.core.unpublish(track);
         self.run(&mut inner, actions);
         if let Some(up) = inner.tracks.remove(track) {
+            if up.origin() == Origin::Local {
+                self.forget_track_metric(&up);
+            }
             self.stop_relaying(&up);
         }
         self.observe(&inner);
@@ -469,7 +538,8 @@ impl Room {
 
     /// True while anyone is in the room on this node.
     pub fn has_members(&self) -> bool {
-        !self.lock().core.is_empty()
+        let inner = self.lock();
+        !inner.core.is_empty() || !inner.lobby.is_empty()
     }
 
     /// True when nobody is in the room on this node, so the node can drop

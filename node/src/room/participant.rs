@@ -33,4 +33,8 @@ pub trait Participant: Send + Sync {
     /// The participant continues on another node: close the connection
     /// without anyone being told they left.
     fn moved(&self);
+    /// A moderator removed the participant: close the connection with
+    /// `CLOSE_REMOVED` once what was queued (the `moderated` notice) is
+    /// sent. [`Participant::close`] follows, as for anyone leaving.
+    fn removed(&self);
 }

@@ -8,21 +8,22 @@ use veche_protocol::RoomSlug;
 
 /// What the room did to one seat.
 #[derive(Clone, Debug, PartialEq)]
-enum Event {
+pub(super) enum Event {
     Sent(ServerMessage),
     Subscribed(TrackId),
     Unsubscribed(TrackId),
     Closed,
     Moved,
+    Removed,
 }
 
 /// A participant in memory that records every call the room makes.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Event>>>);
+pub(super) struct Recorder(Arc<Mutex<Vec<Event>>>);
 
 impl Recorder {
     /// Everything recorded since the last call.
-    fn take(&self) -> Vec<Event> {
+    pub(super) fn take(&self) -> Vec<Event> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -46,13 +47,16 @@ impl Participant for Recorder {
     fn moved(&self) {
         self.0.lock().unwrap().push(Event::Moved);
     }
+    fn removed(&self) {
+        self.0.lock().unwrap().push(Event::Removed);
+    }
 }
 
-fn pid(n: u8) -> ParticipantId {
+pub(super) fn pid(n: u8) -> ParticipantId {
     ParticipantId::from_random([n; 8])
 }
 
-fn room() -> Arc<Room> {
+pub(super) fn room() -> Arc<Room> {
     Room::new(
         RoomInfo {
             id: RoomId(1),
@@ -66,7 +70,7 @@ fn room() -> Arc<Room> {
 
 /// Joins participant `n` with resume token `tok<n>`; returns their seat
 /// and the session's generation.
-fn join(room: &Room, n: u8) -> (Recorder, u64) {
+pub(super) fn join(room: &Room, n: u8) -> (Recorder, u64) {
     let seat = Recorder::default();
     let generation = room
         .join(
@@ -75,6 +79,8 @@ fn join(room: &Room, n: u8) -> (Recorder, u64) {
                 display_name: format!("P{n}"),
                 guest: false,
                 user: None,
+                pass: None,
+                role: veche_protocol::moderation::Role::Participant,
             },
             MediaState::default(),
             seat.clone(),
@@ -88,7 +94,7 @@ fn join(room: &Room, n: u8) -> (Recorder, u64) {
     (seat, generation)
 }
 
-fn camera(n: u8, publisher: u8) -> Arc<UpTrack> {
+pub(super) fn camera(n: u8, publisher: u8) -> Arc<UpTrack> {
     let info = TrackInfo {
         id: TrackId::from_random([n; 8]),
         kind: MediaKind::Video,

@@ -90,3 +90,46 @@ async fn keyframe_requests_are_coalesced_and_never_sent_for_audio() {
     audio.request_keyframe().await;
     assert_eq!(publisher.keyframes(), 0);
 }
+
+#[test]
+fn a_held_track_forwards_nothing_to_participants_or_nodes_and_counts_it() {
+    let metrics = Metrics::new();
+    let info = TrackInfo {
+        id: TrackId::from_random([1; 8]),
+        kind: MediaKind::Audio,
+        source: TrackSource::Microphone,
+        stream_id: "s".into(),
+    };
+    let up = UpTrack::new(
+        info,
+        ParticipantId::from_random([2; 8]),
+        vp8(),
+        String::new(),
+        Origin::Local,
+        Arc::new(RecordingUpstream::default()),
+        metrics.clone(),
+    );
+    let labelled = metrics
+        .track_packets_forwarded
+        .with_label_values(&["1", "t", "microphone"]);
+    up.count_into(labelled.clone());
+    let (ptx, mut prx) = mpsc::channel(16);
+    let (ntx, mut nrx) = mpsc::channel(16);
+    up.attach(Sink::Participant(ParticipantId::from_random([8; 8])), ptx);
+    up.attach(Sink::Node(veche_protocol::NodeId(3)), ntx);
+    up.fan_out(packet(1));
+    assert!(up.set_withheld(true), "the switch changed");
+    assert!(!up.set_withheld(true), "setting it again changes nothing");
+    for seq in 2..6 {
+        up.fan_out(packet(seq));
+    }
+    assert_eq!(up.forwarded(), 1);
+    assert_eq!(labelled.get(), 1);
+    assert_eq!(metrics.packets_withheld.get(), 4);
+    assert_eq!(std::iter::from_fn(|| prx.try_recv().ok()).count(), 1);
+    assert_eq!(std::iter::from_fn(|| nrx.try_recv().ok()).count(), 1);
+    up.set_withheld(false);
+    up.fan_out(packet(6));
+    assert_eq!(up.forwarded(), 2);
+    assert_eq!(prx.try_recv().unwrap().header.sequence_number, 6);
+}

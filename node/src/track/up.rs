@@ -6,9 +6,11 @@
 
 use crate::forward::{GapDetector, KeyframeGate};
 use crate::metrics::Metrics;
+use prometheus::IntCounter;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use veche_protocol::signal::{MediaKind, TrackInfo};
@@ -72,6 +74,16 @@ pub struct UpTrack {
     /// Loss on the relay hop, for a relayed track.
     gaps: Mutex<GapDetector>,
     metrics: Metrics,
+    /// Set while the room's policy says this track must not reach anyone
+    /// (a moderator's hold, or speak mode without permission). Checked on
+    /// every packet, so a relaxed atomic.
+    withheld: AtomicBool,
+    /// Packets handed to receivers (once per packet, whatever the number
+    /// of receivers).
+    forwarded: AtomicU64,
+    /// The per-track Prometheus counter mirroring `forwarded`, once the
+    /// room labelled it (see [`UpTrack::count_into`]).
+    forwarded_metric: OnceLock<IntCounter>,
 }
 
 impl UpTrack {
@@ -97,6 +109,9 @@ impl UpTrack {
             keyframes: Mutex::new(KeyframeGate::default()),
             gaps: Mutex::new(GapDetector::default()),
             metrics,
+            withheld: AtomicBool::new(false),
+            forwarded: AtomicU64::new(0),
+            forwarded_metric: OnceLock::new(),
         })
     }
 
@@ -112,8 +127,42 @@ impl UpTrack {
         self.origin
     }
 
-    /// Hands a packet to every receiver without waiting for any of them.
+    /// Stops (`true`) or resumes (`false`) forwarding. Returns whether
+    /// the switch changed. The publisher keeps sending meanwhile; its
+    /// packets are counted and dropped here, so a held track reaches no
+    /// participant and no other node.
+    pub fn set_withheld(&self, withheld: bool) -> bool {
+        self.withheld.swap(withheld, Ordering::Relaxed) != withheld
+    }
+
+    /// Whether forwarding is stopped by the room's policy.
+    pub fn is_withheld(&self) -> bool {
+        self.withheld.load(Ordering::Relaxed)
+    }
+
+    /// Packets forwarded so far (each once, however many receivers).
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Also counts forwarded packets into `counter` (the room's labelled
+    /// `track_packets_forwarded_total`), so tests and operators can see
+    /// from outside whether a track flows. Only the first call counts.
+    pub fn count_into(&self, counter: IntCounter) {
+        let _ = self.forwarded_metric.set(counter);
+    }
+
+    /// Hands a packet to every receiver without waiting for any of them;
+    /// drops it (counted) while the track is withheld.
     pub fn fan_out(&self, pkt: rtp::Packet) {
+        if self.is_withheld() {
+            self.metrics.packets_withheld.inc();
+            return;
+        }
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.forwarded_metric.get() {
+            c.inc();
+        }
         let subs = self.subscribers.read().expect("lock poisoned");
         for (_, tx) in subs.iter() {
             if tx.try_send(pkt.clone()).is_err() {
