@@ -59,18 +59,6 @@ pub enum MediaGroup {
     Screen,
 }
 
-impl MediaGroup {
-    /// The group a published track belongs to.
-    pub fn of(source: crate::signal::TrackSource) -> MediaGroup {
-        use crate::signal::TrackSource;
-        match source {
-            TrackSource::Microphone => MediaGroup::Microphone,
-            TrackSource::Camera => MediaGroup::Camera,
-            TrackSource::Screen | TrackSource::ScreenAudio => MediaGroup::Screen,
-        }
-    }
-}
-
 /// Media of one participant that a moderator stopped: the node forwards
 /// none of it until the hold is lifted ("ask to unmute" for the
 /// microphone, or the participant themselves where the room allows it).

@@ -7,7 +7,7 @@
 use crate::chat::ChatMessage;
 use crate::error::ErrorBody;
 use crate::ids::{ParticipantId, RoomId, RoomSlug, TrackId};
-use crate::moderation::{LobbyEntry, ModAction, Notice, PolicyView, Role};
+use crate::moderation::{LobbyEntry, MediaGroup, ModAction, Notice, PolicyView, Role};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -37,6 +37,16 @@ impl TrackSource {
     /// True for sources that carry audio.
     pub fn is_audio(self) -> bool {
         matches!(self, TrackSource::Microphone | TrackSource::ScreenAudio)
+    }
+
+    /// What a moderator stops to stop this track: a screen share's audio
+    /// goes with the screen.
+    pub fn group(self) -> MediaGroup {
+        match self {
+            TrackSource::Microphone => MediaGroup::Microphone,
+            TrackSource::Camera => MediaGroup::Camera,
+            TrackSource::Screen | TrackSource::ScreenAudio => MediaGroup::Screen,
+        }
     }
 }
 

@@ -155,6 +155,9 @@ pub async fn media_node(
             bind_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         },
         reconnect_grace: std::time::Duration::from_secs(2),
+        lobby_unattended: std::time::Duration::from_millis(
+            veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS,
+        ),
         ice_servers: Vec::new(),
         turn: None,
     });

@@ -280,7 +280,7 @@ impl Room {
                 .core
                 .participant(&up.publisher)
                 .map_or(Role::Guest, |p| p.role);
-            let hold = policy.withholds(&up.publisher, role, MediaGroup::of(up.info.source));
+            let hold = policy.withholds(&up.publisher, role, up.info.source.group());
             if up.set_withheld(hold) && !hold && up.info.kind == MediaKind::Video {
                 resume_keyframe(up.clone());
             }
@@ -301,7 +301,7 @@ impl Room {
             .core
             .participant(&up.publisher)
             .map_or(Role::Guest, |p| p.role);
-        let reason = withheld_reason(policy, &up.publisher, role, MediaGroup::of(up.info.source));
+        let reason = withheld_reason(policy, &up.publisher, role, up.info.source.group());
         up.set_withheld(reason.is_some());
         if let (Some(reason), Some(seat)) = (reason, inner.seats.get(&up.publisher)) {
             seat.participant.send(ServerMessage::Error {
