@@ -61,6 +61,9 @@ pub struct RoomView {
     /// pass admits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass_refusal: Option<String>,
+    /// The room's cover (title, description, image), if its owner set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<crate::cover::CoverView>,
 }
 
 /// `POST /api/rooms/{slug}/join` body.
