@@ -1,5 +1,5 @@
 //! The commands of the capabilities kept in document tables (accounts,
-//! passes, statistics), applied the same way by both stores: the redb
+//! passes, statistics, covers), applied the same way by both stores: the redb
 //! state machine and `MemStore` each hand such a command here with their
 //! own `DocsMut`, so neither carries a copy of the dispatch.
 
@@ -21,6 +21,7 @@ pub(crate) fn apply(
             .map(|o| CommandOutput::Passes(Box::new(o)))
             .map_err(CommandError::Pass),
         Command::Stats(c) => Ok(CommandOutput::Stats(super::stats::apply(d, c)?)),
+        Command::Covers(c) => Ok(CommandOutput::Covers(Box::new(super::covers::apply(d, c)?))),
         other => {
             return Err(DbError::Inconsistent(format!(
                 "not a document-table command: {other:?}"

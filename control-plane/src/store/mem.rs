@@ -96,6 +96,8 @@ impl State {
                 let room = new.into_room(RoomId(self.next_id()));
                 self.slugs.insert(room.slug.clone(), room.id);
                 self.rooms.insert(room.id, room.clone());
+                super::owned_rooms::index(&mut self.docs, &room)
+                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"));
                 Ok(CommandOutput::Room(room))
             }
             Command::PostChat {
@@ -141,10 +143,11 @@ impl State {
                 self.media_nodes.insert(record.info.node_id, record.clone());
                 Ok(CommandOutput::MediaNode(record))
             }
-            c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
-                super::capabilities::apply(&mut self.docs, c)
-                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))
-            }
+            c @ (Command::Accounts(_)
+            | Command::Passes(_)
+            | Command::Stats(_)
+            | Command::Covers(_)) => super::capabilities::apply(&mut self.docs, c)
+                .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self
                     .media_nodes

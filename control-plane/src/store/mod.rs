@@ -19,6 +19,8 @@
 //!   - [`accounts`]: users and sessions ([`AccountStore`]);
 //!   - [`passes`]: guest passes ([`PassStore`]), their data in
 //!     `pass_model.rs`;
+//!   - [`covers`]: room covers ([`CoverStore`]), their data in
+//!     `cover_model.rs`, and `owned_rooms.rs`, each owner's rooms;
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
 //!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
@@ -29,6 +31,8 @@ mod account_store;
 pub mod accounts;
 mod batcher;
 mod capabilities;
+mod cover_model;
+pub mod covers;
 mod db;
 mod deadline;
 pub mod docs;
@@ -39,6 +43,7 @@ pub mod mem;
 pub mod model;
 pub mod network;
 pub mod outbox;
+mod owned_rooms;
 mod pass_model;
 pub mod passes;
 mod queries;
@@ -53,6 +58,7 @@ pub mod types;
 
 pub use access::DocAccess;
 pub use account_store::AccountStore;
+pub use covers::CoverStore;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
@@ -67,6 +73,8 @@ pub use types::{ApplyResponse, TypeConfig};
 pub(crate) mod conformance;
 #[cfg(test)]
 mod conformance_accounts;
+#[cfg(test)]
+mod conformance_covers;
 #[cfg(test)]
 pub(crate) mod conformance_kit;
 #[cfg(test)]

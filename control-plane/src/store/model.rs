@@ -183,6 +183,8 @@ pub enum Command {
     /// Meeting statistics (`stats.rs`): a batch of a media node's
     /// participant events, or a lost node's sessions closed.
     Stats(super::stats::StatsCommand),
+    /// Room covers (`covers.rs`).
+    Covers(super::cover_model::CoverCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -218,6 +220,7 @@ impl Command {
             Command::Accounts(c) => c.is_idempotent(),
             Command::Passes(c) => c.is_idempotent(),
             Command::Stats(c) => c.is_idempotent(),
+            Command::Covers(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -240,6 +243,8 @@ pub enum CommandOutput {
     Passes(Box<super::pass_model::PassOutput>),
     /// What a statistics command answered.
     Stats(super::stats::StatsOutput),
+    /// What a cover command answered.
+    Covers(Box<super::cover_model::CoverOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }

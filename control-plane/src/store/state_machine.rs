@@ -126,6 +126,7 @@ fn apply_command(
             let room = new.into_room(RoomId(id));
             t.rooms.insert(id, db::encode(&room)?.as_slice())?;
             t.slugs.insert(room.slug.as_str(), id)?;
+            super::owned_rooms::index(&mut t.docs, &room)?;
             Ok(Ok(CommandOutput::Room(room)))
         }
         Command::PostChat {
@@ -193,7 +194,8 @@ fn apply_command(
                 .insert(record.info.node_id.0, db::encode(&record)?.as_slice())?;
             Ok(Ok(CommandOutput::MediaNode(record)))
         }
-        c @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_)) => {
+        c
+        @ (Command::Accounts(_) | Command::Passes(_) | Command::Stats(_) | Command::Covers(_)) => {
             super::capabilities::apply(&mut t.docs, c)
         }
         Command::SetMediaNodeDraining { node_id, draining } => {
