@@ -14,6 +14,7 @@ import { controlHooks, panels, copyLink, renderControls, renderPanels, setPanel,
 import { callHooks, currentSession, dispatch, leaveCall, sendMediaState, sendTarget, startCall as startCallCore } from './ui/call.js';
 import { addScreenSenders, attachSendTrack, detachCam, removeScreenSenders } from './ui/peer.js';
 import { fetchSignedIn, renderIdentity, showRefusalIfAny, storedOwnerKey, wirePasses } from './ui/passes.js';
+import { wireCover } from './ui/cover.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
@@ -238,6 +239,7 @@ async function main() {
   document.title = `${app.room.name} · Veche`;
   if (showRefusalIfAny()) return;
   renderIdentity();
+  wireCover();
   if (app.signedIn) app.displayName = app.signedIn.display_name;
   const skip = app.params.get('skipPrejoin');
   if (skip === '1' || skip === 'true') {
