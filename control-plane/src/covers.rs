@@ -248,12 +248,18 @@ pub(crate) mod tests {
             check(Some("image/png"), &tiny),
             Err(NotACover::BadDimensions(8, 8))
         );
-        let mut huge = encoded(CoverKind::Png, 32, 32);
-        // Width in the IHDR chunk: 100 000 pixels.
-        huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        // Refused from the header, before any pixel is decoded.
+        let wide = encoded(CoverKind::Webp, MAX_SIDE + 1, 16);
         assert_eq!(
-            check(Some("image/png"), &huge),
-            Err(NotACover::BadDimensions(100_000, 32))
+            check(Some("image/webp"), &wide),
+            Err(NotACover::BadDimensions(MAX_SIDE + 1, 16))
+        );
+        let mut lying = encoded(CoverKind::Png, 32, 32);
+        // A width in the IHDR chunk its checksum does not cover: damaged.
+        lying[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        assert_eq!(
+            check(Some("image/png"), &lying),
+            Err(NotACover::NotValid(CoverKind::Png))
         );
     }
 

@@ -316,10 +316,11 @@ pub mod covers {
     pub const MAX_CONCURRENT_DECODES: usize = 2;
     /// Cover writes (`PUT`/`DELETE /api/rooms/{slug}/cover...`) per client
     /// address: each is a Raft write, an image upload also a decode and up
-    /// to 2 MiB to the store. An owner sets a cover a few times at most.
+    /// to 2 MiB to the store. An owner tries a few images and edits the
+    /// text a few times; refused uploads count too.
     pub const WRITE: Rate = Rate {
-        burst: 10,
-        per_second: 0.2,
+        burst: 30,
+        per_second: 0.5,
     };
 }
 

@@ -224,6 +224,22 @@ async fn valid_png_jpeg_and_webp_covers_are_shown_and_served_with_their_type() {
         assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
         last_url = url;
     }
+    // Well past the API's 16 KiB body limit, under the cover's 2 MB.
+    let noise = image::RgbImage::from_fn(600, 600, |x, y| {
+        let n = (x.wrapping_mul(7_919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761);
+        image::Rgb([n as u8, (n >> 8) as u8, (n >> 16) as u8])
+    });
+    let mut big = std::io::Cursor::new(Vec::new());
+    noise.write_to(&mut big, image::ImageFormat::Png).unwrap();
+    let big = big.into_inner();
+    assert!(
+        big.len() > 500_000 && big.len() < MAX_BYTES,
+        "{}",
+        big.len()
+    );
+    let (status, view) = upload(&cp.base, &s, &ada, "image/png", big).await;
+    assert_eq!(status, 200, "a large valid image: {view}");
+    last_url = view["cover"]["image_url"].as_str().unwrap().to_owned();
     let stale = reqwest::get(format!("{}/api/rooms/{s}/cover/image?v=old", cp.base))
         .await
         .unwrap();

@@ -12,12 +12,13 @@
 //! the server neither read 2 MB nor decode anything.
 
 use super::auth::{RequireUser, Viewer};
+use super::cover_view::{cover_view, version_of};
 use super::edge::Body;
 use super::owner::{owns, user_id};
 use super::{parse_json, parse_slug, room_or_404, write_error};
 use crate::covers::Covers;
 use crate::error::ApiError;
-use crate::store::covers::{Cover, CoverCommand, CoverImage};
+use crate::store::covers::{CoverCommand, CoverImage};
 use crate::store::model::Room;
 use crate::store::CoverStore;
 use crate::ControlPlane;
@@ -51,36 +52,6 @@ async fn owned_room(
         ));
     }
     Ok(room)
-}
-
-/// How a stored cover is shown for the room with `slug`.
-pub(super) fn cover_view(slug: &str, c: &Cover) -> CoverView {
-    let image = c.image.as_ref();
-    CoverView {
-        title: c.title.clone(),
-        description: c.description.clone(),
-        image_url: image.map(|i| format!("/api/rooms/{slug}/cover/image?v={}", version_of(i))),
-        image_width: image.map(|i| i.width),
-        image_height: image.map(|i| i.height),
-    }
-}
-
-/// The `v` of an image's URL: the random part of its key, so the URL
-/// changes with every upload and names nothing guessable.
-fn version_of(i: &CoverImage) -> &str {
-    i.key.rsplit('/').next().unwrap_or(&i.key)
-}
-
-/// The cover of `room` as a view, if it has one.
-pub(super) async fn view_of(
-    cp: &Arc<ControlPlane>,
-    room: &Room,
-) -> Result<Option<CoverView>, ApiError> {
-    Ok(cp
-        .replicated()
-        .cover(room.id)
-        .await?
-        .map(|c| cover_view(room.slug.as_str(), &c)))
 }
 
 /// Drops control characters (but keeps line breaks when `lines`), trims,

@@ -18,6 +18,7 @@
 mod account;
 mod admin;
 pub(crate) mod auth;
+mod cover_view;
 mod covers;
 pub(crate) mod edge;
 mod history;
@@ -136,9 +137,12 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         )
         .route(
             "/api/rooms/{slug}/cover/image",
-            get(covers::get_image)
-                .layer(limited(RouteClass::Read))
-                .put(covers::set_image)
+            get(covers::get_image).layer(limited(RouteClass::Read)),
+        )
+        // The same path: axum merges the methods, each with its own limit.
+        .route(
+            "/api/rooms/{slug}/cover/image",
+            put(covers::set_image)
                 .delete(covers::remove_image)
                 .layer(limited(RouteClass::Cover)),
         )
