@@ -25,7 +25,11 @@ fn png(w: u32, h: u32) -> Vec<u8> {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -76,7 +80,8 @@ struct Files(PathBuf);
 
 impl Files {
     fn new() -> Files {
-        let dir = std::env::temp_dir().join(format!("veche-covers-{}-{}", std::process::id(), now_ms()));
+        let dir =
+            std::env::temp_dir().join(format!("veche-covers-{}-{}", std::process::id(), now_ms()));
         std::fs::create_dir_all(&dir).unwrap();
         Files(dir)
     }
@@ -113,19 +118,23 @@ async fn choose(b: &Chrome, path: &str) {
 
 /// Waits for the editor's alert to say `message`.
 async fn alert_says(b: &Chrome, message: &str) {
-    wait_for(&format!("the page says {message:?}"), secs(10), async || {
-        let v = b
-            .js(
-                "const el = document.getElementById('cover-error'); \
+    wait_for(
+        &format!("the page says {message:?}"),
+        secs(10),
+        async || {
+            let v = b
+                .js(
+                    "const el = document.getElementById('cover-error'); \
                  return el.hidden ? '' : el.textContent;",
-                vec![],
-            )
-            .await?;
-        match v.as_str() {
-            Some(t) if t == message => Ok(()),
-            other => Err(format!("the cover alert says {other:?}")),
-        }
-    })
+                    vec![],
+                )
+                .await?;
+            match v.as_str() {
+                Some(t) if t == message => Ok(()),
+                other => Err(format!("the cover alert says {other:?}")),
+            }
+        },
+    )
     .await;
 }
 
@@ -220,9 +229,17 @@ async fn browser_bad_covers_are_refused_with_a_message_and_a_valid_one_shows_bef
 
         // Someone else opening the link sees it too, without the editor.
         visitor.goto(&link).await;
-        shows_cover(&visitor, "Quarterly review", "Numbers first, then questions").await;
+        shows_cover(
+            &visitor,
+            "Quarterly review",
+            "Numbers first, then questions",
+        )
+        .await;
         let editor = visitor
-            .js("return document.getElementById('cover-editor').hidden;", vec![])
+            .js(
+                "return document.getElementById('cover-editor').hidden;",
+                vec![],
+            )
             .await
             .unwrap();
         assert_eq!(editor, true, "only the owner edits the cover");
