@@ -64,6 +64,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         http: cfg.http_config(crate::serve::create_secret_from_env())?,
         oidc: cfg.oidc_config(crate::serve::oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
+        cover_dir: cfg.storage.covers.clone(),
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;

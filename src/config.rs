@@ -28,7 +28,7 @@ pub struct Config {
     pub media: MediaSection,
     /// Single sign-on through an OpenID Connect provider; absent: none.
     pub oidc: Option<OidcSection>,
-    /// Where files outside the Raft store live (avatars).
+    /// Where files outside the Raft store live (avatars, room covers).
     pub storage: StorageSection,
     /// `[[webhooks]]`: endpoints told about meetings (control plane).
     pub webhooks: Vec<WebhookSection>,
@@ -42,6 +42,9 @@ pub struct StorageSection {
     /// cluster of several control-plane nodes every node must see the same
     /// directory (a shared mount).
     pub avatars: Option<PathBuf>,
+    /// Directory of room cover images. Default `<data_dir>/covers`; shared
+    /// by every control-plane node, like `avatars`.
+    pub covers: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {

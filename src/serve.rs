@@ -163,6 +163,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         http: cfg.http_config(create_secret_from_env())?,
         oidc: cfg.oidc_config(oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
+        cover_dir: cfg.storage.covers.clone(),
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;

@@ -8,7 +8,7 @@
 //! refused. The image is served back with the type detected here and
 //! `nosniff`, so a browser never reinterprets it as something else.
 //!
-//! The bytes go to an [`ObjectStore`] (a local directory by default:
+//! The bytes go to an object store ([`crate::blobs`]; a local directory by default:
 //! `<data_dir>/avatars`), under a key unique per upload
 //! (`users/<id>/<random>`), so a cached old picture is never served for a
 //! new one and caches may keep each forever. Only the key is replicated
@@ -16,12 +16,6 @@
 //! control-plane nodes the store must be shared by all of them; an S3
 //! store comes with the recordings work.
 
-use bytes::Bytes;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::path::Path;
-use std::sync::Arc;
 use veche_protocol::limits::accounts::{MAX_AVATAR_BYTES, MAX_AVATAR_PIXELS};
 use veche_protocol::UserId;
 
@@ -114,80 +108,20 @@ pub fn detect(bytes: &[u8]) -> Result<AvatarKind, NotAnAvatar> {
     Ok(kind)
 }
 
-/// Where avatars are kept.
-#[derive(Clone)]
-pub struct AvatarStore {
-    store: Arc<dyn ObjectStore>,
-}
+/// Where avatars are kept: the shared object-store helper.
+pub type AvatarStore = crate::blobs::BlobStore;
+pub use crate::blobs::StoreFailed;
 
-impl std::fmt::Debug for AvatarStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AvatarStore({})", self.store)
-    }
-}
-
-/// The avatar store failed (a disk error, a missing directory).
-#[derive(Debug, thiserror::Error)]
-#[error("avatar store: {0}")]
-pub struct StoreFailed(String);
-
-impl AvatarStore {
-    /// A store in the local directory `dir`, created if missing.
-    pub fn local(dir: &Path) -> Result<Self, StoreFailed> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreFailed(format!("cannot create {}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreFailed(e.to_string()))?;
-        Ok(AvatarStore {
-            store: Arc::new(fs),
-        })
-    }
-
-    /// A fresh key for a new upload of `user`'s avatar: random, so each
-    /// upload has its own URL.
-    pub fn new_key(user: UserId) -> String {
-        let r: [u8; 12] = crate::random_bytes();
-        let r: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        format!("users/{user}/{r}")
-    }
-
-    fn path(key: &str) -> Result<ObjectPath, StoreFailed> {
-        ObjectPath::parse(key).map_err(|e| StoreFailed(e.to_string()))
-    }
-
-    /// Stores `bytes` under `key`.
-    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreFailed> {
-        self.store
-            .put(&Self::path(key)?, PutPayload::from_bytes(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreFailed(e.to_string()))
-    }
-
-    /// The bytes under `key`, `None` if there are none.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreFailed> {
-        match self.store.get(&Self::path(key)?).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| StoreFailed(e.to_string())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(StoreFailed(e.to_string())),
-        }
-    }
-
-    /// Removes `key`; removing a missing key is not an error.
-    pub async fn delete(&self, key: &str) -> Result<(), StoreFailed> {
-        match self.store.delete(&Self::path(key)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StoreFailed(e.to_string())),
-        }
-    }
+/// A fresh key for a new upload of `user`'s avatar: random, so each upload
+/// has its own URL.
+pub fn new_key(user: UserId) -> String {
+    crate::blobs::BlobStore::random_key(&format!("users/{user}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     /// A real 1×1 PNG.
     pub(crate) const PNG_1X1: &[u8] = &[
@@ -237,8 +171,8 @@ mod tests {
     async fn a_local_store_keeps_and_forgets_avatars() {
         let dir = tempfile::tempdir().unwrap();
         let store = AvatarStore::local(&dir.path().join("avatars")).unwrap();
-        let key = AvatarStore::new_key(UserId(7));
-        assert_ne!(key, AvatarStore::new_key(UserId(7)));
+        let key = new_key(UserId(7));
+        assert_ne!(key, new_key(UserId(7)));
         assert_eq!(store.get(&key).await.unwrap(), None);
         store.put(&key, Bytes::from_static(PNG_1X1)).await.unwrap();
         assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(PNG_1X1));

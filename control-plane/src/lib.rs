@@ -11,6 +11,8 @@ pub mod accounts;
 pub mod admission;
 pub mod api;
 pub mod avatars;
+pub mod blobs;
+pub mod covers;
 pub mod error;
 pub mod leader;
 pub mod media_registry;
@@ -86,6 +88,9 @@ pub struct ControlPlaneConfig {
     /// Where profile pictures are kept; `None` is `<data_dir>/avatars`.
     /// Every control-plane node of a cluster must see the same store.
     pub avatar_dir: Option<PathBuf>,
+    /// Where room cover images are kept; `None` is `<data_dir>/covers`.
+    /// Every control-plane node of a cluster must see the same store.
+    pub cover_dir: Option<PathBuf>,
 }
 
 impl ControlPlaneConfig {
@@ -108,6 +113,7 @@ impl ControlPlaneConfig {
             http: admission::HttpConfig::default(),
             oidc: None,
             avatar_dir: None,
+            cover_dir: None,
         }
     }
 }
@@ -126,6 +132,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("http", &self.http)
             .field("oidc", &self.oidc)
             .field("avatar_dir", &self.avatar_dir)
+            .field("cover_dir", &self.cover_dir)
             .finish()
     }
 }

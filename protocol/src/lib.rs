@@ -9,6 +9,7 @@
 pub mod account;
 pub mod admin;
 pub mod chat;
+pub mod cover;
 pub mod error;
 pub mod ids;
 pub mod limits;

@@ -298,6 +298,38 @@ pub mod accounts {
     pub const MAX_AVATAR_PIXELS: usize = 4096;
 }
 
+/// Room covers ([`crate::cover`]): an image, a title and a description a
+/// room's owner sets, shown before joining and behind video-less tiles.
+pub mod covers {
+    use super::Rate;
+
+    /// Largest cover image accepted, in bytes: 2 MiB.
+    pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+    /// Largest width or height, in pixels. The image is decoded in full on
+    /// the server (RGBA: at most 64 MiB at this size) and by every browser
+    /// that shows it; a small file declaring a huge image is refused before
+    /// any pixel is decoded.
+    pub const MAX_SIDE: u32 = 4096;
+    /// Smallest width or height, in pixels: a cover fills a page's header
+    /// and a tile, and a thumbnail-sized image would show as a blur.
+    pub const MIN_SIDE: u32 = 16;
+    /// Longest cover title, in chars.
+    pub const MAX_TITLE_CHARS: usize = 100;
+    /// Longest cover description, in chars.
+    pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+    /// Images decoded at once per control-plane node (each on a blocking
+    /// thread, up to 64 MiB); more wait their turn.
+    pub const MAX_CONCURRENT_DECODES: usize = 2;
+    /// Cover writes (`PUT`/`DELETE /api/rooms/{slug}/cover...`) per client
+    /// address: each is a Raft write, an image upload also a decode and up
+    /// to 2 MiB to the store. An owner tries a few images and edits the
+    /// text a few times; refused uploads count too.
+    pub const WRITE: Rate = Rate {
+        burst: 30,
+        per_second: 0.5,
+    };
+}
+
 /// Guest passes (`crate::pass`).
 pub mod passes {
     /// Longest pass label, in chars.

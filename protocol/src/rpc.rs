@@ -65,6 +65,9 @@ pub struct RoomView {
     /// joining can say "This meeting has a lobby" or that it is locked.
     #[serde(default)]
     pub settings: crate::moderation::RoomSettings,
+    /// The room's cover (title, description, image), if its owner set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<crate::cover::CoverView>,
 }
 
 /// `POST /api/rooms/{slug}/join` body.

@@ -6,6 +6,7 @@ import {
 } from './lib/accounts-api.js';
 import { displayNameProblem, newPasswordProblem, avatarProblem } from './lib/accounts-rules.js';
 import { mountMyMeetings } from './ui/my-meetings.js';
+import { mountMyRooms } from './ui/my-rooms.js';
 
 /** @typedef {import('./lib/accounts-api.js').UserView} UserView */
 
@@ -161,6 +162,7 @@ profile().then((user) => {
   $('signout-everywhere').addEventListener('click', onEverywhere);
   $('signout').addEventListener('click', onSignOut);
   void mountMyMeetings($('my-meetings'), $('my-meetings-more'), $('my-meetings-status'));
+  void mountMyRooms($('my-rooms'), $('my-rooms-status'));
 }, (err) => {
   if (err && err.status === 401) {
     location.replace('/signin?return_to=/profile');

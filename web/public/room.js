@@ -20,6 +20,7 @@ import { renderHostControls, wireMeetingSettings } from './ui/meeting-settings.j
 import { lobby, leaveWaiting, onLobby, renderLobby, showWaiting } from './ui/lobby.js';
 import { renderHands, toggleHand } from './ui/hand.js';
 import { followPolicy, guarded, onModerated, renderSelfLimits, resetSelfModeration, selfModeration, wireSelfModeration } from './ui/moderation-self.js';
+import { wireCover } from './ui/cover.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
@@ -285,6 +286,7 @@ async function main() {
   document.title = `${app.room.name} · Veche`;
   if (showRefusalIfAny()) return;
   renderIdentity();
+  wireCover();
   if (app.signedIn) app.displayName = app.signedIn.display_name;
   const skip = app.params.get('skipPrejoin');
   if (skip === '1' || skip === 'true') {

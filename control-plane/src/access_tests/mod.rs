@@ -3,6 +3,7 @@
 //! passes (create, list, revoke, join, rejoin). Run with
 //! `cargo test -p veche-control-plane --lib access_tests`.
 
+mod covers;
 mod harness;
 mod moderation;
 

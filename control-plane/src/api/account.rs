@@ -340,7 +340,7 @@ pub(super) async fn upload_avatar(
         e => ApiError::new(ErrorCode::BadRequest, capitalize(&e.to_string())),
     })?;
     let store = acc.avatars()?;
-    let key = AvatarStore::new_key(s.user.id);
+    let key = crate::avatars::new_key(s.user.id);
     store.put(&key, bytes).await.map_err(avatar_store_error)?;
     let user = cp
         .replicated()

@@ -40,6 +40,8 @@ pub(crate) enum RouteClass {
     /// A room owner's guest passes (create, list, revoke) and room
     /// settings.
     Passes,
+    /// A room owner's cover writes: text, image upload, image removal.
+    Cover,
     /// The admin view's statistics and exports, and a user's own history.
     AdminView,
 }
@@ -54,6 +56,7 @@ impl RouteClass {
             RouteClass::Account => "account",
             RouteClass::Avatar => "avatar",
             RouteClass::Passes => "passes",
+            RouteClass::Cover => "cover",
             RouteClass::AdminView => "admin_view",
         }
     }
@@ -67,6 +70,7 @@ impl RouteClass {
             RouteClass::Account => "account requests",
             RouteClass::Avatar => "avatar uploads",
             RouteClass::Passes => "guest pass and room settings requests",
+            RouteClass::Cover => "cover changes",
             RouteClass::AdminView => "statistics requests",
         }
     }
@@ -81,6 +85,7 @@ pub(crate) struct Edge {
     account: Mutex<KeyedLimiter<IpAddr>>,
     avatar: Mutex<KeyedLimiter<IpAddr>>,
     passes: Mutex<KeyedLimiter<IpAddr>>,
+    cover: Mutex<KeyedLimiter<IpAddr>>,
     admin_view: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
@@ -123,6 +128,7 @@ impl Edge {
             account: limiter(ACCOUNT),
             avatar: limiter(AVATAR),
             passes: limiter(PASSES),
+            cover: limiter(veche_protocol::limits::covers::WRITE),
             admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
@@ -176,6 +182,7 @@ impl Edge {
             RouteClass::Account => &self.account,
             RouteClass::Avatar => &self.avatar,
             RouteClass::Passes => &self.passes,
+            RouteClass::Cover => &self.cover,
             RouteClass::AdminView => &self.admin_view,
         };
         limiter

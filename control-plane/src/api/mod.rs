@@ -18,6 +18,8 @@
 mod account;
 mod admin;
 pub(crate) mod auth;
+mod cover_view;
+mod covers;
 pub(crate) mod edge;
 mod history;
 mod internal;
@@ -67,6 +69,13 @@ use veche_protocol::{ErrorCode, RoomSlug};
 
 pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
     let accounts = Arc::new(account::Accounts::new(&cp));
+    let covers = Arc::new(crate::covers::Covers::new(
+        &cp.config
+            .cover_dir
+            .clone()
+            .unwrap_or_else(|| cp.config.data_dir.join("covers")),
+    ));
+    cp.include_metrics(covers.metrics_registry());
     cp.include_metrics(accounts.metrics_registry());
     let internal = Router::new()
         .route(
@@ -135,6 +144,25 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             "/api/rooms/{slug}/passes/{id}",
             delete(passes::revoke_pass).layer(limited(RouteClass::Passes)),
+        )
+        .route(
+            "/api/rooms/{slug}/cover",
+            put(covers::set_text).layer(limited(RouteClass::Cover)),
+        )
+        .route(
+            "/api/rooms/{slug}/cover/image",
+            get(covers::get_image).layer(limited(RouteClass::Read)),
+        )
+        // The same path: axum merges the methods, each with its own limit.
+        .route(
+            "/api/rooms/{slug}/cover/image",
+            put(covers::set_image)
+                .delete(covers::remove_image)
+                .layer(limited(RouteClass::Cover)),
+        )
+        .route(
+            "/api/me/rooms",
+            get(covers::my_rooms).layer(limited(RouteClass::Account)),
         )
         .route(
             "/api/rooms/{slug}/messages",
@@ -213,6 +241,7 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
                 .layer(limited(RouteClass::Account)),
         )
         .layer(Extension(accounts))
+        .layer(Extension(covers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(edge.clone(), edge::timeout));
     Router::new()
@@ -289,6 +318,8 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         pass_refusal: None,
         // Per request, by `rooms::view_for`.
         settings: Default::default(),
+        // Read from the store by `rooms::view_for`.
+        cover: None,
     }
 }
 

@@ -62,6 +62,7 @@ pub(super) async fn view_for(
     room: &Room,
 ) -> Result<RoomView, ApiError> {
     let mut v = view(cp, headers, room);
+    v.cover = super::cover_view::view_of(cp, room).await?;
     v.you_own = owns(room, user_id(viewer), headers);
     v.owner_name = match room.owner {
         Some(owner) if user_id(viewer) == Some(owner) => {

@@ -1,5 +1,5 @@
 //! The commands of the capabilities kept in document tables (accounts,
-//! passes, statistics, room policies), applied the same way by both stores: the redb
+//! passes, statistics, room policies, covers), applied the same way by both stores: the redb
 //! state machine and `MemStore` each hand such a command here with their
 //! own `DocsMut`, so neither carries a copy of the dispatch.
 
@@ -24,6 +24,7 @@ pub(crate) fn apply(
         Command::Policies(c) => super::policies::apply(d, c)?
             .map(|p| CommandOutput::Policy(Box::new(p)))
             .map_err(CommandError::Policy),
+        Command::Covers(c) => Ok(CommandOutput::Covers(Box::new(super::covers::apply(d, c)?))),
         other => {
             return Err(DbError::Inconsistent(format!(
                 "not a document-table command: {other:?}"

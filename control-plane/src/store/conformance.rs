@@ -66,6 +66,7 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         .chain(super::conformance_passes::cases::<F>())
         .chain(super::conformance_policies::cases::<F>())
         .chain(super::conformance_stats::cases::<F>())
+        .chain(super::conformance_covers::cases::<F>())
     {
         let dir = tempfile::tempdir().expect("temporary directory");
         eprintln!("store conformance: {name}");

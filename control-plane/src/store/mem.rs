@@ -96,6 +96,8 @@ impl State {
                 let room = new.into_room(RoomId(self.next_id()));
                 self.slugs.insert(room.slug.clone(), room.id);
                 self.rooms.insert(room.id, room.clone());
+                super::owned_rooms::index(&mut self.docs, &room)
+                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"));
                 Ok(CommandOutput::Room(room))
             }
             Command::PostChat {
@@ -144,7 +146,8 @@ impl State {
             c @ (Command::Accounts(_)
             | Command::Passes(_)
             | Command::Stats(_)
-            | Command::Policies(_)) => super::capabilities::apply(&mut self.docs, c)
+            | Command::Policies(_)
+            | Command::Covers(_)) => super::capabilities::apply(&mut self.docs, c)
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self

@@ -21,6 +21,8 @@
 //!     `pass_model.rs`;
 //!   - [`policies`]: each room's moderation policy ([`PolicyStore`]),
 //!     its commands in `policy_model.rs`;
+//!   - [`covers`]: room covers ([`CoverStore`]), their data in
+//!     `cover_model.rs`, and `owned_rooms.rs`, each owner's rooms;
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
 //!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
@@ -31,6 +33,8 @@ mod account_store;
 pub mod accounts;
 mod batcher;
 mod capabilities;
+mod cover_model;
+pub mod covers;
 mod db;
 mod deadline;
 pub mod docs;
@@ -41,6 +45,7 @@ pub mod mem;
 pub mod model;
 pub mod network;
 pub mod outbox;
+mod owned_rooms;
 mod pass_model;
 pub mod passes;
 pub mod policies;
@@ -57,6 +62,7 @@ pub mod types;
 
 pub use access::DocAccess;
 pub use account_store::AccountStore;
+pub use covers::CoverStore;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
@@ -72,6 +78,8 @@ pub use types::{ApplyResponse, TypeConfig};
 pub(crate) mod conformance;
 #[cfg(test)]
 mod conformance_accounts;
+#[cfg(test)]
+mod conformance_covers;
 #[cfg(test)]
 pub(crate) mod conformance_kit;
 #[cfg(test)]

@@ -185,6 +185,8 @@ pub enum Command {
     Stats(super::stats::StatsCommand),
     /// Room policies (`policies.rs`): moderation, hosts, settings.
     Policies(super::policy_model::PolicyCommand),
+    /// Room covers (`covers.rs`).
+    Covers(super::cover_model::CoverCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -221,6 +223,7 @@ impl Command {
             Command::Passes(c) => c.is_idempotent(),
             Command::Stats(c) => c.is_idempotent(),
             Command::Policies(c) => c.is_idempotent(),
+            Command::Covers(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -245,6 +248,8 @@ pub enum CommandOutput {
     Stats(super::stats::StatsOutput),
     /// A room's policy after a policy command.
     Policy(Box<veche_protocol::moderation::RoomPolicy>),
+    /// What a cover command answered.
+    Covers(Box<super::cover_model::CoverOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }

@@ -126,6 +126,7 @@ fn apply_command(
             let room = new.into_room(RoomId(id));
             t.rooms.insert(id, db::encode(&room)?.as_slice())?;
             t.slugs.insert(room.slug.as_str(), id)?;
+            super::owned_rooms::index(&mut t.docs, &room)?;
             Ok(Ok(CommandOutput::Room(room)))
         }
         Command::PostChat {
@@ -196,7 +197,8 @@ fn apply_command(
         c @ (Command::Accounts(_)
         | Command::Passes(_)
         | Command::Stats(_)
-        | Command::Policies(_)) => super::capabilities::apply(&mut t.docs, c),
+        | Command::Policies(_)
+        | Command::Covers(_)) => super::capabilities::apply(&mut t.docs, c),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {

@@ -230,6 +230,17 @@
  *   response: the owner key, shown once.
  * @property {string} [pass_refusal] Only when looked up with `?pass=`: why
  *   that pass would not admit now.
+ * @property {CoverView} [cover] The room's cover, if its owner set one.
+ */
+
+/**
+ * A room's cover (`lib/covers.js`).
+ * @typedef {object} CoverView
+ * @property {string} title May be empty.
+ * @property {string} description May be empty.
+ * @property {string} [image_url] Versioned: changes with every upload.
+ * @property {number} [image_width]
+ * @property {number} [image_height]
  */
 
 /**

@@ -182,3 +182,38 @@ async fn room_policies_survive_a_snapshot_install() {
     assert_eq!(store.room_policy(room).await.unwrap(), policy);
     store.shutdown().await.unwrap();
 }
+
+/// Covers and each owner's list of rooms are document tables: they travel
+/// in the snapshot too.
+#[tokio::test]
+async fn covers_and_owned_rooms_survive_a_snapshot_install() {
+    use crate::store::covers::{CoverCommand, CoverStore};
+    use crate::store::model::NewRoom;
+    use veche_protocol::{RoomSlug, UserId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_single(dir.path()).await;
+    let room = store
+        .create_room_as(NewRoom {
+            owner: Some(UserId(3)),
+            ..NewRoom::open(RoomSlug::from_random([5; 16]), "Board".into(), 1)
+        })
+        .await
+        .unwrap();
+    let cover = store
+        .cover_command(CoverCommand::SetText {
+            room_id: room.id,
+            title: "Quarterly review".into(),
+            description: String::new(),
+            at_ms: 2,
+        })
+        .await
+        .unwrap()
+        .cover;
+    let (store, _fresh) = moved_by_snapshot(store).await;
+    assert_eq!(store.cover(room.id).await.unwrap(), cover);
+    assert_eq!(
+        store.rooms_owned_by(UserId(3), 10).await.unwrap(),
+        vec![(room, cover)]
+    );
+    store.shutdown().await.unwrap();
+}
