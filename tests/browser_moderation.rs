@@ -19,12 +19,12 @@
 //! two windows of a second one (`common/windows.rs`).
 
 mod common;
-#[path = "common/windows.rs"]
-mod windows;
 #[path = "common/moderation.rs"]
 mod moderation;
 #[path = "common/moderation_browser.rs"]
 mod moderation_browser;
+#[path = "common/windows.rs"]
+mod windows;
 
 use common::*;
 use moderation::*;
@@ -46,10 +46,20 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
     dump_on_failure(&[&host, &guests], async {
         let bob = first_window(&guests, "Bob").await;
         let carol = open_window(&guests, "Carol").await;
-        open_as_host(&host, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        open_as_host(
+            &host,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1",
+        )
+        .await;
         let alice_id = id_of(&host, "Alice").await;
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1")).await;
-        carol.goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1")).await;
+        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
+            .await;
+        carol
+            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1"))
+            .await;
         let bob_id = id_of(&host, "Bob").await;
         id_of(&host, "Carol").await;
         assert_eq!(person(&carol, "Alice").await.unwrap()["role"], "host");
@@ -59,7 +69,9 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
         assert_decoding(&host, &bob_id, "Alice decodes Bob's camera").await;
         // Only hosts and moderators see moderator controls.
         assert!(
-            !has_control(&bob, CLICKABLE, "More actions for Carol").await.unwrap(),
+            !has_control(&bob, CLICKABLE, "More actions for Carol")
+                .await
+                .unwrap(),
             "a participant has no moderator menu"
         );
 
@@ -76,7 +88,10 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
             at_node.as_millis(),
             at_carol.as_millis()
         );
-        assert!(at_carol <= STOP_BUDGET, "Bob's frames at Carol stopped after {at_carol:?}");
+        assert!(
+            at_carol <= STOP_BUDGET,
+            "Bob's frames at Carol stopped after {at_carol:?}"
+        );
         assert_alert(&bob, "Alice turned off your camera").await;
         let alice_at_bob = person(&bob, "Alice").await.unwrap();
         assert_eq!(alice_at_bob["id"], alice_id.as_str());
@@ -119,7 +134,11 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
             order,
             "Carol lists hands as Alice does"
         );
-        assert_eq!(order, ["Carol", "Alice", "Bob"], "hands in the order raised");
+        assert_eq!(
+            order,
+            ["Carol", "Alice", "Bob"],
+            "hands in the order raised"
+        );
         assert!(has_control(&bob, CLICKABLE, "Lower hand").await.unwrap());
     })
     .await;
@@ -130,16 +149,32 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
 /// Waits until all three pages show `name`'s hand up (state).
 async fn hand_seen_everywhere(host: &Chrome, bob: &Window<'_>, carol: &Window<'_>, name: &str) {
     let raised = |p: serde_json::Value| p["hand_raised_at_ms"].is_u64();
-    wait_for(&format!("Alice sees {name}'s hand up"), secs(10), async || {
-        let p = person(host, name).await?;
-        if raised(p.clone()) { Ok(()) } else { Err(p.to_string()) }
-    })
+    wait_for(
+        &format!("Alice sees {name}'s hand up"),
+        secs(10),
+        async || {
+            let p = person(host, name).await?;
+            if raised(p.clone()) {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        },
+    )
     .await;
     for w in [bob, carol] {
-        wait_for(&format!("{} sees {name}'s hand up", w.label), secs(10), async || {
-            let p = person(w, name).await?;
-            if raised(p.clone()) { Ok(()) } else { Err(p.to_string()) }
-        })
+        wait_for(
+            &format!("{} sees {name}'s hand up", w.label),
+            secs(10),
+            async || {
+                let p = person(w, name).await?;
+                if raised(p.clone()) {
+                    Ok(())
+                } else {
+                    Err(p.to_string())
+                }
+            },
+        )
         .await;
     }
 }
@@ -154,10 +189,20 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
     dump_on_failure(&[&host, &guests], async {
         let bob = first_window(&guests, "Bob").await;
         let carol = open_window(&guests, "Carol").await;
-        open_as_host(&host, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        open_as_host(
+            &host,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1",
+        )
+        .await;
         let alice_id = id_of(&host, "Alice").await;
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1")).await;
-        carol.goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1")).await;
+        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
+            .await;
+        carol
+            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1"))
+            .await;
         let bob_id = id_of(&host, "Bob").await;
         let carol_id = id_of(&host, "Carol").await;
         let carol_cam = published_track(&host, "Carol", "camera").await;
@@ -170,7 +215,13 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
         let stopped = frames_stop(&host, &bob_id, t0, STOP_BUDGET).await;
         eprintln!("[test] speak mode: Bob's video stopped at Alice after {stopped:?}");
         frames_stop(&host, &carol_id, t0, STOP_BUDGET).await;
-        assert_not_forwarding(&base, &carol_cam, secs(1), "Carol, no speaker, in speak mode").await;
+        assert_not_forwarding(
+            &base,
+            &carol_cam,
+            secs(1),
+            "Carol, no speaker, in speak mode",
+        )
+        .await;
         assert_decoding(&bob, &alice_id, "Bob still decodes the host").await;
 
         // "Allow Bob to speak": his video decodes at the others again;
@@ -196,7 +247,9 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
         });
         let el = host.find_by_name(CLICKABLE, &revoke).await;
         let t1 = Instant::now();
-        host.click(&el).await.unwrap_or_else(|e| panic!("clicking {revoke:?}: {e}"));
+        host.click(&el)
+            .await
+            .unwrap_or_else(|e| panic!("clicking {revoke:?}: {e}"));
         let at_carol = frames_stop(&carol, &bob_id, t1, STOP_BUDGET).await;
         eprintln!("[test] {revoke:?}: Bob's video stopped at Carol after {at_carol:?}");
         assert_not_decoding(&host, &bob_id, secs(1), "Bob after revoke").await;
@@ -212,7 +265,13 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
     let base = server.base().to_owned();
     let room = create_owned_room(&base, "Gated").await;
     let slug = room.slug();
-    let r = put_settings(&base, &slug, Some(&room.owner_key), &json!({ "lobby": true })).await;
+    let r = put_settings(
+        &base,
+        &slug,
+        Some(&room.owner_key),
+        &json!({ "lobby": true }),
+    )
+    .await;
     ok_json(&r, "switching the lobby on before the meeting");
     let (host, guests) = tokio::join!(Chrome::start("Alice"), Chrome::start("Bob and Carol"));
     dump_on_failure(&[&host, &guests], async {
@@ -220,13 +279,23 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
         let carol = open_window(&guests, "Carol").await;
 
         // Bob comes first: nobody is there to let him in, so he waits.
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1")).await;
+        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
+            .await;
         assert_page_says(&bob, "Waiting for a moderator to let you in").await;
 
         // Alice, the host, comes, and lets him in.
-        open_as_host(&host, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        open_as_host(
+            &host,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1",
+        )
+        .await;
         id_of(&host, "Alice").await;
-        let listed = state(&host).await.unwrap()["participants"].as_array().map(Vec::len);
+        let listed = state(&host).await.unwrap()["participants"]
+            .as_array()
+            .map(Vec::len);
         assert_eq!(listed, Some(1), "a waiter is not in the meeting");
         click_named(&host, CLICKABLE, "Admit Bob").await;
         let bob_id = id_of(&host, "Bob").await;
@@ -234,7 +303,9 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
         assert_decoding(&host, &bob_id, "Alice decodes Bob once admitted").await;
 
         // Carol comes and is turned away: a clear page, no seat.
-        carol.goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1")).await;
+        carol
+            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1"))
+            .await;
         assert_page_says(&carol, "Waiting for a moderator to let you in").await;
         click_named(&host, CLICKABLE, "Deny Carol").await;
         assert_page_says(&carol, "A moderator did not let you in").await;
@@ -243,7 +314,10 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
             connected.as_ref().is_err() || connected.as_ref().unwrap() != &json!(true),
             "a denied joiner is not connected to the meeting: {connected:?}"
         );
-        assert!(person(&host, "Carol").await.is_err(), "Alice never sees Carol in the meeting");
+        assert!(
+            person(&host, "Carol").await.is_err(),
+            "Alice never sees Carol in the meeting"
+        );
 
         // Alice removes Bob; he is told who did it, and is gone for her.
         menu_action(&host, "Bob", "Remove Bob").await;
@@ -262,12 +336,14 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
         }
         eprintln!("[test] the removal asked about letting Bob back: {ban}");
         assert_alert(&bob, "Alice removed you from the meeting").await;
-        wait_for("Alice no longer lists Bob", secs(10), async || {
-            match person(&host, "Bob").await {
+        wait_for(
+            "Alice no longer lists Bob",
+            secs(10),
+            async || match person(&host, "Bob").await {
                 Err(_) => Ok(()),
                 Ok(p) => Err(format!("still there: {p}")),
-            }
-        })
+            },
+        )
         .await;
     })
     .await;

@@ -37,8 +37,10 @@ async fn enter(base: &str, slug: &str, name: &str) -> Member {
 /// Waits until `m` sees everyone in `names` in the room.
 async fn sees_all(m: &mut Member, names: &[&str]) {
     let what = format!("{} sees {names:?}", m.name);
-    m.until(&what, secs(10), |m| names.iter().all(|n| m.person(n).is_some()))
-        .await;
+    m.until(&what, secs(10), |m| {
+        names.iter().all(|n| m.person(n).is_some())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,32 +60,85 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
     assert_eq!(role(&carol, &a), "host", "the owner key makes Alice host");
     assert_eq!(role(&carol, &b), "participant");
     assert_eq!(role(&alice, &c), "participant");
-    let v0 = carol.policy["version"].as_u64().expect("joined carries the policy version");
+    let v0 = carol.policy["version"]
+        .as_u64()
+        .expect("joined carries the policy version");
     let carol_seen_from = carol.sig.seen.len();
     let alice_seen_from = alice.sig.seen.len();
 
     // Bob, a participant, tries every moderator action, on Carol, on the
     // host, on himself, and on the room.
     let actions: Vec<(&str, Value)> = vec![
-        ("muting Carol's microphone", json!({"action":"mute","participant_id":c,"group":"microphone"})),
-        ("turning off Carol's camera", json!({"action":"mute","participant_id":c,"group":"camera"})),
-        ("stopping Carol's screen share", json!({"action":"mute","participant_id":c,"group":"screen"})),
-        ("muting the host", json!({"action":"mute","participant_id":a,"group":"microphone"})),
-        ("asking Carol to unmute", json!({"action":"ask_to_unmute","participant_id":c})),
+        (
+            "muting Carol's microphone",
+            json!({"action":"mute","participant_id":c,"group":"microphone"}),
+        ),
+        (
+            "turning off Carol's camera",
+            json!({"action":"mute","participant_id":c,"group":"camera"}),
+        ),
+        (
+            "stopping Carol's screen share",
+            json!({"action":"mute","participant_id":c,"group":"screen"}),
+        ),
+        (
+            "muting the host",
+            json!({"action":"mute","participant_id":a,"group":"microphone"}),
+        ),
+        (
+            "asking Carol to unmute",
+            json!({"action":"ask_to_unmute","participant_id":c}),
+        ),
         ("muting everyone", json!({"action":"mute_everyone"})),
-        ("making himself a moderator", json!({"action":"make_moderator","participant_id":b})),
-        ("making Carol a moderator", json!({"action":"make_moderator","participant_id":c})),
-        ("revoking the host's moderator", json!({"action":"revoke_moderator","participant_id":a})),
-        ("allowing himself to speak", json!({"action":"allow_speak","participant_id":b})),
-        ("revoking Carol's speak permission", json!({"action":"revoke_speak","participant_id":c})),
-        ("removing Carol", json!({"action":"remove","participant_id":c,"ban":false})),
-        ("removing and banning Carol", json!({"action":"remove","participant_id":c,"ban":true})),
-        ("admitting Carol", json!({"action":"admit","participant_id":c})),
+        (
+            "making himself a moderator",
+            json!({"action":"make_moderator","participant_id":b}),
+        ),
+        (
+            "making Carol a moderator",
+            json!({"action":"make_moderator","participant_id":c}),
+        ),
+        (
+            "revoking the host's moderator",
+            json!({"action":"revoke_moderator","participant_id":a}),
+        ),
+        (
+            "allowing himself to speak",
+            json!({"action":"allow_speak","participant_id":b}),
+        ),
+        (
+            "revoking Carol's speak permission",
+            json!({"action":"revoke_speak","participant_id":c}),
+        ),
+        (
+            "removing Carol",
+            json!({"action":"remove","participant_id":c,"ban":false}),
+        ),
+        (
+            "removing and banning Carol",
+            json!({"action":"remove","participant_id":c,"ban":true}),
+        ),
+        (
+            "admitting Carol",
+            json!({"action":"admit","participant_id":c}),
+        ),
         ("denying Carol", json!({"action":"deny","participant_id":c})),
-        ("locking the meeting", json!({"action":"settings","change":{"locked":true}})),
-        ("turning the lobby on", json!({"action":"settings","change":{"lobby":true}})),
-        ("turning speak mode on", json!({"action":"settings","change":{"speak_mode":true}})),
-        ("allowing self-unmute", json!({"action":"settings","change":{"allow_self_unmute":true}})),
+        (
+            "locking the meeting",
+            json!({"action":"settings","change":{"locked":true}}),
+        ),
+        (
+            "turning the lobby on",
+            json!({"action":"settings","change":{"lobby":true}}),
+        ),
+        (
+            "turning speak mode on",
+            json!({"action":"settings","change":{"speak_mode":true}}),
+        ),
+        (
+            "allowing self-unmute",
+            json!({"action":"settings","change":{"allow_self_unmute":true}}),
+        ),
     ];
     for (what, action) in actions {
         let reason = bob.refused(action, what).await;
@@ -97,8 +152,10 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         .await;
     for m in [&mut alice, &mut carol] {
         let what = format!("{} gets policy version {}", m.name, v0 + 1);
-        m.until(&what, secs(10), |m| m.policy["version"].as_u64() >= Some(v0 + 1))
-            .await;
+        m.until(&what, secs(10), |m| {
+            m.policy["version"].as_u64() >= Some(v0 + 1)
+        })
+        .await;
         assert_eq!(
             m.policy["version"].as_u64(),
             Some(v0 + 1),
@@ -128,14 +185,28 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
                 m.name
             );
             if ty == "policy" {
-                assert_eq!(v["policy"]["version"].as_u64(), Some(v0 + 1), "{}: {v}", m.name);
+                assert_eq!(
+                    v["policy"]["version"].as_u64(),
+                    Some(v0 + 1),
+                    "{}: {v}",
+                    m.name
+                );
             }
             if ty == "moderated" {
-                assert_eq!(v["by"], a.as_str(), "{}: a notice not from Alice: {v}", m.name);
+                assert_eq!(
+                    v["by"],
+                    a.as_str(),
+                    "{}: a notice not from Alice: {v}",
+                    m.name
+                );
             }
             if ty == "participant_updated" {
                 let p = &v["participant"];
-                let expected = if p["id"] == a.as_str() { "host" } else { "participant" };
+                let expected = if p["id"] == a.as_str() {
+                    "host"
+                } else {
+                    "participant"
+                };
                 assert_eq!(p["role"], expected, "{}: a role changed: {v}", m.name);
             }
         }
@@ -157,10 +228,16 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         .moderate(json!({"action":"ask_to_unmute","participant_id":c}))
         .await;
     carol
-        .until("Carol is asked to unmute and her hold is lifted", secs(10), |m| {
-            m.notices.iter().any(|n| n["notice"] == "asked_to_unmute" && n["by_name"] == "Alice")
-                && m.held(&m.id).is_empty()
-        })
+        .until(
+            "Carol is asked to unmute and her hold is lifted",
+            secs(10),
+            |m| {
+                m.notices
+                    .iter()
+                    .any(|n| n["notice"] == "asked_to_unmute" && n["by_name"] == "Alice")
+                    && m.held(&m.id).is_empty()
+            },
+        )
         .await;
 
     // A moderator may act on participants but never on the host.
@@ -178,9 +255,18 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         })
         .await;
     for (what, action) in [
-        ("a moderator muting the host", json!({"action":"mute","participant_id":a,"group":"camera"})),
-        ("a moderator revoking the host", json!({"action":"revoke_moderator","participant_id":a})),
-        ("a moderator removing the host", json!({"action":"remove","participant_id":a,"ban":true})),
+        (
+            "a moderator muting the host",
+            json!({"action":"mute","participant_id":a,"group":"camera"}),
+        ),
+        (
+            "a moderator revoking the host",
+            json!({"action":"revoke_moderator","participant_id":a}),
+        ),
+        (
+            "a moderator removing the host",
+            json!({"action":"remove","participant_id":a,"ban":true}),
+        ),
     ] {
         bob.refused(action, what).await;
     }
@@ -195,9 +281,15 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         })
         .await;
     alice
-        .until("Alice, the host, was never held", secs(5), |m| m.held(&a).is_empty())
+        .until("Alice, the host, was never held", secs(5), |m| {
+            m.held(&a).is_empty()
+        })
         .await;
-    assert!(alice.notices.is_empty(), "nobody acted on the host: {:?}", alice.notices);
+    assert!(
+        alice.notices.is_empty(),
+        "nobody acted on the host: {:?}",
+        alice.notices
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,8 +304,19 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
     put_settings(base, &slug, None, &json!({ "lobby": true }))
         .await
         .assert_error(403, "forbidden");
-    let r = put_settings(base, &slug, Some(&room.owner_key), &json!({ "lobby": true })).await;
-    assert!((200..300).contains(&r.status), "owner's settings: {} {}", r.status, r.body);
+    let r = put_settings(
+        base,
+        &slug,
+        Some(&room.owner_key),
+        &json!({ "lobby": true }),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&r.status),
+        "owner's settings: {} {}",
+        r.status,
+        r.body
+    );
 
     // Bob comes before any moderator: his token puts him in the lobby, and
     // the node says so instead of seating him.
@@ -226,17 +329,30 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
             v["type"] == "lobby_waiting" || v["type"] == "joined"
         })
         .await;
-    assert_eq!(first["type"], "lobby_waiting", "an early arrival waits: {first}");
+    assert_eq!(
+        first["type"], "lobby_waiting",
+        "an early arrival waits: {first}"
+    );
     assert_eq!(first["room"]["slug"], slug.as_str());
 
     // The host arrives, is seated, sees Bob waiting and nobody else in.
     let alice_join = join_as_host(base, &room, "Alice").await;
-    assert_eq!(token_claims(str_field(&alice_join, "token"))["lobby"], false);
+    assert_eq!(
+        token_claims(str_field(&alice_join, "token"))["lobby"],
+        false
+    );
     let mut alice = Member::enter(base, "Alice", alice_join).await;
-    assert_eq!(alice.people.len(), 1, "a waiter has no seat: {}", alice.describe());
+    assert_eq!(
+        alice.people.len(),
+        1,
+        "a waiter has no seat: {}",
+        alice.describe()
+    );
     alice
         .until("Alice's lobby lists Bob", secs(10), |m| {
-            m.lobby.iter().any(|w| w["participant_id"] == bob_id.as_str() && w["display_name"] == "Bob")
+            m.lobby
+                .iter()
+                .any(|w| w["participant_id"] == bob_id.as_str() && w["display_name"] == "Bob")
         })
         .await;
 
@@ -248,9 +364,14 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
     alice
         .moderate(json!({"action":"admit","participant_id":bob_id}))
         .await;
-    bob.until("Bob is seated on the same socket", secs(10), |m| m.joined.is_some())
-        .await;
-    assert_eq!(bob.id, bob_id, "admitted with the participant id of his token");
+    bob.until("Bob is seated on the same socket", secs(10), |m| {
+        m.joined.is_some()
+    })
+    .await;
+    assert_eq!(
+        bob.id, bob_id,
+        "admitted with the participant id of his token"
+    );
     alice
         .until("Alice sees Bob joined and the lobby empty", secs(10), |m| {
             m.person("Bob").is_some() && m.lobby.is_empty()
@@ -267,14 +388,19 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
         .await;
     alice
         .until("Alice's lobby lists Carol", secs(10), |m| {
-            m.lobby.iter().any(|w| w["participant_id"] == carol_id.as_str())
+            m.lobby
+                .iter()
+                .any(|w| w["participant_id"] == carol_id.as_str())
         })
         .await;
     alice
         .moderate(json!({"action":"deny","participant_id":carol_id}))
         .await;
     let code = carol.closed(secs(10)).await;
-    assert_eq!(code, CLOSE_DENIED, "a denied waiter is closed with {CLOSE_DENIED}");
+    assert_eq!(
+        code, CLOSE_DENIED,
+        "a denied waiter is closed with {CLOSE_DENIED}"
+    );
     assert!(carol.joined.is_none(), "a denied waiter was never seated");
     let refusal = carol
         .errors
@@ -282,16 +408,25 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
         .find(|e| e["code"] == "forbidden")
         .unwrap_or_else(|| panic!("a denied waiter is told why: {}", carol.last_messages(5)));
     assert!(
-        refusal["message"].as_str().unwrap_or_default().contains("did not let you in"),
+        refusal["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did not let you in"),
         "{refusal}"
     );
     rejoin_reply(base, &slug, "Carol", &carol_join)
         .await
         .assert_error(403, "forbidden");
     alice
-        .until("Alice's lobby is empty again", secs(10), |m| m.lobby.is_empty())
+        .until("Alice's lobby is empty again", secs(10), |m| {
+            m.lobby.is_empty()
+        })
         .await;
-    assert!(alice.person("Carol").is_none(), "Carol never joined: {}", alice.describe());
+    assert!(
+        alice.person("Carol").is_none(),
+        "Carol never joined: {}",
+        alice.describe()
+    );
 
     // Bob is removed with "don't let him back": told by whom, closed with
     // the removed code, gone for the others, and refused a rejoin.
@@ -321,7 +456,10 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
     // His old join token does not seat him either.
     let mut again = Member::connect(base, "Bob again", bob_joined_with).await;
     let code = again.closed(secs(10)).await;
-    assert!(again.joined.is_none(), "a banned participant's token seats nobody (closed {code})");
+    assert!(
+        again.joined.is_none(),
+        "a banned participant's token seats nobody (closed {code})"
+    );
 
     // Locked: nobody new gets in, but someone already in may reconnect.
     let alice_join = alice.join.clone();
@@ -329,7 +467,9 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
         .moderate(json!({"action":"settings","change":{"locked":true}}))
         .await;
     alice
-        .until("the meeting is locked", secs(10), |m| m.policy["settings"]["locked"] == true)
+        .until("the meeting is locked", secs(10), |m| {
+            m.policy["settings"]["locked"] == true
+        })
         .await;
     let msg = http_post_json(
         &format!("{base}/api/rooms/{slug}/join"),
@@ -337,7 +477,10 @@ async fn an_early_arrival_waits_in_the_lobby_until_admitted_and_denied_or_banned
     )
     .await
     .assert_error(403, "forbidden");
-    assert!(msg.to_lowercase().contains("locked"), "the refusal says why: {msg:?}");
+    assert!(
+        msg.to_lowercase().contains("locked"),
+        "the refusal says why: {msg:?}"
+    );
     let r = rejoin_reply(base, &slug, "Alice", &alice_join).await;
     ok_json(&r, "the host's rejoin into her locked meeting");
 }
@@ -367,19 +510,32 @@ async fn raised_hands_are_in_the_same_order_for_everyone() {
         for m in people.iter_mut() {
             let what = format!("{} sees {who}'s hand up", m.name);
             m.until(&what, secs(10), |m| {
-                m.person(who).is_some_and(|p| p["hand_raised_at_ms"].is_u64())
+                m.person(who)
+                    .is_some_and(|p| p["hand_raised_at_ms"].is_u64())
             })
             .await;
         }
     }
     let order = people[0].hands();
     for m in &people {
-        assert_eq!(m.hands(), order, "{} lists hands as everyone else does", m.name);
+        assert_eq!(
+            m.hands(),
+            order,
+            "{} lists hands as everyone else does",
+            m.name
+        );
     }
     // Ties in the node's clock are broken by id; apart from those, the
     // order is the order raised.
-    let at = |name: &str| people[0].person(name).unwrap()["hand_raised_at_ms"].as_u64().unwrap();
-    assert!(at("Di") <= at("Bo") && at("Bo") <= at("Cy"), "times follow the raises");
+    let at = |name: &str| {
+        people[0].person(name).unwrap()["hand_raised_at_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        at("Di") <= at("Bo") && at("Bo") <= at("Cy"),
+        "times follow the raises"
+    );
     if at("Di") < at("Bo") && at("Bo") < at("Cy") {
         assert_eq!(order, ["Di", "Bo", "Cy"]);
     }
@@ -391,7 +547,8 @@ async fn raised_hands_are_in_the_same_order_for_everyone() {
     for m in people.iter_mut() {
         let what = format!("{} sees Bo's hand down", m.name);
         m.until(&what, secs(10), |m| {
-            m.person("Bo").is_some_and(|p| p["hand_raised_at_ms"].is_null())
+            m.person("Bo")
+                .is_some_and(|p| p["hand_raised_at_ms"].is_null())
         })
         .await;
     }
@@ -429,8 +586,14 @@ async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_kee
         .moderate(json!({"action":"mute","participant_id":bob,"group":"camera"}))
         .await;
     let last = time_to_last_forwarded(&base, &cam, t0, secs(1), STOP_BUDGET).await;
-    println!("mute-to-last-packet: one node {} ms (forwarded counter)", last.as_millis());
-    assert!(last <= STOP_BUDGET, "Bob's camera stopped {last:?} after the mute");
+    println!(
+        "mute-to-last-packet: one node {} ms (forwarded counter)",
+        last.as_millis()
+    );
+    assert!(
+        last <= STOP_BUDGET,
+        "Bob's camera stopped {last:?} after the mute"
+    );
     alice
         .until("the policy holds Bob's camera, by Alice", secs(10), |m| {
             m.held(&bob) == ["camera"] && m.policy["holds"][&bob]["by_name"] == "Alice"
@@ -443,12 +606,23 @@ async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_kee
 
     let results = bots.stop().await;
     let (bob_r, carol_r) = (&results["Bob"], &results["Carol"]);
-    assert!(bob_r.error.is_none(), "Bob's bot ran to the end: {:?}", bob_r.error);
-    assert!(carol_r.error.is_none(), "Carol's bot ran to the end: {:?}", carol_r.error);
+    assert!(
+        bob_r.error.is_none(),
+        "Bob's bot ran to the end: {:?}",
+        bob_r.error
+    );
+    assert!(
+        carol_r.error.is_none(),
+        "Carol's bot ran to the end: {:?}",
+        carol_r.error
+    );
     let video = last_packet_after(carol_r, &bob, "video", t0);
     let audio = last_packet_after(carol_r, &bob, "audio", t0);
     if let Some(v) = video {
-        println!("mute-to-last-packet: one node {} ms (at the receiver)", v.as_millis());
+        println!(
+            "mute-to-last-packet: one node {} ms (at the receiver)",
+            v.as_millis()
+        );
     }
     assert!(
         video.is_none_or(|v| v <= STOP_BUDGET),
@@ -472,7 +646,8 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
     bots.add("Carol", false, None);
     alice
         .until("Bob publishes his camera", secs(30), |m| {
-            m.person("Bob").is_some_and(|p| track_id(p, "camera").is_some())
+            m.person("Bob")
+                .is_some_and(|p| track_id(p, "camera").is_some())
         })
         .await;
     let bob = alice.id_of("Bob");
@@ -486,7 +661,10 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
         .moderate(json!({"action":"settings","change":{"speak_mode":true}}))
         .await;
     let last = time_to_last_forwarded(&base, &cam, t0, secs(1), STOP_BUDGET).await;
-    eprintln!("[test] speak mode stopped Bob's camera {} ms after the action", last.as_millis());
+    eprintln!(
+        "[test] speak mode stopped Bob's camera {} ms after the action",
+        last.as_millis()
+    );
     assert_not_forwarding(&base, &mic, secs(1), "a non-speaker's microphone").await;
     assert_not_forwarding(&base, &cam, secs(1), "a non-speaker's camera").await;
 
@@ -503,7 +681,10 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
         .moderate(json!({"action":"revoke_speak","participant_id":bob}))
         .await;
     let last = time_to_last_forwarded(&base, &cam, t1, secs(1), STOP_BUDGET).await;
-    eprintln!("[test] revoking speak stopped Bob's camera {} ms after", last.as_millis());
+    eprintln!(
+        "[test] revoking speak stopped Bob's camera {} ms after",
+        last.as_millis()
+    );
     assert_not_forwarding(&base, &cam, secs(1), "Bob's camera after revoke").await;
     assert_not_forwarding(&base, &mic, secs(1), "Bob's microphone after revoke").await;
 

@@ -114,7 +114,12 @@ pub async fn rejoin_reply(base: &str, slug: &str, name: &str, earlier: &Value) -
 
 /// `PUT /api/rooms/{slug}/settings` with `change` (e.g. `{"lobby":true}`),
 /// presenting `owner_key` if given.
-pub async fn put_settings(base: &str, slug: &str, owner_key: Option<&str>, change: &Value) -> Reply {
+pub async fn put_settings(
+    base: &str,
+    slug: &str,
+    owner_key: Option<&str>,
+    change: &Value,
+) -> Reply {
     let url = format!("{base}/api/rooms/{slug}/settings");
     let mut req = http().put(&url).json(change);
     if let Some(k) = owner_key {
@@ -161,9 +166,15 @@ pub async fn expect_moderate_refused(s: &mut Signal, what: &str) -> String {
             |v| v["type"] == "error" && v["request"] == "moderate",
         )
         .await;
-    assert_eq!(e["code"], "forbidden", "{what} is refused as forbidden: {e}");
+    assert_eq!(
+        e["code"], "forbidden",
+        "{what} is refused as forbidden: {e}"
+    );
     let message = e["message"].as_str().unwrap_or_default().to_owned();
-    assert!(!message.trim().is_empty(), "{what}: a refusal says why: {e}");
+    assert!(
+        !message.trim().is_empty(),
+        "{what}: a refusal says why: {e}"
+    );
     message
 }
 
@@ -273,10 +284,7 @@ pub async fn forwarded_per_track(media_base: &str) -> Result<BTreeMap<String, u6
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    let text = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
     let mut out = BTreeMap::new();
     for s in samples(&text, FORWARDED_METRIC) {
         if let Some(track) = s.labels.get("track") {
@@ -549,14 +557,16 @@ impl Member {
         let before = self.errors.len();
         self.moderate(action).await;
         let e = self
-            .next_matching(
-                &format!("the refusal of {what}"),
-                secs(10),
-                |v| v["type"] == "error" && v["request"] == "moderate",
-            )
+            .next_matching(&format!("the refusal of {what}"), secs(10), |v| {
+                v["type"] == "error" && v["request"] == "moderate"
+            })
             .await;
         let _ = before;
-        assert_eq!(e["code"], "forbidden", "{}: {what} is refused as forbidden: {e}", self.name);
+        assert_eq!(
+            e["code"], "forbidden",
+            "{}: {what} is refused as forbidden: {e}",
+            self.name
+        );
         let reason = e["message"].as_str().unwrap_or_default().to_owned();
         assert!(!reason.trim().is_empty(), "{what}: a refusal says why: {e}");
         reason
@@ -693,9 +703,10 @@ impl Bots {
         let room = self.room.clone();
         let stop = self.stop.subscribe();
         let region = region.map(str::to_owned);
-        self.running.push(tokio::spawn(veche_loadtest::bot::run_in_region(
-            spec, room, region, stop,
-        )));
+        self.running
+            .push(tokio::spawn(veche_loadtest::bot::run_in_region(
+                spec, room, region, stop,
+            )));
     }
 
     /// Stops every bot and returns their results by name.

@@ -147,26 +147,40 @@ pub async fn frames_from(p: &impl Page, stream: &str) -> Result<Option<u64>, Str
 
 /// Waits until `p` decodes video from `stream` and it keeps coming.
 pub async fn assert_decoding(p: &impl Page, stream: &str, what: &str) {
-    let first = wait_for(what, secs(30), async || match frames_from(p, stream).await? {
-        Some(n) if n > 0 => Ok(n),
-        other => Err(format!("frames decoded from {stream}: {other:?}")),
-    })
-    .await;
-    wait_for(&format!("{what} (and keeps coming)"), secs(30), async || {
+    let first = wait_for(what, secs(30), async || {
         match frames_from(p, stream).await? {
-            Some(n) if n > first + 5 => Ok(()),
-            other => Err(format!("frames decoded from {stream}: {other:?}, first {first}")),
+            Some(n) if n > 0 => Ok(n),
+            other => Err(format!("frames decoded from {stream}: {other:?}")),
         }
     })
+    .await;
+    wait_for(
+        &format!("{what} (and keeps coming)"),
+        secs(30),
+        async || match frames_from(p, stream).await? {
+            Some(n) if n > first + 5 => Ok(()),
+            other => Err(format!(
+                "frames decoded from {stream}: {other:?}, first {first}"
+            )),
+        },
+    )
     .await;
 }
 
 /// Polls the frames `p` decodes from `stream` until they have not risen
 /// for a second; returns how long after `since` they last rose (zero if
 /// not at all). Panics if they still rise after `budget`.
-pub async fn frames_stop(p: &impl Page, stream: &str, since: Instant, budget: Duration) -> Duration {
+pub async fn frames_stop(
+    p: &impl Page,
+    stream: &str,
+    since: Instant,
+    budget: Duration,
+) -> Duration {
     let quiet = secs(1);
-    let mut last = frames_from(p, stream).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or(0);
+    let mut last = frames_from(p, stream)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or(0);
     let mut last_rise = since;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -193,11 +207,17 @@ pub async fn frames_stop(p: &impl Page, stream: &str, since: Instant, budget: Du
 
 /// Asserts that `p` decodes no new frame from `stream` for `during`.
 pub async fn assert_not_decoding(p: &impl Page, stream: &str, during: Duration, what: &str) {
-    let before = frames_from(p, stream).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or(0);
+    let before = frames_from(p, stream)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or(0);
     let t0 = Instant::now();
     while t0.elapsed() < during {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = frames_from(p, stream).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or(0);
+        let now = frames_from(p, stream)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or(0);
         assert!(
             now <= before,
             "{what}: {} decoded {} new frames from {stream} within {:?}",
@@ -240,7 +260,10 @@ pub async fn assert_alert(p: &impl Page, text: &str) {
 /// The page's visible text.
 pub async fn page_text(p: &impl Page) -> Result<String, String> {
     let v = p
-        .run("return document.body ? document.body.innerText : '';", vec![])
+        .run(
+            "return document.body ? document.body.innerText : '';",
+            vec![],
+        )
         .await?;
     Ok(v.as_str().unwrap_or_default().to_owned())
 }
@@ -287,7 +310,12 @@ pub async fn list_order(p: &impl Page, names: &[&str]) -> Result<Vec<String>, St
     let entries: Vec<String> = serde_json::from_value(v).map_err(|e| e.to_string())?;
     Ok(entries
         .iter()
-        .filter_map(|e| names.iter().find(|n| e.contains(**n)).map(|n| n.to_string()))
+        .filter_map(|e| {
+            names
+                .iter()
+                .find(|n| e.contains(**n))
+                .map(|n| n.to_string())
+        })
         .collect())
 }
 
@@ -409,4 +437,50 @@ pub async fn video_packets_sent(p: &impl Page) -> Result<u64, String> {
         )
         .await?;
     v.as_u64().ok_or_else(|| format!("packetsSent = {v}"))
+}
+
+/// Clicks the visible control named `name` on `p` from a script (for a
+/// window of a shared Chromium, whose WebDriver clicks reach buttons
+/// only), waiting up to 10 s for it to appear.
+pub async fn script_click(p: &impl Page, name: &str) {
+    wait_for(
+        &format!("{} has a control named {name:?} to click", p.who()),
+        secs(10),
+        async || {
+            let v = p
+                .run(
+                    "const el = __byName(arguments[0], arguments[1]); \
+                     if (!el || !__visible(el)) return false; el.click(); return true;",
+                    vec![json!(CLICKABLE), json!(name)],
+                )
+                .await?;
+            if v.as_bool() == Some(true) {
+                Ok(())
+            } else {
+                Err("not there (or hidden)".to_owned())
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `p` is connected to media node `node` (`nodeId` in its
+/// state).
+pub async fn on_node(p: &impl Page, node: u64, timeout: Duration) {
+    wait_for(
+        &format!("{} is connected to media node {node}", p.who()),
+        timeout,
+        async || {
+            let s = state(p).await?;
+            if s["connected"] == true && s["nodeId"].as_u64() == Some(node) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "connected {} nodeId {}",
+                    s["connected"], s["nodeId"]
+                ))
+            }
+        },
+    )
+    .await;
 }

@@ -1,0 +1,303 @@
+//! Authority in a room that spans media nodes, and across the loss of a
+//! control-plane leader and of a media node.
+//!
+//! - Cascaded rooms: a moderator on node 1 mutes a publisher (a load-test
+//!   bot, which keeps sending) on node 2; the publisher's node stops
+//!   forwarding the track, and no receiver on either node gets any more of
+//!   it. Prints "mute-to-last-packet: across a cascade hop N ms".
+//! - Durable state, in Chromium: the host makes Carol a moderator, turns
+//!   off Bob's camera and locks the meeting; after the Raft leader is
+//!   killed the meeting is still locked; after Bob's and Carol's media
+//!   node is killed and they are back on the other node, Carol is still a
+//!   moderator (and can act), and Bob's camera is still withheld.
+
+mod common;
+#[path = "common/moderation.rs"]
+mod moderation;
+#[path = "common/moderation_browser.rs"]
+mod moderation_browser;
+#[path = "common/windows.rs"]
+mod windows;
+
+use common::cluster::{Cluster, MediaNodeOpts};
+use common::*;
+use moderation::*;
+use moderation_browser::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use windows::*;
+
+/// How long a moderator's action may take to stop a track everywhere.
+const STOP_BUDGET: Duration = Duration::from_secs(2);
+
+/// Media node `id` in region `r{id}`, with a relay.
+fn region_with_relay(id: u64) -> MediaNodeOpts {
+    MediaNodeOpts {
+        region: Some(format!("r{id}")),
+        relay: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_on_one_node_mutes_a_publisher_on_another_and_the_track_stops_everywhere() {
+    let mut cluster = Cluster::start(1).await;
+    for id in 1..=2 {
+        cluster
+            .start_media_node_with(id, region_with_relay(id))
+            .await;
+    }
+    let base = cluster.base(1);
+    let (node1, node2) = (cluster.media_base(1), cluster.media_base(2));
+    let room = create_owned_room(&base, "Cascade").await;
+    let slug = room.slug();
+    let alice_join = ok_json(
+        &join_reply(
+            &base,
+            &slug,
+            &json!({ "display_name": "Alice", "region": "r1" }),
+            Some(&room.owner_key),
+        )
+        .await,
+        "Alice's join as host in r1",
+    );
+    assert_eq!(alice_join["node_id"], 1, "Alice is placed on node 1");
+    let mut alice = Member::enter(&base, "Alice", alice_join).await;
+    let mut bots = Bots::new(&base, &slug);
+    bots.add("Bob", true, Some("r2"));
+    bots.add("Carol", false, Some("r1"));
+    bots.add("Dave", false, Some("r2"));
+    alice
+        .until("Bob publishes, and Carol and Dave are in", secs(30), |m| {
+            m.person("Bob").is_some_and(|p| {
+                track_id(p, "camera").is_some() && track_id(p, "microphone").is_some()
+            }) && m.person("Carol").is_some()
+                && m.person("Dave").is_some()
+        })
+        .await;
+    let bob = alice.id_of("Bob");
+    let cam = track_id(alice.person("Bob").unwrap(), "camera").unwrap();
+    let mic = track_id(alice.person("Bob").unwrap(), "microphone").unwrap();
+    assert_forwarding(&node2, &cam, 50, "Bob's node forwards his camera").await;
+
+    let t0 = Instant::now();
+    alice
+        .moderate(json!({"action":"mute","participant_id":bob,"group":"camera"}))
+        .await;
+    let (on2, on1) = tokio::join!(
+        time_to_last_forwarded(&node2, &cam, t0, secs(1), STOP_BUDGET),
+        time_to_last_forwarded(&node1, &cam, t0, secs(1), STOP_BUDGET),
+    );
+    println!(
+        "mute-to-last-packet: across a cascade hop {} ms (moderator on node 1, the publisher's \
+         node 2's forwarded counter; node 1's own counter for the relayed track: {} ms)",
+        on2.as_millis(),
+        on1.as_millis()
+    );
+    assert!(
+        on2 <= STOP_BUDGET,
+        "Bob's camera stopped {on2:?} after the mute"
+    );
+    alice
+        .until("the policy holds Bob's camera", secs(10), |m| {
+            m.held(&bob) == ["camera"]
+        })
+        .await;
+    assert_not_forwarding(&node2, &cam, secs(2), "Bob's muted camera on his node").await;
+    assert_not_forwarding(&node1, &cam, secs(1), "Bob's muted camera on node 1").await;
+    assert_forwarding(&node2, &mic, 20, "Bob's microphone, which nobody muted").await;
+
+    let results = bots.stop().await;
+    for name in ["Bob", "Carol", "Dave"] {
+        assert!(
+            results[name].error.is_none(),
+            "{name}'s bot: {:?}",
+            results[name].error
+        );
+    }
+    assert_eq!(results["Bob"].node_id, Some(2), "Bob publishes on node 2");
+    assert_eq!(
+        results["Carol"].node_id,
+        Some(1),
+        "Carol receives on node 1"
+    );
+    assert_eq!(results["Dave"].node_id, Some(2), "Dave receives on node 2");
+    for (name, node) in [("Carol", 1), ("Dave", 2)] {
+        let video = last_packet_after(&results[name], &bob, "video", t0);
+        let audio = last_packet_after(&results[name], &bob, "audio", t0);
+        if let Some(v) = video {
+            println!(
+                "mute-to-last-packet: {} ms at a receiver on node {node} (moderator on node 1, \
+                 publisher on node 2)",
+                v.as_millis()
+            );
+        }
+        assert!(
+            video.is_none_or(|v| v <= STOP_BUDGET),
+            "{name} on node {node} received Bob's video {video:?} after the mute"
+        );
+        assert!(
+            audio.is_some_and(|a| a > secs(3)),
+            "{name} on node {node} kept receiving Bob's audio: last {audio:?} after the mute"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node_kill() {
+    let mut cluster = Cluster::start(3).await;
+    for id in 1..=2 {
+        cluster
+            .start_media_node_with(id, region_with_relay(id))
+            .await;
+    }
+    let leader = cluster.wait_for_leader(secs(10)).await;
+    // The browsers use a node that survives, as a load balancer would.
+    let front = cluster
+        .ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let base = cluster.base(front);
+    let node1 = cluster.media_base(1);
+    let room = create_owned_room(&base, "Durable").await;
+    let slug = room.slug();
+    let (host, guests) = tokio::join!(Chrome::start("Alice"), Chrome::start("Bob and Carol"));
+    dump_on_failure(&[&host, &guests], async {
+        let bob = first_window(&guests, "Bob").await;
+        let carol = open_window(&guests, "Carol").await;
+        open_as_host(
+            &host,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1&region=r1",
+        )
+        .await;
+        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1&region=r2"))
+            .await;
+        carol
+            .goto(&format!(
+                "{base}/r/{slug}?name=Carol&skipPrejoin=1&region=r2"
+            ))
+            .await;
+        on_node(&host, 1, secs(30)).await;
+        on_node(&bob, 2, secs(30)).await;
+        on_node(&carol, 2, secs(30)).await;
+        let bob_id = id_of(&host, "Bob").await;
+        let carol_id = id_of(&host, "Carol").await;
+        assert_decoding(&host, &bob_id, "Alice decodes Bob across the relay").await;
+
+        // The host makes Carol a moderator, turns off Bob's camera and
+        // locks the meeting.
+        menu_action(&host, "Carol", "Make Carol a moderator").await;
+        wait_for("Alice sees Carol as a moderator", secs(10), async || {
+            let p = person(&host, "Carol").await?;
+            if p["role"] == "moderator" {
+                Ok(())
+            } else {
+                Err(p.to_string())
+            }
+        })
+        .await;
+        let t0 = menu_action(&host, "Bob", "Turn off Bob's camera").await;
+        frames_stop(&host, &bob_id, t0, STOP_BUDGET).await;
+        host.click_button("Lock meeting").await;
+        wait_for("the meeting refuses newcomers", secs(10), async || {
+            let r = http_post_json(
+                &format!("{base}/api/rooms/{slug}/join"),
+                &json!({ "display_name": "Early Eve" }),
+            )
+            .await;
+            if r.status == 403 {
+                Ok(())
+            } else {
+                Err(format!("{} {}", r.status, r.body))
+            }
+        })
+        .await;
+
+        // The Raft leader dies: the meeting is still locked.
+        cluster.kill(leader);
+        let new_leader = cluster.wait_for_leader(secs(10)).await;
+        assert_ne!(new_leader, leader);
+        let msg = http_post_json(
+            &format!("{base}/api/rooms/{slug}/join"),
+            &json!({ "display_name": "Eve" }),
+        )
+        .await
+        .assert_error(403, "forbidden");
+        assert!(msg.to_lowercase().contains("locked"), "{msg:?}");
+
+        // Bob's and Carol's media node dies: they come back on node 1 as
+        // the same people, Carol still a moderator, Bob's camera still off.
+        cluster.kill_media_node(2);
+        let killed = Instant::now();
+        on_node(&bob, 1, secs(30)).await;
+        on_node(&carol, 1, secs(30)).await;
+        eprintln!(
+            "[test] Bob and Carol back on node 1 after {:?}",
+            killed.elapsed()
+        );
+        assert_eq!(id_of(&host, "Bob").await, bob_id, "Bob rejoined as himself");
+        assert_eq!(
+            id_of(&host, "Carol").await,
+            carol_id,
+            "Carol rejoined as herself"
+        );
+        assert_eq!(person(&host, "Carol").await.unwrap()["role"], "moderator");
+        assert_eq!(person(&bob, "Carol").await.unwrap()["role"], "moderator");
+        assert_decoding(&host, &carol_id, "Alice decodes Carol on her new node").await;
+        assert_not_decoding(&host, &bob_id, secs(3), "Bob's camera, still turned off").await;
+        if let Ok(p) = person(&host, "Bob").await {
+            let cam = p["tracks"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["source"] == "camera"))
+                .and_then(|t| t["id"].as_str())
+                .map(str::to_owned);
+            if let Some(cam) = cam {
+                assert_not_forwarding(&node1, &cam, secs(2), "Bob's held camera on node 1").await;
+            }
+        }
+
+        // Carol still moderates: she mutes Bob's microphone.
+        script_click(&carol, "More actions for Bob").await;
+        script_click(&carol, "Mute Bob").await;
+        assert_alert(&bob, "Carol muted your microphone").await;
+
+        // Unlocked, a newcomer sees the same roles and holds.
+        host.click_button("Unlock meeting").await;
+        let dave_join = wait_for(
+            "the meeting lets Dave in once unlocked",
+            secs(10),
+            async || {
+                let r = http_post_json(
+                    &format!("{base}/api/rooms/{slug}/join"),
+                    &json!({ "display_name": "Dave", "region": "r1" }),
+                )
+                .await;
+                if r.status == 200 {
+                    Ok(r.json())
+                } else {
+                    Err(format!("{} {}", r.status, r.body))
+                }
+            },
+        )
+        .await;
+        let dave = Member::enter(&base, "Dave", dave_join).await;
+        assert_eq!(
+            dave.people[&carol_id]["role"],
+            "moderator",
+            "{}",
+            dave.describe()
+        );
+        let held = dave.held(&bob_id);
+        assert!(
+            held.iter().any(|g| g == "camera") && held.iter().any(|g| g == "microphone"),
+            "Dave's policy holds Bob's camera and microphone: {}",
+            dave.policy
+        );
+    })
+    .await;
+    host.close().await;
+    guests.close().await;
+}
