@@ -62,6 +62,9 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
             .await;
         let bob_id = id_of(&host, "Bob").await;
         id_of(&host, "Carol").await;
+        id_of(&carol, "Alice").await;
+        id_of(&carol, "Bob").await;
+        id_of(&bob, "Carol").await;
         assert_eq!(person(&carol, "Alice").await.unwrap()["role"], "host");
         assert_eq!(person(&carol, "Bob").await.unwrap()["role"], "participant");
         let cam = published_track(&host, "Bob", "camera").await;

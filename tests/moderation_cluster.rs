@@ -244,8 +244,9 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
             carol_id,
             "Carol rejoined as herself"
         );
-        assert_eq!(person(&host, "Carol").await.unwrap()["role"], "moderator");
-        assert_eq!(person(&bob, "Carol").await.unwrap()["role"], "moderator");
+        still_moderator(&host, "Carol").await;
+        still_moderator(&bob, "Carol").await;
+        still_moderator(&carol, "Carol").await;
         assert_decoding(&host, &carol_id, "Alice decodes Carol on her new node").await;
         assert_not_decoding(&host, &bob_id, secs(3), "Bob's camera, still turned off").await;
         if let Ok(p) = person(&host, "Bob").await {
@@ -300,4 +301,21 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
     .await;
     host.close().await;
     guests.close().await;
+}
+
+/// Waits until `p` shows `name` with the moderator role.
+async fn still_moderator(p: &impl Page, name: &str) {
+    wait_for(
+        &format!("{} shows {name} as a moderator", p.who()),
+        secs(10),
+        async || {
+            let x = person(p, name).await?;
+            if x["role"] == "moderator" {
+                Ok(())
+            } else {
+                Err(x.to_string())
+            }
+        },
+    )
+    .await;
 }
