@@ -71,6 +71,7 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
         assert_decoding(&carol, &bob_id, "Carol decodes Bob's camera").await;
         assert_decoding(&host, &bob_id, "Alice decodes Bob's camera").await;
         // Only hosts and moderators see moderator controls.
+        show_participants(&bob).await;
         assert!(
             !has_control(&bob, CLICKABLE, "More actions for Carol")
                 .await
@@ -227,16 +228,41 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
         .await;
         assert_decoding(&bob, &alice_id, "Bob still decodes the host").await;
 
-        // "Allow Bob to speak": his video decodes at the others again;
-        // Carol's stays withheld.
+        // Carol's page, scripted to send her camera anyway, reaches no one.
+        force_camera(&carol).await;
+        let sent = video_packets_sent(&carol).await.unwrap();
+        wait_for("Carol's page sends video anyway", secs(10), async || {
+            let now = video_packets_sent(&carol).await?;
+            if now > sent + 50 {
+                Ok(())
+            } else {
+                Err(format!("packetsSent {sent} then {now}"))
+            }
+        })
+        .await;
+        assert_not_forwarding(&base, &carol_cam, secs(2), "Carol's camera, sent anyway").await;
+        assert_not_decoding(
+            &host,
+            &carol_id,
+            secs(1),
+            "Carol, no speaker, sending anyway",
+        )
+        .await;
+
+        // "Allow Bob to speak", and Bob turns his camera back on: his
+        // video decodes at the others again; Carol's stays withheld.
         menu_action(&host, "Bob", "Allow Bob to speak").await;
+        assert_alert(&bob, "Alice allowed you to speak").await;
+        turn_on(&bob, "Camera").await;
         assert_decoding(&host, &bob_id, "Alice decodes Bob, allowed to speak").await;
         assert_decoding(&carol, &bob_id, "Carol decodes Bob, allowed to speak").await;
         assert_not_decoding(&host, &carol_id, secs(1), "Carol, still no speaker").await;
 
         // Revoked: Bob's video stops again.
+        show_participants(&host).await;
         click_named(&host, CLICKABLE, "More actions for Bob").await;
         let candidates: Vec<String> = [
+            "Stop Bob from speaking",
             "Revoke Bob's permission to speak",
             "Stop Bob speaking",
             "Disallow Bob to speak",
@@ -300,6 +326,7 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
             .as_array()
             .map(Vec::len);
         assert_eq!(listed, Some(1), "a waiter is not in the meeting");
+        show_participants(&host).await;
         click_named(&host, CLICKABLE, "Admit Bob").await;
         let bob_id = id_of(&host, "Bob").await;
         id_of(&bob, "Alice").await;
@@ -338,7 +365,7 @@ async fn browser_an_early_arrival_waits_in_the_lobby_until_admitted_and_a_denied
             click_named(&host, CLICKABLE, "Remove").await;
         }
         eprintln!("[test] the removal asked about letting Bob back: {ban}");
-        assert_alert(&bob, "Alice removed you from the meeting").await;
+        assert_page_says(&bob, "Alice removed you from the meeting").await;
         wait_for(
             "Alice no longer lists Bob",
             secs(10),

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 /// The request header that carries a room's owner key.
 pub const OWNER_KEY: &str = veche_protocol::pass::OWNER_KEY_HEADER;
 
-/// The media node's per-track counter of RTP packets forwarded (to local
-/// subscribers and to other nodes), labelled `room`, `track` and
-/// `source`, on the node's `/media/metrics`. One place to change if the
-/// node names it otherwise.
-pub const FORWARDED_METRIC: &str = "veche_track_packets_forwarded_total";
+/// The media node's per-track counter of RTP packets forwarded (each
+/// packet once, to local subscribers and other nodes alike), labelled
+/// `room`, `track` and `source`, on the publisher's node's
+/// `/media/metrics`; dropped when the track is unpublished. Nothing
+/// counts while the track is withheld.
+pub const FORWARDED_METRIC: &str = "veche_node_track_packets_forwarded_total";
 
 /// A room made by an anonymous creator, with the owner key its create
 /// response carried (shown once).

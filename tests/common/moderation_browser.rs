@@ -347,6 +347,7 @@ pub async fn click_named(chrome: &Chrome, selector: &str, name: &str) {
 /// Opens "More actions for {target}" and clicks `item` in it ("Turn off
 /// Bob's camera"). Returns the instant just before the item's click.
 pub async fn menu_action(chrome: &Chrome, target: &str, item: &str) -> Instant {
+    show_participants(chrome).await;
     click_named(chrome, CLICKABLE, &format!("More actions for {target}")).await;
     let el = chrome.find_by_name(CLICKABLE, item).await;
     let t0 = Instant::now();
@@ -371,6 +372,7 @@ pub async fn first_present(chrome: &Chrome, names: &[String]) -> Option<String> 
 /// settings" dialog to `on`, then closes the dialog if it has a "Close"
 /// button. Returns the instant just before the switch's click.
 pub async fn meeting_setting(chrome: &Chrome, name: &str, on: bool) -> Instant {
+    show_participants(chrome).await;
     chrome.click_button("Meeting settings").await;
     let el = chrome.find_by_name(SWITCH, name).await;
     let checked = chrome
@@ -388,7 +390,7 @@ pub async fn meeting_setting(chrome: &Chrome, name: &str, on: bool) -> Instant {
             .await
             .unwrap_or_else(|e| panic!("{}: clicking the {name:?} switch: {e}", chrome.label));
     }
-    for close in ["Close", "Done"] {
+    for close in ["Close meeting settings", "Close", "Done"] {
         if has_control(chrome, CLICKABLE, close).await == Ok(true) {
             click_named(chrome, CLICKABLE, close).await;
             break;
@@ -483,4 +485,54 @@ pub async fn on_node(p: &impl Page, node: u64, timeout: Duration) {
         },
     )
     .await;
+}
+
+/// Opens `p`'s participants panel (where the moderator controls, the
+/// lobby list and each entry's "More actions" menu are) unless it is open.
+pub async fn show_participants(p: &impl Page) {
+    let open = p
+        .run(
+            "const l = __participants(); return !!l && __visible(l);",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: looking for the participants list: {e}", p.who()));
+    if open.as_bool() != Some(true) {
+        p.press("Participants").await;
+    }
+    wait_for(
+        &format!("{}'s participants list is visible", p.who()),
+        secs(10),
+        async || {
+            let v = p
+                .run(
+                    "const l = __participants(); return !!l && __visible(l);",
+                    vec![],
+                )
+                .await?;
+            if v.as_bool() == Some(true) {
+                Ok(())
+            } else {
+                Err("hidden".to_owned())
+            }
+        },
+    )
+    .await;
+}
+
+/// Turns the device button `name` ("Camera", "Microphone") on if it is
+/// off (`aria-pressed="false"`), as the participant would.
+pub async fn turn_on(p: &impl Page, name: &str) {
+    let pressed = p
+        .run(
+            "const b = __byName('button', arguments[0]); \
+             if (!b) throw new Error('no button ' + arguments[0]); \
+             return b.getAttribute('aria-pressed');",
+            vec![json!(name)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", p.who()));
+    if pressed.as_str() == Some("false") {
+        p.press(name).await;
+    }
 }
