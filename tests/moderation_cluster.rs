@@ -4,7 +4,8 @@
 //! - Cascaded rooms: a moderator on node 1 mutes a publisher (a load-test
 //!   bot, which keeps sending) on node 2; the publisher's node stops
 //!   forwarding the track, and no receiver on either node gets any more of
-//!   it. Prints "mute-to-last-packet: across a cascade hop N ms".
+//!   it. Prints "mute-to-last-packet: across a cascade hop N ms". Hands
+//!   raised on two nodes are listed in the same order on both.
 //! - Durable state, in Chromium: the host makes Carol a moderator, turns
 //!   off Bob's camera and locks the meeting; after the Raft leader is
 //!   killed the meeting is still locked; after Bob's and Carol's media
@@ -62,6 +63,9 @@ async fn a_moderator_on_one_node_mutes_a_publisher_on_another_and_the_track_stop
     );
     assert_eq!(alice_join["node_id"], 1, "Alice is placed on node 1");
     let mut alice = Member::enter(&base, "Alice", alice_join).await;
+    let erin_join = join_in_region(&base, &slug, "Erin", "r2").await;
+    assert_eq!(erin_join["node_id"], 2, "Erin is placed on node 2");
+    let mut erin = Member::enter(&base, "Erin", erin_join).await;
     let mut bots = Bots::new(&base, &slug);
     bots.add("Bob", true, Some("r2"));
     bots.add("Carol", false, Some("r1"));
@@ -105,6 +109,27 @@ async fn a_moderator_on_one_node_mutes_a_publisher_on_another_and_the_track_stop
     assert_not_forwarding(&node2, &cam, secs(2), "Bob's muted camera on his node").await;
     assert_not_forwarding(&node1, &cam, secs(1), "Bob's muted camera on node 1").await;
     assert_forwarding(&node2, &mic, 20, "Bob's microphone, which nobody muted").await;
+
+    // Hands across the hop: Erin (node 2) raises hers, then Alice (node
+    // 1); both lists show the same order.
+    erin.sig.send(&json!({"type":"hand","raised":true})).await;
+    alice
+        .until("Alice sees Erin's hand up", secs(10), |m| {
+            m.person("Erin")
+                .is_some_and(|p| p["hand_raised_at_ms"].is_u64())
+        })
+        .await;
+    alice.sig.send(&json!({"type":"hand","raised":true})).await;
+    for m in [&mut alice, &mut erin] {
+        let what = format!("{} sees both hands up", m.name);
+        m.until(&what, secs(10), |m| m.hands().len() == 2).await;
+    }
+    assert_eq!(
+        alice.hands(),
+        erin.hands(),
+        "hands in the same order on both nodes"
+    );
+    assert_eq!(alice.hands(), ["Erin", "Alice"], "in the order raised");
 
     let results = bots.stop().await;
     for name in ["Bob", "Carol", "Dave"] {

@@ -240,20 +240,22 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         )
         .await;
 
-    // A moderator may act on participants but never on the host.
+    // A moderator may act on participants but never on the host. Carol
+    // (who has sent one action so far; Bob has used his `moderate` budget)
+    // is made one.
     alice
-        .moderate(json!({"action":"make_moderator","participant_id":b}))
+        .moderate(json!({"action":"make_moderator","participant_id":c}))
         .await;
-    bob.until("Bob is told he is a moderator", secs(10), |m| {
-        m.notices.iter().any(|n| n["notice"] == "made_moderator")
-            && m.people[&m.id]["role"] == "moderator"
-    })
-    .await;
     carol
-        .until("Carol sees Bob as a moderator", secs(10), |m| {
-            m.people[&b]["role"] == "moderator"
+        .until("Carol is told she is a moderator", secs(10), |m| {
+            m.notices.iter().any(|n| n["notice"] == "made_moderator")
+                && m.people[&m.id]["role"] == "moderator"
         })
         .await;
+    bob.until("Bob sees Carol as a moderator", secs(10), |m| {
+        m.people[&c]["role"] == "moderator"
+    })
+    .await;
     for (what, action) in [
         (
             "a moderator muting the host",
@@ -268,18 +270,18 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
             json!({"action":"remove","participant_id":a,"ban":true}),
         ),
     ] {
-        bob.refused(action, what).await;
+        carol.refused(action, what).await;
     }
-    bob.moderate(json!({"action":"mute","participant_id":c,"group":"camera"}))
-        .await;
     carol
-        .until("Carol is told Bob turned off her camera", secs(10), |m| {
-            m.notices
-                .iter()
-                .any(|n| n["notice"] == "muted" && n["group"] == "camera" && n["by_name"] == "Bob")
-                && m.held(&m.id) == ["camera"]
-        })
+        .moderate(json!({"action":"mute","participant_id":b,"group":"camera"}))
         .await;
+    bob.until("Bob is told Carol turned off his camera", secs(10), |m| {
+        m.notices
+            .iter()
+            .any(|n| n["notice"] == "muted" && n["group"] == "camera" && n["by_name"] == "Carol")
+            && m.held(&m.id) == ["camera"]
+    })
+    .await;
     alice
         .until("Alice, the host, was never held", secs(5), |m| {
             m.held(&a).is_empty()
