@@ -81,15 +81,19 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
 
         // Alice turns off Bob's camera. Bob's frames stop at Carol, and the
         // node stops forwarding the track.
-        let t0 = menu_action(&host, "Bob", "Turn off Bob's camera").await;
+        let item = menu_item(&host, "Bob", "Turn off Bob's camera").await;
+        let watch = StopWatch::arm(&base, &cam).await;
+        let t0 = watch.since;
+        host.click(&item)
+            .await
+            .unwrap_or_else(|e| panic!("clicking \"Turn off Bob's camera\": {e}"));
         let (at_node, at_carol) = tokio::join!(
-            time_to_last_forwarded(&base, &cam, t0, secs(1), STOP_BUDGET),
+            watch.last_packet(secs(1), STOP_BUDGET),
             frames_stop(&carol, &bob_id, t0, STOP_BUDGET),
         );
         println!(
-            "mute-to-last-packet: one node {} ms (from the click; Carol's last decoded frame \
-             after {} ms)",
-            at_node.as_millis(),
+            "mute-to-last-packet: one node, from the click in Chromium: {at_node}; Carol's last \
+             decoded frame of Bob {} ms after the click",
             at_carol.as_millis()
         );
         assert!(

@@ -346,44 +346,97 @@ pub async fn assert_not_forwarding(media_base: &str, track: &str, during: Durati
     }
 }
 
-/// Polls the forwarded counter of `track` every 10 ms from `since` (the
-/// moderator's action) until it has not risen for `quiet`, and returns how
-/// long after `since` it last rose (zero if it never did): the time to the
-/// track's last forwarded packet, to within one poll. Panics if it still
-/// rises after `budget`.
-pub async fn time_to_last_forwarded(
-    media_base: &str,
-    track: &str,
-    since: Instant,
-    quiet: Duration,
-    budget: Duration,
-) -> Duration {
-    let mut last = forwarded(media_base, track)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut last_rise = since;
-    let mut rises = 0u64;
-    loop {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = forwarded(media_base, track)
+/// The forwarded counter of one track, read right before a moderator's
+/// action, to time how long after the action the track's last packet was
+/// forwarded.
+pub struct StopWatch {
+    media_base: String,
+    track: String,
+    before: u64,
+    /// Right after the baseline read: the action follows at once.
+    pub since: Instant,
+}
+
+/// When a track's last packet was forwarded after an action.
+#[derive(Clone, Copy, Debug)]
+pub struct LastPacket {
+    /// From the action to the poll that last saw the counter rise (an
+    /// upper bound, to within one 10 ms poll and a metrics scrape); zero
+    /// when nothing was forwarded after the action.
+    pub after: Duration,
+    /// Whether anything was forwarded after the action at all.
+    pub rose: bool,
+    /// From the action to the first poll: the resolution of `after`.
+    pub first_poll: Duration,
+}
+
+impl std::fmt::Display for LastPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.rose {
+            write!(
+                f,
+                "{} ms (the last poll that saw the forwarded counter rise; polls every 10 ms,                  the first {} ms after the action)",
+                self.after.as_millis(),
+                self.first_poll.as_millis()
+            )
+        } else {
+            write!(
+                f,
+                "0 ms (nothing forwarded after the action; the first poll was {} ms after it)",
+                self.first_poll.as_millis()
+            )
+        }
+    }
+}
+
+impl StopWatch {
+    /// Reads the counter of `track` on the node at `media_base`; send the
+    /// action right after this returns.
+    pub async fn arm(media_base: &str, track: &str) -> StopWatch {
+        let before = forwarded(media_base, track)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let at = Instant::now();
-        if now > last {
-            last = now;
-            last_rise = at;
-            rises += 1;
+        StopWatch {
+            media_base: media_base.to_owned(),
+            track: track.to_owned(),
+            before,
+            since: Instant::now(),
         }
-        if at.duration_since(last_rise) >= quiet {
-            return last_rise.duration_since(since);
+    }
+
+    /// Polls the counter every 10 ms until it has not risen for `quiet`.
+    /// Panics if it still rises `budget` after the action.
+    pub async fn last_packet(&self, quiet: Duration, budget: Duration) -> LastPacket {
+        let (base, track, since) = (&self.media_base, &self.track, self.since);
+        let mut last = self.before;
+        let mut last_rise: Option<Instant> = None;
+        let mut first_poll = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = forwarded(base, track)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let at = Instant::now();
+            first_poll.get_or_insert(at.duration_since(since));
+            if now > last {
+                last = now;
+                last_rise = Some(at);
+            }
+            if at.duration_since(last_rise.unwrap_or(since)) >= quiet {
+                return LastPacket {
+                    after: last_rise.map_or(Duration::ZERO, |t| t.duration_since(since)),
+                    rose: last_rise.is_some(),
+                    first_poll: first_poll.unwrap_or_default(),
+                };
+            }
+            assert!(
+                at.duration_since(since) < budget + quiet,
+                "track {track} on {base} was still forwarded {:?} after the action (counter \
+                 {} before it, {now} now)",
+                at.duration_since(since),
+                self.before
+            );
         }
-        assert!(
-            at.duration_since(since) < budget + quiet,
-            "track {track} on {media_base} was still forwarded {:?} after the action \
-             ({rises} rises seen, last at {:?}); counter now {now}",
-            at.duration_since(since),
-            last_rise.duration_since(since)
-        );
     }
 }
 

@@ -347,15 +347,21 @@ pub async fn click_named(chrome: &Chrome, selector: &str, name: &str) {
 /// Opens "More actions for {target}" and clicks `item` in it ("Turn off
 /// Bob's camera"). Returns the instant just before the item's click.
 pub async fn menu_action(chrome: &Chrome, target: &str, item: &str) -> Instant {
-    show_participants(chrome).await;
-    click_named(chrome, CLICKABLE, &format!("More actions for {target}")).await;
-    let el = chrome.find_by_name(CLICKABLE, item).await;
+    let el = menu_item(chrome, target, item).await;
     let t0 = Instant::now();
     chrome
         .click(&el)
         .await
         .unwrap_or_else(|e| panic!("{}: clicking {item:?}: {e}", chrome.label));
     t0
+}
+
+/// Opens "More actions for {target}" and returns its item `item`, not
+/// clicked yet (to read something right before the click).
+pub async fn menu_item(chrome: &Chrome, target: &str, item: &str) -> WebElement {
+    show_participants(chrome).await;
+    click_named(chrome, CLICKABLE, &format!("More actions for {target}")).await;
+    chrome.find_by_name(CLICKABLE, item).await
 }
 
 /// The first of `names` that is a visible control on `chrome` now.
