@@ -152,46 +152,6 @@ pub fn moderate_frame(action: &Value) -> Value {
     frame
 }
 
-/// Sends `action` as a `moderate` frame.
-pub async fn moderate(s: &mut Signal, action: &Value) {
-    s.send(&moderate_frame(action)).await;
-}
-
-/// Waits for the refusal of a `moderate` frame: an `error` with code
-/// `forbidden` and `request: "moderate"`; returns its message.
-pub async fn expect_moderate_refused(s: &mut Signal, what: &str) -> String {
-    let e = s
-        .recv_matching(
-            &format!("the refusal (error forbidden, request moderate) of {what}"),
-            secs(10),
-            |v| v["type"] == "error" && v["request"] == "moderate",
-        )
-        .await;
-    assert_eq!(
-        e["code"], "forbidden",
-        "{what} is refused as forbidden: {e}"
-    );
-    let message = e["message"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        !message.trim().is_empty(),
-        "{what}: a refusal says why: {e}"
-    );
-    message
-}
-
-/// Waits for a `policy` message whose version is at least `version`;
-/// returns the policy view.
-pub async fn expect_policy_version(s: &mut Signal, version: u64, what: &str) -> Value {
-    let m = s
-        .recv_matching(
-            &format!("a policy of version >= {version} ({what})"),
-            secs(10),
-            |v| v["type"] == "policy" && v["policy"]["version"].as_u64() >= Some(version),
-        )
-        .await;
-    m["policy"].clone()
-}
-
 /// The participant with id `id` in a `joined` message's list.
 pub fn participant_in<'a>(joined: &'a Value, id: &str) -> Option<&'a Value> {
     joined["participants"]
@@ -205,23 +165,6 @@ pub fn role_in(joined: &Value, id: &str) -> String {
         .and_then(|p| p["role"].as_str())
         .unwrap_or_else(|| panic!("{id} has no role in {joined}"))
         .to_owned()
-}
-
-/// Reads `s` until a `participant_joined`/`participant_updated` shows
-/// participant `id` publishing a track of `source`; returns the track id.
-pub async fn track_of(s: &mut Signal, id: &str, source: &str) -> String {
-    let m = s
-        .recv_matching(
-            &format!("{id} publishing a {source} track"),
-            secs(30),
-            |v| {
-                (v["type"] == "participant_joined" || v["type"] == "participant_updated")
-                    && v["participant"]["id"] == id
-                    && track_id(&v["participant"], source).is_some()
-            },
-        )
-        .await;
-    track_id(&m["participant"], source).expect("matched above")
 }
 
 /// The id of `participant`'s track of `source`, if it publishes one.
@@ -441,6 +384,127 @@ impl StopWatch {
 }
 
 // ---------------------------------------------------------------------------
+// A signalling socket that stays alive while the test does other things
+// ---------------------------------------------------------------------------
+
+/// How often a [`Line`] pings: the node drops a socket after 4.5 s
+/// without traffic, and a test may not read a member's socket for longer
+/// than that (while it polls a node's metrics, say).
+const KEEPALIVE: Duration = Duration::from_millis(1500);
+
+/// A signalling WebSocket served by a task of its own, which reads every
+/// frame as it comes and sends a `ping` every [`KEEPALIVE`], as a browser
+/// does; `pong`s are not passed on. The same `send`/`recv`/`seen` as
+/// [`Signal`].
+pub struct Line {
+    out: tokio::sync::mpsc::UnboundedSender<String>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<Result<Value, WsEnd>>,
+    /// Every message received so far (`pong`s aside), for failure messages.
+    pub seen: Vec<Value>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Line {
+    /// Opens the socket named by a join response's `ws_url`.
+    pub async fn connect(base: &str, join_response: &Value) -> Line {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let url = resolve_ws_url(base, str_field(join_response, "ws_url"));
+        let mut ws =
+            match tokio::time::timeout(secs(10), tokio_tungstenite::connect_async(&url)).await {
+                Err(_) => panic!("connecting to {url} timed out"),
+                Ok(Err(e)) => panic!("connecting to {url} failed: {e}"),
+                Ok(Ok((ws, _response))) => ws,
+            };
+        let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (deliver, inbox) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            // Not at once: `join` must be the first frame.
+            let mut tick =
+                tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+            let mut seq = 0u64;
+            loop {
+                tokio::select! {
+                    text = outgoing.recv() => {
+                        let Some(text) = text else { break };
+                        if let Err(e) = ws.send(Message::text(text)).await {
+                            let _ = deliver.send(Err(WsEnd::Broken(e.to_string())));
+                            break;
+                        }
+                    }
+                    _ = tick.tick() => {
+                        seq += 1;
+                        let ping = json!({ "type": "ping", "seq": seq }).to_string();
+                        if ws.send(Message::text(ping)).await.is_err() {
+                            // The reader below reports how the socket ended.
+                        }
+                    }
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let v: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
+                                panic!("the server sent a non-JSON text frame ({e}): {text}")
+                            });
+                            if v["type"] != "pong" {
+                                let _ = deliver.send(Ok(v));
+                            }
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            let end = match frame {
+                                Some(f) => WsEnd::Closed(u16::from(f.code), f.reason.as_str().to_owned()),
+                                None => WsEnd::Closed(1005, String::new()),
+                            };
+                            let _ = deliver.send(Err(end));
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            let _ = deliver.send(Err(WsEnd::Broken(e.to_string())));
+                            break;
+                        }
+                        None => {
+                            let _ = deliver.send(Err(WsEnd::Broken("the stream ended".into())));
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Line {
+            out,
+            inbox,
+            seen: Vec::new(),
+            task,
+        }
+    }
+
+    /// Sends a JSON message.
+    pub async fn send(&mut self, msg: &Value) {
+        self.out
+            .send(msg.to_string())
+            .unwrap_or_else(|_| panic!("the socket is closed; could not send {msg}"));
+    }
+
+    /// The next JSON text message, or why there is none.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Value, WsEnd> {
+        match tokio::time::timeout(timeout, self.inbox.recv()).await {
+            Err(_) => Err(WsEnd::Timeout),
+            Ok(None) => Err(WsEnd::Broken("the socket ended earlier".into())),
+            Ok(Some(Ok(v))) => {
+                self.seen.push(v.clone());
+                Ok(v)
+            }
+            Ok(Some(Err(end))) => Err(end),
+        }
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------
 // A scripted participant that keeps the room as its messages describe it
 // ---------------------------------------------------------------------------
 
@@ -449,7 +513,7 @@ impl StopWatch {
 /// a test can wait for a condition on that view.
 pub struct Member {
     /// The socket.
-    pub sig: Signal,
+    pub sig: Line,
     /// Who, for messages.
     pub name: String,
     /// Own participant id (from `joined`; empty while in the lobby).
@@ -474,7 +538,7 @@ impl Member {
     /// Opens the socket of `join` (a join response) and sends `join`; does
     /// not wait for anything.
     pub async fn connect(base: &str, name: &str, join: Value) -> Member {
-        let mut sig = Signal::connect(base, &join).await;
+        let mut sig = Line::connect(base, &join).await;
         sig.send(&json!({ "type": "join", "token": str_field(&join, "token") }))
             .await;
         Member {
