@@ -318,7 +318,8 @@ impl std::fmt::Display for LastPacket {
         if self.rose {
             write!(
                 f,
-                "{} ms (the last poll that saw the forwarded counter rise; polls every 10 ms,                  the first {} ms after the action)",
+                "{} ms (the last poll that saw the forwarded counter rise; polls every 10 ms, the \
+                 first {} ms after the action)",
                 self.after.as_millis(),
                 self.first_poll.as_millis()
             )
