@@ -84,13 +84,13 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
         let item = menu_item(&host, "Bob", "Turn off Bob's camera").await;
         let watch = StopWatch::arm(&base, &cam).await;
         let t0 = watch.since;
-        host.click(&item)
-            .await
-            .unwrap_or_else(|e| panic!("clicking \"Turn off Bob's camera\": {e}"));
-        let (at_node, at_carol) = tokio::join!(
+        // Polling starts with the click, not after WebDriver says it is done.
+        let (clicked, at_node, at_carol) = tokio::join!(
+            host.click(&item),
             watch.last_packet(secs(1), STOP_BUDGET),
             frames_stop(&carol, &bob_id, t0, STOP_BUDGET),
         );
+        clicked.unwrap_or_else(|e| panic!("clicking \"Turn off Bob's camera\": {e}"));
         println!(
             "mute-to-last-packet: one node, from the click in Chromium: {at_node}; Carol's last \
              decoded frame of Bob {} ms after the click",

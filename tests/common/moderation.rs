@@ -356,7 +356,9 @@ impl StopWatch {
         let mut last_rise: Option<Instant> = None;
         let mut first_poll = None;
         loop {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            if first_poll.is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let now = forwarded(base, track)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
