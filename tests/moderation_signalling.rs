@@ -5,7 +5,8 @@
 //!
 //! - A participant trying each moderator action is refused `forbidden`
 //!   and nothing is committed; a moderator may not act on the host; a
-//!   participant muted by a moderator cannot unmute themselves until asked.
+//!   participant muted by a moderator cannot unmute themselves until asked;
+//!   "mute everyone" spares hosts and moderators.
 //! - The lobby: an early arrival waits until admitted, a denied waiter is
 //!   closed and cannot come back with its token, a participant removed
 //!   with "don't let them back" cannot rejoin with a rejoin token, and a
@@ -292,6 +293,28 @@ async fn a_participant_trying_each_moderator_action_is_refused_and_nothing_chang
         "nobody acted on the host: {:?}",
         alice.notices
     );
+
+    // "Mute everyone" holds the microphone of everyone who does not
+    // moderate: Bob, not Carol (a moderator) nor Alice (the host).
+    alice.moderate(json!({"action":"mute_everyone"})).await;
+    bob.until("Bob is told Alice muted his microphone", secs(10), |m| {
+        m.notices.iter().any(|n| {
+            n["notice"] == "muted" && n["group"] == "microphone" && n["by_name"] == "Alice"
+        }) && m.held(&m.id).contains(&"microphone".to_owned())
+    })
+    .await;
+    let v = bob.policy["version"].as_u64();
+    for m in [&mut alice, &mut carol] {
+        let what = format!("{} has the policy after mute everyone", m.name);
+        m.until(&what, secs(10), |m| m.policy["version"].as_u64() >= v)
+            .await;
+        assert!(m.held(&a).is_empty(), "the host is not muted: {}", m.policy);
+        assert!(
+            !m.held(&c).contains(&"microphone".to_owned()),
+            "a moderator is not muted: {}",
+            m.policy
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
