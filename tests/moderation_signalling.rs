@@ -1,7 +1,6 @@
-//! Authority in a room, through signalling and the media path, against a
-//! real `veche serve`: scripted signalling clients (`common/moderation.rs`
-//! `Member`) and the load-test bots, real WebRTC clients that keep
-//! publishing whatever they are told.
+//! Authority in a room, through signalling, against a real `veche
+//! serve`, with scripted signalling clients (`common/moderation_member.rs`
+//! `Member`):
 //!
 //! - A participant trying each moderator action is refused `forbidden`
 //!   and nothing is committed; a moderator may not act on the host; a
@@ -12,23 +11,23 @@
 //!   with "don't let them back" cannot rejoin with a rejoin token, and a
 //!   locked meeting refuses newcomers but not a rejoin.
 //! - Raised hands carry the node's time, so every list orders them alike.
-//! - A moderator's mute stops a publisher's camera at the node while the
-//!   bot keeps sending; speak mode withholds a non-speaker until allowed,
-//!   and again after revoke. Prints "mute-to-last-packet: one node N ms".
+//!
+//! What the media path does (the node withholding tracks) is in
+//! `moderation_media.rs`.
 
 mod common;
 #[path = "common/moderation.rs"]
 mod moderation;
+#[path = "common/moderation_member.rs"]
+mod moderation_member;
 
 use common::cluster::token_claims;
 use common::*;
 use moderation::*;
+use moderation_member::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use veche_protocol::signal::{CLOSE_DENIED, CLOSE_REMOVED};
-
-/// A mute must stop a track within this long after the moderator acts.
-const STOP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Joins `name` as an ordinary participant and waits until seated.
 async fn enter(base: &str, slug: &str, name: &str) -> Member {
@@ -604,150 +603,4 @@ async fn raised_hands_are_in_the_same_order_for_everyone() {
     for m in &people {
         assert_eq!(m.hands(), expected, "{}", m.name);
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_keeps_sending() {
-    let server = Server::start();
-    let base = server.base().to_owned();
-    let room = create_owned_room(&base, "Mute at the node").await;
-    let slug = room.slug();
-    let mut alice = Member::enter(&base, "Alice", join_as_host(&base, &room, "Alice").await).await;
-    let mut bots = Bots::new(&base, &slug);
-    bots.add("Bob", true, None);
-    bots.add("Carol", false, None);
-    alice
-        .until("Bob publishes camera and microphone", secs(30), |m| {
-            m.person("Bob").is_some_and(|p| {
-                track_id(p, "camera").is_some() && track_id(p, "microphone").is_some()
-            }) && m.person("Carol").is_some()
-        })
-        .await;
-    let bob = alice.id_of("Bob");
-    let cam = track_id(alice.person("Bob").unwrap(), "camera").unwrap();
-    let mic = track_id(alice.person("Bob").unwrap(), "microphone").unwrap();
-    assert_forwarding(&base, &cam, 50, "the node forwards Bob's camera").await;
-    assert_forwarding(&base, &mic, 20, "the node forwards Bob's microphone").await;
-
-    let watch = StopWatch::arm(&base, &cam).await;
-    let t0 = watch.since;
-    alice
-        .moderate(json!({"action":"mute","participant_id":bob,"group":"camera"}))
-        .await;
-    let (last, applied) = tokio::join!(watch.last_packet(secs(1), STOP_BUDGET), async {
-        alice
-            .until("the policy holds Bob's camera, by Alice", secs(10), |m| {
-                m.held(&bob) == ["camera"] && m.policy["holds"][&bob]["by_name"] == "Alice"
-            })
-            .await;
-        t0.elapsed()
-    });
-    println!("mute-to-last-packet: one node {last}");
-    println!(
-        "[test] the mute's policy reached the moderator {} ms after the action",
-        applied.as_millis()
-    );
-    assert!(
-        last.after <= STOP_BUDGET,
-        "Bob's camera stopped {:?} after the mute",
-        last.after
-    );
-    // Bob's bot keeps sending: his microphone still flows, his camera
-    // reaches no one.
-    assert_not_forwarding(&base, &cam, secs(2), "Bob's muted camera").await;
-    assert_forwarding(&base, &mic, 20, "Bob's microphone, which nobody muted").await;
-
-    let results = bots.stop().await;
-    let (bob_r, carol_r) = (&results["Bob"], &results["Carol"]);
-    assert!(
-        bob_r.error.is_none(),
-        "Bob's bot ran to the end: {:?}",
-        bob_r.error
-    );
-    assert!(
-        carol_r.error.is_none(),
-        "Carol's bot ran to the end: {:?}",
-        carol_r.error
-    );
-    let video = last_packet_after(carol_r, &bob, "video", t0);
-    let audio = last_packet_after(carol_r, &bob, "audio", t0);
-    println!(
-        "mute-to-last-packet: one node, at the receiver: {}",
-        video.map_or("no packet after the action".to_owned(), |v| format!(
-            "{} ms",
-            v.as_millis()
-        ))
-    );
-    assert!(
-        video.is_none_or(|v| v <= STOP_BUDGET),
-        "Carol received Bob's video {video:?} after the mute"
-    );
-    assert!(
-        audio.is_some_and(|a| a > secs(3)),
-        "Carol kept receiving Bob's audio after his camera was muted: last {audio:?} after"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke() {
-    let server = Server::start();
-    let base = server.base().to_owned();
-    let room = create_owned_room(&base, "Lecture").await;
-    let slug = room.slug();
-    let mut alice = Member::enter(&base, "Alice", join_as_host(&base, &room, "Alice").await).await;
-    let mut bots = Bots::new(&base, &slug);
-    bots.add("Bob", true, None);
-    bots.add("Carol", false, None);
-    alice
-        .until("Bob publishes his camera", secs(30), |m| {
-            m.person("Bob")
-                .is_some_and(|p| track_id(p, "camera").is_some())
-        })
-        .await;
-    let bob = alice.id_of("Bob");
-    let cam = track_id(alice.person("Bob").unwrap(), "camera").unwrap();
-    let mic = track_id(alice.person("Bob").unwrap(), "microphone").unwrap();
-    assert_forwarding(&base, &cam, 50, "Bob's camera flows before speak mode").await;
-
-    // Speak mode: Bob is no speaker, so neither of his tracks is forwarded.
-    let watch = StopWatch::arm(&base, &cam).await;
-    let t0 = watch.since;
-    alice
-        .moderate(json!({"action":"settings","change":{"speak_mode":true}}))
-        .await;
-    let last = watch.last_packet(secs(1), STOP_BUDGET).await;
-    eprintln!("[test] speak mode: Bob's camera's last packet {last}");
-    assert_not_forwarding(&base, &mic, secs(1), "a non-speaker's microphone").await;
-    assert_not_forwarding(&base, &cam, secs(1), "a non-speaker's camera").await;
-
-    // Allowed to speak: his media flows again.
-    alice
-        .moderate(json!({"action":"allow_speak","participant_id":bob}))
-        .await;
-    assert_forwarding(&base, &cam, 50, "Bob's camera after \"Allow to speak\"").await;
-    assert_forwarding(&base, &mic, 20, "Bob's microphone after \"Allow to speak\"").await;
-
-    // Revoked: it stops again.
-    let watch = StopWatch::arm(&base, &cam).await;
-    let t1 = watch.since;
-    alice
-        .moderate(json!({"action":"revoke_speak","participant_id":bob}))
-        .await;
-    let last = watch.last_packet(secs(1), STOP_BUDGET).await;
-    eprintln!("[test] revoking speak: Bob's camera's last packet {last}");
-    assert_not_forwarding(&base, &cam, secs(1), "Bob's camera after revoke").await;
-    assert_not_forwarding(&base, &mic, secs(1), "Bob's microphone after revoke").await;
-
-    let results = bots.stop().await;
-    let carol_r = &results["Carol"];
-    let video = last_packet_after(carol_r, &bob, "video", t1);
-    assert!(
-        video.is_none_or(|v| v <= STOP_BUDGET),
-        "Carol received Bob's video {video:?} after his permission was revoked"
-    );
-    let allowed = last_packet_after(carol_r, &bob, "video", t0);
-    assert!(
-        allowed.is_some(),
-        "Carol received Bob's video while he was allowed to speak"
-    );
 }
