@@ -142,9 +142,10 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
     bots.add("Bob", true, None);
     bots.add("Carol", false, None);
     alice
-        .until("Bob publishes his camera", secs(30), |m| {
-            m.person("Bob")
-                .is_some_and(|p| track_id(p, "camera").is_some())
+        .until("Bob publishes his camera and microphone", secs(30), |m| {
+            m.person("Bob").is_some_and(|p| {
+                track_id(p, "camera").is_some() && track_id(p, "microphone").is_some()
+            })
         })
         .await;
     let bob = alice.id_of("Bob");
