@@ -61,16 +61,27 @@ export function renderLobby() {
   const waiting = mine ? lobby.waiting : [];
   $('lobby-section').hidden = waiting.length === 0;
   $('lobby-count').textContent = String(waiting.length);
-  $('lobby-list').replaceChildren(
-    ...waiting.map((e) => {
-      const li = document.createElement('li');
-      const name = document.createElement('span');
-      name.className = 'lobby-name';
-      name.textContent = proto.participantLabel(e.display_name, false, !!e.guest);
-      li.append(name, decide('Admit', e, proto.act.admit(e.participant_id)), decide('Deny', e, proto.act.deny(e.participant_id)));
-      return li;
-    }),
-  );
+  // Keyed by participant: an entry already shown keeps its element, so a
+  // `lobby` update arriving while a moderator reaches for "Admit" does not
+  // swap the button out from under their finger (or a screen reader's focus).
+  const list = $('lobby-list');
+  /** @type {Map<string, HTMLElement>} */
+  const shown = new Map();
+  for (const li of Array.from(list.children)) {
+    if (li instanceof HTMLElement && li.dataset.pid) shown.set(li.dataset.pid, li);
+  }
+  list.replaceChildren(...waiting.map((e) => shown.get(e.participant_id) ?? entry(e)));
+}
+
+/** @param {LobbyEntry} e */
+function entry(e) {
+  const li = document.createElement('li');
+  li.dataset.pid = e.participant_id;
+  const name = document.createElement('span');
+  name.className = 'lobby-name';
+  name.textContent = proto.participantLabel(e.display_name, false, !!e.guest);
+  li.append(name, decide('Admit', e, proto.act.admit(e.participant_id)), decide('Deny', e, proto.act.deny(e.participant_id)));
+  return li;
 }
 
 /**
