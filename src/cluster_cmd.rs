@@ -120,9 +120,7 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
             bind_ip: cfg.media.rtc_ip.unwrap_or(addr.ip()),
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
-        lobby_unattended: Duration::from_millis(
-            veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS,
-        ),
+        lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
         ice_servers: crate::serve::ice_servers(&cfg)?,
         turn: crate::serve::turn(&cfg)?,
     });

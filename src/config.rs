@@ -211,6 +211,10 @@ pub struct MediaSection {
     /// Seconds a dropped participant keeps their seat as "reconnecting".
     /// Default 15.
     pub reconnect_grace_secs: u64,
+    /// Seconds a room's lobby may have people waiting while nobody who
+    /// moderates is in the meeting, before the node lets them in: waiters
+    /// are never stranded by a moderator who left. Default 60.
+    pub lobby_unattended_secs: u64,
     /// STUN servers handed to browsers. Default none (LAN). Static TURN
     /// credentials are refused at start-up: use `turn_secret`.
     pub ice_servers: Vec<IceServerConfig>,
@@ -249,6 +253,7 @@ impl Default for MediaSection {
             node_id: 1,
             rtc_ip: None,
             reconnect_grace_secs: 15,
+            lobby_unattended_secs: veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS / 1000,
             ice_servers: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: None,
@@ -447,6 +452,7 @@ mod tests {
     fn an_empty_file_means_all_defaults() {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.media.reconnect_grace_secs, 15);
+        assert_eq!(c.media.lobby_unattended_secs, 60);
         assert_eq!(c.control_plane.token_ttl_secs, 60);
         let http = c.http_config(None).unwrap();
         assert_eq!(http.room_creation, RoomCreation::Anyone);

@@ -604,3 +604,61 @@ async fn raised_hands_are_in_the_same_order_for_everyone() {
         assert_eq!(m.hands(), expected, "{}", m.name);
     }
 }
+
+/// The lobby's answer to "the last moderator left": with nobody who
+/// moderates in the meeting for `media.lobby_unattended_secs`, the waiters'
+/// node lets them in (the control plane records the admission, so a
+/// reconnect does not put them back in the lobby). While the host is
+/// there, nobody is let in by the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_left_without_a_moderator_lets_its_waiters_in_after_the_configured_time() {
+    let server = Server::start_with_config("[media]\nlobby_unattended_secs = 2\n");
+    let base = server.base();
+    let room = create_owned_room(base, "Unattended").await;
+    let slug = room.slug();
+    let r = put_settings(
+        base,
+        &slug,
+        Some(&room.owner_key),
+        &json!({ "lobby": true }),
+    )
+    .await;
+    assert!((200..300).contains(&r.status), "{} {}", r.status, r.body);
+
+    // The host is in the meeting: Dan waits longer than the timeout and
+    // stays in the lobby.
+    let mut alice = Member::enter(base, "Alice", join_as_host(base, &room, "Alice").await).await;
+    let mut dan = Member::connect(base, "Dan", join(base, &slug, "Dan").await).await;
+    dan.next_matching("Dan's lobby_waiting", secs(10), |v| {
+        v["type"] == "lobby_waiting"
+    })
+    .await;
+    let waited = tokio::time::Instant::now() + Duration::from_millis(3_500);
+    while tokio::time::Instant::now() < waited {
+        let _ = dan.sig.send(&json!({"type":"ping","seq":1})).await;
+        match dan.sig.recv(Duration::from_millis(500)).await {
+            Ok(v) => assert_ne!(
+                v["type"], "joined",
+                "nobody is let in by the clock while the host is there"
+            ),
+            Err(WsEnd::Timeout) => {}
+            Err(end) => panic!("Dan's socket stays open while he waits: {end:?}"),
+        }
+    }
+    assert!(dan.joined.is_none(), "{}", dan.describe());
+
+    // The host leaves: within the timeout (plus a tick) Dan is seated.
+    alice.sig.send(&json!({"type":"leave"})).await;
+    let left_at = tokio::time::Instant::now();
+    dan.until(
+        "Dan is let in after the lobby stayed unattended",
+        secs(10),
+        |m| m.joined.is_some(),
+    )
+    .await;
+    let after = left_at.elapsed();
+    assert!(
+        after >= Duration::from_millis(1_500),
+        "not before the configured 2 s: let in {after:?} after the host left"
+    );
+}
