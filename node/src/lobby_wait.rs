@@ -16,7 +16,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{info, warn};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::moderation::LobbyEntry;
 use veche_protocol::signal::{
@@ -39,7 +39,16 @@ pub(crate) async fn before_seat(
     idle_timeout: Duration,
     socket: WebSocket,
 ) -> Option<WebSocket> {
-    crate::moderation::ensure_policy(node, room).await;
+    if let Err(e) = crate::moderation::ensure_policy(node, room).await {
+        warn!(code = e.code.as_str(), "join refused: no copy of the room's policy");
+        refuse(
+            socket,
+            ErrorCode::Unavailable,
+            "this meeting's moderation settings could not be loaded; try again",
+        )
+        .await;
+        return None;
+    }
     if room.bars(pid) {
         refuse(
             socket,

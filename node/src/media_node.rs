@@ -223,7 +223,8 @@ impl MediaNode {
                             if room.policy_version().is_none_or(|mine| mine < *version) {
                                 let shared = self.shared.clone();
                                 tokio::spawn(async move {
-                                    crate::moderation::fetch_policy(&shared, &room).await
+                                    // A failure is logged; the next beat retries.
+                                    let _ = crate::moderation::fetch_policy(&shared, &room).await;
                                 });
                             }
                         }

@@ -9,6 +9,7 @@ use crate::room::{PolicySource, Room};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{info, warn, Instrument};
+use veche_protocol::error::ErrorBody;
 use veche_protocol::limits;
 use veche_protocol::moderation::ModAction;
 use veche_protocol::rpc::{Actor, ModerateRequest, RoomPolicyRequest};
@@ -17,24 +18,30 @@ use veche_protocol::{ParticipantId, UnixMillis};
 
 /// Fetches the room's policy unless this node already has a copy: before
 /// the first seat of a room here, so that nobody is seated (or publishes)
-/// under rules the node does not know yet.
-pub(crate) async fn ensure_policy(node: &Shared, room: &Room) {
+/// under rules the node does not know yet. Without a copy the join is
+/// refused (the caller closes with `unavailable`, and the client tries
+/// again): seating someone unchecked would let a banned participant in, or
+/// forward a non-speaker's media, until the copy arrived.
+pub(crate) async fn ensure_policy(node: &Shared, room: &Room) -> Result<(), ErrorBody> {
     if room.policy_version().is_none() {
-        fetch_policy(node, room).await;
+        fetch_policy(node, room).await?;
     }
+    Ok(())
 }
 
 /// Fetches the room's policy and applies it if newer. A failure is
-/// logged: the room runs on what it has (nothing, for a new room), and
-/// the next join or heartbeat tries again.
-pub(crate) async fn fetch_policy(node: &Shared, room: &Room) {
+/// logged and returned: a room that already has a copy runs on it, and the
+/// next join or heartbeat tries again.
+pub(crate) async fn fetch_policy(node: &Shared, room: &Room) -> Result<(), ErrorBody> {
     let req = RoomPolicyRequest { room_id: room.id() };
     match node.cp.room_policy(&req).await {
         Ok(policy) => {
             room.apply_policy(policy, PolicySource::Fetched);
+            Ok(())
         }
         Err(e) => {
-            warn!(room = %room.id(), code = e.code.as_str(), "could not fetch the room's moderation policy: {}", e.message)
+            warn!(room = %room.id(), code = e.code.as_str(), "could not fetch the room's moderation policy: {}", e.message);
+            Err(e)
         }
     }
 }
