@@ -2,7 +2,8 @@
 //! on a live media node (and refused once it dies), on the node of the
 //! joiner's region (a room then spans both regions' nodes), and never on a
 //! node an operator drains; `veche cluster drain` waits until the node is
-//! empty, or gives up after its timeout.
+//! empty, or gives up after its timeout. A media node that cannot load a
+//! room's moderation policy seats nobody in it.
 //!
 //! Most of these use stand-in media nodes (`Cluster::fake_media_node`):
 //! placement and draining are what the control plane decides, and a
@@ -401,4 +402,35 @@ async fn cluster_drain_gives_up_after_its_timeout_and_the_node_stays_draining() 
     one.stop();
     let out = cluster.cli_ok(&["drain", "1", "--timeout", "10"]);
     assert!(out.contains("stopped sending heartbeats"), "{out}");
+}
+
+/// A media node seats nobody under moderation rules it does not know: a
+/// join whose room's policy the node cannot fetch (every control-plane node
+/// is down) is refused with `unavailable`, which the client retries,
+/// rather than seated unchecked (a banned participant with a fresh token,
+/// or a non-speaker's media in speak mode, would get through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_is_refused_unavailable_while_the_rooms_moderation_policy_cannot_be_loaded() {
+    let mut cluster = Cluster::start(1).await;
+    let media = cluster.start_media_node(1).await;
+    cluster.wait_for_leader(secs(5)).await;
+    let base = cluster.base(1);
+    let room = new_room(&base, "Unchecked").await;
+    let joined = join(&base, &room.slug, "Early").await;
+    cluster.kill(1);
+    let mut sig = Signal::connect(&media, &joined).await;
+    sig.send(&json!({ "type": "join", "token": str_field(&joined, "token") }))
+        .await;
+    let error = sig.recv(secs(30)).await.expect("an error before the close");
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], "unavailable", "{error}");
+    assert_eq!(error["request"], "join", "{error}");
+    assert!(
+        str_field(&error, "message").contains("moderation settings could not be loaded"),
+        "{error}"
+    );
+    match sig.recv(secs(10)).await {
+        Err(WsEnd::Closed(code, _)) => assert_eq!(code, 4503, "the close code"),
+        other => panic!("expected a close with 4503 after the error, got {other:?}"),
+    }
 }

@@ -40,7 +40,10 @@ pub(crate) async fn before_seat(
     socket: WebSocket,
 ) -> Option<WebSocket> {
     if let Err(e) = crate::moderation::ensure_policy(node, room).await {
-        warn!(code = e.code.as_str(), "join refused: no copy of the room's policy");
+        warn!(
+            code = e.code.as_str(),
+            "join refused: no copy of the room's policy"
+        );
         refuse(
             socket,
             ErrorCode::Unavailable,
