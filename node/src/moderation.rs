@@ -12,7 +12,6 @@ use tracing::{info, warn, Instrument};
 use veche_protocol::limits;
 use veche_protocol::moderation::ModAction;
 use veche_protocol::rpc::{Actor, ModerateRequest, RoomPolicyRequest};
-use veche_protocol::signal::ServerMessage;
 use veche_protocol::{ParticipantId, UnixMillis};
 
 /// Fetches the room's policy unless this node already has a copy: before
@@ -77,15 +76,7 @@ pub(crate) fn spawn_moderation(
                             "moderation refused: {}",
                             e.message
                         );
-                        node.metrics
-                            .signalling_errors
-                            .with_label_values(&[e.code.as_str()])
-                            .inc();
-                        let _ = out.send(ServerMessage::Error {
-                            error: e,
-                            request: Some("moderate".into()),
-                            client_msg_id: None,
-                        });
+                        node.reply_error(&out, e, "moderate", None);
                     }
                 }
             }
