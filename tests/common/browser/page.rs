@@ -10,6 +10,21 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+/// A page script returning a copy of `window.veche.state()`, or failing
+/// while the app has not defined it yet. Shared by [`Chrome::state`] and
+/// the moderation tests' windows.
+pub const STATE_JS: &str = "if (!window.veche || typeof window.veche.state !== 'function') \
+       throw new Error('window.veche.state is not defined yet'); \
+     return JSON.parse(JSON.stringify(window.veche.state()));";
+
+/// A page script returning the text of each entry of the list labelled
+/// "Participants" (through the injected `__participantEntries`), or
+/// failing when there is no such list. Shared by
+/// [`Chrome::participant_entries`] and the moderation tests' windows.
+pub const PARTICIPANT_ENTRIES_JS: &str = "const e = __participantEntries(); \
+     if (e === null) throw new Error('no element labelled \"Participants\"'); \
+     return e;";
+
 /// Media statistics of one received track, from `getStats()`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboundTrack {
@@ -35,13 +50,7 @@ pub struct InboundTrack {
 impl Chrome {
     /// `window.veche.state()`: `{participantId, participants, connected}`.
     pub async fn state(&self) -> Result<Value, String> {
-        self.js(
-            "if (!window.veche || typeof window.veche.state !== 'function') \
-               throw new Error('window.veche.state is not defined yet'); \
-             return JSON.parse(JSON.stringify(window.veche.state()));",
-            vec![],
-        )
-        .await
+        self.js(STATE_JS, vec![]).await
     }
 
     /// The participant in `window.veche.state()` whose `display_name` is
@@ -131,14 +140,7 @@ impl Chrome {
 
     /// The text of each entry of the list labelled "Participants".
     pub async fn participant_entries(&self) -> Result<Vec<String>, String> {
-        let v = self
-            .js(
-                "const e = __participantEntries(); \
-                 if (e === null) throw new Error('no element labelled \"Participants\"'); \
-                 return e;",
-                vec![],
-            )
-            .await?;
+        let v = self.js(PARTICIPANT_ENTRIES_JS, vec![]).await?;
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
