@@ -336,11 +336,7 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
     cluster.start_relay_regions(2).await;
     let leader = cluster.wait_for_leader(secs(10)).await;
     // The browsers use a node that survives, as a load balancer would.
-    let front = cluster
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let front = cluster.a_follower(leader);
     let base = cluster.base(front);
     let node1 = cluster.media_base(1);
     let room = create_owned_room(&base, "Durable").await;
