@@ -106,32 +106,12 @@ pub async fn published_track(p: &impl Page, name: &str, source: &str) -> String 
 /// `stream` (the publisher's participant id: camera), or `None` when it
 /// receives no such video.
 pub async fn frames_from(p: &impl Page, stream: &str) -> Result<Option<u64>, String> {
-    let v = p
-        .run(
-            r#"
-            if (!window.veche || typeof window.veche.pc !== 'function')
-              throw new Error('window.veche.pc is not defined yet');
-            const pc = window.veche.pc();
-            if (!pc) return null;
-            const streamByMid = {};
-            const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
-            for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-              const mid = /^a=mid:(\S+)/m.exec(section);
-              const msid = /^a=msid:(\S+)/m.exec(section);
-              if (mid && msid) streamByMid[mid[1]] = msid[1];
-            }
-            let best = null;
-            (await pc.getStats()).forEach((r) => {
-              if (r.type !== 'inbound-rtp' || (r.kind || r.mediaType) !== 'video') return;
-              if (streamByMid[r.mid] !== arguments[0]) return;
-              best = Math.max(best || 0, r.framesDecoded || 0);
-            });
-            return best;
-            "#,
-            vec![json!(stream)],
-        )
-        .await?;
-    Ok(v.as_u64())
+    let inbound = parse_inbound(&p.run(INBOUND_JS, vec![]).await?)?;
+    Ok(inbound
+        .iter()
+        .filter(|t| t.kind == "video" && t.stream.as_deref() == Some(stream))
+        .map(|t| t.frames_decoded)
+        .max())
 }
 
 /// Waits until `p` decodes video from `stream` and it keeps coming.
