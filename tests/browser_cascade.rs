@@ -62,22 +62,10 @@ async fn metric_by_label(base: &str, metric: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// Media node `id` in region `r{id}`, with a relay.
-fn region_with_relay(id: u64) -> MediaNodeOpts {
-    MediaNodeOpts {
-        region: Some(format!("r{id}")),
-        relay: true,
-    }
-}
-
 /// Starts the control plane and three media nodes `r1`..`r3` with relays.
 async fn three_regions() -> Cluster {
     let mut cluster = Cluster::start(1).await;
-    for id in 1..=3 {
-        cluster
-            .start_media_node_with(id, region_with_relay(id))
-            .await;
-    }
+    cluster.start_relay_regions(3).await;
     cluster
 }
 
@@ -209,11 +197,7 @@ async fn browser_three_people_on_three_media_nodes_see_each_other_and_a_drained_
 async fn browser_a_participant_whose_media_node_dies_is_back_with_video_on_another_node() {
     // Two nodes to begin with; the third is added while the meeting runs.
     let mut cluster = Cluster::start(1).await;
-    for id in 1..=2 {
-        cluster
-            .start_media_node_with(id, region_with_relay(id))
-            .await;
-    }
+    cluster.start_relay_regions(2).await;
     let base = cluster.base(1);
     let room = create_room(&base, "Node loss").await;
     let slug = str_field(&room, "slug").to_owned();
@@ -231,7 +215,7 @@ async fn browser_a_participant_whose_media_node_dies_is_back_with_video_on_anoth
         assert_video_flows(&alice, 1, MEDIA_TIMEOUT).await;
         assert_video_flows(&bob, 1, MEDIA_TIMEOUT).await;
         cluster
-            .start_media_node_with(3, region_with_relay(3))
+            .start_media_node_with(3, MediaNodeOpts::region_with_relay(3))
             .await;
         carol
             .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1&region=r3"))

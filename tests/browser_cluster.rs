@@ -21,11 +21,7 @@ async fn browser_meeting_and_chat_survive_a_control_plane_leader_kill() {
     let leader = cluster.wait_for_leader(secs(10)).await;
     // The browsers use a node that survives, as a load balancer in front
     // of the control plane would once the leader's health check fails.
-    let front = cluster
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let front = cluster.a_follower(leader);
     let base = cluster.base(front);
     let room = create_room(&base, "Failover meeting").await;
     let link = format!("{base}/r/{}", str_field(&room, "slug"));

@@ -186,14 +186,7 @@ async fn browser_bad_covers_are_refused_with_a_message_and_a_valid_one_shows_bef
 
     let (owner, visitor) = tokio::join!(Chrome::start("Owner"), Chrome::start("Visitor"));
     dump_on_failure(&[&owner, &visitor], async {
-        owner.goto(&base).await;
-        owner
-            .js(
-                "localStorage.setItem('veche.ownerKey.' + arguments[0], arguments[1]);",
-                vec![json!(slug), json!(key)],
-            )
-            .await
-            .unwrap();
+        owner.keep_owner_key(&base, &slug, &key).await;
         owner.goto(&link).await;
 
         choose(&owner, &gif).await;

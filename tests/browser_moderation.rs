@@ -46,20 +46,15 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
     dump_on_failure(&[&host, &guests], async {
         let bob = first_window(&guests, "Bob").await;
         let carol = open_window(&guests, "Carol").await;
-        open_as_host(
-            &host,
+        seat_three(
+            (&host, &bob, &carol),
             &base,
             &slug,
             &room.owner_key,
-            "name=Alice&skipPrejoin=1",
+            [""; 3],
         )
         .await;
         let alice_id = id_of(&host, "Alice").await;
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
-            .await;
-        carol
-            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1"))
-            .await;
         let bob_id = id_of(&host, "Bob").await;
         id_of(&host, "Carol").await;
         id_of(&carol, "Alice").await;
@@ -106,17 +101,7 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
 
         // A scripted Bob sends his camera anyway: his page really sends,
         // and nothing of it is forwarded or decoded anywhere.
-        let label = force_camera(&bob).await;
-        let sent = video_packets_sent(&bob).await.unwrap();
-        wait_for("Bob's page sends video again", secs(10), async || {
-            let now = video_packets_sent(&bob).await?;
-            if now > sent + 50 {
-                Ok(())
-            } else {
-                Err(format!("packetsSent {sent} then {now} (camera {label})"))
-            }
-        })
-        .await;
+        send_camera_anyway(&bob, "Bob's page sends video again").await;
         let cam_now = published_track(&host, "Bob", "camera").await;
         assert_not_forwarding(&base, &cam_now, secs(3), "Bob's muted camera, sent anyway").await;
         assert_not_decoding(&carol, &bob_id, secs(1), "Bob's muted camera at Carol").await;
@@ -156,34 +141,11 @@ async fn browser_a_host_turns_off_a_camera_for_everyone_and_hands_are_listed_ali
 
 /// Waits until all three pages show `name`'s hand up (state).
 async fn hand_seen_everywhere(host: &Chrome, bob: &Window<'_>, carol: &Window<'_>, name: &str) {
-    let raised = |p: serde_json::Value| p["hand_raised_at_ms"].is_u64();
-    wait_for(
-        &format!("Alice sees {name}'s hand up"),
-        secs(10),
-        async || {
-            let p = person(host, name).await?;
-            if raised(p.clone()) {
-                Ok(())
-            } else {
-                Err(p.to_string())
-            }
-        },
-    )
-    .await;
+    let raised = |p: &serde_json::Value| p["hand_raised_at_ms"].is_u64();
+    let what = format!("{name}'s hand up");
+    until_person(host, name, &what, raised).await;
     for w in [bob, carol] {
-        wait_for(
-            &format!("{} sees {name}'s hand up", w.label),
-            secs(10),
-            async || {
-                let p = person(w, name).await?;
-                if raised(p.clone()) {
-                    Ok(())
-                } else {
-                    Err(p.to_string())
-                }
-            },
-        )
-        .await;
+        until_person(w, name, &what, raised).await;
     }
 }
 
@@ -197,20 +159,15 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
     dump_on_failure(&[&host, &guests], async {
         let bob = first_window(&guests, "Bob").await;
         let carol = open_window(&guests, "Carol").await;
-        open_as_host(
-            &host,
+        seat_three(
+            (&host, &bob, &carol),
             &base,
             &slug,
             &room.owner_key,
-            "name=Alice&skipPrejoin=1",
+            [""; 3],
         )
         .await;
         let alice_id = id_of(&host, "Alice").await;
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
-            .await;
-        carol
-            .goto(&format!("{base}/r/{slug}?name=Carol&skipPrejoin=1"))
-            .await;
         let bob_id = id_of(&host, "Bob").await;
         let carol_id = id_of(&host, "Carol").await;
         let carol_cam = published_track(&host, "Carol", "camera").await;
@@ -233,17 +190,7 @@ async fn browser_speak_mode_stops_non_speakers_until_allowed_and_again_after_rev
         assert_decoding(&bob, &alice_id, "Bob still decodes the host").await;
 
         // Carol's page, scripted to send her camera anyway, reaches no one.
-        force_camera(&carol).await;
-        let sent = video_packets_sent(&carol).await.unwrap();
-        wait_for("Carol's page sends video anyway", secs(10), async || {
-            let now = video_packets_sent(&carol).await?;
-            if now > sent + 50 {
-                Ok(())
-            } else {
-                Err(format!("packetsSent {sent} then {now}"))
-            }
-        })
-        .await;
+        send_camera_anyway(&carol, "Carol's page sends video anyway").await;
         assert_not_forwarding(&base, &carol_cam, secs(2), "Carol's camera, sent anyway").await;
         assert_not_decoding(
             &host,

@@ -67,14 +67,7 @@ async fn browser_a_guest_joins_on_a_pass_and_shows_as_guest_and_dead_passes_admi
     dump_on_failure(&[&owner, &guest], async {
         // The owner's browser keeps the key it was given, as the home page
         // does after creating the room.
-        owner.goto(&base).await;
-        owner
-            .js(
-                "localStorage.setItem('veche.ownerKey.' + arguments[0], arguments[1]);",
-                vec![json!(slug), json!(key)],
-            )
-            .await
-            .unwrap();
+        owner.keep_owner_key(&base, &slug, &key).await;
         owner
             .goto(&format!("{link}?name=Owner&skipPrejoin=1"))
             .await;

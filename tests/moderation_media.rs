@@ -29,7 +29,7 @@ mod moderation_member;
 #[path = "common/windows.rs"]
 mod windows;
 
-use common::cluster::{Cluster, MediaNodeOpts};
+use common::cluster::Cluster;
 use common::*;
 use moderation::*;
 use moderation_browser::*;
@@ -41,22 +41,19 @@ use windows::*;
 /// How long a moderator's action may take to stop a track everywhere.
 const STOP_BUDGET: Duration = Duration::from_secs(2);
 
-/// Media node `id` in region `r{id}`, with a relay.
-fn region_with_relay(id: u64) -> MediaNodeOpts {
-    MediaNodeOpts {
-        region: Some(format!("r{id}")),
-        relay: true,
-    }
+/// Bob as the one-node tests see him: his id and his tracks' ids.
+struct Publisher {
+    bob: String,
+    cam: String,
+    mic: String,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_keeps_sending() {
-    let server = Server::start();
-    let base = server.base().to_owned();
-    let room = create_owned_room(&base, "Mute at the node").await;
-    let slug = room.slug();
-    let mut alice = Member::enter(&base, "Alice", join_as_host(&base, &room, "Alice").await).await;
-    let mut bots = Bots::new(&base, &slug);
+/// Alice joins `room` as its host (a scripted member); bot Bob publishes
+/// camera and microphone and bot Carol receives. Returns once Alice sees
+/// Carol and both of Bob's tracks.
+async fn host_and_two_bots(base: &str, room: &OwnedRoom) -> (Member, Bots, Publisher) {
+    let mut alice = Member::enter(base, "Alice", join_as_host(base, room, "Alice").await).await;
+    let mut bots = Bots::new(base, &room.slug());
     bots.add("Bob", true, None);
     bots.add("Carol", false, None);
     alice
@@ -69,6 +66,15 @@ async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_kee
     let bob = alice.id_of("Bob");
     let cam = track_id(alice.person("Bob").unwrap(), "camera").unwrap();
     let mic = track_id(alice.person("Bob").unwrap(), "microphone").unwrap();
+    (alice, bots, Publisher { bob, cam, mic })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_keeps_sending() {
+    let server = Server::start();
+    let base = server.base().to_owned();
+    let room = create_owned_room(&base, "Mute at the node").await;
+    let (mut alice, bots, Publisher { bob, cam, mic }) = host_and_two_bots(&base, &room).await;
     assert_forwarding(&base, &cam, 50, "the node forwards Bob's camera").await;
     assert_forwarding(&base, &mic, 20, "the node forwards Bob's microphone").await;
 
@@ -112,23 +118,7 @@ async fn a_moderators_mute_stops_the_camera_at_the_node_though_the_publisher_kee
         "Carol's bot ran to the end: {:?}",
         carol_r.error
     );
-    let video = last_packet_after(carol_r, &bob, "video", t0);
-    let audio = last_packet_after(carol_r, &bob, "audio", t0);
-    println!(
-        "mute-to-last-packet: one node, at the receiver: {}",
-        video.map_or("no packet after the action".to_owned(), |v| format!(
-            "{} ms",
-            v.as_millis()
-        ))
-    );
-    assert!(
-        video.is_none_or(|v| v <= STOP_BUDGET),
-        "Carol received Bob's video {video:?} after the mute"
-    );
-    assert!(
-        audio.is_some_and(|a| a > secs(3)),
-        "Carol kept receiving Bob's audio after his camera was muted: last {audio:?} after"
-    );
+    camera_stopped_audio_kept(carol_r, &bob, t0, "Carol", "one node, at the receiver");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,21 +126,7 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
     let server = Server::start();
     let base = server.base().to_owned();
     let room = create_owned_room(&base, "Lecture").await;
-    let slug = room.slug();
-    let mut alice = Member::enter(&base, "Alice", join_as_host(&base, &room, "Alice").await).await;
-    let mut bots = Bots::new(&base, &slug);
-    bots.add("Bob", true, None);
-    bots.add("Carol", false, None);
-    alice
-        .until("Bob publishes his camera and microphone", secs(30), |m| {
-            m.person("Bob").is_some_and(|p| {
-                track_id(p, "camera").is_some() && track_id(p, "microphone").is_some()
-            })
-        })
-        .await;
-    let bob = alice.id_of("Bob");
-    let cam = track_id(alice.person("Bob").unwrap(), "camera").unwrap();
-    let mic = track_id(alice.person("Bob").unwrap(), "microphone").unwrap();
+    let (mut alice, bots, Publisher { bob, cam, mic }) = host_and_two_bots(&base, &room).await;
     assert_forwarding(&base, &cam, 50, "Bob's camera flows before speak mode").await;
 
     // Speak mode: Bob is no speaker, so neither of his tracks is forwarded.
@@ -199,11 +175,7 @@ async fn speak_mode_withholds_a_non_speaker_until_allowed_and_again_after_revoke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moderator_on_one_node_mutes_a_publisher_on_another_and_the_track_stops_everywhere() {
     let mut cluster = Cluster::start(1).await;
-    for id in 1..=2 {
-        cluster
-            .start_media_node_with(id, region_with_relay(id))
-            .await;
-    }
+    cluster.start_relay_regions(2).await;
     let base = cluster.base(1);
     let (node1, node2) = (cluster.media_base(1), cluster.media_base(2));
     let room = create_owned_room(&base, "Cascade").await;
@@ -314,42 +286,57 @@ async fn a_moderator_on_one_node_mutes_a_publisher_on_another_and_the_track_stop
     );
     assert_eq!(results["Dave"].node_id, Some(2), "Dave receives on node 2");
     for (name, node) in [("Carol", 1), ("Dave", 2)] {
-        let video = last_packet_after(&results[name], &bob, "video", t0);
-        let audio = last_packet_after(&results[name], &bob, "audio", t0);
-        println!(
-            "mute-to-last-packet: across a cascade hop, at a receiver on node {node} (moderator \
-             on node 1, publisher on node 2): {}",
-            video.map_or("no packet after the action".to_owned(), |v| format!(
-                "{} ms",
-                v.as_millis()
-            ))
-        );
-        assert!(
-            video.is_none_or(|v| v <= STOP_BUDGET),
-            "{name} on node {node} received Bob's video {video:?} after the mute"
-        );
-        assert!(
-            audio.is_some_and(|a| a > secs(3)),
-            "{name} on node {node} kept receiving Bob's audio: last {audio:?} after the mute"
+        camera_stopped_audio_kept(
+            &results[name],
+            &bob,
+            t0,
+            &format!("{name} on node {node}"),
+            &format!(
+                "across a cascade hop, at a receiver on node {node} (moderator on node 1, \
+                 publisher on node 2)"
+            ),
         );
     }
+}
+
+/// After Bob's camera (`bob`, his id) was muted at `t0`: `receiver`
+/// (`who`, "Carol on node 1") got no video from him later than
+/// [`STOP_BUDGET`], and his microphone, which nobody muted, kept coming
+/// (a packet more than 3 s later). Prints the mute-to-last-packet figure
+/// for the report, labelled `layout`.
+fn camera_stopped_audio_kept(
+    receiver: &veche_loadtest::bot::BotResult,
+    bob: &str,
+    t0: Instant,
+    who: &str,
+    layout: &str,
+) {
+    let video = last_packet_after(receiver, bob, "video", t0);
+    let audio = last_packet_after(receiver, bob, "audio", t0);
+    println!(
+        "mute-to-last-packet: {layout}: {}",
+        video.map_or("no packet after the action".to_owned(), |v| format!(
+            "{} ms",
+            v.as_millis()
+        ))
+    );
+    assert!(
+        video.is_none_or(|v| v <= STOP_BUDGET),
+        "{who} received Bob's video {video:?} after the mute"
+    );
+    assert!(
+        audio.is_some_and(|a| a > secs(3)),
+        "{who} kept receiving Bob's audio after his camera was muted: last {audio:?} after"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node_kill() {
     let mut cluster = Cluster::start(3).await;
-    for id in 1..=2 {
-        cluster
-            .start_media_node_with(id, region_with_relay(id))
-            .await;
-    }
+    cluster.start_relay_regions(2).await;
     let leader = cluster.wait_for_leader(secs(10)).await;
     // The browsers use a node that survives, as a load balancer would.
-    let front = cluster
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("a follower");
+    let front = cluster.a_follower(leader);
     let base = cluster.base(front);
     let node1 = cluster.media_base(1);
     let room = create_owned_room(&base, "Durable").await;
@@ -358,21 +345,15 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
     dump_on_failure(&[&host, &guests], async {
         let bob = first_window(&guests, "Bob").await;
         let carol = open_window(&guests, "Carol").await;
-        open_as_host(
-            &host,
+        let regions = ["&region=r1", "&region=r2", "&region=r2"];
+        seat_three(
+            (&host, &bob, &carol),
             &base,
             &slug,
             &room.owner_key,
-            "name=Alice&skipPrejoin=1&region=r1",
+            regions,
         )
         .await;
-        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1&region=r2"))
-            .await;
-        carol
-            .goto(&format!(
-                "{base}/r/{slug}?name=Carol&skipPrejoin=1&region=r2"
-            ))
-            .await;
         on_node(&host, 1, secs(30)).await;
         on_node(&bob, 2, secs(30)).await;
         on_node(&carol, 2, secs(30)).await;
@@ -383,15 +364,7 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
         // The host makes Carol a moderator, turns off Bob's camera and
         // locks the meeting.
         menu_action(&host, "Carol", "Make Carol a moderator").await;
-        wait_for("Alice sees Carol as a moderator", secs(10), async || {
-            let p = person(&host, "Carol").await?;
-            if p["role"] == "moderator" {
-                Ok(())
-            } else {
-                Err(p.to_string())
-            }
-        })
-        .await;
+        shows_moderator(&host, "Carol").await;
         let t0 = menu_action(&host, "Bob", "Turn off Bob's camera").await;
         frames_stop(&host, &bob_id, t0, STOP_BUDGET).await;
         show_participants(&host).await;
@@ -438,23 +411,13 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
             carol_id,
             "Carol rejoined as herself"
         );
-        still_moderator(&host, "Carol").await;
-        still_moderator(&bob, "Carol").await;
-        still_moderator(&carol, "Carol").await;
+        shows_moderator(&host, "Carol").await;
+        shows_moderator(&bob, "Carol").await;
+        shows_moderator(&carol, "Carol").await;
         assert_decoding(&host, &carol_id, "Alice decodes Carol on her new node").await;
         // Bob's page keeps his camera off, and sent anyway it reaches no
         // one: node 1 withholds it as node 2 did.
-        force_camera(&bob).await;
-        let sent = video_packets_sent(&bob).await.unwrap();
-        wait_for("Bob's page sends video anyway", secs(10), async || {
-            let now = video_packets_sent(&bob).await?;
-            if now > sent + 50 {
-                Ok(())
-            } else {
-                Err(format!("packetsSent {sent} then {now}"))
-            }
-        })
-        .await;
+        send_camera_anyway(&bob, "Bob's page sends video anyway").await;
         let cam = published_track(&host, "Bob", "camera").await;
         assert_not_forwarding(&node1, &cam, secs(2), "Bob's held camera on node 1").await;
         assert_not_decoding(&host, &bob_id, secs(2), "Bob's camera, still turned off").await;
@@ -504,18 +467,7 @@ async fn browser_roles_holds_and_settings_survive_a_leader_kill_and_a_media_node
 }
 
 /// Waits until `p` shows `name` with the moderator role.
-async fn still_moderator(p: &impl Page, name: &str) {
-    wait_for(
-        &format!("{} shows {name} as a moderator", p.who()),
-        secs(10),
-        async || {
-            let x = person(p, name).await?;
-            if x["role"] == "moderator" {
-                Ok(())
-            } else {
-                Err(x.to_string())
-            }
-        },
-    )
-    .await;
+async fn shows_moderator(p: &impl Page, name: &str) {
+    let what = format!("{name} as a moderator");
+    until_person(p, name, &what, |x| x["role"] == "moderator").await;
 }

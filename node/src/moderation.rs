@@ -13,7 +13,6 @@ use veche_protocol::error::ErrorBody;
 use veche_protocol::limits;
 use veche_protocol::moderation::ModAction;
 use veche_protocol::rpc::{Actor, ModerateRequest, RoomPolicyRequest};
-use veche_protocol::signal::ServerMessage;
 use veche_protocol::{ParticipantId, UnixMillis};
 
 /// Fetches the room's policy unless this node already has a copy: before
@@ -84,15 +83,7 @@ pub(crate) fn spawn_moderation(
                             "moderation refused: {}",
                             e.message
                         );
-                        node.metrics
-                            .signalling_errors
-                            .with_label_values(&[e.code.as_str()])
-                            .inc();
-                        let _ = out.send(ServerMessage::Error {
-                            error: e,
-                            request: Some("moderate".into()),
-                            client_msg_id: None,
-                        });
+                        node.reply_error(&out, e, "moderate", None);
                     }
                 }
             }

@@ -6,6 +6,7 @@
 use crate::cp_client::ControlPlaneClient;
 use crate::events::EventSink;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::peer::RtcConfig;
 use crate::relay::{Relay, RelayEvent};
 use crate::room::Room;
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::info;
+use veche_protocol::error::ErrorBody;
 use veche_protocol::relay::RelayMsg;
 use veche_protocol::signal::{IceServer, RoomInfo, ServerMessage};
 use veche_protocol::token::JoinClaims;
@@ -102,6 +104,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Counts a refused request (`signalling_errors_total`, by code) and
+    /// tells the client, as the `error` reply to its `request`. For the
+    /// tasks that commit a session's chat and moderation to the control
+    /// plane, whose refusals arrive after the frame was read.
+    pub(crate) fn reply_error(
+        &self,
+        out: &Outbox,
+        error: ErrorBody,
+        request: &str,
+        client_msg_id: Option<String>,
+    ) {
+        self.metrics
+            .signalling_errors
+            .with_label_values(&[error.code.as_str()])
+            .inc();
+        let _ = out.send(ServerMessage::Error {
+            error,
+            request: Some(request.to_owned()),
+            client_msg_id,
+        });
+    }
+
     pub(crate) fn token_key(&self) -> Option<Vec<u8>> {
         self.token_key.read().expect("lock poisoned").clone()
     }

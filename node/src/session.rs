@@ -265,15 +265,7 @@ async fn session(
                         Ok(message) => room.chat(message),
                         Err(e) => {
                             warn!(code = e.code.as_str(), "chat commit failed: {}", e.message);
-                            node.metrics
-                                .signalling_errors
-                                .with_label_values(&[e.code.as_str()])
-                                .inc();
-                            let _ = out.send(ServerMessage::Error {
-                                error: e,
-                                request: Some("chat".into()),
-                                client_msg_id: req.client_msg_id,
-                            });
+                            node.reply_error(&out, e, "chat", req.client_msg_id);
                         }
                     }
                 }

@@ -175,6 +175,36 @@ async fn node(cp_url: String, lobby_unattended: Duration) -> String {
     ws
 }
 
+/// A node that never lets a lobby in by itself, with its host in.
+struct Hosted {
+    cp: Arc<FakeCp>,
+    /// The node's WebSocket URL.
+    url: String,
+    /// The host's claims: Hana, participant 1.
+    host: JoinClaims,
+    /// Hana's socket, past her `joined`.
+    h: Ws,
+    /// Her `joined`.
+    joined: Value,
+}
+
+/// Starts a fake control plane and a node (lobby never unattended), and
+/// seats the host Hana.
+async fn hosted() -> Hosted {
+    let (cp, cp_url) = fake_cp().await;
+    let url = node(cp_url, NEVER).await;
+    let host = claims(1, "Hana", Role::Host, false);
+    let mut h = connect(&url, &cp, &host).await;
+    let joined = expect(&mut h, "joined").await;
+    Hosted {
+        cp,
+        url,
+        host,
+        h,
+        joined,
+    }
+}
+
 fn claims(n: u8, name: &str, role: Role, lobby: bool) -> JoinClaims {
     let now = now_ms();
     JoinClaims {
@@ -251,11 +281,13 @@ const NEVER: Duration = Duration::from_secs(3600);
 
 #[tokio::test]
 async fn a_lobby_waiter_is_seated_on_the_same_socket_when_a_host_admits_them() {
-    let (cp, cp_url) = fake_cp().await;
-    let url = node(cp_url, NEVER).await;
-    let host = claims(1, "Hana", Role::Host, false);
-    let mut h = connect(&url, &cp, &host).await;
-    let joined = expect(&mut h, "joined").await;
+    let Hosted {
+        cp,
+        url,
+        mut h,
+        joined,
+        ..
+    } = hosted().await;
     assert_eq!(joined["participants"][0]["role"], "host");
     assert_eq!(expect(&mut h, "lobby").await["waiting"], json!([]));
 
@@ -281,11 +313,7 @@ async fn a_lobby_waiter_is_seated_on_the_same_socket_when_a_host_admits_them() {
 
 #[tokio::test]
 async fn a_denied_waiter_is_told_and_closed_with_4021() {
-    let (cp, cp_url) = fake_cp().await;
-    let url = node(cp_url, NEVER).await;
-    let host = claims(1, "Hana", Role::Host, false);
-    let mut h = connect(&url, &cp, &host).await;
-    expect(&mut h, "joined").await;
+    let Hosted { cp, url, mut h, .. } = hosted().await;
     let guest = claims(2, "Gus", Role::Guest, true);
     let mut g = connect(&url, &cp, &guest).await;
     expect(&mut g, "lobby_waiting").await;
@@ -302,11 +330,7 @@ async fn a_denied_waiter_is_told_and_closed_with_4021() {
 
 #[tokio::test]
 async fn a_removed_participant_is_told_closed_with_4020_and_kept_out() {
-    let (cp, cp_url) = fake_cp().await;
-    let url = node(cp_url, NEVER).await;
-    let host = claims(1, "Hana", Role::Host, false);
-    let mut h = connect(&url, &cp, &host).await;
-    expect(&mut h, "joined").await;
+    let Hosted { cp, url, mut h, .. } = hosted().await;
     let bob = claims(2, "Bob", Role::Participant, false);
     let mut b = connect(&url, &cp, &bob).await;
     expect(&mut b, "joined").await;
@@ -330,11 +354,13 @@ async fn a_removed_participant_is_told_closed_with_4020_and_kept_out() {
 
 #[tokio::test]
 async fn a_refused_moderation_reaches_the_sender_and_a_mute_reaches_its_subject() {
-    let (cp, cp_url) = fake_cp().await;
-    let url = node(cp_url, NEVER).await;
-    let host = claims(1, "Hana", Role::Host, false);
-    let mut h = connect(&url, &cp, &host).await;
-    expect(&mut h, "joined").await;
+    let Hosted {
+        cp,
+        url,
+        host,
+        mut h,
+        ..
+    } = hosted().await;
     let bob = claims(2, "Bob", Role::Participant, false);
     let mut b = connect(&url, &cp, &bob).await;
     expect(&mut b, "joined").await;

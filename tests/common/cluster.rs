@@ -180,6 +180,16 @@ impl Cluster {
             .collect()
     }
 
+    /// A running member other than `leader`: where a test points its
+    /// browsers or clients so that killing the leader leaves them served,
+    /// as a load balancer would once the leader's health check fails.
+    pub fn a_follower(&self, leader: u64) -> u64 {
+        self.ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower")
+    }
+
     /// `GET /api/admin/cluster` on node `id`: its view of the cluster.
     pub async fn status(&self, id: u64) -> Result<Value, String> {
         let url = format!("{}/api/admin/cluster", self.base(id));

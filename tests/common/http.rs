@@ -97,14 +97,32 @@ pub async fn http_post_json_with_headers(
     body: &Value,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let mut req = http().post(url).json(body);
+    send_json(reqwest::Method::POST, url, body, headers).await
+}
+
+/// `PUT url` with a JSON body and extra headers (e.g. a room's owner key).
+pub async fn http_put_json_with_headers(
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Reply {
+    send_json(reqwest::Method::PUT, url, body, headers).await
+}
+
+async fn send_json(
+    method: reqwest::Method,
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = http().request(method.clone(), url).json(body);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let resp = req
         .send()
         .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     into_reply(resp).await
 }
 

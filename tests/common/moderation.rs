@@ -123,27 +123,13 @@ pub async fn put_settings(
     owner_key: Option<&str>,
     change: &Value,
 ) -> Reply {
-    let url = format!("{base}/api/rooms/{slug}/settings");
-    let mut req = http().put(&url).json(change);
-    if let Some(k) = owner_key {
-        req = req.header(OWNER_KEY, k);
-    }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = resp.text().await.expect("read response body");
-    Reply {
-        status,
-        content_type,
-        body,
-    }
+    let headers: Vec<(&str, &str)> = owner_key.map(|k| (OWNER_KEY, k)).into_iter().collect();
+    http_put_json_with_headers(
+        &format!("{base}/api/rooms/{slug}/settings"),
+        change,
+        &headers,
+    )
+    .await
 }
 
 /// The signalling frame of a moderation action: `action` is the

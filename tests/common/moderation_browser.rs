@@ -34,45 +34,34 @@ pub trait Page {
     async fn open(&self, url: &str);
 }
 
-impl Page for Chrome {
-    fn who(&self) -> &str {
-        &self.label
-    }
-    async fn run(&self, body: &str, args: Vec<Value>) -> Result<Value, String> {
-        self.js(body, args).await
-    }
-    async fn press(&self, name: &str) {
-        self.click_button(name).await
-    }
-    async fn open(&self, url: &str) {
-        self.goto(url).await
-    }
+/// [`Page`] for a type with `label`, `js`, `click_button` and `goto` of
+/// the same shape: [`Chrome`] and [`Window`] both have them, so one body
+/// serves both.
+macro_rules! page_by_delegation {
+    ($t:ty) => {
+        impl Page for $t {
+            fn who(&self) -> &str {
+                &self.label
+            }
+            async fn run(&self, body: &str, args: Vec<Value>) -> Result<Value, String> {
+                self.js(body, args).await
+            }
+            async fn press(&self, name: &str) {
+                self.click_button(name).await
+            }
+            async fn open(&self, url: &str) {
+                self.goto(url).await
+            }
+        }
+    };
 }
 
-impl Page for Window<'_> {
-    fn who(&self) -> &str {
-        &self.label
-    }
-    async fn run(&self, body: &str, args: Vec<Value>) -> Result<Value, String> {
-        self.js(body, args).await
-    }
-    async fn press(&self, name: &str) {
-        self.click_button(name).await
-    }
-    async fn open(&self, url: &str) {
-        self.goto(url).await
-    }
-}
+page_by_delegation!(Chrome);
+page_by_delegation!(Window<'_>);
 
 /// `window.veche.state()`.
 pub async fn state(p: &impl Page) -> Result<Value, String> {
-    p.run(
-        "if (!window.veche || typeof window.veche.state !== 'function') \
-           throw new Error('window.veche.state is not defined yet'); \
-         return JSON.parse(JSON.stringify(window.veche.state()));",
-        vec![],
-    )
-    .await
+    p.run(STATE_JS, vec![]).await
 }
 
 /// The participant named `name` in `p`'s state.
@@ -117,32 +106,12 @@ pub async fn published_track(p: &impl Page, name: &str, source: &str) -> String 
 /// `stream` (the publisher's participant id: camera), or `None` when it
 /// receives no such video.
 pub async fn frames_from(p: &impl Page, stream: &str) -> Result<Option<u64>, String> {
-    let v = p
-        .run(
-            r#"
-            if (!window.veche || typeof window.veche.pc !== 'function')
-              throw new Error('window.veche.pc is not defined yet');
-            const pc = window.veche.pc();
-            if (!pc) return null;
-            const streamByMid = {};
-            const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
-            for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-              const mid = /^a=mid:(\S+)/m.exec(section);
-              const msid = /^a=msid:(\S+)/m.exec(section);
-              if (mid && msid) streamByMid[mid[1]] = msid[1];
-            }
-            let best = null;
-            (await pc.getStats()).forEach((r) => {
-              if (r.type !== 'inbound-rtp' || (r.kind || r.mediaType) !== 'video') return;
-              if (streamByMid[r.mid] !== arguments[0]) return;
-              best = Math.max(best || 0, r.framesDecoded || 0);
-            });
-            return best;
-            "#,
-            vec![json!(stream)],
-        )
-        .await?;
-    Ok(v.as_u64())
+    let inbound = parse_inbound(&p.run(INBOUND_JS, vec![]).await?)?;
+    Ok(inbound
+        .iter()
+        .filter(|t| t.kind == "video" && t.stream.as_deref() == Some(stream))
+        .map(|t| t.frames_decoded)
+        .max())
 }
 
 /// Waits until `p` decodes video from `stream` and it keeps coming.
@@ -299,14 +268,7 @@ pub async fn has_control(p: &impl Page, selector: &str, name: &str) -> Result<bo
 /// The names among `names` in the order `p`'s participant list shows
 /// their entries (an entry counts for the name it contains).
 pub async fn list_order(p: &impl Page, names: &[&str]) -> Result<Vec<String>, String> {
-    let v = p
-        .run(
-            "const e = __participantEntries(); \
-             if (e === null) throw new Error('no element labelled \"Participants\"'); \
-             return e;",
-            vec![],
-        )
-        .await?;
+    let v = p.run(PARTICIPANT_ENTRIES_JS, vec![]).await?;
     let entries: Vec<String> = serde_json::from_value(v).map_err(|e| e.to_string())?;
     Ok(entries
         .iter()
@@ -323,15 +285,28 @@ pub async fn list_order(p: &impl Page, names: &[&str]) -> Result<Vec<String>, St
 /// home page keeps an anonymous creator's key (localStorage
 /// `veche.ownerKey.{slug}`), then the room's link.
 pub async fn open_as_host(chrome: &Chrome, base: &str, slug: &str, owner_key: &str, query: &str) {
-    chrome.goto(&format!("{base}/")).await;
-    chrome
-        .js(
-            "localStorage.setItem('veche.ownerKey.' + arguments[0], arguments[1]); return true;",
-            vec![json!(slug), json!(owner_key)],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("storing the owner key: {e}"));
+    chrome.keep_owner_key(base, slug, owner_key).await;
     chrome.goto(&format!("{base}/r/{slug}?{query}")).await;
+}
+
+/// Brings Alice (the host, in `host`), then Bob and Carol into the room
+/// `slug`, straight past the pre-join screen, each link's query ending in
+/// the matching `extra` ("&region=r2", or ""). Returns once the page
+/// of each has been opened, not once they are in.
+pub async fn seat_three(
+    (host, bob, carol): (&Chrome, &Window<'_>, &Window<'_>),
+    base: &str,
+    slug: &str,
+    owner_key: &str,
+    extra: [&str; 3],
+) {
+    let query = |name: &str, extra: &str| format!("name={name}&skipPrejoin=1{extra}");
+    open_as_host(host, base, slug, owner_key, &query("Alice", extra[0])).await;
+    bob.goto(&format!("{base}/r/{slug}?{}", query("Bob", extra[1])))
+        .await;
+    carol
+        .goto(&format!("{base}/r/{slug}?{}", query("Carol", extra[2])))
+        .await;
 }
 
 /// Clicks the control matching `selector` named `name` in `chrome` (a real
@@ -432,6 +407,38 @@ pub async fn force_camera(p: &impl Page) -> String {
         .await
         .unwrap_or_else(|e| panic!("{}: forcing the camera: {e}", p.who()));
     v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Forces `p`'s camera out ([`force_camera`]) and waits until its page
+/// has sent more than 50 further video packets: the scripted client
+/// really sends, so whatever does not arrive was withheld. `what` names
+/// the wait ("Bob's page sends video anyway").
+pub async fn send_camera_anyway(p: &impl Page, what: &str) {
+    let label = force_camera(p).await;
+    let sent = video_packets_sent(p).await.unwrap();
+    wait_for(what, secs(10), async || {
+        let now = video_packets_sent(p).await?;
+        if now > sent + 50 {
+            Ok(())
+        } else {
+            Err(format!("packetsSent {sent} then {now} (camera {label})"))
+        }
+    })
+    .await;
+}
+
+/// Waits until `p` shows the participant `name` in a state for which
+/// `holds` is true; `what` says which ("Carol's hand up").
+pub async fn until_person(p: &impl Page, name: &str, what: &str, holds: impl Fn(&Value) -> bool) {
+    wait_for(&format!("{} sees {what}", p.who()), secs(10), async || {
+        let x = person(p, name).await?;
+        if holds(&x) {
+            Ok(())
+        } else {
+            Err(x.to_string())
+        }
+    })
+    .await;
 }
 
 /// RTP packets `p` has sent on video so far (getStats `outbound-rtp`).

@@ -113,71 +113,66 @@ async fn a_wrong_type_an_oversized_file_or_a_renamed_non_image_is_refused_with_a
     let s = slug(&room);
     let before = cp.applied();
     let png = encoded(CoverKind::Png, 64, 64);
-    assert_eq!(
-        refused(upload(&cp.base, &s, &owner, "image/gif", b"GIF89a....".to_vec()).await),
-        (400, "The cover must be a PNG, JPEG or WebP image".into())
-    );
-    assert_eq!(
-        refused(upload(&cp.base, &s, &owner, "text/plain", png.clone()).await),
-        (400, "The cover must be a PNG, JPEG or WebP image".into())
-    );
     let mut big = png.clone();
     big.resize(3_250_000, 0);
-    assert_eq!(
-        refused(upload(&cp.base, &s, &owner, "image/png", big).await),
-        (413, "The cover image is 3.1 MB; the limit is 2 MB".into())
-    );
-    assert_eq!(
-        refused(
-            upload(
-                &cp.base,
-                &s,
-                &owner,
-                "image/png",
-                b"meeting notes, renamed to cover.png".to_vec()
-            )
-            .await
-        ),
-        (400, "The file is not a valid PNG image".into())
-    );
-    assert_eq!(
-        refused(
-            upload(
-                &cp.base,
-                &s,
-                &owner,
-                "image/png",
-                png[..png.len() / 2].to_vec()
-            )
-            .await
-        ),
-        (400, "The file is not a valid PNG image".into()),
-        "a truncated image"
-    );
     let jpeg = encoded(CoverKind::Jpeg, 64, 64);
     let mut garbage = jpeg[..4].to_vec();
     garbage.extend(std::iter::repeat_n(0x42u8, 2_000));
-    assert_eq!(
-        refused(upload(&cp.base, &s, &owner, "image/jpeg", garbage).await),
-        (400, "The file is not a valid JPEG image".into()),
-        "garbage after a valid signature"
-    );
-    assert_eq!(
-        refused(
-            upload(
-                &cp.base,
-                &s,
-                &owner,
-                "image/png",
-                encoded(CoverKind::Png, 8, 400)
-            )
-            .await
+    const NOT_AN_IMAGE_TYPE: &str = "The cover must be a PNG, JPEG or WebP image";
+    const NOT_A_PNG: &str = "The file is not a valid PNG image";
+    // (what, declared type, body, status, message)
+    let cases: [(&str, &str, Vec<u8>, u16, &str); 7] = [
+        (
+            "a GIF",
+            "image/gif",
+            b"GIF89a....".to_vec(),
+            400,
+            NOT_AN_IMAGE_TYPE,
+        ),
+        ("text", "text/plain", png.clone(), 400, NOT_AN_IMAGE_TYPE),
+        (
+            "an oversized file",
+            "image/png",
+            big,
+            413,
+            "The cover image is 3.1 MB; the limit is 2 MB",
         ),
         (
+            "a renamed text file",
+            "image/png",
+            b"meeting notes, renamed to cover.png".to_vec(),
             400,
-            "The cover image is 8×400 pixels; each side must be between 16 and 4096 pixels".into()
-        )
-    );
+            NOT_A_PNG,
+        ),
+        (
+            "a truncated image",
+            "image/png",
+            png[..png.len() / 2].to_vec(),
+            400,
+            NOT_A_PNG,
+        ),
+        (
+            "garbage after a valid signature",
+            "image/jpeg",
+            garbage,
+            400,
+            "The file is not a valid JPEG image",
+        ),
+        (
+            "a sliver",
+            "image/png",
+            encoded(CoverKind::Png, 8, 400),
+            400,
+            "The cover image is 8×400 pixels; each side must be between 16 and 4096 pixels",
+        ),
+    ];
+    for (what, content_type, body, status, message) in cases {
+        assert_eq!(
+            refused(upload(&cp.base, &s, &owner, content_type, body).await),
+            (status, message.to_owned()),
+            "{what}"
+        );
+    }
     assert_eq!(cp.applied(), before, "nothing refused was written");
     let view = cp
         .send("GET", &format!("/api/rooms/{s}"), &As::anonymous(), None)

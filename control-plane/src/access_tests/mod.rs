@@ -21,6 +21,15 @@ fn slug(room: &serde_json::Value) -> String {
     room["slug"].as_str().unwrap().to_owned()
 }
 
+/// The body of a rejoin: the token and secret of the `earlier` join's
+/// response, as a client that lost its connection presents them.
+fn rejoin_with(earlier: &serde_json::Value) -> serde_json::Value {
+    json!({
+        "rejoin_token": earlier["token"],
+        "rejoin_secret": earlier["rejoin_secret"],
+    })
+}
+
 #[tokio::test]
 async fn an_anonymous_create_is_refused_with_401_where_creation_needs_an_account() {
     let cp = Cp::start(RoomCreation::SignedIn).await;
@@ -251,10 +260,7 @@ async fn a_revoked_pass_stops_a_rejoin_and_any_later_join() {
     let guest = As::anonymous();
     let first = cp.join(&s, &guest, json!({"pass": token})).await;
     let first = first.ok(200).clone();
-    let rejoin = json!({
-        "rejoin_token": first["token"],
-        "rejoin_secret": first["rejoin_secret"],
-    });
+    let rejoin = rejoin_with(&first);
     let back = cp.join(&s, &guest, rejoin.clone()).await;
     assert_eq!(
         back.ok(200)["participant_id"],

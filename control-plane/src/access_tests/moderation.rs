@@ -4,7 +4,7 @@
 //! `cargo test -p veche-control-plane --lib access_tests::moderation`.
 
 use super::harness::{As, Cp};
-use super::slug;
+use super::{rejoin_with, slug};
 use crate::admission::RoomCreation;
 use crate::api::join_policy::{LOCKED, REMOVED};
 use crate::leader::{LeaderReply, LeaderRequest};
@@ -239,13 +239,7 @@ async fn a_locked_meeting_refuses_newcomers_and_lets_its_participants_reconnect(
         .await
         .error(403, "forbidden");
     assert_eq!(msg, LOCKED);
-    let back = cp
-        .join(
-            &s,
-            &As::anonymous(),
-            json!({"rejoin_token": first["token"], "rejoin_secret": first["rejoin_secret"]}),
-        )
-        .await;
+    let back = cp.join(&s, &As::anonymous(), rejoin_with(&first)).await;
     assert_eq!(pid(back.ok(200)), pid(&first), "a participant reconnects");
     let owner = cp.join(&s, &key, json!({})).await;
     owner.ok(200);
@@ -292,13 +286,7 @@ async fn with_the_lobby_on_newcomers_get_a_lobby_token_and_the_page_says_so() {
         )
     };
     moderate(&cp, &admit).await.policy();
-    let back = cp
-        .join(
-            &s,
-            &As::anonymous(),
-            json!({"rejoin_token": waiter["token"], "rejoin_secret": waiter["rejoin_secret"]}),
-        )
-        .await;
+    let back = cp.join(&s, &As::anonymous(), rejoin_with(&waiter)).await;
     assert!(
         !cp.claims(back.ok(200)["token"].as_str().unwrap())
             .await
@@ -404,13 +392,7 @@ async fn a_participant_removed_without_a_ban_rejoins_as_someone_new() {
         },
     );
     moderate(&cp, &remove).await.policy();
-    let back = cp
-        .join(
-            &s,
-            &As::anonymous(),
-            json!({"rejoin_token": first["token"], "rejoin_secret": first["rejoin_secret"]}),
-        )
-        .await;
+    let back = cp.join(&s, &As::anonymous(), rejoin_with(&first)).await;
     let back = back.ok(200);
     assert_ne!(pid(back), pid(&first), "the removed seat is not given back");
     let claims = cp.claims(back["token"].as_str().unwrap()).await;

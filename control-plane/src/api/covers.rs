@@ -14,8 +14,7 @@
 use super::auth::{RequireUser, Viewer};
 use super::cover_view::{cover_view, version_of};
 use super::edge::Body;
-use super::owner::{owns, user_id};
-use super::{parse_json, parse_slug, room_or_404, write_error};
+use super::{owned_room, parse_json, parse_slug, room_or_404, write_error};
 use crate::covers::Covers;
 use crate::error::ApiError;
 use crate::store::covers::{CoverCommand, CoverImage};
@@ -33,26 +32,11 @@ use veche_protocol::limits::covers::{MAX_BYTES, MAX_DESCRIPTION_CHARS, MAX_TITLE
 use veche_protocol::rpc::RoomView;
 use veche_protocol::ErrorCode;
 
+/// The refusal of a cover change by anyone but the owner.
+const OWNER_ONLY: &str = "only the meeting's owner may change its cover";
+
 /// Rooms listed by `GET /api/me/rooms` at most.
 const MY_ROOMS_LIMIT: usize = 200;
-
-/// The room of `slug`, if the requester owns it; `403` otherwise.
-async fn owned_room(
-    cp: &Arc<ControlPlane>,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    slug: &str,
-) -> Result<Room, ApiError> {
-    let slug = parse_slug(slug)?;
-    let room = room_or_404(&cp.replicated(), &slug).await?;
-    if !owns(&room, user_id(viewer), headers) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only the meeting's owner may change its cover",
-        ));
-    }
-    Ok(room)
-}
 
 /// Drops control characters (but keeps line breaks when `lines`), trims,
 /// and bounds the length; empty is allowed.
@@ -91,7 +75,7 @@ pub(super) async fn set_text(
     Path(slug): Path<String>,
     Body(body): Body,
 ) -> Result<Json<RoomView>, ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let req: SetCoverRequest = parse_json(&body)?;
     let title = clean_text(&req.title, "title", MAX_TITLE_CHARS, false)?;
     let description = clean_text(&req.description, "description", MAX_DESCRIPTION_CHARS, true)?;
@@ -133,7 +117,7 @@ pub(super) async fn set_image(
     Path(slug): Path<String>,
     req: Request,
 ) -> Result<Json<RoomView>, ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -212,7 +196,7 @@ pub(super) async fn remove_image(
     headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let out = cp
         .replicated()
         .cover_command(CoverCommand::RemoveImage {

@@ -334,6 +334,24 @@ async fn room_or_404(store: &impl Store, slug: &RoomSlug) -> Result<Room, ApiErr
     store.room_by_slug(slug).await?.ok_or_else(no_such_room)
 }
 
+/// The room of `slug`, if the requester owns it (see [`owner::owns`]);
+/// `403` with `refusal` ("only the meeting's owner may ...") otherwise.
+/// One check for every owner-only route, so they cannot drift apart.
+async fn owned_room(
+    cp: &Arc<ControlPlane>,
+    viewer: &auth::Viewer,
+    headers: &HeaderMap,
+    slug: &str,
+    refusal: &'static str,
+) -> Result<Room, ApiError> {
+    let slug = parse_slug(slug)?;
+    let room = room_or_404(&cp.replicated(), &slug).await?;
+    if !owner::owns(&room, owner::user_id(viewer), headers) {
+        return Err(ApiError::new(ErrorCode::Forbidden, refusal));
+    }
+    Ok(room)
+}
+
 /// The answer to a failed write for which the handler has no answer of its
 /// own. A refusal the handler did not expect, or an output of another kind
 /// than the command's (`Inconsistent`), is the state machine answering

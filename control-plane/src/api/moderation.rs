@@ -12,8 +12,7 @@
 use super::auth::Viewer;
 use super::edge::Body;
 use super::internal::{decode_rpc, rpc_reply};
-use super::owner::{owns, user_id};
-use super::{parse_json, parse_slug, room_or_404, write_error};
+use super::{owned_room, parse_json, write_error};
 use crate::error::{ApiError, RpcError};
 use crate::store::model::CommandError;
 use crate::store::policies::{PolicyCommand, PolicyRefusal};
@@ -134,11 +133,7 @@ pub(super) async fn put_settings(
     Path(slug): Path<String>,
     Body(body): Body,
 ) -> Result<Json<PolicyView>, ApiError> {
-    let slug = parse_slug(&slug)?;
-    let room = room_or_404(&cp.replicated(), &slug).await?;
-    if !owns(&room, user_id(&viewer), &headers) {
-        return Err(ApiError::new(ErrorCode::Forbidden, OWNER_ONLY));
-    }
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let change: SettingsChange = parse_json(&body)?;
     let policy = commit(
         &cp,

@@ -9,8 +9,8 @@
 
 use super::auth::Viewer;
 use super::edge::Body;
-use super::owner::{owns, user_id};
-use super::{clean_name, parse_json, parse_slug, public_base, room_or_404, write_error};
+use super::owner::user_id;
+use super::{clean_name, owned_room, parse_json, public_base, write_error};
 use crate::error::ApiError;
 use crate::store::model::{CommandError, Room};
 use crate::store::passes::{Pass, PassCommand, PassRefusal};
@@ -26,23 +26,8 @@ use veche_protocol::pass::{
 };
 use veche_protocol::{ErrorCode, UnixMillis};
 
-/// The room of `slug`, if the requester owns it; `403` otherwise.
-async fn owned_room(
-    cp: &Arc<ControlPlane>,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    slug: &str,
-) -> Result<Room, ApiError> {
-    let slug = parse_slug(slug)?;
-    let room = room_or_404(&cp.replicated(), &slug).await?;
-    if !owns(&room, user_id(viewer), headers) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only the meeting's owner may manage its guest passes",
-        ));
-    }
-    Ok(room)
-}
+/// The refusal of a pass change by anyone but the owner.
+const OWNER_ONLY: &str = "only the meeting's owner may manage its guest passes";
 
 /// Longest pass token accepted: the 43 characters of 32 base64url bytes,
 /// with room to spare, so a hostile body cannot make the server hash
@@ -135,7 +120,7 @@ pub(super) async fn create_pass(
     Path(slug): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<CreatedPass>), ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let req: CreatePassRequest = parse_json(&body)?;
     let label = clean_name(&req.label, "pass label", MAX_LABEL_CHARS)?;
     let now = crate::now_ms();
@@ -195,7 +180,7 @@ pub(super) async fn list_passes(
     headers: HeaderMap,
     Path(slug): Path<String>,
 ) -> Result<Json<PassList>, ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let now = crate::now_ms();
     let passes = cp.replicated().passes(room.id).await?;
     Ok(Json(PassList {
@@ -212,7 +197,7 @@ pub(super) async fn revoke_pass(
     Path((slug, id)): Path<(String, String)>,
     Body(_): Body,
 ) -> Result<Json<PassView>, ApiError> {
-    let room = owned_room(&cp, &viewer, &headers, &slug).await?;
+    let room = owned_room(&cp, &viewer, &headers, &slug, OWNER_ONLY).await?;
     let id = id.parse::<u64>().map(PassId).map_err(|_| {
         ApiError::new(
             ErrorCode::BadRequest,

@@ -12,6 +12,18 @@ use veche_protocol::{ParticipantId, TrackId};
 
 fn track(kind: MediaKind, origin: Origin) -> (Arc<UpTrack>, Arc<RecordingUpstream>) {
     let upstream = Arc::new(RecordingUpstream::default());
+    let up = track_counted(kind, origin, upstream.clone(), Metrics::new());
+    (up, upstream)
+}
+
+/// A track of `kind` (camera or microphone) from `origin`, whose
+/// feedback goes to `upstream` and whose counts go into `metrics`.
+fn track_counted(
+    kind: MediaKind,
+    origin: Origin,
+    upstream: Arc<RecordingUpstream>,
+    metrics: Metrics,
+) -> Arc<UpTrack> {
     let info = TrackInfo {
         id: TrackId::from_random([1; 8]),
         kind,
@@ -21,16 +33,15 @@ fn track(kind: MediaKind, origin: Origin) -> (Arc<UpTrack>, Arc<RecordingUpstrea
         },
         stream_id: "s".into(),
     };
-    let up = UpTrack::new(
+    UpTrack::new(
         info,
         ParticipantId::from_random([2; 8]),
         vp8(),
         String::new(),
         origin,
-        upstream.clone(),
-        Metrics::new(),
-    );
-    (up, upstream)
+        upstream,
+        metrics,
+    )
 }
 
 fn packet(seq: u16) -> rtp::Packet {
@@ -94,17 +105,8 @@ async fn keyframe_requests_are_coalesced_and_never_sent_for_audio() {
 #[test]
 fn a_held_track_forwards_nothing_to_participants_or_nodes_and_counts_it() {
     let metrics = Metrics::new();
-    let info = TrackInfo {
-        id: TrackId::from_random([1; 8]),
-        kind: MediaKind::Audio,
-        source: TrackSource::Microphone,
-        stream_id: "s".into(),
-    };
-    let up = UpTrack::new(
-        info,
-        ParticipantId::from_random([2; 8]),
-        vp8(),
-        String::new(),
+    let up = track_counted(
+        MediaKind::Audio,
         Origin::Local,
         Arc::new(RecordingUpstream::default()),
         metrics.clone(),

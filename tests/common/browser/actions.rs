@@ -35,6 +35,19 @@ impl Chrome {
             .map(drop)
     }
 
+    /// Keeps the owner key of room `slug` where the home page keeps an
+    /// anonymous creator's (localStorage `veche.ownerKey.{slug}`, on the
+    /// home page's origin), so this browser opens the room as its owner.
+    pub async fn keep_owner_key(&self, base: &str, slug: &str, key: &str) {
+        self.goto(&format!("{base}/")).await;
+        self.js(
+            "localStorage.setItem('veche.ownerKey.' + arguments[0], arguments[1]); return true;",
+            vec![json!(slug), json!(key)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: storing the owner key: {e}", self.label));
+    }
+
     /// Types `text` into `element` with real key events.
     pub async fn type_into(&self, element: &WebElement, text: &str) -> Result<(), String> {
         self.driver

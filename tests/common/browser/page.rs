@@ -10,6 +10,72 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+/// A page script listing the inbound RTP streams of
+/// `window.veche.pc().getStats()`, each with the sender's stream id (the
+/// `a=msid` of its `mid` in the remote description); [`parse_inbound`]
+/// reads its answer. Shared by [`Chrome::inbound_tracks`] and the
+/// moderation tests' windows.
+pub const INBOUND_JS: &str = r#"
+if (!window.veche || typeof window.veche.pc !== 'function')
+  throw new Error('window.veche.pc is not defined yet');
+const pc = window.veche.pc();
+if (!pc) return [];
+// mid -> msid stream id, per media section of the remote SDP.
+const streamByMid = {};
+const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
+for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+  const mid = /^a=mid:(\S+)/m.exec(section);
+  const msid = /^a=msid:(\S+)/m.exec(section);
+  if (mid && msid) streamByMid[mid[1]] = msid[1];
+}
+const out = [];
+(await pc.getStats()).forEach((r) => {
+  if (r.type !== 'inbound-rtp') return;
+  out.push({
+    kind: r.kind || r.mediaType || '',
+    track: r.trackIdentifier || r.id,
+    mid: r.mid || '',
+    stream: streamByMid[r.mid] || null,
+    framesDecoded: r.framesDecoded || 0,
+    packetsReceived: r.packetsReceived || 0,
+  });
+});
+return out;
+"#;
+
+/// Reads [`INBOUND_JS`]'s answer.
+pub fn parse_inbound(v: &Value) -> Result<Vec<InboundTrack>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("getStats helper returned {v}"))?;
+    Ok(list
+        .iter()
+        .map(|r| InboundTrack {
+            kind: r["kind"].as_str().unwrap_or_default().to_owned(),
+            track: r["track"].as_str().unwrap_or_default().to_owned(),
+            mid: r["mid"].as_str().unwrap_or_default().to_owned(),
+            stream: r["stream"].as_str().map(str::to_owned),
+            frames_decoded: r["framesDecoded"].as_u64().unwrap_or(0),
+            packets_received: r["packetsReceived"].as_u64().unwrap_or(0),
+        })
+        .collect())
+}
+
+/// A page script returning a copy of `window.veche.state()`, or failing
+/// while the app has not defined it yet. Shared by [`Chrome::state`] and
+/// the moderation tests' windows.
+pub const STATE_JS: &str = "if (!window.veche || typeof window.veche.state !== 'function') \
+       throw new Error('window.veche.state is not defined yet'); \
+     return JSON.parse(JSON.stringify(window.veche.state()));";
+
+/// A page script returning the text of each entry of the list labelled
+/// "Participants" (through the injected `__participantEntries`), or
+/// failing when there is no such list. Shared by
+/// [`Chrome::participant_entries`] and the moderation tests' windows.
+pub const PARTICIPANT_ENTRIES_JS: &str = "const e = __participantEntries(); \
+     if (e === null) throw new Error('no element labelled \"Participants\"'); \
+     return e;";
+
 /// Media statistics of one received track, from `getStats()`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboundTrack {
@@ -35,13 +101,7 @@ pub struct InboundTrack {
 impl Chrome {
     /// `window.veche.state()`: `{participantId, participants, connected}`.
     pub async fn state(&self) -> Result<Value, String> {
-        self.js(
-            "if (!window.veche || typeof window.veche.state !== 'function') \
-               throw new Error('window.veche.state is not defined yet'); \
-             return JSON.parse(JSON.stringify(window.veche.state()));",
-            vec![],
-        )
-        .await
+        self.js(STATE_JS, vec![]).await
     }
 
     /// The participant in `window.veche.state()` whose `display_name` is
@@ -57,52 +117,7 @@ impl Chrome {
 
     /// Inbound RTP streams from `window.veche.pc().getStats()`.
     pub async fn inbound_tracks(&self) -> Result<Vec<InboundTrack>, String> {
-        let v = self
-            .js(
-                r#"
-                if (!window.veche || typeof window.veche.pc !== 'function')
-                  throw new Error('window.veche.pc is not defined yet');
-                const pc = window.veche.pc();
-                if (!pc) return [];
-                // mid -> msid stream id, per media section of the remote SDP.
-                const streamByMid = {};
-                const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
-                for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-                  const mid = /^a=mid:(\S+)/m.exec(section);
-                  const msid = /^a=msid:(\S+)/m.exec(section);
-                  if (mid && msid) streamByMid[mid[1]] = msid[1];
-                }
-                const out = [];
-                (await pc.getStats()).forEach((r) => {
-                  if (r.type !== 'inbound-rtp') return;
-                  out.push({
-                    kind: r.kind || r.mediaType || '',
-                    track: r.trackIdentifier || r.id,
-                    mid: r.mid || '',
-                    stream: streamByMid[r.mid] || null,
-                    framesDecoded: r.framesDecoded || 0,
-                    packetsReceived: r.packetsReceived || 0,
-                  });
-                });
-                return out;
-                "#,
-                vec![],
-            )
-            .await?;
-        let list = v
-            .as_array()
-            .ok_or_else(|| format!("getStats helper returned {v}"))?;
-        Ok(list
-            .iter()
-            .map(|r| InboundTrack {
-                kind: r["kind"].as_str().unwrap_or_default().to_owned(),
-                track: r["track"].as_str().unwrap_or_default().to_owned(),
-                mid: r["mid"].as_str().unwrap_or_default().to_owned(),
-                stream: r["stream"].as_str().map(str::to_owned),
-                frames_decoded: r["framesDecoded"].as_u64().unwrap_or(0),
-                packets_received: r["packetsReceived"].as_u64().unwrap_or(0),
-            })
-            .collect())
+        parse_inbound(&self.js(INBOUND_JS, vec![]).await?)
     }
 
     /// `framesDecoded` of every received video track, keyed by
@@ -131,14 +146,7 @@ impl Chrome {
 
     /// The text of each entry of the list labelled "Participants".
     pub async fn participant_entries(&self) -> Result<Vec<String>, String> {
-        let v = self
-            .js(
-                "const e = __participantEntries(); \
-                 if (e === null) throw new Error('no element labelled \"Participants\"'); \
-                 return e;",
-                vec![],
-            )
-            .await?;
+        let v = self.js(PARTICIPANT_ENTRIES_JS, vec![]).await?;
         serde_json::from_value(v).map_err(|e| e.to_string())
     }
 

@@ -20,6 +20,17 @@ pub struct MediaNodeOpts {
     pub relay: bool,
 }
 
+impl MediaNodeOpts {
+    /// Node `id` in region `r{id}`, with a relay: the cascade tests'
+    /// layout, one region a node, so a room spanning regions spans nodes.
+    pub fn region_with_relay(id: u64) -> Self {
+        MediaNodeOpts {
+            region: Some(format!("r{id}")),
+            relay: true,
+        }
+    }
+}
+
 /// One `veche media-node`.
 pub(super) struct MediaProc {
     pub(super) base: String,
@@ -34,6 +45,15 @@ impl Cluster {
     pub async fn start_media_node(&mut self, id: u64) -> String {
         self.start_media_node_with(id, MediaNodeOpts::default())
             .await
+    }
+
+    /// Starts media nodes `1..=n`, each in region `r{id}` with a relay
+    /// ([`MediaNodeOpts::region_with_relay`]).
+    pub async fn start_relay_regions(&mut self, n: u64) {
+        for id in 1..=n {
+            self.start_media_node_with(id, MediaNodeOpts::region_with_relay(id))
+                .await;
+        }
     }
 
     /// The base URL of media node `id`.
