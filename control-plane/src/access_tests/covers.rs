@@ -212,6 +212,11 @@ async fn valid_png_jpeg_and_webp_covers_are_shown_and_served_with_their_type() {
         assert_eq!(got.status(), 200);
         assert_eq!(got.headers()["content-type"], kind.content_type());
         assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            got.headers()["content-security-policy"],
+            "default-src 'none'; sandbox",
+            "opened directly, an upload runs nothing on this origin"
+        );
         assert!(got.headers()["cache-control"]
             .to_str()
             .unwrap()

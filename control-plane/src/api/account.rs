@@ -435,21 +435,9 @@ pub(super) async fn get_avatar(
     let content_type = crate::avatars::AvatarKind::from_content_type(&avatar.content_type)
         .map(|k| k.content_type())
         .unwrap_or("application/octet-stream");
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (
-                header::CACHE_CONTROL,
-                "private, max-age=31536000, immutable",
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; sandbox",
-            ),
-        ],
+    Ok(super::stored_image(
+        content_type,
+        "private, max-age=31536000, immutable",
         bytes,
-    )
-        .into_response())
+    ))
 }

@@ -248,16 +248,7 @@ pub(super) async fn get_image(
     } else {
         "no-cache"
     };
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, image.kind.content_type()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CACHE_CONTROL, cache),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(super::stored_image(image.kind.content_type(), cache, bytes))
 }
 
 /// One of the rooms a user owns, as `GET /api/me/rooms` lists it.

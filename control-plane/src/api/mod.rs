@@ -257,6 +257,33 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
 /// the route (the public API's [`MAX_BODY_BYTES`], or the larger default of
 /// the cluster-secret routes), and is checked again here for the routes
 /// whose bodies are always small.
+/// An uploaded image (a profile picture, a room cover) as served back: the
+/// type its content was checked to be, `nosniff`, and a sandboxing CSP, so
+/// that even a file a browser might take for a document (opened directly,
+/// not in an `<img>`) can run nothing on this origin.
+fn stored_image(
+    content_type: &'static str,
+    cache: &'static str,
+    bytes: impl axum::response::IntoResponse,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, cache),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(edge::too_large());
