@@ -260,12 +260,22 @@ async fn run_inner(
     // needs noting per packet sent.
     let mut tasks = Vec::new();
     if let Some(p) = video {
+        // A tapped bot's driver may ask when each video frame went out
+        // (the mute-latency run: which frame was the first withheld).
+        let frames = incoming.is_some().then(|| shared.clone());
         tasks.push(tokio::spawn(client::publish(
             p,
             shared.clone(),
             stop.clone(),
             pc.connected.clone(),
-            |_| {},
+            move |packet| {
+                if let Some(shared) = &frames {
+                    shared
+                        .lock()
+                        .expect("lock poisoned")
+                        .note_video_sent(packet.header.timestamp, Instant::now());
+                }
+            },
         )));
     }
     if let Some(p) = audio {

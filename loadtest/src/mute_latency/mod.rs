@@ -63,7 +63,7 @@ pub struct Options {
 
 /// The server under test while the run lasts.
 enum Server {
-    Serve { proc: Process, _dir: TempDir },
+    Serve { proc: Box<Process>, _dir: TempDir },
     Cluster(Procs),
     External,
 }
@@ -78,7 +78,10 @@ impl Server {
             ServerTarget::Spawn { exe } => {
                 note("starting veche serve");
                 let (proc, dir, base) = crate::veche::start_serve(exe).await?;
-                let server = Server::Serve { proc, _dir: dir };
+                let server = Server::Serve {
+                    proc: Box::new(proc),
+                    _dir: dir,
+                };
                 Ok((server, base, 1, "veche serve (one process)".into()))
             }
             ServerTarget::Cluster { exe, media_nodes } => {
@@ -119,7 +122,7 @@ impl Server {
     async fn stop(&mut self) {
         match self {
             Server::Serve { proc, .. } => {
-                Process::stop_all(&mut [proc], crate::veche::STOP_TIMEOUT).await
+                Process::stop_all(&mut [&mut **proc], crate::veche::STOP_TIMEOUT).await
             }
             Server::Cluster(procs) => procs.stop().await,
             Server::External => {}

@@ -22,6 +22,13 @@ pub struct ReceiverSample {
     /// camera this receiver got, ms; `None` if nothing arrived after the
     /// frame was sent (counted as 0 ms in the percentiles).
     pub stop_ms: Option<f64>,
+    /// From sending the `moderate` frame to when the publisher sent the
+    /// first camera frame this receiver never got (the frame after its
+    /// last one), ms: the mute was in force on this path by then. Video
+    /// frames leave 33 ms apart, so the mute took effect between
+    /// `stop_ms` and this, less the transit time. Near 0 (or below, as 0)
+    /// would mean the frame before the click was lost.
+    pub withheld_from_ms: Option<f64>,
     /// From the publisher's `unmute_self` to the camera's packets arriving
     /// here again, ms (to within one poll of the receive records).
     pub resume_ms: Option<f64>,
@@ -64,6 +71,9 @@ pub struct HopGroup {
     pub hops: Option<u32>,
     /// Every (round, receiver) stop time at this distance, ms.
     pub stop_ms: Percentiles,
+    /// Every (round, receiver) first-withheld-frame time at this
+    /// distance, ms.
+    pub withheld_from_ms: Percentiles,
     /// Every (round, receiver) resume time at this distance, ms.
     pub resume_ms: Percentiles,
 }
@@ -124,6 +134,9 @@ impl MuteReport {
                 HopGroup {
                     hops: h,
                     stop_ms: Percentiles::of(at().map(|s| s.stop_ms.unwrap_or(0.0)).collect()),
+                    withheld_from_ms: Percentiles::of(
+                        at().filter_map(|s| s.withheld_from_ms).collect(),
+                    ),
                     resume_ms: Percentiles::of(at().filter_map(|s| s.resume_ms).collect()),
                 }
             })
@@ -180,6 +193,11 @@ impl MuteReport {
                 &format!("  last camera packet at a receiver {}", where_(g.hops)),
                 &g.stop_ms,
             );
+            row(
+                &mut t,
+                "  first camera frame withheld from it, sent",
+                &g.withheld_from_ms,
+            );
         }
         row(
             &mut t,
@@ -224,6 +242,7 @@ mod tests {
             node: Some(1 + u64::from(hops)),
             hops: Some(hops),
             stop_ms: stop,
+            withheld_from_ms: stop.map(|s| s + 20.0),
             resume_ms: Some(20.0),
             audio_flowing: true,
         }

@@ -4,10 +4,14 @@
 //! publisher lifts the hold itself (`unmute_self`, which the room's
 //! `allow_self_unmute` permits) until the camera reaches everyone again.
 //!
-//! Times are taken from the bots' own receive records (the instant each
-//! packet reached the bot), not from the polls, so the poll interval does
-//! not blur the stop time; only the resume time is known to within one
-//! poll.
+//! Times are taken from the bots' own records (the instant each packet
+//! reached a receiver, the instant each video frame left the publisher),
+//! not from the polls, so the poll interval does not blur the stop time;
+//! only the resume time is known to within one poll. Video goes out in
+//! frames 33 ms apart (30 fps), so a receiver's last camera packet only
+//! says the mute was not in force when that frame passed; the next frame
+//! the publisher sent, which never arrived, says it was by then. Both are
+//! reported.
 
 use super::report::{ReceiverSample, RoundResult};
 use crate::client::Shared;
@@ -77,6 +81,14 @@ impl LiveBot {
             .received
             .get(&format!("{from}/{kind}"))
             .and_then(|s| s.last_packet())
+    }
+
+    /// When the first video frame it sent after `t` went out.
+    fn frame_sent_after(&self, t: Instant) -> Option<Instant> {
+        let s = self.shared.lock().expect("lock poisoned");
+        let frames = &s.video_frames_sent;
+        let i = frames.partition_point(|(_, at)| *at <= t);
+        frames.get(i).map(|(_, at)| *at)
     }
 
     /// An error if the bot's task has ended (its own error is in its
@@ -277,14 +289,17 @@ impl RoomBots<'_> {
             .map(|r| {
                 let b = &self.bots[*r];
                 let node = b.node();
+                let last = b.last(&pid, "video");
                 ReceiverSample {
                     name: b.name.clone(),
                     node,
                     hops: node.zip(publisher_node).map(|(a, b)| u32::from(a != b)),
-                    stop_ms: b
-                        .last(&pid, "video")
-                        .filter(|l| *l > t0)
-                        .map(|l| ms(l.duration_since(t0))),
+                    stop_ms: last.filter(|l| *l > t0).map(|l| ms(l.duration_since(t0))),
+                    // The next frame after the last one that arrived never
+                    // did: the mute was in force on this path by then.
+                    withheld_from_ms: last
+                        .and_then(|l| self.bots[p].frame_sent_after(l))
+                        .map(|s| ms(s.saturating_duration_since(t0))),
                     resume_ms: None,
                     audio_flowing: b
                         .last(&pid, "audio")
