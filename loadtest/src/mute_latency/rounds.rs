@@ -41,6 +41,11 @@ const AUDIO_GAP: Duration = Duration::from_millis(500);
 /// Time between the camera reaching everyone again and the next mute, so
 /// each mute hits a steadily flowing track (its keyframe included).
 const BETWEEN_ROUNDS: Duration = Duration::from_millis(500);
+/// Up to this much more, at random: the round's start follows a frame's
+/// arrival, so without it every click would fall at the same point
+/// between two frames (500 ms is exactly 15 frames) and every round would
+/// measure the same phase. Three frame intervals spread the click evenly.
+const PHASE_SPREAD_US: u32 = 100_000;
 
 /// A bot of the run, with what it has recorded so far and, for the host
 /// and the publishers, its signalling socket.
@@ -225,7 +230,9 @@ impl RoomBots<'_> {
         which: usize,
         settle: Duration,
     ) -> Result<RoundResult, String> {
-        tokio::time::sleep(BETWEEN_ROUNDS).await;
+        let spread =
+            Duration::from_micros(u64::from(crate::client::random_u32() % PHASE_SPREAD_US));
+        tokio::time::sleep(BETWEEN_ROUNDS + spread).await;
         let p = self.publishers[which];
         let pid = self.bots[p].participant().ok_or("publisher not joined")?;
         let publisher_node = self.bots[p].node();
