@@ -218,6 +218,19 @@ impl MuteReport {
              microphone stalled with the camera: {} receiver-rounds",
             self.nothing_after_mute, self.audio_stalled
         );
+        // Frames leave 33 ms apart, so one round only brackets the moment
+        // the mute took hold; over rounds clicked at random phases, the
+        // latest frame that still got through and the earliest that did
+        // not narrow it down.
+        for g in &self.by_hops {
+            let _ = writeln!(
+                t,
+                "receivers {}: the latest camera packet to get through arrived {:.1} ms after                  the click; the earliest frame withheld was sent {:.1} ms after it",
+                where_(g.hops),
+                g.stop_ms.max,
+                g.withheld_from_ms.min
+            );
+        }
         t
     }
 }
