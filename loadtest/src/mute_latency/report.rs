@@ -225,7 +225,8 @@ impl MuteReport {
         for g in &self.by_hops {
             let _ = writeln!(
                 t,
-                "receivers {}: the latest camera packet to get through arrived {:.1} ms after                  the click; the earliest frame withheld was sent {:.1} ms after it",
+                "receivers {}: the latest camera packet to get through arrived {:.1} ms after \
+                 the click; the earliest frame withheld was sent {:.1} ms after it",
                 where_(g.hops),
                 g.stop_ms.max,
                 g.withheld_from_ms.min
