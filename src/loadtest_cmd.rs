@@ -14,6 +14,9 @@ pub enum ScenarioName {
     Webinar,
     /// M audio publishers, N subscribers.
     Audio,
+    /// A host mutes a publisher's camera, again and again: the time to the
+    /// last camera packet at every other bot (see docs/benchmarks.md).
+    MuteLatency,
 }
 
 /// Which server to load.
@@ -32,9 +35,20 @@ pub struct LoadtestArgs {
     /// Scenario.
     #[arg(long, value_enum, default_value = "meeting")]
     scenario: ScenarioName,
-    /// Bots: publishers in `meeting`, subscribers in `webinar` and `audio`.
+    /// Bots: publishers in `meeting`, subscribers in `webinar`, `audio`
+    /// and `mute-latency`.
     #[arg(short = 'n', long, default_value_t = 4)]
     bots: usize,
+    /// Publishers (video and audio) in `mute-latency`, muted in turn.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Mutes to measure in `mute-latency`.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// In `mute-latency`: how long, in ms, the muted camera must stay
+    /// silent at every receiver before the round counts it stopped.
+    #[arg(long, default_value_t = 1000)]
+    settle_ms: u64,
     /// Audio publishers in the `audio` scenario.
     #[arg(long, default_value_t = 2)]
     audio_publishers: usize,
@@ -68,6 +82,7 @@ pub struct LoadtestArgs {
 
 /// Runs the load test and prints the report.
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    let target = target(&args)?;
     let scenario = match args.scenario {
         ScenarioName::Meeting => Scenario::Meeting {
             publishers: args.bots,
@@ -79,8 +94,50 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             publishers: args.audio_publishers,
             subscribers: args.bots,
         },
+        ScenarioName::MuteLatency => return mute_latency(args, target).await,
     };
-    let target = match (args.target, args.url, args.nodes) {
+    let report = veche_loadtest::run(Options {
+        scenario,
+        ramp_per_sec: args.ramp,
+        duration: Duration::from_secs(args.duration),
+        video_bps: args.video_kbps * 1000,
+        target,
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// `--scenario mute-latency`: its own run and report.
+async fn mute_latency(args: LoadtestArgs, target: ServerTarget) -> anyhow::Result<()> {
+    let report = veche_loadtest::mute_latency::run(veche_loadtest::mute_latency::Options {
+        target,
+        publishers: args.publishers,
+        subscribers: args.bots,
+        rounds: args.rounds,
+        settle: Duration::from_millis(args.settle_ms),
+        video_bps: args.video_kbps * 1000,
+        progress: !args.json,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The server `args` name.
+fn target(args: &LoadtestArgs) -> anyhow::Result<ServerTarget> {
+    Ok(match (args.target, args.url.clone(), args.nodes) {
         (TargetName::Janus, Some(_), _) => {
             anyhow::bail!("--url cannot be combined with --target janus")
         }
@@ -99,21 +156,5 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         (TargetName::Veche, None, None) => ServerTarget::Spawn {
             exe: std::env::current_exe()?,
         },
-    };
-    let report = veche_loadtest::run(Options {
-        scenario,
-        ramp_per_sec: args.ramp,
-        duration: Duration::from_secs(args.duration),
-        video_bps: args.video_kbps * 1000,
-        target,
-        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
-    .await
-    .map_err(|e| anyhow::anyhow!(e))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
 }

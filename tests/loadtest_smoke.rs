@@ -84,3 +84,42 @@ async fn loadtest_audio_subscribers_receive_every_audio_publisher() {
     assert_media(&r.audio, 6, (20.0, 60.0), "audio");
     assert_eq!(r.video.tracks, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_mute_latency_stops_the_muted_camera_at_every_receiver_and_resumes_it() {
+    use veche_loadtest::mute_latency::{run, Options};
+    let report = run(Options {
+        target: ServerTarget::Spawn {
+            exe: env!("CARGO_BIN_EXE_veche").into(),
+        },
+        publishers: 1,
+        subscribers: 1,
+        rounds: 2,
+        settle: Duration::from_millis(500),
+        video_bps: 500_000,
+        progress: false,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the mute-latency run failed: {e}"));
+    eprintln!("{}", report.table());
+    // The run itself fails if a receiver still gets the camera after the
+    // mute, or never gets it back after unmute_self; here, every round ran
+    // and both receivers (host, subscriber) were measured each time.
+    assert_eq!(report.rounds.len(), 2);
+    for r in &report.rounds {
+        let names: Vec<&str> = r.receivers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["host", "sub-0"], "round {}", r.round);
+        for s in &r.receivers {
+            assert!(
+                s.withheld_from_ms.is_some() && s.resume_ms.is_some(),
+                "round {}: {s:?}",
+                r.round
+            );
+        }
+    }
+    assert_eq!(
+        report.audio_stalled, 0,
+        "the unmuted microphone kept flowing"
+    );
+    assert_eq!(report.policy_ms.n, 2, "the host saw each mute's policy");
+}

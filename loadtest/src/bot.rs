@@ -56,6 +56,16 @@ fn resolve_ws(base: &str, ws_url: &str) -> String {
 
 /// Creates a room named `loadtest` at `base` and returns its slug.
 pub async fn create_room(http: &reqwest::Client, base: &str) -> Result<String, String> {
+    Ok(create_owned_room(http, base).await?.0)
+}
+
+/// Creates a room named `loadtest` at `base` as an anonymous creator and
+/// returns its slug and the owner key the response carried, if any (a bot
+/// that presents it with [`Tap::owner_key`] joins as the room's host).
+pub async fn create_owned_room(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<(String, Option<String>), String> {
     let resp = http
         .post(format!("{base}/api/rooms"))
         .json(&serde_json::json!({ "name": "loadtest" }))
@@ -69,7 +79,22 @@ pub async fn create_room(http: &reqwest::Client, base: &str) -> Result<String, S
         .json()
         .await
         .map_err(|e| format!("room response: {e}"))?;
-    Ok(room["slug"].as_str().ok_or("room without slug")?.to_owned())
+    let slug = room["slug"].as_str().ok_or("room without slug")?.to_owned();
+    let owner_key = room["owner_key"].as_str().map(str::to_owned);
+    Ok((slug, owner_key))
+}
+
+/// A bot's signalling socket opened to whoever drives the bot (the
+/// mute-latency run, [`crate::mute_latency`]): frames it should send, and
+/// a copy of every frame it receives. A tapped bot does not stop on an
+/// `error` frame; it passes it on, and the driver decides.
+pub struct Tap {
+    /// Presented as `X-Veche-Owner-Key` on join, so the bot joins as host.
+    pub owner_key: Option<String>,
+    /// Frames to send on the signalling socket, as they come.
+    pub outgoing: mpsc::UnboundedReceiver<Value>,
+    /// Every frame the bot receives, in order.
+    pub incoming: mpsc::UnboundedSender<Value>,
 }
 
 /// Runs one bot until `stop` turns true. Errors are reported in the
@@ -88,9 +113,23 @@ pub async fn run_in_region(
     stop: watch::Receiver<bool>,
 ) -> BotResult {
     let shared = Arc::new(Mutex::new(Shared::default()));
+    run_tapped(spec, room, region, None, shared, stop).await
+}
+
+/// [`run_in_region`] with the signalling socket opened to the caller
+/// through `tap`, recording into `shared`, which the caller may read while
+/// the bot runs (what it has received so far, its participant id).
+pub(crate) async fn run_tapped(
+    spec: BotSpec,
+    room: Room,
+    region: Option<String>,
+    tap: Option<Tap>,
+    shared: Arc<Mutex<Shared>>,
+    stop: watch::Receiver<bool>,
+) -> BotResult {
     let name = spec.name.clone();
     let expects_media = spec.expects_media;
-    let error = run_inner(spec, room, region, stop, shared.clone())
+    let error = run_inner(spec, room, region, tap, stop, shared.clone())
         .await
         .err();
     BotResult::from_shared(name, expects_media, &shared, error)
@@ -114,6 +153,7 @@ async fn run_inner(
     spec: BotSpec,
     room: Room,
     region: Option<String>,
+    tap: Option<Tap>,
     mut stop: watch::Receiver<bool>,
     shared: Arc<Mutex<Shared>>,
 ) -> Result<(), String> {
@@ -123,9 +163,17 @@ async fn run_inner(
     if let Some(region) = &region {
         body["region"] = json!(region);
     }
-    let join: Value = http
+    let (mut outgoing, incoming) = match tap {
+        Some(t) => (Some(t.outgoing), Some((t.incoming, t.owner_key))),
+        None => (None, None),
+    };
+    let mut request = http
         .post(format!("{}/api/rooms/{}/join", room.base, room.slug))
-        .json(&body)
+        .json(&body);
+    if let Some(key) = incoming.as_ref().and_then(|(_, k)| k.as_deref()) {
+        request = request.header(veche_protocol::pass::OWNER_KEY_HEADER, key);
+    }
+    let join: Value = request
         .send()
         .await
         .map_err(|e| format!("join request: {e}"))?
@@ -212,12 +260,22 @@ async fn run_inner(
     // needs noting per packet sent.
     let mut tasks = Vec::new();
     if let Some(p) = video {
+        // A tapped bot's driver may ask when each video frame went out
+        // (the mute-latency run: which frame was the first withheld).
+        let frames = incoming.is_some().then(|| shared.clone());
         tasks.push(tokio::spawn(client::publish(
             p,
             shared.clone(),
             stop.clone(),
             pc.connected.clone(),
-            |_| {},
+            move |packet| {
+                if let Some(shared) = &frames {
+                    shared
+                        .lock()
+                        .expect("lock poisoned")
+                        .note_video_sent(packet.header.timestamp, Instant::now());
+                }
+            },
         )));
     }
     if let Some(p) = audio {
@@ -234,6 +292,16 @@ async fn run_inner(
     let result = loop {
         tokio::select! {
             _ = stop.changed() => break Ok(()),
+            frame = async {
+                match outgoing.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match frame {
+                Some(frame) => send(&mut ws, &frame).await?,
+                // The driver is gone; keep running until told to stop.
+                None => outgoing = None,
+            },
             track = tracks_rx.recv() => {
                 if let Some(((), track)) = track {
                     // Keyed by the publisher's stream id, i.e. its participant.
@@ -257,6 +325,9 @@ async fn run_inner(
                     None => break Err("signalling ended".into()),
                 };
                 let v: Value = serde_json::from_str(text.as_str()).map_err(|e| format!("bad frame: {e}"))?;
+                if let Some((tx, _)) = &incoming {
+                    let _ = tx.send(v.clone());
+                }
                 match v["type"].as_str() {
                     Some("answer") => {
                         pc.accept_answer(v["sdp"].as_str().unwrap_or_default()).await?;
@@ -265,7 +336,7 @@ async fn run_inner(
                         let sdp = pc.answer_offer(v["sdp"].as_str().unwrap_or_default()).await?;
                         send(&mut ws, &json!({ "type": "answer", "sdp": sdp })).await?;
                     }
-                    Some("error") => break Err(format!("server error: {v}")),
+                    Some("error") if incoming.is_none() => break Err(format!("server error: {v}")),
                     _ => {}
                 }
             }

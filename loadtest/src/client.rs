@@ -49,6 +49,23 @@ pub(crate) struct Shared {
     pub(crate) node_id: Option<u64>,
     /// The participant id the join granted (Veche bots only).
     pub(crate) participant_id: Option<String>,
+    /// When each video frame (RTP timestamp) started to go out, oldest
+    /// first; only bots whose driver asks for it record this.
+    pub(crate) video_frames_sent: Vec<(u32, Instant)>,
+}
+
+impl Shared {
+    /// Notes a video packet with RTP timestamp `ts` sent `at`; the first
+    /// packet of each frame is kept.
+    pub(crate) fn note_video_sent(&mut self, ts: u32, at: Instant) {
+        if self
+            .video_frames_sent
+            .last()
+            .is_none_or(|(last, _)| *last != ts)
+        {
+            self.video_frames_sent.push((ts, at));
+        }
+    }
 }
 
 /// Tracks arrive tagged with `T`, so a bot with one connection per remote

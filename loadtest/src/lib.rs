@@ -10,6 +10,9 @@
 //! - [`veche`], [`cluster`], [`janus`]: the targets (Veche on one process,
 //!   a Veche cluster, Janus), which start their processes with
 //!   `veche-harness`; [`commits`], the control-plane benchmark;
+//!   [`mute_latency`], the moderation benchmark (it starts `veche serve`
+//!   or a cluster through [`veche`] and [`cluster`], and drives bots
+//!   through [`bot`]);
 //! - [`runner`]: ramps the bots in and measures, through the trait only;
 //! - [`target`]: the trait, and what a run measured;
 //! - [`bot`], with the WebRTC client under it: the Veche bot;
@@ -25,6 +28,7 @@ pub mod commits;
 pub mod janus;
 mod keyframes;
 pub mod media;
+pub mod mute_latency;
 pub mod proc;
 pub mod report;
 pub mod runner;

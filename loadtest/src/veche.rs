@@ -18,7 +18,7 @@ use veche_protocol::admin::MEDIA_METRICS_PATH;
 /// How long `veche serve` may take to print its URL.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long it may take to exit after SIGTERM.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Veche server under load.
 pub struct VecheServer {
@@ -59,6 +59,31 @@ impl VecheServer {
     }
 }
 
+/// Starts `veche serve` from `exe` on a free loopback port, with a
+/// temporary data directory and the load config
+/// ([`crate::target::write_load_config`]), and waits until it prints its
+/// URL. Returns the process, its directory (keep it alive as long as the
+/// process) and its base URL.
+pub(crate) async fn start_serve(
+    exe: &std::path::Path,
+) -> Result<(Process, TempDir, String), String> {
+    let dir = TempDir::scratch("loadtest");
+    let config = crate::target::write_load_config(dir.path())?;
+    let mut proc = Launch::new("veche", exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output(Output::Log(dir.path().join("veche.log")))
+        .ready(Ready::Url)
+        .die_with_parent()
+        .spawn()?;
+    // On an error, `proc` is dropped here, which kills it.
+    let base = proc.ready(START_TIMEOUT).await?;
+    Ok((proc, dir, base))
+}
+
 /// The value of the counter `name` on a media node's metrics page.
 async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Option<u64> {
     let text = http
@@ -82,21 +107,9 @@ impl Target for VecheServer {
 
     async fn prepare(&mut self, _opts: &Options) -> Result<(), String> {
         if let Some(exe) = &self.exe {
-            let dir = TempDir::scratch("loadtest");
-            let config = crate::target::write_load_config(dir.path())?;
-            let mut proc = Launch::new("veche", exe)
-                .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(dir.path().join("data"))
-                .arg("--config")
-                .arg(config)
-                .env("RUST_LOG", "warn")
-                .output(Output::Log(dir.path().join("veche.log")))
-                .ready(Ready::Url)
-                .die_with_parent()
-                .spawn()?;
+            let (proc, dir, base) = start_serve(exe).await?;
             self.dir = Some(dir);
-            // On an error, `proc` is dropped here, which kills it.
-            self.base = proc.ready(START_TIMEOUT).await?;
+            self.base = base;
             self.pid = proc.pid();
             self.proc = Some(proc);
         }

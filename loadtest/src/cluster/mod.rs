@@ -28,7 +28,7 @@
 //! crosses more than one). The report splits latency by hops; "added per
 //! hop" is the 1-hop percentile minus the 0-hop one.
 
-mod procs;
+pub(crate) mod procs;
 
 use crate::bot::{self, create_room, Room};
 use crate::proc::ProcSample;
