@@ -1,6 +1,7 @@
 //! `veche loadtest-commits`: argument parsing for the control-plane commit
 //! benchmark, which lives in `veche_loadtest::commits`.
 
+use crate::loadtest_cmd::print_report;
 use clap::ValueEnum;
 use std::time::Duration;
 use veche_loadtest::commits::{ClientMode, Options, Via};
@@ -67,10 +68,5 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
+    print_report(args.json, &report, |r| r.table())
 }

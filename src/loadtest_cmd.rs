@@ -106,12 +106,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
+    print_report(args.json, &report, |r| r.table())
 }
 
 /// `--scenario mute-latency`: its own run and report.
@@ -127,12 +122,7 @@ async fn mute_latency(args: LoadtestArgs, target: ServerTarget) -> anyhow::Resul
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
+    print_report(args.json, &report, |r| r.table())
 }
 
 /// The server `args` name.
@@ -157,4 +147,19 @@ fn target(args: &LoadtestArgs) -> anyhow::Result<ServerTarget> {
             exe: std::env::current_exe()?,
         },
     })
+}
+
+/// Prints a harness report: as JSON with `--json` (for scripts and the
+/// figures in docs/benchmarks.md), else as the report's own table.
+pub(crate) fn print_report<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    table: impl FnOnce(&R) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", table(report));
+    }
+    Ok(())
 }
