@@ -7,6 +7,18 @@ use super::claims::{self, Identity};
 use super::pending::{PendingKey, PendingLogin};
 use super::{OidcConfig, SsoError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+
+/// A client built from discovered metadata: the authorization endpoint is
+/// set, the token and user-info endpoints are whatever the provider
+/// published.
+type LoginClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
@@ -140,6 +152,20 @@ impl Sso {
         }
     }
 
+    /// The provider's client for one login step, built from its (cached)
+    /// discovery document, with this deployment's credentials and
+    /// `redirect_uri`: the start and the finish of a login must agree on
+    /// all three.
+    async fn client(&self, redirect_uri: &str, now_ms: u64) -> Result<LoginClient, SsoError> {
+        let metadata = self.metadata(now_ms, false).await?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            Some(ClientSecret::new(self.config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect_url(redirect_uri)?))
+    }
+
     /// Starts a login that comes back to `redirect_uri` and then goes to
     /// `return_to` (already checked). State, nonce and PKCE verifier are
     /// fresh and random; they travel to the callback sealed.
@@ -149,13 +175,7 @@ impl Sso {
         return_to: String,
         now_ms: u64,
     ) -> Result<LoginStart, SsoError> {
-        let metadata = self.metadata(now_ms, false).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.config.client_id.clone()),
-            Some(ClientSecret::new(self.config.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect_url(redirect_uri)?);
+        let client = self.client(redirect_uri, now_ms).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -192,13 +212,7 @@ impl Sso {
         redirect_uri: &str,
         now_ms: u64,
     ) -> Result<Identity, SsoError> {
-        let metadata = self.metadata(now_ms, false).await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.config.client_id.clone()),
-            Some(ClientSecret::new(self.config.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect_url(redirect_uri)?);
+        let client = self.client(redirect_uri, now_ms).await?;
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|_| {
