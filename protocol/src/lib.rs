@@ -17,6 +17,7 @@ pub mod moderation;
 pub mod moderation_rules;
 pub mod msgpack;
 pub mod pass;
+pub mod recording;
 pub mod relay;
 pub mod rpc;
 pub mod secret;

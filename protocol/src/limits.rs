@@ -376,6 +376,69 @@ pub mod stats {
     pub const MAX_CHAT_EXPORT: usize = 10_000;
 }
 
+/// Recording (`crate::recording`): the recorder on the media node, its
+/// reports to the control plane, and the recordings routes. Starting and
+/// stopping is a `moderate` action, bounded by [`signal::MODERATE`].
+pub mod recording {
+    use super::Rate;
+
+    /// A file's segment length: the node cuts a segment at the first
+    /// cluster boundary after this much media, and asks the publisher for
+    /// a keyframe then, so a new cluster starts soon. A node that dies
+    /// loses at most the segment in progress. (A file with no video has
+    /// clusters of up to 32 s, the muxer's limit, and segments as long.)
+    pub const SEGMENT_MS: u64 = 10_000;
+    /// How long the recorder's jitter buffer waits for a late packet
+    /// before it gives up on it, in milliseconds: long enough for a NACKed
+    /// retransmission on a good link, short enough to keep memory small.
+    pub const JITTER_MS: u64 = 200;
+    /// Packets queued from the forwarding path to one file's recorder
+    /// before the newest are dropped (counted): a stalled disk loses its
+    /// own packets rather than slowing forwarding.
+    pub const PACKET_QUEUE: usize = 1_024;
+    /// Files recorded at once on one node; more are refused (logged and
+    /// counted) rather than risking the node's memory and disk.
+    pub const MAX_FILES_PER_NODE: usize = 256;
+    /// Files (across all its runs) one recording may hold: a meeting of
+    /// 60 people who each rejoin a few times stays far below.
+    pub const MAX_FILES_PER_RECORDING: usize = 1_000;
+    /// Segments one file may hold: 10 s each, so 24 hours.
+    pub const MAX_SEGMENTS_PER_FILE: usize = 8_640;
+    /// Files in one report ([`crate::recording::RPC_RECORDING_REPORT`]).
+    pub const MAX_FILES_PER_REPORT: usize = 64;
+    /// Segments per file in one report.
+    pub const MAX_SEGMENTS_PER_REPORT: usize = 64;
+    /// Largest report body the control plane accepts.
+    pub const MAX_REPORT_BODY_BYTES: usize = 256 * 1024;
+    /// Longest display name carried in a report, in chars (the join
+    /// token's limit).
+    pub const MAX_NAME_CHARS: usize = 64;
+    /// Longest a share link may work, in hours (30 days).
+    pub const SHARE_MAX_HOURS: u32 = 720;
+    /// Recordings in one page of the list (also the default).
+    pub const PAGE: usize = 50;
+    /// Default retention: recordings older than this many days are deleted
+    /// with their objects (`[recordings] retention_days`; 0 keeps them).
+    pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+    /// Reads of the recordings routes (list, one, file ranges) per client
+    /// address: a player seeking fetches ranges of several files at once.
+    pub const READ: Rate = Rate {
+        burst: 200,
+        per_second: 20.0,
+    };
+    /// Writes (delete, share) per client address.
+    pub const WRITE: Rate = Rate {
+        burst: 20,
+        per_second: 0.5,
+    };
+    /// One-file exports per client address: each runs ffmpeg over the
+    /// whole recording.
+    pub const EXPORT: Rate = Rate {
+        burst: 2,
+        per_second: 1.0 / 60.0,
+    };
+}
+
 /// A token bucket. Decisions only: the caller passes the time.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {

@@ -153,6 +153,10 @@ pub struct RoomPolicy {
     pub admitted: BTreeSet<ParticipantId>,
     /// Lobby waiters a moderator denied.
     pub denied: BTreeSet<ParticipantId>,
+    /// The recording running now, if any. Every node hosting the room
+    /// records its own publishers while this is set, and every client
+    /// shows the recording indicator.
+    pub recording: Option<crate::recording::ActiveRecording>,
 }
 
 impl RoomPolicy {
@@ -192,6 +196,7 @@ impl RoomPolicy {
             settings: self.settings,
             speakers: self.speakers.clone(),
             holds: self.holds.clone(),
+            recording: self.recording.clone(),
         }
     }
 }
@@ -209,6 +214,10 @@ pub struct PolicyView {
     pub speakers: BTreeSet<ParticipantId>,
     /// Media held by moderators.
     pub holds: BTreeMap<ParticipantId, Hold>,
+    /// The recording running now ("Recording" indicator); absent when
+    /// none runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recording::ActiveRecording>,
 }
 
 /// A moderator's (or a participant's own) action, sent in `moderate`.
@@ -282,6 +291,16 @@ pub enum ModAction {
         /// Which media.
         group: MediaGroup,
     },
+    /// Start recording the meeting ("Start recording"). Clients send it
+    /// without an id; the control plane puts a fresh random one in before
+    /// the rules run, and any id a client sent is replaced.
+    StartRecording {
+        /// Filled in by the control plane.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<crate::recording::RecordingId>,
+    },
+    /// Stop the running recording ("Stop recording").
+    StopRecording,
 }
 
 impl ModAction {
@@ -297,9 +316,11 @@ impl ModAction {
             | ModAction::Remove { participant_id, .. }
             | ModAction::Admit { participant_id }
             | ModAction::Deny { participant_id } => Some(participant_id),
-            ModAction::MuteEveryone | ModAction::Settings { .. } | ModAction::UnmuteSelf { .. } => {
-                None
-            }
+            ModAction::MuteEveryone
+            | ModAction::Settings { .. }
+            | ModAction::UnmuteSelf { .. }
+            | ModAction::StartRecording { .. }
+            | ModAction::StopRecording => None,
         }
     }
 
@@ -318,6 +339,8 @@ impl ModAction {
             ModAction::Deny { .. } => "deny",
             ModAction::Settings { .. } => "settings",
             ModAction::UnmuteSelf { .. } => "unmute_self",
+            ModAction::StartRecording { .. } => "start_recording",
+            ModAction::StopRecording => "stop_recording",
         }
     }
 }

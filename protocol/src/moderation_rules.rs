@@ -30,6 +30,7 @@ use crate::error::ErrorCode;
 use crate::ids::ParticipantId;
 use crate::limits::moderation::{MAX_ENTRIES, MAX_ID_BYTES};
 use crate::moderation::{Hold, MediaGroup, ModAction, Removal, Role, RoomPolicy, SettingsChange};
+use crate::recording::ActiveRecording;
 use crate::rpc::{Actor, ModerateRequest};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,9 @@ impl Refusal {
 pub const MUTED_BY_A_MODERATOR: &str = "a moderator muted you; ask them to let you unmute";
 /// The refusal of acting on a host without being one.
 pub const HOST_PROTECTED: &str = "only a host can do this to a host";
+/// A start that reached the rules without the id the control plane puts
+/// in: a caller's bug, never a client's.
+pub const NO_RECORDING_ID: &str = "a recording start needs an id from the control plane";
 /// The refusal of anything but `admit` without an actor.
 pub const SYSTEM_ONLY_ADMITS: &str = "without a participant, the only action is admitting";
 
@@ -84,6 +88,8 @@ fn verb(action: &ModAction) -> &'static str {
         ModAction::Deny { .. } => "turn someone away from the lobby",
         ModAction::Settings { .. } => "change the meeting settings",
         ModAction::UnmuteSelf { .. } => "unmute",
+        ModAction::StartRecording { .. } => "start recording",
+        ModAction::StopRecording => "stop recording",
     }
 }
 
@@ -138,6 +144,16 @@ pub fn with_settings(policy: &RoomPolicy, change: &SettingsChange) -> RoomPolicy
     let mut next = policy.clone();
     apply_settings(&mut next, change);
     // Settings add no entries, so the bound cannot refuse.
+    finish(policy, next).unwrap_or_else(|_| policy.clone())
+}
+
+/// `policy` with no recording running: the control plane stops a
+/// recording itself when the meeting ends (the last participant left,
+/// anywhere in the cluster), so a forgotten recording does not resume
+/// when someone comes back days later.
+pub fn without_recording(policy: &RoomPolicy) -> RoomPolicy {
+    let mut next = policy.clone();
+    next.recording = None;
     finish(policy, next).unwrap_or_else(|_| policy.clone())
 }
 
@@ -376,6 +392,23 @@ fn act(p: &mut RoomPolicy, actor: &Actor, req: &ModerateRequest) -> Result<(), R
         }
         ModAction::Settings { change } => apply_settings(p, change),
         ModAction::UnmuteSelf { .. } => unreachable!("handled above"),
+        ModAction::StartRecording { id } => {
+            if p.recording.is_some() {
+                // Two moderators pressing at once: the first start wins,
+                // the second changes nothing.
+                return Ok(());
+            }
+            let Some(id) = id else {
+                return Err(Refusal::BadRequest(NO_RECORDING_ID.into()));
+            };
+            p.recording = Some(ActiveRecording {
+                id: id.clone(),
+                started_at_ms: req.at_ms,
+                started_by: actor.participant_id.clone(),
+                started_by_name: actor.display_name.clone(),
+            });
+        }
+        ModAction::StopRecording => p.recording = None,
     }
     Ok(())
 }
@@ -387,3 +420,7 @@ mod tests;
 #[cfg(test)]
 #[path = "moderation_rules_bounds_tests.rs"]
 mod bounds_tests;
+
+#[cfg(test)]
+#[path = "moderation_rules_recording_tests.rs"]
+mod recording_tests;

@@ -93,6 +93,9 @@ fn every_action() -> Vec<ModAction> {
                 ..Default::default()
             },
         },
+        ModAction::StartRecording {
+            id: Some(crate::recording::RecordingId::from_random([7; 8])),
+        },
     ]
 }
 
