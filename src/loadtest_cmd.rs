@@ -75,6 +75,11 @@ pub struct LoadtestArgs {
     /// region r<i>), and report latency per cascade hop.
     #[arg(long, value_name = "N", conflicts_with_all = ["url", "pid"])]
     nodes: Option<usize>,
+    /// Record the meeting during the run (Veche on one process): the first
+    /// bot joins as host and starts a recording; the report adds the
+    /// recorder's CPU per recorded packet and the bytes written per minute.
+    #[arg(long, conflicts_with_all = ["nodes"])]
+    record: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -94,6 +99,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             publishers: args.audio_publishers,
             subscribers: args.bots,
         },
+        ScenarioName::MuteLatency if args.record => {
+            anyhow::bail!("--record is for the meeting, webinar and audio scenarios")
+        }
         ScenarioName::MuteLatency => return mute_latency(args, target).await,
     };
     let report = veche_loadtest::run(Options {
@@ -103,6 +111,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         video_bps: args.video_kbps * 1000,
         target,
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        record: args.record,
     })
     .await
     .map_err(|e| anyhow::anyhow!(e))?;

@@ -22,6 +22,7 @@ async fn loadtest_cascade_webinar_subscribers_on_other_nodes_receive_relayed_vid
             media_nodes: 3,
         },
         progress: false,
+        record: false,
     })
     .await
     .unwrap_or_else(|e| panic!("the cluster webinar did not run: {e}"));

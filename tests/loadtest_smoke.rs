@@ -8,6 +8,10 @@ use veche_loadtest::report::{MediaSummary, Report};
 use veche_loadtest::scenario::{Options, Scenario, ServerTarget};
 
 async fn run(scenario: Scenario) -> Report {
+    run_recorded(scenario, false).await
+}
+
+async fn run_recorded(scenario: Scenario, record: bool) -> Report {
     let report = veche_loadtest::run(Options {
         scenario,
         ramp_per_sec: 10.0,
@@ -17,6 +21,7 @@ async fn run(scenario: Scenario) -> Report {
             exe: env!("CARGO_BIN_EXE_veche").into(),
         },
         progress: false,
+        record,
     })
     .await
     .unwrap_or_else(|e| panic!("{scenario:?} did not run: {e}"));
@@ -86,6 +91,18 @@ async fn loadtest_audio_subscribers_receive_every_audio_publisher() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_record_reports_what_recording_the_meeting_cost() {
+    let report = run_recorded(Scenario::Meeting { publishers: 2 }, true).await;
+    let rec = report
+        .recording
+        .expect("a recorded run reports the recorder");
+    assert!(rec.packets > 0, "the recorder took no packet: {rec:?}");
+    let us = rec.cpu_us_per_packet.expect("recorder CPU per packet");
+    assert!(us.is_finite() && us > 0.0, "recorder CPU per packet {us}");
+    assert!(report.table().contains("recorder CPU per packet"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadtest_mute_latency_stops_the_muted_camera_at_every_receiver_and_resumes_it() {
     use veche_loadtest::mute_latency::{run, Options};
     let report = run(Options {
@@ -98,6 +115,7 @@ async fn loadtest_mute_latency_stops_the_muted_camera_at_every_receiver_and_resu
         settle: Duration::from_millis(500),
         video_bps: 500_000,
         progress: false,
+        record: false,
     })
     .await
     .unwrap_or_else(|e| panic!("the mute-latency run failed: {e}"));

@@ -116,6 +116,18 @@ pub async fn run_in_region(
     run_tapped(spec, room, region, None, shared, stop).await
 }
 
+/// [`run`] with the signalling socket tapped by the caller (`--record`'s
+/// host, which joins with the owner key and starts the recording).
+pub async fn run_with_tap(
+    spec: BotSpec,
+    room: Room,
+    tap: Tap,
+    stop: watch::Receiver<bool>,
+) -> BotResult {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    run_tapped(spec, room, None, Some(tap), shared, stop).await
+}
+
 /// [`run_in_region`] with the signalling socket opened to the caller
 /// through `tap`, recording into `shared`, which the caller may read while
 /// the bot runs (what it has received so far, its participant id).

@@ -15,6 +15,7 @@
 //!   through [`bot`]);
 //! - [`runner`]: ramps the bots in and measures, through the trait only;
 //! - [`target`]: the trait, and what a run measured;
+//! - [`record`]: `--record`'s host, which taps a bot;
 //! - [`bot`], with the WebRTC client under it: the Veche bot;
 //! - [`report`]: the report, which knows no target;
 //! - [`scenario`], [`media`], [`proc`]: plain data, the synthetic media
@@ -30,6 +31,7 @@ mod keyframes;
 pub mod media;
 pub mod mute_latency;
 pub mod proc;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -41,6 +43,15 @@ use scenario::{Options, ServerTarget};
 /// Runs `opts.scenario` against the server `opts.target` names, starting
 /// and stopping it if the harness owns it, and reports.
 pub async fn run(opts: Options) -> Result<report::Report, String> {
+    let one_process = matches!(
+        opts.target,
+        ServerTarget::Spawn { .. } | ServerTarget::External { .. }
+    );
+    if opts.record && !one_process {
+        return Err(
+            "--record works with Veche on one process (no --nodes, no --target janus)".into(),
+        );
+    }
     match &opts.target {
         ServerTarget::Spawn { exe } => {
             runner::run(&opts, &mut veche::VecheServer::spawn(exe.clone())).await

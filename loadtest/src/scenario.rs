@@ -128,6 +128,10 @@ pub struct Options {
     pub target: ServerTarget,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// Record the meeting while it is measured (`--record`; Veche on one
+    /// process only): the first bot joins as the room's host and starts a
+    /// recording, and the report adds the recorder's cost.
+    pub record: bool,
 }
 
 /// What one bot does.

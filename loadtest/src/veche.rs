@@ -2,7 +2,9 @@
 //! starts (on a free loopback port, with a temporary data directory), or
 //! one already running at a URL.
 
-use crate::bot::{self, create_room, Room};
+use crate::bot::{self, create_owned_room, create_room, Room};
+use crate::record::{RecordingHost, RecordingSeen};
+use crate::report::recording::{RecorderCounters, RecordingFigures};
 use crate::report::Report;
 use crate::scenario::{BotResult, BotSpec, Options};
 use crate::target::{Measured, Target};
@@ -31,6 +33,8 @@ pub struct VecheServer {
     room: Option<Room>,
     receiving: Arc<AtomicUsize>,
     http: reqwest::Client,
+    /// With `--record`: the host bot that starts the recording.
+    recording: Option<RecordingHost>,
 }
 
 impl VecheServer {
@@ -55,6 +59,7 @@ impl VecheServer {
             room: None,
             receiving: Arc::default(),
             http: crate::target::http_client(),
+            recording: None,
         }
     }
 }
@@ -84,17 +89,20 @@ pub(crate) async fn start_serve(
     Ok((proc, dir, base))
 }
 
-/// The value of the counter `name` on a media node's metrics page.
-async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Option<u64> {
-    let text = http
-        .get(format!("{base}{MEDIA_METRICS_PATH}"))
+/// A media node's metrics page.
+async fn scrape(http: &reqwest::Client, base: &str) -> Option<String> {
+    http.get(format!("{base}{MEDIA_METRICS_PATH}"))
         .timeout(Duration::from_secs(5))
         .send()
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// The value of the counter `name` on a media node's metrics page.
+fn counter(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name).map(str::trim))
@@ -102,10 +110,14 @@ async fn scrape_counter(http: &reqwest::Client, base: &str, name: &str) -> Optio
         .map(|v| v as u64)
 }
 
-impl Target for VecheServer {
-    type Probe = Option<u64>;
+/// What [`VecheServer`] reads around the window: forwarded packets, and
+/// the recorder's counters on a recorded run.
+pub type VecheProbe = (Option<u64>, Option<RecorderCounters>);
 
-    async fn prepare(&mut self, _opts: &Options) -> Result<(), String> {
+impl Target for VecheServer {
+    type Probe = VecheProbe;
+
+    async fn prepare(&mut self, opts: &Options) -> Result<(), String> {
         if let Some(exe) = &self.exe {
             let (proc, dir, base) = start_serve(exe).await?;
             self.dir = Some(dir);
@@ -113,7 +125,14 @@ impl Target for VecheServer {
             self.pid = proc.pid();
             self.proc = Some(proc);
         }
-        let slug = create_room(&self.http, &self.base).await?;
+        let slug = if opts.record {
+            let (slug, key) = create_owned_room(&self.http, &self.base).await?;
+            let key = key.ok_or("--record: the create-room response carried no owner key")?;
+            self.recording = Some(RecordingHost::new(key));
+            slug
+        } else {
+            create_room(&self.http, &self.base).await?
+        };
         self.room = Some(Room {
             base: self.base.clone(),
             slug,
@@ -133,15 +152,56 @@ impl Target for VecheServer {
 
     fn spawn_bot(&mut self, spec: BotSpec, stop: watch::Receiver<bool>) -> JoinHandle<BotResult> {
         let room = self.room.clone().expect("prepared before bots start");
-        tokio::spawn(bot::run(spec, room, stop))
+        match self.recording.as_mut().and_then(RecordingHost::take_tap) {
+            Some(tap) => tokio::spawn(bot::run_with_tap(spec, room, tap, stop)),
+            None => tokio::spawn(bot::run(spec, room, stop)),
+        }
     }
 
-    async fn probe(&self) -> Option<u64> {
-        scrape_counter(&self.http, &self.base, "veche_node_rtp_packets_out_total").await
+    async fn probe(&self) -> VecheProbe {
+        let Some(text) = scrape(&self.http, &self.base).await else {
+            return (None, None);
+        };
+        let recorder = self
+            .recording
+            .as_ref()
+            .and_then(|_| RecorderCounters::parse(&text));
+        (counter(&text, "veche_node_rtp_packets_out_total"), recorder)
     }
 
-    fn report(&self, opts: &Options, measured: Measured<Option<u64>>) -> Report {
-        measured.single_process_report(opts, "veche")
+    fn report(&self, opts: &Options, measured: Measured<VecheProbe>) -> Report {
+        let ((out0, rec0), (out1, rec1)) = measured.probe;
+        let window_s = measured.window.as_secs_f64();
+        let measured = Measured {
+            bots: measured.bots,
+            window: measured.window,
+            procs: measured.procs,
+            probe: (out0, out1),
+            bots_cpu_percent: measured.bots_cpu_percent,
+        };
+        let mut report = measured.single_process_report(opts, "veche");
+        if let Some(host) = &self.recording {
+            match host.seen() {
+                RecordingSeen::Refused(why) => report
+                    .failed
+                    .push(("recording".into(), format!("the start was refused: {why}"))),
+                RecordingSeen::Waiting => report.failed.push((
+                    "recording".into(),
+                    "the host never saw the recording start".into(),
+                )),
+                RecordingSeen::Running => {}
+            }
+            match rec0.zip(rec1) {
+                Some((a, b)) => {
+                    report.recording = Some(RecordingFigures::between(a, b, window_s));
+                }
+                None => report.failed.push((
+                    "recording".into(),
+                    "the node's metrics have no recorder counters".into(),
+                )),
+            }
+        }
+        report
     }
 
     fn explain(&self, error: String) -> String {

@@ -42,6 +42,7 @@ async fn janus_webinar_smoke() {
         video_bps: 1_500_000,
         target: ServerTarget::Janus,
         progress: false,
+        record: false,
     };
     let report = veche_loadtest::run(opts).await.expect("janus run");
     print!("{}", report.table());

@@ -5,10 +5,12 @@
 //! runner depend on it, never the reverse.
 
 pub mod cluster;
+pub mod recording;
 
 use crate::media::ReceiveStats;
 use crate::scenario::{BotResult, Scenario};
 use cluster::ClusterReport;
+use recording::RecordingFigures;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -145,6 +147,9 @@ pub struct Report {
     /// sums the media nodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterReport>,
+    /// Runs with `--record` only: what recording the meeting cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingFigures>,
 }
 
 fn summarize(bots: &[BotResult], kind: &str) -> MediaSummary {
@@ -258,6 +263,7 @@ impl Report {
             server_kind: "veche",
             bots_cpu_percent: None,
             cluster: None,
+            recording: None,
             per_subscriber,
             scenario,
             video_bps,
@@ -348,6 +354,9 @@ impl Report {
         }
         if let Some(c) = &self.cluster {
             t.push_str(&c.table());
+        }
+        if let Some(r) = &self.recording {
+            t.push_str(&r.lines());
         }
         for (name, e) in &self.failed {
             let _ = writeln!(t, "FAILED {name}: {e}");
