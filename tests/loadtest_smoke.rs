@@ -115,7 +115,6 @@ async fn loadtest_mute_latency_stops_the_muted_camera_at_every_receiver_and_resu
         settle: Duration::from_millis(500),
         video_bps: 500_000,
         progress: false,
-        record: false,
     })
     .await
     .unwrap_or_else(|e| panic!("the mute-latency run failed: {e}"));
