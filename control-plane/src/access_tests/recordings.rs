@@ -293,7 +293,8 @@ async fn malformed_recording_requests_are_refused_with_400_and_unknown_ids_with_
     let id = start_recording(&cp, room_id(&room), ada_id).await;
     for path in [
         "/api/recordings/not-an-id".to_owned(),
-        "/api/recordings/r../../etc/passwd".to_owned(),
+        "/api/recordings/rABABABABABABABAB".to_owned(),
+        "/api/recordings/r..%2F..%2Fetc".to_owned(),
         "/api/recordings?limit=0".to_owned(),
         "/api/recordings?limit=51".to_owned(),
         "/api/recordings?limit=ten".to_owned(),
@@ -302,18 +303,9 @@ async fn malformed_recording_requests_are_refused_with_400_and_unknown_ids_with_
         "/api/recordings?room=not%20a%20slug".to_owned(),
         format!("/api/recordings/{id}?what=1"),
     ] {
-        let r = get(&cp, &path, &ada).await;
-        assert!(r.status == 400 || r.status == 404, "{path}: {r:?}");
-        if r.status == 400 {
-            assert_eq!(r.body["code"], "bad_request", "{path}");
-        }
+        let msg = get(&cp, &path, &ada).await.error(400, "bad_request");
+        assert!(!msg.is_empty(), "{path}: the refusal says what is wrong");
     }
-    get(&cp, "/api/recordings/not-an-id", &ada)
-        .await
-        .error(400, "bad_request");
-    get(&cp, "/api/recordings?limit=0", &ada)
-        .await
-        .error(400, "bad_request");
     let unknown = RecordingId::from_random([7; 8]);
     let msg = get(&cp, &format!("/api/recordings/{unknown}"), &ada)
         .await
