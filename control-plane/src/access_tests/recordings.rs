@@ -331,3 +331,48 @@ async fn malformed_recording_requests_are_refused_with_400_and_unknown_ids_with_
         assert!(msg.contains(why), "{body}: {msg}");
     }
 }
+
+#[tokio::test]
+async fn the_holder_of_an_anonymous_rooms_owner_key_manages_its_recordings() {
+    let cp = Cp::start(RoomCreation::Anyone).await;
+    let (bob_id, _) = cp.user("bob@example.test", "Bob").await;
+    let room = cp.room(&As::anonymous(), "open").await;
+    let key = room["owner_key"].as_str().expect("an owner key").to_owned();
+    let id = start_recording(&cp, room_id(&room), bob_id).await;
+    let one = format!("/api/recordings/{id}");
+    assert_eq!(
+        get(&cp, &one, &As::key(&key)).await.ok(200)["can_manage"],
+        true
+    );
+    get(&cp, &one, &As::key("not-the-key"))
+        .await
+        .error(401, "unauthorized");
+    let list = format!("/api/recordings?room={}", slug(&room));
+    let page = get(&cp, &list, &As::key(&key)).await;
+    assert_eq!(page.ok(200)["recordings"][0]["id"], id.as_str());
+    cp.json(
+        "POST",
+        &format!("{one}/share"),
+        &As::key(&key),
+        json!({"valid_hours": 1}),
+    )
+    .await
+    .ok(200);
+}
+
+#[tokio::test]
+async fn share_links_and_deletions_have_their_own_rate_limit() {
+    use veche_protocol::limits::recording::WRITE;
+    let cp = Cp::start(RoomCreation::Anyone).await;
+    let path = format!("/api/recordings/{}/share", RecordingId::from_random([5; 8]));
+    let body = json!({"valid_hours": 1});
+    for _ in 0..WRITE.burst {
+        let r = cp.json("POST", &path, &As::anonymous(), body.clone()).await;
+        assert_ne!(r.status, 429, "{r:?}");
+    }
+    let over = cp.json("POST", &path, &As::anonymous(), body).await;
+    over.error(429, "rate_limited");
+    // Reads are counted apart.
+    let read = get(&cp, "/api/recordings", &As::anonymous()).await;
+    read.error(401, "unauthorized");
+}
