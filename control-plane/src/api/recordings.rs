@@ -220,9 +220,8 @@ pub(super) async fn list(
     let now = crate::now_ms();
     let mut views = Vec::with_capacity(recs.len());
     for rec in &recs {
-        if !rooms.contains_key(&rec.room_id) {
-            let room = store.room_by_id(rec.room_id).await?;
-            rooms.insert(rec.room_id, room);
+        if let std::collections::hash_map::Entry::Vacant(e) = rooms.entry(rec.room_id) {
+            e.insert(store.room_by_id(rec.room_id).await?);
         }
         let right = if manager {
             RecordingRight::Manage
