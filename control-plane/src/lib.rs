@@ -157,6 +157,9 @@ pub struct CpMetrics {
     /// Participant sessions the leader closed because their media node
     /// died without reporting the leaves.
     pub stats_sessions_closed_lost: IntCounter,
+    /// Recording reports from media nodes stored through this node (one
+    /// Raft entry each).
+    pub recording_reports: IntCounter,
     /// Requests this node sent on to the leader, by kind.
     pub forwarded: IntCounterVec,
     /// Moderation actions and owner settings changes handled by this node,
@@ -225,6 +228,10 @@ impl CpMetrics {
             stats_sessions_closed_lost: c(
                 "participant_sessions_closed_node_lost_total",
                 "Participant sessions closed because their media node died",
+            ),
+            recording_reports: c(
+                "recording_reports_total",
+                "Recording reports from media nodes stored (one Raft entry each)",
             ),
             forwarded,
             moderation_actions,

@@ -9,10 +9,14 @@
 //! during the failover), the end of the new leader's grace period minus
 //! the TTL. A node that was only cut off and comes back reports leaves of
 //! sessions already closed; those are skipped (`store::stats`).
+//!
+//! The same command interrupts the recorded files the dead node was still
+//! writing (`store::recordings`, through `store::capabilities`): the
+//! segments it uploaded stay indexed and play.
 
 use crate::media_registry::LIVENESS_TTL;
 use crate::store::stats::{StatsCommand, StatsOutput};
-use crate::store::StatsStore;
+use crate::store::{RecordingStore, StatsStore};
 use crate::ControlPlane;
 use std::collections::BTreeSet;
 use std::sync::Weak;
@@ -83,9 +87,17 @@ async fn close_dead_nodes(
     if dead_now.is_subset(handled) {
         return Ok(());
     }
-    let with_seats = cp.store.stats_read(|q| q.nodes_with_open_seats()).await?;
+    let mut candidates = cp.store.stats_read(|q| q.nodes_with_open_seats()).await?;
+    // A node may be writing recorded files with nobody seated on it any
+    // more (finishing them after the last leave): its death interrupts
+    // them, through the same command.
+    for n in cp.store.recording_nodes().await? {
+        if !candidates.contains(&n) {
+            candidates.push(n);
+        }
+    }
     let dead = dead_since(
-        &with_seats,
+        &candidates,
         |n| match status.iter().find(|s| s.info.node_id == n) {
             Some(s) if s.alive => None,
             Some(s) => Some(s.last_heartbeat_ms_ago),

@@ -212,8 +212,7 @@ pub struct MeetingDetail {
     pub participants: Vec<ParticipantView>,
 }
 
-/// What a webhook reports. `recording_ready` is reserved for recordings
-/// (the type is ready; nothing sends it yet).
+/// What a webhook reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookKind {
@@ -225,7 +224,8 @@ pub enum WebhookKind {
     ParticipantJoined,
     /// A participant's seat ended.
     ParticipantLeft,
-    /// A recording of a meeting is ready (reserved).
+    /// A recording stopped and every file of it is finished (or its node
+    /// died): it can be played and downloaded.
     RecordingReady,
 }
 
@@ -268,6 +268,20 @@ pub struct WebhookEvent {
     /// For `participant_joined` and `participant_left`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<WebhookParticipant>,
+    /// For `recording_ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<WebhookRecording>,
+}
+
+/// The recording a `recording_ready` webhook is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecording {
+    /// The recording (`GET /api/recordings/{id}`).
+    pub recording_id: crate::recording::RecordingId,
+    /// Its length on the common timeline.
+    pub duration_ms: u64,
+    /// How many files it has.
+    pub files: u32,
 }
 
 /// The header carrying a webhook's signature.

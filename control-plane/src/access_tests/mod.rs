@@ -6,6 +6,7 @@
 mod covers;
 mod harness;
 mod moderation;
+mod recordings;
 
 use crate::admission::RoomCreation;
 use crate::store::passes::PassCommand;

@@ -44,6 +44,10 @@ pub(crate) enum RouteClass {
     Cover,
     /// The admin view's statistics and exports, and a user's own history.
     AdminView,
+    /// Reads of recordings: the list, one, file ranges.
+    RecordingRead,
+    /// A recording's deletion and share links.
+    RecordingWrite,
 }
 
 impl RouteClass {
@@ -58,6 +62,8 @@ impl RouteClass {
             RouteClass::Passes => "passes",
             RouteClass::Cover => "cover",
             RouteClass::AdminView => "admin_view",
+            RouteClass::RecordingRead => "recording_read",
+            RouteClass::RecordingWrite => "recording_write",
         }
     }
 
@@ -72,6 +78,8 @@ impl RouteClass {
             RouteClass::Passes => "guest pass and room settings requests",
             RouteClass::Cover => "cover changes",
             RouteClass::AdminView => "statistics requests",
+            RouteClass::RecordingRead => "recording reads",
+            RouteClass::RecordingWrite => "recording changes",
         }
     }
 }
@@ -87,6 +95,8 @@ pub(crate) struct Edge {
     passes: Mutex<KeyedLimiter<IpAddr>>,
     cover: Mutex<KeyedLimiter<IpAddr>>,
     admin_view: Mutex<KeyedLimiter<IpAddr>>,
+    recording_read: Mutex<KeyedLimiter<IpAddr>>,
+    recording_write: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -130,6 +140,8 @@ impl Edge {
             passes: limiter(PASSES),
             cover: limiter(veche_protocol::limits::covers::WRITE),
             admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
+            recording_read: limiter(veche_protocol::limits::recording::READ),
+            recording_write: limiter(veche_protocol::limits::recording::WRITE),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -184,6 +196,8 @@ impl Edge {
             RouteClass::Passes => &self.passes,
             RouteClass::Cover => &self.cover,
             RouteClass::AdminView => &self.admin_view,
+            RouteClass::RecordingRead => &self.recording_read,
+            RouteClass::RecordingWrite => &self.recording_write,
         };
         limiter
             .lock()

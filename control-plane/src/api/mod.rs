@@ -29,6 +29,9 @@ pub(crate) mod moderation;
 mod oidc;
 mod owner;
 mod passes;
+pub(crate) mod recording_access;
+mod recording_report;
+pub mod recordings;
 mod rooms;
 mod stats;
 #[cfg(test)]
@@ -59,6 +62,7 @@ use veche_protocol::limits::accounts::MAX_AVATAR_BYTES;
 use veche_protocol::limits::http::MAX_BODY_BYTES;
 use veche_protocol::limits::moderation::MAX_RPC_BODY_BYTES;
 use veche_protocol::limits::stats::MAX_EVENTS_BODY_BYTES;
+use veche_protocol::recording::API_RECORDINGS;
 use veche_protocol::rpc::{
     RoomView, RPC_COMMIT_CHAT, RPC_HEARTBEAT, RPC_MODERATE, RPC_REGISTER_NODE, RPC_ROOM_POLICY,
 };
@@ -93,6 +97,12 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             RPC_NODE_EVENTS,
             post(internal::node_events).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY_BYTES)),
+        )
+        .route(
+            veche_protocol::recording::RPC_RECORDING_REPORT,
+            post(recording_report::report).layer(DefaultBodyLimit::max(
+                veche_protocol::limits::recording::MAX_REPORT_BODY_BYTES,
+            )),
         )
         .route(crate::leader::LEADER_RPC, post(internal::leader_rpc))
         .route(ADMIN_CLUSTER, get(admin::cluster_status))
@@ -239,6 +249,18 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             put(users::update_user)
                 .delete(users::delete_user)
                 .layer(limited(RouteClass::Account)),
+        )
+        .route(
+            API_RECORDINGS,
+            get(recordings::list).layer(limited(RouteClass::RecordingRead)),
+        )
+        .route(
+            &format!("{API_RECORDINGS}/{{id}}"),
+            get(recordings::get_one).layer(limited(RouteClass::RecordingRead)),
+        )
+        .route(
+            &format!("{API_RECORDINGS}/{{id}}/share"),
+            post(recordings::share).layer(limited(RouteClass::RecordingWrite)),
         )
         .layer(Extension(accounts))
         .layer(Extension(covers))

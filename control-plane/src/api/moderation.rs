@@ -25,7 +25,8 @@ use axum::response::Response;
 use axum::Json;
 use std::sync::Arc;
 use veche_protocol::limits::moderation::MAX_ENTRIES;
-use veche_protocol::moderation::{PolicyView, RoomPolicy, SettingsChange};
+use veche_protocol::moderation::{ModAction, PolicyView, RoomPolicy, SettingsChange};
+use veche_protocol::recording::RecordingId;
 use veche_protocol::rpc::{ModerateRequest, RoomPolicyRequest};
 use veche_protocol::{ErrorCode, RoomId};
 
@@ -116,6 +117,12 @@ pub(super) async fn moderate(
         )));
     }
     existing_room(&cp, req.room_id).await?;
+    let mut req = req;
+    if let ModAction::StartRecording { id } = &mut req.action {
+        // The id is the control plane's: whatever a client sent is
+        // replaced, so ids are random and never reused.
+        *id = Some(RecordingId::from_random(crate::random_bytes()));
+    }
     let action = req.action.kind();
     let policy = commit(&cp, action, PolicyCommand::Act(req)).await?;
     Ok(rpc_reply(&policy))

@@ -67,6 +67,7 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         .chain(super::conformance_policies::cases::<F>())
         .chain(super::conformance_stats::cases::<F>())
         .chain(super::conformance_covers::cases::<F>())
+        .chain(super::conformance_recordings::cases::<F>())
     {
         let dir = tempfile::tempdir().expect("temporary directory");
         eprintln!("store conformance: {name}");

@@ -147,7 +147,8 @@ impl State {
             | Command::Passes(_)
             | Command::Stats(_)
             | Command::Policies(_)
-            | Command::Covers(_)) => super::capabilities::apply(&mut self.docs, c)
+            | Command::Covers(_)
+            | Command::Recordings(_)) => super::capabilities::apply(&mut self.docs, c)
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self

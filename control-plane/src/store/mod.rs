@@ -23,6 +23,9 @@
 //!     its commands in `policy_model.rs`;
 //!   - [`covers`]: room covers ([`CoverStore`]), their data in
 //!     `cover_model.rs`, and `owned_rooms.rs`, each owner's rooms;
+//!   - [`recordings`]: the recordings index ([`RecordingStore`]), its
+//!     data in `recording_model.rs`, started and stopped with the room's
+//!     policy;
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
 //!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
@@ -53,6 +56,8 @@ mod policy_model;
 mod queries;
 mod raft_seam;
 pub mod raft_store;
+mod recording_model;
+pub mod recordings;
 pub mod seam;
 mod snapshot;
 pub mod state_machine;
@@ -70,6 +75,7 @@ pub use passes::PassStore;
 pub use policies::PolicyStore;
 pub use raft_seam::CommandLog;
 pub use raft_store::{default_raft_config, open_storage, LocalReads, RaftStore};
+pub use recordings::RecordingStore;
 pub use seam::{HistoryPage, NewMessage, Store};
 pub use stats_read::{StatsQuery, StatsStore};
 pub use types::{ApplyResponse, TypeConfig};
@@ -86,6 +92,8 @@ pub(crate) mod conformance_kit;
 mod conformance_passes;
 #[cfg(test)]
 mod conformance_policies;
+#[cfg(test)]
+mod conformance_recordings;
 #[cfg(test)]
 mod conformance_stats;
 #[cfg(test)]

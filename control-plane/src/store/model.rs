@@ -187,6 +187,9 @@ pub enum Command {
     Policies(super::policy_model::PolicyCommand),
     /// Room covers (`covers.rs`).
     Covers(super::cover_model::CoverCommand),
+    /// The recordings index (`recordings.rs`): node reports, deletions,
+    /// a lost node's files.
+    Recordings(super::recording_model::RecordingCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -224,6 +227,7 @@ impl Command {
             Command::Stats(c) => c.is_idempotent(),
             Command::Policies(c) => c.is_idempotent(),
             Command::Covers(c) => c.is_idempotent(),
+            Command::Recordings(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -250,6 +254,8 @@ pub enum CommandOutput {
     Policy(Box<veche_protocol::moderation::RoomPolicy>),
     /// What a cover command answered.
     Covers(Box<super::cover_model::CoverOutput>),
+    /// What a recording command answered.
+    Recordings(Box<super::recording_model::RecordingOutput>),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }

@@ -1,5 +1,6 @@
-//! The webhook outbox: events the statistics produce (`stats.rs`) waiting
-//! to be delivered to the configured webhook endpoints.
+//! The webhook outbox: events the statistics (`stats.rs`) and the
+//! recordings index (`recordings.rs`) produce, waiting to be delivered to
+//! the configured webhook endpoints.
 //!
 //! Stored through Raft, in the same apply that records what happened, so
 //! an event exists exactly when its cause does, with the same id on every

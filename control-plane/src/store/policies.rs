@@ -14,10 +14,11 @@ use super::db::DbError;
 use super::docs::{DocTable, Docs, DocsMut};
 use super::error::StoreError;
 use super::model::{Command, CommandOutput};
+use super::recordings;
 use super::seam;
 use std::future::Future;
 use veche_protocol::moderation::RoomPolicy;
-use veche_protocol::moderation_rules::{decide, with_host, with_settings};
+use veche_protocol::moderation_rules::{decide, with_host, with_settings, without_recording};
 use veche_protocol::RoomId;
 
 pub use super::policy_model::{PolicyCommand, PolicyRefusal};
@@ -44,7 +45,44 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: PolicyCommand) -> Appl
     if next.version != old.version {
         POLICIES.put(d, &room.0, &next)?;
     }
+    if old.recording != next.recording {
+        if let PolicyCommand::Act(req) = &cmd {
+            // The account of whoever started it, from the node's list of
+            // who is present (their join token's claim).
+            let user = req.actor.as_ref().and_then(|a| {
+                req.present
+                    .iter()
+                    .find(|p| p.participant_id == a.participant_id)
+                    .and_then(|p| p.user)
+            });
+            recordings::on_policy_change(
+                d,
+                room,
+                old.recording.as_ref(),
+                next.recording.as_ref(),
+                req.at_ms,
+                user,
+            )?;
+        }
+    }
     Ok(Ok(next))
+}
+
+/// The meeting in `room` ended at `at_ms` (the last participant left,
+/// anywhere): a running recording stops, in the policy (so every node
+/// stops writing) and in the index, in the statistics' own apply.
+pub(crate) fn end_recording(
+    d: &mut (impl DocsMut + ?Sized),
+    room: RoomId,
+    at_ms: u64,
+) -> Result<(), DbError> {
+    let old = policy_of(d, room)?;
+    if old.recording.is_none() {
+        return Ok(());
+    }
+    let next = without_recording(&old);
+    POLICIES.put(d, &room.0, &next)?;
+    recordings::on_policy_change(d, room, old.recording.as_ref(), None, at_ms, None)
 }
 
 /// The policy of `room` (the default, version 0, if nobody changed it).

@@ -198,7 +198,8 @@ fn apply_command(
         | Command::Passes(_)
         | Command::Stats(_)
         | Command::Policies(_)
-        | Command::Covers(_)) => super::capabilities::apply(&mut t.docs, c),
+        | Command::Covers(_)
+        | Command::Recordings(_)) => super::capabilities::apply(&mut t.docs, c),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {

@@ -187,9 +187,26 @@ pub(super) const META: DocTable<str, u64> = DocTable::new("stats_meta");
 
 type Applied = Result<StatsOutput, DbError>;
 
-/// Applies one statistics command. Statistics refuse nothing: an event
-/// that makes no sense (a leave without a join) is skipped.
-pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Applied {
+/// What a statistics command did that other capabilities follow in the
+/// same apply (`capabilities.rs`): meetings that ended stop their room's
+/// recording, and nodes lost (dead, or restarted) interrupt the files they
+/// were writing. Data, not a callback, so this module imports neither.
+#[derive(Debug, Default)]
+pub(crate) struct StatsEffects {
+    /// Rooms whose meeting ended, with when.
+    pub ended: Vec<(RoomId, UnixMillis)>,
+    /// Nodes whose earlier run is over (declared dead, or a new boot).
+    pub lost: Vec<NodeId>,
+}
+
+/// Applies one statistics command, telling `fx` what other capabilities
+/// follow. Statistics refuse nothing: an event that makes no sense (a
+/// leave without a join) is skipped.
+pub(crate) fn apply_observed(
+    d: &mut (impl DocsMut + ?Sized),
+    cmd: StatsCommand,
+    fx: &mut StatsEffects,
+) -> Applied {
     match cmd {
         StatsCommand::Record {
             node_id,
@@ -209,7 +226,10 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                         applied: 0,
                     });
                 }
-                close_node(d, node, received_at_ms, webhooks)?;
+                close_node(d, node, received_at_ms, webhooks, fx)?;
+                if current.is_some() {
+                    fx.lost.push(node_id);
+                }
                 NODE_BOOT.put(d, &node, &boot)?;
             }
             let mut mark = mark.unwrap_or(0);
@@ -273,7 +293,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
                     }
                     EventKind::Left => {
                         let seat = (node, (ev.room_id.0, ev.participant_id.as_str().to_owned()));
-                        close_seat(d, &seat, ev.at_ms, webhooks)?;
+                        close_seat(d, &seat, ev.at_ms, webhooks, fx)?;
                     }
                 }
             }
@@ -287,9 +307,12 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Appli
             node_id,
             at_ms,
             webhooks,
-        } => Ok(StatsOutput::Closed(close_node(
-            d, node_id.0, at_ms, webhooks,
-        )?)),
+        } => {
+            fx.lost.push(node_id);
+            Ok(StatsOutput::Closed(close_node(
+                d, node_id.0, at_ms, webhooks, fx,
+            )?))
+        }
         StatsCommand::WebhooksDelivered { ids } => {
             Ok(StatsOutput::Delivered(outbox::remove(d, &ids)?))
         }
@@ -357,6 +380,7 @@ fn close_seat(
     seat: &(u64, (u64, String)),
     at_ms: UnixMillis,
     webhooks: bool,
+    fx: &mut StatsEffects,
 ) -> Result<bool, DbError> {
     let Some((meeting, id)) = OPEN_SEATS.get(d, seat)? else {
         return Ok(false);
@@ -373,6 +397,7 @@ fn close_seat(
         m.open = m.open.saturating_sub(1);
         if m.open == 0 {
             m.ended_at_ms = Some(left.max(m.started_at_ms));
+            fx.ended.push((m.room_id, left.max(m.started_at_ms)));
             if ROOM_LIVE.get(d, &m.room_id.0)? == Some(meeting) {
                 ROOM_LIVE.remove(d, &m.room_id.0)?;
             }
@@ -396,13 +421,14 @@ fn close_node(
     node: u64,
     at_ms: UnixMillis,
     webhooks: bool,
+    fx: &mut StatsEffects,
 ) -> Result<u64, DbError> {
     use super::docs::DocKey;
     let open = OPEN_SEATS.scan_keys(d, &node.key_bytes(), false, usize::MAX)?;
     let mut closed = 0;
     for (key, _) in open {
         let seat = decode_seat(&key)?;
-        if close_seat(d, &seat, at_ms, webhooks)? {
+        if close_seat(d, &seat, at_ms, webhooks, fx)? {
             closed += 1;
         }
     }
@@ -462,5 +488,6 @@ fn hook(
             guest: s.guest,
             node_id: s.node_id,
         }),
+        recording: None,
     })
 }

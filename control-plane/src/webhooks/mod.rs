@@ -1,6 +1,7 @@
 //! Webhooks: other systems hear about meetings (`room_started`,
-//! `room_finished`, `participant_joined`, `participant_left`; the type is
-//! ready for `recording_ready`) as signed JSON `POST`s.
+//! `room_finished`, `participant_joined`, `participant_left`) and
+//! recordings (`recording_ready`, stored by `store/recordings.rs`) as
+//! signed JSON `POST`s.
 //!
 //! - The events are stored through Raft with their cause, in the webhook
 //!   outbox (`store/outbox.rs`), so they survive any control-plane node and

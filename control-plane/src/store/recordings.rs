@@ -1,0 +1,547 @@
+//! The recordings index: every recording, its files and their uploaded
+//! segments, through Raft.
+//!
+//! Written once against the document tables ([`super::docs`]), so the Raft
+//! state machine and [`super::MemStore`] run this same code.
+//!
+//! - A recording enters the index in the same entry as the policy change
+//!   that starts it, and is marked stopped in the entry that stops it
+//!   (`policies.rs` calls [`on_policy_change`]); a meeting's end stops a
+//!   running recording the same way (`capabilities.rs`). So the index never
+//!   lags the policy nodes record by.
+//! - Media nodes report what they uploaded ([`RecordingCommand::Report`],
+//!   one entry per report); each (file, seq) is applied once, so their
+//!   retries change nothing. A report about a recording that is not here
+//!   (deleted, or never started) is answered `Gone`.
+//! - A node that dies leaves its files still writing: they are marked
+//!   interrupted ([`RecordingCommand::NodeLost`], and with the statistics'
+//!   own `NodeLost` and a node's restart, `capabilities.rs`).
+//! - Ready = stopped and every file complete or interrupted; becoming
+//!   ready stores the `recording_ready` webhook event in the same apply.
+//!
+//! Keys: recordings by id; (room, start, id) and (start, id) for the lists,
+//! newest first; (stop, id) for retention; (node, id) for the recordings a
+//! node still writes files of.
+
+use super::access::DocAccess;
+use super::db::DbError;
+use super::docs::{DocKey, DocTable, Docs, DocsMut};
+use super::error::StoreError;
+use super::model::{Command, CommandOutput};
+use super::seam;
+use std::collections::BTreeSet;
+use std::future::Future;
+use veche_protocol::limits::recording::{
+    MAX_FILES_PER_RECORDING, MAX_NAME_CHARS, MAX_SEGMENTS_PER_FILE,
+};
+use veche_protocol::recording::{
+    ActiveRecording, RecordingId, RecordingReport, RecordingReportReply,
+};
+use veche_protocol::stats::{MeetingId, WebhookEvent, WebhookKind, WebhookRecording};
+use veche_protocol::{NodeId, RoomId, RoomSlug, UnixMillis, UserId};
+
+pub use super::recording_model::{RecordedFile, Recording, RecordingCommand, RecordingOutput};
+
+/// Recordings by id.
+const RECORDINGS: DocTable<str, Recording> = DocTable::new("recordings");
+/// (room, started at, id): a room's recordings in start order.
+const BY_ROOM: DocTable<(u64, (u64, String)), ()> = DocTable::new("recordings_by_room");
+/// (started at, id): every recording in start order.
+const BY_START: DocTable<(u64, String), ()> = DocTable::new("recordings_by_start");
+/// (stopped at, id): stopped recordings in stop order, for retention.
+const BY_STOP: DocTable<(u64, String), ()> = DocTable::new("recordings_by_stop");
+/// (node, id): recordings with a file the node is still writing.
+const WRITING: DocTable<(u64, String), ()> = DocTable::new("recordings_writing");
+/// `webhooks`: whether the last command that knew said webhooks are
+/// configured (every control-plane node has the same `[[webhooks]]`), for
+/// the commands that do not carry it (a policy change).
+const META: DocTable<str, bool> = DocTable::new("recordings_meta");
+
+type Applied = Result<RecordingOutput, DbError>;
+
+/// Applies one recording command.
+pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: RecordingCommand) -> Applied {
+    match cmd {
+        RecordingCommand::Report { report, webhooks } => {
+            set_webhooks(d, webhooks)?;
+            Ok(RecordingOutput::Report(apply_report(d, report)?))
+        }
+        RecordingCommand::Delete { id } => Ok(RecordingOutput::Deleted(delete(d, &id)?)),
+        RecordingCommand::NodeLost { node_id, webhooks } => {
+            set_webhooks(d, webhooks)?;
+            Ok(RecordingOutput::Interrupted(node_lost(d, node_id)?))
+        }
+    }
+}
+
+/// Remembers whether webhooks are configured, writing only a change.
+pub(crate) fn set_webhooks(d: &mut (impl DocsMut + ?Sized), on: bool) -> Result<(), DbError> {
+    if META.get(d, "webhooks")? != Some(on) {
+        META.put(d, "webhooks", &on)?;
+    }
+    Ok(())
+}
+
+/// The index's half of a policy change in `room` from `old` to `new`
+/// running recording, in the same apply: a recording that stopped running
+/// is marked stopped at `at_ms`; one that started running enters the
+/// index, started by `started_by_user`'s account if known.
+pub(crate) fn on_policy_change(
+    d: &mut (impl DocsMut + ?Sized),
+    room: RoomId,
+    old: Option<&ActiveRecording>,
+    new: Option<&ActiveRecording>,
+    at_ms: UnixMillis,
+    started_by_user: Option<UserId>,
+) -> Result<(), DbError> {
+    let id = |a: Option<&ActiveRecording>| a.map(|a| a.id.clone());
+    if let Some(o) = old {
+        if id(new) != Some(o.id.clone()) {
+            stop(d, &o.id, at_ms)?;
+        }
+    }
+    if let Some(n) = new {
+        if id(old) != Some(n.id.clone()) && !RECORDINGS.contains(d, n.id.as_str())? {
+            let rec = Recording {
+                id: n.id.clone(),
+                room_id: room,
+                started_at_ms: n.started_at_ms,
+                started_by: n.started_by.clone(),
+                started_by_name: n.started_by_name.clone(),
+                started_by_user,
+                stopped_at_ms: None,
+                files: Vec::new(),
+                ready: false,
+            };
+            RECORDINGS.put(d, rec.id.as_str(), &rec)?;
+            BY_ROOM.put(d, &(room.0, (rec.started_at_ms, rec.id.to_string())), &())?;
+            BY_START.put(d, &(rec.started_at_ms, rec.id.to_string()), &())?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks a recording stopped at `at_ms` (never before its start); a
+/// stopped or unknown one is left alone.
+fn stop(
+    d: &mut (impl DocsMut + ?Sized),
+    id: &RecordingId,
+    at_ms: UnixMillis,
+) -> Result<(), DbError> {
+    let Some(mut rec) = RECORDINGS.get(d, id.as_str())? else {
+        return Ok(());
+    };
+    if rec.stopped_at_ms.is_some() {
+        return Ok(());
+    }
+    let at = at_ms.max(rec.started_at_ms);
+    rec.stopped_at_ms = Some(at);
+    BY_STOP.put(d, &(at, id.to_string()), &())?;
+    settle(d, &mut rec)?;
+    RECORDINGS.put(d, id.as_str(), &rec)
+}
+
+/// Applies a node's report: new files (up to [`MAX_FILES_PER_RECORDING`]),
+/// new segments (each seq once, up to [`MAX_SEGMENTS_PER_FILE`]), ends.
+fn apply_report(
+    d: &mut (impl DocsMut + ?Sized),
+    report: RecordingReport,
+) -> Result<RecordingReportReply, DbError> {
+    let Some(mut rec) = RECORDINGS.get(d, report.recording_id.as_str())? else {
+        return Ok(RecordingReportReply::Gone);
+    };
+    if rec.room_id != report.room_id {
+        return Ok(RecordingReportReply::Gone);
+    }
+    for f in report.files {
+        let at = match rec.files.iter().position(|x| x.file_id == f.file_id) {
+            Some(i) if rec.files[i].node_id == report.node_id => i,
+            // Another node's file id: not this node's to change.
+            Some(_) => continue,
+            // A ready recording's listeners were told it is complete.
+            None if rec.ready || rec.files.len() >= MAX_FILES_PER_RECORDING => continue,
+            None => {
+                rec.files.push(RecordedFile {
+                    file_id: f.file_id,
+                    participant_id: f.participant_id,
+                    display_name: f.display_name.chars().take(MAX_NAME_CHARS).collect(),
+                    source: f.source,
+                    offset_ms: f.offset_ms,
+                    node_id: report.node_id,
+                    segments: Vec::new(),
+                    end: None,
+                    interrupted: false,
+                });
+                rec.files.len() - 1
+            }
+        };
+        let file = &mut rec.files[at];
+        for seg in f.segments {
+            if file.segments.len() >= MAX_SEGMENTS_PER_FILE {
+                break;
+            }
+            if let Err(i) = file.segments.binary_search_by_key(&seg.seq, |s| s.seq) {
+                file.segments.insert(i, seg);
+            }
+        }
+        if file.end.is_none() {
+            if let Some(end) = f.end {
+                file.end = Some(end);
+                file.interrupted = false;
+            }
+        }
+    }
+    sync_writing(d, &rec)?;
+    settle(d, &mut rec)?;
+    RECORDINGS.put(d, rec.id.as_str(), &rec)?;
+    Ok(RecordingReportReply::Stored)
+}
+
+/// Keeps [`WRITING`] true to `rec`: a (node, id) row exactly for each
+/// node with a file of `rec` still writing.
+fn sync_writing(d: &mut (impl DocsMut + ?Sized), rec: &Recording) -> Result<(), DbError> {
+    let nodes: BTreeSet<u64> = rec.files.iter().map(|f| f.node_id.0).collect();
+    for node in nodes {
+        let writing = rec
+            .files
+            .iter()
+            .any(|f| f.node_id.0 == node && f.end.is_none() && !f.interrupted);
+        let key = (node, rec.id.to_string());
+        if writing {
+            WRITING.put(d, &key, &())?;
+        } else {
+            WRITING.remove(d, &key)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks `rec` ready if it now is, storing the `recording_ready` event
+/// when webhooks are configured. The caller stores `rec`.
+fn settle(d: &mut (impl DocsMut + ?Sized), rec: &mut Recording) -> Result<(), DbError> {
+    if rec.ready || !rec.is_settled() {
+        return Ok(());
+    }
+    rec.ready = true;
+    if META.get(d, "webhooks")? == Some(true) {
+        ready_event(d, rec)?;
+    }
+    Ok(())
+}
+
+/// Stores the `recording_ready` event of `rec`, with the room's name and
+/// slug and the meeting as the statistics know them (the room's last
+/// meeting: the one recorded).
+fn ready_event(d: &mut (impl DocsMut + ?Sized), rec: &Recording) -> Result<(), DbError> {
+    let meeting = match super::stats::ROOM_LAST.get(d, &rec.room_id.0)? {
+        Some(id) => super::stats::MEETINGS.get(d, &id)?,
+        None => None,
+    };
+    let (meeting_id, room_name, room_slug) = match meeting {
+        Some(m) => (m.id, m.room_name, m.room_slug),
+        None => (MeetingId(0), String::new(), RoomSlug::from_random([0; 16])),
+    };
+    let recording = WebhookRecording {
+        recording_id: rec.id.clone(),
+        duration_ms: rec.duration_ms(),
+        files: rec.files.len() as u32,
+    };
+    let at_ms = rec.stopped_at_ms.unwrap_or(rec.started_at_ms);
+    super::outbox::push(d, |id| WebhookEvent {
+        id,
+        kind: WebhookKind::RecordingReady,
+        at_ms,
+        meeting_id,
+        room_id: rec.room_id,
+        room_name,
+        room_slug,
+        participant: None,
+        recording: Some(recording),
+    })
+}
+
+/// Marks every file `node` still writes interrupted; returns how many.
+pub(crate) fn node_lost(d: &mut (impl DocsMut + ?Sized), node: NodeId) -> Result<u64, DbError> {
+    let rows = WRITING.scan_keys(d, &node.0.key_bytes(), false, usize::MAX)?;
+    let mut interrupted = 0;
+    for (key, ()) in rows {
+        let id = decode_id(&key[8..])?;
+        WRITING.remove(d, &(node.0, id.clone()))?;
+        let Some(mut rec) = RECORDINGS.get(d, &id)? else {
+            continue;
+        };
+        for f in rec.files.iter_mut() {
+            if f.node_id == node && f.end.is_none() && !f.interrupted {
+                f.interrupted = true;
+                interrupted += 1;
+            }
+        }
+        settle(d, &mut rec)?;
+        RECORDINGS.put(d, &id, &rec)?;
+    }
+    Ok(interrupted)
+}
+
+/// Removes a recording and its index rows; whether it was there.
+fn delete(d: &mut (impl DocsMut + ?Sized), id: &RecordingId) -> Result<bool, DbError> {
+    let Some(rec) = RECORDINGS.get(d, id.as_str())? else {
+        return Ok(false);
+    };
+    let key = id.to_string();
+    BY_ROOM.remove(d, &(rec.room_id.0, (rec.started_at_ms, key.clone())))?;
+    BY_START.remove(d, &(rec.started_at_ms, key.clone()))?;
+    if let Some(at) = rec.stopped_at_ms {
+        BY_STOP.remove(d, &(at, key.clone()))?;
+    }
+    for node in rec
+        .files
+        .iter()
+        .map(|f| f.node_id.0)
+        .collect::<BTreeSet<_>>()
+    {
+        WRITING.remove(d, &(node, key.clone()))?;
+    }
+    RECORDINGS.remove(d, id.as_str())?;
+    Ok(true)
+}
+
+/// A string key's text back from its bytes (without the terminating zero).
+fn decode_id(key: &[u8]) -> Result<String, DbError> {
+    let bad = || DbError::Inconsistent(format!("recording index key of {} bytes", key.len()));
+    let text = key.strip_suffix(&[0]).ok_or_else(bad)?;
+    String::from_utf8(text.to_vec()).map_err(|_| bad())
+}
+
+/// A (time, id) key suffix back from its bytes.
+fn decode_time_id(key: &[u8]) -> Result<(u64, String), DbError> {
+    let bad = || DbError::Inconsistent(format!("recording index key of {} bytes", key.len()));
+    let at = u64::from_be_bytes(
+        key.get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
+    Ok((at, decode_id(&key[8..])?))
+}
+
+/// The recording with this id.
+pub(crate) fn recording(
+    d: &(impl Docs + ?Sized),
+    id: &RecordingId,
+) -> Result<Option<Recording>, DbError> {
+    RECORDINGS.get(d, id.as_str())
+}
+
+/// Up to `limit` recordings whose (time, id) keys in `table` under
+/// `prefix` have a time before `before_ms`, newest first.
+fn newest<K: DocKey + ?Sized>(
+    d: &(impl Docs + ?Sized),
+    table: &DocTable<K, ()>,
+    prefix: &[u8],
+    before_ms: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Recording>, DbError> {
+    let mut out = Vec::new();
+    // Keys only, newest first: the ones at or after `before` are skipped
+    // without reading their recordings.
+    for (key, ()) in table.scan_keys(d, prefix, true, usize::MAX)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (at, id) = decode_time_id(&key[prefix.len()..])?;
+        if before_ms.is_some_and(|b| at >= b) {
+            continue;
+        }
+        if let Some(r) = RECORDINGS.get(d, &id)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// A room's recordings started before `before_ms`, newest first.
+pub(crate) fn room_recordings(
+    d: &(impl Docs + ?Sized),
+    room: RoomId,
+    before_ms: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Recording>, DbError> {
+    newest(d, &BY_ROOM, &room.0.key_bytes(), before_ms, limit)
+}
+
+/// The recordings of any of `rooms` started before `before_ms`, newest
+/// first.
+pub(crate) fn rooms_recordings(
+    d: &(impl Docs + ?Sized),
+    rooms: &[RoomId],
+    before_ms: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Recording>, DbError> {
+    let mut all = Vec::new();
+    for room in rooms {
+        all.extend(room_recordings(d, *room, before_ms, limit)?);
+    }
+    all.sort_by(|a, b| (b.started_at_ms, &b.id).cmp(&(a.started_at_ms, &a.id)));
+    all.truncate(limit);
+    Ok(all)
+}
+
+/// Every recording started before `before_ms`, newest first.
+pub(crate) fn all_recordings(
+    d: &(impl Docs + ?Sized),
+    before_ms: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Recording>, DbError> {
+    newest(d, &BY_START, &[], before_ms, limit)
+}
+
+/// Up to `limit` recordings that stopped before `stopped_before_ms`,
+/// oldest first: what retention deletes.
+pub(crate) fn expired(
+    d: &(impl Docs + ?Sized),
+    stopped_before_ms: u64,
+    limit: usize,
+) -> Result<Vec<RecordingId>, DbError> {
+    let mut out = Vec::new();
+    for (key, ()) in BY_STOP.scan_keys(d, &[], false, usize::MAX)? {
+        let (at, id) = decode_time_id(&key)?;
+        if at >= stopped_before_ms || out.len() >= limit {
+            break;
+        }
+        if let Ok(id) = id.parse() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// The nodes that still write a file of some recording: the dead-node
+/// duty's candidates besides the nodes with open seats.
+pub(crate) fn writing_nodes(d: &(impl Docs + ?Sized)) -> Result<Vec<NodeId>, DbError> {
+    let rows = WRITING.scan_keys(d, &[], false, usize::MAX)?;
+    let nodes: BTreeSet<u64> = rows
+        .iter()
+        .filter_map(|(k, ())| k.get(..8)?.try_into().ok().map(u64::from_be_bytes))
+        .collect();
+    Ok(nodes.into_iter().map(NodeId).collect())
+}
+
+/// The recordings index as the API uses it. Implemented once for every
+/// store ([`DocAccess`]); the contract is checked by the conformance cases
+/// in `conformance_recordings.rs` on every store.
+pub trait RecordingStore: DocAccess {
+    /// Runs a recording command.
+    fn recording_command(
+        &self,
+        cmd: RecordingCommand,
+    ) -> impl Future<Output = Result<RecordingOutput, StoreError>> + Send {
+        async move {
+            seam::expect(
+                self.commit(Command::Recordings(cmd)).await?,
+                "a recording command",
+                |o| match o {
+                    CommandOutput::Recordings(r) => Ok(*r),
+                    other => Err(other),
+                },
+            )
+        }
+    }
+
+    /// The recording with this id.
+    fn recording(
+        &self,
+        id: RecordingId,
+    ) -> impl Future<Output = Result<Option<Recording>, StoreError>> + Send {
+        self.read_docs(move |d| recording(d, &id))
+    }
+
+    /// Up to `limit` of `room`'s recordings started before `before_ms`,
+    /// newest first.
+    fn room_recordings(
+        &self,
+        room: RoomId,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Recording>, StoreError>> + Send {
+        self.read_docs(move |d| room_recordings(d, room, before_ms, limit))
+    }
+
+    /// Up to `limit` recordings of any of `rooms`, newest first: one read.
+    fn rooms_recordings(
+        &self,
+        rooms: Vec<RoomId>,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Recording>, StoreError>> + Send {
+        self.read_docs(move |d| rooms_recordings(d, &rooms, before_ms, limit))
+    }
+
+    /// Up to `limit` recordings of every room, newest first.
+    fn all_recordings(
+        &self,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Recording>, StoreError>> + Send {
+        self.read_docs(move |d| all_recordings(d, before_ms, limit))
+    }
+
+    /// Stores a node's report: `Gone` when the recording is not indexed
+    /// (deleted, or never started), so the node stops writing it.
+    fn report_recording(
+        &self,
+        report: RecordingReport,
+        webhooks: bool,
+    ) -> impl Future<Output = Result<RecordingReportReply, StoreError>> + Send {
+        async move {
+            match self
+                .recording_command(RecordingCommand::Report { report, webhooks })
+                .await?
+            {
+                RecordingOutput::Report(r) => Ok(r),
+                other => Err(StoreError::Inconsistent(format!(
+                    "a report was answered with {other:?}"
+                ))),
+            }
+        }
+    }
+
+    /// Forgets a recording (the index only: delete its objects first);
+    /// whether it was there.
+    fn delete_recording(
+        &self,
+        id: RecordingId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            match self
+                .recording_command(RecordingCommand::Delete { id })
+                .await?
+            {
+                RecordingOutput::Deleted(found) => Ok(found),
+                other => Err(StoreError::Inconsistent(format!(
+                    "a deletion was answered with {other:?}"
+                ))),
+            }
+        }
+    }
+
+    /// Up to `limit` recordings stopped before `stopped_before_ms`,
+    /// oldest first.
+    fn expired_recordings(
+        &self,
+        stopped_before_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordingId>, StoreError>> + Send {
+        self.read_docs(move |d| expired(d, stopped_before_ms, limit))
+    }
+
+    /// The nodes still writing a file of some recording.
+    fn recording_nodes(&self) -> impl Future<Output = Result<Vec<NodeId>, StoreError>> + Send {
+        self.read_docs(|d| writing_nodes(d))
+    }
+}
+
+impl<S: DocAccess + ?Sized> RecordingStore for S {}
+
+#[cfg(test)]
+#[path = "recordings_tests.rs"]
+mod tests;
