@@ -39,7 +39,7 @@ mod windows;
 
 use common::*;
 use moderation::*;
-use moderation_browser::open_as_host;
+use moderation_browser::{open_as_host, published_track};
 use moderation_member::Member;
 use recording::*;
 use serde_json::{json, Value};
@@ -194,6 +194,10 @@ async fn browser_a_host_records_ten_seconds_that_play_in_sync_and_only_the_owner
             .await;
         assert_video_flows(&alice, 1, secs(40)).await;
         assert_video_flows(&bob, 1, secs(40)).await;
+        // A file's tracks are fixed when it starts: both publish a
+        // microphone too before the recording starts.
+        published_track(&alice, "Bob", "microphone").await;
+        published_track(&bob, "Alice", "microphone").await;
 
         // Ten seconds of recording, seen by both.
         alice.click_button("Start recording").await;
@@ -232,7 +236,10 @@ async fn browser_a_host_records_ten_seconds_that_play_in_sync_and_only_the_owner
             &[(OWNER_KEY, key.as_str())],
         )
         .await;
-        let link = absolute(&base, str_field(&ok_json(&share, "making a share link"), "url"));
+        let link = absolute(
+            &base,
+            str_field(&ok_json(&share, "making a share link"), "url"),
+        );
         bob.goto(&link).await;
         let first = wait_for("the player shows every file", secs(20), async || {
             videos(&bob, &files).await

@@ -40,7 +40,10 @@ fn config(dir: &Path, name: &str, spool: Option<&str>) -> PathBuf {
     let mut toml = String::new();
     if let Some(spool) = spool {
         let spool = dir.join(spool);
-        toml.push_str(&format!("[recordings]\nspool_dir = {:?}\n\n", spool.display().to_string()));
+        toml.push_str(&format!(
+            "[recordings]\nspool_dir = {:?}\n\n",
+            spool.display().to_string()
+        ));
     }
     toml.push_str(&format!(
         "[recordings.store]\nkind = \"local\"\ndir = {:?}\n",
@@ -109,10 +112,10 @@ async fn a_killed_media_nodes_finished_segments_stay_indexed_and_play() {
     let mut bots = Bots::new(&base, &slug);
     bots.add("Ann", true, Some("r1"));
     bots.add("Ben", true, Some("r2"));
-    host.until("Ann and Ben publish their cameras", secs(30), |m| {
+    host.until("Ann and Ben publish camera and microphone", secs(30), |m| {
         ["Ann", "Ben"]
             .iter()
-            .all(|n| m.person(n).and_then(|p| track_id(p, "camera")).is_some())
+            .all(|n| m.person(n).is_some_and(publishes_camera_and_microphone))
     })
     .await;
 
@@ -123,9 +126,15 @@ async fn a_killed_media_nodes_finished_segments_stay_indexed_and_play() {
     .await;
     let id = the_recording_id(&base, &slug, &key).await;
     let two_segments = std::time::Duration::from_millis(2 * SEGMENT_MS + 20_000);
-    until_file(&base, &id, &key, "Ben", "has two segments", two_segments, |f| {
-        f["segments"].as_u64().unwrap_or(0) >= 2
-    })
+    until_file(
+        &base,
+        &id,
+        &key,
+        "Ben",
+        "has two segments",
+        two_segments,
+        |f| f["segments"].as_u64().unwrap_or(0) >= 2,
+    )
     .await;
 
     cluster.kill_media_node(2);

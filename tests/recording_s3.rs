@@ -32,19 +32,18 @@ use std::time::{Duration, Instant};
 use veche_protocol::recording::{segment_key, FileId, RecordingId};
 
 /// How long the test records: past one segment, so a file spans objects.
-const RECORD_FOR: Duration = Duration::from_millis(
-    veche_protocol::limits::recording::SEGMENT_MS + 3_000,
-);
+const RECORD_FOR: Duration =
+    Duration::from_millis(veche_protocol::limits::recording::SEGMENT_MS + 3_000);
 
 /// Waits until `host` sees each of `names` publishing a camera.
 async fn until_publishing(host: &mut Member, names: &[&str]) {
     host.until(
-        &format!("{names:?} publish their cameras"),
+        &format!("{names:?} publish camera and microphone"),
         secs(30),
         |m| {
             names
                 .iter()
-                .all(|n| m.person(n).and_then(|p| track_id(p, "camera")).is_some())
+                .all(|n| m.person(n).is_some_and(publishes_camera_and_microphone))
         },
     )
     .await;
@@ -105,7 +104,11 @@ async fn a_recording_is_stored_as_segment_objects_in_s3_and_read_back_by_range()
             })
             .collect();
         let total = f["bytes"].as_u64().unwrap_or(0);
-        assert_eq!(sizes.iter().sum::<u64>(), total, "{name}: segment sizes {sizes:?}");
+        assert_eq!(
+            sizes.iter().sum::<u64>(),
+            total,
+            "{name}: segment sizes {sizes:?}"
+        );
 
         // The whole file, then ranges of it: one at the start, one across
         // the first segment boundary.
@@ -121,7 +124,11 @@ async fn a_recording_is_stored_as_segment_objects_in_s3_and_read_back_by_range()
                 .get("content-range")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            assert_eq!(content_range, format!("bytes {from}-{to}/{total}"), "{range}");
+            assert_eq!(
+                content_range,
+                format!("bytes {from}-{to}/{total}"),
+                "{range}"
+            );
             assert_eq!(
                 body,
                 whole[from as usize..=to as usize],

@@ -81,8 +81,16 @@ pub async fn delete(url: &str, owner_key: &str) -> Reply {
 
 /// `GET /api/recordings?room={slug}` as the owner: the recordings of the
 /// room, newest first (`RecordingPage.recordings`).
-pub async fn room_recordings(base: &str, slug: &str, owner_key: &str) -> Result<Vec<Value>, String> {
-    let r = get_json(&format!("{base}/api/recordings?room={slug}"), Some(owner_key)).await;
+pub async fn room_recordings(
+    base: &str,
+    slug: &str,
+    owner_key: &str,
+) -> Result<Vec<Value>, String> {
+    let r = get_json(
+        &format!("{base}/api/recordings?room={slug}"),
+        Some(owner_key),
+    )
+    .await;
     if r.status != 200 {
         return Err(format!("the list answered {}: {}", r.status, r.body));
     }
@@ -108,7 +116,10 @@ pub async fn the_recording_id(base: &str, slug: &str, owner_key: &str) -> String
         let list = room_recordings(base, slug, owner_key).await?;
         match list.as_slice() {
             [one] => Ok(str_field(one, "id").to_owned()),
-            other => Err(format!("the room lists {} recordings: {other:?}", other.len())),
+            other => Err(format!(
+                "the room lists {} recordings: {other:?}",
+                other.len()
+            )),
         }
     })
     .await
@@ -281,14 +292,23 @@ pub fn assert_plays(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) 
     let probe = ffprobe(path);
     let mut codecs = probe.codecs.clone();
     codecs.sort();
-    assert_eq!(codecs, ["opus", "vp8"], "{what}: streams of {}", path.display());
+    assert_eq!(
+        codecs,
+        ["opus", "vp8"],
+        "{what}: streams of {}",
+        path.display()
+    );
     assert!(
         (probe.duration_s - expected_s).abs() <= tolerance_s,
         "{what}: ffprobe says {} s, expected {expected_s} ± {tolerance_s} s",
         probe.duration_s
     );
     let errors = decode_errors(path);
-    assert!(errors.is_empty(), "{what}: ffmpeg decoding {}: {errors}", path.display());
+    assert!(
+        errors.is_empty(),
+        "{what}: ffmpeg decoding {}: {errors}",
+        path.display()
+    );
     probe
 }
 
@@ -310,6 +330,14 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Whether `participant` (as signalling describes them) publishes both a
+/// camera and a microphone: a file's track set is fixed when it starts, so
+/// a recording started earlier would have no audio in the camera file.
+pub fn publishes_camera_and_microphone(participant: &Value) -> bool {
+    crate::moderation::track_id(participant, "camera").is_some()
+        && crate::moderation::track_id(participant, "microphone").is_some()
 }
 
 /// The `moderate` action that starts a recording (the control plane picks
