@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use veche_harness::{Launch, Process, Ready};
+use veche_harness::{Launch, Process};
 
 /// How long a stopped recording may take to be `ready`: the nodes finalize
 /// each file, upload the last segment and the rewritten header, and report.
@@ -227,8 +227,10 @@ pub async fn download(base: &str, f: &Value, dir: &Path) -> PathBuf {
 /// What `ffprobe` says of a media file.
 #[derive(Debug)]
 pub struct Probe {
-    /// The container's duration in seconds.
-    pub duration_s: f64,
+    /// The container's duration in seconds: `None` for a live-style WebM
+    /// (no `Duration` element), which is what a file cut short by a node's
+    /// death is.
+    pub duration_s: Option<f64>,
     /// The codec of each stream, in order (`vp8`, `opus`).
     pub codecs: Vec<String>,
 }
@@ -254,8 +256,7 @@ pub fn ffprobe(path: &Path) -> Probe {
     let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe prints JSON");
     let duration_s = v["format"]["duration"]
         .as_str()
-        .and_then(|d| d.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("ffprobe shows no duration for {}: {v}", path.display()));
+        .and_then(|d| d.parse::<f64>().ok());
     let codecs = v["streams"]
         .as_array()
         .map(|s| {
@@ -286,9 +287,42 @@ pub fn decode_errors(path: &Path) -> String {
     text.trim().to_owned()
 }
 
+/// Where the media of `path` ends, in seconds: the largest `pts_time +
+/// duration_time` of its packets (`ffprobe -show_entries
+/// packet=pts_time,duration_time`), for a file whose container has no
+/// duration.
+pub fn media_end_s(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts_time,duration_time",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ffprobe ({e}); scripts/test.sh installs it: apt-get install ffmpeg")
+        });
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let pts: f64 = fields.next()?.trim().parse().ok()?;
+            let dur: f64 = fields
+                .next()
+                .and_then(|d| d.trim().parse().ok())
+                .unwrap_or(0.0);
+            Some(pts + dur)
+        })
+        .fold(0.0, f64::max)
+}
+
 /// Asserts that `path` holds a VP8 and an Opus stream, decodes without an
-/// error, and lasts `expected_s` ± `tolerance_s`; returns the probe.
-pub fn assert_plays(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) -> Probe {
+/// error, and that `duration` (read from it) is `expected_s` ±
+/// `tolerance_s`.
+fn assert_decodes(path: &Path, what: &str, duration: f64, expected_s: f64, tolerance_s: f64) {
     let probe = ffprobe(path);
     let mut codecs = probe.codecs.clone();
     codecs.sort();
@@ -299,9 +333,8 @@ pub fn assert_plays(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) 
         path.display()
     );
     assert!(
-        (probe.duration_s - expected_s).abs() <= tolerance_s,
-        "{what}: ffprobe says {} s, expected {expected_s} ± {tolerance_s} s",
-        probe.duration_s
+        (duration - expected_s).abs() <= tolerance_s,
+        "{what}: {duration} s long, expected {expected_s} ± {tolerance_s} s ({probe:?})"
     );
     let errors = decode_errors(path);
     assert!(
@@ -309,7 +342,31 @@ pub fn assert_plays(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) 
         "{what}: ffmpeg decoding {}: {errors}",
         path.display()
     );
+}
+
+/// Asserts that `path` is a finished recording: `ffprobe` shows its
+/// duration (written at finalize) as `expected_s` ± `tolerance_s`, a VP8
+/// and an Opus stream, and `ffmpeg -v error` decodes it silently.
+pub fn assert_plays(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) -> Probe {
+    let probe = ffprobe(path);
+    let duration = probe.duration_s.unwrap_or_else(|| {
+        panic!(
+            "{what}: ffprobe shows no duration for {}: {probe:?}",
+            path.display()
+        )
+    });
+    assert_decodes(path, what, duration, expected_s, tolerance_s);
     probe
+}
+
+/// Like [`assert_plays`] for a file that may be live-style (cut short, so
+/// without a duration in its header): its length is where its media ends.
+pub fn assert_plays_cut_short(path: &Path, what: &str, expected_s: f64, tolerance_s: f64) -> f64 {
+    let end = ffprobe(path)
+        .duration_s
+        .unwrap_or_else(|| media_end_s(path));
+    assert_decodes(path, what, end, expected_s, tolerance_s);
+    end
 }
 
 /// Every file under `dir` (recursively) whose path contains `needle`.
@@ -384,9 +441,10 @@ impl S3 {
     pub async fn start(bucket: &str) -> S3 {
         let exe = moto_server_exe();
         let port = free_port();
+        // moto says where it listens on stderr, which the harness does not
+        // read for readiness: it is up once it answers HTTP.
         let mut proc = Launch::new("moto", &exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .ready(Ready::Url)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -394,10 +452,17 @@ impl S3 {
                     exe.display()
                 )
             });
-        proc.ready(secs(30))
-            .await
-            .unwrap_or_else(|e| panic!("moto_server did not come up: {e}"));
         let endpoint = format!("http://127.0.0.1:{port}");
+        wait_for("moto_server answers HTTP", secs(30), async || {
+            if let Some(status) = proc.try_exit() {
+                return Err(format!("moto_server exited: {status}; {}", proc.tail(20)));
+            }
+            match http().get(format!("{endpoint}/")).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("GET {endpoint}/: {e}")),
+            }
+        })
+        .await;
         let resp = http()
             .put(format!("{endpoint}/{bucket}"))
             .send()
