@@ -11,7 +11,8 @@
 //! their sizes add up to the file's; the files route answers a `Range`
 //! request with 206 and the same bytes as the whole file, also across a
 //! segment boundary; the whole file is VP8 + Opus of the recorded length
-//! by `ffprobe`, and decodes without an error.
+//! by `ffprobe`, and decodes without an error. Deleted by the owner, it
+//! leaves no object in the bucket.
 //!
 //! Run in the loopback-only namespace:
 //! `unshare -n bash -c 'ip link set lo up; cargo test --test recording_s3'`.
@@ -29,7 +30,7 @@ use moderation::*;
 use moderation_member::Member;
 use recording::*;
 use std::time::{Duration, Instant};
-use veche_protocol::recording::{segment_key, FileId, RecordingId};
+use veche_protocol::recording::{recording_prefix, segment_key, FileId, RecordingId};
 
 /// How long the test records: past one segment, so a file spans objects.
 const RECORD_FOR: Duration =
@@ -139,4 +140,10 @@ async fn a_recording_is_stored_as_segment_objects_in_s3_and_read_back_by_range()
         eprintln!("[test] {name}: {probe:?}, segment sizes {sizes:?}");
     }
     bots.stop().await;
+
+    // The owner deletes it: nothing of it is left in the bucket.
+    let gone = delete(&format!("{base}/api/recordings/{id}"), &key).await;
+    assert_eq!(gone.status, 204, "deleting: {}", gone.body);
+    let left = s3.list(&recording_prefix(&rec)).await;
+    assert!(left.is_empty(), "objects left in the bucket: {left:?}");
 }

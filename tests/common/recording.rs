@@ -191,9 +191,10 @@ pub fn without_share(url: &str) -> String {
     let Some((path, query)) = url.split_once('?') else {
         return url.to_owned();
     };
+    let param = format!("{}=", veche_protocol::recording::SHARE_QUERY);
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|p| !p.starts_with("share="))
+        .filter(|p| !p.starts_with(&param))
         .collect();
     if kept.is_empty() {
         path.to_owned()
