@@ -209,6 +209,12 @@ async fn browser_a_host_records_ten_seconds_that_play_in_sync_and_only_the_owner
 
         let view = until_ready(&base, &id, &key).await;
         eprintln!("[test] recording {id}: {}", summary(&view));
+        assert_eq!(
+            view["files"].as_array().map(Vec::len),
+            Some(2),
+            "one camera file each for Alice and Bob: {}",
+            summary(&view)
+        );
         let files: Vec<Value> = ["Alice", "Bob"]
             .iter()
             .map(|name| {
