@@ -10,10 +10,14 @@
 #  1. Install what the tests need and the machine lacks (Debian packages:
 #     chromium, chromium-driver, iproute2, util-linux, janus, gcc, coturn (a real TURN server for tests/turn_credentials.rs), and
 #     nftables, with which tests/cluster_failover.rs cuts a control-plane node off
-#     from the others inside the test namespace).
+#     from the others inside the test namespace, ffmpeg, whose ffprobe and
+#     ffmpeg check recorded files and make the one-file export, and python3
+#     with venv for the S3 test server).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
-#  3. Install the test OIDC provider (npm ci in tests/oidc-provider) and
-#     build every test once, while the registries are reachable.
+#  3. Install the test OIDC provider (npm ci in tests/oidc-provider) and the
+#     test S3 server (PyPI moto[server], pinned in tests/moto/requirements.txt,
+#     in the venv tests/moto/venv), and build every test once, while the
+#     registries are reachable.
 #  4. Run all Rust tests inside a fresh network namespace in which only the
 #     loopback interface exists, so that no ICE candidate, and no packet at
 #     all, leaves 127.0.0.1. Uses cargo-nextest if installed (config in
@@ -128,8 +132,14 @@ install_missing() {
     # Network partitions in the cluster tests (tests/common/cluster.rs).
     # Like `ip`, nft lives in /usr/sbin.
     have nft || [[ -x /usr/sbin/nft ]] || pkgs+=(nftables)
+    # Recording: ffprobe and ffmpeg check recorded files (tests/*recording*)
+    # and make the one-file export.
+    { have ffmpeg && have ffprobe; } || pkgs+=(ffmpeg)
+    # The venv that holds the test S3 server (moto_install below).
+    have python3 || pkgs+=(python3)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
     if [[ ${#pkgs[@]} -eq 0 ]]; then
-        echo "    chromium, chromedriver, ip, unshare, janus, cc, coturn, nft, node and npm are installed"
+        echo "    chromium, chromedriver, ip, unshare, janus, cc, coturn, nft, node, npm, ffmpeg and python3 are installed"
         return 0
     fi
     echo "    installing: ${pkgs[*]}"
@@ -217,6 +227,28 @@ if have npm; then
     run_step "install the test OIDC provider (npm ci)" oidc_provider_install
 else
     skip_step "install the test OIDC provider (npm ci)" "npm is not installed"
+fi
+
+# moto_install: installs the real S3-compatible server that
+# tests/recording_s3.rs records into (PyPI `moto[server]`, pinned in
+# tests/moto/requirements.txt) into the venv tests/moto/venv, when missing
+# or older than the pin. Here, while the registry is reachable: the tests
+# run offline. The test finds it there (or at $VECHE_MOTO_SERVER).
+moto_install() {
+    local dir=tests/moto
+    if [[ -x $dir/venv/bin/moto_server && $dir/venv/.installed -nt $dir/requirements.txt ]]; then
+        return 0
+    fi
+    python3 -m venv "$dir/venv" &&
+        "$dir/venv/bin/pip" install --quiet --disable-pip-version-check \
+            -r "$dir/requirements.txt" &&
+        touch "$dir/venv/.installed"
+}
+
+if have python3; then
+    run_step "install the test S3 server (pip: moto[server])" moto_install
+else
+    skip_step "install the test S3 server (pip: moto[server])" "python3 is not installed"
 fi
 
 if run_step "build tests" "${build[@]}"; then

@@ -99,6 +99,9 @@ pub struct Cluster {
     nodes: BTreeMap<u64, CpNode>,
     media: BTreeMap<u64, MediaProc>,
     partitioned: Mutex<BTreeSet<u64>>,
+    /// `--config` of every control-plane node, if set
+    /// ([`Cluster::start_with_config`]).
+    config: Option<PathBuf>,
     http: reqwest::Client,
     // Held for the cluster's lifetime; see `claim_subnet`.
     _claim: TcpListener,
@@ -110,6 +113,12 @@ impl Cluster {
     /// Starts control-plane nodes `1..=n`, all with the same `--peers`, and
     /// waits until they agree on a leader.
     pub async fn start(n: u64) -> Cluster {
+        Cluster::start_with_config(n, None).await
+    }
+
+    /// [`Cluster::start`], with `--config {config}` given to every
+    /// control-plane node (e.g. a shared `[recordings.store]`).
+    pub async fn start_with_config(n: u64, config: Option<PathBuf>) -> Cluster {
         assert!((1..100).contains(&n), "a cluster has 1 to 99 nodes");
         let (claim, net) = claim_subnet();
         let root = TempDir::new("cluster");
@@ -130,6 +139,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             media: BTreeMap::new(),
             partitioned: Mutex::new(BTreeSet::new()),
+            config,
             http,
             _claim: claim,
             root,
@@ -358,6 +368,9 @@ impl Cluster {
             ]));
         if let Some(peers) = &node.peers {
             launch = launch.arg("--peers").arg(peers);
+        }
+        if let Some(config) = &self.config {
+            launch = launch.arg("--config").arg(config);
         }
         let node = self.nodes.get_mut(&id).expect("node exists");
         match &mut node.proc {

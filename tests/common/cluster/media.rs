@@ -18,6 +18,8 @@ pub struct MediaNodeOpts {
     pub region: Option<String>,
     /// Start its QUIC relay (with a certificate from the cluster's CA).
     pub relay: bool,
+    /// `--config` (e.g. its recordings store and spool directory).
+    pub config: Option<PathBuf>,
 }
 
 impl MediaNodeOpts {
@@ -27,6 +29,7 @@ impl MediaNodeOpts {
         MediaNodeOpts {
             region: Some(format!("r{id}")),
             relay: true,
+            config: None,
         }
     }
 }
@@ -131,6 +134,9 @@ impl Cluster {
                 "--relay-tls".into(),
                 dir.display().to_string(),
             ]);
+        }
+        if let Some(config) = &opts.config {
+            extra.extend(["--config".into(), config.display().to_string()]);
         }
         let log = self.root.path().join(format!("media-{id}.log"));
         let needle = format!("Media node {id} is running at");
