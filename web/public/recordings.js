@@ -34,13 +34,16 @@ function storage() {
 }
 
 /**
- * A table cell with text, or with a link.
+ * A table cell with text, or with a link; `label` names the column on a
+ * phone, where each row is a card.
+ * @param {string} label
  * @param {string} text
  * @param {string} [href]
  * @returns {HTMLTableCellElement}
  */
-function cell(text, href) {
+function cell(label, text, href) {
   const td = document.createElement('td');
+  td.dataset.label = label;
   if (href) {
     const a = document.createElement('a');
     a.href = href;
@@ -58,9 +61,16 @@ function render() {
     const row = rowOf(r, params.room, (ms) => formatDate(ms));
     const tr = document.createElement('tr');
     tr.dataset.recording = row.id;
-    const watch = cell('Watch', row.href);
+    const watch = cell('', 'Watch', row.href);
     watch.querySelector('a')?.setAttribute('aria-label', `Watch ${row.room}, ${row.date}`);
-    tr.append(cell(row.room), cell(row.date), cell(row.duration), cell(String(row.people)), cell(row.state), watch);
+    tr.append(
+      cell('Room', row.room),
+      cell('Date', row.date),
+      cell('Duration', row.duration),
+      cell('People', String(row.people)),
+      cell('State', row.state),
+      watch,
+    );
     return tr;
   });
   $('recordings-body').replaceChildren(...rows);

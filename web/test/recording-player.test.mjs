@@ -10,6 +10,7 @@ import {
   MAX_STALL_MS,
   fileNames,
   filePosition,
+  followLeader,
   formatClock,
   formatDuration,
   holdsClock,
@@ -95,6 +96,35 @@ describe('the clock', () => {
     assert.equal(timeAt(c, 3000), 1, 'held');
     c = tick(c, 3500, false);
     assert.equal(timeAt(c, 3500), 1.5, 'resumes from where it was held');
+  });
+});
+
+describe('the clock follows a playing video', () => {
+  const late = file({ offset_ms: 4000, duration_ms: 3000 });
+  const early = file({ offset_ms: 0, duration_ms: 10_000 });
+
+  test('the first video playing in its window sets the time; the others are compared with it', () => {
+    const c = play(newClock(10_000, 0), 0);
+    const next = followLeader(c, 5000, [
+      { file: late, video: video({ currentTime: 0.9, paused: false }) },
+      { file: early, video: video({ currentTime: 4.8, paused: false }) },
+    ]);
+    assert.equal(timeAt(next, 5000), 4.9, 'the late file leads: 4 + 0.9');
+  });
+
+  test('a paused, seeking, loading or far-off video does not lead, nor does anything while paused', () => {
+    const c = play(newClock(10_000, 0), 0);
+    for (const v of [
+      video({ currentTime: 4.8 }),
+      video({ currentTime: 4.8, paused: false, seeking: true }),
+      video({ currentTime: 4.8, paused: false, readyState: 2 }),
+      video({ currentTime: 7, paused: false }),
+    ]) {
+      assert.equal(followLeader(c, 5000, [{ file: early, video: v }]), c);
+    }
+    const stopped = pause(c, 5000);
+    assert.equal(followLeader(stopped, 5000, [{ file: early, video: video({ currentTime: 4.8, paused: false }) }]), stopped);
+    assert.equal(followLeader(c, 1000, [{ file: late, video: video({ currentTime: 0.5, paused: false }) }]), c, 'outside its window');
   });
 });
 

@@ -115,6 +115,35 @@ export function tick(c, now, stalled) {
 }
 
 /**
+ * While playing, the clock follows the first video that plays smoothly in
+ * its window (its file's time plus its offset), so the videos are compared
+ * with one of themselves rather than with the wall clock, which a playing
+ * video always trails a little (its start takes a moment): only the
+ * others are ever corrected, and only when they really drift. A leader
+ * more than `LEADER_MAX_JUMP_S` from the clock is not followed (it jumped,
+ * or is about to be corrected itself).
+ * @param {Clock} c
+ * @param {number} now
+ * @param {{file: Pick<FileView, 'offset_ms' | 'duration_ms'>, video: VideoFacts}[]} videos
+ * @returns {Clock}
+ */
+export function followLeader(c, now, videos) {
+  if (!c.playing) return c;
+  const t = timeAt(c, now);
+  for (const { file, video } of videos) {
+    if (filePosition(file, t).state !== 'active') continue;
+    if (video.paused || video.seeking || video.ended || video.readyState < 3) continue;
+    const lead = file.offset_ms / 1000 + video.currentTime;
+    if (Math.abs(lead - t) > LEADER_MAX_JUMP_S) continue;
+    return { ...c, base: clamp(lead, 0, c.duration), at: now };
+  }
+  return c;
+}
+
+/** See `followLeader`. */
+export const LEADER_MAX_JUMP_S = 1;
+
+/**
  * Where a file is at timeline time `t` (seconds): `before` its start,
  * `active` with `time` the position in the file, or `after` its end.
  * @param {Pick<FileView, 'offset_ms' | 'duration_ms'>} file

@@ -20,6 +20,7 @@ import {
   timeAt,
   filePosition,
   fileNames,
+  followLeader,
   formatClock,
 } from '../lib/recording-player.js';
 
@@ -107,6 +108,9 @@ function step(force = false) {
     if (holdsClock(facts, at - c.loadingSince)) stalled = true;
   }
   player.clock = tick(player.clock, at, stalled);
+  if (!stalled && !force) {
+    player.clock = followLeader(player.clock, at, player.cells.map((c) => ({ file: c.file, video: factsOf(c.video) })));
+  }
   const t = timeAt(player.clock, at);
   const running = player.clock.playing && !stalled;
   for (const c of player.cells) {
