@@ -170,7 +170,10 @@ mod tests {
                 for (i, _) in html.match_indices(attr) {
                     let rest = &html[i + attr.len()..];
                     let name = &rest[..rest.find('"').unwrap_or(rest.len())];
-                    assert!(lookup(name).is_some(), "{path} names /static/{name}, which is not embedded");
+                    assert!(
+                        lookup(name).is_some(),
+                        "{path} names /static/{name}, which is not embedded"
+                    );
                     checked += 1;
                 }
             }
@@ -178,7 +181,10 @@ mod tests {
         assert!(checked > 10, "only {checked} references were found");
         for page in ["recordings.html", "recording.html"] {
             let html = String::from_utf8_lossy(lookup(page).expect("embedded"));
-            assert!(html.contains("src=\"/static/recording"), "{page} has no script of its own");
+            assert!(
+                html.contains("src=\"/static/recording"),
+                "{page} has no script of its own"
+            );
         }
     }
 
