@@ -22,6 +22,11 @@ import { sendToRoom } from './moderation-hooks.js';
  */
 let shown;
 
+/** How long a sent start or stop keeps the buttons disabled unless a new policy comes first, in ms. */
+const PENDING_MS = 3000;
+/** The policy version a start or stop was sent under, and until when it waits for a newer one. */
+const pending = { version: -1, until: 0 };
+
 /** Re-renders the buttons and the indicator from the room's policy. */
 export function renderRecording() {
   const policy = app.roomState.policy;
@@ -29,6 +34,10 @@ export function renderRecording() {
   const button = app.connected ? recordingButton(proto.roleOf(app.roomState.self), policy) : null;
   $('record-start').hidden = button !== 'start';
   $('record-stop').hidden = button !== 'stop';
+  // A second click while the first is on its way would only be refused.
+  const waiting = policy.version === pending.version && Date.now() < pending.until;
+  $('record-start').disabled = waiting;
+  $('record-stop').disabled = waiting;
   const text = recordingStatusText(rec);
   const indicator = $('recording-indicator');
   if (text === null) {
@@ -73,8 +82,21 @@ export function showRecordingLinks() {
   }
 }
 
+/**
+ * Sends a start or stop; the buttons wait for the policy it brings (or a
+ * refusal's moment) before another can be sent.
+ * @param {import('../lib/types.js').ModAction} action
+ */
+function send(action) {
+  if (!sendToRoom(proto.build.moderate(action))) return;
+  pending.version = app.roomState.policy.version;
+  pending.until = Date.now() + PENDING_MS;
+  renderRecording();
+  setTimeout(renderRecording, PENDING_MS + 50);
+}
+
 /** Wires the two buttons. */
 export function wireRecording() {
-  $('record-start').addEventListener('click', () => sendToRoom(proto.build.moderate(proto.act.startRecording())));
-  $('record-stop').addEventListener('click', () => sendToRoom(proto.build.moderate(proto.act.stopRecording())));
+  $('record-start').addEventListener('click', () => send(proto.act.startRecording()));
+  $('record-stop').addEventListener('click', () => send(proto.act.stopRecording()));
 }
