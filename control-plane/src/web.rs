@@ -95,6 +95,14 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(config: &HttpConfig) -> R
         .route("/signin", get(|| async { file("signin.html") }))
         .route("/profile", get(|| async { file("profile.html") }))
         .route("/admin", get(|| async { file("admin.html") }))
+        // The recordings list and the player. Only the page is served
+        // here: it reads the recording (and checks `?share=`) through
+        // `/api/recordings`, which decides who may see what.
+        .route("/recordings", get(|| async { file("recordings.html") }))
+        .route(
+            "/recordings/{id}",
+            get(|_: Path<String>| async { file("recording.html") }),
+        )
         .route(
             "/r/{slug}",
             get(|_: Path<String>| async { file("room.html") }),
@@ -130,6 +138,10 @@ mod tests {
             "room.html",
             "signin.html",
             "profile.html",
+            "recordings.html",
+            "recording.html",
+            "recordings.js",
+            "recording.js",
             "style.css",
         ] {
             assert!(lookup(path).is_some(), "{path} is not embedded");
@@ -145,6 +157,35 @@ mod tests {
             "tests or npm packages are embedded"
         );
         assert!(lookup("package.json").is_none());
+    }
+
+    #[test]
+    fn every_script_and_style_a_page_names_is_embedded() {
+        // A page that names a file the binary does not carry (a new page
+        // whose script was left out, a renamed stylesheet) loads blank.
+        let mut checked = 0;
+        for (path, bytes) in WEB_FILES.iter().filter(|(p, _)| p.ends_with(".html")) {
+            let html = String::from_utf8_lossy(bytes);
+            for attr in ["src=\"/static/", "href=\"/static/"] {
+                for (i, _) in html.match_indices(attr) {
+                    let rest = &html[i + attr.len()..];
+                    let name = &rest[..rest.find('"').unwrap_or(rest.len())];
+                    assert!(
+                        lookup(name).is_some(),
+                        "{path} names /static/{name}, which is not embedded"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10, "only {checked} references were found");
+        for page in ["recordings.html", "recording.html"] {
+            let html = String::from_utf8_lossy(lookup(page).expect("embedded"));
+            assert!(
+                html.contains("src=\"/static/recording"),
+                "{page} has no script of its own"
+            );
+        }
     }
 
     #[test]

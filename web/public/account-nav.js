@@ -1,5 +1,6 @@
 // The account corner of the home page: "Sign in" for an anonymous visitor;
-// the user's picture and name, "Profile" and "Sign out" once signed in.
+// the user's picture and name, "Profile", "Recordings" and "Sign out" once
+// signed in.
 // The single sign-on button is added by its own module into
 // #sso-buttons.
 
@@ -50,6 +51,8 @@ function render(who) {
   name.title = user.email;
   const profile = /** @type {HTMLAnchorElement} */ (el('a', 'Profile'));
   profile.href = '/profile';
+  const recordings = /** @type {HTMLAnchorElement} */ (el('a', 'Recordings'));
+  recordings.href = '/recordings';
   const out = /** @type {HTMLButtonElement} */ (el('button', 'Sign out'));
   out.type = 'button';
   out.addEventListener('click', async () => {
@@ -65,7 +68,7 @@ function render(who) {
     }
     location.reload();
   });
-  slot.append(name, profile, out);
+  slot.append(name, profile, recordings, out);
   const sso = $('sso-buttons');
   if (sso) sso.hidden = true;
   nav.dataset.state = 'signed-in';

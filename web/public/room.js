@@ -21,6 +21,7 @@ import { lobby, leaveWaiting, onLobby, renderLobby, showWaiting } from './ui/lob
 import { renderHands, toggleHand } from './ui/hand.js';
 import { followPolicy, guarded, onModerated, renderSelfLimits, resetSelfModeration, selfModeration, wireSelfModeration } from './ui/moderation-self.js';
 import { wireCover } from './ui/cover.js';
+import { renderRecording, resetRecording, showRecordingLinks, wireRecording } from './ui/recording-room.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
@@ -46,12 +47,13 @@ function renderLocal() {
   renderHands();
 }
 
-/** Roles, hands, the lobby and what the policy allows (ui/moderation-*.js, lobby.js, hand.js). */
+/** Roles, hands, the lobby, recording and what the policy allows (ui/moderation-*.js, lobby.js, hand.js, recording-room.js). */
 function renderModeration() {
   renderHands();
   renderSelfLimits();
   renderHostControls();
   renderLobby();
+  renderRecording();
 }
 
 // The views reach the call only through these hooks (see each module).
@@ -91,6 +93,7 @@ function startCall() {
   $('room-name').textContent = app.room?.name ?? 'Meeting';
   if (!app.narrow.matches) panels.participants = true;
   resetSelfModeration();
+  resetRecording();
   lobby.waiting = [];
   renderAll();
   startCallCore();
@@ -180,6 +183,7 @@ function wire() {
   wireModerationMenu();
   wireMeetingSettings();
   wireSelfModeration();
+  wireRecording();
   bind($('chat-button'), () => setPanel('chat'));
   bind($('participants-button'), () => setPanel('participants'));
   bind($('settings-button'), () => setPanel('settings'));
@@ -286,6 +290,7 @@ async function main() {
   document.title = `${app.room.name} · Veche`;
   if (showRefusalIfAny()) return;
   renderIdentity();
+  showRecordingLinks();
   wireCover();
   if (app.signedIn) app.displayName = app.signedIn.display_name;
   const skip = app.params.get('skipPrejoin');

@@ -69,6 +69,7 @@ export const EMPTY_POLICY = Object.freeze({
   settings: Object.freeze({ lobby: false, locked: false, speak_mode: false, allow_self_unmute: false }),
   speakers: /** @type {string[]} */ (/** @type {unknown} */ (Object.freeze([]))),
   holds: Object.freeze({}),
+  recording: null,
 });
 
 /**
@@ -86,6 +87,25 @@ export function newerPolicy(current, incoming) {
     settings: { ...EMPTY_POLICY.settings, ...incoming.settings },
     speakers: incoming.speakers ?? [],
     holds: incoming.holds ?? {},
+    recording: activeRecording(incoming.recording),
+  };
+}
+
+/**
+ * The policy's running recording, or null (none, or not one this client
+ * can read).
+ * @param {unknown} r
+ * @returns {import('./types.js').ActiveRecording | null}
+ */
+function activeRecording(r) {
+  if (typeof r !== 'object' || r === null) return null;
+  const v = /** @type {Record<string, unknown>} */ (r);
+  if (typeof v.id !== 'string' || typeof v.started_by_name !== 'string') return null;
+  return {
+    id: v.id,
+    started_at_ms: typeof v.started_at_ms === 'number' ? v.started_at_ms : 0,
+    started_by: typeof v.started_by === 'string' ? v.started_by : '',
+    started_by_name: v.started_by_name,
   };
 }
 
@@ -115,6 +135,10 @@ export const act = Object.freeze({
   settings: (change) => ({ action: 'settings', change }),
   /** @param {MediaGroup} group @returns {ModAction} */
   unmuteSelf: (group) => ({ action: 'unmute_self', group }),
+  /** @returns {ModAction} */
+  startRecording: () => ({ action: 'start_recording' }),
+  /** @returns {ModAction} */
+  stopRecording: () => ({ action: 'stop_recording' }),
 });
 
 /**

@@ -102,6 +102,18 @@
  * @property {RoomSettings} settings
  * @property {string[]} speakers
  * @property {Record<string, Hold>} holds
+ * @property {ActiveRecording | null} [recording] The recording running now
+ *   (absent from nodes that predate recordings).
+ */
+
+/**
+ * The recording a room's policy says is running (`ActiveRecording` in
+ * protocol/src/recording.rs).
+ * @typedef {object} ActiveRecording
+ * @property {string} id
+ * @property {number} started_at_ms
+ * @property {string} started_by
+ * @property {string} started_by_name
  */
 
 /**
@@ -126,7 +138,8 @@
  *   | {action: 'admit', participant_id: string}
  *   | {action: 'deny', participant_id: string}
  *   | {action: 'settings', change: Partial<RoomSettings>}
- *   | {action: 'unmute_self', group: MediaGroup}} ModAction
+ *   | {action: 'unmute_self', group: MediaGroup}
+ *   | {action: 'start_recording'} | {action: 'stop_recording'}} ModAction
  */
 
 /**

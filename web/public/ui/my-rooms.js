@@ -1,6 +1,6 @@
 // "My rooms" on the profile page: the rooms the signed-in user created,
-// newest first, each with its cover's thumbnail and title. The request is
-// in the DOM-free lib/covers.js.
+// newest first, each with its cover's thumbnail and title and a link to
+// its recordings. The request is in the DOM-free lib/covers.js.
 
 import { myRooms } from '../lib/covers.js';
 
@@ -29,6 +29,13 @@ export async function mountMyRooms(list, status) {
       a.href = `/r/${encodeURIComponent(r.slug)}`;
       a.textContent = r.name;
       text.append(a);
+      // The room's recordings (the list checks who may see them).
+      const recs = document.createElement('a');
+      recs.className = 'my-room-recordings';
+      recs.href = `/recordings?room=${encodeURIComponent(r.slug)}`;
+      recs.textContent = 'Recordings';
+      recs.setAttribute('aria-label', `Recordings of ${r.name}`);
+      text.append(' ', recs);
       if (r.cover?.title) {
         const t = document.createElement('p');
         t.className = 'muted';
