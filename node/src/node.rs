@@ -58,6 +58,11 @@ pub struct NodeConfig {
     /// `veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS`; tests
     /// shorten it.
     pub lobby_unattended: Duration,
+    /// Where recordings go: the object store segments are uploaded to and
+    /// the local spool directory the muxer writes to. `None` on a node
+    /// that cannot record (a room's recording is then skipped here, logged
+    /// and counted in `veche_node_recordings_refused_total`).
+    pub recordings: Option<crate::recorder::RecordingStorage>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -74,6 +79,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("ice_servers", &self.ice_servers)
             .field("turn", &self.turn)
             .field("lobby_unattended", &self.lobby_unattended)
+            .field("recordings", &self.recordings.as_ref().map(|r| &r.spool_dir))
             .finish()
     }
 }
