@@ -42,3 +42,8 @@ impl std::fmt::Debug for RecordingStorage {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod testmedia;
+#[cfg(test)]
+mod tests;
