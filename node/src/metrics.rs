@@ -235,7 +235,10 @@ impl Metrics {
                         .expect("unique metric");
                     m
                 },
-                packets: c("recorded_packets_total", "RTP packets consumed by the recorder"),
+                packets: c(
+                    "recorded_packets_total",
+                    "RTP packets consumed by the recorder",
+                ),
                 bytes_written: c(
                     "recording_bytes_written_total",
                     "Bytes the recorder's muxer wrote to spool files",

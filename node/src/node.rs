@@ -79,7 +79,10 @@ impl std::fmt::Debug for NodeConfig {
             .field("ice_servers", &self.ice_servers)
             .field("turn", &self.turn)
             .field("lobby_unattended", &self.lobby_unattended)
-            .field("recordings", &self.recordings.as_ref().map(|r| &r.spool_dir))
+            .field(
+                "recordings",
+                &self.recordings.as_ref().map(|r| &r.spool_dir),
+            )
             .finish()
     }
 }

@@ -15,8 +15,10 @@ pub mod clock;
 pub mod depack;
 pub mod file;
 pub mod mux;
+pub mod reporter;
 pub mod segmenter;
 pub mod spool;
+pub mod task;
 
 use object_store::ObjectStore;
 use std::path::PathBuf;

@@ -79,8 +79,7 @@ impl Segmenter {
         let seq = self.cut.len() as u32;
         let start_ms = self.start_ms;
         let end_ms = media_ms.max(start_ms);
-        self.cut
-            .push((seq, self.uploaded..end, start_ms, end_ms));
+        self.cut.push((seq, self.uploaded..end, start_ms, end_ms));
         let up = Upload {
             seq,
             range: self.uploaded..end,
@@ -100,9 +99,7 @@ impl Segmenter {
     pub fn finish(&mut self, len: u64, duration_ms: u64, dirty: &[(u64, u64)]) -> Vec<Upload> {
         let mut out = Vec::new();
         for (seq, range, start_ms, end_ms) in &self.cut {
-            let touched = dirty
-                .iter()
-                .any(|&(a, b)| a < range.end && b > range.start);
+            let touched = dirty.iter().any(|&(a, b)| a < range.end && b > range.start);
             if touched {
                 out.push(Upload {
                     seq: *seq,
@@ -139,7 +136,10 @@ mod tests {
         // The keyframe started a cluster: cut there.
         let st = s.on_frame(10_300, 9_000);
         let up = st.upload.expect("cut at the settled point");
-        assert_eq!((up.seq, up.range, up.start_ms, up.end_ms), (0, 0..9_000, 0, 10_300));
+        assert_eq!(
+            (up.seq, up.range, up.start_ms, up.end_ms),
+            (0, 0..9_000, 0, 10_300)
+        );
         // The next segment counts from that cut.
         assert_eq!(s.on_frame(15_000, 12_000), Step::default());
         let up = s.on_frame(20_400, 12_000).upload.expect("second segment");

@@ -27,13 +27,18 @@ fn run(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("cannot run {cmd:?}: {e}; install ffmpeg (apt-get install ffmpeg)")
     });
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 fn dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
 }
 
 /// The media, encoded once per test process.
@@ -43,14 +48,38 @@ pub fn media() -> &'static Media {
         let ivf = dir().join("v.ivf");
         let ogg = dir().join("a.ogg");
         let t = SECONDS.to_string();
-        run(Command::new("ffmpeg").args(["-v", "error", "-y", "-f", "lavfi", "-i"]).args([
-            "testsrc=size=320x240:rate=30", "-t", &t, "-c:v", "libvpx", "-g", "60",
-            "-deadline", "realtime", "-b:v", "300k",
-        ]).arg(&ivf));
-        run(Command::new("ffmpeg").args(["-v", "error", "-y", "-f", "lavfi", "-i"]).args([
-            "sine=frequency=440:sample_rate=48000", "-t", &t, "-ac", "2", "-c:a", "libopus",
-            "-frame_duration", "20", "-page_duration", "20000",
-        ]).arg(&ogg));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "testsrc=size=320x240:rate=30",
+                "-t",
+                &t,
+                "-c:v",
+                "libvpx",
+                "-g",
+                "60",
+                "-deadline",
+                "realtime",
+                "-b:v",
+                "300k",
+            ])
+            .arg(&ivf));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                &t,
+                "-ac",
+                "2",
+                "-c:a",
+                "libopus",
+                "-frame_duration",
+                "20",
+                "-page_duration",
+                "20000",
+            ])
+            .arg(&ogg));
         let (mut r, _) = IVFReader::new(std::fs::File::open(&ivf).unwrap()).unwrap();
         let mut video = Vec::new();
         while let Ok((frame, _)) = r.parse_next_frame() {
@@ -148,10 +177,16 @@ pub fn a_video_packet_near(secs: i64) -> usize {
 
 /// `ffprobe`'s duration (seconds) and codec names of a file.
 pub fn probe(path: &Path) -> (f64, Vec<String>) {
-    let out = run(Command::new("ffprobe").args([
-        "-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of",
-        "default=noprint_wrappers=1",
-    ]).arg(path));
+    let out = run(Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_name",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(path));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut duration = f64::NAN;
     let mut codecs = Vec::new();
@@ -180,6 +215,9 @@ pub fn decode_errors(path: &Path) -> String {
 
 /// A fresh path in the test's temp dir.
 pub fn path(name: &str) -> PathBuf {
-    let d = tempfile::Builder::new().prefix(name).tempdir_in(dir()).unwrap();
+    let d = tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(dir())
+        .unwrap();
     d.keep().join(name)
 }

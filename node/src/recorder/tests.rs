@@ -32,7 +32,10 @@ struct Run {
 fn record(lose: &[usize]) -> Run {
     let spool = testmedia::path("f.webm");
     let base = Instant::now();
-    let tracks = [(tid("cam"), MediaKind::Video), (tid("mic"), MediaKind::Audio)];
+    let tracks = [
+        (tid("cam"), MediaKind::Video),
+        (tid("mic"), MediaKind::Audio),
+    ];
     let (mut rec, first_asks) = FileRecorder::new(spool.clone(), &tracks, base);
     assert_eq!(first_asks, vec![FileAction::RequestKeyframe(tid("cam"))]);
     let mut run = Run {
@@ -79,7 +82,11 @@ fn record(lose: &[usize]) -> Run {
 
 fn concat(segs: &BTreeMap<u32, Vec<u8>>) -> Vec<u8> {
     let keys: Vec<u32> = segs.keys().copied().collect();
-    assert_eq!(keys, (0..keys.len() as u32).collect::<Vec<_>>(), "no seq missing");
+    assert_eq!(
+        keys,
+        (0..keys.len() as u32).collect::<Vec<_>>(),
+        "no seq missing"
+    );
     segs.values().flatten().copied().collect()
 }
 
@@ -88,16 +95,26 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
     let lost = a_video_packet_near(5);
     let run = record(&[lost]);
     let whole = concat(&run.last);
-    assert_eq!(whole, std::fs::read(&run.spool).unwrap(), "segments = the spool file");
+    assert_eq!(
+        whole,
+        std::fs::read(&run.spool).unwrap(),
+        "segments = the spool file"
+    );
     let (duration, codecs) = probe(&run.spool);
     assert_eq!(codecs, vec!["opus", "vp8"]);
     let want = testmedia::SECONDS as f64;
-    assert!((duration - want).abs() < 0.6, "duration {duration}, want {want}");
+    assert!(
+        (duration - want).abs() < 0.6,
+        "duration {duration}, want {want}"
+    );
     let errors = decode_errors(&run.spool);
     assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
     // The loss cost frames up to the next keyframe, and one was asked for.
     assert!(run.dropped > 0, "frames after the loss were dropped");
-    assert!(run.late_keyframe_asks > 0, "a keyframe was requested after loss");
+    assert!(
+        run.late_keyframe_asks > 0,
+        "a keyframe was requested after loss"
+    );
     // Finalize rewrote the header: segment 0 went up again.
     assert_eq!(run.rewritten, vec![0]);
 }
@@ -105,13 +122,21 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
 #[test]
 fn segments_are_cut_only_at_cluster_starts_after_the_segment_length() {
     let run = record(&[]);
-    assert!(!run.cuts.is_empty(), "a 13 s file has a segment before its end");
+    assert!(
+        !run.cuts.is_empty(),
+        "a 13 s file has a segment before its end"
+    );
     let spool = std::fs::read(&run.spool).unwrap();
     let mut expect_start = 0;
     for up in &run.cuts {
         assert_eq!(up.range.start, expect_start, "segments are contiguous");
         let at = up.range.end as usize;
-        assert_eq!(spool[at..at + 4], CLUSTER_ID, "segment {} ends at a cluster", up.seq);
+        assert_eq!(
+            spool[at..at + 4],
+            CLUSTER_ID,
+            "segment {} ends at a cluster",
+            up.seq
+        );
         assert!(up.end_ms >= up.start_ms + 10_000);
         expect_start = up.range.end;
     }

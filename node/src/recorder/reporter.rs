@@ -1,0 +1,125 @@
+//! The node's reports to the control plane about what its recorders
+//! uploaded: one queue for the whole node, sent in order, each report
+//! until acknowledged (the control plane applies each segment once, so a
+//! repeat is harmless). A file's last report, once acknowledged, lets its
+//! spool file go. A `Gone` answer (the recording was deleted) stops that
+//! recording here and drops its spool.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+use veche_protocol::recording::{RecordingId, RecordingReport, RecordingReportReply};
+
+/// Where reports go: the control plane's RPC, or a test's recorder.
+#[async_trait::async_trait]
+pub trait ReportSink: Send + Sync {
+    /// Sends one report; `Err` means "try again later".
+    async fn send(&self, report: &RecordingReport) -> Result<RecordingReportReply, String>;
+}
+
+#[async_trait::async_trait]
+impl ReportSink for crate::cp_client::ControlPlaneClient {
+    async fn send(&self, report: &RecordingReport) -> Result<RecordingReportReply, String> {
+        self.recording_report(report).await.map_err(|e| e.message)
+    }
+}
+
+struct Pending {
+    report: RecordingReport,
+    /// Deleted once the report is acknowledged (a finished file's spool).
+    delete_after: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Inner {
+    queue: VecDeque<Pending>,
+    gone: HashSet<RecordingId>,
+}
+
+/// The node-wide report queue. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Reporter {
+    inner: Arc<Mutex<Inner>>,
+    wake: Arc<Notify>,
+}
+
+/// Wait between attempts while the control plane does not answer.
+const RETRY: Duration = Duration::from_secs(1);
+
+impl Reporter {
+    /// Queues a report; `delete_after` is removed once it is acknowledged.
+    pub fn push(&self, report: RecordingReport, delete_after: Option<PathBuf>) {
+        self.inner
+            .lock()
+            .expect("lock poisoned")
+            .queue
+            .push_back(Pending {
+                report,
+                delete_after,
+            });
+        self.wake.notify_one();
+    }
+
+    /// Whether the control plane said this recording is gone.
+    pub fn is_gone(&self, id: &RecordingId) -> bool {
+        self.inner.lock().expect("lock poisoned").gone.contains(id)
+    }
+
+    /// Reports not yet acknowledged.
+    pub fn pending(&self) -> usize {
+        self.inner.lock().expect("lock poisoned").queue.len()
+    }
+
+    /// Sends queued reports forever, in order, each until acknowledged.
+    /// `spool_dir` is where a gone recording's spool files are deleted.
+    pub async fn run(self, sink: Arc<dyn ReportSink>, spool_dir: PathBuf) {
+        let mut failing = false;
+        loop {
+            let next = {
+                let inner = self.inner.lock().expect("lock poisoned");
+                inner.queue.front().map(|p| p.report.clone())
+            };
+            let Some(report) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            match sink.send(&report).await {
+                Ok(reply) => {
+                    if failing {
+                        info!("recording reports reach the control plane again");
+                        failing = false;
+                    }
+                    let done = {
+                        let mut inner = self.inner.lock().expect("lock poisoned");
+                        if reply == RecordingReportReply::Gone {
+                            inner.gone.insert(report.recording_id.clone());
+                        }
+                        inner.queue.pop_front()
+                    };
+                    if reply == RecordingReportReply::Gone {
+                        info!(recording = %report.recording_id, "recording gone: dropping its spool");
+                        self.inner
+                            .lock()
+                            .expect("lock poisoned")
+                            .queue
+                            .retain(|p| p.report.recording_id != report.recording_id);
+                        let dir = spool_dir.join(report.recording_id.as_str());
+                        let _ = tokio::fs::remove_dir_all(dir).await;
+                    } else if let Some(path) = done.and_then(|p| p.delete_after) {
+                        let _ = tokio::fs::remove_file(&path).await;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(recording = %report.recording_id, "recording report failed: {e}");
+                        failing = true;
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+}
