@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub(crate) left: tokio::sync::Notify,
     /// Participant events for the control plane's statistics.
     pub(crate) events: EventSink,
+    /// Reports of recorded segments for the control plane.
+    pub(crate) recordings: crate::recorder::reporter::Reporter,
 }
 
 impl Shared {
@@ -161,12 +163,23 @@ impl Shared {
                 })
                 .clone()
         };
+        room.enable_recording(self.recorder_env());
         for peer in &claims.room_nodes {
             if peer.node_id != self.config.node_id {
                 room.link_peer(peer);
             }
         }
         room
+    }
+
+    /// What a room needs to record (its policy decides when).
+    pub(crate) fn recorder_env(&self) -> crate::recorder::room::RecorderEnv {
+        crate::recorder::room::RecorderEnv {
+            node_id: self.config.node_id,
+            storage: self.config.recordings.clone(),
+            reporter: self.recordings.clone(),
+            metrics: self.metrics.recorder.clone(),
+        }
     }
 
     /// Forgets a room once nobody is in it here.

@@ -16,6 +16,7 @@ pub mod depack;
 pub mod file;
 pub mod mux;
 pub mod reporter;
+pub mod room;
 pub mod segmenter;
 pub mod spool;
 pub mod task;
