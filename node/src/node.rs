@@ -179,6 +179,7 @@ impl Shared {
             storage: self.config.recordings.clone(),
             reporter: self.recordings.clone(),
             metrics: self.metrics.recorder.clone(),
+            restart_grace: crate::recorder::file::KEYFRAME_WAIT,
         }
     }
 

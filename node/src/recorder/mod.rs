@@ -47,6 +47,6 @@ impl std::fmt::Debug for RecordingStorage {
 }
 
 #[cfg(test)]
-mod testmedia;
+pub(crate) mod testmedia;
 #[cfg(test)]
 mod tests;

@@ -73,6 +73,12 @@ impl Reporter {
         self.inner.lock().expect("lock poisoned").queue.len()
     }
 
+    /// The reports not yet acknowledged, oldest first.
+    pub fn queued(&self) -> Vec<RecordingReport> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        inner.queue.iter().map(|p| p.report.clone()).collect()
+    }
+
     /// Sends queued reports forever, in order, each until acknowledged.
     /// `spool_dir` is where a gone recording's spool files are deleted.
     pub async fn run(self, sink: Arc<dyn ReportSink>, spool_dir: PathBuf) {

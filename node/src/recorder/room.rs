@@ -9,7 +9,7 @@
 //! - starts a file when there is none;
 //! - when a track of that source appears that the file does not have,
 //!   ends the file and starts a new one (a file's track set is fixed), or,
-//!   if the file is younger than [`KEYFRAME_WAIT`] (camera and microphone
+//!   if the file is younger than [`RecorderEnv::restart_grace`] (camera and microphone
 //!   arrive a moment apart at a join), drops it and starts again;
 //! - when a track goes, stops feeding it (the file has a gap);
 //! - when the participant left, ends their files.
@@ -17,7 +17,6 @@
 //! Every call only attaches or detaches queues and signals tasks, so it
 //! never blocks the room.
 
-use super::file::KEYFRAME_WAIT;
 use super::reporter::Reporter;
 use super::task::{self, FileCtx, FileHandle};
 use super::RecordingStorage;
@@ -42,6 +41,10 @@ pub struct RecorderEnv {
     pub reporter: Reporter,
     /// The recorder's metrics.
     pub metrics: RecorderMetrics,
+    /// A file younger than this that gets a new track is dropped and
+    /// started again rather than kept as a file of its own (normally
+    /// [`super::file::KEYFRAME_WAIT`]: camera and microphone arrive a moment apart).
+    pub restart_grace: std::time::Duration,
 }
 
 /// The file a track belongs to.
@@ -156,7 +159,7 @@ impl RoomRecorder {
                 }
                 let h = self.files.remove(&key).expect("present");
                 self.fed.remove(&h.file_id);
-                if h.started.elapsed() < KEYFRAME_WAIT {
+                if h.started.elapsed() < self.env.restart_grace {
                     h.abort();
                 } else {
                     h.finish();

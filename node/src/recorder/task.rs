@@ -246,6 +246,18 @@ async fn run(
         }
         ask(&tracks, keyframes).await;
     };
+    if let Stop::Finish = how {
+        // What was queued before the stop still belongs to the file.
+        for (i, slot) in rxs.iter_mut().enumerate() {
+            let Some(rx) = slot else { continue };
+            while let Ok(pkt) = rx.try_recv() {
+                ctx.metrics.packets.inc();
+                if rec.push(i, pkt, Instant::now(), wall_us()).is_err() {
+                    break;
+                }
+            }
+        }
+    }
     match how {
         Stop::Finish => {
             let offset = offset_ms(&ctx, &rec);

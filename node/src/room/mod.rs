@@ -29,6 +29,8 @@ mod recording;
 mod tests;
 #[cfg(test)]
 mod tests_moderation;
+#[cfg(test)]
+mod tests_recording;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
 pub use participant::Participant;

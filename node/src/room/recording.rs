@@ -76,6 +76,21 @@ impl Room {
         }
     }
 
+    /// The files being recorded here: (participant, source, file).
+    pub fn recorded_files(
+        &self,
+    ) -> Vec<(
+        veche_protocol::ParticipantId,
+        veche_protocol::recording::RecordedSource,
+        veche_protocol::recording::FileId,
+    )> {
+        self.lock()
+            .recorder
+            .as_ref()
+            .map(|r| r.files())
+            .unwrap_or_default()
+    }
+
     /// Ends the room's recording here (the room closes on this node).
     pub(super) fn stop_recording(&self, inner: &mut Inner) {
         if let Some(mut r) = inner.recorder.take() {

@@ -238,6 +238,16 @@ impl UpTrack {
         subs.push((sink, tx));
     }
 
+    /// The receivers now (for tests and diagnostics).
+    pub fn sinks(&self) -> Vec<Sink> {
+        self.subscribers
+            .read()
+            .expect("lock poisoned")
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
     /// Removes a receiver's queue.
     pub fn detach(&self, sink: &Sink) {
         self.subscribers
