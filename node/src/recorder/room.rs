@@ -55,6 +55,9 @@ pub fn recorded_source(source: TrackSource) -> RecordedSource {
     }
 }
 
+/// A file's place: whose, and which media.
+type FileKey = (ParticipantId, RecordedSource);
+
 /// A local track to record, with its publisher's name.
 pub struct LiveTrack {
     /// The track.
@@ -69,7 +72,7 @@ pub struct RoomRecorder {
     room_id: RoomId,
     env: RecorderEnv,
     storage: RecordingStorage,
-    files: HashMap<(ParticipantId, RecordedSource), FileHandle>,
+    files: HashMap<FileKey, FileHandle>,
     /// Tracks each file is still fed.
     fed: HashMap<FileId, HashSet<TrackId>>,
     stopped: bool,
@@ -119,8 +122,7 @@ impl RoomRecorder {
             self.stop();
             return;
         }
-        let mut groups: BTreeMap<(ParticipantId, RecordedSource), (Vec<Arc<UpTrack>>, String)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<FileKey, (Vec<Arc<UpTrack>>, String)> = BTreeMap::new();
         for t in tracks {
             let key = (
                 t.track.publisher.clone(),
@@ -189,7 +191,7 @@ impl RoomRecorder {
         }
     }
 
-    fn end(&mut self, key: &(ParticipantId, RecordedSource)) {
+    fn end(&mut self, key: &FileKey) {
         if let Some(h) = self.files.remove(key) {
             self.fed.remove(&h.file_id);
             h.finish();
