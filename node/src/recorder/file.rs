@@ -169,9 +169,9 @@ impl FileRecorder {
             self.start_us.get_or_insert(t_us);
             match &mut self.phase {
                 Phase::Waiting { frames, .. } => frames.push((track, t_us, f.data, f.key)),
-                Phase::Muxing(m, h) => {
+                Phase::Muxing(m, _) => {
                     if let Some(ms) = m.push(track, t_us, f.data, f.key)? {
-                        let settled = h.snapshot().settled;
+                        let settled = m.settled();
                         self.step(ms, settled, &mut actions);
                     }
                 }
@@ -216,15 +216,16 @@ impl FileRecorder {
         for (track, t_us, data, key) in frames {
             last = m.push(track, t_us, data, key)?.or(last);
         }
-        self.phase = Phase::Muxing(Box::new(m), h.clone());
+        let settled = m.settled();
+        self.phase = Phase::Muxing(Box::new(m), h);
         if let Some(ms) = last {
-            self.step(ms, h.snapshot().settled, actions);
+            self.step(ms, settled, actions);
         }
         Ok(())
     }
 
-    fn step(&mut self, media_ms: u64, settled: u64, actions: &mut Vec<FileAction>) {
-        let step = self.segmenter.on_frame(media_ms, settled);
+    fn step(&mut self, media_ms: u64, settled: (u64, u64), actions: &mut Vec<FileAction>) {
+        let step = self.segmenter.on_frame(media_ms, settled.0, settled.1);
         if step.request_keyframe {
             actions.extend(Self::video_ids(&self.tracks).map(FileAction::RequestKeyframe));
         }

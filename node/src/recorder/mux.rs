@@ -16,6 +16,15 @@ use webm::mux::{AudioCodecId, Segment, SegmentBuilder, SegmentMode, VideoCodecId
 /// How long frames wait to be put in time order across tracks, in µs.
 pub const INTERLEAVE_US: i64 = 300_000;
 
+/// How long a file's video may be silent (camera off, track unpublished)
+/// while audio goes on before the last keyframe is written again, in ns.
+/// libwebm holds a file's audio back until the next video frame (to keep
+/// a keyframe's audio in its cluster), so without video no cluster would
+/// close: no segment could be cut, and the held audio would grow. The
+/// repeat shows the last keyframe's picture, which is what a player shows
+/// over a gap anyway.
+const VIDEO_SILENCE_NS: u64 = 4_000_000_000;
+
 /// The OpusHead (RFC 7845 §5.1) a WebM Opus track carries as codec
 /// private: WebRTC's Opus is declared stereo at 48 kHz, with no pre-skip.
 pub fn opus_head() -> Vec<u8> {
@@ -95,6 +104,16 @@ pub struct Muxer {
     /// Last timestamp handed to libwebm, in ns from the start.
     last_ns: u64,
     written_any: bool,
+    /// The video track's index, if the file has one.
+    video: Option<usize>,
+    /// Its last keyframe, repeated over long silences.
+    last_key: Option<bytes::Bytes>,
+    /// When video was last written, in ns.
+    last_video_ns: u64,
+    spool: SpoolHandle,
+    /// The latest settled point and the media time (ms) of the frame
+    /// whose cluster settled it.
+    settled: (u64, u64),
 }
 
 impl Muxer {
@@ -134,6 +153,13 @@ impl Muxer {
                 start_us,
                 last_ns: 0,
                 written_any: false,
+                video: tracks
+                    .iter()
+                    .position(|t| matches!(t, MuxTrack::Vp8 { .. })),
+                last_key: None,
+                last_video_ns: 0,
+                spool: handle.clone(),
+                settled: (0, 0),
             },
             handle,
         ))
@@ -166,13 +192,35 @@ impl Muxer {
         while self.queue.peek().is_some_and(|q| q.0.t_us <= upto_us) {
             let Reverse(q) = self.queue.pop().expect("peeked");
             let ns = ((q.t_us - self.start_us).max(0) as u64 * 1_000).max(self.last_ns);
+            if Some(q.track) == self.video {
+                self.last_video_ns = ns;
+                if q.key {
+                    self.last_key = Some(q.data.clone());
+                }
+            } else if let (Some(v), Some(key)) = (self.video, &self.last_key) {
+                if ns >= self.last_video_ns + VIDEO_SILENCE_NS {
+                    self.segment.add_frame(self.tracks[v], key, ns, true)?;
+                    self.last_video_ns = ns;
+                }
+            }
             self.segment
                 .add_frame(self.tracks[q.track], &q.data, ns, q.key)?;
+            let settled = self.spool.snapshot().settled;
+            if settled != self.settled.0 {
+                // libwebm closed the previous cluster to start this
+                // frame's: the boundary is at this frame's time.
+                self.settled = (settled, ns / 1_000_000);
+            }
             self.last_ns = ns;
             self.written_any = true;
             last = Some(ns / 1_000_000);
         }
         Ok(last)
+    }
+
+    /// The latest settled point and the media time (ms) at it.
+    pub fn settled(&self) -> (u64, u64) {
+        self.settled
     }
 
     /// Media time written so far, in ms.

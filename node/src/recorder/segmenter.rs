@@ -59,16 +59,14 @@ impl Segmenter {
     }
 
     /// After a frame at media time `media_ms` was written, with the spool
-    /// settled up to `settled`.
-    pub fn on_frame(&mut self, media_ms: u64, settled: u64) -> Step {
+    /// settled up to `settled` by a cluster that started at `settled_ms`.
+    pub fn on_frame(&mut self, media_ms: u64, settled: u64, settled_ms: u64) -> Step {
         let mut step = Step::default();
-        if media_ms < self.start_ms + SEGMENT_MS {
-            return step;
-        }
-        if settled > self.uploaded {
-            step.upload = Some(self.cut_at(settled, media_ms));
+        let due = self.start_ms + SEGMENT_MS;
+        if settled > self.uploaded && settled_ms >= due {
+            step.upload = Some(self.cut_at(settled, settled_ms));
             self.asked = false;
-        } else if !self.asked {
+        } else if media_ms >= due && !self.asked {
             self.asked = true;
             step.request_keyframe = true;
         }
@@ -127,30 +125,33 @@ mod tests {
     fn a_segment_is_cut_only_at_a_settled_point_after_the_segment_length() {
         let mut s = Segmenter::default();
         // Settled points before 10 s do not cut.
-        assert_eq!(s.on_frame(4_000, 5_000), Step::default());
+        assert_eq!(s.on_frame(4_000, 5_000, 4_000), Step::default());
         // At 10 s with nothing newly settled: ask for a keyframe, once.
-        let st = s.on_frame(10_000, 0);
+        let st = s.on_frame(10_000, 5_000, 4_000);
         assert!(st.request_keyframe && st.upload.is_none());
-        let st = s.on_frame(10_100, 0);
+        let st = s.on_frame(10_100, 5_000, 4_000);
         assert!(!st.request_keyframe && st.upload.is_none());
         // The keyframe started a cluster: cut there.
-        let st = s.on_frame(10_300, 9_000);
+        let st = s.on_frame(10_300, 9_000, 10_300);
         let up = st.upload.expect("cut at the settled point");
         assert_eq!(
             (up.seq, up.range, up.start_ms, up.end_ms),
             (0, 0..9_000, 0, 10_300)
         );
         // The next segment counts from that cut.
-        assert_eq!(s.on_frame(15_000, 12_000), Step::default());
-        let up = s.on_frame(20_400, 12_000).upload.expect("second segment");
-        assert_eq!((up.seq, up.range), (1, 9_000..12_000));
+        assert_eq!(s.on_frame(15_000, 12_000, 15_000), Step::default());
+        let up = s
+            .on_frame(20_400, 13_000, 20_300)
+            .upload
+            .expect("second segment");
+        assert_eq!((up.seq, up.range, up.end_ms), (1, 9_000..13_000, 20_300));
     }
 
     #[test]
     fn finishing_uploads_the_rest_and_every_segment_finalize_touched() {
         let mut s = Segmenter::default();
-        s.on_frame(10_000, 1_000).upload.unwrap();
-        s.on_frame(20_000, 2_000).upload.unwrap();
+        s.on_frame(10_000, 1_000, 10_000).upload.unwrap();
+        s.on_frame(20_000, 2_000, 20_000).upload.unwrap();
         let ups = s.finish(3_000, 25_000, &[(40, 48), (100, 120)]);
         assert_eq!(ups.len(), 2);
         assert!(ups[0].rewrite && ups[0].seq == 0 && ups[0].range == (0..1_000));

@@ -30,6 +30,11 @@ struct Run {
 }
 
 fn record(lose: &[usize]) -> Run {
+    record_until(lose, i64::MAX)
+}
+
+/// Records, with the video stopping after `video_until_us`.
+fn record_until(lose: &[usize], video_until_us: i64) -> Run {
     let spool = testmedia::path("f.webm");
     let base = Instant::now();
     let tracks = [
@@ -51,7 +56,11 @@ fn record(lose: &[usize]) -> Run {
         let all = std::fs::read(&spool).unwrap();
         all[r.start as usize..r.end as usize].to_vec()
     };
-    for a in arrivals(u32::MAX - 20_000, lose) {
+    let all = arrivals(u32::MAX - 20_000, lose);
+    for a in all
+        .into_iter()
+        .filter(|a| a.track == 1 || a.at_us < video_until_us)
+    {
         let now = base + Duration::from_micros(a.at_us as u64);
         for act in rec.push(a.track, a.pkt, now, T0 + a.at_us).unwrap() {
             match act {
@@ -159,4 +168,23 @@ fn the_segments_uploaded_before_finalize_play_on_their_own() {
     let _ = duration; // unknown-size segment: ffprobe may not know it
     let errors = decode_errors(&prefix);
     assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+}
+
+#[test]
+fn a_camera_that_goes_silent_leaves_a_gap_and_segments_still_cut() {
+    // The camera stops after 3 s; the microphone goes on to 13 s.
+    let run = record_until(&[], 3_000_000);
+    assert!(
+        !run.cuts.is_empty(),
+        "a segment was cut while the video was silent"
+    );
+    let (duration, codecs) = probe(&run.spool);
+    assert_eq!(codecs, vec!["opus", "vp8"]);
+    assert!(
+        (duration - testmedia::SECONDS as f64).abs() < 0.6,
+        "duration {duration}"
+    );
+    let errors = decode_errors(&run.spool);
+    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+    assert_eq!(concat(&run.last), std::fs::read(&run.spool).unwrap());
 }
