@@ -129,3 +129,106 @@ impl Reporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veche_protocol::recording::{FileId, FileReport, RecordedSource};
+    use veche_protocol::{NodeId, ParticipantId, RoomId};
+
+    /// A control plane in memory: fails the first `fail` calls, then
+    /// answers `reply`; keeps what it was sent.
+    struct Plane {
+        fail: Mutex<u32>,
+        reply: RecordingReportReply,
+        got: Mutex<Vec<RecordingReport>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ReportSink for Plane {
+        async fn send(&self, r: &RecordingReport) -> Result<RecordingReportReply, String> {
+            self.got.lock().unwrap().push(r.clone());
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err("unavailable".into());
+            }
+            Ok(self.reply)
+        }
+    }
+
+    fn report(rec: u8) -> RecordingReport {
+        RecordingReport {
+            node_id: NodeId(1),
+            room_id: RoomId(1),
+            recording_id: RecordingId::from_random([rec; 8]),
+            files: vec![FileReport {
+                file_id: FileId::from_random([1; 8]),
+                participant_id: ParticipantId::from_random([1; 8]),
+                display_name: "Ann".into(),
+                source: RecordedSource::Camera,
+                offset_ms: 0,
+                segments: Vec::new(),
+                end: None,
+            }],
+        }
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("still not: {what}");
+    }
+
+    #[tokio::test]
+    async fn a_report_is_sent_again_until_acknowledged_and_then_its_spool_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("f.webm");
+        std::fs::write(&spool, b"webm").unwrap();
+        let plane = Arc::new(Plane {
+            fail: Mutex::new(2),
+            reply: RecordingReportReply::Stored,
+            got: Mutex::new(Vec::new()),
+        });
+        let r = Reporter::default();
+        r.push(report(1), Some(spool.clone()));
+        tokio::spawn(r.clone().run(plane.clone(), dir.path().to_owned()));
+        until("acknowledged", || r.pending() == 0).await;
+        assert_eq!(
+            plane.got.lock().unwrap().len(),
+            3,
+            "two failures, then stored"
+        );
+        until("the spool file is deleted", || !spool.exists()).await;
+    }
+
+    #[tokio::test]
+    async fn a_gone_recording_is_stopped_and_its_spool_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = RecordingId::from_random([2; 8]);
+        let rec_dir = dir.path().join(rec.as_str());
+        std::fs::create_dir_all(&rec_dir).unwrap();
+        std::fs::write(rec_dir.join("f.webm"), b"webm").unwrap();
+        let plane = Arc::new(Plane {
+            fail: Mutex::new(0),
+            reply: RecordingReportReply::Gone,
+            got: Mutex::new(Vec::new()),
+        });
+        let r = Reporter::default();
+        r.push(report(2), None);
+        r.push(report(2), None);
+        tokio::spawn(r.clone().run(plane.clone(), dir.path().to_owned()));
+        until("gone", || r.is_gone(&rec)).await;
+        until("queue dropped", || r.pending() == 0).await;
+        until("spool dropped", || !rec_dir.exists()).await;
+        assert_eq!(
+            plane.got.lock().unwrap().len(),
+            1,
+            "the rest of the recording's reports are dropped"
+        );
+    }
+}
