@@ -91,8 +91,10 @@ impl TrackDepacketizer {
     /// Takes one packet (in any order) and returns the frames it completed.
     pub fn push(&mut self, now: Instant, pkt: rtp::Packet) -> Depacketized {
         let mut out = Depacketized::default();
-        if pkt.payload.is_empty() {
-            // Padding: nothing to reassemble, and it would count as loss.
+        if pkt.payload.is_empty() && !self.is_video() {
+            // Padding on audio (rare): nothing to reassemble. Video
+            // padding goes in: the builder recognises it, and skipping it
+            // would leave a sequence gap that looks like loss.
             return out;
         }
         let mut samples = Vec::new();

@@ -119,7 +119,11 @@ impl RoomRecorder {
             return;
         }
         if self.env.reporter.is_gone(&self.recording.id) {
-            self.stop();
+            // Deleted: nothing more is uploaded or reported.
+            self.stopped = true;
+            for (_, h) in self.files.drain() {
+                h.abort();
+            }
             return;
         }
         let mut groups: BTreeMap<FileKey, (Vec<Arc<UpTrack>>, String)> = BTreeMap::new();
@@ -167,7 +171,7 @@ impl RoomRecorder {
                     h.finish();
                 }
             }
-            if self.files.len() >= MAX_FILES_PER_NODE {
+            if self.env.metrics.active.get() >= MAX_FILES_PER_NODE as i64 {
                 warn!(room = %self.room_id, "too many recorded files on this node; not recording more");
                 self.env.metrics.refused.inc();
                 continue;

@@ -125,6 +125,12 @@ fn packet(seq: u16, ts: u32, ssrc: u32, pt: u8, marker: bool, payload: Bytes) ->
 /// (jittered), every 40th pair of packets swapped, and the packets whose
 /// indexes are in `lose` never arrive.
 pub fn arrivals(video_ts0: u32, lose: &[usize]) -> Vec<Arrival> {
+    arrivals_with(video_ts0, lose, false)
+}
+
+/// [`arrivals`], and with `padding` an empty padding packet after every
+/// 10th video frame, as libWebRTC sends to smooth its rate.
+pub fn arrivals_with(video_ts0: u32, lose: &[usize], padding: bool) -> Vec<Arrival> {
     let m = media();
     let mut out = Vec::new();
     let mut pay = Vp8Payloader::default();
@@ -140,6 +146,14 @@ pub fn arrivals(video_ts0: u32, lose: &[usize]) -> Vec<Arrival> {
                 at_us: t_us + 5_000 + (i as i64 % 7) * 1_000,
                 track: 0,
                 pkt: packet(seq, ts, 1, 96, k + 1 == n, p),
+            });
+        }
+        if padding && i % 10 == 5 {
+            seq = seq.wrapping_add(1);
+            out.push(Arrival {
+                at_us: t_us + 12_000,
+                track: 0,
+                pkt: packet(seq, ts, 1, 96, false, Bytes::new()),
             });
         }
     }

@@ -2,7 +2,7 @@
 
 use super::file::{FileAction, FileRecorder};
 use super::segmenter::Upload;
-use super::testmedia::{self, a_video_packet_near, arrivals, decode_errors, probe};
+use super::testmedia::{self, a_video_packet_near, decode_errors, probe};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use veche_protocol::signal::MediaKind;
@@ -30,11 +30,11 @@ struct Run {
 }
 
 fn record(lose: &[usize]) -> Run {
-    record_until(lose, i64::MAX)
+    record_until(lose, i64::MAX, false)
 }
 
 /// Records, with the video stopping after `video_until_us`.
-fn record_until(lose: &[usize], video_until_us: i64) -> Run {
+fn record_until(lose: &[usize], video_until_us: i64, padding: bool) -> Run {
     let spool = testmedia::path("f.webm");
     let base = Instant::now();
     let tracks = [
@@ -56,7 +56,7 @@ fn record_until(lose: &[usize], video_until_us: i64) -> Run {
         let all = std::fs::read(&spool).unwrap();
         all[r.start as usize..r.end as usize].to_vec()
     };
-    let all = arrivals(u32::MAX - 20_000, lose);
+    let all = testmedia::arrivals_with(u32::MAX - 20_000, lose, padding);
     for a in all
         .into_iter()
         .filter(|a| a.track == 1 || a.at_us < video_until_us)
@@ -173,7 +173,7 @@ fn the_segments_uploaded_before_finalize_play_on_their_own() {
 #[test]
 fn a_camera_that_goes_silent_leaves_a_gap_and_segments_still_cut() {
     // The camera stops after 3 s; the microphone goes on to 13 s.
-    let run = record_until(&[], 3_000_000);
+    let run = record_until(&[], 3_000_000, false);
     assert!(
         !run.cuts.is_empty(),
         "a segment was cut while the video was silent"
@@ -187,4 +187,12 @@ fn a_camera_that_goes_silent_leaves_a_gap_and_segments_still_cut() {
     let errors = decode_errors(&run.spool);
     assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
     assert_eq!(concat(&run.last), std::fs::read(&run.spool).unwrap());
+}
+
+#[test]
+fn padding_packets_between_frames_are_not_taken_for_loss() {
+    let run = record_until(&[], i64::MAX, true);
+    assert_eq!(run.dropped, 0, "no frame dropped");
+    let errors = decode_errors(&run.spool);
+    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
 }
