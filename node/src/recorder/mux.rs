@@ -11,6 +11,7 @@ use super::spool::{SpoolHandle, SpoolWriter};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
+use std::io::BufWriter;
 use webm::mux::{AudioCodecId, Segment, SegmentBuilder, SegmentMode, VideoCodecId, Writer};
 
 /// How long frames wait to be put in time order across tracks, in µs.
@@ -93,7 +94,7 @@ impl Ord for Queued {
 
 /// One WebM file being written.
 pub struct Muxer {
-    segment: Segment<SpoolWriter<File>>,
+    segment: Segment<SpoolWriter<BufWriter<File>>>,
     /// libwebm track numbers, by the caller's track index.
     tracks: Vec<u64>,
     queue: BinaryHeap<Reverse<Queued>>,

@@ -82,6 +82,7 @@ impl Reporter {
     /// Sends queued reports forever, in order, each until acknowledged.
     /// `spool_dir` is where a gone recording's spool files are deleted.
     pub async fn run(self, sink: Arc<dyn ReportSink>, spool_dir: PathBuf) {
+        clear_old_spool(&spool_dir).await;
         let mut failing = false;
         loop {
             let next = {
@@ -126,6 +127,26 @@ impl Reporter {
                     tokio::time::sleep(RETRY).await;
                 }
             }
+        }
+    }
+}
+
+/// Deletes what an earlier run of the node left in the spool: its files
+/// can no longer be finished (the control plane marks them interrupted;
+/// what was uploaded stays). Only folders named like a recording id are
+/// touched, so a spool directory shared with anything else is safe.
+async fn clear_old_spool(spool_dir: &std::path::Path) {
+    let Ok(mut dir) = tokio::fs::read_dir(spool_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let name = entry.file_name();
+        let is_recording = name
+            .to_str()
+            .is_some_and(|n| n.parse::<RecordingId>().is_ok());
+        if is_recording {
+            info!(dir = %entry.path().display(), "removing an earlier run's recording spool");
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
         }
     }
 }
@@ -194,10 +215,16 @@ mod tests {
             reply: RecordingReportReply::Stored,
             got: Mutex::new(Vec::new()),
         });
+        // An earlier run's spool goes; anything else in the folder stays.
+        let old = dir.path().join(RecordingId::from_random([5; 8]).as_str());
+        std::fs::create_dir_all(&old).unwrap();
+        let other = dir.path().join("keep-me");
+        std::fs::create_dir_all(&other).unwrap();
         let r = Reporter::default();
         r.push(report(1), Some(spool.clone()));
         tokio::spawn(r.clone().run(plane.clone(), dir.path().to_owned()));
         until("acknowledged", || r.pending() == 0).await;
+        assert!(!old.exists() && other.exists());
         assert_eq!(
             plane.got.lock().unwrap().len(),
             3,

@@ -11,7 +11,7 @@
 //! again.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
 /// What the writer observed; shared between the muxer's writer and the
@@ -64,10 +64,13 @@ pub struct SpoolWriter<W> {
     state: SpoolHandle,
 }
 
-impl SpoolWriter<File> {
-    /// Creates (truncates) the spool file at `path`.
+impl SpoolWriter<BufWriter<File>> {
+    /// Creates (truncates) the spool file at `path`, buffered: libwebm
+    /// writes a frame in several small pieces. Every seek flushes the
+    /// buffer, so the bytes before a settled point (reached by a seek) are
+    /// in the file when the recorder reads them to upload.
     pub fn create(path: &std::path::Path) -> io::Result<(Self, SpoolHandle)> {
-        Ok(Self::new(File::create(path)?))
+        Ok(Self::new(BufWriter::new(File::create(path)?)))
     }
 }
 
@@ -119,6 +122,12 @@ impl<W: Seek> Seek for SpoolWriter<W> {
             s.patched = false;
         }
         Ok(pos)
+    }
+
+    /// The tracked position, without a seek: libwebm asks for it often,
+    /// and a real seek would flush the buffer every time.
+    fn stream_position(&mut self) -> io::Result<u64> {
+        Ok(self.state.0.lock().expect("lock poisoned").pos)
     }
 }
 
