@@ -19,14 +19,6 @@ impl Room {
         self.sync_recording(&mut inner);
     }
 
-    /// Whether a recorder runs here, and for which recording.
-    pub fn recording_here(&self) -> Option<veche_protocol::recording::RecordingId> {
-        self.lock()
-            .recorder
-            .as_ref()
-            .map(|r| r.recording().id.clone())
-    }
-
     /// Starts, stops or updates the room's recorder after a change of
     /// policy, tracks or participants.
     pub(super) fn sync_recording(&self, inner: &mut Inner) {
