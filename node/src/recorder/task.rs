@@ -148,6 +148,40 @@ fn wall_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// How far a track's packets have come in media time (from its RTP
+/// timestamps), to serve the track that is furthest behind first.
+struct MediaProgress {
+    rate: i64,
+    last: Option<u32>,
+    us: i64,
+}
+
+impl MediaProgress {
+    fn new(kind: veche_protocol::signal::MediaKind) -> Self {
+        let rate = match kind {
+            veche_protocol::signal::MediaKind::Video => 90_000,
+            veche_protocol::signal::MediaKind::Audio => 48_000,
+        };
+        MediaProgress {
+            rate,
+            last: None,
+            us: 0,
+        }
+    }
+
+    fn advance(&mut self, ts: u32) {
+        if let Some(last) = self.last {
+            let ticks = ts.wrapping_sub(last) as i32 as i64;
+            if ticks > 0 {
+                self.us += ticks * 1_000_000 / self.rate;
+                self.last = Some(ts);
+            }
+        } else {
+            self.last = Some(ts);
+        }
+    }
+}
+
 /// Work for the uploader, in order.
 enum Job {
     Segment(Upload, u64),
@@ -177,12 +211,22 @@ async fn run(
     let uploader = tokio::spawn(upload(ctx.clone(), path.clone(), jobs_rx));
     ask(&tracks, asks).await;
     let mut srs_seen = vec![0u64; tracks.len()];
+    let mut progress: Vec<MediaProgress> = tracks
+        .iter()
+        .map(|t| MediaProgress::new(t.info.kind))
+        .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut dropped_before = 0;
     let how = loop {
+        // The track furthest behind in media time is served first, so a
+        // backlog (a slow disk, a busy moment) is drained in time order
+        // and the muxer's interleaving need not clamp anything.
+        let mut order: Vec<usize> = (0..rxs.len()).collect();
+        order.sort_by_key(|&i| progress[i].us);
         let next = std::future::poll_fn(|cx| {
             let mut open = false;
-            for (i, slot) in rxs.iter_mut().enumerate() {
+            for &i in &order {
+                let slot = &mut rxs[i];
                 let Some(rx) = slot else { continue };
                 match rx.poll_recv(cx) {
                     Poll::Ready(Some(p)) => return Poll::Ready(Some((i, p))),
@@ -214,6 +258,7 @@ async fn run(
                     let _ = (&mut stop).await;
                     break Stop::Finish;
                 };
+                progress[i].advance(pkt.header.timestamp);
                 let cpu = thread_cpu_secs();
                 let now_us = wall_us();
                 if let Some(sr) = tracks[i].last_sender_report() {
@@ -247,13 +292,24 @@ async fn run(
         ask(&tracks, keyframes).await;
     };
     if let Stop::Finish = how {
-        // What was queued before the stop still belongs to the file.
-        for (i, slot) in rxs.iter_mut().enumerate() {
-            let Some(rx) = slot else { continue };
-            while let Ok(pkt) = rx.try_recv() {
-                ctx.metrics.packets.inc();
-                if rec.push(i, pkt, Instant::now(), wall_us()).is_err() {
-                    break;
+        // What was queued before the stop still belongs to the file,
+        // taken furthest-behind first like above.
+        loop {
+            let mut order: Vec<usize> = (0..rxs.len()).collect();
+            order.sort_by_key(|&i| progress[i].us);
+            let got = order.into_iter().find_map(|i| {
+                let rx = rxs[i].as_mut()?;
+                rx.try_recv().ok().map(|p| (i, p))
+            });
+            let Some((i, pkt)) = got else { break };
+            progress[i].advance(pkt.header.timestamp);
+            ctx.metrics.packets.inc();
+            let Ok(actions) = rec.push(i, pkt, Instant::now(), wall_us()) else {
+                break;
+            };
+            for a in actions {
+                if let FileAction::Upload(up) = a {
+                    let _ = jobs_tx.send(Job::Segment(up, offset_ms(&ctx, &rec)));
                 }
             }
         }

@@ -233,3 +233,79 @@ async fn a_participant_leaving_ends_their_files_and_a_node_without_storage_recor
         "refused once, not on every change"
     );
 }
+
+#[tokio::test]
+async fn a_recorded_camera_and_microphone_are_stored_as_segments_that_concatenate_to_one_playable_file(
+) {
+    let s = setup(Duration::ZERO);
+    let _seat = join(&s.room, 1);
+    let cam = camera(7, 1);
+    let m = mic(8, 1, Origin::Local);
+    s.room.publish(cam.clone()).unwrap();
+    s.room.publish(m.clone()).unwrap();
+    assert!(s
+        .room
+        .apply_policy(policy(1, Some(recording())), PolicySource::Fetched));
+    for a in arrivals(0, &[]) {
+        let up = if a.track == 0 { &cam } else { &m };
+        up.fan_out(a.pkt);
+        // Stay within the recorder's queue, as real time would.
+        tokio::task::yield_now().await;
+    }
+    assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
+    eventually("the file's final report is queued", || {
+        s.reporter
+            .queued()
+            .iter()
+            .any(|r| r.files.iter().any(|f| f.end.is_some()))
+    })
+    .await;
+    let reports = s.reporter.queued();
+    let file_id = reports[0].files[0].file_id.clone();
+    let segments: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.files[0].segments.clone())
+        .collect();
+    let end = reports.last().unwrap().files[0].end.clone().unwrap();
+    assert!(segments.len() >= 2, "13 s make at least two segments");
+    assert_eq!(
+        end.rewritten,
+        vec![0],
+        "finalize rewrote the header in segment 0"
+    );
+    let mut whole = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        assert_eq!(seg.seq, i as u32);
+        let key = segment_key(&recording().id, &file_id, seg.seq);
+        let bytes = s
+            .store
+            .get(&key.as_str().into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.len() as u64, seg.bytes);
+        whole.extend_from_slice(&bytes);
+    }
+    assert_eq!(whole.len() as u64, end.bytes);
+    let path = crate::recorder::testmedia::path("stored.webm");
+    std::fs::write(&path, &whole).unwrap();
+    let (duration, codecs) = crate::recorder::testmedia::probe(&path);
+    assert_eq!(codecs, vec!["opus", "vp8"]);
+    let want = crate::recorder::testmedia::SECONDS as f64;
+    assert!((duration - want).abs() < 0.6, "duration {duration}");
+    assert!((end.duration_ms as f64 / 1000.0 - want).abs() < 0.6);
+    let errors = crate::recorder::testmedia::decode_errors(&path);
+    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+    let spool_left = s
+        ._dir
+        .path()
+        .join("spool")
+        .join(recording().id.as_str())
+        .join(format!("{file_id}.webm"));
+    assert!(
+        spool_left.exists(),
+        "the spool stays until the final report is acknowledged"
+    );
+}
