@@ -78,7 +78,8 @@ pub struct RecorderMetrics {
     pub cpu_seconds: Counter,
     /// RTP packets the recorder consumed.
     pub packets: IntCounter,
-    /// Bytes the muxer wrote to spool files.
+    /// Recording bytes written to object storage (segments, re-uploads
+    /// included): what recording costs in storage traffic.
     pub bytes_written: IntCounter,
     /// Segments uploaded to object storage (re-uploads included).
     pub segments: IntCounter,
@@ -241,7 +242,7 @@ impl Metrics {
                 ),
                 bytes_written: c(
                     "recording_bytes_written_total",
-                    "Bytes the recorder's muxer wrote to spool files",
+                    "Recording bytes written to object storage (re-uploads included)",
                 ),
                 segments: c(
                     "recording_segments_total",
