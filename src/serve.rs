@@ -182,6 +182,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
+        recordings: None,
         ice_servers: ice_servers(&cfg)?,
         turn: turn(&cfg)?,
     });

@@ -201,6 +201,17 @@ impl ControlPlaneClient {
         self.call(veche_protocol::stats::RPC_NODE_EVENTS, req).await
     }
 
+    /// Reports segments a recorder uploaded (and the ends of files it
+    /// finished). The control plane applies each segment once, so the
+    /// recorder's reporter simply sends again until this succeeds.
+    pub async fn recording_report(
+        &self,
+        req: &veche_protocol::recording::RecordingReport,
+    ) -> Result<veche_protocol::recording::RecordingReportReply, ErrorBody> {
+        self.call(veche_protocol::recording::RPC_RECORDING_REPORT, req)
+            .await
+    }
+
     /// Commits a chat message through Raft; returns it as stored.
     pub async fn commit_chat(&self, req: &CommitChat) -> Result<ChatMessage, ErrorBody> {
         self.call(RPC_COMMIT_CHAT, req).await

@@ -32,6 +32,7 @@ pub mod negotiation;
 pub mod node;
 pub mod outbox;
 pub mod peer;
+pub mod recorder;
 pub mod relay;
 pub mod relay_tls;
 pub mod room;

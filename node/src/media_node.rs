@@ -56,6 +56,7 @@ impl MediaNode {
                 draining: Mutex::new(None),
                 left: tokio::sync::Notify::new(),
                 events: crate::events::EventSink::new(&metrics.registry),
+                recordings: crate::recorder::reporter::Reporter::default(),
                 metrics,
             }),
         }
@@ -172,6 +173,14 @@ impl MediaNode {
             async move { node.report_events().await }
         });
         let _stop_reporter = AbortOnDrop(reporter);
+        // Recording reports go out as long as the heartbeats do, like
+        // participant events.
+        let _stop_recording_reports = self.shared.config.recordings.as_ref().map(|storage| {
+            let reporter = self.shared.recordings.clone();
+            let sink: Arc<dyn crate::recorder::reporter::ReportSink> =
+                Arc::new(self.shared.cp.clone());
+            AbortOnDrop(tokio::spawn(reporter.run(sink, storage.spool_dir.clone())))
+        });
         let mut tick = tokio::time::interval(Duration::from_millis(HEARTBEAT_INTERVAL_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);

@@ -4,7 +4,7 @@
 //! the prometheus crate does internally), so they cost a few nanoseconds a
 //! packet.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Counter, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// All metrics of one media node.
 #[derive(Clone)]
@@ -66,6 +66,33 @@ pub struct Metrics {
     pub relay_retransmits: IntCounter,
     /// Datagrams not sent or not used, by reason.
     pub relay_dropped: IntCounterVec,
+    /// The recorder's costs and output (see [`RecorderMetrics`]).
+    pub recorder: RecorderMetrics,
+}
+
+/// What recording costs the node and what it produced. The load test
+/// divides CPU by packets to report the recorder's cost per packet.
+#[derive(Clone)]
+pub struct RecorderMetrics {
+    /// Thread CPU time spent depacketizing and muxing recorded packets.
+    pub cpu_seconds: Counter,
+    /// RTP packets the recorder consumed.
+    pub packets: IntCounter,
+    /// Recording bytes written to object storage (segments, re-uploads
+    /// included): what recording costs in storage traffic.
+    pub bytes_written: IntCounter,
+    /// Segments uploaded to object storage (re-uploads included).
+    pub segments: IntCounter,
+    /// Segment uploads that failed (each attempt).
+    pub upload_failures: IntCounter,
+    /// Packets dropped before the recorder (queue full) or in it
+    /// (waiting for a keyframe, unrepairable loss).
+    pub packets_dropped: IntCounter,
+    /// Files being recorded now.
+    pub active: IntGauge,
+    /// Recordings a room's policy asked for that this node could not
+    /// make (no storage configured, too many files).
+    pub refused: IntCounter,
 }
 
 impl Metrics {
@@ -197,6 +224,44 @@ impl Metrics {
                 "Error replies sent to signalling clients",
                 "code",
             ),
+            recorder: RecorderMetrics {
+                cpu_seconds: {
+                    let m = Counter::new(
+                        "recorder_cpu_seconds_total",
+                        "Thread CPU time spent in the recorder's packet path",
+                    )
+                    .expect("valid metric");
+                    registry
+                        .register(Box::new(m.clone()))
+                        .expect("unique metric");
+                    m
+                },
+                packets: c(
+                    "recorded_packets_total",
+                    "RTP packets consumed by the recorder",
+                ),
+                bytes_written: c(
+                    "recording_bytes_written_total",
+                    "Recording bytes written to object storage (re-uploads included)",
+                ),
+                segments: c(
+                    "recording_segments_total",
+                    "Recording segments uploaded to object storage",
+                ),
+                upload_failures: c(
+                    "recording_upload_failures_total",
+                    "Recording segment uploads that failed",
+                ),
+                packets_dropped: c(
+                    "recording_packets_dropped_total",
+                    "Packets the recorder dropped (queue full, loss, waiting for a keyframe)",
+                ),
+                active: g("recordings_active", "Files being recorded on this node"),
+                refused: c(
+                    "recordings_refused_total",
+                    "Recordings this node could not make (no storage, too many files)",
+                ),
+            },
             registry,
         }
     }

@@ -58,6 +58,11 @@ pub struct NodeConfig {
     /// `veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS`; tests
     /// shorten it.
     pub lobby_unattended: Duration,
+    /// Where recordings go: the object store segments are uploaded to and
+    /// the local spool directory the muxer writes to. `None` on a node
+    /// that cannot record (a room's recording is then skipped here, logged
+    /// and counted in `veche_node_recordings_refused_total`).
+    pub recordings: Option<crate::recorder::RecordingStorage>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -74,6 +79,10 @@ impl std::fmt::Debug for NodeConfig {
             .field("ice_servers", &self.ice_servers)
             .field("turn", &self.turn)
             .field("lobby_unattended", &self.lobby_unattended)
+            .field(
+                "recordings",
+                &self.recordings.as_ref().map(|r| &r.spool_dir),
+            )
             .finish()
     }
 }
@@ -101,6 +110,8 @@ pub(crate) struct Shared {
     pub(crate) left: tokio::sync::Notify,
     /// Participant events for the control plane's statistics.
     pub(crate) events: EventSink,
+    /// Reports of recorded segments for the control plane.
+    pub(crate) recordings: crate::recorder::reporter::Reporter,
 }
 
 impl Shared {
@@ -152,12 +163,24 @@ impl Shared {
                 })
                 .clone()
         };
+        room.enable_recording(self.recorder_env());
         for peer in &claims.room_nodes {
             if peer.node_id != self.config.node_id {
                 room.link_peer(peer);
             }
         }
         room
+    }
+
+    /// What a room needs to record (its policy decides when).
+    pub(crate) fn recorder_env(&self) -> crate::recorder::room::RecorderEnv {
+        crate::recorder::room::RecorderEnv {
+            node_id: self.config.node_id,
+            storage: self.config.recordings.clone(),
+            reporter: self.recordings.clone(),
+            metrics: self.metrics.recorder.clone(),
+            restart_grace: crate::recorder::file::KEYFRAME_WAIT,
+        }
     }
 
     /// Forgets a room once nobody is in it here.

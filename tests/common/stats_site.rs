@@ -158,6 +158,7 @@ pub async fn media_node(
         lobby_unattended: std::time::Duration::from_millis(
             veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS,
         ),
+        recordings: None,
         ice_servers: Vec::new(),
         turn: None,
     });

@@ -21,6 +21,9 @@ use veche_protocol::signal::{LeaveReason, ParticipantInfo, ServerMessage};
 use veche_protocol::{NodeId, ParticipantId, TrackId};
 
 /// Something the edge must do after the core changed state.
+// The policy in a message (since recordings, with its running recording)
+// makes messages large; they are short-lived, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Start forwarding `track` to `subscriber`: create a down track on the

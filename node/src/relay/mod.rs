@@ -46,6 +46,9 @@ use veche_protocol::rpc::RelayPeer;
 use veche_protocol::{NodeId, RoomId, TrackId};
 
 /// What the relay hands to the node.
+// The policy in a message (since recordings, with its running recording)
+// makes messages large; they are short-lived, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RelayEvent {
     /// A control message from another node.

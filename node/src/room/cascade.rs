@@ -218,6 +218,7 @@ impl Room {
         }
         self.tell_peers(&inner, &RelayMsg::RoomClosed { room: self.info.id });
         inner.peers.clear();
+        self.stop_recording(&mut inner);
     }
 }
 

@@ -24,10 +24,13 @@ mod cascade;
 mod lobby;
 mod participant;
 mod policy;
+mod recording;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_moderation;
+#[cfg(test)]
+mod tests_recording;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
 pub use participant::Participant;
@@ -86,6 +89,10 @@ struct Inner {
     remote_claims: HashMap<ParticipantId, Claims>,
     /// Who waits to be let in, here and on other nodes.
     lobby: Lobby,
+    /// The recording running here (`recording.rs`).
+    recorder: Option<crate::recorder::room::RoomRecorder>,
+    /// A recording this node could not make (no storage): not retried.
+    refused_recording: Option<veche_protocol::recording::RecordingId>,
 }
 
 /// Why a resume was refused.
@@ -109,6 +116,8 @@ pub struct Room {
     generations: AtomicU64,
     /// Where seats taken and ended here are reported, for statistics.
     events: Option<EventSink>,
+    /// What recording needs from the node, once it enabled recording.
+    recorder_env: std::sync::OnceLock<crate::recorder::room::RecorderEnv>,
 }
 
 /// Who takes a seat, as the join token says: the room shows the name and
@@ -167,7 +176,10 @@ impl Room {
                 policy: None,
                 remote_claims: HashMap::new(),
                 lobby: Lobby::default(),
+                recorder: None,
+                refused_recording: None,
             }),
+            recorder_env: std::sync::OnceLock::new(),
             generations: AtomicU64::new(1),
         })
     }
@@ -278,6 +290,7 @@ impl Room {
                 self.stop_relaying(&up);
             }
         }
+        self.sync_recording(inner);
     }
 
     fn stop_relaying(&self, up: &UpTrack) {
@@ -421,6 +434,7 @@ impl Room {
             Ok(actions) => {
                 self.admit_track(&inner, &track);
                 self.run(&mut inner, actions);
+                self.sync_recording(&mut inner);
                 self.observe(&inner);
                 Ok(())
             }
@@ -442,6 +456,7 @@ impl Room {
             }
             self.stop_relaying(&up);
         }
+        self.sync_recording(&mut inner);
         self.observe(&inner);
     }
 

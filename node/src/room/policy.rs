@@ -255,6 +255,7 @@ impl Room {
         if lobby_changed || roles_changed {
             self.lobby_to_moderators(inner);
         }
+        self.sync_recording(inner);
         if let PolicySource::Moderated(_) = source {
             self.tell_peers(
                 inner,

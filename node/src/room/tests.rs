@@ -7,6 +7,9 @@ use veche_protocol::signal::{MediaKind, ParticipantInfo, TrackInfo, TrackSource}
 use veche_protocol::RoomSlug;
 
 /// What the room did to one seat.
+// The policy in a message (since recordings, with its running recording)
+// makes messages large; they are short-lived, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Event {
     Sent(ServerMessage),

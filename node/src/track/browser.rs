@@ -5,6 +5,7 @@
 use super::up::{UpTrack, Upstream};
 use crate::metrics::Metrics;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use std::sync::Arc;
 use tracing::debug;
 use veche_protocol::TrackId;
@@ -63,9 +64,25 @@ pub async fn forward_browser_track(
                 metrics.bytes_in.inc_by(pkt.payload.len() as u64);
                 up.fan_out(pkt);
             }
+            TrackRemoteEvent::OnRtcpPacket(packets) => {
+                // Sender reports, marked for us by the interceptor: the
+                // recorder maps RTP time to wall-clock time through them.
+                for p in packets {
+                    if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                        up.sender_report(sr.ntp_time, sr.rtp_time, wall_us());
+                    }
+                }
+            }
             TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError => break,
             _ => {}
         }
     }
     debug!(track = %up.info.id, "up track ended");
+}
+
+/// The node's wall clock in µs since the Unix epoch.
+fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

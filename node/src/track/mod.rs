@@ -18,7 +18,7 @@ pub mod up;
 
 pub use browser::{forward_browser_track, BrowserUpstream};
 pub use down::{local_track_for, start_down_track, DownTrack};
-pub use up::{Origin, Sink, UpTrack, Upstream};
+pub use up::{Origin, SenderReportTap, Sink, UpTrack, Upstream};
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use veche_protocol::recording::FileId;
 use veche_protocol::signal::{MediaKind, TrackInfo};
 use veche_protocol::{NodeId, ParticipantId};
 
@@ -24,6 +25,22 @@ pub enum Sink {
     /// Another media node, which fans the track out to its own
     /// participants. At most one per node, however many subscribers it has.
     Node(NodeId),
+    /// This node's recorder, writing the track into one file.
+    Recorder(FileId),
+}
+
+/// The publisher's latest RTCP sender report for a track: its wall clock
+/// (NTP) at an RTP timestamp. The recorder maps RTP time through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderReportTap {
+    /// The publisher's NTP time.
+    pub ntp: u64,
+    /// The RTP timestamp at that time.
+    pub rtp: u32,
+    /// When it arrived, node wall clock in µs since the Unix epoch.
+    pub received_us: i64,
+    /// Counts reports, so a reader sees a new one.
+    pub count: u64,
 }
 
 /// Where an up track's packets come from. Decides whether the track may be
@@ -84,6 +101,8 @@ pub struct UpTrack {
     /// The per-track Prometheus counter mirroring `forwarded`, once the
     /// room labelled it (see [`UpTrack::count_into`]).
     forwarded_metric: OnceLock<IntCounter>,
+    /// The latest sender report, for the recorder.
+    sender_report: Mutex<Option<SenderReportTap>>,
 }
 
 impl UpTrack {
@@ -112,6 +131,7 @@ impl UpTrack {
             withheld: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
             forwarded_metric: OnceLock::new(),
+            sender_report: Mutex::new(None),
         })
     }
 
@@ -164,8 +184,13 @@ impl UpTrack {
             c.inc();
         }
         let subs = self.subscribers.read().expect("lock poisoned");
-        for (_, tx) in subs.iter() {
+        for (sink, tx) in subs.iter() {
             if tx.try_send(pkt.clone()).is_err() {
+                if let Sink::Recorder(_) = sink {
+                    // A stalled recorder (slow disk) loses its own packets.
+                    self.metrics.recorder.packets_dropped.inc();
+                    continue;
+                }
                 self.metrics
                     .packets_dropped
                     .with_label_values(&["subscriber_queue_full"])
@@ -189,11 +214,38 @@ impl UpTrack {
         }
     }
 
+    /// The publisher sent an RTCP sender report for this track.
+    pub fn sender_report(&self, ntp: u64, rtp: u32, received_us: i64) {
+        let mut sr = self.sender_report.lock().expect("lock poisoned");
+        let count = sr.map_or(1, |s| s.count + 1);
+        *sr = Some(SenderReportTap {
+            ntp,
+            rtp,
+            received_us,
+            count,
+        });
+    }
+
+    /// The latest sender report, if one came.
+    pub fn last_sender_report(&self) -> Option<SenderReportTap> {
+        *self.sender_report.lock().expect("lock poisoned")
+    }
+
     /// Adds a receiver's queue, replacing any earlier one of the same sink.
     pub fn attach(&self, sink: Sink, tx: mpsc::Sender<rtp::Packet>) {
         let mut subs = self.subscribers.write().expect("lock poisoned");
         subs.retain(|(s, _)| s != &sink);
         subs.push((sink, tx));
+    }
+
+    /// The receivers now (for tests and diagnostics).
+    pub fn sinks(&self) -> Vec<Sink> {
+        self.subscribers
+            .read()
+            .expect("lock poisoned")
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     /// Removes a receiver's queue.
