@@ -11,13 +11,14 @@
 #     chromium, chromium-driver, iproute2, util-linux, janus, gcc, coturn (a real TURN server for tests/turn_credentials.rs), and
 #     nftables, with which tests/cluster_failover.rs cuts a control-plane node off
 #     from the others inside the test namespace, ffmpeg, whose ffprobe and
-#     ffmpeg check recorded files and make the one-file export, and python3
-#     with venv for the S3 test server).
+#     ffmpeg check recorded files and make the one-file export, python3
+#     with venv for the S3 test server, and mold, the linker this script
+#     uses when it is there).
 #  2. Check formatting (cargo fmt) and lints (cargo clippy, warnings denied).
 #  3. Install the test OIDC provider (npm ci in tests/oidc-provider) and the
 #     test S3 server (PyPI moto[server], pinned in tests/moto/requirements.txt,
-#     in the venv tests/moto/venv), and build every test once, while the
-#     registries are reachable.
+#     in the venv tests/moto/venv; in the background, from before clippy),
+#     and build every test once, while the registries are reachable.
 #  4. Run all Rust tests inside a fresh network namespace in which only the
 #     loopback interface exists, so that no ICE candidate, and no packet at
 #     all, leaves 127.0.0.1. Uses cargo-nextest if installed (config in
@@ -135,6 +136,8 @@ install_missing() {
     # Recording: ffprobe and ffmpeg check recorded files (tests/*recording*)
     # and make the one-file export.
     { have ffmpeg && have ffprobe; } || pkgs+=(ffmpeg)
+    # A faster linker for the ~40 test binaries (see "Linking" below).
+    have mold || pkgs+=(mold)
     # The venv that holds the test S3 server (moto_install below).
     have python3 || pkgs+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
@@ -178,6 +181,50 @@ in_loopback_netns() {
 }
 
 run_step "install missing tools" install_missing
+
+# Linking: every integration test is its own binary that links the whole
+# server, and GNU ld spends most of the test build on those links. mold
+# does the same work in a fraction of the time. Only this script uses it
+# (developers' own `cargo` runs keep the default linker and their cache),
+# and RUSTFLAGS set by the caller win.
+if have mold && [[ -z ${RUSTFLAGS:-} ]]; then
+    export RUSTFLAGS="-C link-arg=-fuse-ld=mold"
+    echo "    linking with mold ($RUSTFLAGS)"
+fi
+
+# moto_install: installs the real S3-compatible server that
+# tests/recording_s3.rs records into (PyPI `moto[server]`, pinned in
+# tests/moto/requirements.txt) into the venv tests/moto/venv, when missing
+# or older than the pin. It runs in the background from here on, while
+# clippy and the build keep the CPU busy (a fresh install is mostly
+# downloads), and is waited for before the tests, which run offline. The
+# test finds it there (or at $VECHE_MOTO_SERVER).
+moto_install() {
+    local dir=tests/moto
+    if [[ -x $dir/venv/bin/moto_server && $dir/venv/.installed -nt $dir/requirements.txt ]]; then
+        echo "    moto is installed in $dir/venv"
+        return 0
+    fi
+    python3 -m venv "$dir/venv" &&
+        "$dir/venv/bin/pip" install --quiet --disable-pip-version-check \
+            -r "$dir/requirements.txt" &&
+        touch "$dir/venv/.installed"
+}
+
+moto_pid=
+moto_log=$(mktemp)
+if have python3; then
+    moto_install >"$moto_log" 2>&1 &
+    moto_pid=$!
+fi
+
+# moto_wait: the background install's outcome and output.
+moto_wait() {
+    wait "$moto_pid"
+    local rc=$?
+    cat "$moto_log"
+    return $rc
+}
 
 run_step "cargo fmt" cargo fmt --all -- --check
 run_step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
@@ -229,24 +276,8 @@ else
     skip_step "install the test OIDC provider (npm ci)" "npm is not installed"
 fi
 
-# moto_install: installs the real S3-compatible server that
-# tests/recording_s3.rs records into (PyPI `moto[server]`, pinned in
-# tests/moto/requirements.txt) into the venv tests/moto/venv, when missing
-# or older than the pin. Here, while the registry is reachable: the tests
-# run offline. The test finds it there (or at $VECHE_MOTO_SERVER).
-moto_install() {
-    local dir=tests/moto
-    if [[ -x $dir/venv/bin/moto_server && $dir/venv/.installed -nt $dir/requirements.txt ]]; then
-        return 0
-    fi
-    python3 -m venv "$dir/venv" &&
-        "$dir/venv/bin/pip" install --quiet --disable-pip-version-check \
-            -r "$dir/requirements.txt" &&
-        touch "$dir/venv/.installed"
-}
-
-if have python3; then
-    run_step "install the test S3 server (pip: moto[server])" moto_install
+if [[ -n $moto_pid ]]; then
+    run_step "install the test S3 server (pip: moto[server], in the background)" moto_wait
 else
     skip_step "install the test S3 server (pip: moto[server])" "python3 is not installed"
 fi
