@@ -166,7 +166,7 @@ pub enum ExportError {
 
 /// One recorded file to export: where its segments are and where it
 /// starts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExportFile {
     /// The file.
     pub file_id: FileId,
@@ -174,6 +174,25 @@ pub struct ExportFile {
     pub offset_ms: u64,
     /// Its segments, `(seq, bytes)` in order, as the index has them.
     pub segments: Vec<(u32, u64)>,
+}
+
+/// What `veche recording export` needs from the index to export a
+/// recording itself: its files. Served as JSON behind the cluster secret
+/// at [`export_plan_path`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExportPlan {
+    /// The recording.
+    pub recording_id: RecordingId,
+    /// Its files, with their segments so far.
+    pub files: Vec<ExportFile>,
+}
+
+/// Internal route of [`ExportPlan`] (axum pattern).
+pub const RPC_EXPORT_PLAN: &str = "/internal/v1/recordings/{id}/export-plan";
+
+/// [`RPC_EXPORT_PLAN`] for one recording.
+pub fn export_plan_path(id: &RecordingId) -> String {
+    RPC_EXPORT_PLAN.replace("{id}", id.as_str())
 }
 
 /// Runs exports, one at a time per process (each is a full-machine ffmpeg

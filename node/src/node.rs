@@ -58,6 +58,9 @@ pub struct NodeConfig {
     /// `veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS`; tests
     /// shorten it.
     pub lobby_unattended: Duration,
+    /// Where recordings are written; `None`: this node does not record
+    /// (a recording's policy is ignored here, logged).
+    pub recordings: Option<crate::recorder::RecordingStorage>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -74,6 +77,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("ice_servers", &self.ice_servers)
             .field("turn", &self.turn)
             .field("lobby_unattended", &self.lobby_unattended)
+            .field("recordings", &self.recordings)
             .finish()
     }
 }

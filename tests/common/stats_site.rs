@@ -160,6 +160,7 @@ pub async fn media_node(
         ),
         ice_servers: Vec::new(),
         turn: None,
+        recordings: None,
     });
     node.register(secs(30))
         .await
