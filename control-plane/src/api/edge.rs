@@ -44,6 +44,19 @@ pub(crate) enum RouteClass {
     Cover,
     /// The admin view's statistics and exports, and a user's own history.
     AdminView,
+    /// Recordings: lists, views and file bytes (a seeking player fetches
+    /// many ranges).
+    // Routed by api/recording_files.rs once the recordings index is merged.
+    #[allow(dead_code)]
+    RecordingRead,
+    /// Recordings: deletion and share links.
+    // Routed by api/recording_files.rs once the recordings index is merged.
+    #[allow(dead_code)]
+    RecordingWrite,
+    /// A recording's one-file export (an ffmpeg run when not cached).
+    // Routed by api/recording_files.rs once the recordings index is merged.
+    #[allow(dead_code)]
+    RecordingExport,
 }
 
 impl RouteClass {
@@ -58,6 +71,9 @@ impl RouteClass {
             RouteClass::Passes => "passes",
             RouteClass::Cover => "cover",
             RouteClass::AdminView => "admin_view",
+            RouteClass::RecordingRead => "recording_read",
+            RouteClass::RecordingWrite => "recording_write",
+            RouteClass::RecordingExport => "recording_export",
         }
     }
 
@@ -72,6 +88,9 @@ impl RouteClass {
             RouteClass::Passes => "guest pass and room settings requests",
             RouteClass::Cover => "cover changes",
             RouteClass::AdminView => "statistics requests",
+            RouteClass::RecordingRead => "recording requests",
+            RouteClass::RecordingWrite => "recording changes",
+            RouteClass::RecordingExport => "recording exports",
         }
     }
 }
@@ -87,6 +106,9 @@ pub(crate) struct Edge {
     passes: Mutex<KeyedLimiter<IpAddr>>,
     cover: Mutex<KeyedLimiter<IpAddr>>,
     admin_view: Mutex<KeyedLimiter<IpAddr>>,
+    recording_read: Mutex<KeyedLimiter<IpAddr>>,
+    recording_write: Mutex<KeyedLimiter<IpAddr>>,
+    recording_export: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -130,6 +152,9 @@ impl Edge {
             passes: limiter(PASSES),
             cover: limiter(veche_protocol::limits::covers::WRITE),
             admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
+            recording_read: limiter(veche_protocol::limits::recording::READ),
+            recording_write: limiter(veche_protocol::limits::recording::WRITE),
+            recording_export: limiter(veche_protocol::limits::recording::EXPORT),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -184,6 +209,9 @@ impl Edge {
             RouteClass::Passes => &self.passes,
             RouteClass::Cover => &self.cover,
             RouteClass::AdminView => &self.admin_view,
+            RouteClass::RecordingRead => &self.recording_read,
+            RouteClass::RecordingWrite => &self.recording_write,
+            RouteClass::RecordingExport => &self.recording_export,
         };
         limiter
             .lock()
