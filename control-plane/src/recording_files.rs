@@ -13,7 +13,12 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use std::ops::Range;
 use std::sync::Arc;
-use veche_protocol::recording::{recording_prefix, segment_key, FileId, RecordingId};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use veche_protocol::recording::{
+    recording_prefix, segment_key, FileId, RecordedSource, RecordingId,
+};
 
 /// What to answer a request for a file of `total` bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +154,73 @@ pub fn stream_file(
         .boxed()
 }
 
+/// A file name that is safe in a header and on every disk: ASCII letters,
+/// digits, `-` and `_`; anything else becomes `_`.
+pub fn safe_name(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .take(60)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if cleaned.trim_matches('_').is_empty() {
+        "recording".into()
+    } else {
+        cleaned
+    }
+}
+
+/// `<room>-<name>-camera.webm`.
+pub fn download_name(room: &str, person: &str, source: RecordedSource) -> String {
+    let source = match source {
+        RecordedSource::Camera => "camera",
+        RecordedSource::Screen => "screen",
+    };
+    format!("{}-{}-{source}.webm", safe_name(room), safe_name(person))
+}
+
+/// The answer to a (possibly ranged) GET of `total` bytes whose body for
+/// range `r` is `body(r)`.
+pub fn ranged(
+    headers: &HeaderMap,
+    total: u64,
+    disposition: Option<String>,
+    body: impl FnOnce(Range<u64>) -> Body,
+) -> Response {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, bytes) = match parse_range(range, total) {
+        RangeAnswer::Whole => (StatusCode::OK, 0..total),
+        RangeAnswer::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
+        RangeAnswer::Unsatisfiable => {
+            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return resp;
+        }
+    };
+    let len = bytes.end - bytes.start;
+    let content_range = format!("bytes {}-{}/{total}", bytes.start, bytes.end.saturating_sub(1));
+    let mut resp = Response::new(if len == 0 { Body::empty() } else { body(bytes) });
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // A file still being written grows: never cached by the browser as is.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&content_range) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    if let Some(name) = disposition {
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    resp
+}
+
 /// Deletes every object under the recording's prefix (segments and the
 /// export). Listing and deleting again finds nothing, so a retry after a
 /// failure is safe.
@@ -242,6 +314,79 @@ pub(crate) mod tests {
             vec![Piece { seq: 1, range: 20..30 }]
         );
         assert_eq!(map_range(&segs, 400..500), vec![]);
+    }
+
+    fn answer(range: Option<&str>, total: u64, name: Option<&str>) -> Response {
+        let mut h = HeaderMap::new();
+        if let Some(r) = range {
+            h.insert(header::RANGE, HeaderValue::from_str(r).unwrap());
+        }
+        ranged(&h, total, name.map(str::to_owned), |r| {
+            Body::from(format!("{}..{}", r.start, r.end))
+        })
+    }
+
+    fn header_of(resp: &Response, name: header::HeaderName) -> Option<String> {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn recording_file_responses_carry_the_range_headers_browsers_seek_with() {
+        let whole = answer(None, 1000, None);
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_eq!(header_of(&whole, header::CONTENT_LENGTH).as_deref(), Some("1000"));
+        assert_eq!(header_of(&whole, header::ACCEPT_RANGES).as_deref(), Some("bytes"));
+        assert_eq!(header_of(&whole, header::CONTENT_TYPE).as_deref(), Some("video/webm"));
+        assert_eq!(header_of(&whole, header::CONTENT_RANGE), None);
+        assert_eq!(header_of(&whole, header::CONTENT_DISPOSITION), None);
+
+        let part = answer(Some("bytes=100-199"), 1000, None);
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(header_of(&part, header::CONTENT_LENGTH).as_deref(), Some("100"));
+        assert_eq!(
+            header_of(&part, header::CONTENT_RANGE).as_deref(),
+            Some("bytes 100-199/1000")
+        );
+
+        let tail = answer(Some("bytes=-10"), 1000, None);
+        assert_eq!(
+            header_of(&tail, header::CONTENT_RANGE).as_deref(),
+            Some("bytes 990-999/1000")
+        );
+
+        let multi = answer(Some("bytes=0-1,5-9"), 1000, None);
+        assert_eq!(multi.status(), StatusCode::OK);
+
+        let past = answer(Some("bytes=1000-"), 1000, None);
+        assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            header_of(&past, header::CONTENT_RANGE).as_deref(),
+            Some("bytes */1000")
+        );
+
+        let empty = answer(None, 0, None);
+        assert_eq!(empty.status(), StatusCode::OK);
+        assert_eq!(header_of(&empty, header::CONTENT_LENGTH).as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn recording_downloads_get_a_readable_name_that_is_safe_in_a_header() {
+        assert_eq!(
+            download_name("Weekly sync", "Ann", RecordedSource::Camera),
+            "Weekly_sync-Ann-camera.webm"
+        );
+        assert_eq!(
+            download_name("x", "\"evil\"\r\nSet-Cookie: a=b", RecordedSource::Screen),
+            "x-_evil___Set-Cookie__a_b-screen.webm"
+        );
+        assert_eq!(safe_name("Сергей"), "recording");
+        let resp = answer(None, 5, Some("a-b-camera.webm"));
+        assert_eq!(
+            header_of(&resp, header::CONTENT_DISPOSITION).as_deref(),
+            Some("attachment; filename=\"a-b-camera.webm\"")
+        );
     }
 
     /// Segments of 0..=255 repeated, cut at odd sizes, in a real local

@@ -15,7 +15,9 @@
 use super::recording_access::{recording_right, RecordingRight};
 use crate::error::ApiError;
 use crate::recording_export::{ExportError, ExportFile, FFMPEG_MISSING};
-use crate::recording_files::{delete_objects, map_range, parse_range, stream_file, total_bytes, RangeAnswer};
+use crate::recording_files::{
+    delete_objects, download_name, map_range, ranged, safe_name, stream_file, total_bytes,
+};
 use crate::store::recording_model::Recording;
 use crate::store::{RecordingStore, Store};
 use crate::ControlPlane;
@@ -28,11 +30,10 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
-use veche_protocol::recording::{export_key, FileId, RecordedSource, RecordingId, RecordingState};
+use veche_protocol::recording::{export_key, FileId, RecordingId, RecordingState};
 use veche_protocol::ErrorCode;
 
 /// How long an export request waits for a fresh export before telling the
@@ -62,73 +63,6 @@ async fn load(cp: &Arc<ControlPlane>, id: &str) -> Result<Recording, ApiError> {
         .recording(id)
         .await?
         .ok_or_else(no_such_recording)
-}
-
-/// A file name that is safe in a header and on every disk: ASCII letters,
-/// digits, `-` and `_`; anything else becomes `_`.
-pub(super) fn safe_name(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .take(60)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
-    if cleaned.trim_matches('_').is_empty() {
-        "recording".into()
-    } else {
-        cleaned
-    }
-}
-
-/// `<room>-<name>-camera.webm`.
-pub(super) fn download_name(room: &str, person: &str, source: RecordedSource) -> String {
-    let source = match source {
-        RecordedSource::Camera => "camera",
-        RecordedSource::Screen => "screen",
-    };
-    format!("{}-{}-{source}.webm", safe_name(room), safe_name(person))
-}
-
-/// The answer to a (possibly ranged) GET of `total` bytes whose body for
-/// range `r` is `body(r)`.
-fn ranged(
-    headers: &HeaderMap,
-    total: u64,
-    disposition: Option<String>,
-    body: impl FnOnce(Range<u64>) -> Body,
-) -> Response {
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, bytes) = match parse_range(range, total) {
-        RangeAnswer::Whole => (StatusCode::OK, 0..total),
-        RangeAnswer::Partial(r) => (StatusCode::PARTIAL_CONTENT, r),
-        RangeAnswer::Unsatisfiable => {
-            let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                resp.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return resp;
-        }
-    };
-    let len = bytes.end - bytes.start;
-    let content_range = format!("bytes {}-{}/{total}", bytes.start, bytes.end.saturating_sub(1));
-    let mut resp = Response::new(if len == 0 { Body::empty() } else { body(bytes) });
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    // A file still being written grows: never cached by the browser as is.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&content_range) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
-    }
-    if let Some(name) = disposition {
-        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-    }
-    resp
 }
 
 async fn room_name(cp: &Arc<ControlPlane>, rec: &Recording) -> String {
@@ -176,7 +110,8 @@ pub(super) async fn delete_recording(
     Query(q): Query<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
     let rec = load(&cp, &id).await?;
-    if recording_right(&cp, &headers, q.share.as_deref(), &rec).await? != RecordingRight::Manage {
+    let right = recording_right(&cp, &headers, q.share.as_deref(), &rec).await?;
+    if !matches!(right, RecordingRight::Manage) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
             "only the meeting's owner or an administrator may delete a recording",
