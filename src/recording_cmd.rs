@@ -230,9 +230,14 @@ mod tests {
 
     #[tokio::test]
     async fn recording_export_command_names_the_missing_program() {
-        let dir = std::env::temp_dir().join(format!("veche-rec-cmd-missing-{}", std::process::id()));
-        let store = Config::default().recordings.object_store(&dir, None).unwrap();
-        let exporter = Exporter::with_programs("/nonexistent/ffmpeg".into(), "/nonexistent/ffprobe".into());
+        let dir =
+            std::env::temp_dir().join(format!("veche-rec-cmd-missing-{}", std::process::id()));
+        let store = Config::default()
+            .recordings
+            .object_store(&dir, None)
+            .unwrap();
+        let exporter =
+            Exporter::with_programs("/nonexistent/ffmpeg".into(), "/nonexistent/ffprobe".into());
         let plan = ExportPlan {
             recording_id: RecordingId::from_random([1; 8]),
             files: vec![],

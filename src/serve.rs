@@ -152,10 +152,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
 
     // One store for both: what the node records, the control plane serves.
-    let recordings = cfg.recordings.object_store(
-        &cfg.server.data_dir,
-        crate::config::s3_secret_from_env(),
-    )?;
+    let recordings = cfg
+        .recordings
+        .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?;
     let cp = ControlPlane::open(ControlPlaneConfig {
         node_id: cfg.control_plane.node_id,
         data_dir: cfg.server.data_dir.clone(),
@@ -190,10 +189,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
         ice_servers: ice_servers(&cfg)?,
         turn: turn(&cfg)?,
-        recordings: Some(
-            cfg.recordings
-                .media_node(recordings, &cfg.server.data_dir),
-        ),
+        recordings: Some(cfg.recordings.media_node(recordings, &cfg.server.data_dir)),
     });
 
     let relay = enable_relay(&node, &cfg)?;

@@ -132,8 +132,16 @@ pub fn ffmpeg_args(inputs: &[ExportInput], out: &Path) -> Option<Vec<String>> {
     if !videos.is_empty() {
         args.extend(
             [
-                "-map", "[vout]", "-c:v", "libvpx", "-b:v", "1500k", "-deadline", "realtime",
-                "-cpu-used", "8",
+                "-map",
+                "[vout]",
+                "-c:v",
+                "libvpx",
+                "-b:v",
+                "1500k",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
             ]
             .map(String::from),
         );
@@ -262,9 +270,7 @@ impl Exporter {
             "veche-export-{recording}-{}",
             r.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ));
-        let result = self
-            .export_in(store, recording, files, out, &scratch)
-            .await;
+        let result = self.export_in(store, recording, files, out, &scratch).await;
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         result
     }
@@ -346,7 +352,14 @@ impl Exporter {
     /// has none and is left out.
     async fn streams(&self, path: &Path) -> Result<(bool, bool), ExportError> {
         let out = tokio::process::Command::new(&self.ffprobe)
-            .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(path)
             .stdin(Stdio::null())
             .output()

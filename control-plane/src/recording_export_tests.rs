@@ -62,9 +62,18 @@ fn recording_export_stacks_videos_in_tiles_and_mixes_every_audio() {
         "{g}"
     );
     // Three audios, mixed at their own levels, delayed in milliseconds.
-    assert!(g.contains("[1:a]aresample=48000,asetpts=PTS-STARTPTS,adelay=2500:all=1[a1]"), "{g}");
-    assert!(!g.contains("[3:a]"), "a video-only file got an audio input: {g}");
-    assert!(g.contains("[a0][a1][a2]amix=inputs=3:duration=longest:normalize=0[aout]"), "{g}");
+    assert!(
+        g.contains("[1:a]aresample=48000,asetpts=PTS-STARTPTS,adelay=2500:all=1[a1]"),
+        "{g}"
+    );
+    assert!(
+        !g.contains("[3:a]"),
+        "a video-only file got an audio input: {g}"
+    );
+    assert!(
+        g.contains("[a0][a1][a2]amix=inputs=3:duration=longest:normalize=0[aout]"),
+        "{g}"
+    );
     let tail = args[args.len() - 10..].join(" ");
     assert!(tail.contains("-c:a libopus"), "{tail}");
     assert!(args.join(" ").contains("-c:v libvpx"));
@@ -76,7 +85,10 @@ fn recording_export_stacks_videos_in_tiles_and_mixes_every_audio() {
 fn recording_export_of_one_video_or_audio_only_needs_no_grid() {
     let args = ffmpeg_args(&[input(0, 0, true, false)], Path::new("o.webm")).unwrap();
     let g = graph(&args);
-    assert!(g.contains("scale=1280:720") && g.contains("[v0]null[vout]"), "{g}");
+    assert!(
+        g.contains("scale=1280:720") && g.contains("[v0]null[vout]"),
+        "{g}"
+    );
     assert!(!args.contains(&"[aout]".to_owned()));
     let args = ffmpeg_args(&[input(0, 0, false, true)], Path::new("o.webm")).unwrap();
     assert!(!args.contains(&"[vout]".to_owned()));
@@ -93,7 +105,9 @@ fn make_webm(dir: &Path, name: &str, secs: u32, size: &str, audio: bool) -> Vec<
         .arg(format!("testsrc=size={size}:rate=15:duration={secs}"));
     if audio {
         cmd.args(["-f", "lavfi", "-i"])
-            .arg(format!("sine=frequency=440:sample_rate=48000:duration={secs}"))
+            .arg(format!(
+                "sine=frequency=440:sample_rate=48000:duration={secs}"
+            ))
             .args(["-c:a", "libopus"]);
     }
     let status = cmd
@@ -143,8 +157,7 @@ async fn recording_export_makes_one_webm_with_a_grid_and_mixed_audio_from_stored
     let dir = tempfile::tempdir().unwrap();
     let objects = dir.path().join("objects");
     std::fs::create_dir_all(&objects).unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(&objects).unwrap());
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&objects).unwrap());
     let rec = RecordingId::from_random([7; 8]);
     let a = FileId::from_random([1; 8]);
     let b = FileId::from_random([2; 8]);

@@ -7,15 +7,15 @@
 //! ([`stream_file`]). It also deletes everything a recording stored
 //! ([`delete_objects`]).
 
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use std::ops::Range;
 use std::sync::Arc;
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use veche_protocol::recording::{
     recording_prefix, segment_key, FileId, RecordedSource, RecordingId,
 };
@@ -138,8 +138,8 @@ pub fn stream_file(
             let store = store.clone();
             let key = ObjectPath::from(segment_key(&recording, &file, piece.seq));
             async move {
-                let options = GetOptions::new()
-                    .with_range(Some(GetRange::Bounded(piece.range.clone())));
+                let options =
+                    GetOptions::new().with_range(Some(GetRange::Bounded(piece.range.clone())));
                 let got = store.get_opts(&key, options).await.map_err(io_error)?;
                 if got.range != piece.range {
                     return Err(std::io::Error::other(format!(
@@ -160,7 +160,13 @@ pub fn safe_name(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .take(60)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if cleaned.trim_matches('_').is_empty() {
         "recording".into()
@@ -199,7 +205,11 @@ pub fn ranged(
         }
     };
     let len = bytes.end - bytes.start;
-    let content_range = format!("bytes {}-{}/{total}", bytes.start, bytes.end.saturating_sub(1));
+    let content_range = format!(
+        "bytes {}-{}/{total}",
+        bytes.start,
+        bytes.end.saturating_sub(1)
+    );
     let mut resp = Response::new(if len == 0 { Body::empty() } else { body(bytes) });
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -207,7 +217,10 @@ pub fn ranged(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     // A file still being written grows: never cached by the browser as is.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     if status == StatusCode::PARTIAL_CONTENT {
         if let Ok(v) = HeaderValue::from_str(&content_range) {
             h.insert(header::CONTENT_RANGE, v);
@@ -266,10 +279,7 @@ pub(crate) mod tests {
         assert_eq!(p("bytes=1000-"), RangeAnswer::Unsatisfiable);
         assert_eq!(p("bytes=1000-1001"), RangeAnswer::Unsatisfiable);
         assert_eq!(p("bytes=-0"), RangeAnswer::Unsatisfiable);
-        assert_eq!(
-            parse_range(Some("bytes=0-"), 0),
-            RangeAnswer::Unsatisfiable
-        );
+        assert_eq!(parse_range(Some("bytes=0-"), 0), RangeAnswer::Unsatisfiable);
     }
 
     #[test]
@@ -296,22 +306,43 @@ pub(crate) mod tests {
         assert_eq!(
             map_range(&segs, 0..350),
             vec![
-                Piece { seq: 0, range: 0..100 },
-                Piece { seq: 1, range: 0..50 },
-                Piece { seq: 3, range: 0..200 },
+                Piece {
+                    seq: 0,
+                    range: 0..100
+                },
+                Piece {
+                    seq: 1,
+                    range: 0..50
+                },
+                Piece {
+                    seq: 3,
+                    range: 0..200
+                },
             ]
         );
         assert_eq!(
             map_range(&segs, 90..160),
             vec![
-                Piece { seq: 0, range: 90..100 },
-                Piece { seq: 1, range: 0..50 },
-                Piece { seq: 3, range: 0..10 },
+                Piece {
+                    seq: 0,
+                    range: 90..100
+                },
+                Piece {
+                    seq: 1,
+                    range: 0..50
+                },
+                Piece {
+                    seq: 3,
+                    range: 0..10
+                },
             ]
         );
         assert_eq!(
             map_range(&segs, 120..130),
-            vec![Piece { seq: 1, range: 20..30 }]
+            vec![Piece {
+                seq: 1,
+                range: 20..30
+            }]
         );
         assert_eq!(map_range(&segs, 400..500), vec![]);
     }
@@ -336,15 +367,27 @@ pub(crate) mod tests {
     fn recording_file_responses_carry_the_range_headers_browsers_seek_with() {
         let whole = answer(None, 1000, None);
         assert_eq!(whole.status(), StatusCode::OK);
-        assert_eq!(header_of(&whole, header::CONTENT_LENGTH).as_deref(), Some("1000"));
-        assert_eq!(header_of(&whole, header::ACCEPT_RANGES).as_deref(), Some("bytes"));
-        assert_eq!(header_of(&whole, header::CONTENT_TYPE).as_deref(), Some("video/webm"));
+        assert_eq!(
+            header_of(&whole, header::CONTENT_LENGTH).as_deref(),
+            Some("1000")
+        );
+        assert_eq!(
+            header_of(&whole, header::ACCEPT_RANGES).as_deref(),
+            Some("bytes")
+        );
+        assert_eq!(
+            header_of(&whole, header::CONTENT_TYPE).as_deref(),
+            Some("video/webm")
+        );
         assert_eq!(header_of(&whole, header::CONTENT_RANGE), None);
         assert_eq!(header_of(&whole, header::CONTENT_DISPOSITION), None);
 
         let part = answer(Some("bytes=100-199"), 1000, None);
         assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
-        assert_eq!(header_of(&part, header::CONTENT_LENGTH).as_deref(), Some("100"));
+        assert_eq!(
+            header_of(&part, header::CONTENT_LENGTH).as_deref(),
+            Some("100")
+        );
         assert_eq!(
             header_of(&part, header::CONTENT_RANGE).as_deref(),
             Some("bytes 100-199/1000")
@@ -368,7 +411,10 @@ pub(crate) mod tests {
 
         let empty = answer(None, 0, None);
         assert_eq!(empty.status(), StatusCode::OK);
-        assert_eq!(header_of(&empty, header::CONTENT_LENGTH).as_deref(), Some("0"));
+        assert_eq!(
+            header_of(&empty, header::CONTENT_LENGTH).as_deref(),
+            Some("0")
+        );
     }
 
     #[test]
@@ -476,7 +522,12 @@ pub(crate) mod tests {
         put_segments(store.as_ref(), &gone, &file, &[10, 10]).await;
         put_segments(store.as_ref(), &kept, &file, &[10]).await;
         delete_objects(store.as_ref(), &gone).await.unwrap();
-        let left: Vec<_> = store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+        let left: Vec<_> = store
+            .list(None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(left, vec![segment_key(&kept, &file, 0)]);
         // Again: nothing left to delete is not an error.
         delete_objects(store.as_ref(), &gone).await.unwrap();

@@ -124,7 +124,13 @@ mod tests {
         ]));
         assert_eq!(sweep(&index, &store, now, 0).await.unwrap(), 0);
         assert_eq!(sweep(&index, &store, now, 30).await.unwrap(), 1);
-        let left: Vec<RecordingId> = index.0.lock().unwrap().iter().map(|(r, _)| r.clone()).collect();
+        let left: Vec<RecordingId> = index
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect();
         assert_eq!(left, vec![recent.clone(), running.clone()]);
         let objects: Vec<String> = object_store::ObjectStore::list(&store, None)
             .map_ok(|m| m.location.to_string())
@@ -132,6 +138,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(objects.len(), 2, "{objects:?}");
-        assert!(!objects.iter().any(|o| o.contains(old.as_str())), "{objects:?}");
+        assert!(
+            !objects.iter().any(|o| o.contains(old.as_str())),
+            "{objects:?}"
+        );
     }
 }

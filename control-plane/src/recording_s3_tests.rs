@@ -95,7 +95,11 @@ async fn recording_segments_in_a_real_s3_server_read_back_by_range_and_delete() 
     assert_eq!(listed.len(), 3, "{listed:?}");
     for range in [0..8017, 4990..5020, 5017..5018, 8000..8017] {
         let got = read_range(store.clone(), &rec, &file, &segs, range.clone()).await;
-        assert_eq!(got, whole[range.start as usize..range.end as usize], "{range:?}");
+        assert_eq!(
+            got,
+            whole[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
     }
     // An export object goes with the rest.
     object_store::ObjectStoreExt::put(

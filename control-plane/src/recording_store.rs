@@ -47,8 +47,12 @@ impl std::fmt::Debug for S3Settings {
 
 /// A store in the local directory `dir`, created if missing.
 pub fn local(dir: &Path) -> Result<Arc<dyn ObjectStore>, String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the recordings directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create the recordings directory {}: {e}",
+            dir.display()
+        )
+    })?;
     let fs = LocalFileSystem::new_with_prefix(dir)
         .map_err(|e| format!("recordings directory {}: {e}", dir.display()))?;
     Ok(Arc::new(fs))

@@ -123,10 +123,7 @@ impl RecordingsSection {
                          \"local\": set kind = \"s3\" or remove it"
                     );
                 }
-                let dir = s
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("recordings"));
+                let dir = s.dir.clone().unwrap_or_else(|| data_dir.join("recordings"));
                 recording_store::local(&dir).map_err(|e| anyhow::anyhow!(e))
             }
             "s3" => {
@@ -137,7 +134,9 @@ impl RecordingsSection {
                 }
                 let need = |v: &Option<String>, key: &str| {
                     v.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
-                        anyhow::anyhow!("recordings.store.kind = \"s3\" needs recordings.store.{key}")
+                        anyhow::anyhow!(
+                            "recordings.store.kind = \"s3\" needs recordings.store.{key}"
+                        )
                     })
                 };
                 let settings = S3Settings {
@@ -147,7 +146,10 @@ impl RecordingsSection {
                     access_key_id: need(&s.access_key_id, "access_key_id")?,
                     secret_access_key: match env_secret {
                         Some(secret) => secret,
-                        None => need(&s.secret_access_key, "secret_access_key (or VECHE_S3_SECRET_ACCESS_KEY)")?,
+                        None => need(
+                            &s.secret_access_key,
+                            "secret_access_key (or VECHE_S3_SECRET_ACCESS_KEY)",
+                        )?,
                     },
                     allow_http: s.allow_http,
                 };
@@ -223,18 +225,28 @@ mod tests {
     #[test]
     fn recordings_store_mistakes_fail_start_up_naming_the_key() {
         let e = store_error("[recordings.store]\nkind = \"gcs\"\n");
-        assert!(e.contains("recordings.store.kind") && e.contains("gcs"), "{e}");
-        let e = store_error("[recordings.store]\nkind = \"s3\"\nendpoint = \"https://s3.example\"\n");
+        assert!(
+            e.contains("recordings.store.kind") && e.contains("gcs"),
+            "{e}"
+        );
+        let e =
+            store_error("[recordings.store]\nkind = \"s3\"\nendpoint = \"https://s3.example\"\n");
         assert!(e.contains("recordings.store.bucket"), "{e}");
         let e = store_error("[recordings.store]\nkind = \"s3\"\nbucket = \"b\"\n");
         assert!(e.contains("recordings.store.endpoint"), "{e}");
         let e = store_error("[recordings.store]\nbucket = \"b\"\n");
-        assert!(e.contains("recordings.store.bucket") && e.contains("local"), "{e}");
+        assert!(
+            e.contains("recordings.store.bucket") && e.contains("local"),
+            "{e}"
+        );
         let e = store_error(
             "[recordings.store]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\n\
              bucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s3-secret-value\"\n",
         );
-        assert!(e.contains("allow_http") && !e.contains("s3-secret-value"), "{e}");
+        assert!(
+            e.contains("allow_http") && !e.contains("s3-secret-value"),
+            "{e}"
+        );
         assert!(toml::from_str::<Config>("[recordings]\nretention = 3\n").is_err());
     }
 

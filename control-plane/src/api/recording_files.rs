@@ -96,9 +96,19 @@ pub(super) async fn get_file(
     };
     let store = cp.recording_objects();
     let recording = rec.id.clone();
-    Ok(ranged(&headers, total_bytes(&segments), disposition, move |r| {
-        Body::from_stream(stream_file(store, recording, file_id, map_range(&segments, r)))
-    }))
+    Ok(ranged(
+        &headers,
+        total_bytes(&segments),
+        disposition,
+        move |r| {
+            Body::from_stream(stream_file(
+                store,
+                recording,
+                file_id,
+                map_range(&segments, r),
+            ))
+        },
+    ))
 }
 
 /// `DELETE /api/recordings/{id}`: objects first (a failure there leaves
@@ -151,7 +161,10 @@ fn running() -> &'static Running {
 
 /// Makes the export of `rec` and stores it as [`export_key`], on a task
 /// of its own (it outlives the request that asked for it).
-fn start_export(cp: &Arc<ControlPlane>, rec: &Recording) -> watch::Receiver<Option<Result<(), String>>> {
+fn start_export(
+    cp: &Arc<ControlPlane>,
+    rec: &Recording,
+) -> watch::Receiver<Option<Result<(), String>>> {
     let mut map = running().lock().expect("lock poisoned");
     if let Some(rx) = map.get(&rec.id) {
         return rx.clone();
@@ -180,9 +193,16 @@ fn start_export(cp: &Arc<ControlPlane>, rec: &Recording) -> watch::Receiver<Opti
     rx
 }
 
-async fn make_export(cp: &Arc<ControlPlane>, id: &RecordingId, files: &[ExportFile]) -> Result<(), String> {
+async fn make_export(
+    cp: &Arc<ControlPlane>,
+    id: &RecordingId,
+    files: &[ExportFile],
+) -> Result<(), String> {
     let r: [u8; 8] = crate::random_bytes();
-    let out = std::env::temp_dir().join(format!("veche-export-{id}-{:x}.webm", u64::from_le_bytes(r)));
+    let out = std::env::temp_dir().join(format!(
+        "veche-export-{id}-{:x}.webm",
+        u64::from_le_bytes(r)
+    ));
     let store = cp.recording_objects();
     let made = cp.exporter().export(store.clone(), id, files, &out).await;
     let stored = match made {
@@ -194,11 +214,19 @@ async fn make_export(cp: &Arc<ControlPlane>, id: &RecordingId, files: &[ExportFi
 }
 
 /// Copies a local file into the store without holding it in memory.
-async fn upload(store: Arc<dyn ObjectStore>, key: &str, path: &std::path::Path) -> Result<(), String> {
+async fn upload(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    path: &std::path::Path,
+) -> Result<(), String> {
     use tokio::io::AsyncWriteExt;
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut w = object_store::buffered::BufWriter::new(store, ObjectPath::from(key));
-    tokio::io::copy(&mut file, &mut w).await.map_err(|e| e.to_string())?;
+    tokio::io::copy(&mut file, &mut w)
+        .await
+        .map_err(|e| e.to_string())?;
     w.shutdown().await.map_err(|e| e.to_string())
 }
 
@@ -258,20 +286,31 @@ pub(super) async fn get_export(
     };
     let name = format!("{}-{}.webm", safe_name(&room_name(&cp, &rec).await), rec.id);
     Ok(ranged(&headers, meta.size, Some(name), move |r| {
-        Body::from_stream(futures::stream::once(async move {
-            let got = store
-                .get_opts(&key, GetOptions::new().with_range(Some(GetRange::Bounded(r))))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok::<_, std::io::Error>(got.into_stream().map_err(|e| std::io::Error::other(e.to_string())))
-        })
-        .try_flatten())
+        Body::from_stream(
+            futures::stream::once(async move {
+                let got = store
+                    .get_opts(
+                        &key,
+                        GetOptions::new().with_range(Some(GetRange::Bounded(r))),
+                    )
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                Ok::<_, std::io::Error>(
+                    got.into_stream()
+                        .map_err(|e| std::io::Error::other(e.to_string())),
+                )
+            })
+            .try_flatten(),
+        )
     }))
 }
 
 fn storage_error(e: &object_store::Error) -> ApiError {
     tracing::warn!("recording storage: {e}");
-    ApiError::new(ErrorCode::Unavailable, "recording storage is unavailable; try again")
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "recording storage is unavailable; try again",
+    )
 }
 
 /// `GET /internal/v1/recordings/{id}/export-plan` (cluster secret): the
