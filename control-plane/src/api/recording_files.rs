@@ -12,14 +12,15 @@
 //! Who may do what is [`super::recording_access::recording_right`]; the
 //! JSON routes are in [`super::recordings`].
 
-use super::recording_access::{recording_right, RecordingRight};
+use super::recording_access::{recording_right, require_manage};
+use super::recordings::{delete_index, parse_recording_id, recording_or_404};
 use crate::error::ApiError;
 use crate::recording_export::{ExportError, ExportFile, FFMPEG_MISSING};
 use crate::recording_files::{
     delete_objects, download_name, map_range, ranged, safe_name, stream_file, total_bytes,
 };
-use crate::store::recording_model::Recording;
-use crate::store::{RecordingStore, Store};
+use crate::store::recordings::Recording;
+use crate::store::Store;
 use crate::ControlPlane;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -47,10 +48,6 @@ pub(super) struct FileQuery {
     download: Option<String>,
 }
 
-fn no_such_recording() -> ApiError {
-    ApiError::new(ErrorCode::RoomNotFound, "no such recording")
-}
-
 fn bad_id(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::BadRequest, e.to_string())
 }
@@ -58,11 +55,7 @@ fn bad_id(e: impl std::fmt::Display) -> ApiError {
 /// The recording, or 400 for an id that is not one and 404 for one that
 /// is not there.
 async fn load(cp: &Arc<ControlPlane>, id: &str) -> Result<Recording, ApiError> {
-    let id: RecordingId = id.parse().map_err(bad_id)?;
-    cp.replicated()
-        .recording(id)
-        .await?
-        .ok_or_else(no_such_recording)
+    recording_or_404(cp, &parse_recording_id(id)?).await
 }
 
 async fn room_name(cp: &Arc<ControlPlane>, rec: &Recording) -> String {
@@ -120,13 +113,7 @@ pub(super) async fn delete_recording(
     Query(q): Query<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
     let rec = load(&cp, &id).await?;
-    let right = recording_right(&cp, &headers, q.share.as_deref(), &rec).await?;
-    if !matches!(right, RecordingRight::Manage) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only the meeting's owner or an administrator may delete a recording",
-        ));
-    }
+    require_manage(recording_right(&cp, &headers, q.share.as_deref(), &rec).await?)?;
     if rec.stopped_at_ms.is_none() {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
@@ -142,10 +129,7 @@ pub(super) async fn delete_recording(
                 "the recording's files could not be deleted from storage; try again",
             )
         })?;
-    cp.replicated()
-        .delete_recording(rec.id.clone())
-        .await
-        .map_err(super::write_error)?;
+    delete_index(&cp, &rec.id).await?;
     tracing::info!(recording = %rec.id, "recording deleted");
     Ok(StatusCode::NO_CONTENT)
 }
