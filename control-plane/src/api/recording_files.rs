@@ -240,9 +240,13 @@ pub(super) async fn get_export(
                 return Err(ApiError::new(ErrorCode::Unavailable, FFMPEG_MISSING));
             }
             let mut rx = start_export(&cp, &rec);
-            let done = tokio::time::timeout(EXPORT_WAIT, rx.wait_for(|r| r.is_some())).await;
+            // The watch's guard is dropped here, before any await below.
+            let done = match tokio::time::timeout(EXPORT_WAIT, rx.wait_for(|r| r.is_some())).await {
+                Ok(Ok(r)) => r.clone(),
+                _ => None,
+            };
             match done {
-                Ok(Ok(r)) => match r.clone().expect("waited for Some") {
+                Some(outcome) => match outcome {
                     Ok(()) => store.head(&key).await.map_err(|e| storage_error(&e))?,
                     Err(e) if e == ExportError::FfmpegMissing.to_string() => {
                         return Err(ApiError::new(ErrorCode::Unavailable, FFMPEG_MISSING));
@@ -254,7 +258,7 @@ pub(super) async fn get_export(
                         ));
                     }
                 },
-                _ => {
+                None => {
                     let mut busy = ApiError::new(
                         ErrorCode::Unavailable,
                         "the export is being made; try again in a minute",
