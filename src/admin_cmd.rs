@@ -52,6 +52,32 @@ pub fn local_secret(data_dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// The cluster secret for a command that talks to a running server: the
+/// flag or `VECHE_CLUSTER_SECRET`, else the config file's, else the one
+/// `veche serve` keeps in its data directory.
+pub fn cluster_secret(
+    flag: Option<String>,
+    cfg: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
+    if let Some(s) = flag
+        .filter(|s| !s.is_empty())
+        .or_else(|| cfg.control_plane.cluster_secret.clone())
+    {
+        return Ok(s);
+    }
+    let path = data_dir.join(SECRET_FILE);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "no cluster secret: set VECHE_CLUSTER_SECRET, or pass --data-dir of the \
+                 running `veche serve` (cannot read {}: {e})",
+                path.display()
+            )
+        })
+}
+
 /// `veche admin` arguments.
 #[derive(Args)]
 pub struct AdminArgs {
@@ -141,26 +167,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| cfg.server.data_dir.clone());
-    let secret = match args
-        .cluster_secret
-        .clone()
-        .filter(|s| !s.is_empty())
-        .or_else(|| cfg.control_plane.cluster_secret.clone())
-    {
-        Some(s) => s,
-        None => {
-            let path = data_dir.join(SECRET_FILE);
-            std::fs::read_to_string(&path)
-                .map(|s| s.trim().to_owned())
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "no cluster secret: set VECHE_CLUSTER_SECRET, or pass --data-dir of the \
-                         running `veche serve` (cannot read {}: {e})",
-                        path.display()
-                    )
-                })?
-        }
-    };
+    let secret = cluster_secret(args.cluster_secret.clone(), &cfg, &data_dir)?;
     let base = base_url(&args.control_plane);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

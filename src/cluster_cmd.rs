@@ -65,6 +65,10 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         oidc: cfg.oidc_config(crate::serve::oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
         cover_dir: cfg.storage.covers.clone(),
+        recordings: cfg.recordings.control_plane(
+            cfg.recordings
+                .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?,
+        ),
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -124,6 +128,13 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         recordings: None,
         ice_servers: crate::serve::ice_servers(&cfg)?,
         turn: crate::serve::turn(&cfg)?,
+        recordings: Some(
+            cfg.recordings.media_node(
+                cfg.recordings
+                    .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?,
+                &cfg.server.data_dir,
+            ),
+        ),
     });
     let relay = crate::serve::enable_relay(&node, &cfg)?;
     let router = node.router();

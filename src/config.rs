@@ -10,7 +10,9 @@ use veche_control_plane::admission::{HttpConfig, RoomCreation};
 use veche_control_plane::oidc::OidcConfig;
 
 mod oidc;
+mod recordings;
 pub use oidc::OidcSection;
+pub use recordings::{s3_secret_from_env, RecordingsSection};
 
 /// The whole file. `Debug` never prints a secret.
 #[derive(Default, Deserialize)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub storage: StorageSection,
     /// `[[webhooks]]`: endpoints told about meetings (control plane).
     pub webhooks: Vec<WebhookSection>,
+    /// `[recordings]`: where recordings are kept, and for how long.
+    pub recordings: RecordingsSection,
 }
 
 /// `[storage]`: files kept outside the Raft store.
@@ -59,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("oidc", &self.oidc)
             .field("storage", &self.storage)
             .field("webhooks", &self.webhooks)
+            .field("recordings", &self.recordings)
             .finish_non_exhaustive()
     }
 }

@@ -7,6 +7,7 @@ mod cluster_cmd;
 mod commits_cmd;
 mod config;
 mod loadtest_cmd;
+mod recording_cmd;
 mod serve;
 mod serving;
 
@@ -45,6 +46,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Manage accounts on a running server (the first administrator).
     Admin(admin_cmd::AdminArgs),
+    /// Work with recordings: `veche recording export ID --out FILE`.
+    Recording(recording_cmd::RecordingArgs),
     /// Load a server with WebRTC bots and report what media cost it
     /// (see docs/benchmarks.md).
     Loadtest(loadtest_cmd::LoadtestArgs),
@@ -86,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Command::MediaNode(args) => rt.block_on(cluster_cmd::run_media_node(args)),
         Command::Cluster(args) => rt.block_on(cluster_cmd::run_cluster(args)),
         Command::Admin(args) => rt.block_on(admin_cmd::run(args)),
+        Command::Recording(args) => rt.block_on(recording_cmd::run(args)),
         Command::Loadtest(args) => rt.block_on(loadtest_cmd::run(args)),
         Command::LoadtestCommits(args) => rt.block_on(commits_cmd::run(args)),
     }

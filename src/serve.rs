@@ -151,6 +151,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => crate::admin_cmd::local_secret(&cfg.server.data_dir)?,
     };
 
+    // One store for both: what the node records, the control plane serves.
+    let recordings = cfg
+        .recordings
+        .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?;
     let cp = ControlPlane::open(ControlPlaneConfig {
         node_id: cfg.control_plane.node_id,
         data_dir: cfg.server.data_dir.clone(),
@@ -164,6 +168,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         oidc: cfg.oidc_config(oidc_secret_from_env())?,
         avatar_dir: cfg.storage.avatars.clone(),
         cover_dir: cfg.storage.covers.clone(),
+        recordings: cfg.recordings.control_plane(recordings.clone()),
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -185,6 +190,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         recordings: None,
         ice_servers: ice_servers(&cfg)?,
         turn: turn(&cfg)?,
+        recordings: Some(cfg.recordings.media_node(recordings, &cfg.server.data_dir)),
     });
 
     let relay = enable_relay(&node, &cfg)?;

@@ -3,7 +3,8 @@
 //! in its replicated records. Keys are unique per upload, so an object
 //! never changes once written and caches may keep its URL forever. In a
 //! cluster of several control-plane nodes every node must see the same
-//! store (a shared mount); an S3 store comes with the recordings work.
+//! store (a shared mount). Recordings, which may use S3, have their own
+//! store (`recording_store`).
 
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;

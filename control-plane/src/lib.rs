@@ -17,8 +17,15 @@ pub mod error;
 pub mod leader;
 pub mod media_registry;
 pub mod oidc;
+pub mod recording_export;
+pub mod recording_files;
+pub mod recording_retention;
+#[cfg(test)]
+mod recording_s3_tests;
+pub mod recording_store;
 mod rejoin;
 pub mod secret;
+mod recording_retention_run;
 mod stats_duty;
 pub mod store;
 #[cfg(test)]
@@ -91,6 +98,42 @@ pub struct ControlPlaneConfig {
     /// Where room cover images are kept; `None` is `<data_dir>/covers`.
     /// Every control-plane node of a cluster must see the same store.
     pub cover_dir: Option<PathBuf>,
+    /// Where recordings are kept, and for how long.
+    pub recordings: RecordingsConfig,
+}
+
+/// Recordings' storage and retention. `Default`: the local directory
+/// `<data_dir>/recordings`, kept [`DEFAULT_RETENTION_DAYS`] days.
+///
+/// [`DEFAULT_RETENTION_DAYS`]: veche_protocol::limits::recording::DEFAULT_RETENTION_DAYS
+#[derive(Clone)]
+pub struct RecordingsConfig {
+    /// The store media nodes write segments to and this node reads,
+    /// exports and deletes from; `None` is the local directory
+    /// `<data_dir>/recordings`. Every node of a cluster must see the same
+    /// store (S3, or a shared mount).
+    pub objects: Option<Arc<dyn object_store::ObjectStore>>,
+    /// Recordings stopped more than this many days ago are deleted by the
+    /// leader, objects first; 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            objects: None,
+            retention_days: veche_protocol::limits::recording::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordingsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingsConfig")
+            .field("objects", &self.objects.as_ref().map(|o| o.to_string()))
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
 }
 
 impl ControlPlaneConfig {
@@ -114,6 +157,7 @@ impl ControlPlaneConfig {
             oidc: None,
             avatar_dir: None,
             cover_dir: None,
+            recordings: RecordingsConfig::default(),
         }
     }
 }
@@ -133,6 +177,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("oidc", &self.oidc)
             .field("avatar_dir", &self.avatar_dir)
             .field("cover_dir", &self.cover_dir)
+            .field("recordings", &self.recordings)
             .finish()
     }
 }
@@ -293,6 +338,11 @@ pub struct ControlPlane {
     webhooks: std::sync::OnceLock<Vec<webhooks::WebhookEndpoint>>,
     /// Single sign-on, when `[oidc]` is configured.
     sso: Option<oidc::Sso>,
+    /// Where recordings' segments and exports are (the store media nodes
+    /// write to).
+    recording_objects: Arc<dyn object_store::ObjectStore>,
+    /// The one-file export (ffmpeg), one run at a time.
+    exporter: recording_export::Exporter,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -345,8 +395,15 @@ impl ControlPlane {
             }
             None => None,
         };
+        let recording_objects = match &config.recordings.objects {
+            Some(o) => o.clone(),
+            None => recording_store::local(&config.data_dir.join("recordings"))
+                .map_err(CpError::Config)?,
+        };
         let cp = Arc::new(ControlPlane {
             sso,
+            recording_objects,
+            exporter: recording_export::Exporter::default(),
             peers: leader::PeerClient::new(&config.cluster_secret, config.bind_ip),
             config,
             store,
@@ -357,6 +414,7 @@ impl ControlPlane {
             webhooks: std::sync::OnceLock::new(),
         });
         tokio::spawn(stats_duty::run(Arc::downgrade(&cp)));
+        tokio::spawn(recording_retention_run::run(Arc::downgrade(&cp)));
         if cp.config.bootstrap == Bootstrap::Single {
             // Fail start-up loudly if the key cannot be made, rather than
             // on the first join.
@@ -370,6 +428,17 @@ impl ControlPlane {
     /// The HTTP routes: REST API, internal RPC, Raft, web client, metrics.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         api::router(self.clone())
+    }
+
+    /// The store recordings are kept in.
+    pub fn recording_objects(&self) -> Arc<dyn object_store::ObjectStore> {
+        self.recording_objects.clone()
+    }
+
+    /// The one-file exporter (ffmpeg), which the recordings API also asks
+    /// whether an export can be made here.
+    pub fn exporter(&self) -> &recording_export::Exporter {
+        &self.exporter
     }
 
     /// Serves another registry's metrics at this node's `/metrics` too.

@@ -6,6 +6,7 @@
 mod covers;
 mod harness;
 mod moderation;
+mod recording_files;
 mod recordings;
 
 use crate::admission::RoomCreation;

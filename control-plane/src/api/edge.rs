@@ -44,10 +44,13 @@ pub(crate) enum RouteClass {
     Cover,
     /// The admin view's statistics and exports, and a user's own history.
     AdminView,
-    /// Reads of recordings: the list, one, file ranges.
+    /// Recordings: lists, views and file bytes (a seeking player fetches
+    /// many ranges).
     RecordingRead,
-    /// A recording's deletion and share links.
+    /// Recordings: deletion and share links.
     RecordingWrite,
+    /// A recording's one-file export (an ffmpeg run when not cached).
+    RecordingExport,
 }
 
 impl RouteClass {
@@ -64,6 +67,7 @@ impl RouteClass {
             RouteClass::AdminView => "admin_view",
             RouteClass::RecordingRead => "recording_read",
             RouteClass::RecordingWrite => "recording_write",
+            RouteClass::RecordingExport => "recording_export",
         }
     }
 
@@ -78,8 +82,9 @@ impl RouteClass {
             RouteClass::Passes => "guest pass and room settings requests",
             RouteClass::Cover => "cover changes",
             RouteClass::AdminView => "statistics requests",
-            RouteClass::RecordingRead => "recording reads",
+            RouteClass::RecordingRead => "recording requests",
             RouteClass::RecordingWrite => "recording changes",
+            RouteClass::RecordingExport => "recording exports",
         }
     }
 }
@@ -97,6 +102,7 @@ pub(crate) struct Edge {
     admin_view: Mutex<KeyedLimiter<IpAddr>>,
     recording_read: Mutex<KeyedLimiter<IpAddr>>,
     recording_write: Mutex<KeyedLimiter<IpAddr>>,
+    recording_export: Mutex<KeyedLimiter<IpAddr>>,
     trust_forwarded_for: bool,
     rate_limits: bool,
     registry: Registry,
@@ -142,6 +148,7 @@ impl Edge {
             admin_view: limiter(veche_protocol::limits::stats::ADMIN_VIEW),
             recording_read: limiter(veche_protocol::limits::recording::READ),
             recording_write: limiter(veche_protocol::limits::recording::WRITE),
+            recording_export: limiter(veche_protocol::limits::recording::EXPORT),
             trust_forwarded_for: config.trust_forwarded_for,
             rate_limits: config.rate_limits,
             registry,
@@ -198,6 +205,7 @@ impl Edge {
             RouteClass::AdminView => &self.admin_view,
             RouteClass::RecordingRead => &self.recording_read,
             RouteClass::RecordingWrite => &self.recording_write,
+            RouteClass::RecordingExport => &self.recording_export,
         };
         limiter
             .lock()

@@ -30,6 +30,7 @@ mod oidc;
 mod owner;
 mod passes;
 pub(crate) mod recording_access;
+mod recording_files;
 mod recording_report;
 pub mod recordings;
 mod rooms;
@@ -103,6 +104,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
             post(recording_report::report).layer(DefaultBodyLimit::max(
                 veche_protocol::limits::recording::MAX_REPORT_BODY_BYTES,
             )),
+        )
+        .route(
+            crate::recording_export::RPC_EXPORT_PLAN,
+            get(recording_files::export_plan),
         )
         .route(crate::leader::LEADER_RPC, post(internal::leader_rpc))
         .route(ADMIN_CLUSTER, get(admin::cluster_status))
@@ -257,6 +262,18 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             &format!("{API_RECORDINGS}/{{id}}"),
             get(recordings::get_one).layer(limited(RouteClass::RecordingRead)),
+        )
+        .route(
+            &format!("{API_RECORDINGS}/{{id}}"),
+            delete(recording_files::delete_recording).layer(limited(RouteClass::RecordingWrite)),
+        )
+        .route(
+            &format!("{API_RECORDINGS}/{{id}}/files/{{file}}"),
+            get(recording_files::get_file).layer(limited(RouteClass::RecordingRead)),
+        )
+        .route(
+            &format!("{API_RECORDINGS}/{{id}}/export"),
+            get(recording_files::get_export).layer(limited(RouteClass::RecordingExport)),
         )
         .route(
             &format!("{API_RECORDINGS}/{{id}}/share"),

@@ -136,8 +136,6 @@ pub(crate) async fn right_of(
 
 /// [`right_of`] for a `GET` whose handler has only the headers (the file
 /// and export routes): the session cookie in `headers` is looked up here.
-// Called by the file and export routes (`crate::recording_files`).
-#[allow(dead_code)]
 pub async fn recording_right(
     cp: &Arc<ControlPlane>,
     headers: &HeaderMap,
