@@ -170,7 +170,9 @@ impl TrackDepacketizer {
             broken: !head,
         });
         match body {
-            Ok(b) if !(head && !f.parts.is_empty()) => f.parts.push(b),
+            // A second start of partition 0 at the same timestamp means
+            // the frame is not what we think it is.
+            Ok(b) if !head || f.parts.is_empty() => f.parts.push(b),
             _ => f.broken = true,
         }
         if !p.marker {
@@ -293,6 +295,15 @@ mod tests {
 
     fn ids(out: &Depacketized) -> Vec<u8> {
         out.frames.iter().map(|f| *f.data.last().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_held_piece_is_as_small_as_the_jitter_buffers_cost_assumes() {
+        // jitter.rs states its per-packet cost for this shape.
+        assert_eq!(
+            std::mem::size_of::<Piece>(),
+            std::mem::size_of::<(Bytes, u32, bool)>()
+        );
     }
 
     #[test]
