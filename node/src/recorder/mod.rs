@@ -4,7 +4,8 @@
 //!
 //! Layers, each only importing those below it:
 //! - pure decisions: [`clock`] (RTP → node time), [`segmenter`] (where to
-//!   cut), [`depack`] (jitter buffer and keyframe discipline);
+//!   cut), [`jitter`] (reordering, bounded), [`depack`] (frames and the
+//!   keyframe discipline);
 //! - the file: [`spool`] (the writer that sees settled points), [`mux`]
 //!   (libwebm), [`file`] (one file's state machine, driven by `now`);
 //! - the edge: [`task`] (one tokio task per file: packets in, uploads
@@ -14,6 +15,7 @@
 pub mod clock;
 pub mod depack;
 pub mod file;
+pub mod jitter;
 pub mod mux;
 pub mod reporter;
 pub mod room;
