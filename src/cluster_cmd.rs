@@ -125,7 +125,6 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
-        recordings: None,
         ice_servers: crate::serve::ice_servers(&cfg)?,
         turn: crate::serve::turn(&cfg)?,
         recordings: Some(

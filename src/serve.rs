@@ -187,7 +187,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         },
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
-        recordings: None,
         ice_servers: ice_servers(&cfg)?,
         turn: turn(&cfg)?,
         recordings: Some(cfg.recordings.media_node(recordings, &cfg.server.data_dir)),

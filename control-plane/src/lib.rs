@@ -20,12 +20,12 @@ pub mod oidc;
 pub mod recording_export;
 pub mod recording_files;
 pub mod recording_retention;
+mod recording_retention_run;
 #[cfg(test)]
 mod recording_s3_tests;
 pub mod recording_store;
 mod rejoin;
 pub mod secret;
-mod recording_retention_run;
 mod stats_duty;
 pub mod store;
 #[cfg(test)]

@@ -31,7 +31,6 @@ mod moderation;
 pub mod negotiation;
 pub mod node;
 pub mod outbox;
-pub mod recorder;
 pub mod peer;
 pub mod recorder;
 pub mod relay;

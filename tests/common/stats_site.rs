@@ -161,7 +161,6 @@ pub async fn media_node(
         recordings: None,
         ice_servers: Vec::new(),
         turn: None,
-        recordings: None,
     });
     node.register(secs(30))
         .await
