@@ -269,13 +269,23 @@ pub fn ffprobe(path: &Path) -> Probe {
     Probe { duration_s, codecs }
 }
 
-/// Runs `ffmpeg -v error -i FILE -f null -`, decoding every frame, and
-/// returns what it printed (empty for a file without errors).
+/// Runs `ffmpeg -v error -i FILE -enc_time_base:v 1:1000 -f null -`,
+/// decoding every frame, and returns what it printed (empty for a file
+/// without errors).
+///
+/// Why the time base: by default the null output's video stream counts in
+/// frames of the rate ffmpeg guesses from the first timestamps, often
+/// 30000/1001 for a 30 fps camera. Two frames 32 ms apart (capture jitter
+/// around 33.3 ms, in millisecond WebM timestamps) can then land on the
+/// same frame number, and the null *muxer* prints "non monotonically
+/// increasing dts" although every frame decoded. Counting in milliseconds,
+/// the file's own unit, keeps every frame's real time; a decoding error
+/// is still printed.
 pub fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args(["-enc_time_base:v", "1:1000", "-f", "null", "-"])
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run ffmpeg ({e}); scripts/test.sh installs it: apt-get install ffmpeg")
