@@ -209,8 +209,17 @@ pub struct RecordingReport {
     /// The recording.
     pub recording_id: RecordingId,
     /// Files with news, at most
-    /// [`crate::limits::recording::MAX_FILES_PER_REPORT`].
+    /// [`crate::limits::recording::MAX_FILES_PER_REPORT`]. A file is
+    /// announced (without segments) as soon as the node starts it, so the
+    /// index knows it is coming before the recording stops.
     pub files: Vec<FileReport>,
+    /// This node's last report of the recording: every file it wrote for
+    /// it has its `end`, and nothing more comes. Sent when the recording
+    /// stops (or the node's room closes) even if the node recorded nothing,
+    /// because the control plane waits for it from every node that hosted
+    /// the room at the stop before it calls the recording ready.
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// Reply to [`RPC_RECORDING_REPORT`].

@@ -418,6 +418,7 @@ fn report(
             segments,
             end,
         }],
+        done: false,
     }
 }
 
