@@ -192,6 +192,7 @@ mod tests {
                 segments: Vec::new(),
                 end: None,
             }],
+            done: false,
         }
     }
 
