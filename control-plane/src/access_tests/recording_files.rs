@@ -115,6 +115,7 @@ async fn record_file(
                 rewritten: vec![],
             }),
         }],
+        done: false,
     };
     let status = rpc(
         cp,

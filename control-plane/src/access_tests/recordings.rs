@@ -91,6 +91,7 @@ fn report(room: RoomId, id: &RecordingId) -> RecordingReport {
             }],
             end: None,
         }],
+        done: false,
     }
 }
 

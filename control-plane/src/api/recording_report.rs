@@ -98,6 +98,7 @@ mod tests {
             room_id: RoomId(1),
             recording_id: RecordingId::from_random([1; 8]),
             files,
+            done: false,
         }
     }
 

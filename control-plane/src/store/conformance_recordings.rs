@@ -92,6 +92,7 @@ fn report(rec: u8, node: u64, file: u8, seqs: &[u32], end: bool) -> RecordingRep
                 rewritten: vec![0],
             }),
         }],
+        done: false,
     }
 }
 

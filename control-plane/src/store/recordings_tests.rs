@@ -99,6 +99,7 @@ fn report(d: &mut MemDocs, rec: u8, node: u64, files: Vec<FileReport>) -> Record
             room_id: ROOM,
             recording_id: rid(rec),
             files,
+            done: false,
         },
         webhooks: true,
     });
