@@ -19,6 +19,7 @@ pub mod media_registry;
 pub mod oidc;
 pub mod recording_export;
 pub mod recording_files;
+pub mod recording_header;
 pub mod recording_retention;
 mod recording_retention_run;
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::recording_export::{ExportError, ExportFile, FFMPEG_MISSING};
 use crate::recording_files::{
     delete_objects, download_name, map_range, ranged, safe_name, stream_file, total_bytes,
 };
+use crate::recording_header::{find_duration, patch_stream, HEAD_BYTES};
 use crate::store::recordings::Recording;
 use crate::store::Store;
 use crate::ControlPlane;
@@ -89,19 +90,51 @@ pub(super) async fn get_file(
     };
     let store = cp.recording_objects();
     let recording = rec.id.clone();
+    // An unfinished file's header says it lasts one tick; say what the
+    // index knows instead (`crate::recording_header`).
+    let patch = match (&f.end, f.segments.first()) {
+        (None, Some(first)) => {
+            duration_patch(&*store, &recording, &file_id, first.bytes, f.duration_ms()).await
+        }
+        _ => None,
+    };
     Ok(ranged(
         &headers,
         total_bytes(&segments),
         disposition,
         move |r| {
-            Body::from_stream(stream_file(
-                store,
-                recording,
-                file_id,
-                map_range(&segments, r),
-            ))
+            let start = r.start;
+            let body = stream_file(store, recording, file_id, map_range(&segments, r));
+            Body::from_stream(match patch {
+                Some(p) => patch_stream(body, start, p),
+                None => body,
+            })
         },
     ))
+}
+
+/// Where an unfinished file's header `Duration` is and what to put there:
+/// read from the first bytes of its segment 0. `None` (serve the bytes as
+/// they are) when the header cannot be read or parsed.
+async fn duration_patch(
+    store: &dyn ObjectStore,
+    recording: &RecordingId,
+    file: &FileId,
+    first_segment_bytes: u64,
+    duration_ms: u64,
+) -> Option<(u64, Vec<u8>)> {
+    let key = ObjectPath::from(veche_protocol::recording::segment_key(recording, file, 0));
+    let len = first_segment_bytes.min(HEAD_BYTES);
+    let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..len)));
+    let head = store
+        .get_opts(&key, options)
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    let slot = find_duration(&head)?;
+    Some((slot.offset, slot.bytes_for(duration_ms)))
 }
 
 /// `DELETE /api/recordings/{id}`: objects first (a failure there leaves
