@@ -285,6 +285,22 @@ mod tests {
         until("the spool file is deleted", || !spool.exists()).await;
     }
 
+    #[test]
+    fn done_is_queued_once_when_the_last_holder_lets_go() {
+        let r = Reporter::default();
+        let rec = RecordingId::from_random([3; 8]);
+        let room = DoneMarker::new(r.clone(), NodeId(1), RoomId(1), rec.clone());
+        let file = room.clone();
+        drop(room);
+        assert_eq!(r.pending(), 0, "a file still holds it");
+        r.push(report(3), None);
+        drop(file);
+        let q = r.queued();
+        assert_eq!(q.len(), 2);
+        assert!(!q[0].done && q[1].done, "done after the file's report");
+        assert!(q[1].files.is_empty() && q[1].recording_id == rec);
+    }
+
     #[tokio::test]
     async fn a_gone_recording_is_stopped_and_its_spool_dropped() {
         let dir = tempfile::tempdir().unwrap();

@@ -259,13 +259,7 @@ async fn run(
         });
         let mut actions = Vec::new();
         tokio::select! {
-            how = &mut stop => break match how {
-                // Announced: the index must see its end.
-                Ok(Stop::Abort) if announced && !ctx.reporter.is_gone(&ctx.recording.id) => {
-                    Stop::Finish
-                }
-                how => how.unwrap_or(Stop::Finish),
-            },
+            how = &mut stop => break stop_how(&ctx, how, announced),
             _ = tick.tick() => {
                 if ctx.reporter.is_gone(&ctx.recording.id) {
                     break Stop::Abort;
@@ -277,9 +271,9 @@ async fn run(
             }
             got = next => {
                 let Some((i, pkt)) = got else {
-                    // Every track unpublished: a gap until the file ends.
-                    let _ = (&mut stop).await;
-                    break Stop::Finish;
+                    // Every track unpublished (or detached by the stop
+                    // itself): a gap until the file ends.
+                    break stop_how(&ctx, (&mut stop).await, announced);
                 };
                 progress[i].advance(pkt.header.timestamp);
                 let cpu = thread_cpu_secs();
@@ -364,6 +358,17 @@ async fn run(
     }
     drop(jobs_tx);
     ctx.metrics.active.dec();
+}
+
+/// How the room said to stop. An announced file is finished even when
+/// the room drops it (a new track set came just as it was announced), so
+/// the index gets its end; a dropped handle means finish.
+fn stop_how(ctx: &FileCtx, how: Result<Stop, oneshot::error::RecvError>, announced: bool) -> Stop {
+    match how {
+        Ok(Stop::Abort) if announced && !ctx.reporter.is_gone(&ctx.recording.id) => Stop::Finish,
+        Ok(how) => how,
+        Err(_) => Stop::Finish,
+    }
 }
 
 /// Queues the file's announcement (its description, no segments) once,

@@ -403,3 +403,46 @@ async fn a_room_closing_here_ends_every_file_and_then_says_done() {
     .await;
     check_finished(&s.reporter, 2);
 }
+
+#[tokio::test]
+async fn a_file_dropped_for_a_new_track_set_at_a_join_was_never_announced() {
+    let s = setup(Duration::from_secs(60));
+    let _seat = join(&s.room, 1);
+    assert!(s
+        .room
+        .apply_policy(policy(1, Some(recording())), PolicySource::Fetched));
+    let m = mic(12, 1, Origin::Local);
+    s.room.publish(m.clone()).unwrap();
+    let first = s.room.recorded_files();
+    for a in arrivals(0, &[])
+        .into_iter()
+        .filter(|a| a.track == 1)
+        .take(50)
+    {
+        m.fan_out(a.pkt);
+    }
+    let spool = s
+        ._dir
+        .path()
+        .join("spool")
+        .join(recording().id.as_str())
+        .join(format!("{}.webm", first[0].2));
+    eventually("the microphone-only file's muxer started", || {
+        std::fs::metadata(&spool).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    // The camera comes within the grace: the microphone-only file goes.
+    s.room.publish(camera(13, 1)).unwrap();
+    assert_ne!(s.room.recorded_files(), first);
+    assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
+    eventually("the recording's done report is queued", || {
+        !dones(&s.reporter).is_empty()
+    })
+    .await;
+    assert!(
+        file_reports(&s.reporter)
+            .iter()
+            .all(|f| f.file_id != first[0].2),
+        "the dropped file left no trace in the index"
+    );
+}
