@@ -44,6 +44,8 @@ pub struct RecorderEnv {
     /// A file younger than this that gets a new track is dropped and
     /// started again rather than kept as a file of its own (normally
     /// [`super::file::KEYFRAME_WAIT`]: camera and microphone arrive a moment apart).
+    /// A file is announced to the control plane only once it is this old,
+    /// so a dropped file leaves no trace in the index.
     pub restart_grace: std::time::Duration,
 }
 
