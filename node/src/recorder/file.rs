@@ -31,6 +31,10 @@ const PLACEHOLDER_SIZE: (u32, u32) = (640, 360);
 /// What the file's owner should do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileAction {
+    /// The muxer started: the file exists from now on (its track set and
+    /// time 0 are fixed), so it can be announced. Comes once, before any
+    /// upload.
+    Started,
     /// Ask this track's publisher for a keyframe.
     RequestKeyframe(TrackId),
     /// Upload a segment from the spool file.
@@ -218,6 +222,7 @@ impl FileRecorder {
         }
         let settled = m.settled();
         self.phase = Phase::Muxing(Box::new(m), h);
+        actions.push(FileAction::Started);
         if let Some(ms) = last {
             self.step(ms, settled, actions);
         }

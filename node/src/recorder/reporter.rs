@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 use veche_protocol::recording::{RecordingId, RecordingReport, RecordingReportReply};
+use veche_protocol::{NodeId, RoomId};
 
 /// Where reports go: the control plane's RPC, or a test's recorder.
 #[async_trait::async_trait]
@@ -131,6 +132,56 @@ impl Reporter {
     }
 }
 
+/// A recording's `done` report, queued when the last holder lets go. The
+/// room's recorder holds it until it stops, and every file's task and
+/// uploader until they queued the file's last report; so `done` follows
+/// every file's end in the (ordered) queue, comes once per recorder, and
+/// comes even when nothing was recorded. The control plane waits for it
+/// from every node that hosted the room before it calls the recording
+/// ready.
+pub struct DoneMarker {
+    reporter: Reporter,
+    node_id: NodeId,
+    room_id: RoomId,
+    recording_id: RecordingId,
+}
+
+impl DoneMarker {
+    /// A marker for `recording_id` in room `room_id` on node `node_id`.
+    pub fn new(
+        reporter: Reporter,
+        node_id: NodeId,
+        room_id: RoomId,
+        recording_id: RecordingId,
+    ) -> Arc<Self> {
+        Arc::new(DoneMarker {
+            reporter,
+            node_id,
+            room_id,
+            recording_id,
+        })
+    }
+}
+
+impl Drop for DoneMarker {
+    fn drop(&mut self) {
+        // A deleted recording waits for nothing.
+        if self.reporter.is_gone(&self.recording_id) {
+            return;
+        }
+        self.reporter.push(
+            RecordingReport {
+                node_id: self.node_id,
+                room_id: self.room_id,
+                recording_id: self.recording_id.clone(),
+                files: Vec::new(),
+                done: true,
+            },
+            None,
+        );
+    }
+}
+
 /// Deletes what an earlier run of the node left in the spool: its files
 /// can no longer be finished (the control plane marks them interrupted;
 /// what was uploaded stays). Only folders named like a recording id are
@@ -155,7 +206,7 @@ async fn clear_old_spool(spool_dir: &std::path::Path) {
 mod tests {
     use super::*;
     use veche_protocol::recording::{FileId, FileReport, RecordedSource};
-    use veche_protocol::{NodeId, ParticipantId, RoomId};
+    use veche_protocol::ParticipantId;
 
     /// A control plane in memory: fails the first `fail` calls, then
     /// answers `reply`; keeps what it was sent.
@@ -232,6 +283,22 @@ mod tests {
             "two failures, then stored"
         );
         until("the spool file is deleted", || !spool.exists()).await;
+    }
+
+    #[test]
+    fn done_is_queued_once_when_the_last_holder_lets_go() {
+        let r = Reporter::default();
+        let rec = RecordingId::from_random([3; 8]);
+        let room = DoneMarker::new(r.clone(), NodeId(1), RoomId(1), rec.clone());
+        let file = room.clone();
+        drop(room);
+        assert_eq!(r.pending(), 0, "a file still holds it");
+        r.push(report(3), None);
+        drop(file);
+        let q = r.queued();
+        assert_eq!(q.len(), 2);
+        assert!(!q[0].done && q[1].done, "done after the file's report");
+        assert!(q[1].files.is_empty() && q[1].recording_id == rec);
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@
 //! Every call only attaches or detaches queues and signals tasks, so it
 //! never blocks the room.
 
-use super::reporter::Reporter;
+use super::reporter::{DoneMarker, Reporter};
 use super::task::{self, FileCtx, FileHandle};
 use super::RecordingStorage;
 use crate::metrics::RecorderMetrics;
@@ -44,6 +44,8 @@ pub struct RecorderEnv {
     /// A file younger than this that gets a new track is dropped and
     /// started again rather than kept as a file of its own (normally
     /// [`super::file::KEYFRAME_WAIT`]: camera and microphone arrive a moment apart).
+    /// A file is announced to the control plane only once it is this old,
+    /// so a dropped file leaves no trace in the index.
     pub restart_grace: std::time::Duration,
 }
 
@@ -76,6 +78,9 @@ pub struct RoomRecorder {
     /// Tracks each file is still fed.
     fed: HashMap<FileId, HashSet<TrackId>>,
     stopped: bool,
+    /// Held until the recorder stops (each file holds a clone until its
+    /// last report is queued): then the recording's `done` report goes.
+    done: Option<Arc<DoneMarker>>,
 }
 
 fn random_file_id() -> FileId {
@@ -96,6 +101,12 @@ impl RoomRecorder {
             return None;
         };
         info!(room = %room_id, recording = %recording.id, "recording starts");
+        let done = DoneMarker::new(
+            env.reporter.clone(),
+            env.node_id,
+            room_id,
+            recording.id.clone(),
+        );
         Some(RoomRecorder {
             recording,
             room_id,
@@ -104,6 +115,7 @@ impl RoomRecorder {
             files: HashMap::new(),
             fed: HashMap::new(),
             stopped: false,
+            done: Some(done),
         })
     }
 
@@ -121,6 +133,7 @@ impl RoomRecorder {
         if self.env.reporter.is_gone(&self.recording.id) {
             // Deleted: nothing more is uploaded or reported.
             self.stopped = true;
+            self.done = None;
             for (_, h) in self.files.drain() {
                 h.abort();
             }
@@ -176,6 +189,9 @@ impl RoomRecorder {
                 self.env.metrics.refused.inc();
                 continue;
             }
+            let Some(done) = self.done.clone() else {
+                return;
+            };
             let ctx = FileCtx {
                 recording: self.recording.clone(),
                 room_id: self.room_id,
@@ -187,6 +203,8 @@ impl RoomRecorder {
                 storage: self.storage.clone(),
                 reporter: self.env.reporter.clone(),
                 metrics: self.env.metrics.clone(),
+                done,
+                announce_after: self.env.restart_grace,
             };
             let ids = tracks.iter().map(|t| t.info.id.clone()).collect();
             let h = task::start(ctx, tracks);
@@ -202,7 +220,9 @@ impl RoomRecorder {
         }
     }
 
-    /// Ends every file: the recording stopped or the room closed.
+    /// Ends every file: the recording stopped or the room closed. Once
+    /// every file's last report is queued, the recording's `done` report
+    /// follows.
     pub fn stop(&mut self) {
         if std::mem::replace(&mut self.stopped, true) {
             return;
@@ -212,6 +232,7 @@ impl RoomRecorder {
             h.finish();
         }
         self.fed.clear();
+        self.done = None;
     }
 
     /// Files being written, by participant and source.

@@ -4,7 +4,7 @@
 //! object storage and queues the reports, in order.
 
 use super::file::{FileAction, FileRecorder, Finished};
-use super::reporter::Reporter;
+use super::reporter::{DoneMarker, Reporter};
 use super::segmenter::Upload;
 use super::RecordingStorage;
 use crate::metrics::RecorderMetrics;
@@ -49,6 +49,14 @@ pub struct FileCtx {
     pub reporter: Reporter,
     /// What it costs.
     pub metrics: RecorderMetrics,
+    /// The recording's `done` report, queued once every holder let go:
+    /// this file's task and uploader hold it until its last report is
+    /// queued.
+    pub done: Arc<DoneMarker>,
+    /// The file is announced once its muxer started and it is this old
+    /// (the room's restart grace: a younger file may still be dropped
+    /// for a new one, and a dropped file must never have been announced).
+    pub announce_after: Duration,
 }
 
 impl FileCtx {
@@ -102,7 +110,9 @@ impl FileHandle {
         self.stop(Stop::Finish);
     }
 
-    /// Drops the file without a trace (nothing was reported yet).
+    /// Drops the file without a trace when nothing was reported yet; a
+    /// file already announced is finished instead, so the index gets its
+    /// end.
     pub fn abort(self) {
         self.stop(Stop::Abort);
     }
@@ -119,11 +129,12 @@ pub fn start(ctx: FileCtx, tracks: Vec<Arc<UpTrack>>) -> FileHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
     ctx.metrics.active.inc();
     let span = tracing::debug_span!("recorder", file = %ctx.file_id);
-    tokio::spawn(run(ctx.clone(), tracks.clone(), rxs, stop_rx).instrument(span));
+    let started = Instant::now();
+    tokio::spawn(run(ctx.clone(), tracks.clone(), rxs, stop_rx, started).instrument(span));
     FileHandle {
         file_id: ctx.file_id,
         tracks,
-        started: Instant::now(),
+        started,
         stop: Some(stop_tx),
     }
 }
@@ -184,6 +195,8 @@ impl MediaProgress {
 
 /// Work for the uploader, in order.
 enum Job {
+    /// Announce the file (a report without segments), at this offset.
+    Announce(u64),
     Segment(Upload, u64),
     End(Finished, u64),
 }
@@ -193,6 +206,7 @@ async fn run(
     tracks: Vec<Arc<UpTrack>>,
     mut rxs: Vec<Option<mpsc::Receiver<rtp::Packet>>>,
     mut stop: oneshot::Receiver<Stop>,
+    started: Instant,
 ) {
     let path = ctx.spool_path();
     if let Some(dir) = path.parent() {
@@ -217,6 +231,9 @@ async fn run(
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut dropped_before = 0;
+    // The muxer started (the file exists), and whether it was announced.
+    let mut muxing = false;
+    let mut announced = false;
     let how = loop {
         // The track furthest behind in media time is served first, so a
         // backlog (a slow disk, a busy moment) is drained in time order
@@ -242,7 +259,7 @@ async fn run(
         });
         let mut actions = Vec::new();
         tokio::select! {
-            how = &mut stop => break how.unwrap_or(Stop::Finish),
+            how = &mut stop => break stop_how(&ctx, how, announced),
             _ = tick.tick() => {
                 if ctx.reporter.is_gone(&ctx.recording.id) {
                     break Stop::Abort;
@@ -254,9 +271,9 @@ async fn run(
             }
             got = next => {
                 let Some((i, pkt)) = got else {
-                    // Every track unpublished: a gap until the file ends.
-                    let _ = (&mut stop).await;
-                    break Stop::Finish;
+                    // Every track unpublished (or detached by the stop
+                    // itself): a gap until the file ends.
+                    break stop_how(&ctx, (&mut stop).await, announced);
                 };
                 progress[i].advance(pkt.header.timestamp);
                 let cpu = thread_cpu_secs();
@@ -283,11 +300,16 @@ async fn run(
         let mut keyframes = Vec::new();
         for a in actions {
             match a {
+                FileAction::Started => muxing = true,
                 FileAction::RequestKeyframe(t) => keyframes.push(FileAction::RequestKeyframe(t)),
                 FileAction::Upload(up) => {
+                    announce(&ctx, &rec, &jobs_tx, &mut announced);
                     let _ = jobs_tx.send(Job::Segment(up, offset_ms(&ctx, &rec)));
                 }
             }
+        }
+        if muxing && started.elapsed() >= ctx.announce_after {
+            announce(&ctx, &rec, &jobs_tx, &mut announced);
         }
         ask(&tracks, keyframes).await;
     };
@@ -309,6 +331,7 @@ async fn run(
             };
             for a in actions {
                 if let FileAction::Upload(up) = a {
+                    announce(&ctx, &rec, &jobs_tx, &mut announced);
                     let _ = jobs_tx.send(Job::Segment(up, offset_ms(&ctx, &rec)));
                 }
             }
@@ -335,6 +358,30 @@ async fn run(
     }
     drop(jobs_tx);
     ctx.metrics.active.dec();
+}
+
+/// How the room said to stop. An announced file is finished even when
+/// the room drops it (a new track set came just as it was announced), so
+/// the index gets its end; a dropped handle means finish.
+fn stop_how(ctx: &FileCtx, how: Result<Stop, oneshot::error::RecvError>, announced: bool) -> Stop {
+    match how {
+        Ok(Stop::Abort) if announced && !ctx.reporter.is_gone(&ctx.recording.id) => Stop::Finish,
+        Ok(how) => how,
+        Err(_) => Stop::Finish,
+    }
+}
+
+/// Queues the file's announcement (its description, no segments) once,
+/// ahead of its first segment.
+fn announce(
+    ctx: &FileCtx,
+    rec: &FileRecorder,
+    jobs: &mpsc::UnboundedSender<Job>,
+    announced: &mut bool,
+) {
+    if !std::mem::replace(announced, true) {
+        let _ = jobs.send(Job::Announce(offset_ms(ctx, rec)));
+    }
 }
 
 fn offset_ms(ctx: &FileCtx, rec: &FileRecorder) -> u64 {
@@ -435,6 +482,10 @@ fn info(up: &Upload) -> SegmentInfo {
 async fn upload(ctx: FileCtx, path: PathBuf, mut jobs: mpsc::UnboundedReceiver<Job>) {
     while let Some(job) = jobs.recv().await {
         match job {
+            Job::Announce(offset) => {
+                ctx.reporter
+                    .push(report(&ctx, offset, Vec::new(), None), None);
+            }
             Job::Segment(up, offset) => {
                 if !put(&ctx, &path, &up).await {
                     return;

@@ -25,6 +25,9 @@ struct Run {
     cuts: Vec<Upload>,
     spool: std::path::PathBuf,
     late_keyframe_asks: usize,
+    /// Uploads before the file said it started, and how often it did.
+    uploads_before_start: usize,
+    starts: usize,
     dropped: u64,
     rewritten: Vec<u32>,
 }
@@ -49,6 +52,8 @@ fn record_until(lose: &[usize], video_until_us: i64, padding: bool) -> Run {
         cuts: Vec::new(),
         spool: spool.clone(),
         late_keyframe_asks: 0,
+        uploads_before_start: 0,
+        starts: 0,
         dropped: 0,
         rewritten: Vec::new(),
     };
@@ -64,8 +69,12 @@ fn record_until(lose: &[usize], video_until_us: i64, padding: bool) -> Run {
         let now = base + Duration::from_micros(a.at_us as u64);
         for act in rec.push(a.track, a.pkt, now, T0 + a.at_us).unwrap() {
             match act {
+                FileAction::Started => run.starts += 1,
                 FileAction::RequestKeyframe(_) => run.late_keyframe_asks += 1,
                 FileAction::Upload(up) => {
+                    if run.starts == 0 {
+                        run.uploads_before_start += 1;
+                    }
                     let bytes = read(&up.range);
                     run.first.insert(up.seq, bytes.clone());
                     run.last.insert(up.seq, bytes);
@@ -126,6 +135,17 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
     );
     // Finalize rewrote the header: segment 0 went up again.
     assert_eq!(run.rewritten, vec![0]);
+}
+
+#[test]
+fn a_file_says_it_started_once_and_before_its_first_segment() {
+    let run = record(&[]);
+    assert_eq!(run.starts, 1, "the muxer starts once");
+    assert_eq!(
+        run.uploads_before_start, 0,
+        "no segment before the start (the announcement goes first)"
+    );
+    assert!(!run.cuts.is_empty(), "there were segments to precede");
 }
 
 #[test]

@@ -92,6 +92,49 @@ fn recorded(up: &UpTrack) -> Vec<Sink> {
         .collect()
 }
 
+/// The reports queued for files (not the `done` ones).
+fn file_reports(r: &Reporter) -> Vec<veche_protocol::recording::FileReport> {
+    r.queued().into_iter().flat_map(|r| r.files).collect()
+}
+
+/// Positions of the `done` reports in the queue.
+fn dones(r: &Reporter) -> Vec<usize> {
+    let q = r.queued();
+    q.iter()
+        .enumerate()
+        .filter(|(_, r)| r.done)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Checks the queue of one recording that this node finished: `files`
+/// files, each announced (description, no segments, no end) before any
+/// of its segments, each ended, and one `done` after every end, with no
+/// files of its own.
+fn check_finished(r: &Reporter, files: usize) {
+    let q = r.queued();
+    assert_eq!(dones(r), vec![q.len() - 1], "one done, last");
+    assert!(q.last().unwrap().files.is_empty());
+    assert!(q.iter().all(|r| r.recording_id == recording().id));
+    let mut seen = Vec::new();
+    for f in q.iter().flat_map(|r| &r.files) {
+        if !seen.contains(&f.file_id) {
+            assert!(
+                f.segments.is_empty() && f.end.is_none(),
+                "a file's first report announces it, without segments"
+            );
+            seen.push(f.file_id.clone());
+        }
+    }
+    assert_eq!(seen.len(), files, "files reported");
+    let ended = q
+        .iter()
+        .flat_map(|r| &r.files)
+        .filter(|f| f.end.is_some())
+        .count();
+    assert_eq!(ended, files, "every file ended before done");
+}
+
 /// Polls `what` for up to 10 s; panics saying what did not happen.
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..200 {
@@ -143,22 +186,25 @@ async fn a_policy_with_recording_records_local_tracks_only_and_one_without_it_fi
     {
         cam.fan_out(a.pkt);
     }
+    eventually("the file is announced while it records", || {
+        file_reports(&s.reporter)
+            .iter()
+            .any(|f| f.segments.is_empty() && f.end.is_none())
+    })
+    .await;
+    assert!(dones(&s.reporter).is_empty(), "no done while recording");
     assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
     assert!(
         recorded(&cam).is_empty(),
         "the recorder let go of the track"
     );
     assert!(s.room.recorded_files().is_empty());
-    eventually("the file's final report is queued", || {
-        s.reporter
-            .queued()
-            .iter()
-            .any(|r| r.files.iter().any(|f| f.end.is_some()))
+    eventually("the recording's done report is queued", || {
+        !dones(&s.reporter).is_empty()
     })
     .await;
-    let report = s.reporter.queued().pop().unwrap();
-    assert_eq!(report.recording_id, recording().id);
-    let file = &report.files[0];
+    check_finished(&s.reporter, 1);
+    let file = file_reports(&s.reporter).pop().unwrap();
     assert_eq!(file.display_name, "P1");
     let key = segment_key(&recording().id, &file.file_id, 0);
     let head = s
@@ -253,20 +299,15 @@ async fn a_recorded_camera_and_microphone_are_stored_as_segments_that_concatenat
         tokio::task::yield_now().await;
     }
     assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
-    eventually("the file's final report is queued", || {
-        s.reporter
-            .queued()
-            .iter()
-            .any(|r| r.files.iter().any(|f| f.end.is_some()))
+    eventually("the recording's done report is queued", || {
+        !dones(&s.reporter).is_empty()
     })
     .await;
-    let reports = s.reporter.queued();
-    let file_id = reports[0].files[0].file_id.clone();
-    let segments: Vec<_> = reports
-        .iter()
-        .flat_map(|r| r.files[0].segments.clone())
-        .collect();
-    let end = reports.last().unwrap().files[0].end.clone().unwrap();
+    check_finished(&s.reporter, 1);
+    let reports = file_reports(&s.reporter);
+    let file_id = reports[0].file_id.clone();
+    let segments: Vec<_> = reports.iter().flat_map(|r| r.segments.clone()).collect();
+    let end = reports.last().unwrap().end.clone().unwrap();
     assert!(segments.len() >= 2, "13 s make at least two segments");
     assert_eq!(
         end.rewritten,
@@ -307,5 +348,101 @@ async fn a_recorded_camera_and_microphone_are_stored_as_segments_that_concatenat
     assert!(
         spool_left.exists(),
         "the spool stays until the final report is acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_recorded_nothing_still_says_done_once_when_the_recording_stops() {
+    let s = setup(Duration::ZERO);
+    let _seat = join(&s.room, 1);
+    assert!(s
+        .room
+        .apply_policy(policy(1, Some(recording())), PolicySource::Fetched));
+    assert!(
+        s.reporter.queued().is_empty(),
+        "nothing to say while it runs"
+    );
+    assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
+    // No file was running, so nothing is left to wait for.
+    check_finished(&s.reporter, 0);
+    assert!(s.room.apply_policy(policy(3, None), PolicySource::Fetched));
+    s.room.close_links();
+    assert_eq!(dones(&s.reporter).len(), 1, "done is said once");
+}
+
+#[tokio::test]
+async fn a_room_closing_here_ends_every_file_and_then_says_done() {
+    let s = setup(Duration::ZERO);
+    let _one = join(&s.room, 1);
+    let _two = join(&s.room, 2);
+    let cams = [camera(10, 1), camera(11, 2)];
+    for c in &cams {
+        s.room.publish(c.clone()).unwrap();
+    }
+    assert!(s
+        .room
+        .apply_policy(policy(1, Some(recording())), PolicySource::Fetched));
+    assert_eq!(s.room.recorded_files().len(), 2);
+    for a in arrivals(0, &[])
+        .into_iter()
+        .filter(|a| a.track == 0)
+        .take(120)
+    {
+        for c in &cams {
+            c.fan_out(a.pkt.clone());
+        }
+    }
+    eventually("both files are announced", || {
+        file_reports(&s.reporter).len() == 2
+    })
+    .await;
+    s.room.close_links();
+    eventually("the recording's done report is queued", || {
+        !dones(&s.reporter).is_empty()
+    })
+    .await;
+    check_finished(&s.reporter, 2);
+}
+
+#[tokio::test]
+async fn a_file_dropped_for_a_new_track_set_at_a_join_was_never_announced() {
+    let s = setup(Duration::from_secs(60));
+    let _seat = join(&s.room, 1);
+    assert!(s
+        .room
+        .apply_policy(policy(1, Some(recording())), PolicySource::Fetched));
+    let m = mic(12, 1, Origin::Local);
+    s.room.publish(m.clone()).unwrap();
+    let first = s.room.recorded_files();
+    for a in arrivals(0, &[])
+        .into_iter()
+        .filter(|a| a.track == 1)
+        .take(50)
+    {
+        m.fan_out(a.pkt);
+    }
+    let spool = s
+        ._dir
+        .path()
+        .join("spool")
+        .join(recording().id.as_str())
+        .join(format!("{}.webm", first[0].2));
+    eventually("the microphone-only file's muxer started", || {
+        std::fs::metadata(&spool).is_ok_and(|m| m.len() > 0)
+    })
+    .await;
+    // The camera comes within the grace: the microphone-only file goes.
+    s.room.publish(camera(13, 1)).unwrap();
+    assert_ne!(s.room.recorded_files(), first);
+    assert!(s.room.apply_policy(policy(2, None), PolicySource::Fetched));
+    eventually("the recording's done report is queued", || {
+        !dones(&s.reporter).is_empty()
+    })
+    .await;
+    assert!(
+        file_reports(&s.reporter)
+            .iter()
+            .all(|f| f.file_id != first[0].2),
+        "the dropped file left no trace in the index"
     );
 }
