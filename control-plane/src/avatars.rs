@@ -13,8 +13,8 @@
 //! (`users/<id>/<random>`), so a cached old picture is never served for a
 //! new one and caches may keep each forever. Only the key is replicated
 //! through Raft (in the user's record). In a cluster of several
-//! control-plane nodes the store must be shared by all of them; an S3
-//! store comes with the recordings work.
+//! control-plane nodes the store must be shared by all of them (a shared
+//! mount: S3 is so far offered for recordings only, `[recordings.store]`).
 
 use veche_protocol::limits::accounts::{MAX_AVATAR_BYTES, MAX_AVATAR_PIXELS};
 use veche_protocol::UserId;
