@@ -21,6 +21,7 @@ pub mod recording_export;
 pub mod recording_files;
 pub mod recording_retention;
 mod recording_retention_run;
+mod recording_wait_duty;
 #[cfg(test)]
 mod recording_s3_tests;
 pub mod recording_store;
@@ -415,6 +416,7 @@ impl ControlPlane {
         });
         tokio::spawn(stats_duty::run(Arc::downgrade(&cp)));
         tokio::spawn(recording_retention_run::run(Arc::downgrade(&cp)));
+        tokio::spawn(recording_wait_duty::run(Arc::downgrade(&cp)));
         if cp.config.bootstrap == Bootstrap::Single {
             // Fail start-up loudly if the key cannot be made, rather than
             // on the first join.

@@ -13,15 +13,26 @@
 //!   one entry per report); each (file, seq) is applied once, so their
 //!   retries change nothing. A report about a recording that is not here
 //!   (deleted, or never started) is answered `Gone`.
+//!   Files are announced when they start, and files reported after the
+//!   stop (even after ready) are still added, up to the bound.
+//! - At the stop, the index awaits the last report (`done`) of every node
+//!   hosting the room then (its open seats in the statistics, or the node
+//!   whose last leave ended the meeting) and of every node with a file
+//!   still writing, less those that already said done.
 //! - A node that dies leaves its files still writing: they are marked
-//!   interrupted ([`RecordingCommand::NodeLost`], and with the statistics'
-//!   own `NodeLost` and a node's restart, `capabilities.rs`).
-//! - Ready = stopped and every file complete or interrupted; becoming
-//!   ready stores the `recording_ready` webhook event in the same apply.
+//!   interrupted, and its done is no longer awaited
+//!   ([`RecordingCommand::NodeLost`], and with the statistics' own
+//!   `NodeLost` and a node's restart, `capabilities.rs`). A node that never
+//!   says done is given up on `DONE_WAIT_MS` after the stop
+//!   ([`RecordingCommand::StopWaiting`], the leader's duty).
+//! - Ready = stopped, no node awaited, and every file complete or
+//!   interrupted; becoming ready stores the `recording_ready` webhook event
+//!   in the same apply, once.
 //!
 //! Keys: recordings by id; (room, start, id) and (start, id) for the lists,
 //! newest first; (stop, id) for retention; (node, id) for the recordings a
-//! node still writes files of.
+//! node still writes files of, and for those awaiting its done; (stop, id)
+//! for the stopped recordings not yet ready (the wait's duty).
 
 use super::access::DocAccess;
 use super::db::DbError;
@@ -35,7 +46,7 @@ use veche_protocol::limits::recording::{
     MAX_FILES_PER_RECORDING, MAX_NAME_CHARS, MAX_SEGMENTS_PER_FILE,
 };
 use veche_protocol::recording::{
-    ActiveRecording, RecordingId, RecordingReport, RecordingReportReply,
+    ActiveRecording, FileState, RecordingId, RecordingReport, RecordingReportReply,
 };
 use veche_protocol::stats::{MeetingId, WebhookEvent, WebhookKind, WebhookRecording};
 use veche_protocol::{NodeId, RoomId, RoomSlug, UnixMillis, UserId};
@@ -52,6 +63,10 @@ const BY_START: DocTable<(u64, String), ()> = DocTable::new("recordings_by_start
 const BY_STOP: DocTable<(u64, String), ()> = DocTable::new("recordings_by_stop");
 /// (node, id): recordings with a file the node is still writing.
 const WRITING: DocTable<(u64, String), ()> = DocTable::new("recordings_writing");
+/// (node, id): stopped recordings awaiting the node's last report.
+const AWAITING: DocTable<(u64, String), ()> = DocTable::new("recordings_awaiting");
+/// (stopped at, id): stopped recordings not yet ready, oldest first.
+const FINISHING: DocTable<(u64, String), ()> = DocTable::new("recordings_finishing");
 /// `webhooks`: whether the last command that knew said webhooks are
 /// configured (every control-plane node has the same `[[webhooks]]`), for
 /// the commands that do not carry it (a policy change).
@@ -71,6 +86,10 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: RecordingCommand) -> A
             set_webhooks(d, webhooks)?;
             Ok(RecordingOutput::Interrupted(node_lost(d, node_id)?))
         }
+        RecordingCommand::StopWaiting { at_ms, webhooks } => {
+            set_webhooks(d, webhooks)?;
+            Ok(RecordingOutput::WaitsEnded(stop_waiting(d, at_ms)?))
+        }
     }
 }
 
@@ -84,8 +103,10 @@ pub(crate) fn set_webhooks(d: &mut (impl DocsMut + ?Sized), on: bool) -> Result<
 
 /// The index's half of a policy change in `room` from `old` to `new`
 /// running recording, in the same apply: a recording that stopped running
-/// is marked stopped at `at_ms`; one that started running enters the
-/// index, started by `started_by_user`'s account if known.
+/// is marked stopped at `at_ms`, awaiting the nodes hosting the room (its
+/// open seats) and `also_hosting` (the node whose last leave ended the
+/// meeting); one that started running enters the index, started by
+/// `started_by_user`'s account if known.
 pub(crate) fn on_policy_change(
     d: &mut (impl DocsMut + ?Sized),
     room: RoomId,
@@ -93,11 +114,14 @@ pub(crate) fn on_policy_change(
     new: Option<&ActiveRecording>,
     at_ms: UnixMillis,
     started_by_user: Option<UserId>,
+    also_hosting: Option<NodeId>,
 ) -> Result<(), DbError> {
     let id = |a: Option<&ActiveRecording>| a.map(|a| a.id.clone());
     if let Some(o) = old {
         if id(new) != Some(o.id.clone()) {
-            stop(d, &o.id, at_ms)?;
+            let mut hosting = super::stats::room_nodes(d, room)?;
+            hosting.extend(also_hosting);
+            stop(d, &o.id, at_ms, hosting)?;
         }
     }
     if let Some(n) = new {
@@ -112,6 +136,8 @@ pub(crate) fn on_policy_change(
                 stopped_at_ms: None,
                 files: Vec::new(),
                 ready: false,
+                awaiting: BTreeSet::new(),
+                done_nodes: BTreeSet::new(),
             };
             RECORDINGS.put(d, rec.id.as_str(), &rec)?;
             BY_ROOM.put(d, &(room.0, (rec.started_at_ms, rec.id.to_string())), &())?;
@@ -121,12 +147,15 @@ pub(crate) fn on_policy_change(
     Ok(())
 }
 
-/// Marks a recording stopped at `at_ms` (never before its start); a
-/// stopped or unknown one is left alone.
+/// Marks a recording stopped at `at_ms` (never before its start),
+/// awaiting the last report of the `hosting` nodes and of every node with
+/// a file still writing, less those that already said done; a stopped or
+/// unknown one is left alone.
 fn stop(
     d: &mut (impl DocsMut + ?Sized),
     id: &RecordingId,
     at_ms: UnixMillis,
+    hosting: BTreeSet<NodeId>,
 ) -> Result<(), DbError> {
     let Some(mut rec) = RECORDINGS.get(d, id.as_str())? else {
         return Ok(());
@@ -137,12 +166,47 @@ fn stop(
     let at = at_ms.max(rec.started_at_ms);
     rec.stopped_at_ms = Some(at);
     BY_STOP.put(d, &(at, id.to_string()), &())?;
+    let writing = rec
+        .files
+        .iter()
+        .filter(|f| f.state() == FileState::Writing)
+        .map(|f| f.node_id);
+    rec.awaiting = hosting
+        .into_iter()
+        .chain(writing)
+        .filter(|n| !rec.done_nodes.contains(n))
+        .collect();
     settle(d, &mut rec)?;
-    RECORDINGS.put(d, id.as_str(), &rec)
+    save(d, &rec, &BTreeSet::new())
 }
 
-/// Applies a node's report: new files (up to [`MAX_FILES_PER_RECORDING`]),
-/// new segments (each seq once, up to [`MAX_SEGMENTS_PER_FILE`]), ends.
+/// Stores `rec` with its [`AWAITING`] and [`FINISHING`] rows true to it;
+/// `awaited_before` is the awaited set it was read with.
+fn save(
+    d: &mut (impl DocsMut + ?Sized),
+    rec: &Recording,
+    awaited_before: &BTreeSet<NodeId>,
+) -> Result<(), DbError> {
+    let key = rec.id.to_string();
+    for n in awaited_before.difference(&rec.awaiting) {
+        AWAITING.remove(d, &(n.0, key.clone()))?;
+    }
+    for n in rec.awaiting.difference(awaited_before) {
+        AWAITING.put(d, &(n.0, key.clone()), &())?;
+    }
+    if let Some(at) = rec.stopped_at_ms {
+        if rec.ready {
+            FINISHING.remove(d, &(at, key))?;
+        } else {
+            FINISHING.put(d, &(at, key), &())?;
+        }
+    }
+    RECORDINGS.put(d, rec.id.as_str(), rec)
+}
+
+/// Applies a node's report: new files (up to [`MAX_FILES_PER_RECORDING`],
+/// also after the stop or ready), new segments (each seq once, up to
+/// [`MAX_SEGMENTS_PER_FILE`]), ends, and the node's done.
 fn apply_report(
     d: &mut (impl DocsMut + ?Sized),
     report: RecordingReport,
@@ -153,14 +217,18 @@ fn apply_report(
     if rec.room_id != report.room_id {
         return Ok(RecordingReportReply::Gone);
     }
+    let awaited_before = rec.awaiting.clone();
+    let node = report.node_id;
     for f in report.files {
         let at = match rec.files.iter().position(|x| x.file_id == f.file_id) {
             Some(i) if rec.files[i].node_id == report.node_id => i,
             // Another node's file id: not this node's to change.
             Some(_) => continue,
-            // A ready recording's listeners were told it is complete.
-            None if rec.ready || rec.files.len() >= MAX_FILES_PER_RECORDING => continue,
+            None if rec.files.len() >= MAX_FILES_PER_RECORDING => continue,
             None => {
+                // A new file: the node records (again), so a done it said
+                // before (its room closed there) is over.
+                rec.done_nodes.remove(&node);
                 rec.files.push(RecordedFile {
                     file_id: f.file_id,
                     participant_id: f.participant_id,
@@ -191,9 +259,20 @@ fn apply_report(
             }
         }
     }
+    if report.done {
+        // Nothing more comes from this node: a file it left unended is
+        // all there is (an end reported later still completes it).
+        for f in rec.files.iter_mut() {
+            if f.node_id == node && f.state() == FileState::Writing {
+                f.interrupted = true;
+            }
+        }
+        rec.done_nodes.insert(node);
+        rec.awaiting.remove(&node);
+    }
     sync_writing(d, &rec)?;
     settle(d, &mut rec)?;
-    RECORDINGS.put(d, rec.id.as_str(), &rec)?;
+    save(d, &rec, &awaited_before)?;
     Ok(RecordingReportReply::Stored)
 }
 
@@ -260,26 +339,74 @@ fn ready_event(d: &mut (impl DocsMut + ?Sized), rec: &Recording) -> Result<(), D
     })
 }
 
-/// Marks every file `node` still writes interrupted; returns how many.
+/// Marks every file `node` still writes interrupted and stops awaiting
+/// its last reports; returns how many files.
 pub(crate) fn node_lost(d: &mut (impl DocsMut + ?Sized), node: NodeId) -> Result<u64, DbError> {
-    let rows = WRITING.scan_keys(d, &node.0.key_bytes(), false, usize::MAX)?;
-    let mut interrupted = 0;
-    for (key, ()) in rows {
+    let prefix = node.0.key_bytes();
+    let mut ids = BTreeSet::new();
+    for (key, ()) in WRITING.scan_keys(d, &prefix, false, usize::MAX)? {
         let id = decode_id(&key[8..])?;
         WRITING.remove(d, &(node.0, id.clone()))?;
+        ids.insert(id);
+    }
+    for (key, ()) in AWAITING.scan_keys(d, &prefix, false, usize::MAX)? {
+        ids.insert(decode_id(&key[8..])?);
+    }
+    let mut interrupted = 0;
+    for id in ids {
         let Some(mut rec) = RECORDINGS.get(d, &id)? else {
             continue;
         };
+        let awaited_before = rec.awaiting.clone();
         for f in rec.files.iter_mut() {
-            if f.node_id == node && f.end.is_none() && !f.interrupted {
+            if f.node_id == node && f.state() == FileState::Writing {
                 f.interrupted = true;
                 interrupted += 1;
             }
         }
+        rec.awaiting.remove(&node);
         settle(d, &mut rec)?;
-        RECORDINGS.put(d, &id, &rec)?;
+        save(d, &rec, &awaited_before)?;
     }
     Ok(interrupted)
+}
+
+/// Every recording whose wait for its nodes is over at `at_ms`
+/// ([`Recording::wait_is_over`]) stops waiting: its files still writing
+/// are interrupted and it becomes ready. Returns how many.
+fn stop_waiting(d: &mut (impl DocsMut + ?Sized), at_ms: UnixMillis) -> Result<u64, DbError> {
+    let mut ended = 0;
+    for (key, ()) in FINISHING.scan_keys(d, &[], false, usize::MAX)? {
+        let (_, id) = decode_time_id(&key)?;
+        let Some(mut rec) = RECORDINGS.get(d, &id)? else {
+            continue;
+        };
+        if !rec.wait_is_over(at_ms) {
+            // Oldest stop first: the rest stopped later still.
+            break;
+        }
+        let awaited_before = std::mem::take(&mut rec.awaiting);
+        for f in rec.files.iter_mut() {
+            if f.state() == FileState::Writing {
+                f.interrupted = true;
+            }
+        }
+        sync_writing(d, &rec)?;
+        settle(d, &mut rec)?;
+        save(d, &rec, &awaited_before)?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// When the oldest stopped recording that is not ready yet stopped: the
+/// leader's duty proposes [`RecordingCommand::StopWaiting`] once
+/// `DONE_WAIT_MS` has passed since.
+pub(crate) fn oldest_finishing(d: &(impl Docs + ?Sized)) -> Result<Option<UnixMillis>, DbError> {
+    Ok(match FINISHING.scan_keys(d, &[], false, 1)?.first() {
+        Some((key, ())) => Some(decode_time_id(key)?.0),
+        None => None,
+    })
 }
 
 /// Removes a recording and its index rows; whether it was there.
@@ -292,6 +419,10 @@ fn delete(d: &mut (impl DocsMut + ?Sized), id: &RecordingId) -> Result<bool, DbE
     BY_START.remove(d, &(rec.started_at_ms, key.clone()))?;
     if let Some(at) = rec.stopped_at_ms {
         BY_STOP.remove(d, &(at, key.clone()))?;
+        FINISHING.remove(d, &(at, key.clone()))?;
+    }
+    for node in &rec.awaiting {
+        AWAITING.remove(d, &(node.0, key.clone()))?;
     }
     for node in rec
         .files
@@ -415,10 +546,12 @@ pub(crate) fn expired(
     Ok(out)
 }
 
-/// The nodes that still write a file of some recording: the dead-node
-/// duty's candidates besides the nodes with open seats.
+/// The nodes that still write a file of some recording, or whose last
+/// report a stopped recording awaits: the dead-node duty's candidates
+/// besides the nodes with open seats.
 pub(crate) fn writing_nodes(d: &(impl Docs + ?Sized)) -> Result<Vec<NodeId>, DbError> {
-    let rows = WRITING.scan_keys(d, &[], false, usize::MAX)?;
+    let mut rows = WRITING.scan_keys(d, &[], false, usize::MAX)?;
+    rows.extend(AWAITING.scan_keys(d, &[], false, usize::MAX)?);
     let nodes: BTreeSet<u64> = rows
         .iter()
         .filter_map(|(k, ())| k.get(..8)?.try_into().ok().map(u64::from_be_bytes))
@@ -534,7 +667,34 @@ pub trait RecordingStore: DocAccess {
         self.read_docs(move |d| expired(d, stopped_before_ms, limit))
     }
 
-    /// The nodes still writing a file of some recording.
+    /// When the oldest stopped recording that is not ready stopped.
+    fn oldest_finishing_recording(
+        &self,
+    ) -> impl Future<Output = Result<Option<UnixMillis>, StoreError>> + Send {
+        self.read_docs(|d| oldest_finishing(d))
+    }
+
+    /// Stops waiting for the nodes of every recording stopped at least
+    /// `DONE_WAIT_MS` before `at_ms`; how many recordings that settled.
+    fn stop_waiting_for_nodes(
+        &self,
+        at_ms: UnixMillis,
+        webhooks: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            match self
+                .recording_command(RecordingCommand::StopWaiting { at_ms, webhooks })
+                .await?
+            {
+                RecordingOutput::WaitsEnded(n) => Ok(n),
+                other => Err(StoreError::Inconsistent(format!(
+                    "stopping the wait was answered with {other:?}"
+                ))),
+            }
+        }
+    }
+
+    /// The nodes still writing a file of some recording, or awaited.
     fn recording_nodes(&self) -> impl Future<Output = Result<Vec<NodeId>, StoreError>> + Send {
         self.read_docs(|d| writing_nodes(d))
     }
