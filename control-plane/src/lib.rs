@@ -21,10 +21,10 @@ pub mod recording_export;
 pub mod recording_files;
 pub mod recording_retention;
 mod recording_retention_run;
-mod recording_wait_duty;
 #[cfg(test)]
 mod recording_s3_tests;
 pub mod recording_store;
+mod recording_wait_duty;
 mod rejoin;
 pub mod secret;
 mod stats_duty;

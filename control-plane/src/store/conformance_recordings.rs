@@ -162,7 +162,11 @@ async fn a_stop_awaits_the_hosting_nodes<F: StoreFactory>(f: &F, dir: &Path) {
         .unwrap();
     s.report_recording(done(1, 4), false).await.unwrap();
     let rec = s.recording(rid(1)).await.unwrap().unwrap();
-    assert_eq!(rec.files.len(), 1, "a file announced after the stop is kept");
+    assert_eq!(
+        rec.files.len(),
+        1,
+        "a file announced after the stop is kept"
+    );
     assert_eq!(rec.state(), RecordingState::Finishing, "node 3 is awaited");
     s.report_recording(done(1, 3), false).await.unwrap();
     let rec = s.recording(rid(1)).await.unwrap().unwrap();

@@ -456,13 +456,21 @@ fn a_stop_with_no_file_yet_waits_for_every_hosting_nodes_done() {
     start(&mut d, 1, 1_000);
     stop(&mut d, 11_000);
     let r = get(&d, 1);
-    assert_eq!(r.state(), RecordingState::Finishing, "not ready with zero files");
+    assert_eq!(
+        r.state(),
+        RecordingState::Finishing,
+        "not ready with zero files"
+    );
     assert_eq!(r.awaiting, [NodeId(3), NodeId(4)].into());
     assert_eq!(writing_nodes(&d).unwrap(), [NodeId(3), NodeId(4)]);
     // Files announced after the stop are kept.
     report(&mut d, 1, 3, vec![file(1, &[], false)]);
     done(&mut d, 1, 3, vec![file(1, &[0], true)]);
-    assert_eq!(get(&d, 1).state(), RecordingState::Finishing, "node 4 awaited");
+    assert_eq!(
+        get(&d, 1).state(),
+        RecordingState::Finishing,
+        "node 4 awaited"
+    );
     done(&mut d, 1, 4, vec![file(2, &[0], true)]);
     let r = get(&d, 1);
     assert_eq!(r.state(), RecordingState::Ready);
@@ -486,7 +494,10 @@ fn a_file_reported_after_ready_is_kept_without_a_second_webhook() {
     assert_eq!(r.files.len(), 1, "never silently dropped");
     assert_eq!(r.state(), RecordingState::Ready);
     done(&mut d, 1, 3, vec![file(1, &[0], true)]);
-    assert_eq!(get(&d, 1).file(&fid(1)).unwrap().state(), FileState::Complete);
+    assert_eq!(
+        get(&d, 1).file(&fid(1)).unwrap().state(),
+        FileState::Complete
+    );
     assert_eq!(ready_events(&d).len(), 1, "the event is not sent again");
 }
 
@@ -557,7 +568,11 @@ fn a_node_that_never_says_done_is_given_up_on_after_the_wait() {
     assert_eq!(r.state(), RecordingState::Ready);
     assert!(r.awaiting.is_empty());
     assert_eq!(r.file(&fid(1)).unwrap().state(), FileState::Interrupted);
-    assert_eq!(get(&d, 2).state(), RecordingState::Finishing, "stopped later");
+    assert_eq!(
+        get(&d, 2).state(),
+        RecordingState::Finishing,
+        "stopped later"
+    );
     assert_eq!(oldest_finishing(&d).unwrap(), Some(30_000));
     assert_eq!(stop_waiting(&mut d, 9_000 + DONE_WAIT_MS), 0, "idempotent");
     assert_eq!(ready_events(&d).len(), 1);
