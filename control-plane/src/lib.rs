@@ -25,6 +25,7 @@ mod recording_retention_run;
 #[cfg(test)]
 mod recording_s3_tests;
 pub mod recording_store;
+mod recording_wait_duty;
 mod rejoin;
 pub mod secret;
 mod stats_duty;
@@ -416,6 +417,7 @@ impl ControlPlane {
         });
         tokio::spawn(stats_duty::run(Arc::downgrade(&cp)));
         tokio::spawn(recording_retention_run::run(Arc::downgrade(&cp)));
+        tokio::spawn(recording_wait_duty::run(Arc::downgrade(&cp)));
         if cp.config.bootstrap == Bootstrap::Single {
             // Fail start-up loudly if the key cannot be made, rather than
             // on the first join.

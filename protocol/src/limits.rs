@@ -399,6 +399,14 @@ pub mod recording {
     /// Files recorded at once on one node; more are refused (logged and
     /// counted) rather than risking the node's memory and disk.
     pub const MAX_FILES_PER_NODE: usize = 256;
+    /// How long after a recording stops the control plane waits for the
+    /// last report (`done`) of each node that hosted the room, in
+    /// milliseconds. A node says done within seconds (it finalizes its
+    /// files and uploads the last segments); one that never does (alive but
+    /// without recording storage, or a bug) would otherwise keep the
+    /// recording "finishing" forever. Long enough for a slow upload of the
+    /// last segments, short enough that viewers are not kept waiting.
+    pub const DONE_WAIT_MS: u64 = 60_000;
     /// Files (across all its runs) one recording may hold: a meeting of
     /// 60 people who each rejoin a few times stays far below.
     pub const MAX_FILES_PER_RECORDING: usize = 1_000;

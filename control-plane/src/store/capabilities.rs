@@ -56,8 +56,8 @@ fn stats(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Result<StatsOutp
             super::recordings::set_webhooks(d, on)?;
         }
     }
-    for (room, at_ms) in fx.ended {
-        super::policies::end_recording(d, room, at_ms)?;
+    for (room, at_ms, node) in fx.ended {
+        super::policies::end_recording(d, room, at_ms, node)?;
     }
     for node in fx.lost {
         super::recordings::node_lost(d, node)?;

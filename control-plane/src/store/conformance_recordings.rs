@@ -19,7 +19,7 @@ use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
 use veche_protocol::{NodeId, ParticipantId, RoomId, UserId};
 
 /// The recordings cases, named.
-pub(crate) fn cases<F: StoreFactory>() -> [(&'static str, Case<F>); 3] {
+pub(crate) fn cases<F: StoreFactory>() -> [(&'static str, Case<F>); 5] {
     [
         (
             "a recording starts and stops with the policy, reports apply once, then it is ready",
@@ -32,6 +32,14 @@ pub(crate) fn cases<F: StoreFactory>() -> [(&'static str, Case<F>); 3] {
         (
             "a dead node's writing files are interrupted, and the index survives a reopen",
             |f, d| Box::pin(a_dead_nodes_files_are_interrupted(f, d)),
+        ),
+        (
+            "a stop awaits the done of every node hosting the room, and keeps files announced after it",
+            |f, d| Box::pin(a_stop_awaits_the_hosting_nodes(f, d)),
+        ),
+        (
+            "a node that never says done is given up on after the wait, and a dead one at once",
+            |f, d| Box::pin(the_wait_for_a_silent_node_ends(f, d)),
         ),
     ]
 }
@@ -96,6 +104,128 @@ fn report(rec: u8, node: u64, file: u8, seqs: &[u32], end: bool) -> RecordingRep
     }
 }
 
+/// Node `node`'s last report of recording `rec`, with no file news.
+fn done(rec: u8, node: u64) -> RecordingReport {
+    RecordingReport {
+        node_id: NodeId(node),
+        room_id: ROOM,
+        recording_id: rid(rec),
+        files: Vec::new(),
+        done: true,
+    }
+}
+
+/// Participant `who` joins `ROOM` on `node` (boot 1, event `seq`).
+async fn join<S: StatsStore>(s: &S, node: u64, seq: u64, who: &str) {
+    use veche_protocol::stats::{EventKind, ParticipantEvent};
+    s.stats(StatsCommand::Record {
+        node_id: NodeId(node),
+        boot: 1,
+        events: vec![ParticipantEvent {
+            seq,
+            room_id: ROOM,
+            room_name: "Board".into(),
+            room_slug: veche_protocol::RoomSlug::from_random([4; 16]),
+            participant_id: ParticipantId(who.into()),
+            at_ms: 500,
+            kind: EventKind::Joined {
+                display_name: who.into(),
+                user: None,
+                guest: false,
+            },
+        }],
+        received_at_ms: 500,
+        webhooks: false,
+    })
+    .await
+    .unwrap();
+}
+
+async fn a_stop_awaits_the_hosting_nodes<F: StoreFactory>(f: &F, dir: &Path) {
+    let s = f.open(dir).await;
+    join(&s, 3, 1, "ann").await;
+    join(&s, 4, 1, "bob").await;
+    s.policy_command(start(1, 1_000)).await.unwrap();
+    s.policy_command(act(ModAction::StopRecording, 10_000))
+        .await
+        .unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(
+        rec.state(),
+        RecordingState::Finishing,
+        "no file yet, but nodes 3 and 4 host the room"
+    );
+    assert_eq!(rec.awaiting.iter().map(|n| n.0).collect::<Vec<_>>(), [3, 4]);
+    // Node 4's file is announced only now, and ended with its done.
+    s.report_recording(report(1, 4, 1, &[0], true), false)
+        .await
+        .unwrap();
+    s.report_recording(done(1, 4), false).await.unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(
+        rec.files.len(),
+        1,
+        "a file announced after the stop is kept"
+    );
+    assert_eq!(rec.state(), RecordingState::Finishing, "node 3 is awaited");
+    s.report_recording(done(1, 3), false).await.unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(rec.state(), RecordingState::Ready);
+    // A late file still joins the ready recording.
+    s.report_recording(report(1, 3, 2, &[0], true), false)
+        .await
+        .unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(rec.files.len(), 2, "never dropped");
+    assert_eq!(rec.state(), RecordingState::Ready);
+    f.close(s).await;
+}
+
+async fn the_wait_for_a_silent_node_ends<F: StoreFactory>(f: &F, dir: &Path) {
+    use veche_protocol::limits::recording::DONE_WAIT_MS;
+    let s = f.open(dir).await;
+    join(&s, 3, 1, "ann").await;
+    join(&s, 4, 1, "bob").await;
+    s.policy_command(start(1, 1_000)).await.unwrap();
+    s.report_recording(report(1, 3, 1, &[0], false), false)
+        .await
+        .unwrap();
+    s.policy_command(act(ModAction::StopRecording, 10_000))
+        .await
+        .unwrap();
+    assert_eq!(s.oldest_finishing_recording().await.unwrap(), Some(10_000));
+    // Node 4 dies: no longer awaited.
+    s.stats(StatsCommand::NodeLost {
+        node_id: NodeId(4),
+        at_ms: 12_000,
+        webhooks: false,
+    })
+    .await
+    .unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(rec.awaiting.iter().map(|n| n.0).collect::<Vec<_>>(), [3]);
+    // Node 3 is alive and silent.
+    assert_eq!(
+        s.stop_waiting_for_nodes(10_000 + DONE_WAIT_MS - 1, false)
+            .await
+            .unwrap(),
+        0,
+        "not yet"
+    );
+    assert_eq!(
+        s.stop_waiting_for_nodes(10_000 + DONE_WAIT_MS, false)
+            .await
+            .unwrap(),
+        1
+    );
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(rec.state(), RecordingState::Ready);
+    assert_eq!(rec.files[0].state(), FileState::Interrupted);
+    assert_eq!(s.oldest_finishing_recording().await.unwrap(), None);
+    assert!(s.recording_nodes().await.unwrap().is_empty());
+    f.close(s).await;
+}
+
 async fn a_recording_is_indexed_reported_and_ready<F: StoreFactory>(f: &F, dir: &Path) {
     let s = f.open(dir).await;
     let policy = s.policy_command(start(1, 1_000)).await.unwrap();
@@ -129,6 +259,13 @@ async fn a_recording_is_indexed_reported_and_ready<F: StoreFactory>(f: &F, dir: 
     s.report_recording(report(1, 3, 1, &[2], true), false)
         .await
         .unwrap();
+    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    assert_eq!(
+        rec.state(),
+        RecordingState::Finishing,
+        "every file ended, but node 3 has not said done"
+    );
+    s.report_recording(done(1, 3), false).await.unwrap();
     let rec = s.recording(rid(1)).await.unwrap().unwrap();
     assert_eq!(rec.state(), RecordingState::Ready);
     assert_eq!(rec.bytes(), 300);

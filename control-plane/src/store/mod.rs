@@ -58,6 +58,7 @@ mod raft_seam;
 pub mod raft_store;
 mod recording_model;
 pub mod recordings;
+mod recordings_read;
 pub mod seam;
 mod snapshot;
 pub mod state_machine;

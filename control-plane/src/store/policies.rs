@@ -19,7 +19,7 @@ use super::seam;
 use std::future::Future;
 use veche_protocol::moderation::RoomPolicy;
 use veche_protocol::moderation_rules::{decide, with_host, with_settings, without_recording};
-use veche_protocol::RoomId;
+use veche_protocol::{NodeId, RoomId};
 
 pub use super::policy_model::{PolicyCommand, PolicyRefusal};
 
@@ -62,6 +62,7 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: PolicyCommand) -> Appl
                 next.recording.as_ref(),
                 req.at_ms,
                 user,
+                None,
             )?;
         }
     }
@@ -70,11 +71,13 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: PolicyCommand) -> Appl
 
 /// The meeting in `room` ended at `at_ms` (the last participant left,
 /// anywhere): a running recording stops, in the policy (so every node
-/// stops writing) and in the index, in the statistics' own apply.
+/// stops writing) and in the index, in the statistics' own apply. The
+/// index awaits the last report of `last_node`, where that participant sat.
 pub(crate) fn end_recording(
     d: &mut (impl DocsMut + ?Sized),
     room: RoomId,
     at_ms: u64,
+    last_node: NodeId,
 ) -> Result<(), DbError> {
     let old = policy_of(d, room)?;
     if old.recording.is_none() {
@@ -82,7 +85,15 @@ pub(crate) fn end_recording(
     }
     let next = without_recording(&old);
     POLICIES.put(d, &room.0, &next)?;
-    recordings::on_policy_change(d, room, old.recording.as_ref(), None, at_ms, None)
+    recordings::on_policy_change(
+        d,
+        room,
+        old.recording.as_ref(),
+        None,
+        at_ms,
+        None,
+        Some(last_node),
+    )
 }
 
 /// The policy of `room` (the default, version 0, if nobody changed it).

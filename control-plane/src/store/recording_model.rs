@@ -9,6 +9,7 @@
 //! list, play and expire them is kept here, through Raft.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use veche_protocol::recording::{
     FileEnd, FileId, FileState, RecordedSource, RecordingId, RecordingReport, RecordingReportReply,
     RecordingState, SegmentInfo,
@@ -36,9 +37,25 @@ pub struct Recording {
     pub stopped_at_ms: Option<UnixMillis>,
     /// Its files, in the order they were first reported.
     pub files: Vec<RecordedFile>,
-    /// Stopped, and every file complete or interrupted; the
-    /// `recording_ready` webhook event was stored when this became true.
+    /// Stopped, no node's last report awaited, and every file complete or
+    /// interrupted; the `recording_ready` webhook event was stored when
+    /// this became true. Files reported afterwards are still added.
     pub ready: bool,
+    /// Once stopped: the nodes whose last report (`done`) is still
+    /// awaited. At the stop, the nodes hosting the room then and every node
+    /// with a file still writing, less those that already said done; a
+    /// node leaves it by saying done, by dying, or when the wait
+    /// (`limits::recording::DONE_WAIT_MS`) is over. Without it a node that
+    /// had not yet announced its files would find the recording ready
+    /// without them.
+    #[serde(default)]
+    pub awaiting: BTreeSet<NodeId>,
+    /// The nodes whose last report said done (and that announced no new
+    /// file since: a room that closed on a node and opened there again
+    /// records anew). A done that arrives before the stop commits is kept
+    /// here so the stop does not wait for it.
+    #[serde(default)]
+    pub done_nodes: BTreeSet<NodeId>,
 }
 
 /// One recorded file: a participant's camera and microphone, or their
@@ -100,9 +117,23 @@ impl Recording {
         self.files.iter().find(|f| &f.file_id == id)
     }
 
-    /// Whether readiness holds now: stopped, and no file still writing.
+    /// Whether readiness holds now: stopped, no node's last report
+    /// awaited, and no file still writing.
     pub fn is_settled(&self) -> bool {
-        self.stopped_at_ms.is_some() && self.files.iter().all(|f| f.state() != FileState::Writing)
+        self.stopped_at_ms.is_some()
+            && self.awaiting.is_empty()
+            && self.files.iter().all(|f| f.state() != FileState::Writing)
+    }
+
+    /// Whether the wait for nodes' last reports is over at `now_ms`: the
+    /// recording stopped at least [`DONE_WAIT_MS`] ago and is not ready.
+    ///
+    /// [`DONE_WAIT_MS`]: veche_protocol::limits::recording::DONE_WAIT_MS
+    pub fn wait_is_over(&self, now_ms: UnixMillis) -> bool {
+        !self.ready
+            && self.stopped_at_ms.is_some_and(|at| {
+                now_ms >= at.saturating_add(veche_protocol::limits::recording::DONE_WAIT_MS)
+            })
     }
 }
 
@@ -159,10 +190,23 @@ pub enum RecordingCommand {
         id: RecordingId,
     },
     /// A media node died (or restarted): its files still writing are
-    /// interrupted, which may make recordings ready. Idempotent.
+    /// interrupted and its last reports are no longer awaited, which may
+    /// make recordings ready. Idempotent.
     NodeLost {
         /// The node.
         node_id: NodeId,
+        /// Also store webhook events, as in `Report`.
+        #[serde(default)]
+        webhooks: bool,
+    },
+    /// The leader's duty: every recording stopped at least
+    /// `limits::recording::DONE_WAIT_MS` before `at_ms` and not ready stops
+    /// waiting for its nodes; their files still writing are interrupted.
+    /// The time is carried so every replica decides the same.
+    /// Idempotent: a second apply finds nothing waiting that long.
+    StopWaiting {
+        /// The leader's clock when it proposed this.
+        at_ms: UnixMillis,
         /// Also store webhook events, as in `Report`.
         #[serde(default)]
         webhooks: bool,
@@ -187,4 +231,6 @@ pub enum RecordingOutput {
     Deleted(bool),
     /// How many files a lost node left interrupted.
     Interrupted(u64),
+    /// How many recordings stopped waiting for their nodes.
+    WaitsEnded(u64),
 }

@@ -13,19 +13,30 @@
 //!   one entry per report); each (file, seq) is applied once, so their
 //!   retries change nothing. A report about a recording that is not here
 //!   (deleted, or never started) is answered `Gone`.
+//!   Files are announced when they start, and files reported after the
+//!   stop (even after ready) are still added, up to the bound.
+//! - At the stop, the index awaits the last report (`done`) of every node
+//!   hosting the room then (its open seats in the statistics, or the node
+//!   whose last leave ended the meeting) and of every node with a file
+//!   still writing, less those that already said done.
 //! - A node that dies leaves its files still writing: they are marked
-//!   interrupted ([`RecordingCommand::NodeLost`], and with the statistics'
-//!   own `NodeLost` and a node's restart, `capabilities.rs`).
-//! - Ready = stopped and every file complete or interrupted; becoming
-//!   ready stores the `recording_ready` webhook event in the same apply.
+//!   interrupted, and its done is no longer awaited
+//!   ([`RecordingCommand::NodeLost`], and with the statistics' own
+//!   `NodeLost` and a node's restart, `capabilities.rs`). A node that never
+//!   says done is given up on `DONE_WAIT_MS` after the stop
+//!   ([`RecordingCommand::StopWaiting`], the leader's duty).
+//! - Ready = stopped, no node awaited, and every file complete or
+//!   interrupted; becoming ready stores the `recording_ready` webhook event
+//!   in the same apply, once.
 //!
 //! Keys: recordings by id; (room, start, id) and (start, id) for the lists,
 //! newest first; (stop, id) for retention; (node, id) for the recordings a
-//! node still writes files of.
+//! node still writes files of, and for those awaiting its done; (stop, id)
+//! for the stopped recordings not yet ready (the wait's duty).
 
 use super::access::DocAccess;
 use super::db::DbError;
-use super::docs::{DocKey, DocTable, Docs, DocsMut};
+use super::docs::{DocKey, DocsMut};
 use super::error::StoreError;
 use super::model::{Command, CommandOutput};
 use super::seam;
@@ -35,27 +46,20 @@ use veche_protocol::limits::recording::{
     MAX_FILES_PER_RECORDING, MAX_NAME_CHARS, MAX_SEGMENTS_PER_FILE,
 };
 use veche_protocol::recording::{
-    ActiveRecording, RecordingId, RecordingReport, RecordingReportReply,
+    ActiveRecording, FileState, RecordingId, RecordingReport, RecordingReportReply,
 };
 use veche_protocol::stats::{MeetingId, WebhookEvent, WebhookKind, WebhookRecording};
 use veche_protocol::{NodeId, RoomId, RoomSlug, UnixMillis, UserId};
 
 pub use super::recording_model::{RecordedFile, Recording, RecordingCommand, RecordingOutput};
-
-/// Recordings by id.
-const RECORDINGS: DocTable<str, Recording> = DocTable::new("recordings");
-/// (room, started at, id): a room's recordings in start order.
-const BY_ROOM: DocTable<(u64, (u64, String)), ()> = DocTable::new("recordings_by_room");
-/// (started at, id): every recording in start order.
-const BY_START: DocTable<(u64, String), ()> = DocTable::new("recordings_by_start");
-/// (stopped at, id): stopped recordings in stop order, for retention.
-const BY_STOP: DocTable<(u64, String), ()> = DocTable::new("recordings_by_stop");
-/// (node, id): recordings with a file the node is still writing.
-const WRITING: DocTable<(u64, String), ()> = DocTable::new("recordings_writing");
-/// `webhooks`: whether the last command that knew said webhooks are
-/// configured (every control-plane node has the same `[[webhooks]]`), for
-/// the commands that do not carry it (a policy change).
-const META: DocTable<str, bool> = DocTable::new("recordings_meta");
+pub(crate) use super::recordings_read::{
+    all_recordings, expired, oldest_finishing, recording, room_recordings, rooms_recordings,
+    writing_nodes,
+};
+use super::recordings_read::{
+    decode_id, decode_time_id, AWAITING, BY_ROOM, BY_START, BY_STOP, FINISHING, META, RECORDINGS,
+    WRITING,
+};
 
 type Applied = Result<RecordingOutput, DbError>;
 
@@ -71,6 +75,10 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: RecordingCommand) -> A
             set_webhooks(d, webhooks)?;
             Ok(RecordingOutput::Interrupted(node_lost(d, node_id)?))
         }
+        RecordingCommand::StopWaiting { at_ms, webhooks } => {
+            set_webhooks(d, webhooks)?;
+            Ok(RecordingOutput::WaitsEnded(stop_waiting(d, at_ms)?))
+        }
     }
 }
 
@@ -84,8 +92,10 @@ pub(crate) fn set_webhooks(d: &mut (impl DocsMut + ?Sized), on: bool) -> Result<
 
 /// The index's half of a policy change in `room` from `old` to `new`
 /// running recording, in the same apply: a recording that stopped running
-/// is marked stopped at `at_ms`; one that started running enters the
-/// index, started by `started_by_user`'s account if known.
+/// is marked stopped at `at_ms`, awaiting the nodes hosting the room (its
+/// open seats) and `also_hosting` (the node whose last leave ended the
+/// meeting); one that started running enters the index, started by
+/// `started_by_user`'s account if known.
 pub(crate) fn on_policy_change(
     d: &mut (impl DocsMut + ?Sized),
     room: RoomId,
@@ -93,11 +103,14 @@ pub(crate) fn on_policy_change(
     new: Option<&ActiveRecording>,
     at_ms: UnixMillis,
     started_by_user: Option<UserId>,
+    also_hosting: Option<NodeId>,
 ) -> Result<(), DbError> {
     let id = |a: Option<&ActiveRecording>| a.map(|a| a.id.clone());
     if let Some(o) = old {
         if id(new) != Some(o.id.clone()) {
-            stop(d, &o.id, at_ms)?;
+            let mut hosting = super::stats::room_nodes(d, room)?;
+            hosting.extend(also_hosting);
+            stop(d, &o.id, at_ms, hosting)?;
         }
     }
     if let Some(n) = new {
@@ -112,6 +125,8 @@ pub(crate) fn on_policy_change(
                 stopped_at_ms: None,
                 files: Vec::new(),
                 ready: false,
+                awaiting: BTreeSet::new(),
+                done_nodes: BTreeSet::new(),
             };
             RECORDINGS.put(d, rec.id.as_str(), &rec)?;
             BY_ROOM.put(d, &(room.0, (rec.started_at_ms, rec.id.to_string())), &())?;
@@ -121,12 +136,15 @@ pub(crate) fn on_policy_change(
     Ok(())
 }
 
-/// Marks a recording stopped at `at_ms` (never before its start); a
-/// stopped or unknown one is left alone.
+/// Marks a recording stopped at `at_ms` (never before its start),
+/// awaiting the last report of the `hosting` nodes and of every node with
+/// a file still writing, less those that already said done; a stopped or
+/// unknown one is left alone.
 fn stop(
     d: &mut (impl DocsMut + ?Sized),
     id: &RecordingId,
     at_ms: UnixMillis,
+    hosting: BTreeSet<NodeId>,
 ) -> Result<(), DbError> {
     let Some(mut rec) = RECORDINGS.get(d, id.as_str())? else {
         return Ok(());
@@ -137,12 +155,47 @@ fn stop(
     let at = at_ms.max(rec.started_at_ms);
     rec.stopped_at_ms = Some(at);
     BY_STOP.put(d, &(at, id.to_string()), &())?;
+    let writing = rec
+        .files
+        .iter()
+        .filter(|f| f.state() == FileState::Writing)
+        .map(|f| f.node_id);
+    rec.awaiting = hosting
+        .into_iter()
+        .chain(writing)
+        .filter(|n| !rec.done_nodes.contains(n))
+        .collect();
     settle(d, &mut rec)?;
-    RECORDINGS.put(d, id.as_str(), &rec)
+    save(d, &rec, &BTreeSet::new())
 }
 
-/// Applies a node's report: new files (up to [`MAX_FILES_PER_RECORDING`]),
-/// new segments (each seq once, up to [`MAX_SEGMENTS_PER_FILE`]), ends.
+/// Stores `rec` with its [`AWAITING`] and [`FINISHING`] rows true to it;
+/// `awaited_before` is the awaited set it was read with.
+fn save(
+    d: &mut (impl DocsMut + ?Sized),
+    rec: &Recording,
+    awaited_before: &BTreeSet<NodeId>,
+) -> Result<(), DbError> {
+    let key = rec.id.to_string();
+    for n in awaited_before.difference(&rec.awaiting) {
+        AWAITING.remove(d, &(n.0, key.clone()))?;
+    }
+    for n in rec.awaiting.difference(awaited_before) {
+        AWAITING.put(d, &(n.0, key.clone()), &())?;
+    }
+    if let Some(at) = rec.stopped_at_ms {
+        if rec.ready {
+            FINISHING.remove(d, &(at, key))?;
+        } else {
+            FINISHING.put(d, &(at, key), &())?;
+        }
+    }
+    RECORDINGS.put(d, rec.id.as_str(), rec)
+}
+
+/// Applies a node's report: new files (up to [`MAX_FILES_PER_RECORDING`],
+/// also after the stop or ready), new segments (each seq once, up to
+/// [`MAX_SEGMENTS_PER_FILE`]), ends, and the node's done.
 fn apply_report(
     d: &mut (impl DocsMut + ?Sized),
     report: RecordingReport,
@@ -153,14 +206,18 @@ fn apply_report(
     if rec.room_id != report.room_id {
         return Ok(RecordingReportReply::Gone);
     }
+    let awaited_before = rec.awaiting.clone();
+    let node = report.node_id;
     for f in report.files {
         let at = match rec.files.iter().position(|x| x.file_id == f.file_id) {
             Some(i) if rec.files[i].node_id == report.node_id => i,
             // Another node's file id: not this node's to change.
             Some(_) => continue,
-            // A ready recording's listeners were told it is complete.
-            None if rec.ready || rec.files.len() >= MAX_FILES_PER_RECORDING => continue,
+            None if rec.files.len() >= MAX_FILES_PER_RECORDING => continue,
             None => {
+                // A new file: the node records (again), so a done it said
+                // before (its room closed there) is over.
+                rec.done_nodes.remove(&node);
                 rec.files.push(RecordedFile {
                     file_id: f.file_id,
                     participant_id: f.participant_id,
@@ -191,9 +248,20 @@ fn apply_report(
             }
         }
     }
+    if report.done {
+        // Nothing more comes from this node: a file it left unended is
+        // all there is (an end reported later still completes it).
+        for f in rec.files.iter_mut() {
+            if f.node_id == node && f.state() == FileState::Writing {
+                f.interrupted = true;
+            }
+        }
+        rec.done_nodes.insert(node);
+        rec.awaiting.remove(&node);
+    }
     sync_writing(d, &rec)?;
     settle(d, &mut rec)?;
-    RECORDINGS.put(d, rec.id.as_str(), &rec)?;
+    save(d, &rec, &awaited_before)?;
     Ok(RecordingReportReply::Stored)
 }
 
@@ -260,26 +328,64 @@ fn ready_event(d: &mut (impl DocsMut + ?Sized), rec: &Recording) -> Result<(), D
     })
 }
 
-/// Marks every file `node` still writes interrupted; returns how many.
+/// Marks every file `node` still writes interrupted and stops awaiting
+/// its last reports; returns how many files.
 pub(crate) fn node_lost(d: &mut (impl DocsMut + ?Sized), node: NodeId) -> Result<u64, DbError> {
-    let rows = WRITING.scan_keys(d, &node.0.key_bytes(), false, usize::MAX)?;
-    let mut interrupted = 0;
-    for (key, ()) in rows {
+    let prefix = node.0.key_bytes();
+    let mut ids = BTreeSet::new();
+    for (key, ()) in WRITING.scan_keys(d, &prefix, false, usize::MAX)? {
         let id = decode_id(&key[8..])?;
         WRITING.remove(d, &(node.0, id.clone()))?;
+        ids.insert(id);
+    }
+    for (key, ()) in AWAITING.scan_keys(d, &prefix, false, usize::MAX)? {
+        ids.insert(decode_id(&key[8..])?);
+    }
+    let mut interrupted = 0;
+    for id in ids {
         let Some(mut rec) = RECORDINGS.get(d, &id)? else {
             continue;
         };
+        let awaited_before = rec.awaiting.clone();
         for f in rec.files.iter_mut() {
-            if f.node_id == node && f.end.is_none() && !f.interrupted {
+            if f.node_id == node && f.state() == FileState::Writing {
                 f.interrupted = true;
                 interrupted += 1;
             }
         }
+        rec.awaiting.remove(&node);
         settle(d, &mut rec)?;
-        RECORDINGS.put(d, &id, &rec)?;
+        save(d, &rec, &awaited_before)?;
     }
     Ok(interrupted)
+}
+
+/// Every recording whose wait for its nodes is over at `at_ms`
+/// ([`Recording::wait_is_over`]) stops waiting: its files still writing
+/// are interrupted and it becomes ready. Returns how many.
+fn stop_waiting(d: &mut (impl DocsMut + ?Sized), at_ms: UnixMillis) -> Result<u64, DbError> {
+    let mut ended = 0;
+    for (key, ()) in FINISHING.scan_keys(d, &[], false, usize::MAX)? {
+        let (_, id) = decode_time_id(&key)?;
+        let Some(mut rec) = RECORDINGS.get(d, &id)? else {
+            continue;
+        };
+        if !rec.wait_is_over(at_ms) {
+            // Oldest stop first: the rest stopped later still.
+            break;
+        }
+        let awaited_before = std::mem::take(&mut rec.awaiting);
+        for f in rec.files.iter_mut() {
+            if f.state() == FileState::Writing {
+                f.interrupted = true;
+            }
+        }
+        sync_writing(d, &rec)?;
+        settle(d, &mut rec)?;
+        save(d, &rec, &awaited_before)?;
+        ended += 1;
+    }
+    Ok(ended)
 }
 
 /// Removes a recording and its index rows; whether it was there.
@@ -292,6 +398,10 @@ fn delete(d: &mut (impl DocsMut + ?Sized), id: &RecordingId) -> Result<bool, DbE
     BY_START.remove(d, &(rec.started_at_ms, key.clone()))?;
     if let Some(at) = rec.stopped_at_ms {
         BY_STOP.remove(d, &(at, key.clone()))?;
+        FINISHING.remove(d, &(at, key.clone()))?;
+    }
+    for node in &rec.awaiting {
+        AWAITING.remove(d, &(node.0, key.clone()))?;
     }
     for node in rec
         .files
@@ -303,127 +413,6 @@ fn delete(d: &mut (impl DocsMut + ?Sized), id: &RecordingId) -> Result<bool, DbE
     }
     RECORDINGS.remove(d, id.as_str())?;
     Ok(true)
-}
-
-/// A string key's text back from its bytes (without the terminating zero).
-fn decode_id(key: &[u8]) -> Result<String, DbError> {
-    let bad = || DbError::Inconsistent(format!("recording index key of {} bytes", key.len()));
-    let text = key.strip_suffix(&[0]).ok_or_else(bad)?;
-    String::from_utf8(text.to_vec()).map_err(|_| bad())
-}
-
-/// A (time, id) key suffix back from its bytes.
-fn decode_time_id(key: &[u8]) -> Result<(u64, String), DbError> {
-    let bad = || DbError::Inconsistent(format!("recording index key of {} bytes", key.len()));
-    let at = u64::from_be_bytes(
-        key.get(..8)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?,
-    );
-    Ok((at, decode_id(&key[8..])?))
-}
-
-/// The recording with this id.
-pub(crate) fn recording(
-    d: &(impl Docs + ?Sized),
-    id: &RecordingId,
-) -> Result<Option<Recording>, DbError> {
-    RECORDINGS.get(d, id.as_str())
-}
-
-/// Up to `limit` recordings whose (time, id) keys in `table` under
-/// `prefix` have a time before `before_ms`, newest first.
-fn newest<K: DocKey + ?Sized>(
-    d: &(impl Docs + ?Sized),
-    table: &DocTable<K, ()>,
-    prefix: &[u8],
-    before_ms: Option<u64>,
-    limit: usize,
-) -> Result<Vec<Recording>, DbError> {
-    let mut out = Vec::new();
-    // Keys only, newest first: the ones at or after `before` are skipped
-    // without reading their recordings.
-    for (key, ()) in table.scan_keys(d, prefix, true, usize::MAX)? {
-        if out.len() >= limit {
-            break;
-        }
-        let (at, id) = decode_time_id(&key[prefix.len()..])?;
-        if before_ms.is_some_and(|b| at >= b) {
-            continue;
-        }
-        if let Some(r) = RECORDINGS.get(d, &id)? {
-            out.push(r);
-        }
-    }
-    Ok(out)
-}
-
-/// A room's recordings started before `before_ms`, newest first.
-pub(crate) fn room_recordings(
-    d: &(impl Docs + ?Sized),
-    room: RoomId,
-    before_ms: Option<u64>,
-    limit: usize,
-) -> Result<Vec<Recording>, DbError> {
-    newest(d, &BY_ROOM, &room.0.key_bytes(), before_ms, limit)
-}
-
-/// The recordings of any of `rooms` started before `before_ms`, newest
-/// first.
-pub(crate) fn rooms_recordings(
-    d: &(impl Docs + ?Sized),
-    rooms: &[RoomId],
-    before_ms: Option<u64>,
-    limit: usize,
-) -> Result<Vec<Recording>, DbError> {
-    let mut all = Vec::new();
-    for room in rooms {
-        all.extend(room_recordings(d, *room, before_ms, limit)?);
-    }
-    all.sort_by(|a, b| (b.started_at_ms, &b.id).cmp(&(a.started_at_ms, &a.id)));
-    all.truncate(limit);
-    Ok(all)
-}
-
-/// Every recording started before `before_ms`, newest first.
-pub(crate) fn all_recordings(
-    d: &(impl Docs + ?Sized),
-    before_ms: Option<u64>,
-    limit: usize,
-) -> Result<Vec<Recording>, DbError> {
-    newest(d, &BY_START, &[], before_ms, limit)
-}
-
-/// Up to `limit` recordings that stopped before `stopped_before_ms`,
-/// oldest first: what retention deletes.
-pub(crate) fn expired(
-    d: &(impl Docs + ?Sized),
-    stopped_before_ms: u64,
-    limit: usize,
-) -> Result<Vec<RecordingId>, DbError> {
-    let mut out = Vec::new();
-    for (key, ()) in BY_STOP.scan_keys(d, &[], false, usize::MAX)? {
-        let (at, id) = decode_time_id(&key)?;
-        if at >= stopped_before_ms || out.len() >= limit {
-            break;
-        }
-        if let Ok(id) = id.parse() {
-            out.push(id);
-        }
-    }
-    Ok(out)
-}
-
-/// The nodes that still write a file of some recording: the dead-node
-/// duty's candidates besides the nodes with open seats.
-pub(crate) fn writing_nodes(d: &(impl Docs + ?Sized)) -> Result<Vec<NodeId>, DbError> {
-    let rows = WRITING.scan_keys(d, &[], false, usize::MAX)?;
-    let nodes: BTreeSet<u64> = rows
-        .iter()
-        .filter_map(|(k, ())| k.get(..8)?.try_into().ok().map(u64::from_be_bytes))
-        .collect();
-    Ok(nodes.into_iter().map(NodeId).collect())
 }
 
 /// The recordings index as the API uses it. Implemented once for every
@@ -534,7 +523,34 @@ pub trait RecordingStore: DocAccess {
         self.read_docs(move |d| expired(d, stopped_before_ms, limit))
     }
 
-    /// The nodes still writing a file of some recording.
+    /// When the oldest stopped recording that is not ready stopped.
+    fn oldest_finishing_recording(
+        &self,
+    ) -> impl Future<Output = Result<Option<UnixMillis>, StoreError>> + Send {
+        self.read_docs(|d| oldest_finishing(d))
+    }
+
+    /// Stops waiting for the nodes of every recording stopped at least
+    /// `DONE_WAIT_MS` before `at_ms`; how many recordings that settled.
+    fn stop_waiting_for_nodes(
+        &self,
+        at_ms: UnixMillis,
+        webhooks: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            match self
+                .recording_command(RecordingCommand::StopWaiting { at_ms, webhooks })
+                .await?
+            {
+                RecordingOutput::WaitsEnded(n) => Ok(n),
+                other => Err(StoreError::Inconsistent(format!(
+                    "stopping the wait was answered with {other:?}"
+                ))),
+            }
+        }
+    }
+
+    /// The nodes still writing a file of some recording, or awaited.
     fn recording_nodes(&self) -> impl Future<Output = Result<Vec<NodeId>, StoreError>> + Send {
         self.read_docs(|d| writing_nodes(d))
     }

@@ -93,13 +93,28 @@ fn file(n: u8, segs: &[u32], end: bool) -> FileReport {
 }
 
 fn report(d: &mut MemDocs, rec: u8, node: u64, files: Vec<FileReport>) -> RecordingReportReply {
+    report_with(d, rec, node, files, false)
+}
+
+/// Node `node`'s last report of `rec`, with these files' news.
+fn done(d: &mut MemDocs, rec: u8, node: u64, files: Vec<FileReport>) -> RecordingReportReply {
+    report_with(d, rec, node, files, true)
+}
+
+fn report_with(
+    d: &mut MemDocs,
+    rec: u8,
+    node: u64,
+    files: Vec<FileReport>,
+    done: bool,
+) -> RecordingReportReply {
     let cmd = Command::Recordings(RecordingCommand::Report {
         report: RecordingReport {
             node_id: NodeId(node),
             room_id: ROOM,
             recording_id: rid(rec),
             files,
-            done: false,
+            done,
         },
         webhooks: true,
     });
@@ -195,8 +210,14 @@ fn ready_comes_once_when_stopped_and_every_file_is_finished_with_one_webhook() {
     );
     assert!(ready_events(&d).is_empty());
     report(&mut d, 1, 3, vec![file(2, &[0], true)]);
+    assert_eq!(
+        get(&d, 1).state(),
+        RecordingState::Finishing,
+        "every file ended, but node 3 has not said done"
+    );
+    done(&mut d, 1, 3, vec![]);
     assert_eq!(get(&d, 1).state(), RecordingState::Ready);
-    report(&mut d, 1, 3, vec![file(2, &[0], true)]);
+    done(&mut d, 1, 3, vec![file(2, &[0], true)]);
     let events = ready_events(&d);
     assert_eq!(
         events.len(),
@@ -321,7 +342,14 @@ fn the_meetings_end_stops_a_running_recording_in_the_policy_and_the_index() {
     assert_eq!(policy.recording, None, "nodes stop writing");
     let r = get(&d, 1);
     assert_eq!(r.stopped_at_ms, Some(9_000));
-    assert_eq!(r.state(), RecordingState::Ready);
+    assert_eq!(
+        r.state(),
+        RecordingState::Finishing,
+        "the node of the last leave is awaited"
+    );
+    assert_eq!(r.awaiting, [NodeId(3)].into());
+    done(&mut d, 1, 3, vec![]);
+    assert_eq!(get(&d, 1).state(), RecordingState::Ready);
     let events = ready_events(&d);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].room_name, "Board", "the meeting's room name");
@@ -380,4 +408,172 @@ fn lists_are_newest_first_per_room_and_overall_and_retention_sees_the_stopped() 
     );
     assert_eq!(expired(&d, 2_600, 10).unwrap(), [rid(1), rid(2)]);
     assert_eq!(expired(&d, 10_000, 1).unwrap(), [rid(1)]);
+}
+
+/// Participant `who` joins (or leaves) `ROOM` on `node`, event `seq`.
+fn seat(d: &mut MemDocs, node: u64, seq: u64, who: &str, kind: EventKind) {
+    let mut ev = stats_event(seq, 500, kind);
+    ev.participant_id = ParticipantId(who.into());
+    run(
+        d,
+        Command::Stats(StatsCommand::Record {
+            node_id: NodeId(node),
+            boot: 1,
+            events: vec![ev],
+            received_at_ms: 0,
+            webhooks: true,
+        }),
+    );
+}
+
+fn joined() -> EventKind {
+    EventKind::Joined {
+        display_name: "Ann".into(),
+        user: None,
+        guest: false,
+    }
+}
+
+fn stop_waiting(d: &mut MemDocs, at_ms: u64) -> u64 {
+    let cmd = Command::Recordings(RecordingCommand::StopWaiting {
+        at_ms,
+        webhooks: true,
+    });
+    match run(d, cmd) {
+        CommandOutput::Recordings(o) => match *o {
+            RecordingOutput::WaitsEnded(n) => n,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_stop_with_no_file_yet_waits_for_every_hosting_nodes_done() {
+    let mut d = MemDocs::default();
+    seat(&mut d, 3, 1, "ann", joined());
+    seat(&mut d, 4, 1, "bob", joined());
+    start(&mut d, 1, 1_000);
+    stop(&mut d, 11_000);
+    let r = get(&d, 1);
+    assert_eq!(
+        r.state(),
+        RecordingState::Finishing,
+        "not ready with zero files"
+    );
+    assert_eq!(r.awaiting, [NodeId(3), NodeId(4)].into());
+    assert_eq!(writing_nodes(&d).unwrap(), [NodeId(3), NodeId(4)]);
+    // Files announced after the stop are kept.
+    report(&mut d, 1, 3, vec![file(1, &[], false)]);
+    done(&mut d, 1, 3, vec![file(1, &[0], true)]);
+    assert_eq!(
+        get(&d, 1).state(),
+        RecordingState::Finishing,
+        "node 4 awaited"
+    );
+    done(&mut d, 1, 4, vec![file(2, &[0], true)]);
+    let r = get(&d, 1);
+    assert_eq!(r.state(), RecordingState::Ready);
+    assert_eq!(r.files.len(), 2);
+    let events = ready_events(&d);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].recording.as_ref().unwrap().files, 2);
+    assert!(writing_nodes(&d).unwrap().is_empty());
+}
+
+#[test]
+fn a_file_reported_after_ready_is_kept_without_a_second_webhook() {
+    let mut d = MemDocs::default();
+    set_webhooks(&mut d, true).unwrap();
+    start(&mut d, 1, 1_000);
+    stop(&mut d, 5_000);
+    assert_eq!(get(&d, 1).state(), RecordingState::Ready);
+    assert_eq!(ready_events(&d).len(), 1);
+    report(&mut d, 1, 3, vec![file(1, &[0], false)]);
+    let r = get(&d, 1);
+    assert_eq!(r.files.len(), 1, "never silently dropped");
+    assert_eq!(r.state(), RecordingState::Ready);
+    done(&mut d, 1, 3, vec![file(1, &[0], true)]);
+    assert_eq!(
+        get(&d, 1).file(&fid(1)).unwrap().state(),
+        FileState::Complete
+    );
+    assert_eq!(ready_events(&d).len(), 1, "the event is not sent again");
+}
+
+#[test]
+fn a_done_before_the_stop_is_remembered_until_the_node_records_again() {
+    let mut d = MemDocs::default();
+    seat(&mut d, 3, 1, "ann", joined());
+    seat(&mut d, 4, 1, "bob", joined());
+    start(&mut d, 1, 1_000);
+    // Node 3 says done before any file (its room closed there); node 4
+    // said done, then recorded again.
+    done(&mut d, 1, 3, vec![]);
+    done(&mut d, 1, 4, vec![]);
+    report(&mut d, 1, 4, vec![file(2, &[0], false)]);
+    stop(&mut d, 9_000);
+    let r = get(&d, 1);
+    assert_eq!(r.awaiting, [NodeId(4)].into(), "node 3's done is kept");
+    done(&mut d, 1, 4, vec![file(2, &[0], true)]);
+    assert_eq!(get(&d, 1).state(), RecordingState::Ready);
+}
+
+#[test]
+fn a_done_leaves_the_nodes_unended_files_interrupted() {
+    let mut d = MemDocs::default();
+    start(&mut d, 1, 1_000);
+    report(&mut d, 1, 3, vec![file(1, &[0], false)]);
+    stop(&mut d, 9_000);
+    done(&mut d, 1, 3, vec![]);
+    let r = get(&d, 1);
+    assert_eq!(r.file(&fid(1)).unwrap().state(), FileState::Interrupted);
+    assert_eq!(r.state(), RecordingState::Ready);
+}
+
+#[test]
+fn an_awaited_node_that_dies_is_no_longer_awaited() {
+    let mut d = MemDocs::default();
+    seat(&mut d, 3, 1, "ann", joined());
+    seat(&mut d, 4, 1, "bob", joined());
+    start(&mut d, 1, 1_000);
+    stop(&mut d, 9_000);
+    done(&mut d, 1, 3, vec![]);
+    run(
+        &mut d,
+        Command::Recordings(RecordingCommand::NodeLost {
+            node_id: NodeId(4),
+            webhooks: true,
+        }),
+    );
+    assert_eq!(get(&d, 1).state(), RecordingState::Ready);
+    assert_eq!(ready_events(&d).len(), 1);
+}
+
+#[test]
+fn a_node_that_never_says_done_is_given_up_on_after_the_wait() {
+    use veche_protocol::limits::recording::DONE_WAIT_MS;
+    let mut d = MemDocs::default();
+    seat(&mut d, 3, 1, "ann", joined());
+    start(&mut d, 1, 1_000);
+    report(&mut d, 1, 3, vec![file(1, &[0], false)]);
+    stop(&mut d, 9_000);
+    start(&mut d, 2, 20_000);
+    stop(&mut d, 30_000);
+    assert_eq!(oldest_finishing(&d).unwrap(), Some(9_000));
+    assert_eq!(stop_waiting(&mut d, 9_000 + DONE_WAIT_MS - 1), 0, "not yet");
+    assert_eq!(get(&d, 1).state(), RecordingState::Finishing);
+    assert_eq!(stop_waiting(&mut d, 9_000 + DONE_WAIT_MS), 1);
+    let r = get(&d, 1);
+    assert_eq!(r.state(), RecordingState::Ready);
+    assert!(r.awaiting.is_empty());
+    assert_eq!(r.file(&fid(1)).unwrap().state(), FileState::Interrupted);
+    assert_eq!(
+        get(&d, 2).state(),
+        RecordingState::Finishing,
+        "stopped later"
+    );
+    assert_eq!(oldest_finishing(&d).unwrap(), Some(30_000));
+    assert_eq!(stop_waiting(&mut d, 9_000 + DONE_WAIT_MS), 0, "idempotent");
+    assert_eq!(ready_events(&d).len(), 1);
 }

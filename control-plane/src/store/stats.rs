@@ -27,7 +27,7 @@
 //!   overview reads 54 small rows, not the history.
 
 use super::db::DbError;
-use super::docs::{next_id, DocTable, DocsMut};
+use super::docs::{next_id, DocTable, Docs, DocsMut};
 use super::outbox;
 use serde::{Deserialize, Serialize};
 use veche_protocol::stats::{
@@ -193,8 +193,9 @@ type Applied = Result<StatsOutput, DbError>;
 /// were writing. Data, not a callback, so this module imports neither.
 #[derive(Debug, Default)]
 pub(crate) struct StatsEffects {
-    /// Rooms whose meeting ended, with when.
-    pub ended: Vec<(RoomId, UnixMillis)>,
+    /// Rooms whose meeting ended, with when, and the node of the last
+    /// seat that closed (it hosted the room to the end).
+    pub ended: Vec<(RoomId, UnixMillis, NodeId)>,
     /// Nodes whose earlier run is over (declared dead, or a new boot).
     pub lost: Vec<NodeId>,
 }
@@ -397,7 +398,8 @@ fn close_seat(
         m.open = m.open.saturating_sub(1);
         if m.open == 0 {
             m.ended_at_ms = Some(left.max(m.started_at_ms));
-            fx.ended.push((m.room_id, left.max(m.started_at_ms)));
+            fx.ended
+                .push((m.room_id, left.max(m.started_at_ms), NodeId(seat.0)));
             if ROOM_LIVE.get(d, &m.room_id.0)? == Some(meeting) {
                 ROOM_LIVE.remove(d, &m.room_id.0)?;
             }
@@ -413,6 +415,25 @@ fn close_seat(
         }
     }
     Ok(true)
+}
+
+/// The nodes hosting `room` now: those of the open participant sessions of
+/// its live meeting (a read of that meeting's sessions only). A stopped
+/// recording awaits each one's last report.
+pub(super) fn room_nodes(
+    d: &(impl Docs + ?Sized),
+    room: RoomId,
+) -> Result<std::collections::BTreeSet<NodeId>, DbError> {
+    use super::docs::DocKey;
+    let Some(meeting) = ROOM_LIVE.get(d, &room.0)? else {
+        return Ok(Default::default());
+    };
+    Ok(SESSIONS
+        .scan(d, &meeting.key_bytes(), false, usize::MAX)?
+        .into_iter()
+        .filter(|s: &ParticipantSession| s.left_at_ms.is_none())
+        .map(|s| s.node_id)
+        .collect())
 }
 
 /// Closes every open seat of `node` at `at_ms`; returns how many.
