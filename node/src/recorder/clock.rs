@@ -22,6 +22,14 @@ pub fn ntp_to_unix_us(ntp: u64) -> i64 {
     secs * 1_000_000 + frac as i64
 }
 
+/// The least a track's consecutive frames are apart in the file. WebM
+/// stores milliseconds; two frames of one track at the same millisecond
+/// (which happens when the first sender report moves the mapping back by a
+/// few milliseconds) have no order a decoder can keep, and ffmpeg rejects
+/// them as non-increasing timestamps. One millisecond later is inaudible
+/// and invisible.
+pub const MIN_STEP_US: i64 = 1_000;
+
 /// One publisher's clock relative to the node's: shared by all its
 /// tracks, so their relative timing stays what the publisher said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,7 +90,8 @@ impl TrackClock {
 
     /// Node time of a frame with RTP timestamp `rtp`, which reached the
     /// recorder at `now_us`. `publisher` is the offset of the publisher's
-    /// clock, when known. The result never precedes an earlier result.
+    /// clock, when known. The result is at least [`MIN_STEP_US`] after the
+    /// previous one.
     pub fn map(&mut self, rtp: u32, now_us: i64, publisher: &PublisherClock) -> i64 {
         let t = match (self.report, publisher.offset_us()) {
             (Some((sr_us, sr_rtp)), Some(offset)) => sr_us + offset + self.ticks_to_us(sr_rtp, rtp),
@@ -92,7 +101,7 @@ impl TrackClock {
             }
         };
         let t = match self.last_us {
-            Some(last) if t < last => last,
+            Some(last) if t < last + MIN_STEP_US => last + MIN_STEP_US,
             _ => t,
         };
         self.last_us = Some(t);
@@ -154,9 +163,11 @@ mod tests {
         assert_eq!(c.map(9_000, T0 + 600_000, &p), T0 + 600_000);
         p.observe(ntp(T0), T0);
         c.sender_report(ntp(T0), 0);
-        // By the report the next frame is at T0 + 200 ms: clamped.
+        // By the report the next frame is at T0 + 200 ms: it follows the
+        // previous one by a millisecond instead.
         let next = c.map(18_000, T0 + 700_000, &p);
-        assert_eq!(next, T0 + 600_000);
+        assert_eq!(next, T0 + 600_000 + MIN_STEP_US);
+        assert_eq!(c.map(27_000, T0 + 800_000, &p), T0 + 600_000 + 2 * MIN_STEP_US);
         // Later frames follow the report once it catches up.
         assert_eq!(c.map(90_000, T0 + 1_100_000, &p), T0 + 1_000_000);
     }
