@@ -167,7 +167,10 @@ mod tests {
         // previous one by a millisecond instead.
         let next = c.map(18_000, T0 + 700_000, &p);
         assert_eq!(next, T0 + 600_000 + MIN_STEP_US);
-        assert_eq!(c.map(27_000, T0 + 800_000, &p), T0 + 600_000 + 2 * MIN_STEP_US);
+        assert_eq!(
+            c.map(27_000, T0 + 800_000, &p),
+            T0 + 600_000 + 2 * MIN_STEP_US
+        );
         // Later frames follow the report once it catches up.
         assert_eq!(c.map(90_000, T0 + 1_100_000, &p), T0 + 1_000_000);
     }
