@@ -55,11 +55,7 @@ pub fn local_secret(data_dir: &Path) -> anyhow::Result<String> {
 /// The cluster secret for a command that talks to a running server: the
 /// flag or `VECHE_CLUSTER_SECRET`, else the config file's, else the one
 /// `veche serve` keeps in its data directory.
-pub fn cluster_secret(
-    flag: Option<String>,
-    cfg: &Config,
-    data_dir: &Path,
-) -> anyhow::Result<String> {
+fn cluster_secret(flag: Option<String>, cfg: &Config, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(s) = flag
         .filter(|s| !s.is_empty())
         .or_else(|| cfg.control_plane.cluster_secret.clone())
@@ -78,11 +74,11 @@ pub fn cluster_secret(
         })
 }
 
-/// `veche admin` arguments.
+/// How a command reaches a running server: its URL, and where the
+/// cluster secret comes from. Flattened into `veche admin` and
+/// `veche recording`, whose flags are global to their subcommands.
 #[derive(Args)]
-pub struct AdminArgs {
-    #[command(subcommand)]
-    command: AdminCommand,
+pub struct ServerArgs {
     /// The server's base URL (any control-plane node).
     #[arg(
         long,
@@ -90,13 +86,14 @@ pub struct AdminArgs {
         env = "VECHE_CONTROL_PLANE",
         default_value = "http://127.0.0.1:8080"
     )]
-    control_plane: String,
-    /// Config file, for its cluster secret and data directory.
+    pub control_plane: String,
+    /// Config file, for its cluster secret and data directory (and, for
+    /// `veche recording`, its `[recordings]` store).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// The server's data directory, where `veche serve` keeps its cluster
-    /// secret when none is configured. Default: the config file's, else
-    /// ./veche-data.
+    /// secret when none is configured (and its local recordings store).
+    /// Default: the config file's, else ./veche-data.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Cluster secret; prefer the environment variable, which does not
@@ -108,6 +105,36 @@ pub struct AdminArgs {
         hide_env_values = true
     )]
     cluster_secret: Option<String>,
+}
+
+impl ServerArgs {
+    /// The config file (or the defaults without one) and the data
+    /// directory: the flag's, else the config's.
+    pub fn config_and_data_dir(&self) -> anyhow::Result<(Config, PathBuf)> {
+        let cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| cfg.server.data_dir.clone());
+        Ok((cfg, data_dir))
+    }
+
+    /// The cluster secret, as [`cluster_secret`] finds it.
+    pub fn secret(&self, cfg: &Config, data_dir: &Path) -> anyhow::Result<String> {
+        cluster_secret(self.cluster_secret.clone(), cfg, data_dir)
+    }
+}
+
+/// `veche admin` arguments.
+#[derive(Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -159,16 +186,9 @@ fn read_password(from_stdin: bool, email: &str) -> anyhow::Result<String> {
 
 /// Runs `veche admin`.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let cfg = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| cfg.server.data_dir.clone());
-    let secret = cluster_secret(args.cluster_secret.clone(), &cfg, &data_dir)?;
-    let base = base_url(&args.control_plane);
+    let (cfg, data_dir) = args.server.config_and_data_dir()?;
+    let secret = args.server.secret(&cfg, &data_dir)?;
+    let base = base_url(&args.server.control_plane);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;

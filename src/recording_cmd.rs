@@ -8,8 +8,8 @@
 //! the object store the config's `[recordings]` names, read directly: the
 //! export never passes through the server.
 
-use crate::admin_cmd::cluster_secret;
-use crate::config::{base_url, s3_secret_from_env, Config};
+use crate::admin_cmd::ServerArgs;
+use crate::config::{base_url, s3_secret_from_env};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,31 +23,8 @@ use veche_protocol::recording::RecordingId;
 pub struct RecordingArgs {
     #[command(subcommand)]
     command: RecordingCommand,
-    /// The server's base URL (any control-plane node).
-    #[arg(
-        long,
-        global = true,
-        env = "VECHE_CONTROL_PLANE",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    control_plane: String,
-    /// Config file, for `[recordings]`, the cluster secret and the data
-    /// directory.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// The server's data directory (its local recordings store and, for
-    /// `veche serve`, its cluster secret). Default: the config file's,
-    /// else ./veche-data.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// Cluster secret; prefer the environment variable.
-    #[arg(
-        long,
-        global = true,
-        env = "VECHE_CLUSTER_SECRET",
-        hide_env_values = true
-    )]
-    cluster_secret: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -65,14 +42,7 @@ enum RecordingCommand {
 
 /// Runs `veche recording`.
 pub async fn run(args: RecordingArgs) -> anyhow::Result<()> {
-    let cfg = match &args.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| cfg.server.data_dir.clone());
+    let (cfg, data_dir) = args.server.config_and_data_dir()?;
     match args.command {
         RecordingCommand::Export { id, out } => {
             let id: RecordingId = id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -80,8 +50,8 @@ pub async fn run(args: RecordingArgs) -> anyhow::Result<()> {
             if !exporter.available() {
                 anyhow::bail!("ffmpeg is not installed: apt-get install ffmpeg");
             }
-            let secret = cluster_secret(args.cluster_secret.clone(), &cfg, &data_dir)?;
-            let plan = fetch_plan(&base_url(&args.control_plane), &secret, &id).await?;
+            let secret = args.server.secret(&cfg, &data_dir)?;
+            let plan = fetch_plan(&base_url(&args.server.control_plane), &secret, &id).await?;
             let store = cfg
                 .recordings
                 .object_store(&data_dir, s3_secret_from_env())?;
@@ -138,6 +108,7 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use object_store::path::Path as ObjectPath;
     use object_store::{ObjectStoreExt, PutPayload};
     use veche_control_plane::recording_export::ExportFile;
