@@ -1,7 +1,9 @@
 //! What the control plane's in-crate HTTP tests share: a one-node control
 //! plane serving its router on a loopback port, and signed-in users made
 //! straight through the store (the sign-in routes have tests of their own;
-//! these tests are about what a signed-in user may do).
+//! these tests are about what a signed-in user may do); and the moderation
+//! request of a room's host, which the store and HTTP tests of recordings
+//! all start them with.
 
 use crate::admission::HttpConfig;
 use crate::secret::token_hash;
@@ -11,7 +13,9 @@ use crate::{ControlPlane, ControlPlaneConfig};
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use veche_protocol::UserId;
+use veche_protocol::moderation::{ModAction, Role};
+use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
+use veche_protocol::{ParticipantId, RoomId, UserId};
 
 /// A one-node control plane answering HTTP on 127.0.0.1.
 pub(crate) struct Served {
@@ -31,16 +35,17 @@ impl Drop for Served {
     }
 }
 
+/// The cluster secret of [`serve_one_node`]'s control plane: what its
+/// node RPCs must carry.
+pub(crate) const CLUSTER_SECRET: &str = "in-crate-test-secret-of-32-bytes!!";
+
 /// Opens a one-node control plane in a fresh directory, with `http` as its
 /// edge, and serves it.
 pub(crate) async fn serve_one_node(http: HttpConfig) -> Served {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let cp = ControlPlane::open(ControlPlaneConfig {
         http,
-        ..ControlPlaneConfig::single_node(
-            dir.path().to_owned(),
-            "in-crate-test-secret-of-32-bytes!!".into(),
-        )
+        ..ControlPlaneConfig::single_node(dir.path().to_owned(), CLUSTER_SECRET.into())
     })
     .await
     .expect("open a one-node control plane");
@@ -100,4 +105,32 @@ pub(crate) async fn signed_in_user(
         user.id,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
     )
+}
+
+/// The request a media node relays when `p-host`, a host named `name`
+/// signed in as `user` and alone in `room`, takes `action` at `at_ms`.
+pub(crate) fn host_acts(
+    room: RoomId,
+    user: UserId,
+    name: &str,
+    action: ModAction,
+    at_ms: u64,
+) -> ModerateRequest {
+    let host = ParticipantId("p-host".into());
+    ModerateRequest {
+        room_id: room,
+        actor: Some(Actor {
+            participant_id: host.clone(),
+            display_name: name.into(),
+            claimed_role: Role::Host,
+        }),
+        action,
+        present: vec![PresentParticipant {
+            participant_id: host,
+            claimed_role: Role::Host,
+            user: Some(user),
+            pass: None,
+        }],
+        at_ms,
+    }
 }

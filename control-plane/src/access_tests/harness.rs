@@ -1,20 +1,27 @@
 //! A one-node control plane served on 127.0.0.1:0 with one live media node
-//! registered, and HTTP helpers that speak to it as a browser would: with
-//! or without a session cookie or an owner key.
+//! registered, and HTTP helpers that speak to it as a browser would (with
+//! or without a session cookie or an owner key) or as a media node would
+//! (MessagePack RPCs behind the cluster secret).
 
 use crate::admission::{HttpConfig, RoomCreation};
 use crate::leader::LeaderRequest;
 use crate::store::Store;
-use crate::test_support::{serve_one_node, signed_in_user, Served};
+use crate::test_support::{host_acts, serve_one_node, signed_in_user, Served};
 use crate::ControlPlane;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use veche_protocol::account::SESSION_COOKIE;
+use veche_protocol::moderation::{ModAction, RoomPolicy};
 use veche_protocol::pass::OWNER_KEY_HEADER;
-use veche_protocol::rpc::{Heartbeat, MediaNodeInfo};
+use veche_protocol::recording::{
+    FileId, FileReport, RecordedSource, RecordingId, RecordingReport, SegmentInfo,
+};
+use veche_protocol::rpc::{Heartbeat, MediaNodeInfo, RPC_MODERATE};
 use veche_protocol::token::JoinClaims;
-use veche_protocol::{NodeId, UserId};
+use veche_protocol::{NodeId, ParticipantId, RoomId, UserId};
+
+pub(crate) use crate::test_support::CLUSTER_SECRET as SECRET;
 
 /// Who a request comes from.
 #[derive(Clone, Debug, Default)]
@@ -152,9 +159,9 @@ impl Cp {
         .expect("a token this control plane signed")
     }
 
-    /// Sends a request with a raw body.
-    pub async fn send(&self, method: &str, path: &str, who: &As, body: Option<String>) -> Reply {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    /// A request to `path` as `who`: with its session cookie and owner
+    /// key, if it has them.
+    fn request(&self, method: reqwest::Method, path: &str, who: &As) -> reqwest::RequestBuilder {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(c) = &who.cookie {
             req = req.header("cookie", format!("{SESSION_COOKIE}={c}"));
@@ -162,6 +169,67 @@ impl Cp {
         if let Some(k) = &who.owner_key {
             req = req.header(OWNER_KEY_HEADER, k);
         }
+        req
+    }
+
+    /// Sends a request as `who` with extra headers, for bytes rather than
+    /// JSON (media files, ranges): status, headers and body.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &As,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.request(method, path, who);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("the control plane answers");
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        (status, h, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Posts a MessagePack RPC as a media node would, with `secret` (if
+    /// any) as its bearer token: the status and the raw reply.
+    pub async fn rpc(&self, path: &str, secret: Option<&str>, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/msgpack")
+            .body(body);
+        if let Some(s) = secret {
+            req = req.bearer_auth(s);
+        }
+        let resp = req.send().await.expect("the control plane answers");
+        (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// A host whose account is `user` takes `action` in `room`, relayed by
+    /// its media node; the room's policy after it.
+    pub async fn host_moderates(
+        &self,
+        room: RoomId,
+        user: UserId,
+        action: ModAction,
+    ) -> RoomPolicy {
+        let req = host_acts(room, user, "Bob", action, crate::now_ms());
+        let (status, body) = self
+            .rpc(
+                RPC_MODERATE,
+                Some(SECRET),
+                rmp_serde::to_vec_named(&req).unwrap(),
+            )
+            .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        veche_protocol::msgpack::from_slice(&body).expect("a policy")
+    }
+
+    /// Sends a request with a raw body.
+    pub async fn send(&self, method: &str, path: &str, who: &As, body: Option<String>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.request(method, path, who);
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
@@ -227,4 +295,34 @@ impl Cp {
 /// The `pass` token of a pass link.
 pub fn token_of(link: &str) -> String {
     link.split_once("?pass=").expect("a pass link").1.to_owned()
+}
+
+/// The id of a room from its create response.
+pub fn room_id(room: &Value) -> RoomId {
+    RoomId(room["id"].as_u64().unwrap())
+}
+
+/// A media node's report of one file, the host Bob's camera, of `room`'s
+/// recording `id`: not ended, starting with the recording.
+pub fn camera_report(
+    room: RoomId,
+    id: &RecordingId,
+    file: FileId,
+    segments: Vec<SegmentInfo>,
+) -> RecordingReport {
+    RecordingReport {
+        node_id: NodeId(1),
+        room_id: room,
+        recording_id: id.clone(),
+        files: vec![FileReport {
+            file_id: file,
+            participant_id: ParticipantId("p-host".into()),
+            display_name: "Bob".into(),
+            source: RecordedSource::Camera,
+            offset_ms: 0,
+            segments,
+            end: None,
+        }],
+        done: false,
+    }
 }

@@ -17,7 +17,7 @@ use veche_protocol::rpc::{
 };
 use veche_protocol::{NodeId, ParticipantId, RoomId};
 
-const SECRET: &str = "in-crate-test-secret-of-32-bytes!!";
+use super::harness::SECRET;
 
 /// A reply to an RPC: status and MessagePack body.
 struct Rpc {

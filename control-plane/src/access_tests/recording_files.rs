@@ -7,66 +7,45 @@
 //! plane's own store. Run with
 //! `cargo test -p veche-control-plane --lib access_tests::recording_files`.
 
-use super::harness::{As, Cp};
+use super::harness::{camera_report, room_id, As, Cp, SECRET};
 use crate::admission::RoomCreation;
 use crate::recording_export::{export_plan_path, ExportPlan};
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use veche_protocol::account::SESSION_COOKIE;
-use veche_protocol::moderation::{ModAction, Role, RoomPolicy};
-use veche_protocol::pass::OWNER_KEY_HEADER;
+use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{
-    export_key, recording_prefix, segment_key, FileEnd, FileId, FileReport, RecordedSource,
-    RecordingId, RecordingReport, SegmentInfo, RPC_RECORDING_REPORT,
+    export_key, recording_prefix, segment_key, FileEnd, FileId, RecordingId, SegmentInfo,
+    RPC_RECORDING_REPORT,
 };
-use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant, RPC_MODERATE};
-use veche_protocol::{NodeId, ParticipantId, RoomId, UserId};
+use veche_protocol::{RoomId, UserId};
 
-const SECRET: &str = "in-crate-test-secret-of-32-bytes!!";
-
-async fn rpc(cp: &Cp, path: &str, body: Vec<u8>) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}{path}", cp.base))
-        .header("content-type", "application/msgpack")
-        .bearer_auth(SECRET)
-        .body(body)
-        .send()
-        .await
-        .expect("the control plane answers")
-        .status()
-        .as_u16()
+/// A room of Ada's where Bob, a host, has started a recording.
+struct Started {
+    ada: As,
+    bob: As,
+    bob_id: UserId,
+    room: RoomId,
+    id: RecordingId,
 }
 
-/// A host whose account is `user` starts (or stops) recording in `room`.
-async fn moderate(cp: &Cp, room: RoomId, user: UserId, action: ModAction) -> RoomPolicy {
-    let host = ParticipantId("p-host".into());
-    let req = ModerateRequest {
-        room_id: room,
-        actor: Some(Actor {
-            participant_id: host.clone(),
-            display_name: "Bob".into(),
-            claimed_role: Role::Host,
-        }),
-        action,
-        present: vec![PresentParticipant {
-            participant_id: host,
-            claimed_role: Role::Host,
-            user: Some(user),
-            pass: None,
-        }],
-        at_ms: crate::now_ms(),
-    };
-    let resp = reqwest::Client::new()
-        .post(format!("{}{RPC_MODERATE}", cp.base))
-        .header("content-type", "application/msgpack")
-        .bearer_auth(SECRET)
-        .body(rmp_serde::to_vec_named(&req).unwrap())
-        .send()
+async fn started(cp: &Cp) -> Started {
+    let (_, ada) = cp.user("ada@example.test", "Ada").await;
+    let (bob_id, bob) = cp.user("bob@example.test", "Bob").await;
+    let room = room_id(&cp.room(&ada, "open").await);
+    let id = cp
+        .host_moderates(room, bob_id, ModAction::StartRecording { id: None })
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    veche_protocol::msgpack::from_slice(&resp.bytes().await.unwrap()).unwrap()
+        .recording
+        .expect("recording")
+        .id;
+    Started {
+        ada,
+        bob,
+        bob_id,
+        room,
+        id,
+    }
 }
 
 /// Stores `bytes` as segments of about `size` bytes and reports them (and
@@ -98,60 +77,20 @@ async fn record_file(
         });
     }
     let n = segments.len() as u64;
-    let report = RecordingReport {
-        node_id: NodeId(1),
-        room_id: room,
-        recording_id: id.clone(),
-        files: vec![FileReport {
-            file_id: file.clone(),
-            participant_id: ParticipantId("p-host".into()),
-            display_name: "Bob".into(),
-            source: RecordedSource::Camera,
-            offset_ms: 0,
-            segments,
-            end: end.then(|| FileEnd {
-                bytes: bytes.len() as u64,
-                duration_ms: n * 1000,
-                rewritten: vec![],
-            }),
-        }],
-        done: false,
-    };
-    let status = rpc(
-        cp,
-        RPC_RECORDING_REPORT,
-        rmp_serde::to_vec_named(&report).unwrap(),
-    )
-    .await;
+    let mut report = camera_report(room, id, file.clone(), segments);
+    report.files[0].end = end.then(|| FileEnd {
+        bytes: bytes.len() as u64,
+        duration_ms: n * 1000,
+        rewritten: vec![],
+    });
+    let (status, _) = cp
+        .rpc(
+            RPC_RECORDING_REPORT,
+            Some(SECRET),
+            rmp_serde::to_vec_named(&report).unwrap(),
+        )
+        .await;
     assert_eq!(status, 200);
-}
-
-fn room_id(room: &serde_json::Value) -> RoomId {
-    RoomId(room["id"].as_u64().unwrap())
-}
-
-/// A raw GET (or DELETE) as `who`, with extra headers: status, headers, bytes.
-async fn raw(
-    cp: &Cp,
-    method: reqwest::Method,
-    path: &str,
-    who: &As,
-    headers: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut req = reqwest::Client::new().request(method, format!("{}{path}", cp.base));
-    if let Some(c) = &who.cookie {
-        req = req.header("cookie", format!("{SESSION_COOKIE}={c}"));
-    }
-    if let Some(k) = &who.owner_key {
-        req = req.header(OWNER_KEY_HEADER, k);
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("the control plane answers");
-    let status = resp.status().as_u16();
-    let h = resp.headers().clone();
-    (status, h, resp.bytes().await.unwrap().to_vec())
 }
 
 async fn objects_of(cp: &Cp, id: &RecordingId) -> Vec<String> {
@@ -167,49 +106,47 @@ async fn objects_of(cp: &Cp, id: &RecordingId) -> Vec<String> {
 #[tokio::test]
 async fn recorded_files_are_served_with_ranges_to_those_who_may_view_them() {
     let cp = Cp::start(RoomCreation::Anyone).await;
-    let (_, ada) = cp.user("ada@example.test", "Ada").await;
-    let (bob_id, bob) = cp.user("bob@example.test", "Bob").await;
+    let Started {
+        ada, bob, room, id, ..
+    } = started(&cp).await;
     let (_, carl) = cp.user("carl@example.test", "Carl").await;
-    let room = cp.room(&ada, "open").await;
-    let id = moderate(
-        &cp,
-        room_id(&room),
-        bob_id,
-        ModAction::StartRecording { id: None },
-    )
-    .await
-    .recording
-    .expect("recording")
-    .id;
     let file = FileId::from_random([1; 8]);
     let whole: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-    record_file(&cp, room_id(&room), &id, &file, &whole, 700, false).await;
+    record_file(&cp, room, &id, &file, &whole, 700, false).await;
     let path = format!("/api/recordings/{id}/files/{file}");
     let get = reqwest::Method::GET;
     let anon = As::anonymous();
 
-    assert_eq!(raw(&cp, get.clone(), &path, &anon, &[]).await.0, 401);
-    assert_eq!(raw(&cp, get.clone(), &path, &carl, &[]).await.0, 403);
-    let (status, h, body) = raw(&cp, get.clone(), &path, &ada, &[]).await;
+    assert_eq!(cp.raw(get.clone(), &path, &anon, &[]).await.0, 401);
+    assert_eq!(cp.raw(get.clone(), &path, &carl, &[]).await.0, 403);
+    let (status, h, body) = cp.raw(get.clone(), &path, &ada, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(body, whole);
     assert_eq!(h["content-type"], "video/webm");
     assert_eq!(h["accept-ranges"], "bytes");
     assert_eq!(h["content-length"], "1000");
-    let (status, h, body) = raw(&cp, get.clone(), &path, &bob, &[("range", "bytes=650-749")]).await;
+    let (status, h, body) = cp
+        .raw(get.clone(), &path, &bob, &[("range", "bytes=650-749")])
+        .await;
     assert_eq!(status, 206);
     assert_eq!(body, &whole[650..750], "a range across two segments");
     assert_eq!(h["content-range"], "bytes 650-749/1000");
-    let (status, h, _) = raw(&cp, get.clone(), &path, &ada, &[("range", "bytes=1000-")]).await;
+    let (status, h, _) = cp
+        .raw(get.clone(), &path, &ada, &[("range", "bytes=1000-")])
+        .await;
     assert_eq!(status, 416);
     assert_eq!(h["content-range"], "bytes */1000");
-    let (status, _, body) = raw(&cp, get.clone(), &path, &ada, &[("range", "bytes=0-1,5-6")]).await;
+    let (status, _, body) = cp
+        .raw(get.clone(), &path, &ada, &[("range", "bytes=0-1,5-6")])
+        .await;
     assert_eq!(
         (status, body.len()),
         (200, 1000),
         "multi-range: the whole file"
     );
-    let (_, h, _) = raw(&cp, get.clone(), &format!("{path}?download=1"), &ada, &[]).await;
+    let (_, h, _) = cp
+        .raw(get.clone(), &format!("{path}?download=1"), &ada, &[])
+        .await;
     assert_eq!(
         h["content-disposition"],
         "attachment; filename=\"Board-Bob-camera.webm\""
@@ -220,10 +157,10 @@ async fn recorded_files_are_served_with_ranges_to_those_who_may_view_them() {
         .send("GET", &format!("/api/recordings/{id}"), &ada, None)
         .await;
     let url = view.ok(200)["files"][0]["url"].as_str().unwrap().to_owned();
-    let (status, _, body) = raw(&cp, get.clone(), &url, &anon, &[]).await;
+    let (status, _, body) = cp.raw(get.clone(), &url, &anon, &[]).await;
     assert_eq!((status, body), (200, whole.clone()));
     let forged = format!("{path}?share=99999999999999.AAAA");
-    assert_eq!(raw(&cp, get.clone(), &forged, &anon, &[]).await.0, 401);
+    assert_eq!(cp.raw(get.clone(), &forged, &anon, &[]).await.0, 401);
 
     // Malformed and unknown ids.
     let other = RecordingId::from_random([0x42; 8]);
@@ -237,7 +174,7 @@ async fn recorded_files_are_served_with_ranges_to_those_who_may_view_them() {
         (format!("/api/recordings/{other}/files/{file}"), 404),
     ] {
         assert_eq!(
-            raw(&cp, get.clone(), &bad, &ada, &[]).await.0,
+            cp.raw(get.clone(), &bad, &ada, &[]).await.0,
             status,
             "{bad}"
         );
@@ -247,45 +184,42 @@ async fn recorded_files_are_served_with_ranges_to_those_who_may_view_them() {
 #[tokio::test]
 async fn deleting_a_recording_removes_its_objects_then_its_index_entry_for_managers_only() {
     let cp = Cp::start(RoomCreation::Anyone).await;
-    let (_, ada) = cp.user("ada@example.test", "Ada").await;
-    let (bob_id, bob) = cp.user("bob@example.test", "Bob").await;
-    let room = cp.room(&ada, "open").await;
-    let rid = room_id(&room);
-    let id = moderate(&cp, rid, bob_id, ModAction::StartRecording { id: None })
-        .await
-        .recording
-        .expect("recording")
-        .id;
+    let Started {
+        ada,
+        bob,
+        bob_id,
+        room,
+        id,
+    } = started(&cp).await;
     let file = FileId::from_random([1; 8]);
-    record_file(&cp, rid, &id, &file, &[7u8; 300], 100, false).await;
+    record_file(&cp, room, &id, &file, &[7u8; 300], 100, false).await;
     let path = format!("/api/recordings/{id}");
     let delete = reqwest::Method::DELETE;
     assert_eq!(
-        raw(&cp, delete.clone(), &path, &As::anonymous(), &[])
-            .await
-            .0,
+        cp.raw(delete.clone(), &path, &As::anonymous(), &[]).await.0,
         401
     );
     assert_eq!(
-        raw(&cp, delete.clone(), &path, &bob, &[]).await.0,
+        cp.raw(delete.clone(), &path, &bob, &[]).await.0,
         403,
         "the starter views but does not manage"
     );
     assert_eq!(
-        raw(&cp, delete.clone(), &path, &ada, &[]).await.0,
+        cp.raw(delete.clone(), &path, &ada, &[]).await.0,
         409,
         "a running recording is stopped first"
     );
-    moderate(&cp, rid, bob_id, ModAction::StopRecording).await;
+    cp.host_moderates(room, bob_id, ModAction::StopRecording)
+        .await;
     assert_eq!(objects_of(&cp, &id).await.len(), 3);
-    assert_eq!(raw(&cp, delete.clone(), &path, &ada, &[]).await.0, 204);
+    assert_eq!(cp.raw(delete.clone(), &path, &ada, &[]).await.0, 204);
     assert!(objects_of(&cp, &id).await.is_empty(), "objects left");
     cp.send("GET", &path, &ada, None)
         .await
         .error(404, "room_not_found");
-    assert_eq!(raw(&cp, delete.clone(), &path, &ada, &[]).await.0, 404);
+    assert_eq!(cp.raw(delete.clone(), &path, &ada, &[]).await.0, 404);
     assert_eq!(
-        raw(&cp, delete, "/api/recordings/not-an-id", &ada, &[])
+        cp.raw(delete, "/api/recordings/not-an-id", &ada, &[])
             .await
             .0,
         400
@@ -310,19 +244,18 @@ fn real_webm() -> Vec<u8> {
 
 /// A recording of one real file, stopped and ready when `ready`.
 async fn recorded(cp: &Cp, ready: bool) -> (As, RecordingId) {
-    let (_, ada) = cp.user("ada@example.test", "Ada").await;
-    let (bob_id, _) = cp.user("bob@example.test", "Bob").await;
-    let room = cp.room(&ada, "open").await;
-    let rid = room_id(&room);
-    let id = moderate(cp, rid, bob_id, ModAction::StartRecording { id: None })
-        .await
-        .recording
-        .expect("recording")
-        .id;
+    let Started {
+        ada,
+        bob_id,
+        room,
+        id,
+        ..
+    } = started(cp).await;
     if ready {
         let file = FileId::from_random([1; 8]);
-        record_file(cp, rid, &id, &file, &real_webm(), 4000, true).await;
-        moderate(cp, rid, bob_id, ModAction::StopRecording).await;
+        record_file(cp, room, &id, &file, &real_webm(), 4000, true).await;
+        cp.host_moderates(room, bob_id, ModAction::StopRecording)
+            .await;
     }
     (ada, id)
 }
@@ -335,10 +268,10 @@ async fn the_export_is_for_viewers_of_a_ready_recording() {
     let get = reqwest::Method::GET;
     // Each Cp has its own limits: these two are this address's burst.
     assert_eq!(
-        raw(&cp, get.clone(), &path, &As::anonymous(), &[]).await.0,
+        cp.raw(get.clone(), &path, &As::anonymous(), &[]).await.0,
         401
     );
-    let (status, _, body) = raw(&cp, get, &path, &ada, &[]).await;
+    let (status, _, body) = cp.raw(get, &path, &ada, &[]).await;
     assert_eq!(status, 409, "not ready: {}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("ready"));
 }
@@ -349,7 +282,7 @@ async fn the_export_is_made_once_cached_as_an_object_and_rate_limited() {
     let (ada, id) = recorded(&cp, true).await;
     let path = format!("/api/recordings/{id}/export");
     let get = reqwest::Method::GET;
-    let (status, h, body) = raw(&cp, get.clone(), &path, &ada, &[]).await;
+    let (status, h, body) = cp.raw(get.clone(), &path, &ada, &[]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(h["content-type"], "video/webm");
     assert!(h["content-disposition"]
@@ -365,10 +298,12 @@ async fn the_export_is_made_once_cached_as_an_object_and_rate_limited() {
         .expect("the export is kept as an object");
     assert_eq!(stored.size as usize, body.len());
     // Served from the object, ranges too (the second request of the burst).
-    let (status, _, part) = raw(&cp, get.clone(), &path, &ada, &[("range", "bytes=0-3")]).await;
+    let (status, _, part) = cp
+        .raw(get.clone(), &path, &ada, &[("range", "bytes=0-3")])
+        .await;
     assert_eq!((status, part.as_slice()), (206, &b"\x1a\x45\xdf\xa3"[..]));
     // The burst is two per address.
-    let (status, h, _) = raw(&cp, get, &path, &ada, &[]).await;
+    let (status, h, _) = cp.raw(get, &path, &ada, &[]).await;
     assert_eq!(status, 429);
     assert!(h.contains_key("retry-after"));
 }
@@ -376,17 +311,9 @@ async fn the_export_is_made_once_cached_as_an_object_and_rate_limited() {
 #[tokio::test]
 async fn the_export_plan_for_the_cli_is_behind_the_cluster_secret() {
     let cp = Cp::start(RoomCreation::Anyone).await;
-    let (_, ada) = cp.user("ada@example.test", "Ada").await;
-    let (bob_id, _) = cp.user("bob@example.test", "Bob").await;
-    let room = cp.room(&ada, "open").await;
-    let rid = room_id(&room);
-    let id = moderate(&cp, rid, bob_id, ModAction::StartRecording { id: None })
-        .await
-        .recording
-        .expect("recording")
-        .id;
+    let Started { room, id, .. } = started(&cp).await;
     let file = FileId::from_random([1; 8]);
-    record_file(&cp, rid, &id, &file, &[1u8; 250], 100, false).await;
+    record_file(&cp, room, &id, &file, &[1u8; 250], 100, false).await;
     let url = format!("{}{}", cp.base, export_plan_path(&id));
     let http = reqwest::Client::new();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);

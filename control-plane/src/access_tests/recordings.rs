@@ -6,97 +6,51 @@
 //! requests get. Run with
 //! `cargo test -p veche-control-plane --lib access_tests::recordings`.
 
-use super::harness::{As, Cp, Reply};
+use super::harness::{camera_report, room_id, As, Cp, Reply, SECRET};
 use super::slug;
 use crate::admission::RoomCreation;
 use crate::test_support::signed_in_user;
 use serde_json::json;
 use veche_protocol::limits::recording::{MAX_REPORT_BODY_BYTES, SHARE_MAX_HOURS};
-use veche_protocol::moderation::{ModAction, Role, RoomPolicy};
+use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{
-    FileId, FileReport, RecordedSource, RecordingId, RecordingReport, RecordingReportReply,
-    SegmentInfo, RPC_RECORDING_REPORT,
+    FileId, RecordingId, RecordingReport, RecordingReportReply, SegmentInfo, RPC_RECORDING_REPORT,
 };
-use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant, RPC_MODERATE};
-use veche_protocol::{NodeId, ParticipantId, RoomId, UserId};
-
-const SECRET: &str = "in-crate-test-secret-of-32-bytes!!";
-
-/// Posts a MessagePack RPC body; the status and the raw reply.
-async fn rpc(cp: &Cp, path: &str, secret: Option<&str>, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}{path}", cp.base))
-        .header("content-type", "application/msgpack")
-        .body(body);
-    if let Some(s) = secret {
-        req = req.bearer_auth(s);
-    }
-    let resp = req.send().await.expect("the control plane answers");
-    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
-}
+use veche_protocol::{RoomId, UserId};
 
 /// Starts a recording in `room` as a host whose account is `user`, with
 /// an id of the client's choosing that the control plane must replace.
 async fn start_recording(cp: &Cp, room: RoomId, user: UserId) -> RecordingId {
-    let host = ParticipantId("p-host".into());
     let client_id = RecordingId::from_random([0xee; 8]);
-    let req = ModerateRequest {
-        room_id: room,
-        actor: Some(Actor {
-            participant_id: host.clone(),
-            display_name: "Bob".into(),
-            claimed_role: Role::Host,
-        }),
-        action: ModAction::StartRecording {
-            id: Some(client_id.clone()),
-        },
-        present: vec![PresentParticipant {
-            participant_id: host,
-            claimed_role: Role::Host,
-            user: Some(user),
-            pass: None,
-        }],
-        at_ms: crate::now_ms(),
-    };
-    let (status, body) = rpc(
-        cp,
-        RPC_MODERATE,
-        Some(SECRET),
-        rmp_serde::to_vec_named(&req).unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let policy: RoomPolicy = veche_protocol::msgpack::from_slice(&body).unwrap();
+    let policy = cp
+        .host_moderates(
+            room,
+            user,
+            ModAction::StartRecording {
+                id: Some(client_id.clone()),
+            },
+        )
+        .await;
     let id = policy.recording.expect("recording").id;
     assert_ne!(id, client_id, "the control plane chooses the id");
     id
 }
 
+/// Ten seconds of Bob's camera, 40 ms after the recording began.
 fn report(room: RoomId, id: &RecordingId) -> RecordingReport {
-    RecordingReport {
-        node_id: NodeId(1),
-        room_id: room,
-        recording_id: id.clone(),
-        files: vec![FileReport {
-            file_id: FileId::from_random([1; 8]),
-            participant_id: ParticipantId("p-host".into()),
-            display_name: "Bob".into(),
-            source: RecordedSource::Camera,
-            offset_ms: 40,
-            segments: vec![SegmentInfo {
-                seq: 0,
-                bytes: 2_000,
-                start_ms: 0,
-                end_ms: 10_000,
-            }],
-            end: None,
+    let mut report = camera_report(
+        room,
+        id,
+        FileId::from_random([1; 8]),
+        vec![SegmentInfo {
+            seq: 0,
+            bytes: 2_000,
+            start_ms: 0,
+            end_ms: 10_000,
         }],
-        done: false,
-    }
-}
-
-fn room_id(room: &serde_json::Value) -> RoomId {
-    RoomId(room["id"].as_u64().unwrap())
+    );
+    report.files[0].offset_ms = 40;
+    report
 }
 
 /// A share token from a URL's `share=` query.
@@ -119,50 +73,49 @@ async fn a_node_reports_a_recording_over_the_rpc_behind_the_cluster_secret() {
     let id = start_recording(&cp, room_id(&room), bob_id).await;
     let body = rmp_serde::to_vec_named(&report(room_id(&room), &id)).unwrap();
     assert_eq!(
-        rpc(&cp, RPC_RECORDING_REPORT, None, body.clone()).await.0,
+        cp.rpc(RPC_RECORDING_REPORT, None, body.clone()).await.0,
         401
     );
     assert_eq!(
-        rpc(
-            &cp,
-            RPC_RECORDING_REPORT,
-            Some("not-the-secret"),
-            body.clone()
-        )
-        .await
-        .0,
+        cp.rpc(RPC_RECORDING_REPORT, Some("not-the-secret"), body.clone())
+            .await
+            .0,
         401
     );
-    let (status, reply) = rpc(&cp, RPC_RECORDING_REPORT, Some(SECRET), body.clone()).await;
+    let (status, reply) = cp
+        .rpc(RPC_RECORDING_REPORT, Some(SECRET), body.clone())
+        .await;
     assert_eq!(status, 200);
     let reply: RecordingReportReply = veche_protocol::msgpack::from_slice(&reply).unwrap();
     assert_eq!(reply, RecordingReportReply::Stored);
-    let garbage = rpc(&cp, RPC_RECORDING_REPORT, Some(SECRET), b"\xc1x".to_vec()).await;
+    let garbage = cp
+        .rpc(RPC_RECORDING_REPORT, Some(SECRET), b"\xc1x".to_vec())
+        .await;
     assert_eq!(garbage.0, 400);
     let mut backwards = report(room_id(&room), &id);
     backwards.files[0].segments[0].end_ms = 0;
     backwards.files[0].segments[0].start_ms = 5;
-    let bad = rpc(
-        &cp,
-        RPC_RECORDING_REPORT,
-        Some(SECRET),
-        rmp_serde::to_vec_named(&backwards).unwrap(),
-    )
-    .await;
+    let bad = cp
+        .rpc(
+            RPC_RECORDING_REPORT,
+            Some(SECRET),
+            rmp_serde::to_vec_named(&backwards).unwrap(),
+        )
+        .await;
     assert_eq!(bad.0, 400);
     let huge = vec![0u8; MAX_REPORT_BODY_BYTES + 1];
     assert_eq!(
-        rpc(&cp, RPC_RECORDING_REPORT, Some(SECRET), huge).await.0,
+        cp.rpc(RPC_RECORDING_REPORT, Some(SECRET), huge).await.0,
         413
     );
     let unknown = report(room_id(&room), &RecordingId::from_random([3; 8]));
-    let (status, reply) = rpc(
-        &cp,
-        RPC_RECORDING_REPORT,
-        Some(SECRET),
-        rmp_serde::to_vec_named(&unknown).unwrap(),
-    )
-    .await;
+    let (status, reply) = cp
+        .rpc(
+            RPC_RECORDING_REPORT,
+            Some(SECRET),
+            rmp_serde::to_vec_named(&unknown).unwrap(),
+        )
+        .await;
     assert_eq!(status, 200);
     let reply: RecordingReportReply = veche_protocol::msgpack::from_slice(&reply).unwrap();
     assert_eq!(reply, RecordingReportReply::Gone);
@@ -184,7 +137,7 @@ async fn recordings_are_for_the_owner_administrators_their_starter_and_share_lin
     let id = start_recording(&cp, room_id(&room), bob_id).await;
     let body = rmp_serde::to_vec_named(&report(room_id(&room), &id)).unwrap();
     assert_eq!(
-        rpc(&cp, RPC_RECORDING_REPORT, Some(SECRET), body).await.0,
+        cp.rpc(RPC_RECORDING_REPORT, Some(SECRET), body).await.0,
         200
     );
     let anon = As::anonymous();
