@@ -6,16 +6,16 @@
 
 use super::conformance_kit::{Case, StoreFactory};
 use super::policies::{PolicyCommand, PolicyStore};
-use super::recordings::RecordingStore;
+use super::recordings::{Recording, RecordingStore};
 use super::stats::StatsCommand;
 use super::StatsStore;
+use crate::test_support::host_acts;
 use std::path::Path;
-use veche_protocol::moderation::{ModAction, Role};
+use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{
     FileEnd, FileId, FileReport, FileState, RecordedSource, RecordingId, RecordingReport,
     RecordingReportReply, RecordingState, SegmentInfo,
 };
-use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
 use veche_protocol::{NodeId, ParticipantId, RoomId, UserId};
 
 /// The recordings cases, named.
@@ -51,23 +51,7 @@ fn rid(n: u8) -> RecordingId {
 }
 
 fn act(action: ModAction, at_ms: u64) -> PolicyCommand {
-    let host = ParticipantId("p-host".into());
-    PolicyCommand::Act(ModerateRequest {
-        room_id: ROOM,
-        actor: Some(Actor {
-            participant_id: host.clone(),
-            display_name: "Ann".into(),
-            claimed_role: Role::Host,
-        }),
-        action,
-        present: vec![PresentParticipant {
-            participant_id: host,
-            claimed_role: Role::Host,
-            user: Some(UserId(9)),
-            pass: None,
-        }],
-        at_ms,
-    })
+    PolicyCommand::Act(host_acts(ROOM, UserId(9), "Ann", action, at_ms))
 }
 
 fn start(n: u8, at_ms: u64) -> PolicyCommand {
@@ -115,6 +99,29 @@ fn done(rec: u8, node: u64) -> RecordingReport {
     }
 }
 
+/// Stops `ROOM`'s recording at `at_ms`.
+async fn stop<S: PolicyStore>(s: &S, at_ms: u64) {
+    s.policy_command(act(ModAction::StopRecording, at_ms))
+        .await
+        .unwrap();
+}
+
+/// Media node `node` is lost at `at_ms`.
+async fn lose<S: StatsStore>(s: &S, node: u64, at_ms: u64) {
+    s.stats(StatsCommand::NodeLost {
+        node_id: NodeId(node),
+        at_ms,
+        webhooks: false,
+    })
+    .await
+    .unwrap();
+}
+
+/// Recording `n` as the index has it now.
+async fn indexed<S: RecordingStore>(s: &S, n: u8) -> Recording {
+    s.recording(rid(n)).await.unwrap().expect("indexed")
+}
+
 /// Participant `who` joins `ROOM` on `node` (boot 1, event `seq`).
 async fn join<S: StatsStore>(s: &S, node: u64, seq: u64, who: &str) {
     use veche_protocol::stats::{EventKind, ParticipantEvent};
@@ -146,10 +153,8 @@ async fn a_stop_awaits_the_hosting_nodes<F: StoreFactory>(f: &F, dir: &Path) {
     join(&s, 3, 1, "ann").await;
     join(&s, 4, 1, "bob").await;
     s.policy_command(start(1, 1_000)).await.unwrap();
-    s.policy_command(act(ModAction::StopRecording, 10_000))
-        .await
-        .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    stop(&s, 10_000).await;
+    let rec = indexed(&s, 1).await;
     assert_eq!(
         rec.state(),
         RecordingState::Finishing,
@@ -161,7 +166,7 @@ async fn a_stop_awaits_the_hosting_nodes<F: StoreFactory>(f: &F, dir: &Path) {
         .await
         .unwrap();
     s.report_recording(done(1, 4), false).await.unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(
         rec.files.len(),
         1,
@@ -169,13 +174,13 @@ async fn a_stop_awaits_the_hosting_nodes<F: StoreFactory>(f: &F, dir: &Path) {
     );
     assert_eq!(rec.state(), RecordingState::Finishing, "node 3 is awaited");
     s.report_recording(done(1, 3), false).await.unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.state(), RecordingState::Ready);
     // A late file still joins the ready recording.
     s.report_recording(report(1, 3, 2, &[0], true), false)
         .await
         .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.files.len(), 2, "never dropped");
     assert_eq!(rec.state(), RecordingState::Ready);
     f.close(s).await;
@@ -190,19 +195,11 @@ async fn the_wait_for_a_silent_node_ends<F: StoreFactory>(f: &F, dir: &Path) {
     s.report_recording(report(1, 3, 1, &[0], false), false)
         .await
         .unwrap();
-    s.policy_command(act(ModAction::StopRecording, 10_000))
-        .await
-        .unwrap();
+    stop(&s, 10_000).await;
     assert_eq!(s.oldest_finishing_recording().await.unwrap(), Some(10_000));
     // Node 4 dies: no longer awaited.
-    s.stats(StatsCommand::NodeLost {
-        node_id: NodeId(4),
-        at_ms: 12_000,
-        webhooks: false,
-    })
-    .await
-    .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    lose(&s, 4, 12_000).await;
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.awaiting.iter().map(|n| n.0).collect::<Vec<_>>(), [3]);
     // Node 3 is alive and silent.
     assert_eq!(
@@ -218,7 +215,7 @@ async fn the_wait_for_a_silent_node_ends<F: StoreFactory>(f: &F, dir: &Path) {
             .unwrap(),
         1
     );
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.state(), RecordingState::Ready);
     assert_eq!(rec.files[0].state(), FileState::Interrupted);
     assert_eq!(s.oldest_finishing_recording().await.unwrap(), None);
@@ -244,29 +241,27 @@ async fn a_recording_is_indexed_reported_and_ready<F: StoreFactory>(f: &F, dir: 
             .unwrap();
         assert_eq!(reply, RecordingReportReply::Stored);
     }
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(
         rec.files[0].segments.len(),
         2,
         "a repeated report adds nothing"
     );
-    s.policy_command(act(ModAction::StopRecording, 20_000))
-        .await
-        .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    stop(&s, 20_000).await;
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.stopped_at_ms, Some(20_000));
     assert_eq!(rec.state(), RecordingState::Finishing);
     s.report_recording(report(1, 3, 1, &[2], true), false)
         .await
         .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(
         rec.state(),
         RecordingState::Finishing,
         "every file ended, but node 3 has not said done"
     );
     s.report_recording(done(1, 3), false).await.unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    let rec = indexed(&s, 1).await;
     assert_eq!(rec.state(), RecordingState::Ready);
     assert_eq!(rec.bytes(), 300);
     f.close(s).await;
@@ -276,12 +271,9 @@ async fn recordings_are_listed_and_deleted<F: StoreFactory>(f: &F, dir: &Path) {
     let s = f.open(dir).await;
     for (n, at) in [(1u8, 1_000u64), (2, 2_000), (3, 3_000)] {
         s.policy_command(start(n, at)).await.unwrap();
-        s.policy_command(act(ModAction::StopRecording, at + 100))
-            .await
-            .unwrap();
+        stop(&s, at + 100).await;
     }
-    let ids =
-        |v: Vec<super::recordings::Recording>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |v: Vec<Recording>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
         ids(s.all_recordings(None, 10).await.unwrap()),
         [rid(3), rid(2), rid(1)]
@@ -326,14 +318,8 @@ async fn a_dead_nodes_files_are_interrupted<F: StoreFactory>(f: &F, dir: &Path) 
         .await
         .unwrap();
     assert_eq!(s.recording_nodes().await.unwrap(), [NodeId(5)]);
-    s.stats(StatsCommand::NodeLost {
-        node_id: NodeId(5),
-        at_ms: 15_000,
-        webhooks: false,
-    })
-    .await
-    .unwrap();
-    let rec = s.recording(rid(1)).await.unwrap().unwrap();
+    lose(&s, 5, 15_000).await;
+    let rec = indexed(&s, 1).await;
     let state = |n: u8| {
         rec.file(&FileId::from_random([n; 8]))
             .map(|f| (f.state(), f.segments.len()))

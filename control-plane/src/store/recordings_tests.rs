@@ -10,11 +10,11 @@ use crate::store::model::{Command, CommandOutput};
 use crate::store::outbox::OUTBOX;
 use crate::store::policy_model::PolicyCommand;
 use crate::store::stats::StatsCommand;
-use veche_protocol::moderation::{ModAction, Role};
+use crate::test_support::host_acts;
+use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{
     FileEnd, FileId, FileReport, FileState, RecordedSource, RecordingState, SegmentInfo,
 };
-use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
 use veche_protocol::stats::{EventKind, ParticipantEvent};
 use veche_protocol::ParticipantId;
 
@@ -33,23 +33,13 @@ fn run(d: &mut MemDocs, cmd: Command) -> CommandOutput {
 }
 
 fn act(action: ModAction, at_ms: u64) -> Command {
-    let host = ParticipantId("p-host".into());
-    Command::Policies(PolicyCommand::Act(ModerateRequest {
-        room_id: ROOM,
-        actor: Some(Actor {
-            participant_id: host.clone(),
-            display_name: "Ann".into(),
-            claimed_role: Role::Host,
-        }),
+    Command::Policies(PolicyCommand::Act(host_acts(
+        ROOM,
+        UserId(5),
+        "Ann",
         action,
-        present: vec![PresentParticipant {
-            participant_id: host,
-            claimed_role: Role::Host,
-            user: Some(UserId(5)),
-            pass: None,
-        }],
         at_ms,
-    }))
+    )))
 }
 
 fn start(d: &mut MemDocs, n: u8, at_ms: u64) {
