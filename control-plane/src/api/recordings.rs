@@ -33,7 +33,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use veche_protocol::limits::recording::{PAGE, SHARE_MAX_HOURS};
 use veche_protocol::recording::{
     FileView, RecordingId, RecordingPage, RecordingView, ShareLink, ShareRequest, API_RECORDINGS,
@@ -60,29 +60,6 @@ pub fn no_such_recording() -> ApiError {
     )
 }
 
-/// Whether `ffmpeg` is on the control plane's `PATH`, looked up once.
-pub fn ffmpeg_available() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| {
-                std::fs::metadata(dir.join("ffmpeg")).is_ok_and(|m| m.is_file() && executable(&m))
-            })
-        })
-    })
-}
-
-#[cfg(unix)]
-fn executable(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    m.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn executable(_: &std::fs::Metadata) -> bool {
-    true
-}
-
 /// The id in a path, or `400`.
 pub fn parse_recording_id(raw: &str) -> Result<RecordingId, ApiError> {
     raw.parse()
@@ -100,13 +77,16 @@ pub async fn recording_or_404(
         .ok_or_else(no_such_recording)
 }
 
-/// `rec` as `right` may see it, with file URLs carrying a fresh token.
+/// `rec` as `right` may see it, with file URLs carrying a fresh token;
+/// `export_available` is whether this server's exporter runs
+/// ([`crate::recording_export::Exporter::available`]).
 pub fn view_of(
     key: &ShareKey,
     rec: &Recording,
     room: Option<&Room>,
     right: RecordingRight,
     now_ms: u64,
+    export_available: bool,
 ) -> RecordingView {
     let token = share_token(key, &rec.id, now_ms + FILE_LINK_HOURS * HOUR_MS);
     let mut files: Vec<FileView> = rec
@@ -144,7 +124,7 @@ pub fn view_of(
         bytes: rec.bytes(),
         files,
         can_manage: right == RecordingRight::Manage,
-        export_available: ffmpeg_available(),
+        export_available,
     }
 }
 
@@ -218,6 +198,7 @@ pub(super) async fn list(
         .flatten();
     let key = ShareKey::of(&cp);
     let now = crate::now_ms();
+    let export_available = cp.exporter().available();
     let mut views = Vec::with_capacity(recs.len());
     for rec in &recs {
         if let std::collections::hash_map::Entry::Vacant(e) = rooms.entry(rec.room_id) {
@@ -229,7 +210,7 @@ pub(super) async fn list(
             RecordingRight::View
         };
         let room = rooms.get(&rec.room_id).and_then(Option::as_ref);
-        views.push(view_of(&key, rec, room, right, now));
+        views.push(view_of(&key, rec, room, right, now, export_available));
     }
     Ok(Json(RecordingPage {
         recordings: views,
@@ -274,6 +255,7 @@ pub(super) async fn get_one(
         room.as_ref(),
         right,
         crate::now_ms(),
+        cp.exporter().available(),
     )))
 }
 
