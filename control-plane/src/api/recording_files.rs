@@ -12,7 +12,7 @@
 //! Who may do what is [`super::recording_access::recording_right`]; the
 //! JSON routes are in [`super::recordings`].
 
-use super::recording_access::{recording_right, require_manage};
+use super::recording_access::{recording_right, require_manage, RecordingRight};
 use super::recordings::{delete_index, parse_recording_id, recording_or_404};
 use crate::error::ApiError;
 use crate::recording_export::{ExportError, ExportFile, FFMPEG_MISSING};
@@ -59,6 +59,31 @@ async fn load(cp: &Arc<ControlPlane>, id: &str) -> Result<Recording, ApiError> {
     recording_or_404(cp, &parse_recording_id(id)?).await
 }
 
+/// The recording and the requester's right to it: [`load`]'s answers,
+/// then 401/403 for a requester who may not view it.
+async fn load_for(
+    cp: &Arc<ControlPlane>,
+    headers: &HeaderMap,
+    id: &str,
+    q: &FileQuery,
+) -> Result<(Recording, RecordingRight), ApiError> {
+    let rec = load(cp, id).await?;
+    let right = recording_right(cp, headers, q.share.as_deref(), &rec).await?;
+    Ok((rec, right))
+}
+
+/// The recording's files as an export reads them.
+fn export_files(rec: &Recording) -> Vec<ExportFile> {
+    rec.files
+        .iter()
+        .map(|f| ExportFile {
+            file_id: f.file_id.clone(),
+            offset_ms: f.offset_ms,
+            segments: f.segments.iter().map(|s| (s.seq, s.bytes)).collect(),
+        })
+        .collect()
+}
+
 async fn room_name(cp: &Arc<ControlPlane>, rec: &Recording) -> String {
     match cp.replicated().room_by_id(rec.room_id).await {
         Ok(Some(room)) => room.name,
@@ -74,8 +99,7 @@ pub(super) async fn get_file(
     Query(q): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
     let file_id: FileId = file.parse().map_err(bad_id)?;
-    let rec = load(&cp, &id).await?;
-    recording_right(&cp, &headers, q.share.as_deref(), &rec).await?;
+    let (rec, _) = load_for(&cp, &headers, &id, &q).await?;
     let f = rec
         .file(&file_id)
         .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "no such file in this recording"))?;
@@ -145,8 +169,8 @@ pub(super) async fn delete_recording(
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let rec = load(&cp, &id).await?;
-    require_manage(recording_right(&cp, &headers, q.share.as_deref(), &rec).await?)?;
+    let (rec, right) = load_for(&cp, &headers, &id, &q).await?;
+    require_manage(right)?;
     if rec.stopped_at_ms.is_none() {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
@@ -190,15 +214,7 @@ fn start_export(
     map.insert(rec.id.clone(), rx.clone());
     let cp = cp.clone();
     let id = rec.id.clone();
-    let files: Vec<ExportFile> = rec
-        .files
-        .iter()
-        .map(|f| ExportFile {
-            file_id: f.file_id.clone(),
-            offset_ms: f.offset_ms,
-            segments: f.segments.iter().map(|s| (s.seq, s.bytes)).collect(),
-        })
-        .collect();
+    let files = export_files(rec);
     tokio::spawn(async move {
         let result = make_export(&cp, &id, &files).await;
         if let Err(e) = &result {
@@ -256,8 +272,7 @@ pub(super) async fn get_export(
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let rec = load(&cp, &id).await?;
-    recording_right(&cp, &headers, q.share.as_deref(), &rec).await?;
+    let (rec, _) = load_for(&cp, &headers, &id, &q).await?;
     if rec.state() != RecordingState::Ready {
         return Err(ApiError::new(
             ErrorCode::InvalidState,
@@ -343,14 +358,6 @@ pub(super) async fn export_plan(
     let rec = load(&cp, &id).await?;
     Ok(axum::Json(crate::recording_export::ExportPlan {
         recording_id: rec.id.clone(),
-        files: rec
-            .files
-            .iter()
-            .map(|f| ExportFile {
-                file_id: f.file_id.clone(),
-                offset_ms: f.offset_ms,
-                segments: f.segments.iter().map(|s| (s.seq, s.bytes)).collect(),
-            })
-            .collect(),
+        files: export_files(&rec),
     }))
 }

@@ -227,14 +227,21 @@ pub(super) struct ShareQuery {
     share: Option<String>,
 }
 
-/// The path's id and query's share token, checked.
-fn one(
+/// The recording a route about one names and the requester's right to
+/// it: 400 for a malformed path or query, 404 for an unknown id, 401/403
+/// for a requester who may not view it.
+async fn one(
+    cp: &Arc<ControlPlane>,
+    viewer: &Viewer,
+    headers: &HeaderMap,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ShareQuery>, QueryRejection>,
-) -> Result<(RecordingId, Option<String>), ApiError> {
+) -> Result<(Recording, RecordingRight), ApiError> {
     let Path(raw) = path.map_err(|e| bad(format!("invalid path: {}", e.body_text())))?;
     let Query(q) = query.map_err(|e| bad(format!("invalid query: {}", e.body_text())))?;
-    Ok((parse_recording_id(&raw)?, q.share))
+    let rec = recording_or_404(cp, &parse_recording_id(&raw)?).await?;
+    let right = right_of(cp, viewer, headers, q.share.as_deref(), &rec).await?;
+    Ok((rec, right))
 }
 
 /// `GET /api/recordings/{id}`.
@@ -245,9 +252,7 @@ pub(super) async fn get_one(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ShareQuery>, QueryRejection>,
 ) -> Result<Json<RecordingView>, ApiError> {
-    let (id, share) = one(path, query)?;
-    let rec = recording_or_404(&cp, &id).await?;
-    let right = right_of(&cp, &viewer, &headers, share.as_deref(), &rec).await?;
+    let (rec, right) = one(&cp, &viewer, &headers, path, query).await?;
     let room = cp.replicated().room_by_id(rec.room_id).await?;
     Ok(Json(view_of(
         &ShareKey::of(&cp),
@@ -269,9 +274,9 @@ pub(super) async fn share(
     query: Result<Query<ShareQuery>, QueryRejection>,
     Body(body): Body,
 ) -> Result<Json<ShareLink>, ApiError> {
-    let (id, share) = one(path, query)?;
-    let rec = recording_or_404(&cp, &id).await?;
-    require_manage(right_of(&cp, &viewer, &headers, share.as_deref(), &rec).await?)?;
+    let (rec, right) = one(&cp, &viewer, &headers, path, query).await?;
+    require_manage(right)?;
+    let id = rec.id;
     let req: ShareRequest = parse_json(&body)?;
     if !(1..=SHARE_MAX_HOURS).contains(&req.valid_hours) {
         return Err(bad(format!(
