@@ -1,7 +1,9 @@
 // Test doubles shared by the web client's unit tests: a WebSocket, manual
-// timers and a fetch, all driven by the test.
+// timers and a fetch, all driven by the test; and the fixtures several
+// tests build on (a participant, a recorded file).
 
 /** @typedef {import('../public/lib/types.js').ParticipantInfo} ParticipantInfo */
+/** @typedef {import('../public/lib/recording-api.js').FileView} FileView */
 
 export const SLUG = 'AbCdEfGhIjKlMnOpQrStUv';
 
@@ -165,3 +167,29 @@ export const participant = (id, name, extra = {}) => ({
   joined_at_ms: 1000,
   ...extra,
 });
+
+/** A recording's id, as in its URLs. */
+export const RECORDING_ID = 'r0123456789abcdef';
+
+/**
+ * A file of recording [RECORDING_ID] as a view lists it: Ann's camera,
+ * ten seconds from the recording's start, complete, with a share token in
+ * its URL.
+ * @param {Partial<FileView>} [over]
+ * @returns {FileView}
+ */
+export function recordedFile(over = {}) {
+  return {
+    file_id: 'f0000000000000001',
+    participant_id: 'p1',
+    display_name: 'Ann',
+    source: 'camera',
+    offset_ms: 0,
+    duration_ms: 10_000,
+    bytes: 1000,
+    segments: 1,
+    state: 'complete',
+    url: `/api/recordings/${RECORDING_ID}/files/f0000000000000001?share=minted`,
+    ...over,
+  };
+}

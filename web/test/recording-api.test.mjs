@@ -19,31 +19,10 @@ import {
 } from '../public/lib/recording-api.js';
 import { mergePage, peopleIn, playerHref, rowOf, stateLabel } from '../public/lib/recording-list.js';
 import { ApiError } from '../public/lib/errors.js';
+import { RECORDING_ID as ID, recordedFile as file } from './fakes.mjs';
 
 /** @typedef {import('../public/lib/recording-api.js').RecordingView} RecordingView */
 /** @typedef {import('../public/lib/recording-api.js').FileView} FileView */
-
-const ID = 'r0123456789abcdef';
-
-/**
- * @param {Partial<FileView>} over
- * @returns {FileView}
- */
-function file(over = {}) {
-  return {
-    file_id: 'f0000000000000001',
-    participant_id: 'p1',
-    display_name: 'Ann',
-    source: 'camera',
-    offset_ms: 0,
-    duration_ms: 10_000,
-    bytes: 1000,
-    segments: 1,
-    state: 'complete',
-    url: `/api/recordings/${ID}/files/f0000000000000001?share=minted`,
-    ...over,
-  };
-}
 
 /**
  * @param {Partial<RecordingView>} over

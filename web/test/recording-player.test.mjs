@@ -25,29 +25,10 @@ import {
   tick,
   timeAt,
 } from '../public/lib/recording-player.js';
+import { recordedFile as file } from './fakes.mjs';
 
 /** @typedef {import('../public/lib/recording-player.js').VideoFacts} VideoFacts */
 /** @typedef {import('../public/lib/recording-api.js').FileView} FileView */
-
-/**
- * @param {Partial<FileView>} over
- * @returns {FileView}
- */
-function file(over = {}) {
-  return {
-    file_id: 'f0000000000000001',
-    participant_id: 'p1',
-    display_name: 'Ann',
-    source: 'camera',
-    offset_ms: 0,
-    duration_ms: 10_000,
-    bytes: 1000,
-    segments: 1,
-    state: 'complete',
-    url: '/api/recordings/r1/files/f1?share=t',
-    ...over,
-  };
-}
 
 /**
  * A video that is loaded and in place.
