@@ -38,6 +38,8 @@ pub mod relay_tls;
 pub mod room;
 mod session;
 mod socket;
+#[cfg(test)]
+mod test_support;
 pub mod track;
 
 pub use media_node::{MediaNode, METRICS_PATH, WS_PATH};

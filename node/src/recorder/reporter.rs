@@ -205,6 +205,7 @@ async fn clear_old_spool(spool_dir: &std::path::Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::eventually;
     use veche_protocol::recording::{FileId, FileReport, RecordedSource};
     use veche_protocol::ParticipantId;
 
@@ -247,16 +248,6 @@ mod tests {
         }
     }
 
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        for _ in 0..200 {
-            if f() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("still not: {what}");
-    }
-
     #[tokio::test]
     async fn a_report_is_sent_again_until_acknowledged_and_then_its_spool_goes() {
         let dir = tempfile::tempdir().unwrap();
@@ -275,14 +266,14 @@ mod tests {
         let r = Reporter::default();
         r.push(report(1), Some(spool.clone()));
         tokio::spawn(r.clone().run(plane.clone(), dir.path().to_owned()));
-        until("acknowledged", || r.pending() == 0).await;
+        eventually("acknowledged", || r.pending() == 0).await;
         assert!(!old.exists() && other.exists());
         assert_eq!(
             plane.got.lock().unwrap().len(),
             3,
             "two failures, then stored"
         );
-        until("the spool file is deleted", || !spool.exists()).await;
+        eventually("the spool file is deleted", || !spool.exists()).await;
     }
 
     #[test]
@@ -317,9 +308,9 @@ mod tests {
         r.push(report(2), None);
         r.push(report(2), None);
         tokio::spawn(r.clone().run(plane.clone(), dir.path().to_owned()));
-        until("gone", || r.is_gone(&rec)).await;
-        until("queue dropped", || r.pending() == 0).await;
-        until("spool dropped", || !rec_dir.exists()).await;
+        eventually("gone", || r.is_gone(&rec)).await;
+        eventually("queue dropped", || r.pending() == 0).await;
+        eventually("spool dropped", || !rec_dir.exists()).await;
         assert_eq!(
             plane.got.lock().unwrap().len(),
             1,

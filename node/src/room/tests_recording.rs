@@ -7,6 +7,7 @@ use crate::recorder::reporter::Reporter;
 use crate::recorder::room::RecorderEnv;
 use crate::recorder::testmedia::arrivals;
 use crate::recorder::RecordingStorage;
+use crate::test_support::eventually;
 use crate::track::testing::{local_track, RecordingUpstream};
 use crate::track::Sink;
 use object_store::local::LocalFileSystem;
@@ -133,17 +134,6 @@ fn check_finished(r: &Reporter, files: usize) {
         .filter(|f| f.end.is_some())
         .count();
     assert_eq!(ended, files, "every file ended before done");
-}
-
-/// Polls `what` for up to 10 s; panics saying what did not happen.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("still not: {what}");
 }
 
 #[tokio::test]
