@@ -128,6 +128,31 @@ impl ServerArgs {
     }
 }
 
+/// Sends `req` to the server at `base` and reads its JSON answer; for a
+/// refusal, an error saying why (the server's own message when it gave
+/// one).
+pub async fn answer<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    base: &str,
+) -> anyhow::Result<T> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the server at {base}: {e}"))?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        anyhow::bail!("the server refused the cluster secret");
+    }
+    if !status.is_success() {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => anyhow::bail!("{}", e.message),
+            Err(_) => anyhow::bail!("the server answered {status}"),
+        }
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 /// `veche admin` arguments.
 #[derive(Args)]
 pub struct AdminArgs {
@@ -206,25 +231,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 password,
                 is_admin: admin,
             };
-            let resp = http
-                .post(format!("{base}{ADMIN_CLUSTER_USERS}"))
-                .bearer_auth(&secret)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot reach the server at {base}: {e}"))?;
-            let status = resp.status();
-            let bytes = resp.bytes().await?;
-            if status == reqwest::StatusCode::UNAUTHORIZED {
-                anyhow::bail!("the server refused the cluster secret");
-            }
-            if !status.is_success() {
-                match serde_json::from_slice::<ErrorBody>(&bytes) {
-                    Ok(e) => anyhow::bail!("{}", e.message),
-                    Err(_) => anyhow::bail!("the server answered {status}"),
-                }
-            }
-            let user: UserView = serde_json::from_slice(&bytes)?;
+            let user: UserView = answer(
+                http.post(format!("{base}{ADMIN_CLUSTER_USERS}"))
+                    .bearer_auth(&secret)
+                    .json(&body),
+                &base,
+            )
+            .await?;
             println!(
                 "Created {} {} ({}), user id {}",
                 if user.is_admin {

@@ -8,14 +8,13 @@
 //! the object store the config's `[recordings]` names, read directly: the
 //! export never passes through the server.
 
-use crate::admin_cmd::ServerArgs;
+use crate::admin_cmd::{answer, ServerArgs};
 use crate::config::{base_url, s3_secret_from_env};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use veche_control_plane::recording_export::{export_plan_path, ExportPlan, Exporter};
-use veche_protocol::error::ErrorBody;
 use veche_protocol::recording::RecordingId;
 
 /// `veche recording` arguments.
@@ -67,24 +66,12 @@ async fn fetch_plan(base: &str, secret: &str, id: &RecordingId) -> anyhow::Resul
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    let resp = http
-        .get(format!("{base}{}", export_plan_path(id)))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the server at {base}: {e}"))?;
-    let status = resp.status();
-    let bytes = resp.bytes().await?;
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        anyhow::bail!("the server refused the cluster secret");
-    }
-    if !status.is_success() {
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => anyhow::bail!("{}", e.message),
-            Err(_) => anyhow::bail!("the server answered {status}"),
-        }
-    }
-    Ok(serde_json::from_slice(&bytes)?)
+    answer(
+        http.get(format!("{base}{}", export_plan_path(id)))
+            .bearer_auth(secret),
+        base,
+    )
+    .await
 }
 
 /// Writes the export of `plan`, read from `store`, to `out`.
