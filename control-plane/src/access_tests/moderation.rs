@@ -42,18 +42,8 @@ impl Rpc {
 }
 
 async fn rpc(cp: &Cp, path: &str, secret: Option<&str>, body: Vec<u8>) -> Rpc {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}{path}", cp.base))
-        .header("content-type", "application/msgpack")
-        .body(body);
-    if let Some(s) = secret {
-        req = req.bearer_auth(s);
-    }
-    let resp = req.send().await.expect("the control plane answers");
-    Rpc {
-        status: resp.status().as_u16(),
-        body: resp.bytes().await.unwrap().to_vec(),
-    }
+    let (status, body) = cp.rpc(path, secret, body).await;
+    Rpc { status, body }
 }
 
 async fn moderate(cp: &Cp, req: &ModerateRequest) -> Rpc {
