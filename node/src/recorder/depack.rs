@@ -17,7 +17,6 @@
 use super::jitter::{JitterBuffer, Released, MAX_LATE_PACKETS};
 use bytes::{Bytes, BytesMut};
 use rtc::rtp;
-use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use std::time::{Duration, Instant};
 use veche_protocol::limits::recording::JITTER_MS;
@@ -68,6 +67,37 @@ struct Assembly {
     parts: Vec<Bytes>,
     /// A packet of it is missing (or malformed): it will be dropped.
     broken: bool,
+}
+
+/// Reads a VP8 RTP payload descriptor (RFC 7741 §4.2): whether the packet
+/// starts partition 0 of a frame (`S` set, partition index 0), and where
+/// the VP8 data begins. `None` for a payload too short for its
+/// descriptor plus one byte of data.
+///
+/// Ours rather than `rtc`'s `Vp8Packet`, which refuses any payload under
+/// 4 bytes: a frame's last packet can carry a single byte of data (a
+/// packetizer that fills packets to the MTU leaves whatever remains), and
+/// refusing it dropped the frame and every frame up to the next keyframe.
+pub fn vp8_payload(p: &[u8]) -> Option<(bool, usize)> {
+    let first = *p.first()?;
+    let start = first & 0x10 != 0 && first & 0x07 == 0;
+    let mut at = 1;
+    if first & 0x80 != 0 {
+        let x = *p.get(at)?;
+        at += 1;
+        if x & 0x80 != 0 {
+            // PictureID: 7 bits, or 15 with M set.
+            let m = *p.get(at)? & 0x80 != 0;
+            at += if m { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            at += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            at += 1; // TID/Y/KEYIDX
+        }
+    }
+    (p.len() > at).then_some((start, at))
 }
 
 /// The depacketizer of one recorded track.
@@ -160,9 +190,9 @@ impl TrackDepacketizer {
             out.dropped += 1;
             self.broken(out);
         }
-        let mut vp8 = Vp8Packet::default();
-        let body = vp8.depacketize(&p.payload);
-        let head = body.is_ok() && vp8.s == 1 && vp8.pid == 0;
+        let body = vp8_payload(&p.payload);
+        let head = body.as_ref().is_some_and(|(start, _)| *start);
+        let body = body.map(|(_, at)| p.payload.slice(at..));
         let f = self.frame.get_or_insert_with(|| Assembly {
             ts: p.ts,
             parts: Vec::new(),
@@ -172,7 +202,7 @@ impl TrackDepacketizer {
         match body {
             // A second start of partition 0 at the same timestamp means
             // the frame is not what we think it is.
-            Ok(b) if !head || f.parts.is_empty() => f.parts.push(b),
+            Some(b) if !head || f.parts.is_empty() => f.parts.push(b),
             _ => f.broken = true,
         }
         if !p.marker {
@@ -216,6 +246,26 @@ impl TrackDepacketizer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn vp8_descriptors_of_every_shape_are_read_down_to_one_byte_of_data() {
+        // Minimal: S=1, partition 0, one byte of data.
+        assert_eq!(vp8_payload(&[0x10, 0xAB]), Some((true, 1)));
+        // Not a start, or a start of another partition.
+        assert_eq!(vp8_payload(&[0x00, 0xAB]), Some((false, 1)));
+        assert_eq!(vp8_payload(&[0x11, 0xAB]), Some((false, 1)));
+        // X with a 7-bit PictureID.
+        assert_eq!(vp8_payload(&[0x90, 0x80, 0x05, 0xAB]), Some((true, 3)));
+        // X with a 15-bit PictureID, TL0PICIDX and TID/KEYIDX.
+        assert_eq!(
+            vp8_payload(&[0x90, 0xF0, 0x81, 0x02, 0x07, 0x20, 0xAB]),
+            Some((true, 6))
+        );
+        // A descriptor with no data after it, or cut short.
+        assert_eq!(vp8_payload(&[0x10]), None);
+        assert_eq!(vp8_payload(&[0x90, 0x80, 0x85]), None);
+        assert_eq!(vp8_payload(&[]), None);
+    }
     use super::*;
 
     /// A VP8 frame's bitstream: a keyframe header (640×360) or an

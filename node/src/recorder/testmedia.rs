@@ -41,29 +41,40 @@ fn dir() -> &'static Path {
         .path()
 }
 
+/// VP8 frames of a test pattern of `size` (`WxH`) for `secs` seconds, at
+/// 30 fps with a keyframe every 2 s (the first frame is one).
+fn vp8_frames(name: &str, size: &str, secs: u64) -> Vec<Bytes> {
+    let ivf = dir().join(format!("{name}.ivf"));
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate=30"))
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libvpx",
+            "-g",
+            "60",
+            "-deadline",
+            "realtime",
+            "-b:v",
+            "300k",
+        ])
+        .arg(&ivf));
+    let (mut r, _) = IVFReader::new(std::fs::File::open(&ivf).unwrap()).unwrap();
+    let mut video = Vec::new();
+    while let Ok((frame, _)) = r.parse_next_frame() {
+        video.push(frame.freeze());
+    }
+    video
+}
+
 /// The media, encoded once per test process.
 pub fn media() -> &'static Media {
     static MEDIA: OnceLock<Media> = OnceLock::new();
     MEDIA.get_or_init(|| {
-        let ivf = dir().join("v.ivf");
         let ogg = dir().join("a.ogg");
         let t = SECONDS.to_string();
-        run(Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-            .args([
-                "testsrc=size=320x240:rate=30",
-                "-t",
-                &t,
-                "-c:v",
-                "libvpx",
-                "-g",
-                "60",
-                "-deadline",
-                "realtime",
-                "-b:v",
-                "300k",
-            ])
-            .arg(&ivf));
         run(Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
             .args([
@@ -80,11 +91,6 @@ pub fn media() -> &'static Media {
                 "20000",
             ])
             .arg(&ogg));
-        let (mut r, _) = IVFReader::new(std::fs::File::open(&ivf).unwrap()).unwrap();
-        let mut video = Vec::new();
-        while let Ok((frame, _)) = r.parse_next_frame() {
-            video.push(frame.freeze());
-        }
         let (mut r, _) = OggReader::new(std::fs::File::open(&ogg).unwrap(), true).unwrap();
         let mut audio = Vec::new();
         while let Ok((page, _)) = r.parse_next_page() {
@@ -93,8 +99,41 @@ pub fn media() -> &'static Media {
             }
             audio.push(page.freeze());
         }
-        Media { video, audio }
+        Media {
+            video: vp8_frames("v", "320x240", SECONDS),
+            audio,
+        }
     })
+}
+
+/// The same length of media, whose camera switches from 320x240 to
+/// 640x360 after 6 s (at a keyframe, as a browser does when it adapts
+/// its resolution).
+pub fn resized() -> &'static Media {
+    static MEDIA: OnceLock<Media> = OnceLock::new();
+    MEDIA.get_or_init(|| {
+        let mut video = vp8_frames("small", "320x240", 6);
+        video.extend(vp8_frames("large", "640x360", SECONDS - 6));
+        Media {
+            video,
+            audio: media().audio.clone(),
+        }
+    })
+}
+
+/// The sizes of the decoded video frames of a file.
+pub fn frame_sizes(path: &Path) -> std::collections::BTreeSet<(u32, u32)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "frame=width,height", "-of", "csv=p=0"])
+        .arg(path));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (w, h) = l.trim().split_once(',')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .collect()
 }
 
 /// One packet as it reaches the recorder: when (µs after the start), for
@@ -131,7 +170,11 @@ pub fn arrivals(video_ts0: u32, lose: &[usize]) -> Vec<Arrival> {
 /// [`arrivals`], and with `padding` an empty padding packet after every
 /// 10th video frame, as libWebRTC sends to smooth its rate.
 pub fn arrivals_with(video_ts0: u32, lose: &[usize], padding: bool) -> Vec<Arrival> {
-    let m = media();
+    arrivals_of(media(), video_ts0, lose, padding)
+}
+
+/// [`arrivals_with`] of media `m`.
+pub fn arrivals_of(m: &Media, video_ts0: u32, lose: &[usize], padding: bool) -> Vec<Arrival> {
     let mut out = Vec::new();
     let mut pay = Vp8Payloader::default();
     let mut seq = 1000u16;

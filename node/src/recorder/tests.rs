@@ -38,6 +38,11 @@ fn record(lose: &[usize]) -> Run {
 
 /// Records, with the video stopping after `video_until_us`.
 fn record_until(lose: &[usize], video_until_us: i64, padding: bool) -> Run {
+    record_media(testmedia::media(), lose, video_until_us, padding)
+}
+
+/// [`record_until`] of media `m`.
+fn record_media(m: &testmedia::Media, lose: &[usize], video_until_us: i64, padding: bool) -> Run {
     let spool = testmedia::path("f.webm");
     let base = Instant::now();
     let tracks = [
@@ -61,7 +66,7 @@ fn record_until(lose: &[usize], video_until_us: i64, padding: bool) -> Run {
         let all = std::fs::read(&spool).unwrap();
         all[r.start as usize..r.end as usize].to_vec()
     };
-    let all = testmedia::arrivals_with(u32::MAX - 20_000, lose, padding);
+    let all = testmedia::arrivals_of(m, u32::MAX - 20_000, lose, padding);
     for a in all
         .into_iter()
         .filter(|a| a.track == 1 || a.at_us < video_until_us)
@@ -135,6 +140,26 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
     );
     // Finalize rewrote the header: segment 0 went up again.
     assert_eq!(run.rewritten, vec![0]);
+}
+
+#[test]
+fn a_resolution_change_keeps_one_file_that_decodes_at_both_sizes() {
+    let run = record_media(testmedia::resized(), &[], i64::MAX, false);
+    let (duration, codecs) = probe(&run.spool);
+    assert_eq!(codecs, vec!["opus", "vp8"]);
+    let want = testmedia::SECONDS as f64;
+    assert!(
+        (duration - want).abs() < 0.6,
+        "duration {duration}, want {want}"
+    );
+    let errors = decode_errors(&run.spool);
+    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+    assert_eq!(
+        testmedia::frame_sizes(&run.spool),
+        [(320, 240), (640, 360)].into_iter().collect(),
+        "frames of both sizes decode from the one file"
+    );
+    assert_eq!(run.dropped, 0, "nothing was dropped at the switch");
 }
 
 #[test]
