@@ -5,7 +5,7 @@
 //! Opus: one packet is one frame. VP8 (RFC 7741): a frame is the run of
 //! consecutive packets with one RTP timestamp, from the packet that starts
 //! partition 0 (`S` set, `PID` 0) to the one with the marker bit; the
-//! payload descriptors are stripped with `rtc`'s `Vp8Packet`.
+//! payload descriptors are stripped by [`vp8_payload`].
 //!
 //! A video frame that lost a packet cannot be repaired here, and every
 //! frame after it until the next keyframe refers to it: decoding them
@@ -17,7 +17,6 @@
 use super::jitter::{JitterBuffer, Released, MAX_LATE_PACKETS};
 use bytes::{Bytes, BytesMut};
 use rtc::rtp;
-use rtc::rtp::packetizer::Depacketizer;
 use std::time::{Duration, Instant};
 use veche_protocol::limits::recording::JITTER_MS;
 
