@@ -4,10 +4,6 @@
 //! its Prometheus metrics) and a stopwatch on it, and the load-test bots
 //! as publishers that keep sending. Scripted signalling members are in
 //! `moderation_member.rs`.
-//!
-//! Included with `#[path]` by the tests that use it (like `windows.rs`),
-//! so it reaches the shared harness as `crate::common`.
-#![allow(dead_code)]
 
 use crate::common::*;
 use serde_json::{json, Value};

@@ -4,13 +4,9 @@
 //! room state, video decoded per sender, `role="alert"` messages, the
 //! participant list's order, and a "scripted Bob" who sends his camera
 //! whatever the page decided.
-//!
-//! Included with `#[path]` after `windows.rs`, so it reaches them as
-//! `crate::common` and `crate::windows`.
-#![allow(dead_code)]
 
 use crate::common::*;
-use crate::windows::Window;
+use crate::common::windows::Window;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

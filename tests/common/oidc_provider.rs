@@ -9,9 +9,6 @@
 //! Its dependencies are installed by `scripts/test.sh` (`npm ci` in
 //! `tests/oidc-provider`, from its lock file).
 
-// Not every helper is used by every test.
-#![allow(dead_code)]
-
 use crate::common::*;
 use std::path::PathBuf;
 use veche_harness::{Launch, Process, Ready};

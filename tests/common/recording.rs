@@ -4,13 +4,9 @@
 //! Debian's `ffprobe`/`ffmpeg` (installed by `scripts/test.sh`), plus a
 //! real S3-compatible server on loopback (PyPI `moto[server]`, also
 //! installed by `scripts/test.sh`).
-//!
-//! Included with `#[path]` after `moderation.rs` by the tests that use it,
-//! so it reaches them as `crate::common` and `crate::moderation`.
-#![allow(dead_code)]
 
 use crate::common::*;
-use crate::moderation::OWNER_KEY;
+use crate::common::moderation::OWNER_KEY;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -404,8 +400,8 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// camera and a microphone: a file's track set is fixed when it starts, so
 /// a recording started earlier would have no audio in the camera file.
 pub fn publishes_camera_and_microphone(participant: &Value) -> bool {
-    crate::moderation::track_id(participant, "camera").is_some()
-        && crate::moderation::track_id(participant, "microphone").is_some()
+    crate::common::moderation::track_id(participant, "camera").is_some()
+        && crate::common::moderation::track_id(participant, "microphone").is_some()
 }
 
 /// The `moderate` action that starts a recording (the control plane picks
