@@ -3,7 +3,6 @@
 //! guessing limits, weak passwords, deleted accounts, avatars, who may
 //! manage users, and a restart.
 
-
 use crate::common::accounts::*;
 use crate::common::*;
 use reqwest::Method;

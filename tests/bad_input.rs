@@ -2,7 +2,6 @@
 //! session with close code 4001 and a reason; bad messages after a good
 //! join get an `error` reply and the session carries on.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

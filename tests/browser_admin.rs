@@ -19,12 +19,11 @@
 //! unshare -rn bash -c 'ip link set lo up; cargo test --test it browser_admin:: -- --nocapture'
 //! ```
 
-
 use crate::common::accounts::*;
+use crate::common::windows::*;
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use crate::common::windows::*;
 
 /// How long a page may take to show what it should.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);

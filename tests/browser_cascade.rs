@@ -10,7 +10,6 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and runs in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-
 use crate::common::cluster::{Cluster, MediaNodeOpts};
 use crate::common::*;
 use std::collections::BTreeMap;

@@ -6,7 +6,6 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and runs in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-
 use crate::common::cluster::Cluster;
 use crate::common::*;
 use std::time::{Duration, Instant};

@@ -11,7 +11,6 @@
 //! loopback-only namespace `scripts/test.sh` creates:
 //! `unshare -n bash -c 'ip link set lo up; cargo test --test it browser_covers::'`.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

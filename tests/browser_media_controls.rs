@@ -3,7 +3,6 @@
 //! microphone shows as muted, switching cameras mid-call keeps video
 //! flowing without rejoining, and a closed tab disappears within 5 s.
 
-
 use crate::common::*;
 use serde_json::Value;
 use std::time::Instant;

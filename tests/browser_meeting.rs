@@ -5,7 +5,6 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-
 use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

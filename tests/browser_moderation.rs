@@ -18,13 +18,12 @@
 //! localStorage, which windows of one Chromium share); Bob and Carol are
 //! two windows of a second one (`common/windows.rs`).
 
-
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_browser::*;
+use crate::common::windows::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use crate::common::windows::*;
 
 /// How long a moderator's action may take to stop a track everywhere.
 const STOP_BUDGET: Duration = Duration::from_secs(2);

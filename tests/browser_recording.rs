@@ -25,12 +25,11 @@
 //! run in the loopback-only namespace `scripts/test.sh` creates:
 //! `unshare -n bash -c 'ip link set lo up; cargo test --test it browser_recording::'`.
 
-
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_browser::{open_as_host, published_track};
 use crate::common::moderation_member::Member;
 use crate::common::recording::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,6 @@
 //! resolution. Without this, the load figures could be measuring packets
 //! no browser would accept.
 
-
 use crate::common::*;
 use std::time::Instant;
 use tokio::sync::watch;

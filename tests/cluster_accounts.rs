@@ -3,7 +3,6 @@
 //! still there after the leader is SIGKILLed. What a user sees: still
 //! signed in, still the owner, the pass still listed and active.
 
-
 use crate::common::accounts::{Visitor, GOOD_PASSWORD};
 use crate::common::cluster::Cluster;
 use crate::common::http::http;

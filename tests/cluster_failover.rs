@@ -12,7 +12,6 @@
 //! The partition test needs `nft` (Debian's nftables) and root in the
 //! test's network namespace, which `scripts/test.sh` provides.
 
-
 use crate::common::cluster::Cluster;
 use crate::common::cluster_chat::*;
 use crate::common::*;

@@ -9,7 +9,6 @@
 //! placement and draining are what the control plane decides, and a
 //! stand-in shows those decisions without WebRTC.
 
-
 use crate::common::cluster::{token_claims, Cluster, FakeMediaNode};
 use crate::common::cluster_chat::new_room;
 use crate::common::*;

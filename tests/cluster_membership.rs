@@ -4,7 +4,6 @@
 //! forwarded to the leader, and the cluster secret the admin API, the
 //! internal RPC and `veche cluster` require.
 
-
 use crate::common::cluster::Cluster;
 use crate::common::cluster_chat::*;
 use crate::common::*;

@@ -4,7 +4,6 @@
 //! web client's security headers, and the refusal of a weak cluster secret
 //! at start-up.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};

@@ -1,7 +1,6 @@
 //! The room REST API as a client sees it: status codes, and one JSON error
 //! shape (`{"code", "message"}`) for every failure.
 
-
 use crate::common::cluster::token_claims;
 use crate::common::*;
 use serde_json::{json, Value};

@@ -8,7 +8,6 @@
 //! The timeout is read from `veche_protocol::limits`, the table the server
 //! uses, so a retuned number cannot make these tests stale.
 
-
 use crate::common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

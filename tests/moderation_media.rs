@@ -19,15 +19,14 @@
 //!   moderator (and can act), and Bob's camera, sent anyway, is still
 //!   withheld.
 
-
 use crate::common::cluster::Cluster;
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_browser::*;
 use crate::common::moderation_member::*;
+use crate::common::windows::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use crate::common::windows::*;
 
 /// How long a moderator's action may take to stop a track everywhere.
 const STOP_BUDGET: Duration = Duration::from_secs(2);

@@ -15,11 +15,10 @@
 //! What the media path does (the node withholding tracks) is in
 //! `moderation_media.rs`.
 
-
 use crate::common::cluster::token_claims;
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_member::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use veche_protocol::signal::{CLOSE_DENIED, CLOSE_REMOVED};

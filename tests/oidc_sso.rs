@@ -15,9 +15,8 @@
 //! unshare -rn bash -c 'ip link set lo up; cargo test --test it oidc_sso:: -- --nocapture'
 //! ```
 
-
-use crate::common::*;
 use crate::common::oidc_provider::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Instant;
 use veche_control_plane::oidc::pending::{PendingKey, PendingLogin, COOKIE_NAME};

@@ -3,7 +3,6 @@
 //! back with the resume token, and is removed if they do not return within
 //! the grace period.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Instant;

@@ -16,12 +16,11 @@
 //! Run in the loopback-only namespace:
 //! `unshare -n bash -c 'ip link set lo up; cargo test --test it recording_cluster::'`.
 
-
 use crate::common::cluster::{Cluster, MediaNodeOpts};
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_member::Member;
 use crate::common::recording::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use veche_protocol::limits::recording::SEGMENT_MS;

@@ -17,11 +17,10 @@
 //! Run in the loopback-only namespace:
 //! `unshare -n bash -c 'ip link set lo up; cargo test --test it recording_s3::'`.
 
-
-use crate::common::*;
 use crate::common::moderation::*;
 use crate::common::moderation_member::Member;
 use crate::common::recording::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 use veche_protocol::recording::{recording_prefix, segment_key, FileId, RecordingId};
 

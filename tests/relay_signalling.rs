@@ -5,7 +5,6 @@
 //! node. This is how one machine grows: start `veche serve`, then add
 //! media nodes to it.
 
-
 use crate::common::cluster::token_claims;
 use crate::common::*;
 use serde_json::{json, Value};

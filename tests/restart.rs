@@ -1,7 +1,6 @@
 //! Rooms, chat history, room owners and guest passes are durable: they
 //! survive a SIGTERM and a start on the same data directory.
 
-
 use crate::common::*;
 use serde_json::Value;
 

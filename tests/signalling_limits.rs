@@ -8,7 +8,6 @@
 //! The budgets are read from `veche_protocol::limits`, the same table the
 //! node uses, so a retuned number cannot make these tests stale.
 
-
 use crate::common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};

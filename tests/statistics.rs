@@ -17,10 +17,9 @@
 //! The `--nocapture` output includes the write cost: Raft entries per
 //! participant session (docs/benchmarks.md).
 
-
+use crate::common::stats_site::*;
 use crate::common::*;
 use serde_json::{json, Value};
-use crate::common::stats_site::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> u64 {

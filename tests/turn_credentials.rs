@@ -7,7 +7,6 @@
 //! Needs Debian's `coturn` (`turnserver`, `turnutils_uclient`):
 //! `apt-get install coturn`. Without it the test fails, saying so.
 
-
 use crate::common::*;
 use std::process::{Child, Command, Stdio};
 

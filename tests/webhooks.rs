@@ -12,11 +12,10 @@
 //! unshare -rn bash -c 'ip link set lo up; cargo test --test it webhooks:: -- --nocapture'
 //! ```
 
-
-use axum::http::HeaderMap;
-use crate::common::*;
-use serde_json::{json, Value};
 use crate::common::stats_site::*;
+use crate::common::*;
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use veche_control_plane::webhooks::{verify, WebhookEndpoint};

@@ -4,8 +4,8 @@
 //! describe it (participants, policy, lobby, notices), so a test waits for
 //! a condition on that view.
 
-use crate::common::*;
 use crate::common::moderation::moderate_frame;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

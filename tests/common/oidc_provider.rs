@@ -24,8 +24,8 @@ pub const ADMIN_GROUP: &str = "veche-admins";
 
 /// A running provider. Dropping it stops the node process.
 pub struct OidcProvider {
-    proc: Process,
-    issuer: String,
+    /// Held only to be dropped with the provider.
+    _proc: Process,
 }
 
 impl OidcProvider {
@@ -68,17 +68,7 @@ impl OidcProvider {
             .ready_blocking(secs(30))
             .unwrap_or_else(|e| panic!("the OIDC provider did not come up: {e}"));
         eprintln!("[harness] oidc-provider is at {issuer}");
-        OidcProvider { proc, issuer }
-    }
-
-    /// The issuer URL, `http://127.0.0.1:PORT`.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// The provider's process id, while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.proc.pid()
+        OidcProvider { _proc: proc }
     }
 }
 

@@ -5,8 +5,8 @@
 //! real S3-compatible server on loopback (PyPI `moto[server]`, also
 //! installed by `scripts/test.sh`).
 
-use crate::common::*;
 use crate::common::moderation::OWNER_KEY;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,13 +47,9 @@ pub async fn get_bytes(
 
 /// `GET url` (JSON) presenting `owner_key` if given, as a [`Reply`].
 pub async fn get_json(url: &str, owner_key: Option<&str>) -> Reply {
-    let (status, headers, body) = get_bytes(url, owner_key, &[]).await;
+    let (status, _, body) = get_bytes(url, owner_key, &[]).await;
     Reply {
         status,
-        content_type: headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -68,11 +64,7 @@ pub async fn delete(url: &str, owner_key: &str) -> Reply {
         .unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        content_type: None,
-        body,
-    }
+    Reply { status, body }
 }
 
 /// `GET /api/recordings?room={slug}` as the owner: the recordings of the

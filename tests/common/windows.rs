@@ -75,12 +75,6 @@ impl Window<'_> {
         self.chrome.goto(url).await;
     }
 
-    /// This window's URL.
-    pub async fn url(&self) -> Result<String, String> {
-        self.focus().await?;
-        self.chrome.current_url().await
-    }
-
     /// The visible text of the page.
     pub async fn text(&self) -> Result<String, String> {
         let v = self
