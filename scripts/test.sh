@@ -136,7 +136,7 @@ install_missing() {
     # Recording: ffprobe and ffmpeg check recorded files (tests/*recording*)
     # and make the one-file export.
     { have ffmpeg && have ffprobe; } || pkgs+=(ffmpeg)
-    # A faster linker for the ~40 test binaries (see "Linking" below).
+    # A faster linker for the test binaries (see "Linking" below).
     have mold || pkgs+=(mold)
     # The venv that holds the test S3 server (moto_install below).
     have python3 || pkgs+=(python3)
@@ -182,8 +182,9 @@ in_loopback_netns() {
 
 run_step "install missing tools" install_missing
 
-# Linking: every integration test is its own binary that links the whole
-# server, and GNU ld spends most of the test build on those links. mold
+# Linking: the test binaries (each crate's unit tests, the integration tests'
+# one binary `it`, the load-test crate's) each link the whole server or most
+# of it, and GNU ld spends much of the test build on those links. mold
 # does the same work in a fraction of the time. Only this script uses it
 # (developers' own `cargo` runs keep the default linker and their cache),
 # and RUSTFLAGS set by the caller win.

@@ -3,12 +3,8 @@
 //! guessing limits, weak passwords, deleted accounts, avatars, who may
 //! manage users, and a restart.
 
-#[path = "common/accounts.rs"]
-mod accounts_helpers;
-mod common;
-
-use accounts_helpers::*;
-use common::*;
+use crate::common::accounts::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -2,9 +2,7 @@
 //! session with close code 4001 and a reason; bad messages after a good
 //! join get an `error` reply and the session carries on.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Close code for `token_invalid` (docs/protocol.md, `ErrorCode::ws_close_code`).

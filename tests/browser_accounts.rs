@@ -5,12 +5,8 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-#[path = "common/accounts.rs"]
-mod accounts_helpers;
-mod common;
-
-use accounts_helpers::*;
-use common::*;
+use crate::common::accounts::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// How long a page may take to show what it should.

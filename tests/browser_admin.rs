@@ -16,20 +16,14 @@
 //! loopback-only namespace `scripts/test.sh` creates:
 //!
 //! ```text
-//! unshare -rn bash -c 'ip link set lo up; cargo test --test browser_admin -- --nocapture'
+//! unshare -rn bash -c 'ip link set lo up; cargo test --test it browser_admin:: -- --nocapture'
 //! ```
 
-#[path = "common/accounts.rs"]
-mod accounts_helpers;
-mod common;
-#[path = "common/windows.rs"]
-mod windows;
-
-use accounts_helpers::*;
-use common::*;
+use crate::common::accounts::*;
+use crate::common::windows::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use windows::*;
 
 /// How long a page may take to show what it should.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -10,10 +10,8 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and runs in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-mod common;
-
-use common::cluster::{Cluster, MediaNodeOpts};
-use common::*;
+use crate::common::cluster::{Cluster, MediaNodeOpts};
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -6,10 +6,8 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and runs in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-mod common;
-
-use common::cluster::Cluster;
-use common::*;
+use crate::common::cluster::Cluster;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);

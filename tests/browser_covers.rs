@@ -9,11 +9,9 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates:
-//! `unshare -n bash -c 'ip link set lo up; cargo test --test browser_covers'`.
+//! `unshare -n bash -c 'ip link set lo up; cargo test --test it browser_covers::'`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

@@ -3,9 +3,7 @@
 //! microphone shows as muted, switching cameras mid-call keeps video
 //! flowing without rejoining, and a closed tab disappears within 5 s.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Instant;
 

@@ -5,9 +5,7 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -18,20 +18,12 @@
 //! localStorage, which windows of one Chromium share); Bob and Carol are
 //! two windows of a second one (`common/windows.rs`).
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_browser.rs"]
-mod moderation_browser;
-#[path = "common/windows.rs"]
-mod windows;
-
-use common::*;
-use moderation::*;
-use moderation_browser::*;
+use crate::common::moderation::*;
+use crate::common::moderation_browser::*;
+use crate::common::windows::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use windows::*;
 
 /// How long a moderator's action may take to stop a track everywhere.
 const STOP_BUDGET: Duration = Duration::from_secs(2);

@@ -9,9 +9,7 @@
 //! Needs Debian's `chromium` and `chromium-driver`, and should run in the
 //! loopback-only namespace `scripts/test.sh` creates.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use veche_protocol::pass::OWNER_KEY_HEADER;
 

@@ -23,25 +23,13 @@
 //!
 //! Needs Debian's `chromium`, `chromium-driver` and `ffmpeg`, and should
 //! run in the loopback-only namespace `scripts/test.sh` creates:
-//! `unshare -n bash -c 'ip link set lo up; cargo test --test browser_recording'`.
+//! `unshare -n bash -c 'ip link set lo up; cargo test --test it browser_recording::'`.
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_browser.rs"]
-mod moderation_browser;
-#[path = "common/moderation_member.rs"]
-mod moderation_member;
-#[path = "common/recording.rs"]
-mod recording;
-#[path = "common/windows.rs"]
-mod windows;
-
-use common::*;
-use moderation::*;
-use moderation_browser::{open_as_host, published_track};
-use moderation_member::Member;
-use recording::*;
+use crate::common::moderation::*;
+use crate::common::moderation_browser::{open_as_host, published_track};
+use crate::common::moderation_member::Member;
+use crate::common::recording::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,7 @@
 //! resolution. Without this, the load figures could be measuring packets
 //! no browser would accept.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Instant;
 use tokio::sync::watch;
 use veche_loadtest::bot::{self, BotSpec, Room};

@@ -3,14 +3,10 @@
 //! still there after the leader is SIGKILLed. What a user sees: still
 //! signed in, still the owner, the pass still listed and active.
 
-#[path = "common/accounts.rs"]
-mod accounts_helpers;
-mod common;
-
-use accounts_helpers::{Visitor, GOOD_PASSWORD};
-use common::cluster::Cluster;
-use common::http::http;
-use common::*;
+use crate::common::accounts::{Visitor, GOOD_PASSWORD};
+use crate::common::cluster::Cluster;
+use crate::common::http::http;
+use crate::common::*;
 use serde_json::json;
 
 fn now_ms() -> u64 {

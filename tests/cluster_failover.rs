@@ -12,11 +12,9 @@
 //! The partition test needs `nft` (Debian's nftables) and root in the
 //! test's network namespace, which `scripts/test.sh` provides.
 
-mod common;
-
-use common::cluster::Cluster;
-use common::cluster_chat::*;
-use common::*;
+use crate::common::cluster::Cluster;
+use crate::common::cluster_chat::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// A failover must be over within this long: from the SIGKILL until every

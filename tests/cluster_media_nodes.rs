@@ -9,11 +9,9 @@
 //! placement and draining are what the control plane decides, and a
 //! stand-in shows those decisions without WebRTC.
 
-mod common;
-
-use common::cluster::{token_claims, Cluster, FakeMediaNode};
-use common::cluster_chat::new_room;
-use common::*;
+use crate::common::cluster::{token_claims, Cluster, FakeMediaNode};
+use crate::common::cluster_chat::new_room;
+use crate::common::*;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,11 +4,9 @@
 //! forwarded to the leader, and the cluster secret the admin API, the
 //! internal RPC and `veche cluster` require.
 
-mod common;
-
-use common::cluster::Cluster;
-use common::cluster_chat::*;
-use common::*;
+use crate::common::cluster::Cluster;
+use crate::common::cluster_chat::*;
+use crate::common::*;
 use serde_json::json;
 use veche_protocol::rpc::RPC_COMMIT_CHAT;
 

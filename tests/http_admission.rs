@@ -4,9 +4,7 @@
 //! web client's security headers, and the refusal of a weak cluster secret
 //! at start-up.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use veche_protocol::limits::http::{CREATE_ROOM, JOIN, MAX_BODY_BYTES, READ};

@@ -1,10 +1,8 @@
 //! The room REST API as a client sees it: status codes, and one JSON error
 //! shape (`{"code", "message"}`) for every failure.
 
-mod common;
-
-use common::cluster::token_claims;
-use common::*;
+use crate::common::cluster::token_claims;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A slug of the right shape that no room has.

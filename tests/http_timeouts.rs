@@ -8,9 +8,7 @@
 //! The timeout is read from `veche_protocol::limits`, the table the server
 //! uses, so a retuned number cannot make these tests stale.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -19,24 +19,14 @@
 //!   moderator (and can act), and Bob's camera, sent anyway, is still
 //!   withheld.
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_browser.rs"]
-mod moderation_browser;
-#[path = "common/moderation_member.rs"]
-mod moderation_member;
-#[path = "common/windows.rs"]
-mod windows;
-
-use common::cluster::Cluster;
-use common::*;
-use moderation::*;
-use moderation_browser::*;
-use moderation_member::*;
+use crate::common::cluster::Cluster;
+use crate::common::moderation::*;
+use crate::common::moderation_browser::*;
+use crate::common::moderation_member::*;
+use crate::common::windows::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use windows::*;
 
 /// How long a moderator's action may take to stop a track everywhere.
 const STOP_BUDGET: Duration = Duration::from_secs(2);

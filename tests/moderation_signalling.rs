@@ -15,16 +15,10 @@
 //! What the media path does (the node withholding tracks) is in
 //! `moderation_media.rs`.
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_member.rs"]
-mod moderation_member;
-
-use common::cluster::token_claims;
-use common::*;
-use moderation::*;
-use moderation_member::*;
+use crate::common::cluster::token_claims;
+use crate::common::moderation::*;
+use crate::common::moderation_member::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use veche_protocol::signal::{CLOSE_DENIED, CLOSE_REMOVED};

@@ -12,15 +12,11 @@
 //! the loopback-only namespace scripts/test.sh creates:
 //!
 //! ```text
-//! unshare -rn bash -c 'ip link set lo up; cargo test --test oidc_sso -- --nocapture'
+//! unshare -rn bash -c 'ip link set lo up; cargo test --test it oidc_sso:: -- --nocapture'
 //! ```
 
-mod common;
-#[path = "common/oidc_provider.rs"]
-mod oidc_provider;
-
-use common::*;
-use oidc_provider::*;
+use crate::common::oidc_provider::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Instant;
 use veche_control_plane::oidc::pending::{PendingKey, PendingLogin, COOKIE_NAME};

@@ -3,9 +3,7 @@
 //! back with the resume token, and is removed if they do not return within
 //! the grace period.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Instant;
 

@@ -14,21 +14,13 @@
 //! is `ready`.
 //!
 //! Run in the loopback-only namespace:
-//! `unshare -n bash -c 'ip link set lo up; cargo test --test recording_cluster'`.
+//! `unshare -n bash -c 'ip link set lo up; cargo test --test it recording_cluster::'`.
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_member.rs"]
-mod moderation_member;
-#[path = "common/recording.rs"]
-mod recording;
-
-use common::cluster::{Cluster, MediaNodeOpts};
-use common::*;
-use moderation::*;
-use moderation_member::Member;
-use recording::*;
+use crate::common::cluster::{Cluster, MediaNodeOpts};
+use crate::common::moderation::*;
+use crate::common::moderation_member::Member;
+use crate::common::recording::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use veche_protocol::limits::recording::SEGMENT_MS;

@@ -15,20 +15,12 @@
 //! leaves no object in the bucket.
 //!
 //! Run in the loopback-only namespace:
-//! `unshare -n bash -c 'ip link set lo up; cargo test --test recording_s3'`.
+//! `unshare -n bash -c 'ip link set lo up; cargo test --test it recording_s3::'`.
 
-mod common;
-#[path = "common/moderation.rs"]
-mod moderation;
-#[path = "common/moderation_member.rs"]
-mod moderation_member;
-#[path = "common/recording.rs"]
-mod recording;
-
-use common::*;
-use moderation::*;
-use moderation_member::Member;
-use recording::*;
+use crate::common::moderation::*;
+use crate::common::moderation_member::Member;
+use crate::common::recording::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 use veche_protocol::recording::{recording_prefix, segment_key, FileId, RecordingId};
 

@@ -5,10 +5,8 @@
 //! node. This is how one machine grows: start `veche serve`, then add
 //! media nodes to it.
 
-mod common;
-
-use common::cluster::token_claims;
-use common::*;
+use crate::common::cluster::token_claims;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use veche_harness::{Launch, Ready};

@@ -1,9 +1,7 @@
 //! Rooms, chat history, room owners and guest passes are durable: they
 //! survive a SIGTERM and a start on the same data directory.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The messages of a room, oldest first, from the history API.

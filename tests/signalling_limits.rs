@@ -8,9 +8,7 @@
 //! The budgets are read from `veche_protocol::limits`, the same table the
 //! node uses, so a retuned number cannot make these tests stale.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -11,19 +11,15 @@
 //! loopback-only namespace:
 //!
 //! ```text
-//! unshare -rn bash -c 'ip link set lo up; cargo test --test statistics -- --nocapture'
+//! unshare -rn bash -c 'ip link set lo up; cargo test --test it statistics:: -- --nocapture'
 //! ```
 //!
 //! The `--nocapture` output includes the write cost: Raft entries per
 //! participant session (docs/benchmarks.md).
 
-mod common;
-#[path = "common/stats_site.rs"]
-mod stats_site;
-
-use common::*;
+use crate::common::stats_site::*;
+use crate::common::*;
 use serde_json::{json, Value};
-use stats_site::*;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> u64 {

@@ -7,9 +7,7 @@
 //! Needs Debian's `coturn` (`turnserver`, `turnutils_uclient`):
 //! `apt-get install coturn`. Without it the test fails, saying so.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Child, Command, Stdio};
 
 const SECRET: &str = "a-long-random-secret-shared-with-coturn";

@@ -9,17 +9,13 @@
 //! sockets):
 //!
 //! ```text
-//! unshare -rn bash -c 'ip link set lo up; cargo test --test webhooks -- --nocapture'
+//! unshare -rn bash -c 'ip link set lo up; cargo test --test it webhooks:: -- --nocapture'
 //! ```
 
-mod common;
-#[path = "common/stats_site.rs"]
-mod stats_site;
-
+use crate::common::stats_site::*;
+use crate::common::*;
 use axum::http::HeaderMap;
-use common::*;
 use serde_json::{json, Value};
-use stats_site::*;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use veche_control_plane::webhooks::{verify, WebhookEndpoint};

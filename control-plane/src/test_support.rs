@@ -13,9 +13,7 @@ use crate::{ControlPlane, ControlPlaneConfig};
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use veche_protocol::moderation::{ModAction, Role};
-use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
-use veche_protocol::{ParticipantId, RoomId, UserId};
+use veche_protocol::UserId;
 
 /// A one-node control plane answering HTTP on 127.0.0.1.
 pub(crate) struct Served {
@@ -105,32 +103,4 @@ pub(crate) async fn signed_in_user(
         user.id,
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token),
     )
-}
-
-/// The request a media node relays when `p-host`, a host named `name`
-/// signed in as `user` and alone in `room`, takes `action` at `at_ms`.
-pub(crate) fn host_acts(
-    room: RoomId,
-    user: UserId,
-    name: &str,
-    action: ModAction,
-    at_ms: u64,
-) -> ModerateRequest {
-    let host = ParticipantId("p-host".into());
-    ModerateRequest {
-        room_id: room,
-        actor: Some(Actor {
-            participant_id: host.clone(),
-            display_name: name.into(),
-            claimed_role: Role::Host,
-        }),
-        action,
-        present: vec![PresentParticipant {
-            participant_id: host,
-            claimed_role: Role::Host,
-            user: Some(user),
-            pass: None,
-        }],
-        at_ms,
-    }
 }

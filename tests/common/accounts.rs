@@ -1,9 +1,5 @@
 //! Accounts from outside: a client that keeps one session cookie, as a
 //! browser does, and `veche admin create-user` run against a server.
-//!
-//! Included with `#[path]` by the account tests, so it reaches the shared
-//! harness as `crate::common`. Each test binary uses a different subset.
-#![allow(dead_code)]
 
 use crate::common::{http, Server, VECHE};
 use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};

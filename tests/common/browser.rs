@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 mod actions;
 mod page;
 
-// Each test binary uses a different subset.
-#[allow(unused_imports)]
 pub use page::{
     assert_chat_shows, assert_video_flows, dump_on_failure, parse_inbound, InboundTrack,
     INBOUND_JS, PARTICIPANT_ENTRIES_JS, STATE_JS,

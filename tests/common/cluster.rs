@@ -43,10 +43,8 @@ mod cli;
 mod media;
 mod partition;
 
-#[allow(unused_imports)]
 pub use super::fake_media::{token_claims, FakeMediaNode};
 use super::{TempDir, SERVER_START_TIMEOUT, VECHE};
-#[allow(unused_imports)]
 pub use media::MediaNodeOpts;
 use media::MediaProc;
 use partition::{claim_subnet, nft_path};

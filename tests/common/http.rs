@@ -9,8 +9,6 @@ use serde_json::{json, Value};
 pub struct Reply {
     /// The status code.
     pub status: u16,
-    /// The Content-Type header, if any.
-    pub content_type: Option<String>,
     /// The body.
     pub body: String,
 }
@@ -56,17 +54,8 @@ pub fn http() -> reqwest::Client {
 
 async fn into_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let body = resp.text().await.expect("read response body");
-    Reply {
-        status,
-        content_type,
-        body,
-    }
+    Reply { status, body }
 }
 
 /// `GET url`.

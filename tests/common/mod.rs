@@ -15,19 +15,29 @@
 //!   when the test ends, pass or fail. A failing test keeps its server data
 //!   directories and prints where they are.
 //!
-//! Each test binary uses a different subset of this module.
-#![allow(dead_code)]
+//! The integration tests are one binary (`tests/it.rs`), so each helper
+//! here is compiled once, and one that no test uses any more is a warning.
+//! The helpers of a few test families are modules of their own, which those
+//! tests import by name: [`accounts`], [`moderation`] (with
+//! [`moderation_member`] and [`moderation_browser`]), [`recording`],
+//! [`oidc_provider`], [`stats_site`] and [`windows`].
+pub mod accounts;
 pub mod browser;
 pub mod cluster;
 pub mod cluster_chat;
 pub mod fake_media;
 pub mod http;
+pub mod moderation;
+pub mod moderation_browser;
+pub mod moderation_member;
+pub mod oidc_provider;
+pub mod recording;
 pub mod server;
 pub mod signal;
+pub mod stats_site;
 pub mod webdriver;
+pub mod windows;
 
-// Each test binary uses a different subset.
-#[allow(unused_imports)]
 pub use {browser::*, http::*, server::*, signal::*, webdriver::*};
 
 use std::os::unix::process::CommandExt;
@@ -90,8 +100,6 @@ pub async fn wait_for<T>(
 // Processes: the one harness, `veche-harness`
 // ---------------------------------------------------------------------------
 
-// Not every test binary uses both.
-#[allow(unused_imports)]
 pub use veche_harness::{now_ms, TempDir};
 
 /// The `veche` binary under test.

@@ -4,10 +4,6 @@
 //! its Prometheus metrics) and a stopwatch on it, and the load-test bots
 //! as publishers that keep sending. Scripted signalling members are in
 //! `moderation_member.rs`.
-//!
-//! Included with `#[path]` by the tests that use it (like `windows.rs`),
-//! so it reaches the shared harness as `crate::common`.
-#![allow(dead_code)]
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -37,11 +33,6 @@ impl OwnedRoom {
     /// The room's slug.
     pub fn slug(&self) -> String {
         str_field(&self.room, "slug").to_owned()
-    }
-
-    /// The room's link (`{base}/r/{slug}`).
-    pub fn link(&self) -> String {
-        str_field(&self.room, "link").to_owned()
     }
 }
 
@@ -138,21 +129,6 @@ pub fn moderate_frame(action: &Value) -> Value {
     let mut frame = action.clone();
     frame["type"] = json!("moderate");
     frame
-}
-
-/// The participant with id `id` in a `joined` message's list.
-pub fn participant_in<'a>(joined: &'a Value, id: &str) -> Option<&'a Value> {
-    joined["participants"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["id"] == id))
-}
-
-/// The role of `id` in a `joined` message's list ("host", ...).
-pub fn role_in(joined: &Value, id: &str) -> String {
-    participant_in(joined, id)
-        .and_then(|p| p["role"].as_str())
-        .unwrap_or_else(|| panic!("{id} has no role in {joined}"))
-        .to_owned()
 }
 
 /// The id of `participant`'s track of `source`, if it publishes one.
@@ -386,26 +362,21 @@ pub struct Bots {
     room: veche_loadtest::bot::Room,
     stop: tokio::sync::watch::Sender<bool>,
     running: Vec<tokio::task::JoinHandle<veche_loadtest::bot::BotResult>>,
-    /// When the bots' clock started: `ReceiveStats` instants compare with
-    /// the test's own `Instant::now()`.
-    pub epoch: Instant,
 }
 
 impl Bots {
     /// No bots yet, in room `slug` of the server at `base`.
     pub fn new(base: &str, slug: &str) -> Bots {
-        let epoch = Instant::now();
         let (stop, _) = tokio::sync::watch::channel(false);
         Bots {
             room: veche_loadtest::bot::Room {
                 base: base.to_owned(),
                 slug: slug.to_owned(),
-                epoch,
+                epoch: Instant::now(),
                 receiving: Default::default(),
             },
             stop,
             running: Vec::new(),
-            epoch,
         }
     }
 

@@ -4,13 +4,9 @@
 //! room state, video decoded per sender, `role="alert"` messages, the
 //! participant list's order, and a "scripted Bob" who sends his camera
 //! whatever the page decided.
-//!
-//! Included with `#[path]` after `windows.rs`, so it reaches them as
-//! `crate::common` and `crate::windows`.
-#![allow(dead_code)]
 
+use crate::common::windows::Window;
 use crate::common::*;
-use crate::windows::Window;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -30,11 +26,9 @@ pub trait Page {
     async fn run(&self, body: &str, args: Vec<Value>) -> Result<Value, String>;
     /// Clicks the button named `name` as a user would.
     async fn press(&self, name: &str);
-    /// Navigates to `url`.
-    async fn open(&self, url: &str);
 }
 
-/// [`Page`] for a type with `label`, `js`, `click_button` and `goto` of
+/// [`Page`] for a type with `label`, `js` and `click_button` of
 /// the same shape: [`Chrome`] and [`Window`] both have them, so one body
 /// serves both.
 macro_rules! page_by_delegation {
@@ -48,9 +42,6 @@ macro_rules! page_by_delegation {
             }
             async fn press(&self, name: &str) {
                 self.click_button(name).await
-            }
-            async fn open(&self, url: &str) {
-                self.goto(url).await
             }
         }
     };

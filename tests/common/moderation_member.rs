@@ -3,13 +3,9 @@
 //! ([`Line`]), and a [`Member`] that keeps the room as its messages
 //! describe it (participants, policy, lobby, notices), so a test waits for
 //! a condition on that view.
-//!
-//! Included with `#[path]` after `moderation.rs`, so it reaches them as
-//! `crate::common` and `crate::moderation`.
-#![allow(dead_code)]
 
+use crate::common::moderation::moderate_frame;
 use crate::common::*;
-use crate::moderation::moderate_frame;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -9,9 +9,6 @@
 //! Its dependencies are installed by `scripts/test.sh` (`npm ci` in
 //! `tests/oidc-provider`, from its lock file).
 
-// Not every helper is used by every test.
-#![allow(dead_code)]
-
 use crate::common::*;
 use std::path::PathBuf;
 use veche_harness::{Launch, Process, Ready};
@@ -27,8 +24,8 @@ pub const ADMIN_GROUP: &str = "veche-admins";
 
 /// A running provider. Dropping it stops the node process.
 pub struct OidcProvider {
-    proc: Process,
-    issuer: String,
+    /// Held only to be dropped with the provider.
+    _proc: Process,
 }
 
 impl OidcProvider {
@@ -71,17 +68,7 @@ impl OidcProvider {
             .ready_blocking(secs(30))
             .unwrap_or_else(|e| panic!("the OIDC provider did not come up: {e}"));
         eprintln!("[harness] oidc-provider is at {issuer}");
-        OidcProvider { proc, issuer }
-    }
-
-    /// The issuer URL, `http://127.0.0.1:PORT`.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// The provider's process id, while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.proc.pid()
+        OidcProvider { _proc: proc }
     }
 }
 

@@ -4,13 +4,9 @@
 //! Debian's `ffprobe`/`ffmpeg` (installed by `scripts/test.sh`), plus a
 //! real S3-compatible server on loopback (PyPI `moto[server]`, also
 //! installed by `scripts/test.sh`).
-//!
-//! Included with `#[path]` after `moderation.rs` by the tests that use it,
-//! so it reaches them as `crate::common` and `crate::moderation`.
-#![allow(dead_code)]
 
+use crate::common::moderation::OWNER_KEY;
 use crate::common::*;
-use crate::moderation::OWNER_KEY;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,13 +47,9 @@ pub async fn get_bytes(
 
 /// `GET url` (JSON) presenting `owner_key` if given, as a [`Reply`].
 pub async fn get_json(url: &str, owner_key: Option<&str>) -> Reply {
-    let (status, headers, body) = get_bytes(url, owner_key, &[]).await;
+    let (status, _, body) = get_bytes(url, owner_key, &[]).await;
     Reply {
         status,
-        content_type: headers
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -72,11 +64,7 @@ pub async fn delete(url: &str, owner_key: &str) -> Reply {
         .unwrap_or_else(|e| panic!("DELETE {url}: {e}"));
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
-    Reply {
-        status,
-        content_type: None,
-        body,
-    }
+    Reply { status, body }
 }
 
 /// `GET /api/recordings?room={slug}` as the owner: the recordings of the
@@ -404,8 +392,8 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
 /// camera and a microphone: a file's track set is fixed when it starts, so
 /// a recording started earlier would have no audio in the camera file.
 pub fn publishes_camera_and_microphone(participant: &Value) -> bool {
-    crate::moderation::track_id(participant, "camera").is_some()
-        && crate::moderation::track_id(participant, "microphone").is_some()
+    crate::common::moderation::track_id(participant, "camera").is_some()
+        && crate::common::moderation::track_id(participant, "microphone").is_some()
 }
 
 /// The `moderate` action that starts a recording (the control plane picks

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Each test binary uses a different part.
 //! A Veche site run inside the test process: control-plane nodes and a
 //! real media node, served on loopback listeners, for the statistics
 //! tests. In-process because those tests need an administrator's session
@@ -8,6 +7,7 @@
 //! media node and its event reporter, real WebSocket signalling.
 
 use super::*;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -7,10 +7,6 @@
 //! A WebDriver session acts on one window at a time; every [`Window`]
 //! method first switches to its window. Drive windows one after another,
 //! never concurrently (no `join!` over two windows of one Chromium).
-//!
-//! Included with `#[path]` by the tests that use it, so it reaches the
-//! shared harness as `crate::common`.
-#![allow(dead_code)]
 
 use crate::common::{secs, wait_for, Chrome, WebElement};
 use serde_json::{json, Value};
@@ -77,12 +73,6 @@ impl Window<'_> {
     pub async fn goto(&self, url: &str) {
         self.focus().await.unwrap_or_else(|e| panic!("{e}"));
         self.chrome.goto(url).await;
-    }
-
-    /// This window's URL.
-    pub async fn url(&self) -> Result<String, String> {
-        self.focus().await?;
-        self.chrome.current_url().await
     }
 
     /// The visible text of the page.

@@ -5,8 +5,9 @@
 
 use crate::admission::{HttpConfig, RoomCreation};
 use crate::leader::LeaderRequest;
+use crate::store::conformance_kit::host_acts;
 use crate::store::Store;
-use crate::test_support::{host_acts, serve_one_node, signed_in_user, Served};
+use crate::test_support::{serve_one_node, signed_in_user, Served};
 use crate::ControlPlane;
 use serde_json::Value;
 use std::sync::Arc;

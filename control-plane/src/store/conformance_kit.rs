@@ -8,6 +8,9 @@ use super::DocAccess;
 use super::Store;
 use std::future::Future;
 use std::path::Path;
+use veche_protocol::moderation::{ModAction, Role};
+use veche_protocol::rpc::{Actor, ModerateRequest, PresentParticipant};
+use veche_protocol::{ParticipantId, RoomId, UserId};
 
 /// Opens and closes one kind of store.
 pub trait StoreFactory: Sync {
@@ -26,3 +29,31 @@ pub trait StoreFactory: Sync {
 /// One case: runs on a fresh store opened in a fresh directory.
 pub type Case<F> =
     for<'a> fn(&'a F, &'a Path) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The request a media node relays when `p-host`, a host named `name`
+/// signed in as `user` and alone in `room`, takes `action` at `at_ms`.
+pub(crate) fn host_acts(
+    room: RoomId,
+    user: UserId,
+    name: &str,
+    action: ModAction,
+    at_ms: u64,
+) -> ModerateRequest {
+    let host = ParticipantId("p-host".into());
+    ModerateRequest {
+        room_id: room,
+        actor: Some(Actor {
+            participant_id: host.clone(),
+            display_name: name.into(),
+            claimed_role: Role::Host,
+        }),
+        action,
+        present: vec![PresentParticipant {
+            participant_id: host,
+            claimed_role: Role::Host,
+            user: Some(user),
+            pass: None,
+        }],
+        at_ms,
+    }
+}

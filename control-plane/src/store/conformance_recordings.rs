@@ -4,12 +4,12 @@
 //! the policy, reports applied once and answered `Gone` when it is not
 //! indexed, ready, deletion, the lists, a dead node's files.
 
+use super::conformance_kit::host_acts;
 use super::conformance_kit::{Case, StoreFactory};
 use super::policies::{PolicyCommand, PolicyStore};
 use super::recordings::{Recording, RecordingStore};
 use super::stats::StatsCommand;
 use super::StatsStore;
-use crate::test_support::host_acts;
 use std::path::Path;
 use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{

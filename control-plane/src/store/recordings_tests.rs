@@ -5,12 +5,12 @@
 
 use super::*;
 use crate::store::capabilities;
+use crate::store::conformance_kit::host_acts;
 use crate::store::docs::MemDocs;
 use crate::store::model::{Command, CommandOutput};
 use crate::store::outbox::OUTBOX;
 use crate::store::policy_model::PolicyCommand;
 use crate::store::stats::StatsCommand;
-use crate::test_support::host_acts;
 use veche_protocol::moderation::ModAction;
 use veche_protocol::recording::{
     FileEnd, FileId, FileReport, FileState, RecordedSource, RecordingState, SegmentInfo,
