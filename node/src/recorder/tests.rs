@@ -113,6 +113,20 @@ fn concat(segs: &BTreeMap<u32, Vec<u8>>) -> Vec<u8> {
     segs.values().flatten().copied().collect()
 }
 
+/// Asserts that `spool` holds an Opus and a VP8 stream lasting the test
+/// media's length (±0.6 s) and that ffmpeg decodes it without an error.
+fn assert_whole_recording(spool: &std::path::Path) {
+    let (duration, codecs) = probe(spool);
+    assert_eq!(codecs, vec!["opus", "vp8"]);
+    let want = testmedia::SECONDS as f64;
+    assert!(
+        (duration - want).abs() < 0.6,
+        "duration {duration}, want {want}"
+    );
+    let errors = decode_errors(spool);
+    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+}
+
 #[test]
 fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_length() {
     let lost = a_video_packet_near(5);
@@ -123,15 +137,7 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
         std::fs::read(&run.spool).unwrap(),
         "segments = the spool file"
     );
-    let (duration, codecs) = probe(&run.spool);
-    assert_eq!(codecs, vec!["opus", "vp8"]);
-    let want = testmedia::SECONDS as f64;
-    assert!(
-        (duration - want).abs() < 0.6,
-        "duration {duration}, want {want}"
-    );
-    let errors = decode_errors(&run.spool);
-    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+    assert_whole_recording(&run.spool);
     // The loss cost frames up to the next keyframe, and one was asked for.
     assert!(run.dropped > 0, "frames after the loss were dropped");
     assert!(
@@ -145,15 +151,7 @@ fn recorded_vp8_and_opus_with_reordering_and_loss_decode_cleanly_at_the_right_le
 #[test]
 fn a_resolution_change_keeps_one_file_that_decodes_at_both_sizes() {
     let run = record_media(testmedia::resized(), &[], i64::MAX, false);
-    let (duration, codecs) = probe(&run.spool);
-    assert_eq!(codecs, vec!["opus", "vp8"]);
-    let want = testmedia::SECONDS as f64;
-    assert!(
-        (duration - want).abs() < 0.6,
-        "duration {duration}, want {want}"
-    );
-    let errors = decode_errors(&run.spool);
-    assert!(errors.is_empty(), "ffmpeg decoding errors: {errors}");
+    assert_whole_recording(&run.spool);
     assert_eq!(
         testmedia::frame_sizes(&run.spool),
         [(320, 240), (640, 360)].into_iter().collect(),
