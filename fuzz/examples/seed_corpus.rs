@@ -179,6 +179,7 @@ fn signal_server() {
                     id: RoomId(7),
                     slug: slug(),
                     name: "Standup".into(),
+                    e2ee: false,
                 },
                 participants: vec![participant()],
                 ice_servers: vec![IceServer {

@@ -267,6 +267,7 @@ mod tests {
             id: RoomId(1),
             slug: RoomSlug::from_random([1; 16]),
             name: "Standup".into(),
+            e2ee: false,
         }
     }
 

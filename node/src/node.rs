@@ -155,6 +155,7 @@ impl Shared {
                             id: claims.room_id,
                             slug: claims.room_slug.clone(),
                             name: claims.room_name.clone(),
+                            e2ee: claims.e2ee,
                         },
                         self.metrics.clone(),
                         self.relay.get().cloned(),

@@ -463,6 +463,15 @@ async fn session(
             ClientMessage::Hand { raised } => {
                 let _ = room.set_hand(&pid, raised, now);
             }
+            ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. } => {
+                // Placeholder until the node relays the MLS handshake.
+                send_error(
+                    ErrorCode::InvalidState,
+                    "end-to-end encryption is not available on this node".into(),
+                    request,
+                    None,
+                );
+            }
             ClientMessage::Chat {
                 text,
                 client_msg_id,

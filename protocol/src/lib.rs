@@ -10,6 +10,7 @@ pub mod account;
 pub mod admin;
 pub mod chat;
 pub mod cover;
+pub mod e2ee;
 pub mod error;
 pub mod ids;
 pub mod limits;

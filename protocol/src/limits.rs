@@ -447,6 +447,48 @@ pub mod recording {
     };
 }
 
+/// End-to-end encryption (`crate::e2ee`): the MLS handshake messages a
+/// browser sends through its media node, which the control plane orders
+/// without reading, and sealed chat. Sizes are of the base64url text as
+/// it arrives, so they bound what the node buffers and relays.
+pub mod e2ee {
+    use super::Rate;
+
+    /// Longest `key_package` (base64url). An MLS key package with an
+    /// X25519/Ed25519 suite and Veche's credential is under 1 KB.
+    pub const MAX_KEY_PACKAGE_BYTES: usize = 8 * 1024;
+    /// Longest `commit` (base64url). A commit adding or removing a few
+    /// members with a path update is a few KB in a room of 60.
+    pub const MAX_COMMIT_BYTES: usize = 64 * 1024;
+    /// Longest `welcome` (base64url). It carries the ratchet tree: about
+    /// 500 bytes per member, so a room of 100 stays near 70 KB.
+    pub const MAX_WELCOME_BYTES: usize = 160 * 1024;
+    /// Most participants one commit may add or remove.
+    pub const MAX_LISTED: usize = 100;
+    /// `e2ee_key_package`: one on join, then a retry every
+    /// [`KEY_PACKAGE_RETRY_MS`] until welcomed, and one per reconnect.
+    pub const KEY_PACKAGE: Rate = Rate {
+        burst: 5,
+        per_second: 0.5,
+    };
+    /// `e2ee_commit`: the committer's debounce keeps it to one per change
+    /// batch; the burst covers a committer catching up after a wave of
+    /// joins.
+    pub const COMMIT: Rate = Rate {
+        burst: 20,
+        per_second: 5.0,
+    };
+    /// How often a browser waiting to be welcomed sends its key package
+    /// again, in milliseconds: covers a relay or node lost in between and
+    /// a group whose last member left (the control plane then lets the
+    /// waiter found a new group).
+    pub const KEY_PACKAGE_RETRY_MS: u64 = 4_000;
+    /// Longest sealed chat message (base64url envelope, in bytes): the
+    /// plain limit of 4000 characters at up to 4 UTF-8 bytes each, plus
+    /// nonce and tag, in base64.
+    pub const MAX_SEALED_CHAT_BYTES: usize = 22 * 1024;
+}
+
 /// A token bucket. Decisions only: the caller passes the time.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {

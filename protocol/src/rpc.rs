@@ -23,6 +23,11 @@ pub struct CreateRoomRequest {
     /// Who may join; `open` when absent.
     #[serde(default)]
     pub access: crate::pass::RoomAccess,
+    /// Encrypt media and chat end to end (`docs/e2ee.md`). Fixed at
+    /// creation: turning it on later would leave earlier chat readable by
+    /// the server, and off would silently downgrade a meeting.
+    #[serde(default)]
+    pub e2ee: bool,
 }
 
 /// A room as the REST API shows it.
@@ -41,6 +46,10 @@ pub struct RoomView {
     /// Who may join.
     #[serde(default)]
     pub access: crate::pass::RoomAccess,
+    /// True for an end-to-end encrypted room. The pre-join page says so,
+    /// and a browser that cannot encrypt media refuses to join.
+    #[serde(default)]
+    pub e2ee: bool,
     /// The display name of the owner's account, if a signed-in user
     /// created the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -148,6 +148,35 @@ pub enum ClientMessage {
         /// True to raise.
         raised: bool,
     },
+    /// End-to-end encrypted rooms only: an MLS key package (RFC 9420,
+    /// base64url), sent on join, again every
+    /// [`crate::limits::e2ee::KEY_PACKAGE_RETRY_MS`] until welcomed, and
+    /// on reconnect. The control plane orders it ([`crate::e2ee`]); the
+    /// node relays it to the room, or answers `e2ee_found`.
+    E2eeKeyPackage {
+        /// The key package, opaque to the server.
+        key_package: String,
+    },
+    /// End-to-end encrypted rooms only: an MLS commit, with the welcome
+    /// for those it adds. The first commit from an epoch wins; a later one
+    /// is refused with `invalid_state` and changes nothing.
+    E2eeCommit {
+        /// The group incarnation the commit belongs to.
+        group: u32,
+        /// The epoch the commit starts from.
+        epoch: u64,
+        /// Participants it adds (each sent a key package).
+        #[serde(default)]
+        added: Vec<ParticipantId>,
+        /// Participants it removes because they left.
+        #[serde(default)]
+        removed: Vec<ParticipantId>,
+        /// The commit, opaque to the server (base64url).
+        commit: String,
+        /// The welcome for `added`, opaque to the server (base64url).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        welcome: Option<String>,
+    },
 }
 
 /// Proof that a new connection may take over a seat whose connection
@@ -242,6 +271,10 @@ pub struct RoomInfo {
     pub slug: RoomSlug,
     /// Name.
     pub name: String,
+    /// True for a room created end-to-end encrypted: the client must
+    /// encrypt media and chat (see `docs/e2ee.md`) or not connect.
+    #[serde(default)]
+    pub e2ee: bool,
 }
 
 /// Messages from the media node to a browser.
@@ -359,6 +392,48 @@ pub enum ServerMessage {
         /// Why, for a log line or a toast.
         reason: String,
     },
+    /// End-to-end encrypted rooms: `participant_id` founded key-agreement
+    /// group `group` alone (there was no live one). Everyone else waiting
+    /// sends its key package again now.
+    E2eeFound {
+        /// The founder.
+        participant_id: ParticipantId,
+        /// The new group incarnation.
+        group: u32,
+    },
+    /// End-to-end encrypted rooms: `participant_id` asks to be committed
+    /// into group `group`.
+    E2eeKeyPackage {
+        /// Who sent it.
+        participant_id: ParticipantId,
+        /// The live group it was queued for.
+        group: u32,
+        /// The key package, as sent.
+        key_package: String,
+    },
+    /// End-to-end encrypted rooms: the delivery service accepted this
+    /// commit; the group moved from `epoch` to `epoch + 1`. Commits reach
+    /// clients in epoch order on one node; across nodes a client may see
+    /// `epoch + 1` before `epoch` and must hold it until then.
+    E2eeCommit {
+        /// The committer.
+        participant_id: ParticipantId,
+        /// The group.
+        group: u32,
+        /// The epoch the commit starts from.
+        epoch: u64,
+        /// Participants it adds; each finds its welcome in `welcome`.
+        #[serde(default)]
+        added: Vec<ParticipantId>,
+        /// Participants it removes.
+        #[serde(default)]
+        removed: Vec<ParticipantId>,
+        /// The commit, as sent.
+        commit: String,
+        /// The welcome for `added`, as sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        welcome: Option<String>,
+    },
     /// Answer to `ping`.
     Pong {
         /// The ping's `seq`.
@@ -442,6 +517,8 @@ impl ClientMessage {
             ClientMessage::Leave => "leave",
             ClientMessage::Moderate(_) => "moderate",
             ClientMessage::Hand { .. } => "hand",
+            ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
+            ClientMessage::E2eeCommit { .. } => "e2ee_commit",
         }
     }
 

@@ -31,6 +31,10 @@ pub struct JoinClaims {
     pub room_slug: RoomSlug,
     /// The room's name at the time of joining.
     pub room_name: String,
+    /// True for an end-to-end encrypted room: the node relays the MLS
+    /// handshake and refuses plaintext chat there (`crate::e2ee`).
+    #[serde(default)]
+    pub e2ee: bool,
     /// The participant id the control plane assigned.
     pub participant_id: ParticipantId,
     /// The name to show to others.
@@ -199,6 +203,7 @@ mod tests {
             room_id: RoomId(7),
             room_slug: RoomSlug::from_random([1; 16]),
             room_name: "Standup".into(),
+            e2ee: false,
             participant_id: ParticipantId::from_random([2; 8]),
             display_name: "Ada".into(),
             node_id: NodeId(1),

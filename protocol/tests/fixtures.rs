@@ -25,9 +25,11 @@ fn client_variant(m: &ClientMessage) -> &'static str {
         ClientMessage::Leave => "leave",
         ClientMessage::Moderate(_) => "moderate",
         ClientMessage::Hand { .. } => "hand",
+        ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
+        ClientMessage::E2eeCommit { .. } => "e2ee_commit",
     }
 }
-const CLIENT_VARIANTS: [&str; 10] = [
+const CLIENT_VARIANTS: [&str; 12] = [
     "join",
     "offer",
     "answer",
@@ -38,6 +40,8 @@ const CLIENT_VARIANTS: [&str; 10] = [
     "leave",
     "moderate",
     "hand",
+    "e2ee_key_package",
+    "e2ee_commit",
 ];
 
 /// The fixture tag of a server message; see [`client_variant`].
@@ -58,9 +62,12 @@ fn server_variant(m: &ServerMessage) -> &'static str {
         ServerMessage::Moderated { .. } => "moderated",
         ServerMessage::Lobby { .. } => "lobby",
         ServerMessage::LobbyWaiting { .. } => "lobby_waiting",
+        ServerMessage::E2eeFound { .. } => "e2ee_found",
+        ServerMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
+        ServerMessage::E2eeCommit { .. } => "e2ee_commit",
     }
 }
-const SERVER_VARIANTS: [&str; 15] = [
+const SERVER_VARIANTS: [&str; 18] = [
     "joined",
     "answer",
     "offer",
@@ -76,6 +83,9 @@ const SERVER_VARIANTS: [&str; 15] = [
     "moderated",
     "lobby",
     "lobby_waiting",
+    "e2ee_found",
+    "e2ee_key_package",
+    "e2ee_commit",
 ];
 
 fn dir(side: &str) -> PathBuf {

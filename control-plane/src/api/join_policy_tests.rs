@@ -24,6 +24,7 @@ fn claims(id: &str, lobby: bool) -> JoinClaims {
         room_id: RoomId(1),
         room_slug: RoomSlug::from_random([1; 16]),
         room_name: "r".into(),
+        e2ee: false,
         participant_id: pid(id),
         display_name: "n".into(),
         node_id: NodeId(1),

@@ -377,6 +377,7 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         link: format!("{}/r/{}", public_base(cp, headers), room.slug),
         created_at_ms: room.created_at_ms,
         access: room.access,
+        e2ee: false, // E2EE-WIRE: from the stored room
         // Per request, by `rooms::view_for`.
         owner_name: None,
         you_own: false,

@@ -65,6 +65,7 @@ pub(super) fn room() -> Arc<Room> {
             id: RoomId(1),
             slug: RoomSlug::from_random([1; 16]),
             name: "Standup".into(),
+            e2ee: false,
         },
         Metrics::new(),
         None,
