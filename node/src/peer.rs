@@ -176,6 +176,31 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// How long a new remote track may take to show its SSRC and codec.
+const CODING_WAIT: Duration = Duration::from_secs(1);
+
+/// The SSRC and codec of a new remote track. The connection usually fills
+/// them in before announcing the track, but not always (a track opened
+/// from a packet that arrived while the offer was still being applied):
+/// giving up at once left such a track unread for the whole session, a
+/// camera that never appeared for others. So wait a little.
+async fn ssrc_and_codec(
+    remote: &Arc<dyn TrackRemote>,
+) -> Option<(u32, rtc::rtp_transceiver::rtp_sender::RTCRtpCodec)> {
+    let deadline = tokio::time::Instant::now() + CODING_WAIT;
+    loop {
+        if let Some(&ssrc) = remote.ssrcs().await.first() {
+            if let Some(codec) = remote.codec(ssrc).await {
+                return Some((ssrc, codec));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Builds a peer connection for one participant.
 async fn build_pc(
     rtc: &RtcConfig,
@@ -460,12 +485,11 @@ impl Actor {
         if self.published.contains_key(&msid) {
             return;
         }
-        let Some(&ssrc) = remote.ssrcs().await.first() else {
-            warn!("remote track without SSRC");
-            return;
-        };
-        let Some(codec) = remote.codec(ssrc).await else {
-            warn!("remote track without codec");
+        let Some((ssrc, codec)) = ssrc_and_codec(&remote).await else {
+            warn!(%msid, "remote track without SSRC or codec; discarding its packets");
+            // Unread, the connection's queue for this track fills and the
+            // driver logs every packet it drops: read and discard instead.
+            tokio::spawn(async move { while remote.poll().await.is_some() {} });
             return;
         };
         let kind = if codec.mime_type.to_ascii_lowercase().starts_with("audio/") {
