@@ -60,6 +60,8 @@ const BUILDERS = {
   leave: () => build.leave(),
   moderate: ({ type: _type, ...action }) => build.moderate(action),
   hand: (f) => build.hand(f.raised),
+  e2ee_key_package: (f) => build.e2eeKeyPackage(f.key_package),
+  e2ee_commit: ({ type: _type, ...c }) => build.e2eeCommit(c),
 };
 
 /** A WebSocket stand-in: opens at once and lets the test push frames. */

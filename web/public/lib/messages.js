@@ -10,6 +10,7 @@
 /** @typedef {import('./types.js').TrackSource} TrackSource */
 /** @typedef {import('./types.js').IceCandidate} IceCandidate */
 /** @typedef {import('./types.js').ModAction} ModAction */
+/** @typedef {import('./types.js').E2eeCommitOut} E2eeCommitOut */
 
 /** Builders, one per client message type, so no caller spells a frame by hand. */
 export const build = Object.freeze({
@@ -97,6 +98,26 @@ export const build = Object.freeze({
   hand(raised) {
     return { type: 'hand', raised };
   },
+  /**
+   * E2EE rooms: ask to be committed into the key-agreement group.
+   * @param {string} keyPackage An MLS key package, base64url.
+   * @returns {ClientMessage}
+   */
+  e2eeKeyPackage(keyPackage) {
+    return { type: 'e2ee_key_package', key_package: keyPackage };
+  },
+  /**
+   * E2EE rooms: an MLS commit from `epoch`, with its plaintext labels (what
+   * the server orders on) and the welcome for those it adds.
+   * @param {E2eeCommitOut} c
+   * @returns {ClientMessage}
+   */
+  e2eeCommit(c) {
+    /** @type {ClientMessage} */
+    const msg = { type: 'e2ee_commit', group: c.group, epoch: c.epoch, added: [...c.added], removed: [...c.removed], commit: c.commit };
+    if (c.welcome !== undefined) msg.welcome = c.welcome;
+    return msg;
+  },
 });
 
 /** @param {unknown} v */
@@ -138,7 +159,9 @@ const isPolicy = (v) =>
 /** @param {any} e */
 const isLobbyEntry = (e) => isObj(e) && isStr(e.participant_id) && isStr(e.display_name) && isNum(e.since_ms);
 /** @param {any} r */
-const isRoom = (r) => isObj(r) && isNum(r.id) && isStr(r.slug) && isStr(r.name);
+const isRoom = (r) => isObj(r) && isNum(r.id) && isStr(r.slug) && isStr(r.name) && (r.e2ee === undefined || isBool(r.e2ee));
+/** @param {unknown} v */
+const isStrList = (v) => Array.isArray(v) && v.every(isStr);
 /** @param {any} c */
 const isCandidate = (c) => c === null || (isObj(c) && isStr(c.candidate));
 /** @param {any} m */
@@ -179,6 +202,16 @@ const SERVER_SHAPES = Object.freeze({
   error: (m) => isStr(m.code) && isStr(m.message),
   pong: (m) => isNum(m.seq) && isNum(m.server_time_ms),
   move: (m) => m.reason === undefined || isStr(m.reason),
+  e2ee_found: (m) => isStr(m.participant_id) && isNum(m.group),
+  e2ee_key_package: (m) => isStr(m.participant_id) && isNum(m.group) && isStr(m.key_package),
+  e2ee_commit: (m) =>
+    isStr(m.participant_id) &&
+    isNum(m.group) &&
+    isNum(m.epoch) &&
+    (m.added === undefined || isStrList(m.added)) &&
+    (m.removed === undefined || isStrList(m.removed)) &&
+    isStr(m.commit) &&
+    (m.welcome === undefined || isStr(m.welcome)),
 });
 
 /** Every message type the node sends, in the order of docs/protocol.md §4. */

@@ -156,6 +156,20 @@
  * @property {number} id
  * @property {string} slug
  * @property {string} name
+ * @property {boolean} [e2ee] Created end-to-end encrypted: media and chat
+ *   must be encrypted by the client, or it must not connect.
+ */
+
+/**
+ * What a committer sends with `e2ee_commit`; the node relays it as an
+ * `E2eeCommitMessage` with the committer's id.
+ * @typedef {object} E2eeCommitOut
+ * @property {number} group
+ * @property {number} epoch The epoch the commit starts from.
+ * @property {string[]} added
+ * @property {string[]} removed
+ * @property {string} commit base64url
+ * @property {string} [welcome] base64url, for `added`.
  */
 
 /**
@@ -189,7 +203,9 @@
  *   | {type: 'ping', seq: number}
  *   | {type: 'leave'}
  *   | ({type: 'moderate'} & ModAction)
- *   | {type: 'hand', raised: boolean}} ClientMessage
+ *   | {type: 'hand', raised: boolean}
+ *   | {type: 'e2ee_key_package', key_package: string}
+ *   | ({type: 'e2ee_commit'} & E2eeCommitOut)} ClientMessage
  */
 
 /**
@@ -210,6 +226,9 @@
 /** @typedef {{type: 'chat', message: ChatMessage}} ChatEventMessage */
 /** @typedef {{type: 'error', code: ErrorCode, message: string, request?: string, client_msg_id?: string}} ErrorMessage */
 /** @typedef {{type: 'pong', seq: number, server_time_ms: number}} PongMessage */
+/** @typedef {{type: 'e2ee_found', participant_id: string, group: number}} E2eeFoundMessage */
+/** @typedef {{type: 'e2ee_key_package', participant_id: string, group: number, key_package: string}} E2eeKeyPackageMessage */
+/** @typedef {{type: 'e2ee_commit', participant_id: string} & E2eeCommitOut} E2eeCommitMessage */
 /**
  * The node is being drained: join another node (make-before-break) without
  * sending `leave`. See `parseMove`.
@@ -222,7 +241,8 @@
  *   | ParticipantJoinedMessage | ParticipantUpdatedMessage
  *   | ParticipantLeftMessage | ChatEventMessage | ErrorMessage
  *   | PongMessage | MoveMessage | PolicyMessage | ModeratedMessage
- *   | LobbyMessage | LobbyWaitingMessage} ServerMessage
+ *   | LobbyMessage | LobbyWaitingMessage | E2eeFoundMessage
+ *   | E2eeKeyPackageMessage | E2eeCommitMessage} ServerMessage
  */
 
 /**
