@@ -19,6 +19,7 @@ mod browser_accounts;
 mod browser_admin;
 mod browser_cascade;
 mod browser_cluster;
+mod browser_e2ee;
 mod browser_covers;
 mod browser_media_controls;
 mod browser_meeting;

@@ -20,11 +20,12 @@
 //! The helpers of a few test families are modules of their own, which those
 //! tests import by name: [`accounts`], [`moderation`] (with
 //! [`moderation_member`] and [`moderation_browser`]), [`recording`],
-//! [`oidc_provider`], [`stats_site`] and [`windows`].
+//! [`oidc_provider`], [`stats_site`], [`windows`] and [`e2ee_browser`].
 pub mod accounts;
 pub mod browser;
 pub mod cluster;
 pub mod cluster_chat;
+pub mod e2ee_browser;
 pub mod fake_media;
 pub mod http;
 pub mod moderation;
