@@ -102,7 +102,8 @@ export class WorkerCore {
       transform: async (frame, controller) => {
         const before = frame.data;
         if (side === 'send') {
-          if (!(await pipe.encrypt(frame))) return;
+          // A WebCrypto failure drops this frame instead of ending the track.
+          if (!(await pipe.encrypt(frame).catch(() => false))) return;
         } else {
           const r = await pipe.decrypt(frame, this.clock());
           if (r.needKeyframe) {
