@@ -406,7 +406,7 @@ describe('worker', () => {
     /** @type {any[]} */
     const msgs = [];
     const w = new WorkerCore((m) => msgs.push(m), () => 0);
-    await w.onMessage({ type: 'epoch', epoch: 1, exporter: new Uint8Array(32), myLeaf: 0 });
+    await w.onMessage({ type: 'epoch', epoch: 1, exporter: Array(32).fill(1), myLeaf: 0 });
     await w.onMessage({ type: 'epoch', epoch: 1, exporter: new ArrayBuffer(31), myLeaf: 0 });
     assert.deepEqual(msgs.map((m) => m.type), ['error', 'error']);
     assert.equal(w.ring.epoch, null);
