@@ -6,7 +6,7 @@ import * as proto from './protocol.js';
 import { $, showMessage, showScreen, setBanner, storageGet, toast } from './ui/dom.js';
 import { app } from './ui/state.js';
 import { deviceHooks, local, startMic, startCam, stopLocalMedia, refreshDevices, chooseMic, chooseCam } from './ui/devices.js';
-import { prejoinHooks, showPrejoin, onPrejoinSubmit, renderPreview, renderDeviceErrors, NAME_KEY } from './ui/prejoin.js';
+import { prejoinHooks, refuseUnencryptableBrowser, showPrejoin, onPrejoinSubmit, renderPreview, renderDeviceErrors, NAME_KEY } from './ui/prejoin.js';
 import { remote, renderTiles, layoutTiles } from './ui/stage.js';
 import { renderParticipants } from './ui/participants.js';
 import { chatHooks, loadOlder, renderChatMeta, sendChat, showChatError, updateCounter } from './ui/chat-view.js';
@@ -288,7 +288,7 @@ async function main() {
     return;
   }
   document.title = `${app.room.name} · Veche`;
-  if (showRefusalIfAny()) return;
+  if (showRefusalIfAny() || refuseUnencryptableBrowser()) return;
   renderIdentity();
   showRecordingLinks();
   wireCover();
