@@ -8,6 +8,7 @@
 // Tested under node (web/test/e2ee-ui.test.mjs).
 
 import { validateChat } from './chat-rules.js';
+import { SealError, chatKey, open, seal } from '../e2ee/chat-seal.js';
 
 /** @typedef {import('./types.js').ChatMessage} ChatMessage */
 
@@ -29,7 +30,8 @@ export const NO_KEY_TEXT = 'Chat is not available until encryption is set up. Tr
  * The sealing functions of the current key agreement.
  * @typedef {object} ChatCrypto
  * @property {(text: string) => Promise<string | null>} seal The envelope
- *   under the current epoch's chat key, null without a key.
+ *   under the current epoch's chat key, null without a key; throws
+ *   `SealError` when the envelope would be too large.
  * @property {(envelope: string, senderPid: string) => Promise<Opened>} open
  */
 
@@ -50,7 +52,15 @@ export const NO_KEY_TEXT = 'Chat is not available until encryption is set up. Tr
 export async function sealOutgoing(raw, crypto) {
   const v = validateChat(raw);
   if (!v.ok) return v;
-  const envelope = await crypto.seal(v.text);
+  /** @type {string | null} */
+  let envelope;
+  try {
+    envelope = await crypto.seal(v.text);
+  } catch (e) {
+    // Within the character limit, but too many bytes once sealed (emoji).
+    if (e instanceof SealError) return { ok: false, code: 'chat_too_long', chars: v.chars };
+    throw e;
+  }
   if (envelope === null) return { ok: false, code: 'no_key', chars: v.chars };
   return { ok: true, text: v.text, envelope };
 }
@@ -100,4 +110,96 @@ export function sealRefusal(code, chars, max) {
   if (code === 'chat_empty') return 'Type a message first.';
   if (code === 'chat_too_long') return `Message is too long: ${chars} of ${max} characters.`;
   return NO_KEY_TEXT;
+}
+
+/** Most epochs whose chat key a call keeps (oldest dropped first). */
+export const MAX_CHAT_EPOCHS = 512;
+/** How long opening waits for a newer epoch's key than ours (a message can overtake its commit between nodes), in ms. */
+export const FUTURE_EPOCH_WAIT_MS = 3000;
+
+/**
+ * The chat keys of every epoch this browser was in during the call: what
+ * we send is sealed under the current one; what we receive is opened
+ * under the one it names. A message for a newer epoch of our group waits
+ * briefly for that epoch's key.
+ */
+export class ChatKeyRing {
+  /** @param {() => number} [now] */
+  constructor(now = () => Date.now()) {
+    this.now = now;
+    /** @type {Map<string, Promise<CryptoKey>>} By `group:epoch`, oldest first. */
+    this.keys = new Map();
+    /** @type {{group: number, epoch: number} | null} */
+    this.current = null;
+    /** @type {string | null} Our participant id (the AAD of what we seal). */
+    this.self = null;
+    /** @type {Set<() => void>} Openers waiting for a newer epoch. */
+    this.waiters = new Set();
+  }
+
+  /**
+   * A new epoch: derives its chat key and seals under it from now on.
+   * @param {number} group
+   * @param {number} epoch
+   * @param {Uint8Array} exporter
+   * @param {string} self Our participant id.
+   */
+  install(group, epoch, exporter, self) {
+    const id = `${group}:${epoch}`;
+    if (!this.keys.has(id)) this.keys.set(id, chatKey(exporter));
+    while (this.keys.size > MAX_CHAT_EPOCHS) this.keys.delete(/** @type {string} */ (this.keys.keys().next().value));
+    this.current = { group, epoch };
+    this.self = self;
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** We have no key any more (removed, rejoining): sending stops; old messages still open. */
+  lost() {
+    this.current = null;
+  }
+
+  /**
+   * The key of an epoch, waiting a little for one newer than ours.
+   * @param {number} group
+   * @param {number} epoch
+   * @returns {Promise<CryptoKey | null>}
+   */
+  async keyFor(group, epoch) {
+    const id = `${group}:${epoch}`;
+    const ahead = () => this.current !== null && this.current.group === group && epoch > this.current.epoch;
+    if (!this.keys.has(id) && ahead()) {
+      await new Promise((resolve) => {
+        const done = () => {
+          if (this.keys.has(id) || !ahead()) finish();
+        };
+        const finish = () => {
+          clearTimeout(timer);
+          this.waiters.delete(done);
+          resolve(undefined);
+        };
+        const timer = setTimeout(finish, FUTURE_EPOCH_WAIT_MS);
+        this.waiters.add(done);
+      });
+    }
+    return (await this.keys.get(id)) ?? null;
+  }
+
+  /** @returns {ChatCrypto} Sealing under the current epoch, opening under any held. */
+  crypto() {
+    return {
+      seal: async (text) => {
+        const at = this.current;
+        const self = this.self;
+        if (at === null || self === null) return null;
+        const key = await this.keys.get(`${at.group}:${at.epoch}`);
+        if (!key) return null;
+        return seal(text, key, { group: at.group, epoch: at.epoch, sender: self });
+      },
+      open: async (envelope, sender) => {
+        const r = await open(envelope, (g, e) => this.keyFor(g, e), sender);
+        if (r.ok) return { ok: true, text: r.text };
+        return { ok: false, reason: r.code === 'no_key' ? 'no_key' : 'bad' };
+      },
+    };
+  }
 }

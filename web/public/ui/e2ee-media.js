@@ -58,9 +58,9 @@ export function enableMediaEncryption(onMessage) {
   const worker = new Worker(new URL('../e2ee/worker.js', import.meta.url), { type: 'module', name: 'veche-e2ee' });
   worker.onmessage = (e) => {
     const msg = e.data;
-    if (msg?.type === 'stats' && media.waiting.has(msg.request)) {
-      media.waiting.get(msg.request)?.(msg.counters ?? null);
-      media.waiting.delete(msg.request);
+    if (msg?.type === 'stats' && media.waiting.has(msg.id)) {
+      media.waiting.get(msg.id)?.(msg.counters ?? null);
+      media.waiting.delete(msg.id);
       return;
     }
     media.onMessage(msg);
@@ -88,25 +88,34 @@ export function peerConfig(config) {
 }
 
 /**
- * Posts to the worker (keys, a reset).
- * @param {any} msg
- * @param {Transferable[]} [transfer]
+ * Gives the worker an epoch's keys: it derives every sender's SFrame key
+ * from the exporter, sends with ours at once, and keeps the previous
+ * epoch's receive keys for a grace period.
+ * @param {number} epoch
+ * @param {Uint8Array} exporter The epoch's 32-byte MLS exporter secret.
+ * @param {number} myLeaf Our leaf index.
  */
-export function postToWorker(msg, transfer = []) {
-  media.worker?.postMessage(msg, transfer);
+export function sendEpochToWorker(epoch, exporter, myLeaf) {
+  if (!media.worker) return;
+  const copy = exporter.slice().buffer; // Transferred: the page keeps its own bytes.
+  media.worker.postMessage({ type: 'epoch', epoch, exporter: copy, myLeaf }, [copy]);
+}
+
+/** Drops every key in the worker: from now on its frames are dropped. */
+export function clearWorkerKeys() {
+  media.worker?.postMessage({ type: 'clear' });
 }
 
 /**
  * Puts the transform on one sender or receiver, once.
  * @param {RTCRtpSender | RTCRtpReceiver} endpoint
- * @param {'encrypt' | 'decrypt'} operation
+ * @param {'send' | 'recv'} side
  * @param {string} kind 'audio' or 'video'.
  */
-function attach(endpoint, operation, kind) {
+function attach(endpoint, side, kind) {
   if (!media.worker || media.done.has(endpoint)) return;
   media.done.add(endpoint);
-  const id = ++media.next;
-  const options = { operation, kind, id };
+  const options = { side, kind, id: String(++media.next) };
   if (media.mode === 'script') {
     /** @type {any} */ (endpoint).transform = new /** @type {any} */ (globalThis).RTCRtpScriptTransform(media.worker, options);
     return;
@@ -121,7 +130,7 @@ function attach(endpoint, operation, kind) {
  * @param {string} kind
  */
 export function secureSender(sender, kind) {
-  attach(sender, 'encrypt', kind);
+  attach(sender, 'send', kind);
 }
 
 /**
@@ -129,7 +138,7 @@ export function secureSender(sender, kind) {
  * @param {RTCRtpReceiver} receiver
  */
 export function secureReceiver(receiver) {
-  attach(receiver, 'decrypt', receiver.track.kind);
+  attach(receiver, 'recv', receiver.track.kind);
 }
 
 /**
@@ -164,6 +173,6 @@ export function mediaStats() {
       clearTimeout(timer);
       resolve(c);
     });
-    worker.postMessage({ type: 'stats', request });
+    worker.postMessage({ type: 'stats', id: request });
   });
 }
