@@ -6,7 +6,7 @@ export { createGroup, joinGroup } from './ts-mls/clientState.js';
 export { defaultClientConfig } from './ts-mls/clientConfig.js';
 export { createCommit } from './ts-mls/createCommit.js';
 export { processMessage } from './ts-mls/processMessages.js';
-export { generateKeyPackage } from './ts-mls/keyPackage.js';
+export { generateKeyPackageWithKey } from './ts-mls/keyPackage.js';
 export { encodeMlsMessage, decodeMlsMessage } from './ts-mls/message.js';
 export { mlsExporter } from './ts-mls/keySchedule.js';
 export { getCiphersuiteFromName } from './ts-mls/crypto/ciphersuite.js';
