@@ -9,7 +9,7 @@
 // changed in transit. A frame we have no key for is dropped, never passed
 // on in clear.
 
-import { parseFrame, openFrame, sealFrame, concat, SFrameError } from './sframe.js';
+import { parseFrame, openFrame, sealFrame, concat } from './sframe.js';
 
 /** Clear bytes at the start of a frame, by frame type (RTCEncodedVideoFrame
  * `type`; audio frames have none). VP8: the 3-byte frame tag, plus the
@@ -141,8 +141,9 @@ export class FramePipe {
         } else {
           result = 'no_key';
         }
-      } catch (e) {
-        if (!(e instanceof SFrameError)) throw e;
+      } catch {
+        // SFrameError (not SFrame, or does not authenticate), or a key
+        // derivation that failed: either way the frame is dropped.
       }
     }
     if (result === 'no_key') this.counters.dropped_no_key++;

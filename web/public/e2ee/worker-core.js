@@ -54,7 +54,8 @@ export class WorkerCore {
    * Handles one message from the page. Unknown or ill-formed ones are
    * ignored.
    * @param {unknown} data
-   * @returns {Promise<void>}
+   * @returns {Promise<void>} For `stream`, settles when the track ends;
+   *   otherwise when the message is handled.
    */
   async onMessage(data) {
     const m = /** @type {Record<string, any>} */ (data ?? {});
@@ -78,7 +79,7 @@ export class WorkerCore {
       this.post({ type: 'stats', id: m.id, epoch: this.ring.epoch, counters: { ...this.counters } });
     } else if (m.type === 'stream') {
       if ((m.side === 'send' || m.side === 'recv') && m.readable && m.writable) {
-        this.attach({ readable: m.readable, writable: m.writable, options: { side: m.side, kind: m.kind, id: m.id } });
+        return this.attach({ readable: m.readable, writable: m.writable, options: { side: m.side, kind: m.kind, id: m.id } });
       }
     }
   }
@@ -101,7 +102,8 @@ export class WorkerCore {
       transform: async (frame, controller) => {
         const before = frame.data;
         if (side === 'send') {
-          if (!(await pipe.encrypt(frame))) return;
+          // A WebCrypto failure drops this frame instead of ending the track.
+          if (!(await pipe.encrypt(frame).catch(() => false))) return;
         } else {
           const r = await pipe.decrypt(frame, this.clock());
           if (r.needKeyframe) {
