@@ -51,6 +51,7 @@ function impl() {
  * @property {string} commit base64url MLSMessage.
  * @property {string} [welcome] base64url MLSMessage, when adding.
  * @property {ClientState} state The state after the commit.
+ * @property {Uint8Array[]} consumed Secrets to erase once applied.
  */
 
 /**
@@ -173,9 +174,12 @@ export class MlsClient {
       { state: this.must(), cipherSuite: cs },
       { extraProposals: proposals, ratchetTreeExtension: true },
     );
-    r.consumed.forEach(mls.zeroOutUint8Array);
+    // `consumed` are secrets of the current epoch that the commit used up.
+    // They are erased only once the commit is accepted: if another commit
+    // wins the epoch, the current state (which shares them) must still
+    // process it.
     /** @type {PendingCommit} */
-    const pending = { commit: encode(r.commit), state: r.newState };
+    const pending = { commit: encode(r.commit), state: r.newState, consumed: r.consumed };
     if (r.welcome !== undefined) {
       pending.welcome = encode({ welcome: r.welcome, wireformat: 'mls_welcome', version: 'mls10' });
     }
@@ -188,6 +192,7 @@ export class MlsClient {
    */
   applyOwnCommit(pending) {
     this.state = pending.state;
+    pending.consumed.forEach(mls.zeroOutUint8Array);
   }
 
   /**
