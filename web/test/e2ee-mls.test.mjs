@@ -19,7 +19,7 @@ const same = (a, b) => Buffer.from(a).equals(Buffer.from(b));
  * @param {Uint8Array} exporter
  */
 async function chatKey(exporter) {
-  const base = await crypto.subtle.importKey('raw', exporter, 'HKDF', false, ['deriveKey']);
+  const base = await crypto.subtle.importKey('raw', /** @type {BufferSource} */ (exporter), 'HKDF', false, ['deriveKey']);
   return crypto.subtle.deriveKey(
     { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info: new TextEncoder().encode('veche chat') },
     base, { name: 'AES-GCM', length: 128 }, false, ['encrypt', 'decrypt'],
@@ -36,7 +36,7 @@ async function seal(exporter, text) {
 /** @param {Uint8Array} exporter @param {{iv: Uint8Array, ct: Uint8Array}} sealed */
 async function open(exporter, sealed) {
   try {
-    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: sealed.iv }, await chatKey(exporter), sealed.ct);
+    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: /** @type {BufferSource} */ (sealed.iv) }, await chatKey(exporter), /** @type {BufferSource} */ (sealed.ct));
     return new TextDecoder().decode(pt);
   } catch {
     return undefined;
