@@ -233,3 +233,16 @@ test('the pages carry the checkbox, the indicator, the Security dialog with the 
   assert.match(room, new RegExp(`id="chat-e2ee-notice"[^>]*hidden>${CHAT_NOTICE.replace('.', '\\.')}<`));
   assert.match(room, /id="prejoin-e2ee"[^>]*hidden>[\s\S]*?End-to-end encrypted/);
 });
+
+test('a message that arrives before our welcome waits for the key instead of reading "from before you joined"', async () => {
+  const sender = ring('p1', exporter2, 2);
+  const sealed = await sealOutgoing('welcome aboard', sender.crypto());
+  assert.ok(sealed.ok);
+  const joining = new ChatKeyRing();
+  const pending = openIncoming(msg(sealed.envelope, 'p1'), joining.crypto());
+  setTimeout(() => joining.install(1, 2, exporter2, 'p3'), 20);
+  assert.equal((await pending).text, 'welcome aboard');
+  // An epoch before ours will never come: no wait.
+  assert.equal(joining.mayCome(1, 1), false);
+  assert.equal(joining.mayCome(2, 0), true, 'a newer group incarnation may still come');
+});

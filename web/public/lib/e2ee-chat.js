@@ -120,8 +120,9 @@ export const FUTURE_EPOCH_WAIT_MS = 3000;
 /**
  * The chat keys of every epoch this browser was in during the call: what
  * we send is sealed under the current one; what we receive is opened
- * under the one it names. A message for a newer epoch of our group waits
- * briefly for that epoch's key.
+ * under the one it names. A message for a newer epoch of our group, or
+ * any message while we wait for our first key (a message can overtake the
+ * welcome that lets us read it), waits briefly for a key.
  */
 export class ChatKeyRing {
   /** @param {() => number} [now] */
@@ -159,6 +160,16 @@ export class ChatKeyRing {
   }
 
   /**
+   * @param {number} group
+   * @param {number} epoch
+   * @returns {boolean} A key for this epoch may still come.
+   */
+  mayCome(group, epoch) {
+    if (this.current === null) return true;
+    return this.current.group === group ? epoch > this.current.epoch : group > this.current.group;
+  }
+
+  /**
    * The key of an epoch, waiting a little for one newer than ours.
    * @param {number} group
    * @param {number} epoch
@@ -166,7 +177,7 @@ export class ChatKeyRing {
    */
   async keyFor(group, epoch) {
     const id = `${group}:${epoch}`;
-    const ahead = () => this.current !== null && this.current.group === group && epoch > this.current.epoch;
+    const ahead = () => this.mayCome(group, epoch);
     if (!this.keys.has(id) && ahead()) {
       await new Promise((resolve) => {
         const done = () => {

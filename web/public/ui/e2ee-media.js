@@ -19,6 +19,7 @@ import { mediaTransformKind } from '../lib/e2ee-status.js';
  * @property {number} dropped_no_key
  * @property {number} decrypt_failed
  * @property {number} plaintext_out Frames that left unencrypted: must stay 0.
+ * @property {number} [dropped_malformed] Received frames that are not SFrame.
  */
 
 /** The counters a stats reply carries. */

@@ -23,6 +23,10 @@ import { chatHooks, chatRefused } from './chat-view.js';
 
 /** How often the key agreement's timers (key package retry, commit debounce) run, in ms. */
 const TICK_MS = 100;
+/** After resuming a seat, how long to watch for commits missed while away, in ms. */
+const RESUME_WATCH_MS = 10000;
+/** Seconds of others' frames with no key and none decrypted that mean we missed a commit. */
+const RESUME_STUCK_SECONDS = 4;
 
 /** The encryption of the call in progress; null fields in a plain room. */
 const e2ee = {
@@ -45,6 +49,8 @@ const e2ee = {
   name: '',
   /** Counts the epochs reported, so a late verification code of an old one is not shown. */
   serial: 0,
+  /** @type {ReturnType<typeof setInterval> | null} The check after a resume. */
+  watch: /** @type {ReturnType<typeof setInterval> | null} */ (null),
 };
 
 /**
@@ -71,6 +77,8 @@ export function startE2ee(encrypted, displayName) {
 export function stopE2ee() {
   if (e2ee.timer) clearInterval(e2ee.timer);
   e2ee.timer = null;
+  if (e2ee.watch) clearInterval(e2ee.watch);
+  e2ee.watch = null;
   e2ee.session = null;
   e2ee.sig = null;
   e2ee.pid = null;
@@ -102,7 +110,10 @@ export function onE2eeSignal(m, sig) {
  * @param {string} pid
  */
 async function joined(pid) {
-  if (e2ee.session && e2ee.pid === pid) return;
+  if (e2ee.session && e2ee.pid === pid) {
+    watchAfterResume(e2ee.session);
+    return;
+  }
   lostKey();
   e2ee.pid = pid;
   const identity = await /** @type {Promise<import('../e2ee/identity.js').Identity>} */ (e2ee.identity);
@@ -126,6 +137,42 @@ async function joined(pid) {
   });
   e2ee.session = session;
   await session.start();
+}
+
+/**
+ * The seat was resumed with our MLS state, but commits made while we were
+ * away never reached us: nothing tells us except others' frames under an
+ * epoch we lack. If for a few seconds frames arrive that we cannot
+ * decrypt and none that we can, rejoin with a new leaf (a gap later
+ * commits reveal is the session's own business). Watches only after our
+ * own resume, so a member stuck elsewhere cannot make everyone rejoin.
+ * @param {E2eeSession} session
+ */
+function watchAfterResume(session) {
+  if (e2ee.watch) clearInterval(e2ee.watch);
+  const until = Date.now() + RESUME_WATCH_MS;
+  /** @type {import('./e2ee-media.js').MediaCounters | null} */
+  let last = null;
+  let stuck = 0;
+  e2ee.watch = setInterval(async () => {
+    const now = await mediaStats();
+    if (e2ee.session !== session || Date.now() > until || !session.inGroup) {
+      if (e2ee.watch) clearInterval(e2ee.watch);
+      e2ee.watch = null;
+      return;
+    }
+    if (now && last) {
+      const lacking = now.dropped_no_key > last.dropped_no_key && now.decrypted === last.decrypted;
+      stuck = lacking ? stuck + 1 : 0;
+      if (stuck >= RESUME_STUCK_SECONDS) {
+        console.warn('veche: e2ee: missed commits while reconnecting; rejoining the key agreement');
+        if (e2ee.watch) clearInterval(e2ee.watch);
+        e2ee.watch = null;
+        void session.reset();
+      }
+    }
+    last = now;
+  }, 1000);
 }
 
 /**
