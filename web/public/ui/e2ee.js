@@ -6,10 +6,9 @@
 // chat key, and the view its members and verification code. Until the
 // first epoch, and whenever this browser drops out of the group, frames
 // are dropped and chat is not sent: nothing leaves unencrypted.
-// `window.__vecheE2ee` lets browser tests read the state.
+// `window.__vecheE2ee` lets browser tests read the state. MLS (about 150
+// modules) is loaded only in encrypted rooms, when the call starts.
 
-import { E2eeSession, STATE } from '../e2ee/session.js';
-import { createIdentity } from '../e2ee/identity.js';
 import { verificationCode } from '../e2ee/verify.js';
 import { ChatKeyRing, openAll, sealOutgoing, sealRefusal } from '../lib/e2ee-chat.js';
 import { MAX_CHAT_CHARS } from '../lib/limits.js';
@@ -20,6 +19,23 @@ import { chatHooks, chatRefused } from './chat-view.js';
 /** @typedef {import('../protocol.js').ServerMessage} ServerMessage */
 /** @typedef {import('../lib/signalling.js').Signalling} Signalling */
 /** @typedef {import('../e2ee/session.js').EpochInfo} EpochInfo */
+/** @typedef {import('../e2ee/session.js').E2eeSession} E2eeSession */
+/** @typedef {import('../e2ee/identity.js').Identity} Identity */
+
+/**
+ * The key agreement's modules and this page's identity key, loaded once.
+ * @type {Promise<{session: typeof import('../e2ee/session.js'), identity: Identity}> | null}
+ */
+let mls = null;
+
+/** @returns {NonNullable<typeof mls>} */
+function loadMls() {
+  mls ??= Promise.all([import('../e2ee/session.js'), import('../e2ee/identity.js')]).then(async ([session, id]) => ({
+    session,
+    identity: await id.createIdentity(),
+  }));
+  return mls;
+}
 
 /** How often the key agreement's timers (key package retry, commit debounce) run, in ms. */
 const TICK_MS = 100;
@@ -36,8 +52,6 @@ const e2ee = {
   sig: /** @type {Signalling | null} */ (null),
   /** @type {string | null} The participant id the key agreement runs as. */
   pid: /** @type {string | null} */ (null),
-  /** @type {Promise<import('../e2ee/identity.js').Identity> | null} One identity key per page. */
-  identity: /** @type {Promise<import('../e2ee/identity.js').Identity> | null} */ (null),
   chat: new ChatKeyRing(),
   /** @type {{group: number, epoch: number} | null} The epoch whose keys we use. */
   current: /** @type {{group: number, epoch: number} | null} */ (null),
@@ -67,7 +81,7 @@ export function startE2ee(encrypted, displayName) {
   if (!encrypted) return true;
   if (!enableMediaEncryption(onWorkerMessage)) return false;
   e2ee.name = displayName;
-  e2ee.identity ??= createIdentity();
+  loadMls().catch((e) => console.error('veche: e2ee: could not load the key agreement', e));
   chatHooks.open = (messages) => openAll(messages, e2ee.chat.crypto());
   e2ee.timer = setInterval(() => e2ee.session?.tick(Date.now()), TICK_MS);
   return true;
@@ -110,14 +124,15 @@ export function onE2eeSignal(m, sig) {
  * @param {string} pid
  */
 async function joined(pid) {
-  if (e2ee.session && e2ee.pid === pid) {
-    watchAfterResume(e2ee.session);
-    return;
+  if (e2ee.pid === pid) {
+    if (e2ee.session) watchAfterResume(e2ee.session);
+    return; // The same seat: keep the state (or the session being made).
   }
   lostKey();
   e2ee.pid = pid;
-  const identity = await /** @type {Promise<import('../e2ee/identity.js').Identity>} */ (e2ee.identity);
-  if (e2ee.pid !== pid || e2ee.timer === null) return; // Superseded while the key was made.
+  const { session: m, identity } = await loadMls();
+  if (e2ee.pid !== pid || e2ee.timer === null) return; // Superseded while MLS loaded.
+  const { E2eeSession, STATE } = m;
   const session = new E2eeSession({
     pid,
     name: e2ee.name,
