@@ -402,11 +402,37 @@ describe('worker', () => {
     assert.deepEqual(msgs.filter((m) => m.type === 'keyframe'), [{ type: 'keyframe', side: 'recv', kind: 'video', id: 't1' }]);
   });
 
+  test('a new epoch makes every sending track produce a keyframe; a receiver gap sends a keyframe request', async () => {
+    const w = new WorkerCore(() => {}, () => 0);
+    const calls = { generate: 0, request: 0 };
+    /** @type {ReadableStreamDefaultController<any> | undefined} */
+    let open;
+    const sending = w.attach({
+      readable: new ReadableStream({ start(c) { open = c; } }),
+      writable: new WritableStream(),
+      options: { side: 'send', kind: 'video' },
+      generateKeyFrame: async () => { calls.generate++; },
+    });
+    await w.onMessage({ type: 'epoch', epoch: 1, exporter: exporter(3), myLeaf: 0 });
+    await w.onMessage({ type: 'epoch', epoch: 1, exporter: exporter(3), myLeaf: 0 });
+    await w.onMessage({ type: 'epoch', epoch: 2, exporter: exporter(4), myLeaf: 0 });
+    assert.equal(calls.generate, 2, 'once per new epoch, not for a repeated install');
+    open?.close();
+    await sending;
+    await w.attach({
+      readable: new ReadableStream({ start(c) { c.enqueue(frame('delta', 30)); c.close(); } }),
+      writable: new WritableStream(),
+      options: { side: 'recv', kind: 'video' },
+      sendKeyFrameRequest: async () => { calls.request++; },
+    });
+    assert.equal(calls.request, 1);
+  });
+
   test('an ill-formed epoch message is refused with an error, keys unchanged', async () => {
     /** @type {any[]} */
     const msgs = [];
     const w = new WorkerCore((m) => msgs.push(m), () => 0);
-    await w.onMessage({ type: 'epoch', epoch: 1, exporter: new Uint8Array(32), myLeaf: 0 });
+    await w.onMessage({ type: 'epoch', epoch: 1, exporter: Array(32).fill(1), myLeaf: 0 });
     await w.onMessage({ type: 'epoch', epoch: 1, exporter: new ArrayBuffer(31), myLeaf: 0 });
     assert.deepEqual(msgs.map((m) => m.type), ['error', 'error']);
     assert.equal(w.ring.epoch, null);

@@ -8,7 +8,7 @@ import { FramePipe, newCounters } from './frame-pipe.js';
 
 /**
  * Messages the page sends the worker.
- * @typedef {{type: 'epoch', epoch: number, exporter: ArrayBuffer, myLeaf: number}
+ * @typedef {{type: 'epoch', epoch: number, exporter: ArrayBuffer | Uint8Array, myLeaf: number}
  *   | {type: 'clear'}
  *   | {type: 'stats', id?: number}
  *   | {type: 'stream', side: 'send' | 'recv', kind: string, id?: string,
@@ -60,12 +60,14 @@ export class WorkerCore {
   async onMessage(data) {
     const m = /** @type {Record<string, any>} */ (data ?? {});
     if (m.type === 'epoch') {
-      if (!Number.isInteger(m.epoch) || !Number.isInteger(m.myLeaf) || !(m.exporter instanceof ArrayBuffer)) {
+      const ex = m.exporter;
+      const bytes = ex instanceof ArrayBuffer ? new Uint8Array(ex) : ex instanceof Uint8Array ? ex : null;
+      if (!Number.isInteger(m.epoch) || !Number.isInteger(m.myLeaf) || !bytes) {
         this.post({ type: 'error', message: 'epoch message needs epoch, myLeaf and an exporter ArrayBuffer' });
         return;
       }
       try {
-        const installed = await this.ring.install(m.epoch, m.exporter, m.myLeaf, this.clock());
+        const installed = await this.ring.install(m.epoch, bytes, m.myLeaf, this.clock());
         this.post({ type: 'epoch', epoch: m.epoch, installed });
         // Receivers lost the frames since the switch, or just joined:
         // a keyframe lets them start decoding at once.
