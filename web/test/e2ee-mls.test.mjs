@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Room } from './e2ee-mls-ds.mjs';
 import { bindCredential, createIdentity, verifyCredential } from '../public/e2ee/identity.js';
 import { newClient } from '../public/e2ee/group.js';
-import { Committer, DEBOUNCE_MS, FAILOVER_MS } from '../public/e2ee/committer.js';
+import { Committer, DEBOUNCE_MS, FAILOVER_MS, MAX_ADDS_PER_COMMIT } from '../public/e2ee/committer.js';
 
 /** @param {Uint8Array} a @param {Uint8Array} b */
 const same = (a, b) => Buffer.from(a).equals(Buffer.from(b));
@@ -257,4 +257,16 @@ test('committer: a refusal drops the adds (waiters resend) but keeps the removes
   assert.deepEqual(a.pending(), { adds: [], removes: ['b'] });
   assert.equal(a.due(members, 600), undefined, 'backs off');
   assert.deepEqual(a.due(members, 1500), { adds: [], removeLeaves: [1], added: [], removed: ['b'] });
+});
+
+test('committer: a wave larger than one commit may carry is split, oldest key packages first', () => {
+  const members = [{ leaf: 0, pid: 'a' }];
+  const a = new Committer('a');
+  const n = MAX_ADDS_PER_COMMIT + 5;
+  for (let i = 0; i < n; i++) a.keyPackage(`j${i}`, `KP${i}`, 0);
+  const first = a.due(members, DEBOUNCE_MS);
+  assert.equal(first?.added.length, MAX_ADDS_PER_COMMIT);
+  assert.equal(first?.added[0], 'j0');
+  a.applied(first?.added ?? [], [], 1000);
+  assert.equal(a.due(members, 1000 + DEBOUNCE_MS)?.added.length, 5);
 });
