@@ -201,6 +201,20 @@ test('a key package retry that crosses the welcome is taken as a rejoin, and the
   assert.ok(room.ds.members.has('b'));
 });
 
+test('a member that missed the last commit and sees a later epoch in use rejoins', async () => {
+  const room = await agreedRoom(['a', 'b', 'c']);
+  const c = /** @type {import('../public/e2ee/session.js').E2eeSession} */ (room.sessions.get('c'));
+  // c's connection is down while d is added: c never gets that commit.
+  room.sessions.delete('c');
+  await room.join('d');
+  await room.until(() => room.ds.waiting.size === 0 && room.last('d') !== undefined, 'd is added without c');
+  room.sessions.set('c', c);
+  const now = room.last('a');
+  await c.sawEpoch(now.group, now.epoch);
+  await room.until(() => room.agreed(['a', 'b', 'c', 'd']), 'c catches up by rejoining');
+  assert.equal(c.stats.rejoins, 1);
+});
+
 test('the lowest leaf rejoining hands committing to the next member', async () => {
   const room = await agreedRoom(['a', 'b', 'c']);
   const founder = room.last('a').members.find((m) => m.leaf === 0)?.pid ?? '';
