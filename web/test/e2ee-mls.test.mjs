@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Room } from './e2ee-mls-ds.mjs';
 import { bindCredential, createIdentity, verifyCredential } from '../public/e2ee/identity.js';
 import { newClient } from '../public/e2ee/group.js';
-import { Committer, DEBOUNCE_MS, FAILOVER_MS } from '../public/e2ee/committer.js';
+import { Committer, DEBOUNCE_MS, FAILOVER_MS, MAX_ADDS_PER_COMMIT } from '../public/e2ee/committer.js';
 
 /** @param {Uint8Array} a @param {Uint8Array} b */
 const same = (a, b) => Buffer.from(a).equals(Buffer.from(b));
@@ -201,6 +201,20 @@ test('a key package retry that crosses the welcome is taken as a rejoin, and the
   assert.ok(room.ds.members.has('b'));
 });
 
+test('a member that missed the last commit and sees a later epoch in use rejoins', async () => {
+  const room = await agreedRoom(['a', 'b', 'c']);
+  const c = /** @type {import('../public/e2ee/session.js').E2eeSession} */ (room.sessions.get('c'));
+  // c's connection is down while d is added: c never gets that commit.
+  room.sessions.delete('c');
+  await room.join('d');
+  await room.until(() => room.ds.waiting.size === 0 && room.last('d') !== undefined, 'd is added without c');
+  room.sessions.set('c', c);
+  const now = room.last('a');
+  await c.sawEpoch(now.group, now.epoch);
+  await room.until(() => room.agreed(['a', 'b', 'c', 'd']), 'c catches up by rejoining');
+  assert.equal(c.stats.rejoins, 1);
+});
+
 test('the lowest leaf rejoining hands committing to the next member', async () => {
   const room = await agreedRoom(['a', 'b', 'c']);
   const founder = room.last('a').members.find((m) => m.leaf === 0)?.pid ?? '';
@@ -257,4 +271,16 @@ test('committer: a refusal drops the adds (waiters resend) but keeps the removes
   assert.deepEqual(a.pending(), { adds: [], removes: ['b'] });
   assert.equal(a.due(members, 600), undefined, 'backs off');
   assert.deepEqual(a.due(members, 1500), { adds: [], removeLeaves: [1], added: [], removed: ['b'] });
+});
+
+test('committer: a wave larger than one commit may carry is split, oldest key packages first', () => {
+  const members = [{ leaf: 0, pid: 'a' }];
+  const a = new Committer('a');
+  const n = MAX_ADDS_PER_COMMIT + 5;
+  for (let i = 0; i < n; i++) a.keyPackage(`j${i}`, `KP${i}`, 0);
+  const first = a.due(members, DEBOUNCE_MS);
+  assert.equal(first?.added.length, MAX_ADDS_PER_COMMIT);
+  assert.equal(first?.added[0], 'j0');
+  a.applied(first?.added ?? [], [], 1000);
+  assert.equal(a.due(members, 1000 + DEBOUNCE_MS)?.added.length, 5);
 });

@@ -14,6 +14,13 @@
 export const DEBOUNCE_MS = 300;
 /** How much longer each next member in line waits before committing. */
 export const FAILOVER_MS = 1500;
+/**
+ * Most members one commit adds. A commit carries each added key package
+ * (about 0.7 KB of base64url each), and limits.rs caps a commit at 64 KB:
+ * 32 adds plus the path update of a room of 100 stay near 30 KB. The rest
+ * go in the next commit, a debounce later.
+ */
+export const MAX_ADDS_PER_COMMIT = 32;
 /** After the server refused our commit, wait this long before another. */
 export const REFUSED_BACKOFF_MS = 1000;
 
@@ -140,6 +147,7 @@ export class Committer {
     /** @type {Batch} */
     const batch = { adds: [], removeLeaves: [], added: [], removed: [] };
     for (const [pid, kp] of this.adds) {
+      if (batch.adds.length === MAX_ADDS_PER_COMMIT) break;
       batch.adds.push(kp);
       batch.added.push(pid);
       for (const m of members) if (m.pid === pid) batch.removeLeaves.push(m.leaf);

@@ -168,6 +168,29 @@ export class E2eeSession {
   }
 
   /**
+   * A participant is (back) in the room: `participant_joined`, or a resumed
+   * connection. It may be asked to commit again.
+   * @param {string} pid
+   */
+  participantPresent(pid) {
+    return this.run(async () => this.committer.present(pid));
+  }
+
+  /**
+   * Media or chat of `group`/`epoch` was seen. If that is later than mine,
+   * I missed a commit (say, while my connection was down): unless the
+   * commit arrives within GAP_TIMEOUT_MS, I rejoin.
+   * @param {number} group
+   * @param {number} epoch
+   */
+  sawEpoch(group, epoch) {
+    return this.run(async () => {
+      if (!this.inGroup) return;
+      if (group > this.group || (group === this.group && epoch > this.epoch)) this.gapSince ??= this.opts.now();
+    });
+  }
+
+  /**
    * Drives the timers: key package retry, commit debounce, lost commits.
    * @param {number} now
    */
