@@ -189,6 +189,27 @@ mod tests {
     }
 
     #[test]
+    fn the_vendored_mls_library_is_embedded_and_served_as_javascript() {
+        // E2EE rooms import it as ES modules: a wrong type (or a missing
+        // file) and the browser refuses the module, so no key agreement.
+        for path in [
+            "vendor/mls/mls.js",
+            "vendor/mls/ts-mls/clientState.js",
+            "vendor/mls/hpke-core/mod.js",
+            "e2ee/session.js",
+        ] {
+            assert!(lookup(path).is_some(), "{path} is not embedded");
+            assert_eq!(content_type(path), "text/javascript; charset=utf-8");
+        }
+        assert!(
+            WEB_FILES
+                .iter()
+                .all(|(p, _)| !p.ends_with(".ts") && !p.ends_with("LICENSE")),
+            "type declarations or licence files are served"
+        );
+    }
+
+    #[test]
     fn the_policy_forbids_inline_script_and_names_the_configured_ancestors() {
         let csp = content_security_policy("'none'");
         assert!(csp.contains("script-src 'self';"), "{csp}");

@@ -50,7 +50,9 @@ async function onCreate(e) {
   button.disabled = true;
   try {
     const access = /** @type {import('./lib/types.js').RoomAccess} */ ($('room-access').value);
-    const room = await createRoom(name, { access });
+    // End-to-end encrypted: fixed at creation (docs/e2ee.md).
+    const e2ee = /** @type {HTMLInputElement} */ ($('room-e2ee')).checked;
+    const room = await createRoom(name, { access, e2ee });
     if (room.owner_key) {
       // The one secret this page keeps: it makes this browser the room's
       // owner (guest passes), and is shown by the server only now.

@@ -6,7 +6,7 @@ import * as proto from './protocol.js';
 import { $, showMessage, showScreen, setBanner, storageGet, toast } from './ui/dom.js';
 import { app } from './ui/state.js';
 import { deviceHooks, local, startMic, startCam, stopLocalMedia, refreshDevices, chooseMic, chooseCam } from './ui/devices.js';
-import { prejoinHooks, showPrejoin, onPrejoinSubmit, renderPreview, renderDeviceErrors, NAME_KEY } from './ui/prejoin.js';
+import { prejoinHooks, refuseUnencryptableBrowser, showPrejoin, onPrejoinSubmit, renderPreview, renderDeviceErrors, NAME_KEY } from './ui/prejoin.js';
 import { remote, renderTiles, layoutTiles } from './ui/stage.js';
 import { renderParticipants } from './ui/participants.js';
 import { chatHooks, loadOlder, renderChatMeta, sendChat, showChatError, updateCounter } from './ui/chat-view.js';
@@ -22,6 +22,9 @@ import { renderHands, toggleHand } from './ui/hand.js';
 import { followPolicy, guarded, onModerated, renderSelfLimits, resetSelfModeration, selfModeration, wireSelfModeration } from './ui/moderation-self.js';
 import { wireCover } from './ui/cover.js';
 import { renderRecording, resetRecording, showRecordingLinks, wireRecording } from './ui/recording-room.js';
+import { e2eeActive, onE2eeSignal, sendSealedChat, startE2ee, stopE2ee } from './ui/e2ee.js';
+import { wireSecurity } from './ui/security.js';
+import { UNSUPPORTED_TEXT } from './lib/e2ee-status.js';
 
 /** @typedef {import('./protocol.js').ParticipantInfo} ParticipantInfo */
 /** @typedef {import('./protocol.js').NodeId} NodeId */
@@ -73,7 +76,10 @@ controlHooks.removeScreen = () => {
   const s = currentSession();
   if (s) removeScreenSenders(s);
 };
-chatHooks.send = (text, clientMsgId) => dispatch({ type: 'chat', text, clientMsgId });
+/** @type {(text: string, clientMsgId: string) => void} */
+const sendChatNow = (text, clientMsgId) => dispatch({ type: 'chat', text, clientMsgId });
+// Encrypted rooms seal chat first (ui/e2ee.js).
+chatHooks.send = (text, clientMsgId) => (e2eeActive() ? void sendSealedChat(text, clientMsgId, sendChatNow) : sendChatNow(text, clientMsgId));
 chatHooks.currentSession = sendTarget;
 prejoinHooks.renderLocal = renderLocal;
 prejoinHooks.join = startCall;
@@ -83,6 +89,7 @@ callHooks.moderated = (m) => {
   onModerated(m).catch((e) => console.error(e));
 };
 callHooks.lobby = onLobby;
+callHooks.e2ee = onE2eeSignal;
 callHooks.waiting = showWaiting;
 modHooks.send = (msg) => (sendTarget() === null ? false : currentSession()?.sig.send(msg) ?? false);
 
@@ -95,6 +102,11 @@ function startCall() {
   resetSelfModeration();
   resetRecording();
   lobby.waiting = [];
+  // Encrypted rooms: the media worker must exist before the first peer connection.
+  if (!startE2ee(!!app.room?.e2ee, app.displayName)) {
+    showMessage('This browser cannot join this meeting', UNSUPPORTED_TEXT);
+    return;
+  }
   renderAll();
   startCallCore();
 }
@@ -107,6 +119,7 @@ function startCall() {
  */
 function ended(reason, message, everJoined) {
   setBanner(null);
+  stopE2ee();
   app.connected = false;
   lobby.inLobby = false;
   closeMenu(false);
@@ -184,6 +197,7 @@ function wire() {
   wireMeetingSettings();
   wireSelfModeration();
   wireRecording();
+  wireSecurity();
   bind($('chat-button'), () => setPanel('chat'));
   bind($('participants-button'), () => setPanel('participants'));
   bind($('settings-button'), () => setPanel('settings'));
@@ -288,7 +302,7 @@ async function main() {
     return;
   }
   document.title = `${app.room.name} · Veche`;
-  if (showRefusalIfAny()) return;
+  if (showRefusalIfAny() || refuseUnencryptableBrowser()) return;
   renderIdentity();
   showRecordingLinks();
   wireCover();

@@ -66,15 +66,16 @@ export { request as apiRequest };
  * Creates a room: `POST /api/rooms`. An anonymous creator's response
  * carries `owner_key`, shown once: keep it (`lib/passes.js`).
  * @param {string} name 1 to 100 characters.
- * @param {ApiOptions & {access?: import('./types.js').RoomAccess}} [opts]
- *   `access` defaults to `open` (and is left out of the body then, for
- *   older servers).
+ * @param {ApiOptions & {access?: import('./types.js').RoomAccess, e2ee?: boolean}} [opts]
+ *   `access` defaults to `open` and `e2ee` to false (each is left out of
+ *   the body then, for older servers).
  * @returns {Promise<RoomView>}
  */
 export function createRoom(name, opts = {}) {
-  /** @type {{name: string, access?: string}} */
+  /** @type {{name: string, access?: string, e2ee?: boolean}} */
   const body = { name };
   if (opts.access && opts.access !== 'open') body.access = opts.access;
+  if (opts.e2ee) body.e2ee = true;
   return request('POST', '/api/rooms', body, opts);
 }
 

@@ -255,6 +255,8 @@
  * @property {number} created_at_ms
  * @property {RoomAccess} [access] Who may join (absent from older servers:
  *   open).
+ * @property {boolean} [e2ee] End-to-end encrypted: the pre-join page says
+ *   so, and a browser that cannot encrypt media must not join.
  * @property {string} [owner_name] The owner's display name, if a signed-in
  *   user created the room.
  * @property {boolean} [you_own] The requester owns the room (signed in as

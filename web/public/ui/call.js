@@ -26,10 +26,13 @@ import { createPeer } from './peer.js';
  * @property {(m: import('../protocol.js').ModeratedMessage) => void} moderated A moderator acted on us.
  * @property {(waiting: import('../protocol.js').LobbyEntry[]) => void} lobby Who waits in the lobby (moderators).
  * @property {(room: import('../protocol.js').RoomInfo) => void} waiting We were put in the lobby.
+ * @property {(m: import('../protocol.js').ServerMessage, sig: proto.Signalling) => void} e2ee What the
+ *   key agreement of an encrypted room needs (`joined`, `e2ee_*`,
+ *   `participant_left`, refusals of `e2ee_*`), with the socket to answer on.
  */
 
 /** @type {CallHooks} */
-export const callHooks = { render: () => {}, ended: () => {}, moderated: () => {}, lobby: () => {}, waiting: () => {} };
+export const callHooks = { render: () => {}, ended: () => {}, moderated: () => {}, lobby: () => {}, waiting: () => {}, e2ee: () => {} };
 
 /** The call in progress; replaced by `startCall`. */
 const call = {
@@ -133,6 +136,7 @@ function run(core, a) {
       break;
     case 'joined':
       onJoined(a.message);
+      if (s) callHooks.e2ee(a.message, s.sig);
       break;
     case 'retire':
       s?.negotiator?.close();
@@ -222,13 +226,17 @@ function openSession(core, id, wsUrl, nodeId) {
     remote.streams.delete(m.participant_id);
     remote.streams.delete(`${m.participant_id}-screen`);
     onRoomEvent(m);
+    callHooks.e2ee(m, sig);
   });
+  for (const t of ['e2ee_found', 'e2ee_key_package', 'e2ee_commit']) onCurrent(t, (m) => callHooks.e2ee(m, sig));
   sig.on('chat', (m) => (isCurrent() || isRetired()) && addMessages([m.message], true));
   sig.on('error', (m) => {
     if (s.negotiator?.handleError(m)) return;
     // A chat refused on a retired session still concerns its placeholder.
     if (m.request === 'chat' && (isCurrent() || isRetired())) {
       chatRefused(m);
+    } else if (isCurrent() && m.request?.startsWith('e2ee_')) {
+      callHooks.e2ee(m, sig); // A refused commit or key package: the key agreement retries.
     } else if (isCurrent()) {
       console.warn('veche: node error', m);
       if (m.code !== 'invalid_state') toast(proto.humanMessage(m.code, m.message));

@@ -18,12 +18,16 @@ const COUNTER_FROM = proto.MAX_CHAT_CHARS - 500;
  * @property {(text: string, clientMsgId: string) => void} send Send now or
  *   queue until reconnected.
  * @property {() => number | null} currentSession The joined session, if any.
+ * @property {((messages: ChatMessage[]) => Promise<(ChatMessage & {sealed?: string})[]>) | null} open
+ *   Encrypted rooms: turns committed envelopes into what is shown
+ *   (lib/e2ee-chat.js); null in a plain room.
  */
 
 /** @type {ChatHooks} */
 export const chatHooks = {
   send: () => {},
   currentSession: () => null,
+  open: null,
 };
 
 /** The chat panel's state. */
@@ -50,7 +54,7 @@ export async function loadHistory() {
   try {
     const first = chat.history.size === 0;
     const page = await proto.fetchMessages(/** @type {string} */ (app.slug));
-    addMessages(page.messages, !first);
+    await addMessages(page.messages, !first);
     if (first) chat.hasMore = page.has_more;
     // Anything still pending after a reconnect was probably lost.
     // (Messages queued while reconnecting were sent on this session.)
@@ -72,8 +76,9 @@ export async function loadOlder() {
   const scroll = $('chat-scroll');
   try {
     const page = await proto.fetchMessages(/** @type {string} */ (app.slug), chat.history.oldestId);
+    const opened = chatHooks.open ? await chatHooks.open(page.messages) : page.messages;
     const before = scroll.scrollHeight;
-    addMessages(page.messages, false);
+    addMessages(opened, false, true);
     chat.hasMore = page.has_more;
     scroll.scrollTop += scroll.scrollHeight - before;
   } catch (e) {
@@ -86,11 +91,19 @@ export async function loadOlder() {
 
 /**
  * Adds committed messages in id order, dropping duplicates and the
- * matching "sending" placeholders.
+ * matching "sending" placeholders. In an encrypted room they are opened
+ * first (so this resolves later); `opened` says they already were.
  * @param {ChatMessage[]} messages
  * @param {boolean} countUnread
+ * @param {boolean} [opened]
+ * @returns {Promise<void>}
  */
-export function addMessages(messages, countUnread) {
+export function addMessages(messages, countUnread, opened = false) {
+  if (chatHooks.open && !opened) {
+    return chatHooks.open(messages).then((shown) => {
+      addMessages(shown, countUnread, true);
+    });
+  }
   const list = $('chat-messages');
   const scroll = $('chat-scroll');
   const atBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 40;
@@ -108,15 +121,18 @@ export function addMessages(messages, countUnread) {
   }
   if (newest && atBottom) scrollChatToBottom();
   renderChatMeta();
+  return Promise.resolve();
 }
 
 /**
- * @param {ChatMessage} m
+ * @param {ChatMessage & {sealed?: string}} m
  * @returns {HTMLLIElement}
  */
 function renderMessage(m) {
   const li = document.createElement('li');
   li.className = 'chat-message';
+  // An encrypted message this browser could not read: shown as a notice.
+  if (m.sealed && m.sealed !== 'open') li.classList.add('sealed');
   li.dataset.id = String(m.id);
   if (m.participant_id === app.roomState.participantId) li.classList.add('own');
   const meta = document.createElement('div');

@@ -5,6 +5,7 @@
 import * as proto from '../protocol.js';
 import { toast } from './dom.js';
 import { local } from './devices.js';
+import { peerConfig, secureReceiver, secureTransceiverOf } from './e2ee-media.js';
 
 /** @typedef {import('../protocol.js').TrackSource} TrackSource */
 /** @typedef {import('../protocol.js').NodeId} NodeId */
@@ -41,7 +42,7 @@ import { local } from './devices.js';
  * @param {PeerEvents} events
  */
 export function createPeer(s, iceServers, events) {
-  const pc = new RTCPeerConnection({ iceServers });
+  const pc = new RTCPeerConnection(peerConfig({ iceServers }));
   s.pc = pc;
   // Microphone and camera are sendrecv so the node can reuse their m-lines
   // to send us other people's tracks. With no device, a recvonly section
@@ -51,7 +52,7 @@ export function createPeer(s, iceServers, events) {
   } else if (local.micAvailable) {
     s.micSender = pc.addTransceiver('audio', { direction: 'sendrecv', streams: [local.stream] }).sender;
   } else {
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    secureTransceiverOf(pc, pc.addTransceiver('audio', { direction: 'recvonly' }).sender, 'audio');
   }
   if (local.cam) {
     s.camSender = pc.addTrack(local.cam, local.stream);
@@ -60,8 +61,11 @@ export function createPeer(s, iceServers, events) {
     // turning it on is a replaceTrack, not a renegotiation.
     s.camSender = pc.addTransceiver('video', { direction: 'sendrecv', streams: [local.stream] }).sender;
   } else {
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    secureTransceiverOf(pc, pc.addTransceiver('video', { direction: 'recvonly' }).sender, 'video');
   }
+  // Encrypted rooms: the transforms go on in this task, before any frame.
+  if (s.micSender) secureTransceiverOf(pc, s.micSender, 'audio');
+  if (s.camSender) secureTransceiverOf(pc, s.camSender, 'video');
   if (s.micSender) s.sources.set(s.micSender, 'microphone');
   if (s.camSender) s.sources.set(s.camSender, 'camera');
   if (local.screen) addScreenSenders(s, local.screen);
@@ -81,6 +85,7 @@ export function createPeer(s, iceServers, events) {
     }
   };
   pc.ontrack = (e) => {
+    secureReceiver(e.receiver); // Encrypted rooms: synchronously, before its first frame.
     if (!events.isCurrent()) return;
     if (e.streams[0]) s.remote.add(e.streams[0]);
     events.onTrack(e);
@@ -113,6 +118,7 @@ export function addScreenSenders(s, stream) {
   if (!s.pc) return;
   for (const track of stream.getTracks()) {
     const sender = s.pc.addTrack(track, stream);
+    secureTransceiverOf(s.pc, sender, track.kind);
     s.sources.set(sender, track.kind === 'video' ? 'screen' : 'screen_audio');
     s.screenSenders.push(sender);
   }
@@ -152,6 +158,7 @@ export async function attachSendTrack(s, source, track) {
     return;
   }
   const added = s.pc.addTrack(track, local.stream);
+  secureTransceiverOf(s.pc, added, track.kind);
   s.sources.set(added, source);
   s[key] = added;
 }

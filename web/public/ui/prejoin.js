@@ -2,7 +2,8 @@
 // camera preview.
 
 import * as proto from '../protocol.js';
-import { $, showScreen, storageGet, storageSet } from './dom.js';
+import { $, showMessage, showScreen, storageGet, storageSet } from './dom.js';
+import { UNSUPPORTED_TEXT, mediaTransformKind } from '../lib/e2ee-status.js';
 import { app } from './state.js';
 import { local, startMic, startCam, refreshDevices } from './devices.js';
 import { play } from './stage.js';
@@ -24,8 +25,21 @@ export const prejoinHooks = {
 };
 
 
+/**
+ * An end-to-end encrypted room on a browser that cannot encrypt media:
+ * says so and stops before any device or connection is opened (its
+ * frames would otherwise leave unencrypted or not at all).
+ * @returns {boolean} True if the page refused.
+ */
+export function refuseUnencryptableBrowser() {
+  if (!app.room?.e2ee || mediaTransformKind() !== null) return false;
+  showMessage('This browser cannot join this meeting', UNSUPPORTED_TEXT);
+  return true;
+}
+
 export async function showPrejoin() {
   $('prejoin-room-name').textContent = app.room?.name ?? 'meeting';
+  $('prejoin-e2ee').hidden = !app.room?.e2ee;
   const input = $('display-name');
   input.value = app.displayName || storageGet(NAME_KEY) || '';
   showScreen('prejoin-screen');

@@ -32,7 +32,8 @@ export function renderRecording() {
   const policy = app.roomState.policy;
   const rec = policy.recording ?? null;
   const button = app.connected ? recordingButton(proto.roleOf(app.roomState.self), policy) : null;
-  $('record-start').hidden = button !== 'start';
+  // The server cannot record an end-to-end encrypted meeting (it refuses).
+  $('record-start').hidden = button !== 'start' || !!app.room?.e2ee;
   $('record-stop').hidden = button !== 'stop';
   // A second click while the first is on its way would only be refused.
   const waiting = policy.version === pending.version && Date.now() < pending.until;

@@ -1,0 +1,1 @@
+export declare const dntGlobalThis: Omit<typeof globalThis, never>;

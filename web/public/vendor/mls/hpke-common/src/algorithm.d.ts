@@ -1,0 +1,5 @@
+export declare class NativeAlgorithm {
+    protected _api: SubtleCrypto | undefined;
+    constructor();
+    protected _setup(): Promise<void>;
+}

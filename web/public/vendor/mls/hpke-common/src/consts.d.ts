@@ -1,0 +1,12 @@
+export declare const INPUT_LENGTH_LIMIT = 8192;
+export declare const INFO_LENGTH_LIMIT = 268435456;
+export declare const MINIMUM_PSK_LENGTH = 32;
+export declare const EMPTY: Uint8Array;
+export declare const N_0 = 0n;
+export declare const N_1 = 1n;
+export declare const N_2 = 2n;
+export declare const N_7 = 7n;
+export declare const N_32 = 32n;
+export declare const N_256 = 256n;
+export declare const N_0x71 = 113n;
+export declare const BYTE_TO_BIGINT_256: readonly bigint[];

@@ -1,0 +1,10 @@
+export type { AeadEncryptionContext, AeadInterface, JsonWebKeyExtended, KdfInterface, KemInterface, PreSharedKey, RecipientContextParams, SenderContextParams, } from "../hpke-common/mod.js";
+export type { CipherSuiteParams } from "./src/interfaces/cipherSuiteParams.js";
+export type { EncryptionContext, RecipientContext, SenderContext, } from "./src/interfaces/encryptionContext.js";
+export type { CipherSuiteSealResponse } from "./src/interfaces/responses.js";
+export { AeadId, DecapError, DeriveKeyPairError, DeserializeError, EncapError, ExportError, HpkeError, InvalidParamError, KdfId, KemId, MessageLimitReachedError, NotSupportedError, OpenError, SealError, SerializeError, ValidationError, } from "../hpke-common/mod.js";
+export { Aes128Gcm, Aes256Gcm } from "./src/aeads/aesGcm.js";
+export { ExportOnly } from "./src/aeads/exportOnly.js";
+export { CipherSuite, DhkemP256HkdfSha256, DhkemP384HkdfSha384, DhkemP521HkdfSha512, HkdfSha256, HkdfSha384, HkdfSha512, } from "./src/native.js";
+export { DhkemX25519HkdfSha256 } from "./src/kems/dhkemX25519.js";
+export { DhkemX448HkdfSha512 } from "./src/kems/dhkemX448.js";

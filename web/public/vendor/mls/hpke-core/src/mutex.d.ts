@@ -1,0 +1,4 @@
+export declare class Mutex {
+    #private;
+    lock(): Promise<() => void>;
+}

@@ -1,0 +1,1 @@
+export declare function emitNotSupported<T>(): Promise<T>;

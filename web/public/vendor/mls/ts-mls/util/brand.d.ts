@@ -1,0 +1,4 @@
+/** @public */
+export type Brand<T, B> = T & {
+    __brand: B;
+};
