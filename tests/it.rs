@@ -32,6 +32,8 @@ mod cluster_e2ee;
 mod cluster_failover;
 mod cluster_media_nodes;
 mod cluster_membership;
+mod e2ee_cluster;
+mod e2ee_signalling;
 mod http_admission;
 mod http_api;
 mod http_timeouts;

@@ -217,6 +217,16 @@ impl ControlPlaneClient {
         self.call(RPC_COMMIT_CHAT, req).await
     }
 
+    /// Asks the control plane to order one MLS handshake step (a key
+    /// package or a commit). A refusal (`invalid_state` for a commit that
+    /// lost its epoch, and so on) comes back as the error, for the sender.
+    pub async fn e2ee(
+        &self,
+        req: &veche_protocol::e2ee::DsRequest,
+    ) -> Result<veche_protocol::e2ee::DsReply, ErrorBody> {
+        self.call(veche_protocol::e2ee::RPC_E2EE, req).await
+    }
+
     /// The room's current moderation policy (version 0 for a room nobody
     /// moderated yet).
     pub async fn room_policy(&self, req: &RoomPolicyRequest) -> Result<RoomPolicy, ErrorBody> {

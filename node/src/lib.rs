@@ -21,6 +21,7 @@ pub mod admission;
 pub mod codecs;
 pub mod core;
 pub mod cp_client;
+mod e2ee;
 pub mod events;
 pub mod forward;
 pub mod interceptor;

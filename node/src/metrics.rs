@@ -41,6 +41,11 @@ pub struct Metrics {
     pub track_packets_forwarded: IntCounterVec,
     /// Signalling errors returned to clients, by code.
     pub signalling_errors: IntCounterVec,
+    /// MLS handshake messages by `type` (`found`, `key_package`, `commit`)
+    /// and `outcome`: `relayed` (ordered by the control plane and passed
+    /// on), `refused` (to its sender, by this node or the control plane),
+    /// `from_peer` (relayed here by another node) or `dropped_from_peer`.
+    pub e2ee_handshake: IntCounterVec,
     /// Participants per room (label `room`, the room id). The label is
     /// removed when the room empties, so cardinality follows live rooms.
     pub room_participants: IntGaugeVec,
@@ -224,6 +229,20 @@ impl Metrics {
                 "Error replies sent to signalling clients",
                 "code",
             ),
+            e2ee_handshake: {
+                let m = IntCounterVec::new(
+                    Opts::new(
+                        "e2ee_handshake_messages_total",
+                        "MLS handshake messages passed on or refused, by type and outcome",
+                    ),
+                    &["type", "outcome"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("unique metric");
+                m
+            },
             recorder: RecorderMetrics {
                 cpu_seconds: {
                     let m = Counter::new(
@@ -266,6 +285,13 @@ impl Metrics {
         }
     }
 
+    /// Counts one handshake message of `kind` (from [`e2ee_kind`]).
+    pub fn e2ee_outcome(&self, kind: &str, outcome: &str) {
+        self.e2ee_handshake
+            .with_label_values(&[kind, outcome])
+            .inc();
+    }
+
     /// Text exposition of all metrics.
     pub fn render(&self) -> String {
         use prometheus::Encoder;
@@ -274,6 +300,18 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding never fails");
         String::from_utf8(buf).expect("text encoder emits UTF-8")
+    }
+}
+
+/// The `type` label of a handshake message in
+/// `e2ee_handshake_messages_total`.
+pub fn e2ee_kind(msg: &veche_protocol::signal::ServerMessage) -> &'static str {
+    use veche_protocol::signal::ServerMessage as S;
+    match msg {
+        S::E2eeFound { .. } => "found",
+        S::E2eeKeyPackage { .. } => "key_package",
+        S::E2eeCommit { .. } => "commit",
+        _ => "other",
     }
 }
 

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
-use veche_protocol::chat::validate_chat;
 use veche_protocol::error::ErrorBody;
 use veche_protocol::limits;
 use veche_protocol::rpc::{Actor, CommitChat};
@@ -283,6 +282,7 @@ async fn session(
             claimed_role: claims.role,
         },
     );
+    let mut handshake = crate::e2ee::Handshake::spawn(&node, &room, &out_tx, &pid, claims.e2ee);
     let mut admission = Admission::new(now_ms());
     // Replies to refused frames may be dropped (see `Outbox::send_droppable`):
     // a flooder must not fill its own queue with refusals.
@@ -463,23 +463,17 @@ async fn session(
             ClientMessage::Hand { raised } => {
                 let _ = room.set_hand(&pid, raised, now);
             }
-            ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. } => {
-                // Placeholder until the node relays the MLS handshake.
-                send_error(
-                    ErrorCode::InvalidState,
-                    "end-to-end encryption is not available on this node".into(),
-                    request,
-                    None,
-                );
+            m @ (ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. }) => {
+                handshake.submit(m, now)
             }
             ClientMessage::Chat {
                 text,
                 client_msg_id,
             } => {
-                let text = match validate_chat(&text) {
+                let text = match crate::e2ee::chat_text(claims.e2ee, &text) {
                     Ok(t) => t,
                     Err(e) => {
-                        send_error(e.code(), e.to_string(), Some("chat".into()), client_msg_id);
+                        send_error(e.code, e.message, Some("chat".into()), client_msg_id);
                         continue;
                     }
                 };

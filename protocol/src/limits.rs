@@ -483,6 +483,9 @@ pub mod e2ee {
     /// a group whose last member left (the control plane then lets the
     /// waiter found a new group).
     pub const KEY_PACKAGE_RETRY_MS: u64 = 4_000;
+    /// Handshake messages of one session waiting for the control plane
+    /// on a media node; one more is refused with `rate_limited`.
+    pub const QUEUE: usize = 16;
     /// Longest sealed chat message (base64url envelope, in bytes): the
     /// plain limit of 4000 characters at up to 4 UTF-8 bytes each, plus
     /// nonce and tag, in base64.

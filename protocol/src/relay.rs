@@ -156,6 +156,21 @@ pub enum RelayMsg {
         /// The sender's waiters.
         waiting: Vec<crate::moderation::LobbyEntry>,
     },
+    /// An MLS handshake message the control plane ordered
+    /// ([`crate::e2ee`]), for all of the receiver's participants: one of
+    /// the server messages `e2ee_found`, `e2ee_key_package` or
+    /// `e2ee_commit`, exactly as the sender's participants got it. The
+    /// sender already served its own participants (and left out the
+    /// sender of a key package, who is among them). The receiver drops
+    /// any other message kind, and any whose opaque fields break the
+    /// client limits ([`check_e2ee`]); the largest legal one, a full
+    /// commit with a full welcome, fits in [`MAX_CONTROL_FRAME`].
+    E2ee {
+        /// The room.
+        room: RoomId,
+        /// The message for the receiver's participants.
+        message: crate::signal::ServerMessage,
+    },
 }
 
 impl RelayMsg {
@@ -171,9 +186,54 @@ impl RelayMsg {
             | RelayMsg::Unsubscribe { room, .. }
             | RelayMsg::Chat { room, .. }
             | RelayMsg::Policy { room, .. }
-            | RelayMsg::Lobby { room, .. } => Some(*room),
+            | RelayMsg::Lobby { room, .. }
+            | RelayMsg::E2ee { room, .. } => Some(*room),
         }
     }
+}
+
+/// Checks the message of a [`RelayMsg::E2ee`] as the sender's node
+/// checked the client's: one of the three handshake kinds, its opaque
+/// fields within [`crate::limits::e2ee`]. A peer node is trusted to have
+/// ordered it; this only bounds what a broken peer makes this node pass
+/// on to browsers.
+pub fn check_e2ee(message: &crate::signal::ServerMessage) -> Result<(), RelayE2eeError> {
+    use crate::e2ee::{check_commit, check_key_package, CommitLabels};
+    use crate::signal::ServerMessage as S;
+    Ok(match message {
+        S::E2eeFound { .. } => (),
+        S::E2eeKeyPackage { key_package, .. } => check_key_package(key_package)?,
+        S::E2eeCommit {
+            group,
+            epoch,
+            added,
+            removed,
+            commit,
+            welcome,
+            ..
+        } => check_commit(
+            &CommitLabels {
+                group: *group,
+                epoch: *epoch,
+                added: added.clone(),
+                removed: removed.clone(),
+            },
+            commit,
+            welcome.as_deref(),
+        )?,
+        _ => return Err(RelayE2eeError::NotHandshake),
+    })
+}
+
+/// Why a [`RelayMsg::E2ee`] was dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayE2eeError {
+    /// The message is not one of the three handshake kinds.
+    #[error("not an e2ee handshake message")]
+    NotHandshake,
+    /// An opaque field breaks the limits a client's message must keep.
+    #[error(transparent)]
+    Limits(#[from] crate::e2ee::E2eeError),
 }
 
 /// The relay protocol version in [`RelayMsg::Hello`].
@@ -295,6 +355,7 @@ pub fn decode_nack(payload: &[u8]) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2ee::E2eeError;
     use crate::signal::{MediaKind, MediaState, PresenceStatus, TrackInfo, TrackSource};
 
     fn participant() -> RemoteParticipant {
@@ -361,6 +422,90 @@ mod tests {
             assert_eq!(len, frame.len() - 4);
             assert_eq!(RelayMsg::decode(&frame[4..]).unwrap(), m);
         }
+    }
+
+    /// The largest commit a client may send, as `e2ee_commit` to relay.
+    fn largest_commit() -> crate::signal::ServerMessage {
+        use crate::limits::e2ee as lim;
+        let ids = |seed: u8| {
+            (0..lim::MAX_LISTED / 2)
+                .map(|i| ParticipantId::from_random([seed, i as u8, 0, 0, 0, 0, 0, 0]))
+                .collect::<Vec<_>>()
+        };
+        crate::signal::ServerMessage::E2eeCommit {
+            participant_id: ParticipantId::from_random([1; 8]),
+            group: u32::MAX,
+            epoch: u64::MAX - 1,
+            added: ids(2),
+            removed: ids(3),
+            commit: "A".repeat(lim::MAX_COMMIT_BYTES),
+            welcome: Some("B".repeat(lim::MAX_WELCOME_BYTES)),
+        }
+    }
+
+    #[test]
+    fn the_largest_legal_e2ee_commit_fits_a_control_frame_and_round_trips() {
+        let message = largest_commit();
+        check_e2ee(&message).expect("within the client limits");
+        let m = RelayMsg::E2ee {
+            room: RoomId(9),
+            message,
+        };
+        let frame = m.encode();
+        let len = RelayMsg::check_len(frame[..4].try_into().unwrap()).unwrap();
+        assert!(len < MAX_CONTROL_FRAME, "{len} bytes");
+        assert_eq!(RelayMsg::decode(&frame[4..]).unwrap(), m);
+        assert_eq!(m.room(), Some(RoomId(9)));
+    }
+
+    #[test]
+    fn a_relayed_e2ee_message_past_the_client_limits_or_of_another_kind_is_refused() {
+        use crate::limits::e2ee as lim;
+        use crate::signal::ServerMessage as S;
+        let crate::signal::ServerMessage::E2eeCommit {
+            participant_id,
+            added,
+            removed,
+            commit,
+            ..
+        } = largest_commit()
+        else {
+            unreachable!()
+        };
+        let too_big_welcome = S::E2eeCommit {
+            participant_id: participant_id.clone(),
+            group: 1,
+            epoch: 0,
+            added,
+            removed,
+            commit,
+            welcome: Some("B".repeat(lim::MAX_WELCOME_BYTES + 1)),
+        };
+        assert!(matches!(
+            check_e2ee(&too_big_welcome),
+            Err(RelayE2eeError::Limits(E2eeError::TooLarge { .. }))
+        ));
+        let not_b64 = S::E2eeKeyPackage {
+            participant_id: participant_id.clone(),
+            group: 1,
+            key_package: "not base64!".into(),
+        };
+        assert!(matches!(
+            check_e2ee(&not_b64),
+            Err(RelayE2eeError::Limits(E2eeError::NotBase64 { .. }))
+        ));
+        let other = S::Move {
+            reason: "a peer must not make us move anyone".into(),
+        };
+        assert!(matches!(
+            check_e2ee(&other),
+            Err(RelayE2eeError::NotHandshake)
+        ));
+        let found = S::E2eeFound {
+            participant_id,
+            group: 1,
+        };
+        check_e2ee(&found).expect("e2ee_found has no opaque field");
     }
 
     #[test]

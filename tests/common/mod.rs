@@ -19,12 +19,13 @@
 //! here is compiled once, and one that no test uses any more is a warning.
 //! The helpers of a few test families are modules of their own, which those
 //! tests import by name: [`accounts`], [`moderation`] (with
-//! [`moderation_member`] and [`moderation_browser`]), [`recording`],
+//! [`moderation_member`] and [`moderation_browser`]), [`e2ee`], [`recording`],
 //! [`oidc_provider`], [`stats_site`], [`windows`] and [`e2ee_browser`].
 pub mod accounts;
 pub mod browser;
 pub mod cluster;
 pub mod cluster_chat;
+pub mod e2ee;
 pub mod e2ee_browser;
 pub mod fake_media;
 pub mod http;

@@ -1,6 +1,6 @@
 //! The room's exchange with the other media nodes hosting it: full
-//! states and deltas about participants, chat, and which tracks each node
-//! relays to the other. The rules are in [`crate::core`]; this carries
+//! states and deltas about participants, chat, MLS handshake messages, and
+//! which tracks each node relays to the other. The rules are in [`crate::core`]; this carries
 //! them out over the [`crate::relay::Relay`].
 
 use super::{Claims, Inner, PolicySource, Room};
@@ -176,6 +176,7 @@ impl Room {
                 self.apply_policy_locked(&mut inner, policy, PolicySource::Relayed);
             }
             RelayMsg::Lobby { waiting, .. } => self.remote_lobby(&mut inner, from, Some(waiting)),
+            RelayMsg::E2ee { message, .. } => self.e2ee_from_peer(&mut inner, from, message),
             RelayMsg::Hello { .. } => {}
         }
         let inner = &mut *inner;

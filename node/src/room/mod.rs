@@ -21,6 +21,7 @@
 //! is in `cascade.rs`), so it is unit-tested with participants in memory.
 
 mod cascade;
+mod e2ee;
 mod lobby;
 mod participant;
 mod policy;
@@ -118,6 +119,8 @@ pub struct Room {
     events: Option<EventSink>,
     /// What recording needs from the node, once it enabled recording.
     recorder_env: std::sync::OnceLock<crate::recorder::room::RecorderEnv>,
+    /// Orders the room's MLS handshake steps on this node (`e2ee.rs`).
+    handshake: e2ee::HandshakeOrder,
 }
 
 /// Who takes a seat, as the join token says: the room shows the name and
@@ -180,6 +183,7 @@ impl Room {
                 refused_recording: None,
             }),
             recorder_env: std::sync::OnceLock::new(),
+            handshake: Default::default(),
             generations: AtomicU64::new(1),
         })
     }
@@ -557,8 +561,7 @@ impl Room {
         !inner.core.is_empty() || !inner.lobby.is_empty()
     }
 
-    /// True when nobody is in the room on this node, so the node can drop
-    /// it.
+    /// True when nobody is in the room on this node, so the node can drop it.
     pub fn is_empty(&self) -> bool {
         !self.has_members()
     }
