@@ -197,8 +197,8 @@ async fn one_code_that_follows_membership(alice: &Chrome, bob: &Chrome, carol: &
     })
     .await;
     alice.click_button("Mark as verified").await;
-    until_indicator(alice, "says \"Encrypted and verified\"", |t| {
-        t.contains("Encrypted and verified")
+    until_indicator(alice, "says \"encrypted and verified\"", |t| {
+        t.to_lowercase().contains("encrypted and verified")
     })
     .await;
 
