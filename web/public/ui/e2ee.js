@@ -112,9 +112,13 @@ export function onE2eeSignal(m, sig) {
   e2ee.sig = sig;
   if (m.type === 'joined') {
     void joined(m.participant_id);
-  } else if (m.type === 'participant_joined' || (m.type === 'participant_updated' && m.participant.status === 'connected')) {
-    // Back (or new) in the room: may be asked to commit again.
-    if (m.participant.id !== e2ee.pid) void e2ee.session?.participantPresent(m.participant.id);
+  } else if (m.type === 'participant_joined' || m.type === 'participant_updated') {
+    const who = m.participant;
+    if (who.id === e2ee.pid) return;
+    // Reconnecting: it may resume with its state, but must not be the one
+    // everyone waits on to commit. Back (or new): it may be asked again.
+    if (who.status === 'reconnecting') void e2ee.session?.participantLeft(who.id, true);
+    else void e2ee.session?.participantPresent(who.id);
   } else if (m.type === 'participant_left') {
     // Every reason means that connection's MLS state is gone: a return
     // (reload, `replaced`) comes with a new key package.
