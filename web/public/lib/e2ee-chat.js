@@ -136,6 +136,8 @@ export class ChatKeyRing {
     this.self = null;
     /** @type {Set<() => void>} Openers waiting for a newer epoch. */
     this.waiters = new Set();
+    /** @type {(group: number, epoch: number) => void} Told the epoch of every envelope opened (a later one than ours means a missed commit). */
+    this.onSeen = () => {};
   }
 
   /**
@@ -176,6 +178,7 @@ export class ChatKeyRing {
    * @returns {Promise<CryptoKey | null>}
    */
   async keyFor(group, epoch) {
+    this.onSeen(group, epoch);
     const id = `${group}:${epoch}`;
     const ahead = () => this.mayCome(group, epoch);
     if (!this.keys.has(id) && ahead()) {

@@ -28,7 +28,8 @@ import { createPeer } from './peer.js';
  * @property {(room: import('../protocol.js').RoomInfo) => void} waiting We were put in the lobby.
  * @property {(m: import('../protocol.js').ServerMessage, sig: proto.Signalling) => void} e2ee What the
  *   key agreement of an encrypted room needs (`joined`, `e2ee_*`,
- *   `participant_left`, refusals of `e2ee_*`), with the socket to answer on.
+ *   `participant_joined/updated/left`, refusals of `e2ee_*`), with the
+ *   socket to answer on.
  */
 
 /** @type {CallHooks} */
@@ -214,8 +215,12 @@ function openSession(core, id, wsUrl, nodeId) {
   onCurrent('answer', (m) => s.negotiator?.handleAnswer(m.sdp));
   onCurrent('offer', (m) => s.negotiator?.handleOffer(m.sdp));
   onCurrent('candidate', (m) => s.negotiator?.handleCandidate(m.candidate));
-  onCurrent('participant_joined', onRoomEvent);
-  onCurrent('participant_updated', onRoomEvent);
+  for (const t of ['participant_joined', 'participant_updated']) {
+    onCurrent(t, (m) => {
+      onRoomEvent(m);
+      callHooks.e2ee(m, sig);
+    });
+  }
   onCurrent('policy', onRoomEvent);
   onCurrent('moderated', (m) => callHooks.moderated(m));
   onCurrent('lobby', (m) => callHooks.lobby(m.waiting));

@@ -30,7 +30,10 @@ let mls = null;
 
 /** @returns {NonNullable<typeof mls>} */
 function loadMls() {
-  mls ??= Promise.all([import('../e2ee/session.js'), import('../e2ee/identity.js')]).then(async ([session, id]) => ({
+  if (mls) return mls;
+  // All ~150 modules at once rather than 8 import rounds deep.
+  import('../e2ee/mls-preload.js').then((p) => p.preloadMls(document)).catch(() => {});
+  mls = Promise.all([import('../e2ee/session.js'), import('../e2ee/identity.js')]).then(async ([session, id]) => ({
     session,
     identity: await id.createIdentity(),
   }));
@@ -109,11 +112,18 @@ export function onE2eeSignal(m, sig) {
   e2ee.sig = sig;
   if (m.type === 'joined') {
     void joined(m.participant_id);
+  } else if (m.type === 'participant_joined' || m.type === 'participant_updated') {
+    const who = m.participant;
+    if (who.id === e2ee.pid) return;
+    // Reconnecting: it may resume with its state, but must not be the one
+    // everyone waits on to commit. Back (or new): it may be asked again.
+    if (who.status === 'reconnecting') void e2ee.session?.participantLeft(who.id, true);
+    else void e2ee.session?.participantPresent(who.id);
   } else if (m.type === 'participant_left') {
     // Every reason means that connection's MLS state is gone: a return
     // (reload, `replaced`) comes with a new key package.
     if (m.participant_id !== e2ee.pid) void e2ee.session?.participantLeft(m.participant_id, false);
-  } else {
+  } else if (m.type.startsWith('e2ee_') || m.type === 'error') {
     void e2ee.session?.onSignal(m);
   }
 }
@@ -151,6 +161,10 @@ async function joined(pid) {
     },
   });
   e2ee.session = session;
+  // A chat message under a later epoch than ours: we missed a commit.
+  e2ee.chat.onSeen = (group, epoch) => {
+    if (e2ee.session === session) void session.sawEpoch(group, epoch);
+  };
   await session.start();
 }
 

@@ -44,14 +44,15 @@ export function renderSecurity() {
   const state = status.state;
   const indicator = $('e2ee-indicator');
   const button = $('security-button');
+  // A plain room looks as it did before encryption existed: the
+  // indicator says "Not encrypted" but stays hidden.
   indicator.hidden = !e2ee;
   button.hidden = !e2ee;
-  if (!e2ee) return;
   indicator.dataset.state = state;
   button.dataset.state = state;
   const text = status.text;
   if ($('e2ee-indicator-text').textContent !== text) $('e2ee-indicator-text').textContent = text;
-  renderDialog();
+  if (e2ee) renderDialog();
 }
 
 /** The dialog's contents; cheap enough to redo on every change. */
