@@ -9,7 +9,7 @@ use super::harness::{room_id, As, Cp, SECRET};
 use crate::admission::RoomCreation;
 use crate::store::{E2eeStore, PolicyStore, RecordingStore, Store};
 use serde_json::json;
-use veche_protocol::e2ee::{CommitLabels, DsOp, DsReply, DsRequest, RPC_E2EE};
+use veche_protocol::e2ee::{CommitLabels, DeliveryService, DsOp, DsReply, DsRequest, RPC_E2EE};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::limits::moderation::MAX_RPC_BODY_BYTES;
 use veche_protocol::moderation::ModAction;
@@ -75,8 +75,9 @@ async fn the_e2ee_flag_reaches_the_view_and_the_join_token_and_is_off_by_default
     let enc = room(&cp, true).await;
     assert_eq!(enc["e2ee"], true);
     let slug = enc["slug"].as_str().unwrap();
-    let view = cp.send("GET", &format!("/api/rooms/{slug}"), &As::anonymous(), None);
-    assert_eq!(view.await.ok(200)["e2ee"], true);
+    let anyone = As::anonymous();
+    let view = cp.send("GET", &format!("/api/rooms/{slug}"), &anyone, None).await;
+    assert_eq!(view.ok(200)["e2ee"], true);
     let joined = cp.join(slug, &As::anonymous(), json!({})).await;
     let token = joined.ok(200)["token"].as_str().unwrap().to_owned();
     assert!(cp.claims(&token).await.e2ee);
@@ -84,8 +85,8 @@ async fn the_e2ee_flag_reaches_the_view_and_the_join_token_and_is_off_by_default
 
     let plain = cp.room(&As::anonymous(), "open").await;
     assert_eq!(plain["e2ee"], false, "off unless asked for");
-    let joined = cp.join(plain["slug"].as_str().unwrap(), &As::anonymous(), json!({}));
-    let token = joined.await.ok(200)["token"].as_str().unwrap().to_owned();
+    let joined = cp.join(plain["slug"].as_str().unwrap(), &anyone, json!({})).await;
+    let token = joined.ok(200)["token"].as_str().unwrap().to_owned();
     assert!(!cp.claims(&token).await.e2ee);
 }
 
@@ -114,7 +115,7 @@ async fn the_delivery_rpc_needs_the_cluster_secret_and_refuses_bad_bodies_writin
     assert_eq!(status, 400, "a participant listed twice: {reply:?}");
     assert_eq!(cp.applied(), before, "nothing was written");
     let ds = cp.cp.replicated().delivery_service(enc).await.unwrap();
-    assert_eq!(ds, Some(Default::default()));
+    assert_eq!(ds, Some(DeliveryService::default()));
 }
 
 #[tokio::test]

@@ -29,9 +29,9 @@ use veche_protocol::limits::e2ee::MAX_LISTED;
 use veche_protocol::limits::moderation::{MAX_ID_BYTES, MAX_RPC_BODY_BYTES};
 use veche_protocol::ErrorCode;
 
-/// The API error of an E2EE refusal: its wire code and its words.
-pub(super) fn refusal(e: E2eeError) -> RpcError {
-    RpcError(ApiError::new(e.code(), e.to_string()))
+/// The RPC error of an E2EE refusal: its wire code and its words.
+fn refusal(e: E2eeError) -> RpcError {
+    RpcError(ApiError::from(e))
 }
 
 /// Checks what the rules do not: id lengths, and a commit's lists (at

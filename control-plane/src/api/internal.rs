@@ -122,7 +122,7 @@ pub(super) async fn commit_chat(
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "the room no longer exists"))?;
     let text = if room.e2ee {
-        check_sealed_chat(&req.text).map_err(super::e2ee::refusal)?;
+        check_sealed_chat(&req.text).map_err(ApiError::from)?;
         req.text
     } else {
         validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?
@@ -143,7 +143,7 @@ pub(super) async fn commit_chat(
             StoreError::Refused(CommandError::NoSuchRoom) => {
                 ApiError::new(ErrorCode::RoomNotFound, "the room no longer exists")
             }
-            StoreError::Refused(CommandError::E2ee(r)) => super::e2ee::refusal(r.into_error()).0,
+            StoreError::Refused(CommandError::E2ee(r)) => ApiError::from(r.into_error()),
             e => write_error(e),
         })?;
     cp.metrics.chat_messages.inc();

@@ -12,6 +12,7 @@ use super::policies::{PolicyCommand, PolicyRefusal, PolicyStore};
 use super::seam::{NewMessage, Store};
 use super::stats::StatsCommand;
 use super::stats_read::StatsStore;
+use std::collections::BTreeSet;
 use std::path::Path;
 use veche_protocol::e2ee::{CommitLabels, DsOp, DsReply, DsRequest};
 use veche_protocol::moderation::ModAction;
@@ -105,7 +106,7 @@ async fn founds_queues_and_orders<F: StoreFactory>(f: &F, dir: &Path) {
     let accepted = s.e2ee_step(commit(enc.id, "p-a", 1, 0, &["p-b"])).await;
     assert_eq!(accepted.unwrap(), DsReply::Accepted { group: 1, epoch: 1 });
     let ds = s.delivery_service(enc.id).await.unwrap().unwrap();
-    assert_eq!(ds.members, [pid("p-a"), pid("p-b")].into());
+    assert_eq!(ds.members, BTreeSet::from([pid("p-a"), pid("p-b")]));
     assert!(ds.waiting.is_empty());
     if F::DURABLE {
         f.close(s).await;
@@ -198,8 +199,8 @@ async fn leaves_and_meeting_end<F: StoreFactory>(f: &F, dir: &Path) {
         .await
         .unwrap();
     let ds = s.delivery_service(enc).await.unwrap().unwrap();
-    assert_eq!(ds.members, [pid("p-a")].into(), "b left for good");
-    assert_eq!(ds.waiting, [pid("p-c")].into());
+    assert_eq!(ds.members, BTreeSet::from([pid("p-a")]), "b left for good");
+    assert_eq!(ds.waiting, BTreeSet::from([pid("p-c")]));
     // a, the last one in the room, leaves: the meeting ends.
     s.stats(report(1, vec![event(4, enc, "p-a", 105, false)]))
         .await
