@@ -64,7 +64,14 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
         Chrome::start("Carol")
     );
     dump_on_failure(&[&alice, &bob, &carol], async {
-        open_as_host(&alice, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        open_as_host(
+            &alice,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1",
+        )
+        .await;
         for b in [&bob, &carol] {
             b.goto(&format!("{base}/r/{slug}?name={}&skipPrejoin=1", b.label))
                 .await;
@@ -83,7 +90,9 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
         let me = alice.participant_state("Alice").await.unwrap();
         assert_eq!(me["role"], "host", "Alice hosts: {me}");
         assert!(
-            !has_control(&alice, CLICKABLE, "Start recording").await.unwrap(),
+            !has_control(&alice, CLICKABLE, "Start recording")
+                .await
+                .unwrap(),
             "the host of an encrypted meeting is offered \"Start recording\""
         );
 
@@ -170,7 +179,10 @@ async fn chat_is_sealed(server: &Server, slug: &str, pages: [&Chrome; 3]) {
         texts[0]
     );
     let leaks = files_holding(server.data_dir(), b"old mill");
-    assert!(leaks.is_empty(), "the server wrote the words into {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "the server wrote the words into {leaks:?}"
+    );
 }
 
 /// The same code on all three pages, the indicator and its panel, and a
@@ -259,7 +271,9 @@ async fn plain_receiver_decodes_nothing(eve: &Chrome, alice: &Chrome, bob: &Chro
         "Eve receives 300 video packets from each of Alice and Bob",
         MEDIA_TIMEOUT,
         async || {
-            let skipped = eve.js("return window.__plainReceiverSkips;", vec![]).await?;
+            let skipped = eve
+                .js("return window.__plainReceiverSkips;", vec![])
+                .await?;
             let inbound = eve.inbound_tracks().await?;
             let from: Vec<(u64, u64)> = senders
                 .iter()
@@ -335,22 +349,41 @@ async fn browser_e2ee_a_participant_whose_media_node_dies_decodes_and_is_decoded
         let carol_node = carol.state().await.unwrap()["nodeId"].as_u64();
         assert_eq!(carol_node, Some(2), "Carol is placed in her region");
 
+        let epoch = carol.e2ee_epoch().await.unwrap();
         cluster.kill_media_node(2);
         let killed = Instant::now();
         let mut last = String::new();
+        // When each step of the way back was first seen, for the report.
+        let mut seen: Vec<(&str, u128)> = Vec::new();
+        let mark = |what: &'static str, holds: bool, seen: &mut Vec<(&str, u128)>| {
+            if holds && !seen.iter().any(|(w, _)| *w == what) {
+                seen.push((what, killed.elapsed().as_millis()));
+            }
+        };
         let back = loop {
             if killed.elapsed() > secs(20) {
                 break None;
             }
             let s = carol.state().await.unwrap_or_default();
             let moved = s["connected"] == true && s["nodeId"].as_u64() == Some(1);
+            let carol_epoch = carol.e2ee_epoch().await.ok().flatten();
             let (c, a, b) = tokio::join!(
                 live_video_tracks(&carol),
                 live_video_tracks(&alice),
                 live_video_tracks(&bob)
             );
+            mark("Carol connected to node 1", moved, &mut seen);
+            mark(
+                "Carol has a new epoch",
+                carol_epoch.is_some() && carol_epoch != epoch,
+                &mut seen,
+            );
+            mark("Carol decodes both", c >= 2, &mut seen);
+            mark("Alice decodes both", a >= 2, &mut seen);
+            mark("Bob decodes both", b >= 2, &mut seen);
             last = format!(
-                "Carol on node {} (connected {}), live video tracks: Carol {c}, Alice {a}, Bob {b}",
+                "Carol on node {} (connected {}, epoch {carol_epoch:?}), live video tracks: \
+                 Carol {c}, Alice {a}, Bob {b}; milestones (ms after the kill) {seen:?}",
                 s["nodeId"], s["connected"]
             );
             if moved && c >= 2 && a >= 2 && b >= 2 {
@@ -359,7 +392,8 @@ async fn browser_e2ee_a_participant_whose_media_node_dies_decodes_and_is_decoded
         };
         let back = back.unwrap_or_else(|| panic!("Carol not back within 20 s: {last}"));
         eprintln!(
-            "[e2ee] Carol decodes and is decoded {} ms after her node was killed",
+            "[e2ee] Carol decodes and is decoded {} ms after her node was killed; \
+             milestones (ms after the kill, epoch before {epoch:?}): {seen:?}",
             back.as_millis()
         );
         assert!(
@@ -369,7 +403,10 @@ async fn browser_e2ee_a_participant_whose_media_node_dies_decodes_and_is_decoded
         for b in [&alice, &bob, &carol] {
             assert_video_flows(b, 2, MEDIA_TIMEOUT).await;
             let s = assert_worker_encrypts_and_decrypts(b).await;
-            eprintln!("[e2ee] {}'s frame worker after the node loss: {s:?}", b.label);
+            eprintln!(
+                "[e2ee] {}'s frame worker after the node loss: {s:?}",
+                b.label
+            );
         }
     })
     .await;

@@ -223,7 +223,11 @@ pub async fn assert_worker_encrypts_and_decrypts(b: &Chrome) -> E2eeStats {
         },
     )
     .await;
-    assert_eq!(s.plaintext_out, 0, "{}: frames left in the clear: {s:?}", b.label);
+    assert_eq!(
+        s.plaintext_out, 0,
+        "{}: frames left in the clear: {s:?}",
+        b.label
+    );
     s
 }
 
@@ -233,7 +237,11 @@ pub async fn assert_no_plaintext_out(b: &Chrome) {
         .e2ee_stats()
         .await
         .unwrap_or_else(|e| panic!("{}: reading the worker's counters: {e}", b.label));
-    assert_eq!(s.plaintext_out, 0, "{}: frames left in the clear: {s:?}", b.label);
+    assert_eq!(
+        s.plaintext_out, 0,
+        "{}: frames left in the clear: {s:?}",
+        b.label
+    );
 }
 
 /// Waits until each of `pages` shows the same, non-empty verification
@@ -333,9 +341,7 @@ pub fn chromium_cpu_seconds(b: &Chrome) -> (f64, f64) {
         .collect();
     let driver_pid = procs
         .iter()
-        .find(|(_, cmd, _)| {
-            cmd.contains("chromedriver") && cmd.contains(&format!("--port={port}"))
-        })
+        .find(|(_, cmd, _)| cmd.contains("chromedriver") && cmd.contains(&format!("--port={port}")))
         .map(|(pid, _, _)| *pid)
         .unwrap_or_else(|| panic!("{}: no chromedriver on port {port}", b.label));
     let ticks = clock_ticks_per_second();
