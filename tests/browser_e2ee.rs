@@ -489,6 +489,25 @@ async fn browser_e2ee_benchmark_transform_cpu_and_rekey_time() {
             // The receiver only receives.
             receiver.click_button("Camera").await;
             assert_video_flows(&receiver, 1, MEDIA_TIMEOUT).await;
+            // Compare like with like: the sender keeps 720p (Chromium's
+            // encoder may otherwise scale down under load), measured once it
+            // sends it.
+            sender
+                .js(
+                    "for (const s of window.veche.pc().getSenders()) { \
+                       if (!s.track || s.track.kind !== 'video') continue; \
+                       const p = s.getParameters(); \
+                       p.degradationPreference = 'maintain-resolution'; \
+                       await s.setParameters(p); } return true;",
+                    vec![],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            wait_for("the sender sends 1280x720", MEDIA_TIMEOUT, async || {
+                let t = codec_times(&sender).await?;
+                (t["width"] == 1280).then_some(()).ok_or(format!("{t}"))
+            })
+            .await;
             let (s0, r0) = (sample(&sender).await, sample(&receiver).await);
             let t0 = Instant::now();
             tokio::time::sleep(BENCH_WINDOW).await;
