@@ -284,3 +284,17 @@ test('committer: a wave larger than one commit may carry is split, oldest key pa
   a.applied(first?.added ?? [], [], 1000);
   assert.equal(a.due(members, 1000 + DEBOUNCE_MS)?.added.length, 5);
 });
+
+test('held commits: the next epoch comes out in order, a lasting gap expires, too many are dropped', async () => {
+  const { HeldCommits, GAP_TIMEOUT_MS, MAX_HELD } = await import('../public/e2ee/held.js');
+  /** @param {number} group @param {number} epoch @returns {import('../public/lib/types.js').E2eeCommitMessage} */
+  const c = (group, epoch) => ({ type: 'e2ee_commit', participant_id: 'x', group, epoch, added: [], removed: [], commit: `${group}.${epoch}` });
+  const h = new HeldCommits();
+  h.hold(c(1, 5));
+  h.hold(c(1, 7));
+  h.gap(0);
+  assert.equal(h.at(1, 5, 10)?.commit, '1.5');
+  assert.equal(h.at(1, 6, 20), undefined, 'epoch 6 is missing');
+  assert.ok(!h.gapExpired(20 + GAP_TIMEOUT_MS - 1) && h.gapExpired(20 + GAP_TIMEOUT_MS));
+  for (let e = 0; e < MAX_HELD; e++) assert.equal(h.hold(c(2, e)), e + 2 <= MAX_HELD);
+});

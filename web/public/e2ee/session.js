@@ -17,6 +17,7 @@
 
 import { build } from '../lib/messages.js';
 import { Committer } from './committer.js';
+import { HeldCommits } from './held.js';
 import { createIdentity } from './identity.js';
 import { newClient, readKeyPackage } from './group.js';
 
@@ -31,10 +32,6 @@ import { newClient, readKeyPackage } from './group.js';
 export const KEY_PACKAGE_RETRY_MS = 4000;
 /** A commit the server never answered is given up after this long. */
 export const COMMIT_TIMEOUT_MS = 10000;
-/** Most commits held for a later epoch; more means we are lost: rejoin. */
-export const MAX_HELD = 64;
-/** A gap in the commits (n+1 held, n never came) is given up after this long: rejoin. */
-export const GAP_TIMEOUT_MS = 5000;
 /** The MLS exporter label of the SFrame/chat base secret. */
 export const EXPORTER_LABEL = 'veche sframe';
 
@@ -101,10 +98,8 @@ export class E2eeSession {
     this.refs = [];
     /** My commit, sent, not yet echoed. @type {InFlight | undefined} @private */
     this.inFlight = undefined;
-    /** Commits for later epochs (or a group I am not in yet), by "group:epoch". @type {Map<string, E2eeCommitMessage>} @private */
-    this.held = new Map();
-    /** Since when a later epoch's commit waits for a missing one. @type {number | undefined} @private */
-    this.gapSince = undefined;
+    /** Commits that came too early. @private */
+    this.held = new HeldCommits();
     /** @private */
     this.lastKeyPackageAt = -Infinity;
     /** Everything runs one step at a time, in arrival order. @type {Promise<void>} @private */
@@ -179,14 +174,14 @@ export class E2eeSession {
   /**
    * Media or chat of `group`/`epoch` was seen. If that is later than mine,
    * I missed a commit (say, while my connection was down): unless the
-   * commit arrives within GAP_TIMEOUT_MS, I rejoin.
+   * commit arrives within GAP_TIMEOUT_MS (held.js), I rejoin.
    * @param {number} group
    * @param {number} epoch
    */
   sawEpoch(group, epoch) {
     return this.run(async () => {
       if (!this.inGroup) return;
-      if (group > this.group || (group === this.group && epoch > this.epoch)) this.gapSince ??= this.opts.now();
+      if (group > this.group || (group === this.group && epoch > this.epoch)) this.held.gap(this.opts.now());
     });
   }
 
@@ -202,7 +197,7 @@ export class E2eeSession {
         this.inFlight = undefined;
         this.committer.refused(now);
       }
-      if (this.gapSince !== undefined && now - this.gapSince >= GAP_TIMEOUT_MS) {
+      if (this.held.gapExpired(now)) {
         await this.newLeaf(STATE.rejoining);
         return;
       }
@@ -243,7 +238,7 @@ export class E2eeSession {
     if (this.client !== undefined) this.stats.rejoins++;
     this.client = await newClient(this.identity, this.opts.pid, this.opts.name);
     this.inFlight = undefined;
-    this.gapSince = undefined;
+    this.held.reset();
     this.committer.clear();
     this.refs = [];
     this.state(text);
@@ -272,7 +267,6 @@ export class E2eeSession {
       this.group = group;
       this.inFlight = undefined;
       this.committer.clear();
-      this.dropHeldBefore(group);
       await this.epochChanged([], []);
       return;
     }
@@ -326,7 +320,7 @@ export class E2eeSession {
     }
     if (msg.epoch < client.epoch) return;
     if (msg.epoch > client.epoch) {
-      this.gapSince ??= now;
+      this.held.gap(now);
       await this.hold(msg);
       return;
     }
@@ -377,24 +371,14 @@ export class E2eeSession {
     this.group = msg.group;
     this.inFlight = undefined;
     this.committer.clear();
-    this.dropHeldBefore(msg.group);
     await this.epochChanged(msg.added, msg.removed);
     return true;
   }
 
   /** @private @param {E2eeCommitMessage} msg */
   async hold(msg) {
-    this.held.set(`${msg.group}:${msg.epoch}`, msg);
-    if (this.held.size > MAX_HELD) {
-      // Far behind (a commit lost on the way): catching up is hopeless.
-      this.held.clear();
-      if (this.inGroup) await this.newLeaf(STATE.rejoining);
-    }
-  }
-
-  /** @private @param {number} group */
-  dropHeldBefore(group) {
-    for (const [key, m] of this.held) if (m.group < group) this.held.delete(key);
+    // Too many: far behind (a commit lost on the way), catching up is hopeless.
+    if (!this.held.hold(msg) && this.inGroup) await this.newLeaf(STATE.rejoining);
   }
 
   /**
@@ -411,9 +395,6 @@ export class E2eeSession {
     const members = await client.members();
     this.refs = members.map((m) => ({ leaf: m.leaf, pid: m.pid }));
     this.committer.applied(added, removed, now);
-    for (const [key, m] of this.held) if (m.group === this.group && m.epoch < client.epoch) this.held.delete(key);
-    const waiting = [...this.held.values()].some((m) => m.group === this.group && m.epoch > client.epoch);
-    this.gapSince = waiting ? now : undefined;
     const exporter = await client.exporter(EXPORTER_LABEL, exporterContext(client.groupId, client.epoch), 32);
     this.state(STATE.encrypted);
     this.opts.onEpoch({
@@ -424,9 +405,8 @@ export class E2eeSession {
       members,
       authenticator: client.epochAuthenticator(),
     });
-    const next = this.held.get(`${this.group}:${client.epoch}`);
+    const next = this.held.at(this.group, client.epoch, now);
     if (next !== undefined) {
-      this.held.delete(`${this.group}:${client.epoch}`);
       await this.onCommit(next, now);
       return;
     }
