@@ -27,6 +27,7 @@ mod browser_passes;
 mod browser_recording;
 mod browser_watches_a_load_bot;
 mod cluster_accounts;
+mod cluster_e2ee;
 mod cluster_failover;
 mod cluster_media_nodes;
 mod cluster_membership;

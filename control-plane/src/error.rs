@@ -49,6 +49,14 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// An E2EE refusal (a handshake step, sealed chat), with the code of the
+/// protocol's one table for it ([`veche_protocol::e2ee::E2eeError::code`]).
+impl From<veche_protocol::e2ee::E2eeError> for ApiError {
+    fn from(e: veche_protocol::e2ee::E2eeError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
 /// JSON error body, for the public REST API.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -212,6 +212,10 @@ pub struct CpMetrics {
     /// Moderation actions and owner settings changes handled by this node,
     /// by action and outcome (`applied`, `unchanged`, `refused`, `failed`).
     pub moderation_actions: IntCounterVec,
+    /// E2EE handshake steps (`RPC_E2EE`) handled by this node, by op
+    /// (`key_package`, `commit`) and outcome (the reply, or `refused`,
+    /// `failed`).
+    pub e2ee_steps: IntCounterVec,
     /// 1 on the leader, 0 elsewhere (refreshed at scrape time).
     pub is_leader: IntGauge,
     /// Current Raft term (refreshed at scrape time).
@@ -260,6 +264,17 @@ impl CpMetrics {
         registry
             .register(Box::new(moderation_actions.clone()))
             .expect("unique metric");
+        let e2ee_steps = IntCounterVec::new(
+            Opts::new(
+                "e2ee_steps_total",
+                "E2EE handshake steps ordered for media nodes, by op and outcome",
+            ),
+            &["op", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(e2ee_steps.clone()))
+            .expect("unique metric");
         CpMetrics {
             rooms_created: c("rooms_created_total", "Rooms created"),
             joins: c("join_tokens_issued_total", "Join tokens issued"),
@@ -282,6 +297,7 @@ impl CpMetrics {
             ),
             forwarded,
             moderation_actions,
+            e2ee_steps,
             is_leader: g("raft_is_leader", "1 if this node is the Raft leader"),
             term: g("raft_term", "Current Raft term"),
             last_applied: g("raft_last_applied_index", "Last applied log index"),

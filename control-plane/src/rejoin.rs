@@ -104,6 +104,7 @@ mod tests {
             owner: None,
             owner_key_hash: None,
             access: Default::default(),
+            e2ee: false,
         }
     }
 
@@ -122,7 +123,7 @@ mod tests {
                 room_id: room.id,
                 room_slug: room.slug.clone(),
                 room_name: room.name.clone(),
-                e2ee: false, // E2EE-WIRE: from the stored room
+                e2ee: room.e2ee,
                 participant_id: ParticipantId::from_random([7; 8]),
                 display_name: "Ada".into(),
                 node_id: NodeId(1),

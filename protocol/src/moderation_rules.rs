@@ -44,13 +44,18 @@ pub enum Refusal {
     /// (error code `bad_request`).
     #[error("{0}")]
     BadRequest(String),
+    /// A recording start in an end-to-end encrypted room: the server
+    /// cannot read the media it would record (error code `forbidden`,
+    /// message [`E2EE_NOT_RECORDABLE`]).
+    #[error("{}", E2EE_NOT_RECORDABLE)]
+    Encrypted,
 }
 
 impl Refusal {
     /// The error code a client sees.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Refusal::Forbidden(_) => ErrorCode::Forbidden,
+            Refusal::Forbidden(_) | Refusal::Encrypted => ErrorCode::Forbidden,
             Refusal::BadRequest(_) => ErrorCode::BadRequest,
         }
     }
@@ -59,6 +64,7 @@ impl Refusal {
     pub fn message(&self) -> &str {
         match self {
             Refusal::Forbidden(m) | Refusal::BadRequest(m) => m,
+            Refusal::Encrypted => E2EE_NOT_RECORDABLE,
         }
     }
 }
@@ -70,6 +76,9 @@ pub const HOST_PROTECTED: &str = "only a host can do this to a host";
 /// A start that reached the rules without the id the control plane puts
 /// in: a caller's bug, never a client's.
 pub const NO_RECORDING_ID: &str = "a recording start needs an id from the control plane";
+/// The refusal of a recording in an end-to-end encrypted room.
+pub const E2EE_NOT_RECORDABLE: &str =
+    "This meeting is end-to-end encrypted, so the server cannot record it.";
 /// The refusal of anything but `admit` without an actor.
 pub const SYSTEM_ONLY_ADMITS: &str = "without a participant, the only action is admitting";
 
@@ -129,6 +138,21 @@ pub fn decide(policy: &RoomPolicy, req: &ModerateRequest) -> Result<RoomPolicy, 
         Some(actor) => act(&mut next, actor, req)?,
     }
     finish(policy, next)
+}
+
+/// [`decide`] in a room that is end-to-end encrypted (`e2ee`) or not.
+/// An encrypted room refuses every recording start, whoever asks and
+/// before any other rule: the server only ever sees ciphertext, so there
+/// is nothing it could record (`docs/e2ee.md`). Stopping stays allowed.
+pub fn decide_in(
+    policy: &RoomPolicy,
+    req: &ModerateRequest,
+    e2ee: bool,
+) -> Result<RoomPolicy, Refusal> {
+    if e2ee && matches!(req.action, ModAction::StartRecording { .. }) {
+        return Err(Refusal::Encrypted);
+    }
+    decide(policy, req)
 }
 
 /// `policy` with `id` recorded as a host (who joined as the room's owner).

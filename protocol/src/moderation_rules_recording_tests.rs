@@ -91,3 +91,26 @@ fn the_start_action_from_a_client_carries_no_id() {
     let a: ModAction = serde_json::from_str(r#"{"action":"stop_recording"}"#).unwrap();
     assert_eq!(a, ModAction::StopRecording);
 }
+
+#[test]
+fn an_encrypted_room_refuses_every_recording_start_with_the_e2ee_reason() {
+    for who in [
+        actor("p-host", Role::Host),
+        actor("p-mod", Role::Participant),
+        actor("p-bob", Role::Participant),
+    ] {
+        let err = decide_in(&room(), &req(who.clone(), start(1)), true).unwrap_err();
+        assert_eq!(err, Refusal::Encrypted, "{who:?}");
+        assert_eq!(err.code(), ErrorCode::Forbidden);
+        assert_eq!(
+            err.message(),
+            "This meeting is end-to-end encrypted, so the server cannot record it."
+        );
+        assert_eq!(err.to_string(), err.message());
+    }
+    // Anything else is decided as in any room, and a plain room records.
+    let stop = req(actor("p-mod", Role::Participant), ModAction::StopRecording);
+    assert_eq!(decide_in(&room(), &stop, true), decide(&room(), &stop));
+    let plain = req(actor("p-mod", Role::Participant), start(1));
+    assert!(decide_in(&room(), &plain, false).unwrap().recording.is_some());
+}

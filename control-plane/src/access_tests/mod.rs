@@ -4,6 +4,7 @@
 //! `cargo test -p veche-control-plane --lib access_tests`.
 
 mod covers;
+mod e2ee;
 mod harness;
 mod moderation;
 mod recording_files;

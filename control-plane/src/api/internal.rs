@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use veche_protocol::chat::validate_chat;
+use veche_protocol::e2ee::check_sealed_chat;
 use veche_protocol::rpc::{CommitChat, Heartbeat, MediaNodeInfo, RegisterNode, RegisterNodeReply};
 use veche_protocol::ErrorCode;
 
@@ -109,9 +110,23 @@ pub(super) async fn commit_chat(
 ) -> Result<Response, RpcError> {
     let req: CommitChat = decode_rpc(&body)?;
     // Validated again here: the control plane is the authority, and the
-    // internal API must not trust that the caller filtered anything.
-    let text =
-        validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?;
+    // internal API must not trust that the caller filtered anything. In
+    // an encrypted room the text is a sealed envelope: the plain filters
+    // would strip or refuse what they cannot read, so only its form and
+    // size are checked (the client filtered before sealing), and the
+    // state machine checks it again at apply time.
+    let room = cp
+        .replicated()
+        .settled_room(req.room_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::new(ErrorCode::RoomNotFound, "the room no longer exists"))?;
+    let text = if room.e2ee {
+        check_sealed_chat(&req.text).map_err(ApiError::from)?;
+        req.text
+    } else {
+        validate_chat(&req.text).map_err(|e| RpcError(ApiError::new(e.code(), e.to_string())))?
+    };
     let message = NewMessage {
         room_id: req.room_id,
         participant_id: req.participant_id,
@@ -128,6 +143,7 @@ pub(super) async fn commit_chat(
             StoreError::Refused(CommandError::NoSuchRoom) => {
                 ApiError::new(ErrorCode::RoomNotFound, "the room no longer exists")
             }
+            StoreError::Refused(CommandError::E2ee(r)) => ApiError::from(r.into_error()),
             e => write_error(e),
         })?;
     cp.metrics.chat_messages.inc();

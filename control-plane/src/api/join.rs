@@ -270,7 +270,7 @@ pub(super) async fn join_room(
         room_id: room.id,
         room_slug: room.slug.clone(),
         room_name: room.name.clone(),
-        e2ee: false, // E2EE-WIRE: from the stored room
+        e2ee: room.e2ee,
         participant_id,
         display_name: who.display_name,
         node_id,

@@ -20,6 +20,7 @@ mod admin;
 pub(crate) mod auth;
 mod cover_view;
 mod covers;
+mod e2ee;
 pub(crate) mod edge;
 mod history;
 mod internal;
@@ -94,6 +95,10 @@ pub(crate) fn router(cp: Arc<ControlPlane>) -> Router {
         .route(
             RPC_MODERATE,
             post(moderation::moderate).layer(DefaultBodyLimit::max(MAX_RPC_BODY_BYTES)),
+        )
+        .route(
+            veche_protocol::e2ee::RPC_E2EE,
+            post(e2ee::step).layer(DefaultBodyLimit::max(e2ee::BODY_LIMIT)),
         )
         .route(
             RPC_NODE_EVENTS,
@@ -377,7 +382,7 @@ fn view(cp: &ControlPlane, headers: &HeaderMap, room: &Room) -> RoomView {
         link: format!("{}/r/{}", public_base(cp, headers), room.slug),
         created_at_ms: room.created_at_ms,
         access: room.access,
-        e2ee: false, // E2EE-WIRE: from the stored room
+        e2ee: room.e2ee,
         // Per request, by `rooms::view_for`.
         owner_name: None,
         you_own: false,

@@ -93,12 +93,13 @@ pub(super) async fn create_room(
         owner,
         owner_key_hash: owner_key.as_deref().map(owner_key_hash),
         access: req.access,
+        e2ee: req.e2ee,
         ..NewRoom::open(slug, name, crate::now_ms())
     };
     match cp.replicated().create_room_as(new).await {
         Ok(room) => {
             cp.metrics.rooms_created.inc();
-            tracing::info!(room = %room.id, access = ?room.access, signed_in = owner.is_some(), "room created");
+            tracing::info!(room = %room.id, access = ?room.access, e2ee = room.e2ee, signed_in = owner.is_some(), "room created");
             let mut v = view_for(&cp, &headers, &viewer, &room).await?;
             v.you_own = true;
             v.owner_key = owner_key;

@@ -8,7 +8,8 @@
 //! one-node control plane: see the test below).
 
 use crate::error::ApiError;
-use crate::store::model::{Command, CommandResult};
+use crate::store::model::{Command, CommandResult, Room};
+use veche_protocol::RoomId;
 use crate::store::{CommandLog, LocalReads, StoreError};
 use crate::ControlPlane;
 use std::sync::Arc;
@@ -52,6 +53,18 @@ impl CommandLog for Replicated {
 }
 
 impl Replicated {
+    /// The room with this id, from this node's own state when it has the
+    /// room, with a read barrier only when it does not (yet). Rooms never
+    /// change after creation and are never deleted, so a copy this node
+    /// applied is as current as a linearizable read, without its round
+    /// trip: for the per-message checks of chat and the E2EE handshake.
+    pub async fn settled_room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        if let Some(room) = self.cp.store.local().room_by_id(id)? {
+            return Ok(Some(room));
+        }
+        crate::store::Store::room_by_id(self, id).await
+    }
+
     /// The control plane underneath.
     pub fn control_plane(&self) -> &Arc<ControlPlane> {
         &self.cp

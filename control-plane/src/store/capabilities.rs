@@ -1,5 +1,5 @@
 //! The commands of the capabilities kept in document tables (accounts,
-//! passes, statistics, room policies, covers), applied the same way by both stores: the redb
+//! passes, statistics, room policies, covers, recordings, E2EE), applied the same way by both stores: the redb
 //! state machine and `MemStore` each hand such a command here with their
 //! own `DocsMut`, so neither carries a copy of the dispatch.
 
@@ -29,6 +29,9 @@ pub(crate) fn apply(
         Command::Recordings(c) => Ok(CommandOutput::Recordings(Box::new(
             super::recordings::apply(d, c)?,
         ))),
+        Command::E2ee(c) => super::e2ee::apply(d, c)?
+            .map(CommandOutput::E2ee)
+            .map_err(CommandError::E2ee),
         other => {
             return Err(DbError::Inconsistent(format!(
                 "not a document-table command: {other:?}"
@@ -56,11 +59,26 @@ fn stats(d: &mut (impl DocsMut + ?Sized), cmd: StatsCommand) -> Result<StatsOutp
             super::recordings::set_webhooks(d, on)?;
         }
     }
-    for (room, at_ms, node) in fx.ended {
+    let ended = std::mem::take(&mut fx.ended);
+    for &(room, at_ms, node) in &ended {
         super::policies::end_recording(d, room, at_ms, node)?;
     }
     for node in fx.lost {
         super::recordings::node_lost(d, node)?;
+    }
+    // In the same apply as the leaves themselves: a participant with no
+    // open seat left anywhere is out of the room's key agreement, and a
+    // room nobody is in any more (checked after the whole batch: a join
+    // later in it keeps the meeting) starts its next group afresh.
+    for (room, who) in fx.left {
+        if super::e2ee::is_encrypted(d, room)? && !super::stats::seated_anywhere(d, room, &who)? {
+            super::e2ee::left(d, room, &who)?;
+        }
+    }
+    for (room, _, _) in &ended {
+        if !super::stats::is_live(d, *room)? {
+            super::e2ee::reset(d, *room)?;
+        }
     }
     Ok(out)
 }

@@ -68,6 +68,7 @@ pub async fn run_all<F: StoreFactory>(factory: &F) {
         .chain(super::conformance_stats::cases::<F>())
         .chain(super::conformance_covers::cases::<F>())
         .chain(super::conformance_recordings::cases::<F>())
+        .chain(super::conformance_e2ee::cases::<F>())
     {
         let dir = tempfile::tempdir().expect("temporary directory");
         eprintln!("store conformance: {name}");

@@ -76,6 +76,7 @@ impl State {
                 owner,
                 owner_key_hash,
                 access,
+                e2ee,
             } => {
                 let new = NewRoom {
                     slug,
@@ -84,6 +85,7 @@ impl State {
                     owner,
                     owner_key_hash,
                     access,
+                    e2ee,
                 };
                 if let Some(id) = self.slugs.get(&new.slug) {
                     let room = &self.rooms[id];
@@ -97,6 +99,7 @@ impl State {
                 self.slugs.insert(room.slug.clone(), room.id);
                 self.rooms.insert(room.id, room.clone());
                 super::owned_rooms::index(&mut self.docs, &room)
+                    .and_then(|()| super::e2ee::on_room_created(&mut self.docs, &room))
                     .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"));
                 Ok(CommandOutput::Room(room))
             }
@@ -111,6 +114,8 @@ impl State {
                 if !self.rooms.contains_key(&room_id) {
                     return Err(CommandError::NoSuchRoom);
                 }
+                super::e2ee::check_chat(&self.docs, room_id, &text)
+                    .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}"))?;
                 let key = client_msg_id
                     .clone()
                     .map(|c| (room_id, participant_id.as_str().to_owned(), c));
@@ -148,7 +153,8 @@ impl State {
             | Command::Stats(_)
             | Command::Policies(_)
             | Command::Covers(_)
-            | Command::Recordings(_)) => super::capabilities::apply(&mut self.docs, c)
+            | Command::Recordings(_)
+        | Command::E2ee(_)) => super::capabilities::apply(&mut self.docs, c)
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self

@@ -26,6 +26,9 @@
 //!   - [`recordings`]: the recordings index ([`RecordingStore`]), its
 //!     data in `recording_model.rs`, started and stopped with the room's
 //!     policy;
+//!   - [`e2ee`]: each encrypted room's MLS delivery service
+//!     ([`E2eeStore`]), its command in `e2ee_model.rs`; the room's
+//!     leaves and meeting end reach it from the statistics' apply;
 //!   - [`stats`]: meeting and participant sessions ([`StatsStore`]), read
 //!     through `stats_read.rs`, and the webhook [`outbox`] they fill.
 //! - [`error`]: [`StoreError`], why an operation failed.
@@ -42,6 +45,8 @@ mod db;
 mod deadline;
 pub mod docs;
 mod docs_redb;
+pub mod e2ee;
+pub mod e2ee_model;
 pub mod error;
 pub mod log_store;
 pub mod mem;
@@ -69,6 +74,7 @@ pub mod types;
 pub use access::DocAccess;
 pub use account_store::AccountStore;
 pub use covers::CoverStore;
+pub use e2ee::E2eeStore;
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use network::raft_router;
@@ -89,6 +95,8 @@ mod conformance_accounts;
 mod conformance_covers;
 #[cfg(test)]
 pub(crate) mod conformance_kit;
+#[cfg(test)]
+mod conformance_e2ee;
 #[cfg(test)]
 mod conformance_passes;
 #[cfg(test)]

@@ -33,6 +33,11 @@ pub struct Room {
     /// Who may join; rooms from before access rules are open.
     #[serde(default)]
     pub access: RoomAccess,
+    /// Media and chat are encrypted end to end (`docs/e2ee.md`): the
+    /// room has a delivery service (`e2ee.rs`) and cannot be recorded.
+    /// Fixed at creation; rooms from before E2EE are not encrypted.
+    #[serde(default)]
+    pub e2ee: bool,
 }
 
 /// A room to create: what the proposer decided ([`Command::CreateRoom`]).
@@ -50,6 +55,8 @@ pub struct NewRoom {
     pub owner_key_hash: Option<[u8; 32]>,
     /// Who may join.
     pub access: RoomAccess,
+    /// End-to-end encrypted.
+    pub e2ee: bool,
 }
 
 impl NewRoom {
@@ -62,6 +69,7 @@ impl NewRoom {
             owner: None,
             owner_key_hash: None,
             access: RoomAccess::Open,
+            e2ee: false,
         }
     }
 
@@ -75,6 +83,7 @@ impl NewRoom {
             owner: self.owner,
             owner_key_hash: self.owner_key_hash,
             access: self.access,
+            e2ee: self.e2ee,
         }
     }
 
@@ -86,6 +95,7 @@ impl NewRoom {
             && room.owner == self.owner
             && room.owner_key_hash == self.owner_key_hash
             && room.access == self.access
+            && room.e2ee == self.e2ee
     }
 }
 
@@ -131,6 +141,9 @@ pub enum Command {
         /// Who may join.
         #[serde(default)]
         access: RoomAccess,
+        /// End-to-end encrypted (absent in entries from before E2EE).
+        #[serde(default)]
+        e2ee: bool,
     },
     /// Append a chat message. The text is already validated and filtered.
     /// If `client_msg_id` is set and a message from the same participant in
@@ -190,6 +203,8 @@ pub enum Command {
     /// The recordings index (`recordings.rs`): node reports, deletions,
     /// a lost node's files.
     Recordings(super::recording_model::RecordingCommand),
+    /// The E2EE delivery service (`e2ee.rs`): one handshake step.
+    E2ee(super::e2ee_model::E2eeCommand),
     /// Several commands in one log entry, applied in order, each with its
     /// own result ([`CommandOutput::Batch`]). openraft 0.9 appends and
     /// flushes client writes one entry at a time, so packing concurrent
@@ -208,6 +223,7 @@ impl Command {
             owner: room.owner,
             owner_key_hash: room.owner_key_hash,
             access: room.access,
+            e2ee: room.e2ee,
         }
     }
 
@@ -228,6 +244,7 @@ impl Command {
             Command::Policies(c) => c.is_idempotent(),
             Command::Covers(c) => c.is_idempotent(),
             Command::Recordings(c) => c.is_idempotent(),
+            Command::E2ee(c) => c.is_idempotent(),
             Command::Batch(cmds) => cmds.iter().all(Command::is_idempotent),
         }
     }
@@ -256,6 +273,8 @@ pub enum CommandOutput {
     Covers(Box<super::cover_model::CoverOutput>),
     /// What a recording command answered.
     Recordings(Box<super::recording_model::RecordingOutput>),
+    /// What the delivery service answered a handshake step.
+    E2ee(veche_protocol::e2ee::DsReply),
     /// One result per command of a [`Command::Batch`], in order.
     Batch(Vec<CommandResult>),
 }
@@ -282,6 +301,10 @@ pub enum CommandError {
     /// A policy command was refused by the moderation rules.
     #[error(transparent)]
     Policy(#[from] super::policy_model::PolicyRefusal),
+    /// The delivery service refused a handshake step, or an encrypted
+    /// room refused chat that is not sealed.
+    #[error(transparent)]
+    E2ee(#[from] super::e2ee_model::E2eeRefusal),
     /// A [`Command::Batch`] inside a batch.
     #[error("batches do not nest")]
     NestedBatch,

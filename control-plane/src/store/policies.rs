@@ -18,7 +18,7 @@ use super::recordings;
 use super::seam;
 use std::future::Future;
 use veche_protocol::moderation::RoomPolicy;
-use veche_protocol::moderation_rules::{decide, with_host, with_settings, without_recording};
+use veche_protocol::moderation_rules::{decide_in, with_host, with_settings, without_recording};
 use veche_protocol::{NodeId, RoomId};
 
 pub use super::policy_model::{PolicyCommand, PolicyRefusal};
@@ -34,7 +34,8 @@ pub(crate) fn apply(d: &mut (impl DocsMut + ?Sized), cmd: PolicyCommand) -> Appl
     let room = cmd.room_id();
     let old = policy_of(d, room)?;
     let next = match &cmd {
-        PolicyCommand::Act(req) => decide(&old, req),
+        // An encrypted room refuses a recording start (the rules say why).
+        PolicyCommand::Act(req) => decide_in(&old, req, super::e2ee::is_encrypted(d, room)?),
         PolicyCommand::RecordHost { participant_id, .. } => with_host(&old, participant_id),
         PolicyCommand::ChangeSettings { change, .. } => Ok(with_settings(&old, change)),
     };

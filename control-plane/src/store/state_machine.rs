@@ -101,6 +101,7 @@ fn apply_command(
             owner,
             owner_key_hash,
             access,
+            e2ee,
         } => {
             let new = NewRoom {
                 slug,
@@ -109,6 +110,7 @@ fn apply_command(
                 owner,
                 owner_key_hash,
                 access,
+                e2ee,
             };
             let existing = t.slugs.get(new.slug.as_str())?.map(|g| g.value());
             if let Some(id) = existing {
@@ -127,6 +129,7 @@ fn apply_command(
             t.rooms.insert(id, db::encode(&room)?.as_slice())?;
             t.slugs.insert(room.slug.as_str(), id)?;
             super::owned_rooms::index(&mut t.docs, &room)?;
+            super::e2ee::on_room_created(&mut t.docs, &room)?;
             Ok(Ok(CommandOutput::Room(room)))
         }
         Command::PostChat {
@@ -139,6 +142,9 @@ fn apply_command(
         } => {
             if t.rooms.get(room_id.0)?.is_none() {
                 return Ok(Err(CommandError::NoSuchRoom));
+            }
+            if let Err(refusal) = super::e2ee::check_chat(&t.docs, room_id, &text)? {
+                return Ok(Err(CommandError::E2ee(refusal)));
             }
             if let Some(client_id) = &client_msg_id {
                 let existing = t
@@ -199,7 +205,8 @@ fn apply_command(
         | Command::Stats(_)
         | Command::Policies(_)
         | Command::Covers(_)
-        | Command::Recordings(_)) => super::capabilities::apply(&mut t.docs, c),
+        | Command::Recordings(_)
+        | Command::E2ee(_)) => super::capabilities::apply(&mut t.docs, c),
         Command::SetMediaNodeDraining { node_id, draining } => {
             let stored = t.media_nodes.get(node_id.0)?.map(|v| v.value().to_vec());
             let Some(stored) = stored else {

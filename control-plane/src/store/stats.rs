@@ -198,6 +198,9 @@ pub(crate) struct StatsEffects {
     pub ended: Vec<(RoomId, UnixMillis, NodeId)>,
     /// Nodes whose earlier run is over (declared dead, or a new boot).
     pub lost: Vec<NodeId>,
+    /// Seats that closed, by room and participant: the participant may
+    /// have left the room for good (see [`seated_anywhere`]).
+    pub left: Vec<(RoomId, ParticipantId)>,
 }
 
 /// Applies one statistics command, telling `fx` what other capabilities
@@ -387,6 +390,8 @@ fn close_seat(
         return Ok(false);
     };
     OPEN_SEATS.remove(d, seat)?;
+    fx.left
+        .push((RoomId(seat.1 .0), ParticipantId(seat.1 .1.clone())));
     let mut left = at_ms;
     let session = SESSIONS.get(d, &(meeting, id))?;
     if let Some(mut s) = session.clone() {
@@ -434,6 +439,31 @@ pub(super) fn room_nodes(
         .filter(|s: &ParticipantSession| s.left_at_ms.is_none())
         .map(|s| s.node_id)
         .collect())
+}
+
+/// Whether `who` has an open seat in `room` on any media node: a seat
+/// that closed on one node while another is open (a move after a node
+/// loss, a newer connection elsewhere) is not a leave. One lookup per node
+/// that ever reported.
+pub(super) fn seated_anywhere(
+    d: &(impl Docs + ?Sized),
+    room: RoomId,
+    who: &ParticipantId,
+) -> Result<bool, DbError> {
+    for (key, _) in NODE_BOOT.scan_keys(d, &[], false, usize::MAX)? {
+        let node = u64::from_be_bytes(key.as_slice().try_into().map_err(|_| {
+            DbError::Inconsistent(format!("stats_node_boot key of {} bytes", key.len()))
+        })?);
+        if OPEN_SEATS.contains(d, &(node, (room.0, who.as_str().to_owned())))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `room` has a meeting open now.
+pub(super) fn is_live(d: &(impl Docs + ?Sized), room: RoomId) -> Result<bool, DbError> {
+    ROOM_LIVE.contains(d, &room.0)
 }
 
 /// Closes every open seat of `node` at `at_ms`; returns how many.
