@@ -54,7 +54,12 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
     let (mut ben, ben_id) = cluster.enter(slug, "Ben", "b").await;
     let (mut cy, cy_id) = cluster.enter(slug, "Cy", "b").await;
     let (mut dan, dan_id) = cluster.enter(slug, "Dan", "a").await;
-    let ids = [ann_id.as_str(), ben_id.as_str(), cy_id.as_str(), dan_id.as_str()];
+    let ids = [
+        ann_id.as_str(),
+        ben_id.as_str(),
+        cy_id.as_str(),
+        dan_id.as_str(),
+    ];
     for s in [&mut ann, &mut ben, &mut cy, &mut dan] {
         sees(s, &ids).await;
     }
@@ -62,7 +67,12 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
     // Ann (node 1) founds the group; Ben and Cy on node 2 hear it.
     ann.send(&key_package_frame(&opaque("annkp", 300))).await;
     let mut group = 0;
-    for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy"), (&mut dan, "Dan")] {
+    for (s, who) in [
+        (&mut ann, "Ann"),
+        (&mut ben, "Ben"),
+        (&mut cy, "Cy"),
+        (&mut dan, "Dan"),
+    ] {
         let f = s.recv_type("e2ee_found", secs(10)).await;
         assert_eq!(f["participant_id"], ann_id.as_str(), "{who}: {f}");
         group = f["group"].as_u64().unwrap();
@@ -86,7 +96,12 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
     // Ann commits Ben in; the commit and its welcome cross to node 2.
     ann.send(&commit_frame(group, 0, &[&ben_id], &opaque("c0", 400)))
         .await;
-    for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy"), (&mut dan, "Dan")] {
+    for (s, who) in [
+        (&mut ann, "Ann"),
+        (&mut ben, "Ben"),
+        (&mut cy, "Cy"),
+        (&mut dan, "Dan"),
+    ] {
         let c = commit_from(s, who, 0, &ann_id).await;
         assert!(c["welcome"].is_string(), "{who}: {c}");
     }
@@ -99,17 +114,29 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
         let (by, i) = committers[(epoch % 2) as usize];
         let frame = commit_frame(group, epoch, &[], &opaque(&format!("c{epoch}"), 200));
         [&mut ann, &mut ben][i].send(&frame).await;
-        for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy"), (&mut dan, "Dan")] {
+        for (s, who) in [
+            (&mut ann, "Ann"),
+            (&mut ben, "Ben"),
+            (&mut cy, "Cy"),
+            (&mut dan, "Dan"),
+        ] {
             commit_from(s, who, epoch, by).await;
         }
     }
 
     // Two members on different nodes commit from the same epoch at once:
     // one wins, everyone sees that one only, and the loser is told.
-    ann.send(&commit_frame(group, 8, &[], &opaque("racea", 100))).await;
-    ben.send(&commit_frame(group, 8, &[], &opaque("raceb", 100))).await;
+    ann.send(&commit_frame(group, 8, &[], &opaque("racea", 100)))
+        .await;
+    ben.send(&commit_frame(group, 8, &[], &opaque("raceb", 100)))
+        .await;
     let mut winners = Vec::new();
-    for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy"), (&mut dan, "Dan")] {
+    for (s, who) in [
+        (&mut ann, "Ann"),
+        (&mut ben, "Ben"),
+        (&mut cy, "Cy"),
+        (&mut dan, "Dan"),
+    ] {
         let c = s
             .recv_matching(&format!("{who}'s commit from epoch 8"), secs(10), |v| {
                 v["type"] == "e2ee_commit"
@@ -119,7 +146,11 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
         winners.push(c["participant_id"].as_str().unwrap().to_owned());
     }
     winners.dedup();
-    assert_eq!(winners.len(), 1, "everyone sees the same winner: {winners:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "everyone sees the same winner: {winners:?}"
+    );
     let (loser, loser_name) = if winners[0] == ann_id {
         (&mut ben, "Ben")
     } else {

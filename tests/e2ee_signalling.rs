@@ -31,7 +31,10 @@ async fn a_plain_room_refuses_handshake_messages_and_nobody_hears_of_them() {
     let e = refusal(&mut ann, "e2ee_key_package").await;
     assert_eq!(e["code"], "invalid_state", "{e}");
     assert!(
-        e["message"].as_str().unwrap().contains("not end-to-end encrypted"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not end-to-end encrypted"),
         "{e}"
     );
     ann.send(&commit_frame(1, 0, &[], &opaque("c", 100))).await;
@@ -84,11 +87,15 @@ async fn malformed_oversized_and_too_frequent_handshake_messages_are_refused_to_
             commit_frame(1, 0, &[], &opaque("c", lim::MAX_COMMIT_BYTES + 1)),
             "too_large",
         ),
-        ("a welcome over its limit", {
-            let mut f = commit_frame(1, 0, &["pX"], &opaque("c", 10));
-            f["welcome"] = json!(opaque("w", lim::MAX_WELCOME_BYTES + 1));
-            f
-        }, "too_large"),
+        (
+            "a welcome over its limit",
+            {
+                let mut f = commit_frame(1, 0, &["pX"], &opaque("c", 10));
+                f["welcome"] = json!(opaque("w", lim::MAX_WELCOME_BYTES + 1));
+                f
+            },
+            "too_large",
+        ),
     ];
     for (what, frame, code) in &bad {
         let request = frame["type"].as_str().unwrap();
@@ -120,10 +127,14 @@ async fn malformed_oversized_and_too_frequent_handshake_messages_are_refused_to_
         }
     }
     assert!(
-        ordered >= lim::KEY_PACKAGE.burst as usize && ordered <= lim::KEY_PACKAGE.burst as usize + 2,
+        ordered >= lim::KEY_PACKAGE.burst as usize
+            && ordered <= lim::KEY_PACKAGE.burst as usize + 2,
         "the burst is ordered, and little more: {ordered} of {sent}"
     );
-    assert!(limited >= sent - lim::KEY_PACKAGE.burst as usize - 2, "{limited} refused");
+    assert!(
+        limited >= sent - lim::KEY_PACKAGE.burst as usize - 2,
+        "{limited} refused"
+    );
 
     // Ben heard of the ordered key packages only (each founded a group,
     // since the founder asking again gives up its group).
@@ -182,7 +193,11 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
     for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy")] {
         let c = s.recv_type("e2ee_commit", secs(10)).await;
         assert_eq!(c["participant_id"], ann_id.as_str(), "{who}: {c}");
-        assert_eq!((c["group"].as_u64(), c["epoch"].as_u64()), (Some(group), Some(0)), "{who}: {c}");
+        assert_eq!(
+            (c["group"].as_u64(), c["epoch"].as_u64()),
+            (Some(group), Some(0)),
+            "{who}: {c}"
+        );
         assert_eq!(c["added"], json!([ben_id]), "{who}: {c}");
         assert_eq!(c["commit"], c1.as_str(), "{who}: {c}");
         assert!(c["welcome"].is_string(), "the welcome travels with it: {c}");
@@ -191,7 +206,8 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
     // Ben, now a member, commits from epoch 0 too: that epoch is gone.
     // Only Ben hears, and nothing changes: Ann's commit from epoch 1 wins.
     let (a0, c0) = (ann.seen.len(), cy.seen.len());
-    ben.send(&commit_frame(group, 0, &[], &opaque("late", 100))).await;
+    ben.send(&commit_frame(group, 0, &[], &opaque("late", 100)))
+        .await;
     let e = refusal(&mut ben, "e2ee_commit").await;
     assert_eq!(e["code"], "invalid_state", "{e}");
     let seen_by = |s: &Signal, from: usize| s.seen[from..].to_vec();
@@ -199,7 +215,10 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
     ann.send(&commit_frame(group, 1, &[], &c2)).await;
     for (s, who) in [(&mut ann, "Ann"), (&mut ben, "Ben"), (&mut cy, "Cy")] {
         let c = s.recv_type("e2ee_commit", secs(10)).await;
-        assert_eq!(c["epoch"], 1, "{who} gets the commit from epoch 1 next: {c}");
+        assert_eq!(
+            c["epoch"], 1,
+            "{who} gets the commit from epoch 1 next: {c}"
+        );
         assert_eq!(c["commit"], c2.as_str(), "{who}: {c}");
     }
     for (s, from, who) in [(&ann, a0, "Ann"), (&cy, c0, "Cy")] {
@@ -207,7 +226,10 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
             .into_iter()
             .filter(|v| v["type"] == "e2ee_commit" && v["participant_id"] == ben_id.as_str())
             .collect();
-        assert!(late.is_empty(), "{who} never sees Ben's losing commit: {late:?}");
+        assert!(
+            late.is_empty(),
+            "{who} never sees Ben's losing commit: {late:?}"
+        );
     }
 }
 
@@ -237,7 +259,11 @@ async fn unsealed_chat_in_an_encrypted_room_is_refused_and_neither_stored_nor_re
     let echo = ann.chat(&sealed).await;
     assert_eq!(echo["message"]["text"], sealed.as_str());
     let got = ben.recv_type("chat", secs(10)).await;
-    assert_eq!(got["message"]["text"], sealed.as_str(), "Ben's first chat is the sealed one");
+    assert_eq!(
+        got["message"]["text"],
+        sealed.as_str(),
+        "Ben's first chat is the sealed one"
+    );
 
     let history = http_get(&format!("{base}/api/rooms/{slug}/messages")).await;
     assert_eq!(history.status, 200, "{}", history.body);
@@ -247,5 +273,9 @@ async fn unsealed_chat_in_an_encrypted_room_is_refused_and_neither_stored_nor_re
         .iter()
         .map(|m| m["text"].clone())
         .collect();
-    assert_eq!(texts, vec![json!(sealed)], "only the sealed message is stored");
+    assert_eq!(
+        texts,
+        vec![json!(sealed)],
+        "only the sealed message is stored"
+    );
 }

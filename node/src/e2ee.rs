@@ -268,7 +268,8 @@ impl Handshake {
                 Ok(()) => return,
                 Err(e) => {
                     let step = match e {
-                        mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+                        mpsc::error::TrySendError::Full(s)
+                        | mpsc::error::TrySendError::Closed(s) => s,
                     };
                     self.node.metrics.e2ee_outcome(step.kind(), "refused");
                     ErrorBody::new(
@@ -278,7 +279,11 @@ impl Handshake {
                 }
             },
             Some(Err(e)) => {
-                let kind = if request == "e2ee_commit" { "commit" } else { "key_package" };
+                let kind = if request == "e2ee_commit" {
+                    "commit"
+                } else {
+                    "key_package"
+                };
                 self.node.metrics.e2ee_outcome(kind, "refused");
                 e
             }
@@ -317,18 +322,30 @@ async fn order(node: &Shared, room: &Room, out: &Outbox, pid: &ParticipantId, st
                 room.e2ee(msg, except);
             }
             None => {
-                warn!(request, ?reply, "the control plane answered a handshake step with a reply of another kind");
+                warn!(
+                    request,
+                    ?reply,
+                    "the control plane answered a handshake step with a reply of another kind"
+                );
                 node.metrics.e2ee_outcome(kind, "refused");
                 node.reply_error(
                     out,
-                    ErrorBody::new(ErrorCode::Internal, "the key agreement could not be ordered; try again"),
+                    ErrorBody::new(
+                        ErrorCode::Internal,
+                        "the key agreement could not be ordered; try again",
+                    ),
                     request,
                     None,
                 );
             }
         },
         Err(e) => {
-            tracing::info!(request, code = e.code.as_str(), "handshake step refused: {}", e.message);
+            tracing::info!(
+                request,
+                code = e.code.as_str(),
+                "handshake step refused: {}",
+                e.message
+            );
             node.metrics.e2ee_outcome(kind, "refused");
             node.reply_error(out, e, request, None);
         }

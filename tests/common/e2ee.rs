@@ -148,7 +148,12 @@ impl TwoNodes {
         let dir = TempDir::new("e2ee-cluster");
         let ca = dir.path().join("ca");
         let (n1, n2) = (dir.path().join("n1"), dir.path().join("n2"));
-        veche_ok(&["cluster".as_ref(), "ca".as_ref(), "--out".as_ref(), ca.as_os_str()]);
+        veche_ok(&[
+            "cluster".as_ref(),
+            "ca".as_ref(),
+            "--out".as_ref(),
+            ca.as_os_str(),
+        ]);
         for (id, out) in [("1", &n1), ("2", &n2)] {
             veche_ok(&[
                 "cluster".as_ref(),
@@ -182,30 +187,34 @@ impl TwoNodes {
             .ready(SERVER_START_TIMEOUT)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        wait_for("both media nodes are alive with relays", secs(30), async || {
-            let status = http()
-                .get(format!("{base}/api/admin/cluster"))
-                .bearer_auth(SECRET)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json::<Value>()
-                .await
-                .map_err(|e| e.to_string())?;
-            let ready = status["media_nodes"]
-                .as_array()
-                .map(|ns| {
-                    ns.iter()
-                        .filter(|n| n["alive"] == true && n["relay_addr"].is_string())
-                        .count()
-                })
-                .unwrap_or(0);
-            if ready == 2 {
-                Ok(())
-            } else {
-                Err(format!("{status}"))
-            }
-        })
+        wait_for(
+            "both media nodes are alive with relays",
+            secs(30),
+            async || {
+                let status = http()
+                    .get(format!("{base}/api/admin/cluster"))
+                    .bearer_auth(SECRET)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json::<Value>()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ready = status["media_nodes"]
+                    .as_array()
+                    .map(|ns| {
+                        ns.iter()
+                            .filter(|n| n["alive"] == true && n["relay_addr"].is_string())
+                            .count()
+                    })
+                    .unwrap_or(0);
+                if ready == 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{status}"))
+                }
+            },
+        )
         .await;
         TwoNodes {
             server,
@@ -227,7 +236,10 @@ impl TwoNodes {
         assert_eq!(r.status, 200, "join as {name}: {}", r.body);
         let reply = r.json();
         let node = if region == "a" { 1 } else { 2 };
-        assert_eq!(reply["node_id"], node, "{name} is placed in region {region}: {reply}");
+        assert_eq!(
+            reply["node_id"], node,
+            "{name} is placed in region {region}: {reply}"
+        );
         let (sig, joined) = Signal::join(base, &reply).await;
         assert_eq!(joined["room"]["e2ee"], true, "{joined}");
         (sig, str_field(&joined, "participant_id").to_owned())
