@@ -52,7 +52,7 @@ async fn malformed_oversized_and_too_frequent_handshake_messages_are_refused_to_
     let base = server.base();
     let room = create_e2ee_room(base, "Refusals").await;
     let slug = str_field(&room, "slug");
-    let (mut ann, ann_id) = enter(base, slug, "Ann", true).await;
+    let (mut ann, _) = enter(base, slug, "Ann", true).await;
     let (mut ben, _) = enter(base, slug, "Ben", true).await;
 
     let bad: Vec<(&str, Value, &str)> = vec![
@@ -105,14 +105,17 @@ async fn malformed_oversized_and_too_frequent_handshake_messages_are_refused_to_
     }
 
     // The key-package budget: a burst, then refusals until it refills.
+    // (Refused key packages cost their sender's budget too, so Cy, with a
+    // full one, sends these.)
+    let (mut cy, cy_id) = enter(base, slug, "Cy", true).await;
     let sent = 4 * lim::KEY_PACKAGE.burst as usize;
     for i in 0..sent {
-        ann.send(&key_package_frame(&opaque(&format!("kp{i}"), 100)))
+        cy.send(&key_package_frame(&opaque(&format!("kp{i}"), 100)))
             .await;
     }
     let (mut ordered, mut limited) = (0, 0);
     while ordered + limited < sent {
-        let v = ann
+        let v = cy
             .recv_matching("an answer to each key package", secs(10), |v| {
                 v["type"] == "e2ee_found" || v["type"] == "error"
             })
@@ -135,7 +138,7 @@ async fn malformed_oversized_and_too_frequent_handshake_messages_are_refused_to_
 
     // Ben heard of the ordered key packages only (each founded a group,
     // since the founder asking again gives up its group).
-    let ben_saw = marker(&mut ann, &ann_id, &mut ben, true).await;
+    let ben_saw = marker(&mut cy, &cy_id, &mut ben, true).await;
     let found = ben_saw.iter().filter(|v| v["type"] == "e2ee_found").count();
     assert_eq!(found, ordered, "Ben hears each ordered key package once");
     assert!(

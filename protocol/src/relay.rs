@@ -200,9 +200,9 @@ impl RelayMsg {
 pub fn check_e2ee(message: &crate::signal::ServerMessage) -> Result<(), RelayE2eeError> {
     use crate::e2ee::{check_commit, check_key_package, CommitLabels};
     use crate::signal::ServerMessage as S;
-    Ok(match message {
-        S::E2eeFound { .. } => (),
-        S::E2eeKeyPackage { key_package, .. } => check_key_package(key_package)?,
+    match message {
+        S::E2eeFound { .. } => Ok(()),
+        S::E2eeKeyPackage { key_package, .. } => Ok(check_key_package(key_package)?),
         S::E2eeCommit {
             group,
             epoch,
@@ -211,7 +211,7 @@ pub fn check_e2ee(message: &crate::signal::ServerMessage) -> Result<(), RelayE2e
             commit,
             welcome,
             ..
-        } => check_commit(
+        } => Ok(check_commit(
             &CommitLabels {
                 group: *group,
                 epoch: *epoch,
@@ -220,9 +220,9 @@ pub fn check_e2ee(message: &crate::signal::ServerMessage) -> Result<(), RelayE2e
             },
             commit,
             welcome.as_deref(),
-        )?,
-        _ => return Err(RelayE2eeError::NotHandshake),
-    })
+        )?),
+        _ => Err(RelayE2eeError::NotHandshake),
+    }
 }
 
 /// Why a [`RelayMsg::E2ee`] was dropped.
