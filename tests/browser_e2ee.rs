@@ -24,7 +24,8 @@
 //! - **The server cannot read it.** The same Chromium joins as a page
 //!   whose receivers skip decryption, as the server would see the media:
 //!   it receives Alice's and Bob's video packets and decodes none of them,
-//!   while Alice and Bob decode each other and it.
+//!   while Alice and Bob decode each other and it. The same page in a
+//!   plain room decodes Alice (the control).
 //!
 //! A second test loses a media node under a participant, and an ignored
 //! third one prints the figures of `docs/benchmarks.md`.
@@ -122,6 +123,17 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
         for b in [&alice, &bob] {
             assert_no_plaintext_out(b).await;
         }
+        // The control: the same page decodes what the server forwards when
+        // it is not encrypted (a plain room), so it decoded nothing above
+        // because of the encryption, not because of the injected script.
+        let plain = str_field(&create_room(&base, "Plain").await, "slug").to_owned();
+        alice
+            .goto(&format!("{base}/r/{plain}?name=Alice&skipPrejoin=1"))
+            .await;
+        carol
+            .goto(&format!("{base}/r/{plain}?name=Eve&skipPrejoin=1"))
+            .await;
+        assert_video_flows(&carol, 1, MEDIA_TIMEOUT).await;
     })
     .await;
     for b in [alice, bob, carol] {
