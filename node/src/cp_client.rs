@@ -38,6 +38,9 @@ pub struct ControlPlaneClient {
 
 /// Why one attempt failed, and whether another node might do better.
 enum Attempt {
+    /// The connection could not be made: the request never left, so any
+    /// other node may be asked, even for a step that must not run twice.
+    NotSent(ErrorBody),
     /// Unreachable, or it answered `unavailable`: try the next node.
     TryNext(ErrorBody),
     /// A definite answer (bad request, unknown room...): stop.
@@ -118,10 +121,15 @@ impl ControlPlaneClient {
             .send()
             .await
             .map_err(|e| {
-                Attempt::TryNext(ErrorBody::new(
+                let err = ErrorBody::new(
                     ErrorCode::Unavailable,
                     format!("control plane {base} unreachable: {e}"),
-                ))
+                );
+                if e.is_connect() {
+                    Attempt::NotSent(err)
+                } else {
+                    Attempt::TryNext(err)
+                }
             })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| {
@@ -158,6 +166,28 @@ impl ControlPlaneClient {
         path: &str,
         req: &Req,
     ) -> Result<Resp, ErrorBody> {
+        self.call_with(path, req, true).await
+    }
+
+    /// Calls `path` on the first node that can be reached, and moves on
+    /// to another only when the request surely never arrived. For steps
+    /// that must not be applied twice and carry no idempotency key: after
+    /// an ambiguous failure (a timeout, a leader lost mid-write) the error
+    /// goes back to the caller instead.
+    async fn call_at_most_once<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+    ) -> Result<Resp, ErrorBody> {
+        self.call_with(path, req, false).await
+    }
+
+    async fn call_with<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        retry_ambiguous: bool,
+    ) -> Result<Resp, ErrorBody> {
         let body = rmp_serde::to_vec_named(req)
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, format!("encode: {e}")))?;
         let mut last = ErrorBody::new(
@@ -168,7 +198,11 @@ impl ControlPlaneClient {
             match self.attempt::<Resp>(&base, path, &body).await {
                 Ok(r) => return Ok(r),
                 Err(Attempt::Final(e)) => return Err(e),
-                Err(Attempt::TryNext(e)) => {
+                Err(Attempt::TryNext(e)) if !retry_ambiguous => {
+                    self.demote(&base);
+                    return Err(e);
+                }
+                Err(Attempt::NotSent(e) | Attempt::TryNext(e)) => {
                     tracing::debug!(%base, path, error = %e.message, "control-plane node failed; trying the next");
                     self.demote(&base);
                     last = e;
@@ -220,11 +254,16 @@ impl ControlPlaneClient {
     /// Asks the control plane to order one MLS handshake step (a key
     /// package or a commit). A refusal (`invalid_state` for a commit that
     /// lost its epoch, and so on) comes back as the error, for the sender.
+    /// Never sent twice: a commit applied by a leader that died before it
+    /// answered, then sent again, would be refused as stale although it
+    /// won, and nobody would get it. The client's own retry (a key package
+    /// every 4 s, a committer's next batch) takes over instead.
     pub async fn e2ee(
         &self,
         req: &veche_protocol::e2ee::DsRequest,
     ) -> Result<veche_protocol::e2ee::DsReply, ErrorBody> {
-        self.call(veche_protocol::e2ee::RPC_E2EE, req).await
+        self.call_at_most_once(veche_protocol::e2ee::RPC_E2EE, req)
+            .await
     }
 
     /// The room's current moderation policy (version 0 for a room nobody
@@ -314,6 +353,58 @@ mod tests {
         assert_eq!(msg.id, MessageId(7));
         // The node that answered is tried first next time.
         assert_eq!(client.bases(), vec![good, dead, leaderless]);
+    }
+
+    /// A stand-in control-plane node answering the E2EE RPC with `status`
+    /// and `body`, counting the requests it got.
+    async fn fake_e2ee(
+        status: StatusCode,
+        body: Vec<u8>,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            veche_protocol::e2ee::RPC_E2EE,
+            axum::routing::post(move || {
+                let body = body.clone();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { (status, body).into_response() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    #[tokio::test]
+    async fn a_handshake_step_skips_a_dead_node_but_is_never_sent_twice() {
+        use veche_protocol::e2ee::{DsOp, DsReply, DsRequest};
+        let req = DsRequest {
+            room_id: RoomId(1),
+            participant_id: ParticipantId("p1".into()),
+            op: DsOp::KeyPackage,
+        };
+        let found = rmp_serde::to_vec_named(&DsReply::Found { group: 1 }).unwrap();
+        let (good, good_hits) = fake_e2ee(StatusCode::OK, found.clone()).await;
+        let dead = dead_address().await;
+        let client = ControlPlaneClient::new(vec![dead, good.clone()], "s");
+        assert_eq!(
+            client.e2ee(&req).await.unwrap(),
+            DsReply::Found { group: 1 }
+        );
+        assert_eq!(good_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // A node that may have applied it (a leader lost mid-write) answers
+        // `unavailable`: the error goes back, and the next node is not asked.
+        let lost = rmp_serde::to_vec_named(&ErrorBody::new(ErrorCode::Unavailable, "leader lost"))
+            .unwrap();
+        let (ambiguous, _) = fake_e2ee(StatusCode::SERVICE_UNAVAILABLE, lost).await;
+        let (next, next_hits) = fake_e2ee(StatusCode::OK, found).await;
+        let client = ControlPlaneClient::new(vec![ambiguous, next], "s");
+        let err = client.e2ee(&req).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unavailable);
+        assert_eq!(next_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
