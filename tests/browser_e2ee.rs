@@ -23,7 +23,8 @@
 //!   others never list it), through the pre-join page and past it.
 //! - **The server cannot read it.** The same Chromium joins as a page
 //!   whose receivers skip decryption, as the server would see the media:
-//!   it receives Alice's and Bob's video packets and decodes none of them,
+//!   it receives Alice's and Bob's video packets and cannot show them (at
+//!   most a stray encrypted keyframe decoded as noise),
 //!   while Alice and Bob decode each other and it. The same page in a
 //!   plain room decodes Alice (the control).
 //!
@@ -37,7 +38,7 @@
 use crate::common::cluster::Cluster;
 use crate::common::e2ee_browser::*;
 use crate::common::moderation::*;
-use crate::common::moderation_browser::{has_control, id_of, open_as_host, CLICKABLE};
+use crate::common::moderation_browser::{frames_from, has_control, id_of, open_as_host, CLICKABLE};
 use crate::common::moderation_member::Member;
 use crate::common::recording::{room_recordings, start_recording};
 use crate::common::*;
@@ -116,10 +117,11 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
 
         eprintln!("[e2ee] a receiver that does not decrypt decodes nothing");
         carol.run_before_page_scripts(PLAIN_RECEIVER_JS).await;
+        let members_before = members_decoded(&alice, &bob).await;
         carol
             .goto(&format!("{base}/r/{slug}?name=Eve&skipPrejoin=1"))
             .await;
-        plain_receiver_decodes_nothing(&carol, &alice, &bob).await;
+        plain_receiver_decodes_nothing(&carol, &alice, &bob, members_before).await;
         for b in [&alice, &bob] {
             assert_no_plaintext_out(b).await;
         }
@@ -271,10 +273,29 @@ async fn refused_and_never_listed(b: &Chrome, name: &str, others: &[&Chrome]) {
     assert!(t.contains(CANNOT_ENCRYPT), "the refusal stays: {t:?}");
 }
 
+/// Frames Bob has decoded from Alice and Alice from Bob, so far.
+async fn members_decoded(alice: &Chrome, bob: &Chrome) -> [u64; 2] {
+    let (a, b) = (id_of(bob, "Alice").await, id_of(alice, "Bob").await);
+    let (x, y) = (frames_from(bob, &a).await, frames_from(alice, &b).await);
+    [x, y].map(|f| f.unwrap_or_else(|e| panic!("{e}")).unwrap_or(0))
+}
+
 /// Eve's page (in `eve`, with [`PLAIN_RECEIVER_JS`]) receives Alice's and
-/// Bob's video packets but decodes no frame of them, while Alice and Bob
-/// decode each other and Eve (whose sender still encrypts).
-async fn plain_receiver_decodes_nothing(eve: &Chrome, alice: &Chrome, bob: &Chrome) {
+/// Bob's video packets but cannot show them, while Alice and Bob decode
+/// each other and Eve (whose sender still encrypts).
+///
+/// "Cannot show" is at most one frame in twenty of what a member decodes
+/// from the same sender meanwhile (`members_before` is [`members_decoded`]
+/// before Eve came): a VP8 keyframe keeps its 10-byte header in the clear
+/// (`docs/e2ee.md`), so now and then the decoder accepts an encrypted
+/// keyframe and paints noise, whereas a stream the server could read
+/// decodes frame after frame, as the control in a plain room shows.
+async fn plain_receiver_decodes_nothing(
+    eve: &Chrome,
+    alice: &Chrome,
+    bob: &Chrome,
+    members_before: [u64; 2],
+) {
     let senders = [id_of(eve, "Alice").await, id_of(eve, "Bob").await];
     for b in [alice, bob] {
         assert_video_flows(b, 2, MEDIA_TIMEOUT).await;
@@ -308,30 +329,24 @@ async fn plain_receiver_decodes_nothing(eve: &Chrome, alice: &Chrome, bob: &Chro
         },
     )
     .await;
-    eprintln!("[e2ee] Eve's (packets, frames decoded) from Alice and Bob: {seen:?}");
-    assert!(
-        seen.iter().all(|(_, decoded)| *decoded == 0),
-        "a receiver without the key decoded frames: (packets, frames decoded) {seen:?}"
+    let now = members_decoded(alice, bob).await;
+    let members = [now[0] - members_before[0], now[1] - members_before[1]];
+    eprintln!(
+        "[e2ee] Eve's (packets, frames decoded) from Alice and Bob: {seen:?}; \
+         members decoded meanwhile {members:?}"
     );
+    for ((_, decoded), member) in seen.iter().zip(members) {
+        assert!(
+            member >= 100 && decoded * 20 <= member,
+            "a receiver without the key decoded frames: (packets, frames decoded) {seen:?}, \
+             while members decoded {members:?} of the same senders"
+        );
+    }
 }
 
 /// How long a participant who loses their media node may take to decode
 /// and be decoded again.
 const BACK_WITHIN: Duration = Duration::from_secs(5);
-
-/// How many of `b`'s video tracks decode new frames within 300 ms.
-async fn live_video_tracks(b: &Chrome) -> usize {
-    let Ok(first) = b.frames_decoded_per_track().await else {
-        return 0;
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let Ok(now) = b.frames_decoded_per_track().await else {
-        return 0;
-    };
-    now.iter()
-        .filter(|(mid, f)| first.get(*mid).is_some_and(|g| *f > g))
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_e2ee_a_participant_whose_media_node_dies_decodes_and_is_decoded_within_5_s() {
@@ -429,46 +444,6 @@ async fn browser_e2ee_a_participant_whose_media_node_dies_decodes_and_is_decoded
 
 /// How long each benchmark measurement runs.
 const BENCH_WINDOW: Duration = Duration::from_secs(20);
-
-/// CPU and codec figures of one browser over a measurement window.
-struct Sample {
-    cpu: (f64, f64),
-    codec: Value,
-}
-
-async fn sample(b: &Chrome) -> Sample {
-    Sample {
-        cpu: chromium_cpu_seconds(b),
-        codec: codec_times(b).await.unwrap_or_else(|e| panic!("{e}")),
-    }
-}
-
-/// Prints `b`'s figures between two samples: renderer and whole-Chromium
-/// CPU (percent of one core), and milliseconds per frame encoded and
-/// decoded by `getStats()`.
-fn report(what: &str, b: &Chrome, t0: &Sample, t1: &Sample, over: Duration) {
-    let s = over.as_secs_f64();
-    let per_frame = |frames: &str, secs: &str| {
-        let n = t1.codec[frames].as_f64().unwrap_or(0.0) - t0.codec[frames].as_f64().unwrap_or(0.0);
-        let t = t1.codec[secs].as_f64().unwrap_or(0.0) - t0.codec[secs].as_f64().unwrap_or(0.0);
-        if n > 0.0 {
-            format!("{:.2} ms/frame over {n} frames", 1000.0 * t / n)
-        } else {
-            "no frames".to_owned()
-        }
-    };
-    eprintln!(
-        "[bench] {what} {}: renderer CPU {:.1}%, all Chromium processes {:.1}%, \
-         encode {}, decode {}, sent {}x{}",
-        b.label,
-        100.0 * (t1.cpu.0 - t0.cpu.0) / s,
-        100.0 * (t1.cpu.1 - t0.cpu.1) / s,
-        per_frame("encoded", "encodeS"),
-        per_frame("decoded", "decodeS"),
-        t1.codec["width"],
-        t1.codec["height"],
-    );
-}
 
 /// Not a test: `cargo nextest run --run-ignored only -E
 /// 'test(/browser_e2ee::benchmark/)' --no-capture` prints the figures of

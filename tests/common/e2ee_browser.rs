@@ -10,6 +10,7 @@ use crate::common::moderation::OwnedRoom;
 use crate::common::*;
 use serde_json::{json, Value};
 use std::path::Path;
+use std::time::Duration;
 
 /// What a browser that cannot encrypt media is told, word for word
 /// (`docs/e2ee.md`, the pre-join page).
@@ -395,4 +396,61 @@ pub async fn codec_times(b: &Chrome) -> Result<Value, String> {
         vec![],
     )
     .await
+}
+
+/// How many of `b`'s video tracks decode new frames within 300 ms.
+pub async fn live_video_tracks(b: &Chrome) -> usize {
+    let Ok(first) = b.frames_decoded_per_track().await else {
+        return 0;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let Ok(now) = b.frames_decoded_per_track().await else {
+        return 0;
+    };
+    now.iter()
+        .filter(|(mid, f)| first.get(*mid).is_some_and(|g| *f > g))
+        .count()
+}
+
+/// CPU and codec figures of one browser over a measurement window.
+pub struct Sample {
+    /// [`chromium_cpu_seconds`].
+    pub cpu: (f64, f64),
+    /// [`codec_times`].
+    pub codec: Value,
+}
+
+/// Samples `b`'s CPU time and codec totals.
+pub async fn sample(b: &Chrome) -> Sample {
+    Sample {
+        cpu: chromium_cpu_seconds(b),
+        codec: codec_times(b).await.unwrap_or_else(|e| panic!("{e}")),
+    }
+}
+
+/// Prints `b`'s figures between two samples: renderer and whole-Chromium
+/// CPU (percent of one core), and milliseconds per frame encoded and
+/// decoded by `getStats()`.
+pub fn report(what: &str, b: &Chrome, t0: &Sample, t1: &Sample, over: Duration) {
+    let s = over.as_secs_f64();
+    let per_frame = |frames: &str, secs: &str| {
+        let n = t1.codec[frames].as_f64().unwrap_or(0.0) - t0.codec[frames].as_f64().unwrap_or(0.0);
+        let t = t1.codec[secs].as_f64().unwrap_or(0.0) - t0.codec[secs].as_f64().unwrap_or(0.0);
+        if n > 0.0 {
+            format!("{:.2} ms/frame over {n} frames", 1000.0 * t / n)
+        } else {
+            "no frames".to_owned()
+        }
+    };
+    eprintln!(
+        "[bench] {what} {}: renderer CPU {:.1}%, all Chromium processes {:.1}%, \
+         encode {}, decode {}, sent {}x{}",
+        b.label,
+        100.0 * (t1.cpu.0 - t0.cpu.0) / s,
+        100.0 * (t1.cpu.1 - t0.cpu.1) / s,
+        per_frame("encoded", "encodeS"),
+        per_frame("decoded", "decodeS"),
+        t1.codec["width"],
+        t1.codec["height"],
+    );
 }
