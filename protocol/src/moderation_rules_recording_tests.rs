@@ -112,5 +112,8 @@ fn an_encrypted_room_refuses_every_recording_start_with_the_e2ee_reason() {
     let stop = req(actor("p-mod", Role::Participant), ModAction::StopRecording);
     assert_eq!(decide_in(&room(), &stop, true), decide(&room(), &stop));
     let plain = req(actor("p-mod", Role::Participant), start(1));
-    assert!(decide_in(&room(), &plain, false).unwrap().recording.is_some());
+    assert!(decide_in(&room(), &plain, false)
+        .unwrap()
+        .recording
+        .is_some());
 }

@@ -58,9 +58,11 @@ async fn rpc<T: serde::de::DeserializeOwned>(
     let decoded = if status == 200 {
         Ok(veche_protocol::msgpack::from_slice(&bytes).expect("a reply"))
     } else {
-        Err(veche_protocol::msgpack::from_slice(&bytes).unwrap_or_else(|_| {
-            ErrorBody::new(ErrorCode::Internal, String::from_utf8_lossy(&bytes))
-        }))
+        Err(
+            veche_protocol::msgpack::from_slice(&bytes).unwrap_or_else(|_| {
+                ErrorBody::new(ErrorCode::Internal, String::from_utf8_lossy(&bytes))
+            }),
+        )
     };
     (status, decoded)
 }
@@ -76,7 +78,9 @@ async fn the_e2ee_flag_reaches_the_view_and_the_join_token_and_is_off_by_default
     assert_eq!(enc["e2ee"], true);
     let slug = enc["slug"].as_str().unwrap();
     let anyone = As::anonymous();
-    let view = cp.send("GET", &format!("/api/rooms/{slug}"), &anyone, None).await;
+    let view = cp
+        .send("GET", &format!("/api/rooms/{slug}"), &anyone, None)
+        .await;
     assert_eq!(view.ok(200)["e2ee"], true);
     let joined = cp.join(slug, &As::anonymous(), json!({})).await;
     let token = joined.ok(200)["token"].as_str().unwrap().to_owned();
@@ -85,7 +89,9 @@ async fn the_e2ee_flag_reaches_the_view_and_the_join_token_and_is_off_by_default
 
     let plain = cp.room(&As::anonymous(), "open").await;
     assert_eq!(plain["e2ee"], false, "off unless asked for");
-    let joined = cp.join(plain["slug"].as_str().unwrap(), &anyone, json!({})).await;
+    let joined = cp
+        .join(plain["slug"].as_str().unwrap(), &anyone, json!({}))
+        .await;
     let token = joined.ok(200)["token"].as_str().unwrap().to_owned();
     assert!(!cp.claims(&token).await.e2ee);
 }
@@ -128,7 +134,10 @@ async fn the_delivery_rpc_refuses_plain_and_unknown_rooms() {
     assert_eq!((status, e.code), (409, ErrorCode::InvalidState), "{e:?}");
     assert_eq!(e.message, "this room is not end-to-end encrypted");
     let (status, reply) = step(&cp, &step_req(RoomId(9999), "p-a", DsOp::KeyPackage)).await;
-    assert_eq!((status, reply.unwrap_err().code), (404, ErrorCode::RoomNotFound));
+    assert_eq!(
+        (status, reply.unwrap_err().code),
+        (404, ErrorCode::RoomNotFound)
+    );
     assert_eq!(cp.applied(), before, "nothing was written");
 }
 
@@ -137,7 +146,10 @@ async fn the_first_commit_of_an_epoch_wins_and_the_second_is_stale() {
     let cp = Cp::start(RoomCreation::Anyone).await;
     let enc = room_id(&room(&cp, true).await);
     let kp = |who| step_req(enc, who, DsOp::KeyPackage);
-    assert_eq!(step(&cp, &kp("p-a")).await.1, Ok(DsReply::Found { group: 1 }));
+    assert_eq!(
+        step(&cp, &kp("p-a")).await.1,
+        Ok(DsReply::Found { group: 1 })
+    );
     assert_eq!(
         step(&cp, &kp("p-b")).await.1,
         Ok(DsReply::Queued { group: 1, epoch: 0 })
@@ -150,10 +162,17 @@ async fn the_first_commit_of_an_epoch_wins_and_the_second_is_stale() {
     for who in ["p-a", "p-b"] {
         let (status, reply) = step(&cp, &step_req(enc, who, commit(1, 0, &["p-b"]))).await;
         let e = reply.unwrap_err();
-        assert_eq!((status, e.code), (409, ErrorCode::InvalidState), "{who}: {e:?}");
+        assert_eq!(
+            (status, e.code),
+            (409, ErrorCode::InvalidState),
+            "{who}: {e:?}"
+        );
         assert!(e.message.contains("group 1 epoch 1"), "{who}: {e:?}");
     }
-    assert_eq!(cp.cp.replicated().delivery_service(enc).await.unwrap(), after);
+    assert_eq!(
+        cp.cp.replicated().delivery_service(enc).await.unwrap(),
+        after
+    );
     let text = cp.send("GET", "/metrics", &As::anonymous(), None).await;
     let text = text.body.as_str().unwrap_or_default().to_owned();
     assert!(
@@ -179,21 +198,40 @@ async fn an_encrypted_room_stores_sealed_chat_untouched_and_refuses_plain_text()
     let cp = Cp::start(RoomCreation::Anyone).await;
     let enc = room_id(&room(&cp, true).await);
     let plain = room_id(&room(&cp, false).await);
-    for text in ["hello", "e2ee1:1:0:short", "e2ee1:1:0:has space and more than 38 characters"] {
-        let (status, reply) = rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(enc, text)).await;
+    for text in [
+        "hello",
+        "e2ee1:1:0:short",
+        "e2ee1:1:0:has space and more than 38 characters",
+    ] {
+        let (status, reply) =
+            rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(enc, text)).await;
         let e = reply.unwrap_err();
-        assert_eq!((status, e.code), (400, ErrorCode::BadRequest), "{text}: {e:?}");
+        assert_eq!(
+            (status, e.code),
+            (400, ErrorCode::BadRequest),
+            "{text}: {e:?}"
+        );
         assert!(e.message.contains("must be encrypted"), "{e:?}");
     }
-    assert!(cp.cp.replicated().messages(enc, None, 10).await.unwrap().0.is_empty());
+    assert!(cp
+        .cp
+        .replicated()
+        .messages(enc, None, 10)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
     // Longer than plain chat may be (4000 chars): the plain filter would
     // refuse it; sealed, it is stored as sent.
     let sealed = format!("e2ee1:3:7:{}", "A_-z".repeat(1500));
-    let (status, reply) = rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(enc, &sealed)).await;
+    let (status, reply) =
+        rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(enc, &sealed)).await;
     assert_eq!(status, 200, "{reply:?}");
     assert_eq!(reply.unwrap().text, sealed);
     // A plain room filters as ever, whatever the text looks like.
-    let (_, reply) = rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(plain, " hi\u{7} ")).await;
+    let (_, reply) =
+        rpc::<veche_protocol::chat::ChatMessage>(&cp, RPC_COMMIT_CHAT, chat(plain, " hi\u{7} "))
+            .await;
     assert_eq!(reply.unwrap().text, "hi");
 }
 
@@ -208,8 +246,12 @@ async fn a_recording_start_in_an_encrypted_room_is_refused_with_the_reason_and_c
         ModAction::StartRecording { id: None },
         crate::now_ms(),
     );
-    let (status, reply) =
-        rpc::<veche_protocol::moderation::RoomPolicy>(&cp, RPC_MODERATE, rmp_serde::to_vec_named(&req).unwrap()).await;
+    let (status, reply) = rpc::<veche_protocol::moderation::RoomPolicy>(
+        &cp,
+        RPC_MODERATE,
+        rmp_serde::to_vec_named(&req).unwrap(),
+    )
+    .await;
     let e = reply.unwrap_err();
     assert_eq!((status, e.code), (403, ErrorCode::Forbidden), "{e:?}");
     assert_eq!(e.message, E2EE_NOT_RECORDABLE);

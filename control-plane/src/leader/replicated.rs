@@ -9,10 +9,10 @@
 
 use crate::error::ApiError;
 use crate::store::model::{Command, CommandResult, Room};
-use veche_protocol::RoomId;
 use crate::store::{CommandLog, LocalReads, StoreError};
 use crate::ControlPlane;
 use std::sync::Arc;
+use veche_protocol::RoomId;
 
 /// The durable state, through this control-plane node.
 #[derive(Clone)]

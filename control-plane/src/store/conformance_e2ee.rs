@@ -97,7 +97,11 @@ async fn founds_queues_and_orders<F: StoreFactory>(f: &F, dir: &Path) {
         E2eeRefusal::NotEncryptedRoom,
         "an unknown room has no delivery service either"
     );
-    let fresh = s.delivery_service(enc.id).await.unwrap().expect("created with the room");
+    let fresh = s
+        .delivery_service(enc.id)
+        .await
+        .unwrap()
+        .expect("created with the room");
     assert_eq!((fresh.group, fresh.epoch), (0, 0));
     let found = s.e2ee_step(kp(enc.id, "p-a")).await.unwrap();
     assert_eq!(found, DsReply::Found { group: 1 });
@@ -124,7 +128,9 @@ async fn first_commit_wins<F: StoreFactory>(f: &F, dir: &Path) {
     let enc = room(&s, 2, true).await.id;
     s.e2ee_step(kp(enc, "p-a")).await.unwrap();
     s.e2ee_step(kp(enc, "p-b")).await.unwrap();
-    s.e2ee_step(commit(enc, "p-a", 1, 0, &["p-b"])).await.unwrap();
+    s.e2ee_step(commit(enc, "p-a", 1, 0, &["p-b"]))
+        .await
+        .unwrap();
     s.e2ee_step(kp(enc, "p-c")).await.unwrap();
     let before = s.delivery_service(enc).await.unwrap();
     // Both members commit c from epoch 1: a's lands first, b's is stale.
@@ -180,14 +186,19 @@ async fn leaves_and_meeting_end<F: StoreFactory>(f: &F, dir: &Path) {
     let s = f.open(dir).await;
     let enc = room(&s, 2, true).await.id;
     // a on node 1; b on node 1, then also on node 2 (a move).
-    let joins = vec![event(1, enc, "p-a", 100, true), event(2, enc, "p-b", 101, true)];
+    let joins = vec![
+        event(1, enc, "p-a", 100, true),
+        event(2, enc, "p-b", 101, true),
+    ];
     s.stats(report(1, joins)).await.unwrap();
     s.stats(report(2, vec![event(1, enc, "p-b", 102, true)]))
         .await
         .unwrap();
     s.e2ee_step(kp(enc, "p-a")).await.unwrap();
     s.e2ee_step(kp(enc, "p-b")).await.unwrap();
-    s.e2ee_step(commit(enc, "p-a", 1, 0, &["p-b"])).await.unwrap();
+    s.e2ee_step(commit(enc, "p-a", 1, 0, &["p-b"]))
+        .await
+        .unwrap();
     s.e2ee_step(kp(enc, "p-c")).await.unwrap();
     // b's old seat closes while the new one is open: not a leave.
     s.stats(report(1, vec![event(3, enc, "p-b", 103, false)]))
@@ -230,7 +241,10 @@ async fn sealed_chat_and_no_recording<F: StoreFactory>(f: &F, dir: &Path) {
     assert_eq!(refused(r), E2eeRefusal::ChatNotSealed);
     assert!(s.messages(enc, None, 10).await.unwrap().0.is_empty());
     assert_eq!(s.post_chat(chat(enc, &sealed)).await.unwrap().text, sealed);
-    assert_eq!(s.post_chat(chat(plain, "hello")).await.unwrap().text, "hello");
+    assert_eq!(
+        s.post_chat(chat(plain, "hello")).await.unwrap().text,
+        "hello"
+    );
     let start = |room| {
         PolicyCommand::Act(host_acts(
             room,

@@ -154,7 +154,7 @@ impl State {
             | Command::Policies(_)
             | Command::Covers(_)
             | Command::Recordings(_)
-        | Command::E2ee(_)) => super::capabilities::apply(&mut self.docs, c)
+            | Command::E2ee(_)) => super::capabilities::apply(&mut self.docs, c)
                 .unwrap_or_else(|e| unreachable!("in-memory documents cannot fail: {e}")),
             Command::SetMediaNodeDraining { node_id, draining } => {
                 let record = self

@@ -94,9 +94,9 @@ mod conformance_accounts;
 #[cfg(test)]
 mod conformance_covers;
 #[cfg(test)]
-pub(crate) mod conformance_kit;
-#[cfg(test)]
 mod conformance_e2ee;
+#[cfg(test)]
+pub(crate) mod conformance_kit;
 #[cfg(test)]
 mod conformance_passes;
 #[cfg(test)]

@@ -30,6 +30,8 @@ fn command(rng: &mut Rng, rooms: &[RoomId], depth: u8) -> Command {
         0..=1 => Command::create_room(NewRoom {
             owner: [None, Some(UserId(1))][rng.below(2) as usize],
             access: [RoomAccess::Open, RoomAccess::SignedInOrPass][rng.below(2) as usize],
+            // Encrypted rooms refuse the (unsealed) chat below in both.
+            e2ee: rng.below(3) == 0,
             ..NewRoom::open(
                 slug(rng.below(6) as u8),
                 ["standup", "retro"][rng.below(2) as usize].to_owned(),
