@@ -4,8 +4,11 @@
 //! reach the participants on the other node, the commits of members on
 //! both nodes arrive everywhere in the order the control plane accepted
 //! them, and of two commits racing from one epoch on different nodes
-//! everyone sees the same winner and nobody the loser.
+//! everyone sees the same winner and nobody the loser. A commit the
+//! control plane accepted through a media node stays accepted when the
+//! leader that accepted it dies.
 
+use crate::common::cluster::Cluster;
 use crate::common::e2ee::*;
 use crate::common::*;
 use serde_json::Value;
@@ -174,4 +177,57 @@ async fn handshake_messages_reach_the_other_node_in_the_order_the_control_plane_
         let more: Vec<&Value> = saw.iter().filter(|v| v["type"] == "e2ee_commit").collect();
         assert!(more.is_empty(), "{who} sees no losing commit: {more:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_accepted_before_the_control_plane_leader_dies_stays_accepted_through_the_media_node(
+) {
+    let mut cluster = Cluster::start(3).await;
+    cluster.start_media_node(1).await;
+    let leader = cluster.wait_for_leader(secs(10)).await;
+    let follower = cluster.a_follower(leader);
+    let base = cluster.base(follower);
+    let room = create_e2ee_room(&base, "Failover").await;
+    let slug = str_field(&room, "slug");
+    let (mut ann, ann_id) = enter(&base, slug, "Ann", true).await;
+    let (mut ben, ben_id) = enter(&base, slug, "Ben", true).await;
+
+    ann.send(&key_package_frame(&opaque("annkp", 200))).await;
+    let group = ann.recv_type("e2ee_found", secs(10)).await["group"]
+        .as_u64()
+        .unwrap();
+    ben.send(&key_package_frame(&opaque("benkp", 200))).await;
+    ann.recv_type("e2ee_key_package", secs(10)).await;
+    let first = commit_frame(group, 0, &[&ben_id], &opaque("first", 300));
+    ann.send(&first).await;
+    commit_from(&mut ann, "Ann", 0, &ann_id).await;
+    commit_from(&mut ben, "Ben", 0, &ann_id).await;
+
+    // The leader that accepted it dies. The node drops a silent socket
+    // after 4.5 s, so both keep pinging until a new leader is agreed.
+    cluster.kill(leader);
+    let elected = cluster.wait_for_leader(secs(30));
+    tokio::pin!(elected);
+    let mut seq = 100;
+    let new_leader = loop {
+        tokio::select! {
+            l = &mut elected => break l,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                ann.ping(seq).await;
+                ben.ping(seq).await;
+                seq += 1;
+            }
+        }
+    };
+    assert_ne!(new_leader, leader);
+
+    // The accepted commit survived: the same commit again is stale, to
+    // Ann alone, and the group moves on from epoch 1.
+    ann.send(&first).await;
+    let e = refusal(&mut ann, "e2ee_commit").await;
+    assert_eq!(e["code"], "invalid_state", "{e}");
+    ben.send(&commit_frame(group, 1, &[], &opaque("second", 300)))
+        .await;
+    commit_from(&mut ann, "Ann", 1, &ben_id).await;
+    commit_from(&mut ben, "Ben", 1, &ben_id).await;
 }

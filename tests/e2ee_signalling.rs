@@ -9,7 +9,8 @@
 //!   room without a group founds one (`e2ee_found` to everyone); the next
 //!   joiner's key package reaches the members, not its sender; a commit
 //!   is echoed to everyone, its committer included; a second commit from
-//!   the same epoch is refused to its sender alone and nobody sees it.
+//!   the same epoch is refused to its sender alone and nobody sees it, as
+//!   is a commit from someone outside the group.
 //! - Chat in an encrypted room must be sealed: unsealed text is refused,
 //!   neither stored nor relayed.
 
@@ -210,6 +211,15 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
         .await;
     let e = refusal(&mut ben, "e2ee_commit").await;
     assert_eq!(e["code"], "invalid_state", "{e}");
+    // Cy, who is not in the group, may not commit even from its epoch.
+    cy.send(&commit_frame(group, 1, &[], &opaque("outsider", 100)))
+        .await;
+    let e = refusal(&mut cy, "e2ee_commit").await;
+    assert_eq!(e["code"], "invalid_state", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("only a member"),
+        "{e}"
+    );
     let seen_by = |s: &Signal, from: usize| s.seen[from..].to_vec();
     let c2 = opaque("committwo", 200);
     ann.send(&commit_frame(group, 1, &[], &c2)).await;
@@ -224,7 +234,7 @@ async fn the_delivery_service_order_reaches_the_room_and_a_losing_commit_reaches
     for (s, from, who) in [(&ann, a0, "Ann"), (&cy, c0, "Cy")] {
         let late: Vec<Value> = seen_by(s, from)
             .into_iter()
-            .filter(|v| v["type"] == "e2ee_commit" && v["participant_id"] == ben_id.as_str())
+            .filter(|v| v["type"] == "e2ee_commit" && v["participant_id"] != ann_id.as_str())
             .collect();
         assert!(
             late.is_empty(),
