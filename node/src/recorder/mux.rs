@@ -104,6 +104,11 @@ pub struct Muxer {
     start_us: i64,
     /// Last timestamp handed to libwebm, in ns from the start.
     last_ns: u64,
+    /// Each track's last timestamp, in whole ms (what WebM stores): a
+    /// frame clamped up to `last_ns` must still land on a later ms than
+    /// its track's previous frame, or ffmpeg rejects the file's
+    /// timestamps as non-increasing.
+    track_ms: Vec<Option<u64>>,
     written_any: bool,
     /// The video track's index, if the file has one.
     video: Option<usize>,
@@ -153,6 +158,7 @@ impl Muxer {
                 newest_us: i64::MIN,
                 start_us,
                 last_ns: 0,
+                track_ms: vec![None; tracks.len()],
                 written_any: false,
                 video: tracks
                     .iter()
@@ -193,6 +199,7 @@ impl Muxer {
         while self.queue.peek().is_some_and(|q| q.0.t_us <= upto_us) {
             let Reverse(q) = self.queue.pop().expect("peeked");
             let ns = ((q.t_us - self.start_us).max(0) as u64 * 1_000).max(self.last_ns);
+            let ns = self.after_track(q.track, ns);
             if Some(q.track) == self.video {
                 self.last_video_ns = ns;
                 if q.key {
@@ -200,6 +207,9 @@ impl Muxer {
                 }
             } else if let (Some(v), Some(key)) = (self.video, &self.last_key) {
                 if ns >= self.last_video_ns + VIDEO_SILENCE_NS {
+                    // At least VIDEO_SILENCE_NS after the video's last frame,
+                    // so past its last millisecond too.
+                    self.track_ms[v] = Some(ns / 1_000_000);
                     self.segment.add_frame(self.tracks[v], key, ns, true)?;
                     self.last_video_ns = ns;
                 }
@@ -217,6 +227,18 @@ impl Muxer {
             last = Some(ns / 1_000_000);
         }
         Ok(last)
+    }
+
+    /// `ns`, moved to the next whole millisecond if `track` already has a
+    /// frame at that millisecond or later; records it as the track's last.
+    fn after_track(&mut self, track: usize, ns: u64) -> u64 {
+        let ms = ns / 1_000_000;
+        let ns = match self.track_ms[track] {
+            Some(last) if ms <= last => (last + 1) * 1_000_000,
+            _ => ns,
+        };
+        self.track_ms[track] = Some(ns / 1_000_000);
+        ns
     }
 
     /// The latest settled point and the media time (ms) at it.
@@ -244,5 +266,35 @@ impl Muxer {
             .into_inner();
         std::io::Write::flush(&mut w)?;
         Ok(duration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CI failure this guards against: a video frame later than the
+    /// interleaving window is clamped up to the last written time, which
+    /// was its own track's previous millisecond, and ffmpeg refused the
+    /// file ("non monotonically increasing dts").
+    #[test]
+    fn a_late_frame_clamped_to_the_last_written_time_still_lands_after_its_tracks_previous_millisecond(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let tracks = [
+            MuxTrack::Vp8 {
+                width: 64,
+                height: 48,
+            },
+            MuxTrack::Opus,
+        ];
+        let (mut m, _h) = Muxer::create(&dir.path().join("f.webm"), &tracks, 0).unwrap();
+        assert_eq!(m.after_track(0, 21_264_200_000), 21_264_200_000);
+        // Same millisecond again (a clamp to `last_ns`): the next one.
+        assert_eq!(m.after_track(0, 21_264_200_000), 21_265_000_000);
+        assert_eq!(m.after_track(0, 21_264_900_000), 21_266_000_000);
+        // Other tracks keep their own sequence.
+        assert_eq!(m.after_track(1, 21_264_900_000), 21_264_900_000);
+        assert_eq!(m.after_track(0, 21_270_000_000), 21_270_000_000);
     }
 }
