@@ -14,6 +14,8 @@
 // sig = base64url(ECDSA-SHA256 over `credentialMessage(pid, name, mlsKey)`,
 // IEEE P1363 r‖s).
 
+import { fromB64url as decode, toB64url } from './b64url.js';
+
 const ECDSA = /** @type {const} */ ({ name: 'ECDSA', namedCurve: 'P-256' });
 const SIGN = /** @type {const} */ ({ name: 'ECDSA', hash: 'SHA-256' });
 /** Domain separation: this signature means only "this leaf key is mine". */
@@ -36,31 +38,19 @@ const MAX_CREDENTIAL_BYTES = 2048;
  * @property {boolean} ok The signature over the MLS key verifies.
  */
 
-/**
- * Bytes to unpadded base64url.
- * @param {Uint8Array} bytes
- * @returns {string}
- */
-export function toB64url(bytes) {
-  let bin = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
+export { toB64url };
 
 /**
- * Unpadded base64url to bytes.
+ * Unpadded base64url to bytes, for fields that must be base64url (the
+ * caller treats a bad one as a broken message, not as absent).
  * @param {string} text
  * @returns {Uint8Array}
  * @throws {Error} when the text is not base64url.
  */
 export function fromB64url(text) {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error('not base64url');
-  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  const bytes = decode(text);
+  if (!bytes) throw new Error('not base64url');
+  return bytes;
 }
 
 /**
