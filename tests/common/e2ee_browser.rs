@@ -57,19 +57,7 @@ pub const PLAIN_RECEIVER_JS: &str = r#"
 /// `POST /api/rooms {"name": .., "e2ee": true}` as an anonymous creator;
 /// panics unless the room comes back encrypted, with an owner key.
 pub async fn create_e2ee_room(base: &str, name: &str) -> OwnedRoom {
-    let reply = http_post_json(
-        &format!("{base}/api/rooms"),
-        &json!({ "name": name, "e2ee": true }),
-    )
-    .await;
-    assert!(
-        (200..300).contains(&reply.status),
-        "creating the encrypted room {name:?} failed with {}: {}",
-        reply.status,
-        reply.body
-    );
-    let room = reply.json();
-    assert_eq!(room["e2ee"], true, "the created room is encrypted: {room}");
+    let room = crate::common::e2ee::create_e2ee_room(base, name).await;
     let owner_key = room["owner_key"]
         .as_str()
         .unwrap_or_else(|| panic!("an anonymous creator gets an owner_key: {room}"))
