@@ -37,6 +37,7 @@ pub mod recording;
 pub mod server;
 pub mod signal;
 pub mod stats_site;
+pub mod two_nodes;
 pub mod webdriver;
 pub mod windows;
 

@@ -12,9 +12,8 @@
 //! the seat, and anything the old session does afterwards (noticing its
 //! socket died, its grace timer firing) is ignored.
 //!
-//! The room also keeps its copy of the room's moderation policy and
-//! enforces it (`policy.rs`: roles, withheld tracks, notices, removals)
-//! and holds its lobby (`lobby.rs`: waiters without a seat).
+//! It enforces its copy of the moderation policy (`policy.rs`), holds its
+//! lobby (`lobby.rs`) and orders its MLS handshake steps (`e2ee.rs`).
 //!
 //! The room talks to participants only through the [`Participant`] trait
 //! and to other nodes only through the [`Relay`] (the exchange with them
