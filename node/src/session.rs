@@ -89,6 +89,7 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
             token,
             media,
             resume,
+            p2p: _,
         }) => (token, media, resume),
         Ok(other) => {
             let reason = format!("the first message must be join, not {}", other.kind());
@@ -463,6 +464,12 @@ async fn session(
             ClientMessage::Hand { raised } => {
                 let _ = room.set_hand(&pid, raised, now);
             }
+            ClientMessage::PeerSignal { .. } => send_error(
+                ErrorCode::InvalidState,
+                "this room is not in a peer-to-peer call".into(),
+                request,
+                None,
+            ),
             m @ (ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. }) => {
                 handshake.submit(m, now)
             }

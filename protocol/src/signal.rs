@@ -8,6 +8,7 @@ use crate::chat::ChatMessage;
 use crate::error::ErrorBody;
 use crate::ids::{ParticipantId, RoomId, RoomSlug, TrackId};
 use crate::moderation::{LobbyEntry, MediaGroup, ModAction, Notice, PolicyView, Role};
+use crate::p2p::{MediaPath, Pairing, PeerSignal};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -96,6 +97,11 @@ pub enum ClientMessage {
         /// `connected`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<Resume>,
+        /// The client can connect directly to one other participant
+        /// ([`crate::p2p`]). Clients that leave it out (load bots, older
+        /// pages) always use the SFU.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        p2p: bool,
     },
     /// An SDP offer from the browser: its first offer, or a later one when
     /// it adds or removes a track it sends (screen sharing).
@@ -176,6 +182,17 @@ pub enum ClientMessage {
         /// The welcome for `added`, opaque to the server (base64url).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         welcome: Option<String>,
+    },
+    /// Peer-to-peer rooms only: a signal for the one other participant,
+    /// relayed by the node while the room's path is `p2p` with this
+    /// `pairing`; refused with `invalid_state` otherwise.
+    PeerSignal {
+        /// The peer named in `media_path`.
+        to: ParticipantId,
+        /// The `pairing` of the `media_path` it answers.
+        pairing: Pairing,
+        /// The signal.
+        signal: PeerSignal,
     },
 }
 
@@ -434,6 +451,31 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         welcome: Option<String>,
     },
+    /// How this participant's media should travel now ([`crate::p2p`]).
+    /// Sent after `joined` and on every change; with `p2p`, `peer` is the
+    /// other participant and `offerer` says which of the two makes the
+    /// direct connection's offer.
+    MediaPath {
+        /// The path.
+        path: MediaPath,
+        /// The attempt's number; signals of another pairing are refused.
+        pairing: Pairing,
+        /// The other participant, with `p2p`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<ParticipantId>,
+        /// True for the one of the two that sends the offer.
+        #[serde(default)]
+        offerer: bool,
+    },
+    /// A relayed `peer_signal` from the other participant of the pair.
+    PeerSignal {
+        /// Who sent it.
+        from: ParticipantId,
+        /// Its pairing.
+        pairing: Pairing,
+        /// The signal, as sent.
+        signal: PeerSignal,
+    },
     /// Answer to `ping`.
     Pong {
         /// The ping's `seq`.
@@ -503,93 +545,7 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-impl ClientMessage {
-    /// The `type` tag of this message, for logs and error replies.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ClientMessage::Join { .. } => "join",
-            ClientMessage::Offer { .. } => "offer",
-            ClientMessage::Answer { .. } => "answer",
-            ClientMessage::Candidate { .. } => "candidate",
-            ClientMessage::Media(_) => "media",
-            ClientMessage::Chat { .. } => "chat",
-            ClientMessage::Ping { .. } => "ping",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Moderate(_) => "moderate",
-            ClientMessage::Hand { .. } => "hand",
-            ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
-            ClientMessage::E2eeCommit { .. } => "e2ee_commit",
-        }
-    }
-
-    /// Parses a text frame. The error message names the problem in terms a
-    /// client developer can act on (serde's own message, which includes the
-    /// field and position).
-    pub fn parse(text: &str) -> Result<ClientMessage, ErrorBody> {
-        if text.len() > MAX_FRAME_BYTES {
-            return Err(ErrorBody::new(
-                crate::ErrorCode::TooLarge,
-                format!(
-                    "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
-                    text.len()
-                ),
-            ));
-        }
-        serde_json::from_str(text).map_err(|e| {
-            ErrorBody::new(
-                crate::ErrorCode::BadRequest,
-                format!("malformed signalling message: {e}"),
-            )
-        })
-    }
-}
-
-impl ClientMessage {
-    /// Checks the count and length limits that parsing alone does not:
-    /// tracks declared in an `offer` ([`crate::limits::signal::MAX_TRACKS`])
-    /// and the length of a chat `client_msg_id`
-    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]). A message that
-    /// fails is refused whole (`bad_request`): nothing of it is applied.
-    pub fn check_limits(&self) -> Result<(), ErrorBody> {
-        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
-        match self {
-            ClientMessage::Offer { tracks, .. } if tracks.len() > MAX_TRACKS => {
-                Err(ErrorBody::new(
-                    crate::ErrorCode::BadRequest,
-                    format!(
-                        "the offer declares {} tracks; a participant may publish at most {MAX_TRACKS}",
-                        tracks.len()
-                    ),
-                ))
-            }
-            ClientMessage::Chat {
-                client_msg_id: Some(id),
-                ..
-            } if id.len() > MAX_CLIENT_MSG_ID_BYTES => Err(ErrorBody::new(
-                crate::ErrorCode::BadRequest,
-                format!(
-                    "client_msg_id is {} bytes; the limit is {MAX_CLIENT_MSG_ID_BYTES}",
-                    id.len()
-                ),
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
-/// if it has one, so the error reply can say which request failed.
-pub fn peek_type(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        ty: String,
-    }
-    serde_json::from_str::<Peek>(text)
-        .ok()
-        .map(|p| p.ty)
-        .filter(|t| t.len() <= 32)
-}
+pub use crate::signal_parse::peek_type;
 
 #[cfg(test)]
 #[path = "signal_tests.rs"]

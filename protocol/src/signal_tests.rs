@@ -11,6 +11,7 @@ fn client_messages_parse_from_documented_json() {
             token: "v1.a.b".into(),
             media: MediaState::default(),
             resume: None,
+            p2p: false,
         }
     );
     let m = ClientMessage::parse(

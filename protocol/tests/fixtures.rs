@@ -27,9 +27,10 @@ fn client_variant(m: &ClientMessage) -> &'static str {
         ClientMessage::Hand { .. } => "hand",
         ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
         ClientMessage::E2eeCommit { .. } => "e2ee_commit",
+        ClientMessage::PeerSignal { .. } => "peer_signal",
     }
 }
-const CLIENT_VARIANTS: [&str; 12] = [
+const CLIENT_VARIANTS: [&str; 13] = [
     "join",
     "offer",
     "answer",
@@ -42,6 +43,7 @@ const CLIENT_VARIANTS: [&str; 12] = [
     "hand",
     "e2ee_key_package",
     "e2ee_commit",
+    "peer_signal",
 ];
 
 /// The fixture tag of a server message; see [`client_variant`].
@@ -65,9 +67,11 @@ fn server_variant(m: &ServerMessage) -> &'static str {
         ServerMessage::E2eeFound { .. } => "e2ee_found",
         ServerMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
         ServerMessage::E2eeCommit { .. } => "e2ee_commit",
+        ServerMessage::MediaPath { .. } => "media_path",
+        ServerMessage::PeerSignal { .. } => "peer_signal",
     }
 }
-const SERVER_VARIANTS: [&str; 18] = [
+const SERVER_VARIANTS: [&str; 20] = [
     "joined",
     "answer",
     "offer",
@@ -86,6 +90,8 @@ const SERVER_VARIANTS: [&str; 18] = [
     "e2ee_found",
     "e2ee_key_package",
     "e2ee_commit",
+    "media_path",
+    "peer_signal",
 ];
 
 fn dir(side: &str) -> PathBuf {

@@ -1,0 +1,95 @@
+//! Parsing and limit checks of browser frames ([`ClientMessage`]), apart
+//! from the message definitions in `signal.rs` so each file stays readable.
+
+use crate::error::ErrorBody;
+use crate::signal::{ClientMessage, MAX_FRAME_BYTES};
+use serde::Deserialize;
+
+impl ClientMessage {
+    /// The `type` tag of this message, for logs and error replies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Join { .. } => "join",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::Candidate { .. } => "candidate",
+            ClientMessage::Media(_) => "media",
+            ClientMessage::Chat { .. } => "chat",
+            ClientMessage::Ping { .. } => "ping",
+            ClientMessage::Leave => "leave",
+            ClientMessage::Moderate(_) => "moderate",
+            ClientMessage::Hand { .. } => "hand",
+            ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
+            ClientMessage::E2eeCommit { .. } => "e2ee_commit",
+            ClientMessage::PeerSignal { .. } => "peer_signal",
+        }
+    }
+
+    /// Parses a text frame. The error message names the problem in terms a
+    /// client developer can act on (serde's own message, which includes the
+    /// field and position).
+    pub fn parse(text: &str) -> Result<ClientMessage, ErrorBody> {
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(ErrorBody::new(
+                crate::ErrorCode::TooLarge,
+                format!(
+                    "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            ErrorBody::new(
+                crate::ErrorCode::BadRequest,
+                format!("malformed signalling message: {e}"),
+            )
+        })
+    }
+}
+
+impl ClientMessage {
+    /// Checks the count and length limits that parsing alone does not:
+    /// tracks declared in an `offer` ([`crate::limits::signal::MAX_TRACKS`])
+    /// and the length of a chat `client_msg_id`
+    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]). A message that
+    /// fails is refused whole (`bad_request`): nothing of it is applied.
+    pub fn check_limits(&self) -> Result<(), ErrorBody> {
+        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
+        match self {
+            ClientMessage::Offer { tracks, .. } if tracks.len() > MAX_TRACKS => {
+                Err(ErrorBody::new(
+                    crate::ErrorCode::BadRequest,
+                    format!(
+                        "the offer declares {} tracks; a participant may publish at most {MAX_TRACKS}",
+                        tracks.len()
+                    ),
+                ))
+            }
+            ClientMessage::Chat {
+                client_msg_id: Some(id),
+                ..
+            } if id.len() > MAX_CLIENT_MSG_ID_BYTES => Err(ErrorBody::new(
+                crate::ErrorCode::BadRequest,
+                format!(
+                    "client_msg_id is {} bytes; the limit is {MAX_CLIENT_MSG_ID_BYTES}",
+                    id.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
+/// if it has one, so the error reply can say which request failed.
+pub fn peek_type(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        ty: String,
+    }
+    serde_json::from_str::<Peek>(text)
+        .ok()
+        .map(|p| p.ty)
+        .filter(|t| t.len() <= 32)
+}
