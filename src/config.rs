@@ -411,6 +411,17 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_configs_parse() {
+        for text in [
+            include_str!("../deploy/veche/control-plane.toml"),
+            include_str!("../deploy/veche/media-node.toml"),
+        ] {
+            let c: Config = toml::from_str(text).expect("deploy config parses");
+            assert!(c.control_plane.cluster_secret.is_none() && c.media.turn_secret.is_none());
+        }
+    }
+
+    #[test]
     fn webhooks_are_read_and_their_secrets_never_printed() {
         let c: Config = toml::from_str(
             "[[webhooks]]\nurl = \"https://hooks.example/veche\"\nsecret = \"webhook-secret-value\"\n",

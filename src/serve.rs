@@ -72,18 +72,43 @@ pub fn ice_servers(cfg: &Config) -> anyhow::Result<Vec<IceServer>> {
         .collect()
 }
 
+/// The TURN secret from `VECHE_TURN_SECRET`, which takes precedence over
+/// `media.turn_secret`: the deploy files keep it out of the config file
+/// and give coturn the same variable.
+pub fn turn_secret_from_env() -> Option<veche_protocol::turn::TurnSecret> {
+    std::env::var("VECHE_TURN_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(veche_protocol::turn::TurnSecret::new)
+}
+
 /// The TURN server the node issues per-participant credentials for, if
-/// `turn_urls` and `turn_secret` are set (both or neither).
+/// `turn_urls` and a secret (`VECHE_TURN_SECRET` or `turn_secret`) are set
+/// (both or neither).
 pub fn turn(cfg: &Config) -> anyhow::Result<Option<veche_protocol::turn::TurnConfig>> {
+    turn_with(cfg, turn_secret_from_env())
+}
+
+/// [`turn`] with the environment's secret given.
+fn turn_with(
+    cfg: &Config,
+    env_secret: Option<veche_protocol::turn::TurnSecret>,
+) -> anyhow::Result<Option<veche_protocol::turn::TurnConfig>> {
     let m = &cfg.media;
-    match (&m.turn_secret, m.turn_urls.is_empty()) {
+    match (
+        env_secret.or_else(|| m.turn_secret.clone()),
+        m.turn_urls.is_empty(),
+    ) {
         (None, true) => Ok(None),
         (Some(secret), false) => Ok(Some(veche_protocol::turn::TurnConfig {
             urls: m.turn_urls.clone(),
             secret: secret.clone(),
             ttl_secs: m.turn_ttl_secs.max(60),
         })),
-        (None, false) => anyhow::bail!("media.turn_urls is set but media.turn_secret is not"),
+        (None, false) => anyhow::bail!(
+            "media.turn_urls is set but no TURN secret is: set VECHE_TURN_SECRET (or \
+             media.turn_secret) to coturn's static-auth-secret"
+        ),
         (Some(_), true) => anyhow::bail!("media.turn_secret is set but media.turn_urls is empty"),
     }
 }
@@ -266,5 +291,23 @@ mod tests {
         assert!(turn(&cfg).is_err());
         let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"s\"\n");
         assert_eq!(turn(&cfg).unwrap().unwrap().ttl_secs, 3600);
+    }
+
+    #[test]
+    fn the_environments_turn_secret_wins_over_the_files_and_suffices_alone() {
+        let from_env = veche_protocol::turn::TurnSecret::new("from-env");
+        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"file\"\n");
+        let t = turn_with(&cfg, Some(from_env.clone())).unwrap().unwrap();
+        assert_eq!(t.secret, from_env);
+        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\n");
+        assert_eq!(
+            turn_with(&cfg, Some(from_env.clone()))
+                .unwrap()
+                .unwrap()
+                .secret,
+            from_env
+        );
+        let e = turn_with(&cfg, None).unwrap_err().to_string();
+        assert!(e.contains("VECHE_TURN_SECRET"), "{e}");
     }
 }

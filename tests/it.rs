@@ -32,6 +32,7 @@ mod cluster_e2ee;
 mod cluster_failover;
 mod cluster_media_nodes;
 mod cluster_membership;
+mod deploy_compose;
 mod e2ee_cluster;
 mod e2ee_signalling;
 mod http_admission;
