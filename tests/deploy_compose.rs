@@ -241,56 +241,34 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
     let now = now_ms() / 1000;
     let expired_user = format!("{}:{}", now - 60, str_field(&ann_joined, "participant_id"));
     let expired_pass = credential(&TurnSecret::new(turn_secret.as_str()), &expired_user);
-    let cases: Vec<(&str, u16, String, String, &str, fn(&Turn) -> bool)> = vec![
-        ("tcp", udp, user.clone(), pass.clone(), PUBLIC_PEER, |t| {
-            *t == Turn::Relayed
-        }),
-        ("tls", tls, user.clone(), pass.clone(), PUBLIC_PEER, |t| {
-            *t == Turn::Relayed
-        }),
-        ("udp", udp, user.clone(), pass.clone(), "127.0.0.1", |t| {
-            *t == Turn::ForbiddenPeer
-        }),
-        ("tls", tls, user.clone(), pass.clone(), "10.0.0.11", |t| {
-            *t == Turn::ForbiddenPeer
-        }),
+    let ok = (user.as_str(), pass.as_str());
+    let tampered = format!("x{pass}");
+    let expired = (expired_user.as_str(), expired_pass.as_str());
+    // (transport shown, port, credential, peer, what coturn must do)
+    let cases = [
+        ("tcp", udp, ok, PUBLIC_PEER, Turn::Relayed),
+        ("tls", tls, ok, PUBLIC_PEER, Turn::Relayed),
+        ("udp", udp, ok, "127.0.0.1", Turn::ForbiddenPeer),
+        ("tls", tls, ok, "10.0.0.11", Turn::ForbiddenPeer),
+        ("udp", udp, ok, "192.168.1.10", Turn::ForbiddenPeer),
+        ("udp", udp, ok, "172.16.0.1", Turn::ForbiddenPeer),
+        ("udp", udp, ok, "169.254.169.254", Turn::ForbiddenPeer),
         (
             "udp",
             udp,
-            user.clone(),
-            pass.clone(),
-            "192.168.1.10",
-            |t| *t == Turn::ForbiddenPeer,
-        ),
-        ("udp", udp, user.clone(), pass.clone(), "172.16.0.1", |t| {
-            *t == Turn::ForbiddenPeer
-        }),
-        (
-            "udp",
-            udp,
-            user.clone(),
-            pass.clone(),
-            "169.254.169.254",
-            |t| *t == Turn::ForbiddenPeer,
-        ),
-        (
-            "udp",
-            udp,
-            user.clone(),
-            format!("x{pass}"),
+            (ok.0, tampered.as_str()),
             PUBLIC_PEER,
-            |t| *t == Turn::Refused,
+            Turn::Refused,
         ),
-        ("udp", udp, expired_user, expired_pass, PUBLIC_PEER, |t| {
-            *t == Turn::Refused
-        }),
+        ("udp", udp, expired, PUBLIC_PEER, Turn::Refused),
     ];
     let results: Vec<Turn> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
             .iter()
-            .map(|(t, port, u, p, peer, _)| {
-                let t = if *t == "tls" { "tcp" } else { t };
-                s.spawn(move || allocate(t, *port, u, p, peer))
+            .map(|(shown, port, (u, p), peer, _)| {
+                // TLS is TCP through the tunnel.
+                let transport = if *shown == "tls" { "tcp" } else { shown };
+                s.spawn(move || allocate(transport, *port, u, p, peer))
             })
             .collect();
         handles
@@ -298,10 +276,11 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
             .map(|h| h.join().expect("joined"))
             .collect()
     });
-    for ((transport, _, u, _, peer, ok), got) in cases.iter().zip(&results) {
-        assert!(
-            ok(got),
-            "{transport} as {u} to {peer}: coturn answered {got:?}\n{}",
+    for ((shown, _, (u, _), peer, want), got) in cases.iter().zip(&results) {
+        assert_eq!(
+            got,
+            want,
+            "{shown} as {u} to {peer}: coturn answered {got:?}\n{}",
             d.tails()
         );
     }
