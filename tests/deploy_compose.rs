@@ -183,12 +183,17 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
     let slug = str_field(&room, "slug");
     let ann = join(&d.base("cp2"), slug, "Ann").await;
     let bo = join(&d.base("cp3"), slug, "Bo").await;
-    let (_ann_ws, ann_joined) = Signal::join(&d.base("cp2"), &through_proxy(&d, &ann)).await;
+    let (mut ann_ws, ann_joined) = Signal::join(&d.base("cp2"), &through_proxy(&d, &ann)).await;
     let (_bo_ws, bo_joined) = Signal::join(&d.base("cp3"), &through_proxy(&d, &bo)).await;
     assert_ne!(
         str_field(&ann_joined, "participant_id"),
         str_field(&bo_joined, "participant_id")
     );
+    ann_ws
+        .recv_matching("Ann sees Bo join", secs(10), |v| {
+            v["type"] == "participant_joined" && v["participant"]["display_name"] == "Bo"
+        })
+        .await;
 
     // The TURN URLs of media-node.toml, naming the ports coturn listens on.
     let turn = ann_joined["ice_servers"]
