@@ -127,6 +127,8 @@ install_missing() {
     # node's per-participant credentials. Like `ip`, it lives in /usr/bin
     # but its helpers may not be on PATH.
     { have turnserver && have turnutils_uclient; } || pkgs+=(coturn)
+    # The stand-in TURN certificate of tests/deploy_compose.rs.
+    have openssl || pkgs+=(openssl)
     # The web client's unit tests and type check.
     have node || pkgs+=(nodejs)
     have npm || pkgs+=(npm)
