@@ -181,6 +181,11 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
     // A room made on one node, joined through the two others.
     let room = create_room(&d.base("cp1"), "Deployed").await;
     let slug = str_field(&room, "slug");
+    // control-plane.toml is in effect: links name the public site.
+    assert_eq!(
+        str_field(&room, "link"),
+        format!("https://meet.example.com/r/{slug}")
+    );
     let ann = join(&d.base("cp2"), slug, "Ann").await;
     let bo = join(&d.base("cp3"), slug, "Bo").await;
     let (mut ann_ws, ann_joined) = Signal::join(&d.base("cp2"), &through_proxy(&d, &ann)).await;
