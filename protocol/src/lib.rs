@@ -27,6 +27,7 @@ pub mod signal;
 mod signal_parse;
 pub mod stats;
 pub mod token;
+mod token_bucket;
 pub mod turn;
 
 #[cfg(test)]

@@ -72,4 +72,21 @@ impl PeerSignal {
             PeerSignal::Candidate { .. } => "candidate",
         }
     }
+
+    /// The bytes of text the node would relay (SDP, or the candidate's
+    /// strings), checked against
+    /// [`crate::limits::signal::MAX_PEER_SIGNAL_BYTES`].
+    pub fn size(&self) -> usize {
+        match self {
+            PeerSignal::Offer { sdp } | PeerSignal::Answer { sdp } => sdp.len(),
+            PeerSignal::Candidate { candidate: None } => 0,
+            PeerSignal::Candidate {
+                candidate: Some(c),
+            } => {
+                c.candidate.len()
+                    + c.sdp_mid.as_ref().map_or(0, String::len)
+                    + c.username_fragment.as_ref().map_or(0, String::len)
+            }
+        }
+    }
 }

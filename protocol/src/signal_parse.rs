@@ -51,11 +51,24 @@ impl ClientMessage {
     /// Checks the count and length limits that parsing alone does not:
     /// tracks declared in an `offer` ([`crate::limits::signal::MAX_TRACKS`])
     /// and the length of a chat `client_msg_id`
-    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]). A message that
-    /// fails is refused whole (`bad_request`): nothing of it is applied.
+    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]), refused with
+    /// `bad_request`; the text of a `peer_signal`
+    /// ([`crate::limits::signal::MAX_PEER_SIGNAL_BYTES`]), refused with
+    /// `too_large`. A message that fails is refused whole: nothing of it is
+    /// applied or relayed.
     pub fn check_limits(&self) -> Result<(), ErrorBody> {
-        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
+        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_PEER_SIGNAL_BYTES, MAX_TRACKS};
         match self {
+            ClientMessage::PeerSignal { signal, .. } if signal.size() > MAX_PEER_SIGNAL_BYTES => {
+                Err(ErrorBody::new(
+                    crate::ErrorCode::TooLarge,
+                    format!(
+                        "the peer {} is {} bytes; the limit is {MAX_PEER_SIGNAL_BYTES}",
+                        signal.kind(),
+                        signal.size()
+                    ),
+                ))
+            }
             ClientMessage::Offer { tracks, .. } if tracks.len() > MAX_TRACKS => {
                 Err(ErrorBody::new(
                     crate::ErrorCode::BadRequest,
