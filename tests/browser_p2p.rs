@@ -157,15 +157,7 @@ async fn browser_p2p_a_third_joiner_moves_everyone_to_the_sfu_without_a_blank_ti
         }
         let all_decode = seated.elapsed();
         for b in [&alice, &bob] {
-            let s = wait_for(&format!("{} closed its direct path", b.label), secs(10), async || {
-                let s = p2p_state(b).await?;
-                if s["state"] == "sfu" {
-                    Ok(s)
-                } else {
-                    Err(format!("{s}"))
-                }
-            })
-            .await;
+            let s = until_state(b, "sfu").await;
             eprintln!(
                 "[p2p] {}: P2P -> SFU switch took {} ms (media_path sfu to the SFU's video of the peer decoding)",
                 b.label, s["lastSwitchMs"]
@@ -189,6 +181,67 @@ async fn browser_p2p_a_third_joiner_moves_everyone_to_the_sfu_without_a_blank_ti
         }
     })
     .await;
+}
+
+/// Switch times, printed for `docs/benchmarks.md` (lines starting
+/// `[bench]`): Alice and Bob direct, then five rounds of Carol joining
+/// (P2P -> SFU) and leaving (SFU -> P2P after the node's settle time).
+/// Asserts nothing about the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: prints switch times"]
+async fn browser_p2p_benchmark_switch_times() {
+    let server = Server::start();
+    let base = server.base().to_owned();
+    let room = create_room(&base, "Switching").await;
+    let link = str_field(&room, "link").to_owned();
+    let (alice, bob, carol) = tokio::join!(
+        Chrome::start("Alice"),
+        Chrome::start("Bob"),
+        Chrome::start("Carol")
+    );
+    dump_on_failure(&[&alice, &bob, &carol], async {
+        for b in [&alice, &bob] {
+            b.goto(&format!("{link}?name={}&skipPrejoin=1", b.label))
+                .await;
+        }
+        let a_id = id_of(&alice, "Alice").await;
+        let b_id = id_of(&bob, "Bob").await;
+        for round in 1..=5 {
+            same_pairing(&alice, &bob).await;
+            let to_p2p = [until_state(&alice, "direct").await, until_state(&bob, "direct").await];
+            start_sampler(&alice, &b_id).await;
+            start_sampler(&bob, &a_id).await;
+            carol
+                .goto(&format!("{link}?name=Carol&skipPrejoin=1"))
+                .await;
+            let to_sfu = [until_state(&alice, "sfu").await, until_state(&bob, "sfu").await];
+            let samples = [stop_sampler(&alice).await, stop_sampler(&bob).await];
+            eprintln!(
+                "[bench] round {round}: SFU -> P2P (media_path p2p to direct media) {:?} ms; \
+                 P2P -> SFU (media_path sfu to the SFU's video decoding) {:?} ms; \
+                 longest blank/frozen tile {:?} / {:?} ms",
+                to_p2p.map(|s| s["lastSwitchMs"].clone()),
+                to_sfu.map(|s| s["lastSwitchMs"].clone()),
+                samples.each_ref().map(|s| s["maxBlankMs"].as_f64().unwrap_or(-1.0).round()),
+                samples.each_ref().map(|s| s["maxFrameGapMs"].as_f64().unwrap_or(-1.0).round()),
+            );
+            carol.goto("about:blank").await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `b`'s peer-to-peer side is in `state`; returns its state.
+async fn until_state(b: &Chrome, state: &str) -> Value {
+    wait_for(&format!("{}'s p2p state is {state}", b.label), MEDIA_TIMEOUT, async || {
+        let s = p2p_state(b).await?;
+        if s["state"] == state {
+            Ok(s)
+        } else {
+            Err(format!("{s}"))
+        }
+    })
+    .await
 }
 
 /// `window.__vecheP2p`'s state.

@@ -11,7 +11,7 @@ import { mediaState } from './devices.js';
 import { remote, onRemoteTrack, renderTiles } from './stage.js';
 import { addMessages, chatFailed, chatRefused, chatSent, loadHistory } from './chat-view.js';
 import { createPeer } from './peer.js';
-import { onMediaPath, onPeerSignal, p2pJoined, p2pSessionClosed } from './p2p.js';
+import { onMediaPath, onPeerSignal, p2pJoined, p2pPeerCreated, p2pSessionClosed } from './p2p.js';
 
 /** @typedef {import('../lib/call-types.js').CallAction} CallAction */
 /** @typedef {import('../lib/call-types.js').CallEvent} CallEvent */
@@ -134,11 +134,12 @@ function run(core, a) {
           failed: () => core === call.core && dispatch({ type: 'media_failed', session: id }),
           onTrack: onRemoteTrack,
         });
+        p2pPeerCreated(s);
       }
       break;
     case 'joined':
       onJoined(a.message);
-      if (s) p2pJoined(s, a.message.ice_servers);
+      if (s) p2pJoined(s, a.message);
       if (s) callHooks.e2ee(a.message, s.sig);
       break;
     case 'retire':
@@ -278,7 +279,7 @@ function wirePeerToPeer(s, onCurrent) {
  */
 function teardown(s, code) {
   call.sessions.delete(s.id);
-  p2pSessionClosed(s);
+  p2pSessionClosed(s, code);
   s.negotiator?.close();
   if (s.pc) {
     s.pc.onicecandidate = null;

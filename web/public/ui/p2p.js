@@ -121,23 +121,37 @@ function run(a) {
 }
 
 /**
- * A session joined: it is the one whose socket relays our signals.
+ * A session joined: it is the one whose socket relays our signals. A
+ * resumed seat keeps its direct connection (media between the two never
+ * depended on the socket, and the node keeps the pairing); any other join
+ * starts over.
  * @param {Session} s
- * @param {IceServer[]} iceServers The same servers as the SFU's (TURN fallback).
+ * @param {import('../lib/types.js').JoinedMessage} m
  */
-export function p2pJoined(s, iceServers) {
-  if (p2p.session && p2p.session !== s) dispatch({ type: 'reset' });
+export function p2pJoined(s, m) {
+  if (!m.resumed) dispatch({ type: 'reset' });
   p2p.session = s;
-  p2p.iceServers = iceServers;
+  p2p.iceServers = m.ice_servers;
 }
 
 /**
- * The session `s` closed: anything direct it set up ends.
+ * The session's SFU connection was made: while the media goes direct it
+ * sends nothing (its senders are not negotiated yet, so nothing went out).
  * @param {Session} s
  */
-export function p2pSessionClosed(s) {
+export function p2pPeerCreated(s) {
+  if (p2p.session === s && !p2p.core.sfuSending) setSfuSending(s, false);
+}
+
+/**
+ * The session `s` closed. Closed to resume the seat: the direct connection
+ * stays for the resumed session; otherwise (leave, another node) it ends.
+ * @param {Session} s
+ * @param {number} code
+ */
+export function p2pSessionClosed(s, code) {
   if (p2p.session !== s) return;
-  dispatch({ type: 'reset' });
+  if (code !== proto.CloseCode.RECONNECTING) dispatch({ type: 'reset' });
   p2p.session = null;
 }
 
@@ -147,7 +161,7 @@ export function p2pSessionClosed(s) {
  * @param {import('../lib/types.js').MediaPathMessage} m
  */
 export function onMediaPath(s, m) {
-  if (p2p.session !== s) p2pJoined(s, p2p.iceServers);
+  if (p2p.session !== s) return; // Only the joined session's word counts.
   dispatch({ type: 'media_path', path: m.path, pairing: m.pairing, peer: m.peer ?? null, offerer: m.offerer });
 }
 
