@@ -3,7 +3,7 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { P2pCore, BREAK_TIMEOUT_MS, DIRECT_CONNECT_TIMEOUT_MS } from '../public/lib/p2p-core.js';
+import { P2pCore, BREAK_TIMEOUT_MS, DIRECT_CONNECT_TIMEOUT_MS, directForbidden } from '../public/lib/p2p-core.js';
 
 /** @typedef {import('../public/lib/p2p-core.js').P2pAction} P2pAction */
 
@@ -159,4 +159,39 @@ describe('peer-to-peer core', () => {
     assert.equal(core.state, 'sfu');
     assert.equal(core.pairing, null);
   });
+
+  test('a switch the policy forces (a hold...) closes the direct path at once instead of waiting for the SFU', () => {
+    const core = direct();
+    core.handle(SFU, 2000);
+    const out = core.handle({ type: 'forbidden' }, 2010);
+    assert.deepEqual(ofType(out, 'close_direct'), [{ type: 'close_direct', pairing: 3 }]);
+    assert.deepEqual(ofType(out, 'show_direct'), [{ type: 'show_direct', peer: 'pB', on: false }]);
+    assert.equal(core.state, 'sfu');
+    assert.deepEqual(direct().handle({ type: 'forbidden' }, 2000), [], 'while the node still says p2p, the node decides');
+  });
+});
+
+describe('what rules out a direct path', () => {
+  const base = { version: 1, settings: { lobby: false, locked: false, speak_mode: false, allow_self_unmute: true, p2p: true }, speakers: [], holds: {} };
+  const pair = [
+    { id: 'pA', role: /** @type {const} */ ('host') },
+    { id: 'pB', role: /** @type {const} */ ('participant') },
+  ];
+  const hold = { groups: ['camera'], by: 'pA', by_name: 'Alice' };
+  /** @type {[string, any, boolean][]} */
+  const cases = [
+    ['nothing', base, false],
+    ['an older node without the setting', { ...base, settings: { ...base.settings, p2p: undefined } }, false],
+    ['the setting off', { ...base, settings: { ...base.settings, p2p: false } }, true],
+    ['a hold on the peer', { ...base, holds: { pB: hold } }, true],
+    ['an empty hold', { ...base, holds: { pB: { ...hold, groups: [] } } }, false],
+    ['speak mode, the participant not a speaker', { ...base, settings: { ...base.settings, speak_mode: true } }, true],
+    ['speak mode, the participant a speaker', { ...base, settings: { ...base.settings, speak_mode: true }, speakers: ['pB'] }, false],
+    ['a recording', { ...base, recording: { id: 'r', started_at_ms: 1, started_by: 'pA', started_by_name: 'Alice' } }, true],
+  ];
+  for (const [what, policy, forbidden] of cases) {
+    test(`${what}: ${forbidden ? 'forbidden' : 'allowed'}`, () => {
+      assert.equal(directForbidden(policy, pair), forbidden);
+    });
+  }
 });

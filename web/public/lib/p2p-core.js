@@ -14,6 +14,11 @@
 // Each direct connection belongs to one pairing number; anything about an
 // older pairing is ignored, and a new pairing always gets a new connection.
 
+import { limitsFor } from './moderation.js';
+
+/** @typedef {import('./types.js').PolicyView} PolicyView */
+/** @typedef {import('./types.js').Role} Role */
+
 /** How long the direct video stays on screen while the SFU's has not decoded. */
 export const BREAK_TIMEOUT_MS = 4000;
 
@@ -36,6 +41,7 @@ export const DIRECT_CONNECT_TIMEOUT_MS = 10_000;
  *   | {type: 'direct_media', pairing: number}
  *   | {type: 'direct_failed', pairing: number}
  *   | {type: 'sfu_decodes', peer: string}
+ *   | {type: 'forbidden'}
  *   | {type: 'timer', key: string}
  *   | {type: 'reset'}} P2pEvent
  */
@@ -121,6 +127,10 @@ export class P2pCore {
         break;
       case 'direct_failed':
         this.directFailed(ev.pairing);
+        break;
+      case 'forbidden':
+        // What the SFU will not forward must not keep coming directly.
+        if (this.state === 'switching') this.finishBreak(false);
         break;
       case 'sfu_decodes':
         if (this.state === 'switching' && this.direct?.peer === ev.peer) this.finishBreak(true);
@@ -266,4 +276,20 @@ export class P2pCore {
   cancel(key) {
     if (this.timers.delete(key)) this.out.push({ type: 'cancel_timer', key });
   }
+}
+
+/**
+ * Whether the room's policy rules out media going directly between these
+ * people: what the node must enforce (a hold, speak mode, a recording, the
+ * setting turned off) it can only enforce on the SFU path, so a switch for
+ * such a reason breaks at once instead of waiting for the SFU's video.
+ * @param {PolicyView} policy
+ * @param {{id: string, role: Role}[]} people The pair.
+ */
+export function directForbidden(policy, people) {
+  if (policy.settings.p2p === false || policy.recording) return true;
+  return people.some((p) => {
+    const limits = limitsFor(policy, p.id, p.role);
+    return limits.silenced || Object.keys(limits.held).length > 0;
+  });
 }

@@ -14,7 +14,7 @@
 // the group's keys and the verification code does not change.
 
 import * as proto from '../protocol.js';
-import { P2pCore } from '../lib/p2p-core.js';
+import { P2pCore, directForbidden } from '../lib/p2p-core.js';
 import { local } from './devices.js';
 import { app } from './state.js';
 import { remote, renderTiles } from './stage.js';
@@ -163,6 +163,16 @@ export function p2pSessionClosed(s, code) {
 export function onMediaPath(s, m) {
   if (p2p.session !== s) return; // Only the joined session's word counts.
   dispatch({ type: 'media_path', path: m.path, pairing: m.pairing, peer: m.peer ?? null, offerer: m.offerer });
+  p2pPolicyChanged();
+}
+
+/** The room's policy changed (or the path did): a switch it forces breaks at once. */
+export function p2pPolicyChanged() {
+  const peer = p2p.direct?.peer;
+  const me = app.roomState.participantId;
+  if (!peer || !me || p2p.core.state !== 'switching') return;
+  const pair = [me, peer].map((id) => ({ id, role: proto.roleOf(app.roomState.get(id)) }));
+  if (directForbidden(app.roomState.policy, pair)) dispatch({ type: 'forbidden' });
 }
 
 /**
