@@ -73,7 +73,10 @@ fn two_p2p_joiners_are_paired_and_the_earlier_one_offers() {
     let r = p2p_room();
     let a = join_as(&r, 1, true);
     let first = a.take();
-    assert!(matches!(first[0], Event::Sent(ServerMessage::Joined { .. })));
+    assert!(matches!(
+        first[0],
+        Event::Sent(ServerMessage::Joined { .. })
+    ));
     let alone = paths(&first);
     assert_eq!(alone.len(), 1);
     assert_eq!(alone[0].0, MediaPath::Sfu, "alone: the SFU");
@@ -211,9 +214,13 @@ fn a_resumed_session_is_told_the_path_again_right_after_joined() {
     let _a = join_as(&r, 1, true);
     let _b = join_as(&r, 2, true);
     let again = Recorder::default();
-    r.resume(&pid(2), "tok2", again.clone(), Vec::new()).unwrap();
+    r.resume(&pid(2), "tok2", again.clone(), Vec::new())
+        .unwrap();
     let events = again.take();
-    assert!(matches!(events[0], Event::Sent(ServerMessage::Joined { .. })));
+    assert!(matches!(
+        events[0],
+        Event::Sent(ServerMessage::Joined { .. })
+    ));
     let p = paths(&events);
     assert_eq!(p.len(), 1);
     assert_eq!((p[0].0, p[0].2.clone()), (MediaPath::P2p, Some(pid(1))));
@@ -237,14 +244,32 @@ fn signals_of_the_current_pairing_reach_only_the_peer() {
     );
     use super::media_path::PeerSignalError as E;
     let stale = Pairing(pairing.0 - 1);
-    assert_eq!(r.peer_signal(&pid(1), &pid(2), stale, offer()), Err(E::StalePairing));
-    assert_eq!(r.peer_signal(&pid(1), &pid(1), pairing, offer()), Err(E::NotPeer));
-    assert_eq!(r.peer_signal(&pid(1), &pid(9), pairing, offer()), Err(E::NotPeer));
-    assert!(a.take().is_empty() && b.take().is_empty(), "nothing relayed");
+    assert_eq!(
+        r.peer_signal(&pid(1), &pid(2), stale, offer()),
+        Err(E::StalePairing)
+    );
+    assert_eq!(
+        r.peer_signal(&pid(1), &pid(1), pairing, offer()),
+        Err(E::NotPeer)
+    );
+    assert_eq!(
+        r.peer_signal(&pid(1), &pid(9), pairing, offer()),
+        Err(E::NotPeer)
+    );
+    assert!(
+        a.take().is_empty() && b.take().is_empty(),
+        "nothing relayed"
+    );
     let c = join_as(&r, 3, true);
     let now = paths(&c.take())[0].1;
-    assert_eq!(r.peer_signal(&pid(1), &pid(2), now, offer()), Err(E::NotPaired));
-    assert_eq!(r.peer_signal(&pid(3), &pid(1), now, offer()), Err(E::NotPaired));
+    assert_eq!(
+        r.peer_signal(&pid(1), &pid(2), now, offer()),
+        Err(E::NotPaired)
+    );
+    assert_eq!(
+        r.peer_signal(&pid(3), &pid(1), now, offer()),
+        Err(E::NotPaired)
+    );
     assert!(paths(&b.take()).len() == 1, "only the switch to the SFU");
 }
 
