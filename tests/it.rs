@@ -44,6 +44,7 @@ mod loadtest_smoke;
 mod moderation_media;
 mod moderation_signalling;
 mod oidc_sso;
+mod p2p_signalling;
 mod presence;
 mod recording_cluster;
 mod recording_s3;

@@ -306,7 +306,10 @@ impl Metrics {
                     "p2p_pairs_started_total",
                     "Pairs of two participants switched to a direct connection",
                 ),
-                rooms: g("p2p_rooms", "Rooms whose two participants are paired directly"),
+                rooms: g(
+                    "p2p_rooms",
+                    "Rooms whose two participants are paired directly",
+                ),
                 signals_relayed: cv(
                     "p2p_signals_relayed_total",
                     "peer_signal messages relayed to the other participant of a pair",

@@ -80,9 +80,7 @@ impl PeerSignal {
         match self {
             PeerSignal::Offer { sdp } | PeerSignal::Answer { sdp } => sdp.len(),
             PeerSignal::Candidate { candidate: None } => 0,
-            PeerSignal::Candidate {
-                candidate: Some(c),
-            } => {
+            PeerSignal::Candidate { candidate: Some(c) } => {
                 c.candidate.len()
                     + c.sdp_mid.as_ref().map_or(0, String::len)
                     + c.username_fragment.as_ref().map_or(0, String::len)

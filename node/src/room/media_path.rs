@@ -164,7 +164,11 @@ impl Room {
         }
         // Clients that did not join with `p2p` (load bots, older pages)
         // always use the SFU and are never told.
-        for (id, seat) in inner.seats.iter().filter(|(id, _)| state.capable.contains(*id)) {
+        for (id, seat) in inner
+            .seats
+            .iter()
+            .filter(|(id, _)| state.capable.contains(*id))
+        {
             let told = state.planner.told(id);
             if state.told.get(id) != Some(&told) {
                 seat.participant.send(ServerMessage::MediaPath {

@@ -32,6 +32,8 @@ mod tests;
 #[cfg(test)]
 mod tests_moderation;
 #[cfg(test)]
+mod tests_p2p;
+#[cfg(test)]
 mod tests_recording;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};

@@ -263,8 +263,14 @@ mod tests {
         );
         let b = p.told(&pid("p-b"));
         let a = p.told(&pid("p-a"));
-        assert_eq!((b.path, b.offerer, b.peer), (MediaPath::P2p, true, Some(pid("p-a"))));
-        assert_eq!((a.path, a.offerer, a.peer), (MediaPath::P2p, false, Some(pid("p-b"))));
+        assert_eq!(
+            (b.path, b.offerer, b.peer),
+            (MediaPath::P2p, true, Some(pid("p-a")))
+        );
+        assert_eq!(
+            (a.path, a.offerer, a.peer),
+            (MediaPath::P2p, false, Some(pid("p-b")))
+        );
         assert_eq!(a.pairing, b.pairing);
     }
 

@@ -9,9 +9,9 @@
 
 use crate::track::UpTrack;
 use std::sync::Arc;
-use veche_protocol::signal::ServerMessage;
 use veche_protocol::moderation::Role;
 use veche_protocol::pass::PassId;
+use veche_protocol::signal::ServerMessage;
 use veche_protocol::{ParticipantId, TrackId, UserId};
 
 /// One seat's connection, as the room sees it.
