@@ -8,6 +8,9 @@
 //!   direct media goes through the same SFrame worker (frames encrypted
 //!   and decrypted, none out in the clear) and both pages show the same
 //!   verification code.
+//! - **The host's switch.** The host turns "Allow peer-to-peer calls" off
+//!   in "Meeting settings": both move to the SFU and decode each other
+//!   through it (the node forwards again); turned on, they pair again.
 //! - **A third joins, make before break.** With Alice and Bob direct, Carol
 //!   joins: within 3 s all three decode each other through the SFU, while
 //!   a page-side sampler on Alice's and Bob's remote tile never sees it
@@ -19,7 +22,8 @@
 //! `unshare -n bash -c 'ip link set lo up; cargo nextest run -E "test(/^browser_p2p::/)"'`.
 
 use crate::common::e2ee_browser::*;
-use crate::common::moderation_browser::open_as_host;
+use crate::common::moderation::create_owned_room;
+use crate::common::moderation_browser::{meeting_setting, open_as_host};
 use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -179,6 +183,43 @@ async fn browser_p2p_a_third_joiner_moves_everyone_to_the_sfu_without_a_blank_ti
             );
             assert!(s["frames"].as_u64().unwrap_or(0) > 10, "the sampler saw no frames: {s}");
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_p2p_the_host_turns_peer_to_peer_off_and_both_move_to_the_sfu() {
+    let server = Server::start();
+    let base = server.base().to_owned();
+    let room = create_owned_room(&base, "Setting").await;
+    let slug = room.slug();
+    let (alice, bob) = tokio::join!(Chrome::start("Alice"), Chrome::start("Bob"));
+    dump_on_failure(&[&alice, &bob], async {
+        open_as_host(&alice, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
+            .await;
+        let first = same_pairing(&alice, &bob).await;
+        assert_direct_video_flows(&alice, &bob).await;
+        let a_id = id_of(&alice, "Alice").await;
+        let b_id = id_of(&bob, "Bob").await;
+
+        meeting_setting(&alice, "Allow peer-to-peer calls", false).await;
+        for b in [&alice, &bob] {
+            until_state(b, "sfu").await;
+        }
+        assert_sfu_video_flows(&alice, &[&b_id], MEDIA_TIMEOUT).await;
+        assert_sfu_video_flows(&bob, &[&a_id], MEDIA_TIMEOUT).await;
+        assert!(packets_out(&base).await > 0, "the SFU forwards nothing after the switch");
+        for b in [&alice, &bob] {
+            let s = p2p_state(b).await.unwrap();
+            assert_eq!(s["sfuSending"], true, "{} does not send to the SFU: {s}", b.label);
+            assert!(s["peer"].is_null(), "{}'s direct connection is still open: {s}", b.label);
+        }
+
+        meeting_setting(&alice, "Allow peer-to-peer calls", true).await;
+        let again = same_pairing(&alice, &bob).await;
+        assert!(again > first, "a new pairing ({again}) after {first}");
+        assert_direct_video_flows(&bob, &alice).await;
     })
     .await;
 }
