@@ -260,11 +260,12 @@ async fn browser_p2p_benchmark_switch_times() {
             eprintln!(
                 "[bench] round {round}: SFU -> P2P (media_path p2p to direct media) {:?} ms; \
                  P2P -> SFU (media_path sfu to the SFU's video decoding) {:?} ms; \
-                 longest blank/frozen tile {:?} / {:?} ms",
+                 longest blank / frozen tile {:?} / {:?} ms, that gap ended {:?} ms after the tile's stream changed",
                 to_p2p.map(|s| s["lastSwitchMs"].clone()),
                 to_sfu.map(|s| s["lastSwitchMs"].clone()),
                 samples.each_ref().map(|s| s["maxBlankMs"].as_f64().unwrap_or(-1.0).round()),
                 samples.each_ref().map(|s| s["maxFrameGapMs"].as_f64().unwrap_or(-1.0).round()),
+                samples.each_ref().map(|s| s["longestGapEndedAfterSwitchMs"].clone()),
             );
             carol.goto("about:blank").await;
         }
@@ -412,11 +413,15 @@ async fn assert_sfu_video_flows(b: &Chrome, from: &[&str], timeout: Duration) {
 /// so `stop_sampler` can tell the longest blank and frozen spans.
 const SAMPLER_JS: &str = r#"
 const peer = arguments[0];
-const s = { blankSince: null, maxBlankMs: 0, lastFrame: performance.now(), maxFrameGapMs: 0, frames: 0, bound: null, timer: 0 };
+const s = { blankSince: null, maxBlankMs: 0, lastFrame: performance.now(), maxFrameGapMs: 0, frames: 0, bound: null, timer: 0,
+            src: null, srcChangedAt: null, maxGapEndedAt: null };
 const tileVideo = () => document.querySelector(`[data-key="${CSS.escape(peer)}"] video`);
 const onFrame = (video) => (now) => {
   if (s.bound !== video) return;
-  s.maxFrameGapMs = Math.max(s.maxFrameGapMs, now - s.lastFrame);
+  if (now - s.lastFrame > s.maxFrameGapMs) {
+    s.maxFrameGapMs = now - s.lastFrame;
+    s.maxGapEndedAt = now;
+  }
   s.lastFrame = now;
   s.frames++;
   video.requestVideoFrameCallback(onFrame(video));
@@ -427,6 +432,10 @@ s.timer = setInterval(() => {
   if (video && s.bound !== video) {
     s.bound = video;
     video.requestVideoFrameCallback(onFrame(video));
+  }
+  if (video && video.srcObject !== s.src) {
+    if (s.src) s.srcChangedAt = now;
+    s.src = video.srcObject;
   }
   const avatar = video && video.parentElement.querySelector('.avatar');
   const blank = !video || !video.srcObject || (avatar && !avatar.hidden);
@@ -446,7 +455,10 @@ async fn start_sampler(b: &Chrome, peer: &str) {
 async fn stop_sampler(b: &Chrome) -> Value {
     b.js(
         "const s = window.__p2pSampler; clearInterval(s.timer); s.bound = null; \
-         return {maxBlankMs: s.maxBlankMs, maxFrameGapMs: s.maxFrameGapMs, frames: s.frames};",
+         const round = (t) => t === null ? null : Math.round(t); \
+         return {maxBlankMs: round(s.maxBlankMs), maxFrameGapMs: round(s.maxFrameGapMs), frames: s.frames, \
+                 longestGapEndedAfterSwitchMs: s.srcChangedAt === null || s.maxGapEndedAt === null \
+                   ? null : round(s.maxGapEndedAt - s.srcChangedAt)};",
         vec![],
     )
     .await

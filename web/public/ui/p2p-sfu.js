@@ -10,6 +10,14 @@ import { local } from './devices.js';
 export const POLL_MS = 200;
 
 /**
+ * Decoded frames a path must show before the tile switches to it: the
+ * first frames after a path opens come slowly (a keyframe, the encoder
+ * ramping up), and switching on the first one froze the tile for up to
+ * half a second more.
+ */
+export const FRAMES_BEFORE_SWITCH = 5;
+
+/**
  * Decoded video frames and audio packets of a peer connection's inbound
  * streams whose `mid` passes `wanted`.
  * @param {RTCPeerConnection} pc
@@ -31,7 +39,7 @@ export async function received(pc, wanted) {
 }
 
 /**
- * Calls `done` once, when the SFU's video of `stream` decodes new frames
+ * Calls `done` once, when the SFU's video of `stream` decodes `FRAMES_BEFORE_SWITCH` new frames
  * (its audio, when `cameraOff()`): the moment the direct path may close.
  * @param {() => RTCPeerConnection | null} pcOf The SFU connection now.
  * @param {string} stream The peer's participant id.
@@ -53,7 +61,7 @@ export function watchDecodes(pcOf, stream, cameraOff, done) {
       base = now;
       return;
     }
-    if (now.frames > base.frames || (cameraOff() && now.audioPackets > base.audioPackets)) {
+    if (now.frames >= base.frames + FRAMES_BEFORE_SWITCH || (cameraOff() && now.audioPackets > base.audioPackets)) {
       stop();
       done();
     }

@@ -19,7 +19,7 @@ import { local } from './devices.js';
 import { app } from './state.js';
 import { remote, renderTiles } from './stage.js';
 import { peerConfig, secureReceiver, secureSender, secureTransceiverOf } from './e2ee-media.js';
-import { POLL_MS, received, setSfuSending, watchDecodes } from './p2p-sfu.js';
+import { FRAMES_BEFORE_SWITCH, POLL_MS, received, setSfuSending, watchDecodes } from './p2p-sfu.js';
 
 /** @typedef {import('./peer.js').Session} Session */
 /** @typedef {import('../protocol.js').IceServer} IceServer */
@@ -294,14 +294,14 @@ async function sendOffer(d, iceRestart) {
 
 /**
  * Reports `direct_media` once the direct connection brings the peer's
- * media: decoded video, or audio when their camera is off.
+ * media: decoded video (`FRAMES_BEFORE_SWITCH` frames), or audio when their camera is off.
  * @param {Direct} d
  */
 async function pollDirect(d) {
   if (p2p.direct !== d || p2p.core.direct?.media) return;
   const got = await received(d.pc, () => true);
   const cameraOff = app.roomState.get(d.peer)?.media.camera_muted ?? false;
-  if (got.frames > 0 || (cameraOff && got.audioPackets > 0)) dispatch({ type: 'direct_media', pairing: d.pairing });
+  if (got.frames >= FRAMES_BEFORE_SWITCH || (cameraOff && got.audioPackets > 0)) dispatch({ type: 'direct_media', pairing: d.pairing });
 }
 
 function stopWatch() {
