@@ -66,7 +66,11 @@ async fn browser_p2p_two_decode_each_other_directly_while_the_node_forwards_noth
         );
         for b in [&alice, &bob] {
             let s = p2p_state(b).await.unwrap();
-            assert_eq!(s["sfuSending"], false, "{} still sends to the SFU: {s}", b.label);
+            assert_eq!(
+                s["sfuSending"], false,
+                "{} still sends to the SFU: {s}",
+                b.label
+            );
         }
     })
     .await;
@@ -195,7 +199,14 @@ async fn browser_p2p_the_host_turns_peer_to_peer_off_and_both_move_to_the_sfu() 
     let slug = room.slug();
     let (alice, bob) = tokio::join!(Chrome::start("Alice"), Chrome::start("Bob"));
     dump_on_failure(&[&alice, &bob], async {
-        open_as_host(&alice, &base, &slug, &room.owner_key, "name=Alice&skipPrejoin=1").await;
+        open_as_host(
+            &alice,
+            &base,
+            &slug,
+            &room.owner_key,
+            "name=Alice&skipPrejoin=1",
+        )
+        .await;
         bob.goto(&format!("{base}/r/{slug}?name=Bob&skipPrejoin=1"))
             .await;
         let first = same_pairing(&alice, &bob).await;
@@ -209,11 +220,22 @@ async fn browser_p2p_the_host_turns_peer_to_peer_off_and_both_move_to_the_sfu() 
         }
         assert_sfu_video_flows(&alice, &[&b_id], MEDIA_TIMEOUT).await;
         assert_sfu_video_flows(&bob, &[&a_id], MEDIA_TIMEOUT).await;
-        assert!(packets_out(&base).await > 0, "the SFU forwards nothing after the switch");
+        assert!(
+            packets_out(&base).await > 0,
+            "the SFU forwards nothing after the switch"
+        );
         for b in [&alice, &bob] {
             let s = p2p_state(b).await.unwrap();
-            assert_eq!(s["sfuSending"], true, "{} does not send to the SFU: {s}", b.label);
-            assert!(s["peer"].is_null(), "{}'s direct connection is still open: {s}", b.label);
+            assert_eq!(
+                s["sfuSending"], true,
+                "{} does not send to the SFU: {s}",
+                b.label
+            );
+            assert!(
+                s["peer"].is_null(),
+                "{}'s direct connection is still open: {s}",
+                b.label
+            );
         }
 
         meeting_setting(&alice, "Allow peer-to-peer calls", true).await;
@@ -275,14 +297,18 @@ async fn browser_p2p_benchmark_switch_times() {
 
 /// Waits until `b`'s peer-to-peer side is in `state`; returns its state.
 async fn until_state(b: &Chrome, state: &str) -> Value {
-    wait_for(&format!("{}'s p2p state is {state}", b.label), MEDIA_TIMEOUT, async || {
-        let s = p2p_state(b).await?;
-        if s["state"] == state {
-            Ok(s)
-        } else {
-            Err(format!("{s}"))
-        }
-    })
+    wait_for(
+        &format!("{}'s p2p state is {state}", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let s = p2p_state(b).await?;
+            if s["state"] == state {
+                Ok(s)
+            } else {
+                Err(format!("{s}"))
+            }
+        },
+    )
     .await
 }
 
@@ -323,10 +349,17 @@ async fn same_pairing(a: &Chrome, b: &Chrome) -> u64 {
 
 /// The participant id of `name` in `b`'s room state.
 async fn id_of(b: &Chrome, name: &str) -> String {
-    wait_for(&format!("{} knows {name}'s id", b.label), MEDIA_TIMEOUT, async || {
-        let p = b.participant_state(name).await?;
-        p["id"].as_str().map(str::to_owned).ok_or_else(|| format!("{p}"))
-    })
+    wait_for(
+        &format!("{} knows {name}'s id", b.label),
+        MEDIA_TIMEOUT,
+        async || {
+            let p = b.participant_state(name).await?;
+            p["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{p}"))
+        },
+    )
     .await
 }
 
@@ -387,7 +420,9 @@ async fn assert_sfu_video_flows(b: &Chrome, from: &[&str], timeout: Duration) {
             .map(|id| {
                 tracks
                     .iter()
-                    .filter(|t| !t.is_direct() && t.kind == "video" && t.stream.as_deref() == Some(id))
+                    .filter(|t| {
+                        !t.is_direct() && t.kind == "video" && t.stream.as_deref() == Some(id)
+                    })
                     .map(|t| t.frames_decoded)
                     .max()
                     .unwrap_or(0)
@@ -395,7 +430,10 @@ async fn assert_sfu_video_flows(b: &Chrome, from: &[&str], timeout: Duration) {
             .collect())
     };
     let base = sfu_frames().await.unwrap_or_else(|_| vec![0; from.len()]);
-    let what = format!("{} decodes new video of {from:?} through the SFU (from {base:?})", b.label);
+    let what = format!(
+        "{} decodes new video of {from:?} through the SFU (from {base:?})",
+        b.label
+    );
     wait_for(&what, timeout, async || {
         let now = sfu_frames().await?;
         if now.iter().zip(&base).all(|(n, b)| n > b) {
@@ -448,7 +486,9 @@ window.__p2pSampler = s;
 "#;
 
 async fn start_sampler(b: &Chrome, peer: &str) {
-    b.js(SAMPLER_JS, vec![json!(peer)]).await.expect("sampler starts");
+    b.js(SAMPLER_JS, vec![json!(peer)])
+        .await
+        .expect("sampler starts");
 }
 
 /// Stops the sampler; its longest blank and frozen spans and frame count.
