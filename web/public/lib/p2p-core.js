@@ -36,7 +36,8 @@ export const DIRECT_CONNECT_TIMEOUT_MS = 10_000;
  */
 
 /**
- * Events the shell feeds in.
+ * Events the shell feeds in. `forbidden`: while switching to the SFU, the
+ * direct path must end now (see `directForbidden`, or the peer left).
  * @typedef {{type: 'media_path', path: 'sfu' | 'p2p', pairing: number, peer?: string | null, offerer: boolean}
  *   | {type: 'direct_media', pairing: number}
  *   | {type: 'direct_failed', pairing: number}
@@ -129,7 +130,8 @@ export class P2pCore {
         this.directFailed(ev.pairing);
         break;
       case 'forbidden':
-        // What the SFU will not forward must not keep coming directly.
+        // The policy forces the switch (what the SFU will not forward must
+        // not keep coming directly), or the peer left: no waiting.
         if (this.state === 'switching') this.finishBreak(false);
         break;
       case 'sfu_decodes':

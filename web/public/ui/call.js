@@ -11,7 +11,7 @@ import { mediaState } from './devices.js';
 import { remote, onRemoteTrack, renderTiles } from './stage.js';
 import { addMessages, chatFailed, chatRefused, chatSent, loadHistory } from './chat-view.js';
 import { createPeer } from './peer.js';
-import { onMediaPath, onPeerSignal, p2pJoined, p2pPeerCreated, p2pPolicyChanged, p2pSessionClosed } from './p2p.js';
+import { onMediaPath, onPeerSignal, p2pJoined, p2pPeerCreated, p2pRoomChanged, p2pSessionClosed } from './p2p.js';
 
 /** @typedef {import('../lib/call-types.js').CallAction} CallAction */
 /** @typedef {import('../lib/call-types.js').CallEvent} CallEvent */
@@ -269,7 +269,9 @@ function openSession(core, id, wsUrl, nodeId) {
 function wirePeerToPeer(s, onCurrent) {
   onCurrent('media_path', (m) => onMediaPath(s, m));
   onCurrent('peer_signal', onPeerSignal);
-  onCurrent('policy', p2pPolicyChanged); // After onRoomEvent applied it (subscribed earlier).
+  // After the handlers above applied them to the room state (subscribed earlier).
+  onCurrent('policy', p2pRoomChanged);
+  onCurrent('participant_left', p2pRoomChanged);
 }
 
 /**

@@ -45,6 +45,7 @@ const SECTIONS = /** @type {const} */ ([
  * @property {MediaStream} cam The peer's microphone and camera.
  * @property {MediaStream} screen The peer's screen.
  * @property {RTCIceCandidateInit[]} early Candidates that came before the remote description.
+ * @property {Promise<void>} queue Signals are applied one at a time, in order.
  * @property {ReturnType<typeof setInterval> | null} poll
  */
 
@@ -163,16 +164,19 @@ export function p2pSessionClosed(s, code) {
 export function onMediaPath(s, m) {
   if (p2p.session !== s) return; // Only the joined session's word counts.
   dispatch({ type: 'media_path', path: m.path, pairing: m.pairing, peer: m.peer ?? null, offerer: m.offerer });
-  p2pPolicyChanged();
+  p2pRoomChanged();
 }
 
-/** The room's policy changed (or the path did): a switch it forces breaks at once. */
-export function p2pPolicyChanged() {
+/**
+ * The room's policy or membership changed (or the path did): a switch
+ * the policy forces, or the peer's leaving, breaks at once.
+ */
+export function p2pRoomChanged() {
   const peer = p2p.direct?.peer;
   const me = app.roomState.participantId;
   if (!peer || !me || p2p.core.state !== 'switching') return;
   const pair = [me, peer].map((id) => ({ id, role: proto.roleOf(app.roomState.get(id)) }));
-  if (directForbidden(app.roomState.policy, pair)) dispatch({ type: 'forbidden' });
+  if (!app.roomState.get(peer) || directForbidden(app.roomState.policy, pair)) dispatch({ type: 'forbidden' });
 }
 
 /**
@@ -182,7 +186,7 @@ export function p2pPolicyChanged() {
 export function onPeerSignal(m) {
   const d = p2p.direct;
   if (!d || d.pairing !== m.pairing || d.peer !== m.from) return; // An abandoned attempt.
-  handleSignal(d, m.signal).catch((e) => console.warn('veche: direct connection signal failed', e));
+  d.queue = d.queue.then(() => handleSignal(d, m.signal)).catch((e) => console.warn('veche: direct connection signal failed', e));
 }
 
 /**
@@ -245,7 +249,18 @@ function send(d, signal) {
 function openDirect(pairing, peer, offerer) {
   const pc = new RTCPeerConnection(peerConfig({ iceServers: p2p.iceServers }));
   /** @type {Direct} */
-  const d = { pairing, peer, offerer, pc, sections: [], cam: new MediaStream(), screen: new MediaStream(), early: [], poll: null };
+  const d = {
+    pairing,
+    peer,
+    offerer,
+    pc,
+    sections: [],
+    cam: new MediaStream(),
+    screen: new MediaStream(),
+    early: [],
+    queue: Promise.resolve(),
+    poll: null,
+  };
   p2p.direct = d;
   if (offerer) {
     for (const [kind] of SECTIONS) {
