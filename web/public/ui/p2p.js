@@ -34,6 +34,9 @@ const SECTIONS = /** @type {const} */ ([
   ['video', 'screen'],
 ]);
 
+/** State changes the test hook keeps. */
+const HISTORY = 50;
+
 /**
  * One direct connection.
  * @typedef {object} Direct
@@ -73,7 +76,9 @@ const p2p = {
 function dispatch(ev) {
   const before = p2p.core.state;
   for (const a of p2p.core.handle(ev, Date.now())) run(a);
-  if (p2p.core.state !== before) p2p.history.push({ at: Date.now(), state: p2p.core.state });
+  if (p2p.core.state === before) return;
+  p2p.history.push({ at: Date.now(), state: p2p.core.state });
+  if (p2p.history.length > HISTORY) p2p.history.shift();
 }
 
 /** @param {P2pAction} a */
