@@ -10,8 +10,8 @@
 //!   ones with `bad_request`, oversize ones with `too_large`, a flood with
 //!   `rate_limited`, and none of them reaches the peer.
 //! - The room's `p2p` setting: the host turning it off moves the pair to
-//!   the SFU, a participant may not change it, and a recording forces the
-//!   SFU too.
+//!   the SFU, a participant or a guest (on a pass) may not change it, and a
+//!   recording forces the SFU too.
 //!
 //! That the SFU then forwards nothing between the two is shown with real
 //! browsers in `browser_p2p.rs`; the gate itself is unit-tested in the
@@ -348,4 +348,78 @@ async fn the_host_turns_p2p_off_and_on_a_participant_may_not_and_a_recording_for
     alice.moderate(json!({"action":"stop_recording"})).await;
     let after = path_of(&mut alice, "p2p", secs(5)).await;
     assert!(after["pairing"].as_u64() > rec["pairing"].as_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_on_a_pass_cannot_change_the_p2p_setting_and_is_paired_like_anyone() {
+    let server = Server::start();
+    let base = server.base();
+    let created = http_post_json(
+        &format!("{base}/api/rooms"),
+        &json!({"name": "Board", "access": "signed_in_or_pass"}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let room: Value = created.json();
+    let slug = str_field(&room, "slug").to_owned();
+    let owned = OwnedRoom {
+        owner_key: str_field(&room, "owner_key").to_owned(),
+        room,
+    };
+    let hour = 3_600_000;
+    let now = now_ms();
+    let reply = http_post_json_with_headers(
+        &format!("{base}/api/rooms/{slug}/passes"),
+        &json!({"label": "Visitor", "valid_from_ms": now - hour, "valid_until_ms": now + hour}),
+        &[(OWNER_KEY, owned.owner_key.as_str())],
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let link = str_field(&reply.json(), "link").to_owned();
+    let token = link.split("pass=").nth(1).expect("a pass link").to_owned();
+
+    let mut host = enter_p2p(base, "Host", join_as_host(base, &owned, "Host").await).await;
+    let guest_join = ok_json(
+        &join_reply(
+            base,
+            &slug,
+            &json!({"display_name": "Gus", "pass": token}),
+            None,
+        )
+        .await,
+        "joining on the pass",
+    );
+    let mut gus = enter_p2p(base, "Gus", guest_join).await;
+    let gus_id = gus.id.clone();
+    host.until("Gus shows as a guest", secs(5), |m| {
+        m.people.get(&gus_id).is_some_and(|p| p["role"] == "guest")
+    })
+    .await;
+    let paired = path_of(&mut gus, "p2p", secs(5)).await;
+    let version = gus.policy["version"].as_u64();
+
+    gus.refused(
+        json!({"action":"settings","change":{"p2p":false}}),
+        "a guest turning peer-to-peer off",
+    )
+    .await;
+    // Nothing changed: the host's next action is the very next version,
+    // and the pair stays paired under the same pairing until then.
+    host.moderate(json!({"action":"settings","change":{"p2p":false}}))
+        .await;
+    gus.until("the host's change arrives", secs(5), |m| {
+        m.policy["version"].as_u64() > version
+    })
+    .await;
+    assert_eq!(
+        gus.policy["version"].as_u64(),
+        version.map(|v| v + 1),
+        "the guest's attempt committed nothing"
+    );
+    let sfu = path_of(&mut gus, "sfu", secs(5)).await;
+    assert_eq!(
+        sfu["pairing"].as_u64(),
+        paired["pairing"].as_u64().map(|p| p + 1),
+        "the guest's attempt did not change the path"
+    );
 }

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod cover;
 pub mod e2ee;
 pub mod error;
+mod ice;
 pub mod ids;
 pub mod limits;
 pub mod moderation;

@@ -17,7 +17,7 @@
 //! server must enforce (moderation holds, speak mode, recording) forces the
 //! SFU path instead of trusting the client.
 
-use crate::signal::IceCandidate;
+use crate::ice::IceCandidate;
 use serde::{Deserialize, Serialize};
 
 /// The number of one attempt to connect a pair directly, assigned by the

@@ -3,7 +3,6 @@
 
 use crate::error::ErrorBody;
 use crate::signal::{ClientMessage, MAX_FRAME_BYTES};
-use serde::Deserialize;
 
 impl ClientMessage {
     /// The `type` tag of this message, for logs and error replies.
@@ -91,18 +90,4 @@ impl ClientMessage {
             _ => Ok(()),
         }
     }
-}
-
-/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
-/// if it has one, so the error reply can say which request failed.
-pub fn peek_type(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        ty: String,
-    }
-    serde_json::from_str::<Peek>(text)
-        .ok()
-        .map(|p| p.ty)
-        .filter(|t| t.len() <= 32)
 }

@@ -131,7 +131,7 @@ impl Room {
     /// switches, `media_path` to each participant it changed for (and to
     /// new ones), and a re-check when a settle time ends.
     pub(super) fn sync_path(&self, inner: &Inner) {
-        let now = crate::node::now_ms();
+        let now = wall_clock_ms();
         let mut state = self.path_state();
         let state = &mut *state;
         state.capable.retain(|id| inner.seats.contains_key(id));
@@ -185,6 +185,16 @@ impl Room {
                 state.wake_at = Some(at);
                 recheck_at(state.room.clone(), at.saturating_sub(now));
             }
+        }
+    }
+
+    /// Stops forwarding a track just published by a paired participant,
+    /// before anyone is subscribed to it (`sync_path` would do it too, but
+    /// only after the subscriptions).
+    pub(super) fn gate_track(&self, up: &crate::track::UpTrack) {
+        let state = self.path_state();
+        if up.origin() == Origin::Local && state.planner.path().peer_of(&up.publisher).is_some() {
+            up.set_direct(true);
         }
     }
 
@@ -258,4 +268,12 @@ fn recheck_at(room: Weak<Room>, delay_ms: u64) {
             }
         });
     }
+}
+
+/// The wall clock in Unix ms, as `node::now_ms` reads it (not imported, so
+/// the room does not depend on the node that holds it).
+fn wall_clock_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

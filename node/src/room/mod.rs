@@ -418,6 +418,7 @@ impl Room {
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
                 self.admit_track(&inner, &track);
+                self.gate_track(&track);
                 self.run(&mut inner, actions);
                 self.sync_recording(&mut inner);
                 self.observe(&inner);
