@@ -38,7 +38,9 @@
 use crate::common::cluster::Cluster;
 use crate::common::e2ee_browser::*;
 use crate::common::moderation::*;
-use crate::common::moderation_browser::{frames_from, has_control, id_of, open_as_host, CLICKABLE};
+use crate::common::moderation_browser::{
+    frames_from, has_control, id_of, meeting_setting, open_as_host, CLICKABLE,
+};
 use crate::common::moderation_member::Member;
 use crate::common::recording::{room_recordings, start_recording};
 use crate::common::*;
@@ -87,6 +89,9 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
             let s = assert_worker_encrypts_and_decrypts(b).await;
             eprintln!("[e2ee] {}'s frame worker: {s:?}", b.label);
         }
+        // What follows checks what the SFU forwards; two members left
+        // alone would connect directly (browser_p2p.rs covers that).
+        meeting_setting(&alice, "Allow peer-to-peer calls", false).await;
 
         eprintln!("[e2ee] the host is offered no \"Start recording\"");
         let me = alice.participant_state("Alice").await.unwrap();

@@ -1,4 +1,5 @@
-//! Media controls seen from the other side of the SFU: a screen share
+//! Media controls seen from the other side (with two people, of their
+//! peer-to-peer connection; see `browser_p2p.rs`): a screen share
 //! arrives as its own tile and leaves when sharing stops, a muted
 //! microphone shows as muted, switching cameras mid-call keeps video
 //! flowing without rejoining, and a closed tab disappears within 5 s.
@@ -83,7 +84,11 @@ async fn browser_screen_share_mute_device_switch_and_closed_tab_reach_the_other_
         // Switch cameras mid-call: same participant, new device, video
         // keeps arriving at Bob.
         let id_before: Value = alice.js("return window.veche.state().participantId", vec![]).await.unwrap();
-        let label_js = "const s = window.veche.pc().getSenders().find(s => s.track && s.track.kind === 'video'); return s ? s.track.label : null;";
+        // The camera's sender: the SFU connection's, or with two people the
+        // peer-to-peer connection's (the SFU's then carries no track).
+        let label_js = "const pcs = [window.veche.pc(), window.__vecheP2p && window.__vecheP2p.pc()].filter(Boolean); \
+                        const s = pcs.flatMap(pc => pc.getSenders()).find(s => s.track && s.track.kind === 'video'); \
+                        return s ? s.track.label : null;";
         let label_before = alice.js(label_js, vec![]).await.unwrap();
         alice.click_button("Settings").await;
         alice

@@ -35,6 +35,8 @@ pub enum Kind {
     Moderate,
     /// `hand`: rebroadcast to the room.
     Hand,
+    /// `peer_signal`: relayed to the other participant of a direct pair.
+    PeerSignal,
     /// Anything else (`join` after joining, `leave`, malformed frames):
     /// only the session-wide budget applies.
     Other,
@@ -53,6 +55,7 @@ impl Kind {
             "ping" => Kind::Ping,
             "moderate" => Kind::Moderate,
             "hand" => Kind::Hand,
+            "peer_signal" => Kind::PeerSignal,
             _ => Kind::Other,
         }
     }
@@ -68,11 +71,12 @@ impl Kind {
             Kind::Ping => signal::PING,
             Kind::Moderate => signal::MODERATE,
             Kind::Hand => signal::HAND,
+            Kind::PeerSignal => signal::PEER_SIGNAL,
             Kind::Other => return None,
         })
     }
 
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Media,
         Kind::Offer,
         Kind::Answer,
@@ -81,6 +85,7 @@ impl Kind {
         Kind::Ping,
         Kind::Moderate,
         Kind::Hand,
+        Kind::PeerSignal,
     ];
 }
 
@@ -104,7 +109,7 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Admission {
     any: TokenBucket,
-    kinds: [TokenBucket; 8],
+    kinds: [TokenBucket; 9],
     strikes: u32,
     window_start_ms: u64,
 }

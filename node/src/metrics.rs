@@ -73,6 +73,26 @@ pub struct Metrics {
     pub relay_dropped: IntCounterVec,
     /// The recorder's costs and output (see [`RecorderMetrics`]).
     pub recorder: RecorderMetrics,
+    /// Peer-to-peer calls for two (see [`P2pMetrics`]).
+    pub p2p: P2pMetrics,
+}
+
+/// Peer-to-peer calls for two (`room/p2p.rs`): how often rooms pair, what
+/// the node relays for them, and that it forwards none of their media.
+#[derive(Clone)]
+pub struct P2pMetrics {
+    /// Direct pairs started (each new pairing of two).
+    pub pairs_started: IntCounter,
+    /// Rooms whose two participants are paired directly now.
+    pub rooms: IntGauge,
+    /// `peer_signal`s relayed, by `kind` (offer, answer, candidate).
+    pub signals_relayed: IntCounterVec,
+    /// `peer_signal`s refused, by `reason` (not_paired, stale_pairing,
+    /// not_peer).
+    pub signals_refused: IntCounterVec,
+    /// RTP packets a paired participant still sent to the node, dropped
+    /// instead of forwarded to the peer (who receives them directly).
+    pub packets_not_forwarded: IntCounter,
 }
 
 /// What recording costs the node and what it produced. The load test
@@ -279,6 +299,30 @@ impl Metrics {
                 refused: c(
                     "recordings_refused_total",
                     "Recordings this node could not make (no storage, too many files)",
+                ),
+            },
+            p2p: P2pMetrics {
+                pairs_started: c(
+                    "p2p_pairs_started_total",
+                    "Pairs of two participants switched to a direct connection",
+                ),
+                rooms: g(
+                    "p2p_rooms",
+                    "Rooms whose two participants are paired directly",
+                ),
+                signals_relayed: cv(
+                    "p2p_signals_relayed_total",
+                    "peer_signal messages relayed to the other participant of a pair",
+                    "kind",
+                ),
+                signals_refused: cv(
+                    "p2p_signals_refused_total",
+                    "peer_signal messages refused with invalid_state",
+                    "reason",
+                ),
+                packets_not_forwarded: c(
+                    "p2p_rtp_packets_not_forwarded_total",
+                    "RTP packets of a directly paired participant dropped instead of forwarded",
                 ),
             },
             registry,

@@ -84,13 +84,13 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
             return;
         }
     };
-    let (token, media, resume) = match ClientMessage::parse(&first) {
+    let (token, media, resume, p2p) = match ClientMessage::parse(&first) {
         Ok(ClientMessage::Join {
             token,
             media,
             resume,
-            p2p: _,
-        }) => (token, media, resume),
+            p2p,
+        }) => (token, media, resume, p2p),
         Ok(other) => {
             let reason = format!("the first message must be join, not {}", other.kind());
             close(socket, ErrorCode::InvalidState, &reason).await;
@@ -127,7 +127,7 @@ pub(crate) async fn run(node: Arc<Shared>, mut socket: WebSocket) {
         }
     };
     let span = tracing::info_span!("session", room = %claims.room_id, participant = %claims.participant_id);
-    session(node, socket, claims, media, resume)
+    session(node, socket, claims, media, resume, p2p)
         .instrument(span)
         .await
 }
@@ -145,6 +145,7 @@ async fn session(
     claims: JoinClaims,
     media: veche_protocol::signal::MediaState,
     resume: Option<Resume>,
+    p2p: bool,
 ) {
     let room = node.room_for(&claims);
     let pid = resume
@@ -216,6 +217,7 @@ async fn session(
                     user: claims.user,
                     pass: claims.pass,
                     role: claims.role,
+                    p2p,
                 },
                 media,
                 handle,
@@ -464,12 +466,15 @@ async fn session(
             ClientMessage::Hand { raised } => {
                 let _ = room.set_hand(&pid, raised, now);
             }
-            ClientMessage::PeerSignal { .. } => send_error(
-                ErrorCode::InvalidState,
-                "this room is not in a peer-to-peer call".into(),
-                request,
-                None,
-            ),
+            ClientMessage::PeerSignal {
+                to,
+                pairing,
+                signal,
+            } => {
+                if let Err(e) = room.peer_signal(&pid, &to, pairing, signal) {
+                    send_error(ErrorCode::InvalidState, e.to_string(), request, None);
+                }
+            }
             m @ (ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. }) => {
                 handshake.submit(m, now)
             }

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod cover;
 pub mod e2ee;
 pub mod error;
+mod ice;
 pub mod ids;
 pub mod limits;
 pub mod moderation;
@@ -27,6 +28,7 @@ pub mod signal;
 mod signal_parse;
 pub mod stats;
 pub mod token;
+mod token_bucket;
 pub mod turn;
 
 #[cfg(test)]

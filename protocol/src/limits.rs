@@ -5,9 +5,11 @@
 //! lists the same numbers. A limit that lives anywhere else is a bug: a new
 //! edge adds its row here, with a test that exercises it.
 //!
-//! Rates are token buckets ([`TokenBucket`]): a burst that a well-behaved
+//! Rates are token buckets ([`TokenBucket`], in `token_bucket.rs`): a burst that a well-behaved
 //! client never exceeds, then a steady refill. Time is passed in, so the
 //! decisions are testable without a clock.
+
+pub use crate::token_bucket::TokenBucket;
 
 /// A token-bucket rate: up to `burst` at once, then `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,6 +111,20 @@ pub mod signal {
     };
     /// Moderation actions of one participant waiting for the control plane.
     pub const MODERATE_QUEUE: usize = 16;
+    /// `peer_signal`s relayed to the other participant of a peer-to-peer
+    /// pair: an offer, an answer and a few dozen trickled candidates per
+    /// attempt, and an ICE restart now and then.
+    pub const PEER_SIGNAL: Rate = Rate {
+        burst: 100,
+        per_second: 20.0,
+    };
+    /// Longest SDP (or candidate line) in a `peer_signal`, in bytes: a
+    /// browser's offer with audio, video and a screen share is 6-12 KB.
+    pub const MAX_PEER_SIGNAL_BYTES: usize = 64 * 1024;
+    /// How long a room that had more than two participants waits, once it
+    /// is down to two, before pairing them directly again: someone
+    /// dropping and coming back within it does not cost two switches.
+    pub const P2P_SETTLE_MS: u64 = 5_000;
 }
 
 /// Limits on a room's moderation state ([`crate::moderation::RoomPolicy`]),
@@ -492,79 +508,9 @@ pub mod e2ee {
     pub const MAX_SEALED_CHAT_BYTES: usize = 22 * 1024;
 }
 
-/// A token bucket. Decisions only: the caller passes the time.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    capacity: f64,
-    refill_per_ms: f64,
-    tokens: f64,
-    last_ms: u64,
-}
-
-impl TokenBucket {
-    /// A full bucket of `burst` tokens, refilled at `per_second`.
-    pub fn new(burst: u32, per_second: f64, now_ms: u64) -> Self {
-        TokenBucket {
-            capacity: f64::from(burst),
-            refill_per_ms: per_second / 1000.0,
-            tokens: f64::from(burst),
-            last_ms: now_ms,
-        }
-    }
-
-    /// Takes one token if available. On refusal returns how many
-    /// milliseconds until the next token, for the error message and
-    /// `Retry-After`.
-    pub fn try_take(&mut self, now_ms: u64) -> Result<(), u64> {
-        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
-        self.last_ms = self.last_ms.max(now_ms);
-        self.tokens = (self.tokens + elapsed * self.refill_per_ms).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let missing = 1.0 - self.tokens;
-            Err((missing / self.refill_per_ms).ceil() as u64)
-        }
-    }
-
-    /// True when the bucket is full again at `now_ms`, so a per-address
-    /// table may forget it without changing any decision.
-    pub fn is_full(&self, now_ms: u64) -> bool {
-        let elapsed = now_ms.saturating_sub(self.last_ms) as f64;
-        self.tokens + elapsed * self.refill_per_ms >= self.capacity
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_its_rate() {
-        let mut b = Rate {
-            burst: 3,
-            per_second: 2.0,
-        }
-        .bucket(1_000);
-        for _ in 0..3 {
-            assert_eq!(b.try_take(1_000), Ok(()));
-        }
-        assert_eq!(b.try_take(1_000), Err(500));
-        assert_eq!(b.try_take(1_499), Err(2));
-        assert_eq!(b.try_take(1_500), Ok(()));
-        assert!(!b.is_full(1_500));
-        assert!(b.is_full(3_000));
-    }
-
-    #[test]
-    fn time_going_backwards_neither_refills_nor_panics() {
-        let mut b = TokenBucket::new(1, 1.0, 10_000);
-        assert_eq!(b.try_take(10_000), Ok(()));
-        assert!(b.try_take(5_000).is_err());
-        assert!(b.try_take(10_500).is_err());
-        assert_eq!(b.try_take(11_000), Ok(()));
-    }
 
     #[test]
     fn every_signal_budget_admits_a_well_behaved_client() {
@@ -578,6 +524,7 @@ mod tests {
             (CANDIDATE, 40),
             (CHAT, 5),
             (PING, 1),
+            (PEER_SIGNAL, 40),
         ] {
             let mut b = rate.bucket(0);
             for i in 0..busiest_second {

@@ -79,7 +79,7 @@ pub struct Hold {
 
 /// Room-wide switches, changed by hosts and moderators (and by the owner
 /// over REST before the meeting).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoomSettings {
     /// New joiners (other than hosts and moderators) wait in the lobby
@@ -91,6 +91,22 @@ pub struct RoomSettings {
     pub speak_mode: bool,
     /// A participant muted by a moderator may unmute without being asked.
     pub allow_self_unmute: bool,
+    /// Two participants may connect directly ([`crate::p2p`]). On by
+    /// default (seed 001: a call of two uses no server resources), also for
+    /// rooms stored before the setting existed.
+    pub p2p: bool,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings {
+            lobby: false,
+            locked: false,
+            speak_mode: false,
+            allow_self_unmute: false,
+            p2p: true,
+        }
+    }
 }
 
 /// A change to [`RoomSettings`]: absent fields stay as they are.
@@ -109,6 +125,9 @@ pub struct SettingsChange {
     /// See [`RoomSettings::allow_self_unmute`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_self_unmute: Option<bool>,
+    /// See [`RoomSettings::p2p`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p2p: Option<bool>,
 }
 
 /// Someone a moderator removed from the meeting.
@@ -453,5 +472,16 @@ mod tests {
         assert!(!p.withholds(&bob, Role::Moderator, MediaGroup::Microphone));
         p.speakers.insert(bob.clone());
         assert!(!p.withholds(&bob, Role::Participant, MediaGroup::Microphone));
+    }
+
+    #[test]
+    fn peer_to_peer_is_on_by_default_also_for_stored_settings_without_it() {
+        assert!(RoomSettings::default().p2p);
+        let old: RoomSettings = serde_json::from_str(r#"{"lobby":true}"#).unwrap();
+        assert!(old.p2p && old.lobby);
+        let old: RoomPolicy = serde_json::from_str(r#"{"version":3}"#).unwrap();
+        assert!(old.settings.p2p);
+        let off: RoomSettings = serde_json::from_str(r#"{"p2p":false}"#).unwrap();
+        assert!(!off.p2p);
     }
 }

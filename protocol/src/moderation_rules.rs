@@ -264,6 +264,9 @@ fn apply_settings(p: &mut RoomPolicy, c: &SettingsChange) {
     if let Some(v) = c.allow_self_unmute {
         s.allow_self_unmute = v;
     }
+    if let Some(v) = c.p2p {
+        s.p2p = v;
+    }
 }
 
 fn admit(p: &mut RoomPolicy, id: &ParticipantId) {

@@ -17,7 +17,7 @@
 //! server must enforce (moderation holds, speak mode, recording) forces the
 //! SFU path instead of trusting the client.
 
-use crate::signal::IceCandidate;
+use crate::ice::IceCandidate;
 use serde::{Deserialize, Serialize};
 
 /// The number of one attempt to connect a pair directly, assigned by the
@@ -70,6 +70,21 @@ impl PeerSignal {
             PeerSignal::Offer { .. } => "offer",
             PeerSignal::Answer { .. } => "answer",
             PeerSignal::Candidate { .. } => "candidate",
+        }
+    }
+
+    /// The bytes of text the node would relay (SDP, or the candidate's
+    /// strings), checked against
+    /// [`crate::limits::signal::MAX_PEER_SIGNAL_BYTES`].
+    pub fn size(&self) -> usize {
+        match self {
+            PeerSignal::Offer { sdp } | PeerSignal::Answer { sdp } => sdp.len(),
+            PeerSignal::Candidate { candidate: None } => 0,
+            PeerSignal::Candidate { candidate: Some(c) } => {
+                c.candidate.len()
+                    + c.sdp_mid.as_ref().map_or(0, String::len)
+                    + c.username_fragment.as_ref().map_or(0, String::len)
+            }
         }
     }
 }

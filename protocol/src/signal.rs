@@ -61,23 +61,9 @@ pub enum MediaKind {
     Video,
 }
 
-/// A trickle ICE candidate, shaped like the browser's `RTCIceCandidateInit`
-/// so a client can pass it straight through.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IceCandidate {
-    /// The `candidate:` attribute line (without `a=`).
-    pub candidate: String,
-    /// The media section id.
-    #[serde(default)]
-    pub sdp_mid: Option<String>,
-    /// The media section index.
-    #[serde(default)]
-    pub sdp_m_line_index: Option<u16>,
-    /// The ICE username fragment.
-    #[serde(default)]
-    pub username_fragment: Option<String>,
-}
+/// A trickle ICE candidate (in `ice.rs`, which both this module and
+/// `p2p.rs` use without importing each other).
+pub use crate::ice::IceCandidate;
 
 /// Messages from a browser to its media node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -545,7 +531,19 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-pub use crate::signal_parse::peek_type;
+/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
+/// if it has one, so the error reply can say which request failed.
+pub fn peek_type(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        ty: String,
+    }
+    serde_json::from_str::<Peek>(text)
+        .ok()
+        .map(|p| p.ty)
+        .filter(|t| t.len() <= 32)
+}
 
 #[cfg(test)]
 #[path = "signal_tests.rs"]

@@ -3,7 +3,6 @@
 
 use crate::error::ErrorBody;
 use crate::signal::{ClientMessage, MAX_FRAME_BYTES};
-use serde::Deserialize;
 
 impl ClientMessage {
     /// The `type` tag of this message, for logs and error replies.
@@ -51,11 +50,24 @@ impl ClientMessage {
     /// Checks the count and length limits that parsing alone does not:
     /// tracks declared in an `offer` ([`crate::limits::signal::MAX_TRACKS`])
     /// and the length of a chat `client_msg_id`
-    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]). A message that
-    /// fails is refused whole (`bad_request`): nothing of it is applied.
+    /// ([`crate::limits::signal::MAX_CLIENT_MSG_ID_BYTES`]), refused with
+    /// `bad_request`; the text of a `peer_signal`
+    /// ([`crate::limits::signal::MAX_PEER_SIGNAL_BYTES`]), refused with
+    /// `too_large`. A message that fails is refused whole: nothing of it is
+    /// applied or relayed.
     pub fn check_limits(&self) -> Result<(), ErrorBody> {
-        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_TRACKS};
+        use crate::limits::signal::{MAX_CLIENT_MSG_ID_BYTES, MAX_PEER_SIGNAL_BYTES, MAX_TRACKS};
         match self {
+            ClientMessage::PeerSignal { signal, .. } if signal.size() > MAX_PEER_SIGNAL_BYTES => {
+                Err(ErrorBody::new(
+                    crate::ErrorCode::TooLarge,
+                    format!(
+                        "the peer {} is {} bytes; the limit is {MAX_PEER_SIGNAL_BYTES}",
+                        signal.kind(),
+                        signal.size()
+                    ),
+                ))
+            }
             ClientMessage::Offer { tracks, .. } if tracks.len() > MAX_TRACKS => {
                 Err(ErrorBody::new(
                     crate::ErrorCode::BadRequest,
@@ -78,18 +90,4 @@ impl ClientMessage {
             _ => Ok(()),
         }
     }
-}
-
-/// The `type` tag of a frame that failed to parse as a [`ClientMessage`],
-/// if it has one, so the error reply can say which request failed.
-pub fn peek_type(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        ty: String,
-    }
-    serde_json::from_str::<Peek>(text)
-        .ok()
-        .map(|p| p.ty)
-        .filter(|t| t.len() <= 32)
 }

@@ -13,6 +13,7 @@ import { chatHooks, loadOlder, renderChatMeta, sendChat, showChatError, updateCo
 import { controlHooks, panels, copyLink, renderControls, renderPanels, setPanel, toggleCam, toggleMic, toggleScreen } from './ui/controls.js';
 import { callHooks, currentSession, dispatch, leaveCall, sendMediaState, sendTarget, startCall as startCallCore } from './ui/call.js';
 import { addScreenSenders, attachSendTrack, detachCam, removeScreenSenders } from './ui/peer.js';
+import { p2pTracksChanged } from './ui/p2p.js';
 import { fetchSignedIn, renderIdentity, showRefusalIfAny, storedOwnerKey, wirePasses } from './ui/passes.js';
 import { modHooks } from './ui/moderation-hooks.js';
 import { closeMenu, wireModerationMenu } from './ui/moderation-menu.js';
@@ -60,8 +61,8 @@ function renderModeration() {
 }
 
 // The views reach the call only through these hooks (see each module).
-deviceHooks.attach = (source, track) => attachSendTrack(currentSession(), source, track);
-deviceHooks.camOff = () => detachCam(currentSession());
+deviceHooks.attach = (source, track) => attachSendTrack(currentSession(), source, track).finally(p2pTracksChanged);
+deviceHooks.camOff = () => detachCam(currentSession()).finally(p2pTracksChanged);
 deviceHooks.changed = () => {
   sendMediaState();
   renderLocal();
@@ -71,10 +72,12 @@ controlHooks.changed = deviceHooks.changed;
 controlHooks.addScreen = (stream) => {
   const s = currentSession();
   if (s) addScreenSenders(s, stream);
+  p2pTracksChanged();
 };
 controlHooks.removeScreen = () => {
   const s = currentSession();
   if (s) removeScreenSenders(s);
+  p2pTracksChanged();
 };
 /** @type {(text: string, clientMsgId: string) => void} */
 const sendChatNow = (text, clientMsgId) => dispatch({ type: 'chat', text, clientMsgId });

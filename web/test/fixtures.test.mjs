@@ -50,7 +50,7 @@ function typeOf(name) {
  * @type {Record<string, (f: any) => unknown>}
  */
 const BUILDERS = {
-  join: (f) => build.join(f.token, f.media, f.resume ?? null),
+  join: (f) => build.join(f.token, f.media, f.resume ?? null, f.p2p ?? false),
   offer: (f) => build.offer(f.sdp, f.tracks),
   answer: (f) => build.answer(f.sdp),
   candidate: (f) => build.candidate(f.candidate),
@@ -62,6 +62,7 @@ const BUILDERS = {
   hand: (f) => build.hand(f.raised),
   e2ee_key_package: (f) => build.e2eeKeyPackage(f.key_package),
   e2ee_commit: ({ type: _type, ...c }) => build.e2eeCommit(c),
+  peer_signal: (f) => build.peerSignal(f.to, f.pairing, f.signal),
 };
 
 /** A WebSocket stand-in: opens at once and lets the test push frames. */
@@ -137,6 +138,9 @@ describe('signalling fixtures shared with the Rust protocol crate', () => {
     assert.equal(parseServerMessage({ type: 'joined', participant_id: 'p1' }).ok, false);
     assert.equal(parseServerMessage({ seq: 7 }).ok, false);
     assert.equal(parseServerMessage([1]).ok, false);
+    assert.equal(parseServerMessage({ type: 'media_path', path: 'p2p', pairing: 3, offerer: true }).ok, false, 'p2p without a peer');
+    assert.equal(parseServerMessage({ type: 'media_path', path: 'direct', pairing: 3, offerer: true }).ok, false);
+    assert.equal(parseServerMessage({ type: 'peer_signal', from: 'p1', pairing: 3, signal: { kind: 'hangup' } }).ok, false);
     const future = parseServerMessage({ type: 'something_new', x: 1 });
     assert.ok(future.ok && future.unknown, 'a type from a newer node is passed on as unknown, not refused');
   });

@@ -22,6 +22,8 @@
 mod cascade;
 mod e2ee;
 mod lobby;
+mod media_path;
+mod p2p;
 mod participant;
 mod policy;
 mod recording;
@@ -30,10 +32,12 @@ mod tests;
 #[cfg(test)]
 mod tests_moderation;
 #[cfg(test)]
+mod tests_p2p;
+#[cfg(test)]
 mod tests_recording;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
-pub use participant::Participant;
+pub use participant::{Joiner, Participant, ResumeError};
 pub use policy::{notices_for, withheld_reason, PolicySource, Told};
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
@@ -95,17 +99,6 @@ struct Inner {
     refused_recording: Option<veche_protocol::recording::RecordingId>,
 }
 
-/// Why a resume was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResumeError {
-    /// The seat is gone (grace period over, or never existed here).
-    #[error("that session has ended; join again")]
-    NoSeat,
-    /// The resume token does not match.
-    #[error("resume token does not match")]
-    BadToken,
-}
-
 /// One room hosted (at least partly) on this node.
 pub struct Room {
     /// The room as the token described it.
@@ -120,24 +113,8 @@ pub struct Room {
     recorder_env: std::sync::OnceLock<crate::recorder::room::RecorderEnv>,
     /// Orders the room's MLS handshake steps on this node (`e2ee.rs`).
     handshake: e2ee::HandshakeOrder,
-}
-
-/// Who takes a seat, as the join token says: the room shows the name and
-/// the guest mark to others, and statistics record the account.
-#[derive(Clone, Debug)]
-pub struct Joiner {
-    /// The participant.
-    pub id: ParticipantId,
-    /// The name shown to others.
-    pub display_name: String,
-    /// Marked as a guest in the participant list.
-    pub guest: bool,
-    /// The signed-in account, if any.
-    pub user: Option<UserId>,
-    /// The guest pass, if any (banned with them).
-    pub pass: Option<PassId>,
-    /// The role the token claims; the room's policy may raise it.
-    pub role: Role,
+    /// Its media path, direct for two or through the SFU (`media_path.rs`).
+    path: Mutex<media_path::PathState>,
 }
 
 impl Room {
@@ -163,7 +140,8 @@ impl Room {
         relay: Option<Relay>,
         events: Option<EventSink>,
     ) -> Arc<Self> {
-        Arc::new(Room {
+        Arc::new_cyclic(|me| Room {
+            path: Mutex::new(media_path::PathState::new(me.clone())),
             events,
             info,
             metrics,
@@ -216,6 +194,7 @@ impl Room {
                     .count() as i64,
             );
         }
+        self.sync_path(inner);
     }
 
     fn run(&self, inner: &mut Inner, actions: Vec<Action>) {
@@ -323,6 +302,7 @@ impl Room {
             user,
             pass,
             role: claimed,
+            p2p,
         } = joiner;
         let mut inner = self.lock();
         let policy = inner.policy.clone().unwrap_or_default();
@@ -355,6 +335,7 @@ impl Room {
             });
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+        self.set_p2p_capable(&id, p2p);
         inner.seats.insert(
             id,
             Seat {
@@ -394,6 +375,7 @@ impl Room {
         seat.generation = generation;
         old.close();
         let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
+        self.forget_told(id);
         self.drop_local_tracks_of(&mut inner, id);
         let name = inner
             .core
@@ -436,6 +418,7 @@ impl Room {
         match inner.core.publish(&track.publisher, track.info.clone()) {
             Ok(actions) => {
                 self.admit_track(&inner, &track);
+                self.gate_track(&track);
                 self.run(&mut inner, actions);
                 self.sync_recording(&mut inner);
                 self.observe(&inner);

@@ -9,8 +9,10 @@
 
 use crate::track::UpTrack;
 use std::sync::Arc;
+use veche_protocol::moderation::Role;
+use veche_protocol::pass::PassId;
 use veche_protocol::signal::ServerMessage;
-use veche_protocol::TrackId;
+use veche_protocol::{ParticipantId, TrackId, UserId};
 
 /// One seat's connection, as the room sees it.
 ///
@@ -37,4 +39,36 @@ pub trait Participant: Send + Sync {
     /// `CLOSE_REMOVED` once what was queued (the `moderated` notice) is
     /// sent. [`Participant::close`] follows, as for anyone leaving.
     fn removed(&self);
+}
+
+/// Who takes a seat, as the join token says: the room shows the name and
+/// the guest mark to others, and statistics record the account.
+#[derive(Clone, Debug)]
+pub struct Joiner {
+    /// The participant.
+    pub id: ParticipantId,
+    /// The name shown to others.
+    pub display_name: String,
+    /// Marked as a guest in the participant list.
+    pub guest: bool,
+    /// The signed-in account, if any.
+    pub user: Option<UserId>,
+    /// The guest pass, if any (banned with them).
+    pub pass: Option<PassId>,
+    /// The role the token claims; the room's policy may raise it.
+    pub role: Role,
+    /// The client can connect directly to one other participant
+    /// (`join`'s `p2p`).
+    pub p2p: bool,
+}
+
+/// Why a resume was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// The seat is gone (grace period over, or never existed here).
+    #[error("that session has ended; join again")]
+    NoSeat,
+    /// The resume token does not match.
+    #[error("resume token does not match")]
+    BadToken,
 }

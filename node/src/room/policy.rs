@@ -382,7 +382,7 @@ fn source_label(up: &UpTrack) -> &'static str {
 /// Asks a resumed video track's publisher for a keyframe, off the room
 /// lock (the request is async). Without a runtime (unit tests) nothing is
 /// asked.
-fn resume_keyframe(up: std::sync::Arc<UpTrack>) {
+pub(super) fn resume_keyframe(up: std::sync::Arc<UpTrack>) {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move { up.request_keyframe().await });
     }

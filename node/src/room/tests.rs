@@ -85,6 +85,7 @@ pub(super) fn join(room: &Room, n: u8) -> (Recorder, u64) {
                 user: None,
                 pass: None,
                 role: veche_protocol::moderation::Role::Participant,
+                p2p: false,
             },
             MediaState::default(),
             seat.clone(),

@@ -95,6 +95,11 @@ pub struct UpTrack {
     /// (a moderator's hold, or speak mode without permission). Checked on
     /// every packet, so a relaxed atomic.
     withheld: AtomicBool,
+    /// Set while the publisher is paired directly with the room's only
+    /// other participant (`room/p2p.rs`): its peer receives it directly,
+    /// so the node forwards nothing. Apart from `withheld` so the policy
+    /// and the path never undo each other's switch.
+    direct: AtomicBool,
     /// Packets handed to receivers (once per packet, whatever the number
     /// of receivers).
     forwarded: AtomicU64,
@@ -129,6 +134,7 @@ impl UpTrack {
             gaps: Mutex::new(GapDetector::default()),
             metrics,
             withheld: AtomicBool::new(false),
+            direct: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
             forwarded_metric: OnceLock::new(),
             sender_report: Mutex::new(None),
@@ -160,6 +166,18 @@ impl UpTrack {
         self.withheld.load(Ordering::Relaxed)
     }
 
+    /// Stops (`true`) or resumes (`false`) forwarding because the
+    /// publisher's peer receives it directly. Returns whether the switch
+    /// changed.
+    pub fn set_direct(&self, direct: bool) -> bool {
+        self.direct.swap(direct, Ordering::Relaxed) != direct
+    }
+
+    /// Whether forwarding is stopped by a direct pairing.
+    pub fn is_direct(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
+    }
+
     /// Packets forwarded so far (each once, however many receivers).
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(Ordering::Relaxed)
@@ -177,6 +195,10 @@ impl UpTrack {
     pub fn fan_out(&self, pkt: rtp::Packet) {
         if self.is_withheld() {
             self.metrics.packets_withheld.inc();
+            return;
+        }
+        if self.is_direct() {
+            self.metrics.p2p.packets_not_forwarded.inc();
             return;
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);

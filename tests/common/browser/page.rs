@@ -12,34 +12,52 @@ use std::time::Duration;
 
 /// A page script listing the inbound RTP streams of
 /// `window.veche.pc().getStats()`, each with the sender's stream id (the
-/// `a=msid` of its `mid` in the remote description); [`parse_inbound`]
-/// reads its answer. Shared by [`Chrome::inbound_tracks`] and the
+/// `a=msid` of its `mid` in the remote description), and those of the
+/// peer-to-peer connection `window.__vecheP2p.pc()` if there is one (its
+/// `mid`s prefixed `p2p:`, its stream the peer's participant id as the SFU
+/// would name it); [`parse_inbound`] reads its answer. Shared by [`Chrome::inbound_tracks`] and the
 /// moderation tests' windows.
 pub const INBOUND_JS: &str = r#"
 if (!window.veche || typeof window.veche.pc !== 'function')
   throw new Error('window.veche.pc is not defined yet');
-const pc = window.veche.pc();
-if (!pc) return [];
-// mid -> msid stream id, per media section of the remote SDP.
-const streamByMid = {};
-const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
-for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-  const mid = /^a=mid:(\S+)/m.exec(section);
-  const msid = /^a=msid:(\S+)/m.exec(section);
-  if (mid && msid) streamByMid[mid[1]] = msid[1];
-}
 const out = [];
-(await pc.getStats()).forEach((r) => {
-  if (r.type !== 'inbound-rtp') return;
-  out.push({
-    kind: r.kind || r.mediaType || '',
-    track: r.trackIdentifier || r.id,
-    mid: r.mid || '',
-    stream: streamByMid[r.mid] || null,
-    framesDecoded: r.framesDecoded || 0,
-    packetsReceived: r.packetsReceived || 0,
+const pc = window.veche.pc();
+if (pc) {
+  // mid -> msid stream id, per media section of the remote SDP.
+  const streamByMid = {};
+  const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /^a=mid:(\S+)/m.exec(section);
+    const msid = /^a=msid:(\S+)/m.exec(section);
+    if (mid && msid) streamByMid[mid[1]] = msid[1];
+  }
+  (await pc.getStats()).forEach((r) => {
+    if (r.type !== 'inbound-rtp') return;
+    out.push({
+      kind: r.kind || r.mediaType || '',
+      track: r.trackIdentifier || r.id,
+      mid: r.mid || '',
+      stream: streamByMid[r.mid] || null,
+      framesDecoded: r.framesDecoded || 0,
+      packetsReceived: r.packetsReceived || 0,
+    });
   });
-});
+}
+const p2p = window.__vecheP2p;
+const direct = p2p && p2p.pc();
+if (direct) {
+  (await direct.getStats()).forEach((r) => {
+    if (r.type !== 'inbound-rtp') return;
+    out.push({
+      kind: r.kind || r.mediaType || '',
+      track: r.trackIdentifier || r.id,
+      mid: 'p2p:' + (r.mid || ''),
+      stream: p2p.streamOf(r.mid || ''),
+      framesDecoded: r.framesDecoded || 0,
+      packetsReceived: r.packetsReceived || 0,
+    });
+  });
+}
 return out;
 "#;
 
@@ -86,7 +104,7 @@ pub struct InboundTrack {
     /// created; on one the browser created in its own offer it is a random
     /// UUID. So identify senders by `stream`, not by this.
     pub track: String,
-    /// The media section's `mid`.
+    /// The media section's `mid`; `p2p:<mid>` on the peer-to-peer connection.
     pub mid: String,
     /// The sender's stream id: the `a=msid` stream of this `mid` in the
     /// remote description. For camera and microphone the protocol makes it
@@ -96,6 +114,13 @@ pub struct InboundTrack {
     pub frames_decoded: u64,
     /// RTP packets received so far.
     pub packets_received: u64,
+}
+
+impl InboundTrack {
+    /// Received over the peer-to-peer connection rather than from the SFU.
+    pub fn is_direct(&self) -> bool {
+        self.mid.starts_with("p2p:")
+    }
 }
 
 impl Chrome {

@@ -11,6 +11,7 @@
 /** @typedef {import('./types.js').IceCandidate} IceCandidate */
 /** @typedef {import('./types.js').ModAction} ModAction */
 /** @typedef {import('./types.js').E2eeCommitOut} E2eeCommitOut */
+/** @typedef {import('./types.js').PeerSignal} PeerSignal */
 
 /** Builders, one per client message type, so no caller spells a frame by hand. */
 export const build = Object.freeze({
@@ -21,13 +22,16 @@ export const build = Object.freeze({
    *   (optional on the wire: the node then uses `MediaState`'s default).
    *   The browser always sends it.
    * @param {Resume | null} [resume] Take back the seat of an earlier session.
+   * @param {boolean} [p2p] This client can connect directly to one other
+   *   participant (sent only when true: absent means it cannot).
    * @returns {ClientMessage}
    */
-  join(token, media, resume = null) {
+  join(token, media, resume = null, p2p = false) {
     /** @type {ClientMessage} */
     const msg = { type: 'join', token };
     if (media) msg.media = { ...media };
     if (resume) msg.resume = { participant_id: resume.participant_id, resume_token: resume.resume_token };
+    if (p2p) msg.p2p = true;
     return msg;
   },
   /**
@@ -118,6 +122,17 @@ export const build = Object.freeze({
     if (c.welcome !== undefined) msg.welcome = c.welcome;
     return msg;
   },
+  /**
+   * Peer-to-peer: one step of the direct connection, for the node to relay
+   * to our peer within pairing `pairing`.
+   * @param {string} to The peer's participant id.
+   * @param {number} pairing
+   * @param {PeerSignal} signal
+   * @returns {ClientMessage}
+   */
+  peerSignal(to, pairing, signal) {
+    return { type: 'peer_signal', to, pairing, signal: { ...signal } };
+  },
 });
 
 /** @param {unknown} v */
@@ -164,6 +179,10 @@ const isRoom = (r) => isObj(r) && isNum(r.id) && isStr(r.slug) && isStr(r.name) 
 const isStrList = (v) => Array.isArray(v) && v.every(isStr);
 /** @param {any} c */
 const isCandidate = (c) => c === null || (isObj(c) && isStr(c.candidate));
+/** @param {any} s */
+const isPeerSignal = (s) =>
+  isObj(s) &&
+  (((s.kind === 'offer' || s.kind === 'answer') && isStr(s.sdp)) || (s.kind === 'candidate' && isCandidate(s.candidate)));
 /** @param {any} m */
 const isChatMessage = (m) =>
   isObj(m) &&
@@ -212,6 +231,12 @@ const SERVER_SHAPES = Object.freeze({
     (m.removed === undefined || isStrList(m.removed)) &&
     isStr(m.commit) &&
     (m.welcome === undefined || isStr(m.welcome)),
+  media_path: (m) =>
+    (m.path === 'sfu' || m.path === 'p2p') &&
+    isNum(m.pairing) &&
+    isBool(m.offerer) &&
+    (m.path === 'sfu' ? m.peer === undefined || m.peer === null || isStr(m.peer) : isStr(m.peer)),
+  peer_signal: (m) => isStr(m.from) && isNum(m.pairing) && isPeerSignal(m.signal),
 });
 
 /** Every message type the node sends, in the order of docs/protocol.md §4. */

@@ -93,6 +93,8 @@
  * @property {boolean} locked
  * @property {boolean} speak_mode
  * @property {boolean} allow_self_unmute
+ * @property {boolean} [p2p] Two people may connect directly (absent from
+ *   nodes that predate peer-to-peer: treat as on).
  */
 
 /**
@@ -194,7 +196,7 @@
 
 /**
  * Messages from the browser to the media node.
- * @typedef {{type: 'join', token: string, media?: MediaState, resume?: Resume}
+ * @typedef {{type: 'join', token: string, media?: MediaState, resume?: Resume, p2p?: boolean}
  *   | {type: 'offer', sdp: string, tracks: Record<string, TrackSource>}
  *   | {type: 'answer', sdp: string}
  *   | {type: 'candidate', candidate: IceCandidate | null}
@@ -205,7 +207,14 @@
  *   | ({type: 'moderate'} & ModAction)
  *   | {type: 'hand', raised: boolean}
  *   | {type: 'e2ee_key_package', key_package: string}
- *   | ({type: 'e2ee_commit'} & E2eeCommitOut)} ClientMessage
+ *   | ({type: 'e2ee_commit'} & E2eeCommitOut)
+ *   | {type: 'peer_signal', to: string, pairing: number, signal: PeerSignal}} ClientMessage
+ */
+
+/**
+ * One step of a direct connection's offer/answer, relayed by the node.
+ * @typedef {{kind: 'offer', sdp: string} | {kind: 'answer', sdp: string}
+ *   | {kind: 'candidate', candidate: IceCandidate | null}} PeerSignal
  */
 
 /**
@@ -226,6 +235,12 @@
 /** @typedef {{type: 'chat', message: ChatMessage}} ChatEventMessage */
 /** @typedef {{type: 'error', code: ErrorCode, message: string, request?: string, client_msg_id?: string}} ErrorMessage */
 /** @typedef {{type: 'pong', seq: number, server_time_ms: number}} PongMessage */
+/**
+ * How this participant's media travels now; with `p2p`, `peer` is the one
+ * other participant and `offerer` says who sends the direct offer.
+ * @typedef {{type: 'media_path', path: 'sfu' | 'p2p', pairing: number, peer?: string, offerer: boolean}} MediaPathMessage
+ */
+/** @typedef {{type: 'peer_signal', from: string, pairing: number, signal: PeerSignal}} PeerSignalMessage */
 /** @typedef {{type: 'e2ee_found', participant_id: string, group: number}} E2eeFoundMessage */
 /** @typedef {{type: 'e2ee_key_package', participant_id: string, group: number, key_package: string}} E2eeKeyPackageMessage */
 /** @typedef {{type: 'e2ee_commit', participant_id: string} & E2eeCommitOut} E2eeCommitMessage */
@@ -242,7 +257,8 @@
  *   | ParticipantLeftMessage | ChatEventMessage | ErrorMessage
  *   | PongMessage | MoveMessage | PolicyMessage | ModeratedMessage
  *   | LobbyMessage | LobbyWaitingMessage | E2eeFoundMessage
- *   | E2eeKeyPackageMessage | E2eeCommitMessage} ServerMessage
+ *   | E2eeKeyPackageMessage | E2eeCommitMessage | MediaPathMessage
+ *   | PeerSignalMessage} ServerMessage
  */
 
 /**

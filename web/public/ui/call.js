@@ -11,6 +11,7 @@ import { mediaState } from './devices.js';
 import { remote, onRemoteTrack, renderTiles } from './stage.js';
 import { addMessages, chatFailed, chatRefused, chatSent, loadHistory } from './chat-view.js';
 import { createPeer } from './peer.js';
+import { onMediaPath, onPeerSignal, p2pJoined, p2pPeerCreated, p2pRoomChanged, p2pSessionClosed } from './p2p.js';
 
 /** @typedef {import('../lib/call-types.js').CallAction} CallAction */
 /** @typedef {import('../lib/call-types.js').CallEvent} CallEvent */
@@ -117,7 +118,7 @@ function run(core, a) {
       openSession(core, a.session, a.wsUrl, a.nodeId);
       break;
     case 'send_join':
-      s?.sig.send(proto.build.join(a.token, mediaState(), a.resume));
+      s?.sig.send(proto.build.join(a.token, mediaState(), a.resume, true)); // p2p: ui/p2p.js can connect directly.
       break;
     case 'send':
       if (s?.sig.send(a.message) && a.message.type === 'chat' && a.message.client_msg_id) {
@@ -133,10 +134,12 @@ function run(core, a) {
           failed: () => core === call.core && dispatch({ type: 'media_failed', session: id }),
           onTrack: onRemoteTrack,
         });
+        p2pPeerCreated(s);
       }
       break;
     case 'joined':
       onJoined(a.message);
+      if (s) p2pJoined(s, a.message);
       if (s) callHooks.e2ee(a.message, s.sig);
       break;
     case 'retire':
@@ -247,6 +250,7 @@ function openSession(core, id, wsUrl, nodeId) {
       if (m.code !== 'invalid_state') toast(proto.humanMessage(m.code, m.message));
     }
   });
+  wirePeerToPeer(s, onCurrent);
   onCurrent('move', (m) => dispatch({ type: 'move', session: id, reason: proto.parseMove(m)?.reason ?? '' }));
   onCurrent('protocol_error', (why) => console.warn('veche: bad frame from node:', why));
   sig.on('close', (info) => live() && dispatch({ type: 'closed', session: id, info }));
@@ -257,6 +261,20 @@ function openSession(core, id, wsUrl, nodeId) {
 }
 
 /**
+ * Peer-to-peer for two (ui/p2p.js): the node's path decisions and the
+ * relayed signals of the current session.
+ * @param {Session} s
+ * @param {(type: string, fn: (m: any) => void) => void} onCurrent
+ */
+function wirePeerToPeer(s, onCurrent) {
+  onCurrent('media_path', (m) => onMediaPath(s, m));
+  onCurrent('peer_signal', onPeerSignal);
+  // After the handlers above applied them to the room state (subscribed earlier).
+  onCurrent('policy', p2pRoomChanged);
+  onCurrent('participant_left', p2pRoomChanged);
+}
+
+/**
  * Closes a session's peer connection and socket, and takes the streams it
  * received off the stage.
  * @param {Session} s
@@ -264,6 +282,7 @@ function openSession(core, id, wsUrl, nodeId) {
  */
 function teardown(s, code) {
   call.sessions.delete(s.id);
+  p2pSessionClosed(s, code);
   s.negotiator?.close();
   if (s.pc) {
     s.pc.onicecandidate = null;

@@ -1,7 +1,7 @@
 // Room-wide controls for hosts and moderators, in the participants panel:
 // "Mute everyone", "Lock meeting" / "Unlock meeting", and the "Meeting
-// settings" dialog with the switches "Lobby", "Speak mode" and "Let muted
-// people unmute themselves". Each change is a `moderate` `settings` action;
+// settings" dialog with the switches "Lobby", "Speak mode", "Let muted
+// people unmute themselves" and "Allow peer-to-peer calls". Each change is a `moderate` `settings` action;
 // the switches show the room's policy as the node last sent it.
 
 import * as proto from '../protocol.js';
@@ -16,7 +16,11 @@ const SWITCHES = /** @type {const} */ ([
   ['setting-lobby', 'lobby'],
   ['setting-speak-mode', 'speak_mode'],
   ['setting-self-unmute', 'allow_self_unmute'],
+  ['setting-p2p', 'p2p'],
 ]);
+
+/** What a switch shows for a setting an older node does not send. */
+const DEFAULTS = /** @type {Partial<RoomSettings>} */ ({ p2p: true });
 
 /** The policy version the switches show (they are only reset when it changes). */
 let shown = -1;
@@ -30,7 +34,7 @@ export function renderHostControls() {
   if (!mine && $('meeting-settings').open) $('meeting-settings').close();
   if (policy.version !== shown) {
     shown = policy.version;
-    for (const [id, key] of SWITCHES) $(id).checked = policy.settings[key];
+    for (const [id, key] of SWITCHES) $(id).checked = policy.settings[key] ?? DEFAULTS[key] ?? false;
   }
 }
 

@@ -24,6 +24,8 @@ import { peerConfig, secureReceiver, secureTransceiverOf } from './e2ee-media.js
  * @property {RTCRtpSender | null} camSender
  * @property {RTCRtpSender[]} screenSenders
  * @property {Set<MediaStream>} remote Streams its peer connection received.
+ * @property {boolean} [sfuPaused] Peer-to-peer: our media goes direct, so
+ *   the senders carry no track (ui/p2p.js); device changes leave them so.
  */
 
 /**
@@ -121,6 +123,8 @@ export function addScreenSenders(s, stream) {
     secureTransceiverOf(s.pc, sender, track.kind);
     s.sources.set(sender, track.kind === 'video' ? 'screen' : 'screen_audio');
     s.screenSenders.push(sender);
+    // Not negotiated yet, so nothing was sent: peer-to-peer resumes it later.
+    if (s.sfuPaused) sender.replaceTrack(null).catch(() => {});
   }
 }
 
@@ -154,13 +158,15 @@ export async function attachSendTrack(s, source, track) {
   const key = source === 'microphone' ? 'micSender' : 'camSender';
   const sender = s[key];
   if (sender) {
-    await sender.replaceTrack(track);
+    if (!s.sfuPaused) await sender.replaceTrack(track);
     return;
   }
   const added = s.pc.addTrack(track, local.stream);
   secureTransceiverOf(s.pc, added, track.kind);
   s.sources.set(added, source);
   s[key] = added;
+  // Not negotiated yet, so nothing was sent: peer-to-peer resumes it later.
+  if (s.sfuPaused) await added.replaceTrack(null);
 }
 
 /**

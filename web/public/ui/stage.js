@@ -10,6 +10,8 @@ import { app } from './state.js';
 export const remote = {
   /** @type {Map<string, MediaStream>} Received streams by `MediaStream.id`. */
   streams: new Map(),
+  /** @type {Map<string, MediaStream>} Peer-to-peer: shown instead of `streams`' entry of that id (ui/p2p.js). */
+  direct: new Map(),
   /** Autoplay with sound was refused; remote media plays muted until a click. */
   audioBlocked: false,
 };
@@ -69,6 +71,12 @@ export function onRemoteTrack(e) {
  * @property {boolean} reconnecting
  */
 
+/** @returns {Map<string, MediaStream>} The received streams, the direct ones taking precedence. */
+function shownStreams() {
+  if (remote.direct.size === 0) return remote.streams;
+  return new Map([...remote.streams, ...remote.direct]);
+}
+
 /** @returns {TileSpec[]} */
 function tileSpecs() {
   const me = app.roomState.participantId;
@@ -88,7 +96,7 @@ function tileSpecs() {
   ];
   for (const p of app.roomState.list()) {
     if (p.id === me) continue;
-    const stream = remote.streams.get(p.id) ?? null;
+    const stream = remote.direct.get(p.id) ?? remote.streams.get(p.id) ?? null;
     const hasVideo = !!stream && stream.getVideoTracks().some((t) => !t.muted);
     specs.push({
       key: p.id,
@@ -101,9 +109,11 @@ function tileSpecs() {
       reconnecting: p.status === 'reconnecting',
     });
   }
-  for (const [id, stream] of remote.streams) {
+  for (const [id, stream] of shownStreams()) {
     const owner = app.roomState.streamOwner(id);
     if (!owner.screen || owner.participantId === me || !owner.participant) continue;
+    // A direct connection always has a screen section: shown only while shared.
+    if (remote.direct.get(id) === stream && !owner.participant.media.screen_sharing) continue;
     if (stream.getVideoTracks().length === 0) continue;
     const name = owner.participant.display_name;
     specs.push({
