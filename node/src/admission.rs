@@ -37,6 +37,8 @@ pub enum Kind {
     Hand,
     /// `peer_signal`: relayed to the other participant of a direct pair.
     PeerSignal,
+    /// `p2p_state`: a report on the direct connection.
+    P2pState,
     /// Anything else (`join` after joining, `leave`, malformed frames):
     /// only the session-wide budget applies.
     Other,
@@ -56,6 +58,7 @@ impl Kind {
             "moderate" => Kind::Moderate,
             "hand" => Kind::Hand,
             "peer_signal" => Kind::PeerSignal,
+            "p2p_state" => Kind::P2pState,
             _ => Kind::Other,
         }
     }
@@ -72,11 +75,12 @@ impl Kind {
             Kind::Moderate => signal::MODERATE,
             Kind::Hand => signal::HAND,
             Kind::PeerSignal => signal::PEER_SIGNAL,
+            Kind::P2pState => signal::P2P_STATE,
             Kind::Other => return None,
         })
     }
 
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Media,
         Kind::Offer,
         Kind::Answer,
@@ -86,6 +90,7 @@ impl Kind {
         Kind::Moderate,
         Kind::Hand,
         Kind::PeerSignal,
+        Kind::P2pState,
     ];
 }
 
@@ -109,7 +114,7 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Admission {
     any: TokenBucket,
-    kinds: [TokenBucket; 9],
+    kinds: [TokenBucket; 10],
     strikes: u32,
     window_start_ms: u64,
 }

@@ -93,6 +93,11 @@ pub struct P2pMetrics {
     /// RTP packets a paired participant still sent to the node, dropped
     /// instead of forwarded to the peer (who receives them directly).
     pub packets_not_forwarded: IntCounter,
+    /// `p2p_state` reports, by `state` (connected, failed, refused).
+    pub states: IntCounterVec,
+    /// Pairs switched back to the SFU because their direct path did not
+    /// work, by `reason` (failed, timeout).
+    pub fallbacks: IntCounterVec,
 }
 
 /// What recording costs the node and what it produced. The load test
@@ -323,6 +328,16 @@ impl Metrics {
                 packets_not_forwarded: c(
                     "p2p_rtp_packets_not_forwarded_total",
                     "RTP packets of a directly paired participant dropped instead of forwarded",
+                ),
+                states: cv(
+                    "p2p_states_total",
+                    "p2p_state reports of direct connections (refused: not the current pair)",
+                    "state",
+                ),
+                fallbacks: cv(
+                    "p2p_fallbacks_total",
+                    "Pairs switched back to the SFU because the direct connection failed or timed out",
+                    "reason",
                 ),
             },
             registry,

@@ -475,6 +475,11 @@ async fn session(
                     send_error(ErrorCode::InvalidState, e.to_string(), request, None);
                 }
             }
+            ClientMessage::P2pState { pairing, state } => {
+                if let Err(e) = room.p2p_state(&pid, pairing, state) {
+                    send_error(ErrorCode::InvalidState, e.to_string(), request, None);
+                }
+            }
             m @ (ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. }) => {
                 handshake.submit(m, now)
             }

@@ -125,6 +125,18 @@ pub mod signal {
     /// is down to two, before pairing them directly again: someone
     /// dropping and coming back within it does not cost two switches.
     pub const P2P_SETTLE_MS: u64 = 5_000;
+    /// `p2p_state` reports: one `connected` and perhaps one `failed` per
+    /// pairing, so a handful per switch is plenty.
+    pub const P2P_STATE: Rate = Rate {
+        burst: 10,
+        per_second: 1.0,
+    };
+    /// How long both of a pair have to report `connected` before the node
+    /// gives up on the direct path and switches the room to the SFU (and
+    /// does not pair those two again until the membership changes): a
+    /// direct connection that works decodes within a few seconds, also
+    /// through TURN.
+    pub const P2P_CONNECT_TIMEOUT_MS: u64 = 10_000;
 }
 
 /// Limits on a room's moderation state ([`crate::moderation::RoomPolicy`]),
@@ -525,6 +537,7 @@ mod tests {
             (CHAT, 5),
             (PING, 1),
             (PEER_SIGNAL, 40),
+            (P2P_STATE, 2),
         ] {
             let mut b = rate.bucket(0);
             for i in 0..busiest_second {

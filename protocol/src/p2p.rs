@@ -40,6 +40,29 @@ pub enum MediaPath {
     P2p,
 }
 
+/// What a browser reports of its direct connection (`p2p_state`), so the
+/// node can stop forwarding the pair only once the direct path works, and
+/// fall back to the SFU when it never will (no route between the two
+/// networks and no TURN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectState {
+    /// The direct connection decoded the peer's media.
+    Connected,
+    /// The direct connection failed, and its ICE restart too (or gave up).
+    Failed,
+}
+
+impl DirectState {
+    /// The wire name, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectState::Connected => "connected",
+            DirectState::Failed => "failed",
+        }
+    }
+}
+
 /// One step of the direct connection's offer/answer, relayed verbatim by
 /// the node (it never parses the SDP: in an end-to-end encrypted room the
 /// media stays encrypted end to end either way).

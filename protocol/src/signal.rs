@@ -8,7 +8,7 @@ use crate::chat::ChatMessage;
 use crate::error::ErrorBody;
 use crate::ids::{ParticipantId, RoomId, RoomSlug, TrackId};
 use crate::moderation::{LobbyEntry, MediaGroup, ModAction, Notice, PolicyView, Role};
-use crate::p2p::{MediaPath, Pairing, PeerSignal};
+use crate::p2p::{DirectState, MediaPath, Pairing, PeerSignal};
 use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -179,6 +179,17 @@ pub enum ClientMessage {
         pairing: Pairing,
         /// The signal.
         signal: PeerSignal,
+    },
+    /// Peer-to-peer rooms only: how this participant's direct connection
+    /// of `pairing` went. `connected` once it decodes the peer (a pair
+    /// that came back from the SFU is forwarded until both said so);
+    /// `failed` switches the room to the SFU. Refused with
+    /// `invalid_state` from anyone but the pair of the current pairing.
+    P2pState {
+        /// The `pairing` of the `media_path` it reports on.
+        pairing: Pairing,
+        /// What happened.
+        state: DirectState,
     },
 }
 

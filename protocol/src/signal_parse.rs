@@ -21,6 +21,7 @@ impl ClientMessage {
             ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
             ClientMessage::E2eeCommit { .. } => "e2ee_commit",
             ClientMessage::PeerSignal { .. } => "peer_signal",
+            ClientMessage::P2pState { .. } => "p2p_state",
         }
     }
 

@@ -28,9 +28,10 @@ fn client_variant(m: &ClientMessage) -> &'static str {
         ClientMessage::E2eeKeyPackage { .. } => "e2ee_key_package",
         ClientMessage::E2eeCommit { .. } => "e2ee_commit",
         ClientMessage::PeerSignal { .. } => "peer_signal",
+        ClientMessage::P2pState { .. } => "p2p_state",
     }
 }
-const CLIENT_VARIANTS: [&str; 13] = [
+const CLIENT_VARIANTS: [&str; 14] = [
     "join",
     "offer",
     "answer",
@@ -44,6 +45,7 @@ const CLIENT_VARIANTS: [&str; 13] = [
     "e2ee_key_package",
     "e2ee_commit",
     "peer_signal",
+    "p2p_state",
 ];
 
 /// The fixture tag of a server message; see [`client_variant`].

@@ -11,17 +11,22 @@
 //! tracks decode while the browsers still show the direct ones (make
 //! before break, on the client).
 //!
+//! A pair that returns to P2P (the room came down from more than two)
+//! stays forwarded until both browsers report `connected` (`p2p_state`),
+//! so the switch is make before break in that direction too; a `failed`
+//! or the planner's timeout turns the room to the SFU.
+//!
 //! The path state has its own lock, always taken inside the room lock,
 //! so [`Room::observe`] (which holds the room lock) can update it.
 
-use super::p2p::{Facts, Member, Planner, Told};
+use super::p2p::{Facts, Member, Planner, StateError, Told};
 use super::{Inner, Room};
 use crate::core::Home;
 use crate::track::Origin;
 use std::collections::{HashMap, HashSet};
 use std::sync::{MutexGuard, Weak};
 use veche_protocol::moderation::RoomPolicy;
-use veche_protocol::p2p::{Pairing, PeerSignal};
+use veche_protocol::p2p::{DirectState, Pairing, PeerSignal};
 use veche_protocol::signal::{MediaKind, ServerMessage};
 use veche_protocol::{ParticipantId, UnixMillis};
 
@@ -142,6 +147,14 @@ impl Room {
         if decision.paired {
             self.metrics.p2p.pairs_started.inc();
         }
+        if let Some(why) = decision.fell_back {
+            self.metrics
+                .p2p
+                .fallbacks
+                .with_label_values(&[why.label()])
+                .inc();
+            tracing::info!(room = %self.info.id, reason = why.label(), "direct path given up");
+        }
         match (was_direct, direct) {
             (false, true) => self.metrics.p2p.rooms.inc(),
             (true, false) => self.metrics.p2p.rooms.dec(),
@@ -156,8 +169,7 @@ impl Room {
             );
         }
         for up in inner.tracks.values() {
-            let gate = up.origin() == Origin::Local
-                && state.planner.path().peer_of(&up.publisher).is_some();
+            let gate = up.origin() == Origin::Local && state.planner.gated(&up.publisher);
             if up.set_direct(gate) && !gate && up.info.kind == MediaKind::Video {
                 super::policy::resume_keyframe(up.clone());
             }
@@ -193,9 +205,32 @@ impl Room {
     /// only after the subscriptions).
     pub(super) fn gate_track(&self, up: &crate::track::UpTrack) {
         let state = self.path_state();
-        if up.origin() == Origin::Local && state.planner.path().peer_of(&up.publisher).is_some() {
+        if up.origin() == Origin::Local && state.planner.gated(&up.publisher) {
             up.set_direct(true);
         }
+    }
+
+    /// Takes a browser's report on its direct connection (`p2p_state`):
+    /// both `connected` stops the forwarding a returning pair still had; a
+    /// `failed` switches the room to the SFU at once.
+    pub fn p2p_state(
+        &self,
+        from: &ParticipantId,
+        pairing: Pairing,
+        direct: DirectState,
+    ) -> Result<(), StateError> {
+        let inner = self.lock();
+        let reported = self.path_state().planner.report(from, pairing, direct);
+        let label = match reported {
+            Ok(_) => direct.as_str(),
+            Err(_) => "refused",
+        };
+        self.metrics.p2p.states.with_label_values(&[label]).inc();
+        let both = reported?;
+        if both || direct == DirectState::Failed {
+            self.sync_path(&inner);
+        }
+        Ok(())
     }
 
     /// Relays a `peer_signal` from `from` to `to` when it belongs to the

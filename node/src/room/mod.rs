@@ -34,6 +34,8 @@ mod tests_moderation;
 #[cfg(test)]
 mod tests_p2p;
 #[cfg(test)]
+mod tests_p2p_state;
+#[cfg(test)]
 mod tests_recording;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};

@@ -15,9 +15,21 @@
 //! [`limits::signal::P2P_SETTLE_MS`] after it is down to two before it
 //! pairs them again: someone who drops and comes back within it does not
 //! cost the other two two switches.
+//!
+//! The browsers report how their direct connection went (`p2p_state`).
+//! A pair that had been forwarded through the SFU (the room came down
+//! from more than two) stays forwarded until both said `connected`, so
+//! their video never freezes while the direct path is being built; a
+//! fresh pair (a second joiner) is not forwarded from the start. A
+//! `failed`, or not both `connected` within
+//! [`limits::signal::P2P_CONNECT_TIMEOUT_MS`], switches the room to the
+//! SFU with a new pairing, and those two are not paired again until the
+//! room's membership changes: two networks with no route between them
+//! would fail the same way again.
 
 use veche_protocol::limits;
-use veche_protocol::p2p::{MediaPath, Pairing};
+use std::collections::BTreeSet;
+use veche_protocol::p2p::{DirectState, MediaPath, Pairing};
 use veche_protocol::{ParticipantId, UnixMillis};
 
 /// What the decision needs to know about one seated participant.
@@ -98,8 +110,41 @@ pub struct Decision {
     pub changed: bool,
     /// A new pair started.
     pub paired: bool,
-    /// Decide again at this time: the settle time ends then.
+    /// Decide again at this time: the settle time, or the time the pair
+    /// has to connect, ends then.
     pub recheck_at: Option<UnixMillis>,
+    /// The direct attempt was given up (a `failed`, or the timeout).
+    pub fell_back: Option<Fallback>,
+}
+
+/// Why a pair was switched back to the SFU by its own attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// One of the two reported `failed`.
+    Failed,
+    /// Not both reported `connected` in time.
+    Timeout,
+}
+
+impl Fallback {
+    /// The `reason` label of `p2p_fallbacks_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Fallback::Failed => "failed",
+            Fallback::Timeout => "timeout",
+        }
+    }
+}
+
+/// Why a `p2p_state` was refused (`invalid_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The sender is not paired with anyone now.
+    #[error("you are not in a peer-to-peer call now; your media goes through the media node")]
+    NotPaired,
+    /// The sender is paired, but under another pairing number.
+    #[error("that peer-to-peer attempt is over; report on the pairing of the latest media_path")]
+    StalePairing,
 }
 
 /// One room's path and the memory the decision needs.
@@ -111,6 +156,22 @@ pub struct Planner {
     crowded: bool,
     /// When the room last came down from more than two.
     settled_from: Option<UnixMillis>,
+    /// Who was left when the room last came down from more than two: their
+    /// media was being forwarded, so pairing them is a return to P2P.
+    came_down_with: BTreeSet<ParticipantId>,
+    /// Everyone seated at the last decision.
+    members: BTreeSet<ParticipantId>,
+    /// Who of the current pair reported `connected`.
+    connected: BTreeSet<ParticipantId>,
+    /// The current pair keeps being forwarded until both are connected.
+    returning: bool,
+    /// Both of the current pair must be connected by then.
+    deadline: Option<UnixMillis>,
+    /// The membership when a direct attempt was given up: no pair until it
+    /// changes.
+    failed_with: Option<BTreeSet<ParticipantId>>,
+    /// A `failed` report the next decision carries out.
+    failing: Option<Fallback>,
 }
 
 impl Default for Planner {
@@ -120,6 +181,13 @@ impl Default for Planner {
             pairing: Pairing(0),
             crowded: false,
             settled_from: None,
+            came_down_with: BTreeSet::new(),
+            members: BTreeSet::new(),
+            connected: BTreeSet::new(),
+            returning: false,
+            deadline: None,
+            failed_with: None,
+            failing: None,
         }
     }
 }
@@ -138,16 +206,27 @@ impl Planner {
     /// Decides the path for `facts` at `now`.
     pub fn decide(&mut self, facts: &Facts, now: UnixMillis) -> Decision {
         let crowded = facts.members.len() > 2;
+        self.members = facts.members.iter().map(|m| m.id.clone()).collect();
         if self.crowded && !crowded {
             self.settled_from = Some(now);
+            self.came_down_with = self.members.clone();
         }
         self.crowded = crowded;
+        if self.failed_with.as_ref() != Some(&self.members) {
+            self.failed_with = None;
+        }
+        let mut fell_back = self.failing.take();
+        if self.deadline.is_some_and(|d| d <= now) && self.path.is_direct() {
+            fell_back = Some(Fallback::Timeout);
+            self.failed_with = Some(self.members.clone());
+        }
         let settle_end = self
             .settled_from
             .map(|t| t.saturating_add(limits::signal::P2P_SETTLE_MS))
             .filter(|end| *end > now);
         let mut recheck_at = None;
         let wanted = match pair_of(facts) {
+            _ if self.failed_with.is_some() => Path::Sfu,
             Some(pair) if settle_end.is_none() => pair,
             Some(_) => {
                 recheck_at = settle_end;
@@ -159,17 +238,71 @@ impl Planner {
             return Decision {
                 changed: false,
                 paired: false,
-                recheck_at,
+                recheck_at: recheck_at.or(self.deadline),
+                fell_back,
             };
         }
         let paired = matches!(wanted, Path::P2p { .. });
+        self.connected.clear();
+        self.deadline = None;
+        self.returning = false;
+        if let Path::P2p { offerer, answerer } = &wanted {
+            self.returning = [offerer, answerer]
+                .iter()
+                .all(|id| self.came_down_with.contains(*id));
+            self.deadline = Some(now.saturating_add(limits::signal::P2P_CONNECT_TIMEOUT_MS));
+            recheck_at = self.deadline;
+        }
         self.path = wanted;
         self.pairing = Pairing(self.pairing.0 + 1);
         Decision {
             changed: true,
             paired,
             recheck_at,
+            fell_back,
         }
+    }
+
+    /// Takes `from`'s report on its direct connection of `pairing`. A
+    /// `failed` gives the attempt up: the next [`Planner::decide`] switches
+    /// the room to the SFU. Returns whether the pair is now connected on
+    /// both sides (its forwarding may stop).
+    pub fn report(
+        &mut self,
+        from: &ParticipantId,
+        pairing: Pairing,
+        state: DirectState,
+    ) -> Result<bool, StateError> {
+        if self.path.peer_of(from).is_none() {
+            return Err(StateError::NotPaired);
+        }
+        if pairing != self.pairing {
+            return Err(StateError::StalePairing);
+        }
+        match state {
+            DirectState::Connected => {
+                self.connected.insert(from.clone());
+                let both = self.connected.len() == 2;
+                if both {
+                    self.deadline = None;
+                    self.returning = false;
+                }
+                Ok(both)
+            }
+            DirectState::Failed => {
+                // Due now: the next decision falls back (and says why).
+                self.deadline = None;
+                self.failed_with = Some(self.members.clone());
+                self.failing = Some(Fallback::Failed);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Whether the SFU forwards nothing of `publisher` now: paired, and
+    /// not a returning pair still waiting for both to be connected.
+    pub fn gated(&self, publisher: &ParticipantId) -> bool {
+        self.path.peer_of(publisher).is_some() && !self.returning
     }
 
     /// What `id` is told now.
@@ -334,7 +467,8 @@ mod tests {
         let d = p.decide(&two, 2_000 + settle);
         assert!(d.changed && d.paired);
         assert_eq!(p.pairing(), Pairing(sfu.0 + 1));
-        assert_eq!(d.recheck_at, None);
+        let deadline = 2_000 + settle + limits::signal::P2P_CONNECT_TIMEOUT_MS;
+        assert_eq!(d.recheck_at, Some(deadline));
     }
 
     #[test]

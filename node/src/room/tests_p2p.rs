@@ -11,7 +11,7 @@ use veche_protocol::signal::{MediaKind, TrackInfo, TrackSource};
 
 /// Joins participant `n` (joined at `n` ms, so lower numbers offer),
 /// able to connect directly when `p2p`.
-fn join_as(room: &Room, n: u8, p2p: bool) -> Recorder {
+pub(super) fn join_as(room: &Room, n: u8, p2p: bool) -> Recorder {
     let seat = Recorder::default();
     room.join(
         Joiner {
@@ -36,7 +36,7 @@ fn join_as(room: &Room, n: u8, p2p: bool) -> Recorder {
 }
 
 /// A room whose policy (version 1, defaults: p2p on) arrived.
-fn p2p_room() -> Arc<Room> {
+pub(super) fn p2p_room() -> Arc<Room> {
     let r = room();
     r.apply_policy(
         RoomPolicy {
@@ -49,7 +49,7 @@ fn p2p_room() -> Arc<Room> {
 }
 
 /// The `media_path` messages a seat got: (path, pairing, peer, offerer).
-fn paths(events: &[Event]) -> Vec<(MediaPath, Pairing, Option<ParticipantId>, bool)> {
+pub(super) fn paths(events: &[Event]) -> Vec<(MediaPath, Pairing, Option<ParticipantId>, bool)> {
     events
         .iter()
         .filter_map(|e| match e {
