@@ -46,6 +46,7 @@ mod moderation_media;
 mod moderation_signalling;
 mod oidc_sso;
 mod p2p_signalling;
+mod p2p_state;
 mod presence;
 mod recording_cluster;
 mod recording_s3;

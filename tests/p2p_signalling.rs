@@ -9,6 +9,11 @@
 //!   a stale pairing, a room on the SFU) with `invalid_state`, malformed
 //!   ones with `bad_request`, oversize ones with `too_large`, a flood with
 //!   `rate_limited`, and none of them reaches the peer.
+//! - `p2p_state`: a `failed` report turns the pair to the SFU with a new
+//!   pairing and they are not paired again; a pair that never reports
+//!   `connected` is turned to the SFU after the connect timeout, one that
+//!   does stays direct; reports outside the pair, malformed, oversize or
+//!   flooding ones are refused (tests/p2p_state.rs).
 //! - The room's `p2p` setting: the host turning it off moves the pair to
 //!   the SFU, a participant or a guest (on a pass) may not change it, and a
 //!   recording forces the SFU too.
@@ -26,7 +31,7 @@ use std::time::{Duration, Instant};
 
 /// Connects `join` (a join response) as `name` with `p2p: true` and waits
 /// until seated.
-async fn enter_p2p(base: &str, name: &str, join: Value) -> Member {
+pub(crate) async fn enter_p2p(base: &str, name: &str, join: Value) -> Member {
     let mut sig = Line::connect(base, &join).await;
     sig.send(&json!({ "type": "join", "token": str_field(&join, "token"), "p2p": true }))
         .await;
@@ -47,7 +52,7 @@ async fn enter_p2p(base: &str, name: &str, join: Value) -> Member {
 }
 
 /// The next `media_path` of `m` whose path is `path`.
-async fn path_of(m: &mut Member, path: &str, within: Duration) -> Value {
+pub(crate) async fn path_of(m: &mut Member, path: &str, within: Duration) -> Value {
     let what = format!("media_path {path}");
     m.next_matching(&what, within, |v| {
         v["type"] == "media_path" && v["path"] == path
@@ -86,13 +91,13 @@ async fn relayed(m: &mut Member, what: &str) -> Value {
 }
 
 /// The sum of a metric's samples on the node of `base`.
-async fn metric(base: &str, name: &str) -> f64 {
+pub(crate) async fn metric(base: &str, name: &str) -> f64 {
     let text = http_get(&format!("{base}/media/metrics")).await.body;
     samples(&text, name).iter().map(|s| s.value).sum()
 }
 
 /// Alice (host, joined first) and Bob, paired: returns them and the pairing.
-async fn pair(base: &str) -> (OwnedRoom, Member, Member, u64) {
+pub(crate) async fn pair(base: &str) -> (OwnedRoom, Member, Member, u64) {
     let room = create_owned_room(base, "Two").await;
     let mut alice = enter_p2p(base, "Alice", join_as_host(base, &room, "Alice").await).await;
     let alone = path_of(&mut alice, "sfu", secs(5)).await;
