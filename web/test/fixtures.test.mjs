@@ -63,6 +63,7 @@ const BUILDERS = {
   e2ee_key_package: (f) => build.e2eeKeyPackage(f.key_package),
   e2ee_commit: ({ type: _type, ...c }) => build.e2eeCommit(c),
   peer_signal: (f) => build.peerSignal(f.to, f.pairing, f.signal),
+  p2p_state: (f) => build.p2pState(f.pairing, f.state),
 };
 
 /** A WebSocket stand-in: opens at once and lets the test push frames. */

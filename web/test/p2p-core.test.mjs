@@ -44,10 +44,41 @@ describe('peer-to-peer core', () => {
       [
         { type: 'show_direct', peer: 'pB', on: true },
         { type: 'sfu_send', on: false },
+        { type: 'report', pairing: 3, state: 'connected' },
       ],
     );
     assert.equal(core.state, 'direct');
     assert.equal(core.lastSwitchMs, 600);
+  });
+
+  test('connected is reported once per pairing, and not once the node said sfu', () => {
+    const core = direct();
+    assert.deepEqual(ofType(core.handle({ type: 'direct_media', pairing: 3 }, 1100), 'report'), [], 'a repeat');
+    const late = new P2pCore();
+    late.handle(P2P, 0);
+    late.handle(SFU, 100);
+    assert.deepEqual(ofType(late.handle({ type: 'direct_media', pairing: 3 }, 200), 'report'), []);
+  });
+
+  test('a direct connection that fails again after its ICE restart reports failed once', () => {
+    const core = new P2pCore();
+    core.handle(P2P, 0);
+    assert.deepEqual(ofType(core.handle({ type: 'direct_failed', pairing: 3 }, 100), 'report'), [], 'the restart first');
+    assert.deepEqual(ofType(core.handle({ type: 'direct_failed', pairing: 3 }, 200), 'report'), [
+      { type: 'report', pairing: 3, state: 'failed' },
+    ]);
+    assert.deepEqual(ofType(core.handle({ type: 'direct_failed', pairing: 3 }, 300), 'report'), [], 'once');
+    assert.equal(core.sfuSending, true);
+  });
+
+  test('an ICE restart that brings nothing either gives up and reports failed', () => {
+    const core = new P2pCore();
+    core.handle({ ...P2P, offerer: false }, 0);
+    const first = core.handle({ type: 'timer', key: 'p2p_connect' }, DIRECT_CONNECT_TIMEOUT_MS);
+    assert.deepEqual(ofType(first, 'report'), []);
+    assert.deepEqual(ofType(first, 'set_timer'), [{ type: 'set_timer', key: 'p2p_connect', ms: DIRECT_CONNECT_TIMEOUT_MS }], "the restart's own chance");
+    const second = core.handle({ type: 'timer', key: 'p2p_connect' }, 2 * DIRECT_CONNECT_TIMEOUT_MS);
+    assert.deepEqual(ofType(second, 'report'), [{ type: 'report', pairing: 3, state: 'failed' }]);
   });
 
   test('media of an older pairing is ignored', () => {

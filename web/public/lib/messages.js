@@ -133,6 +133,15 @@ export const build = Object.freeze({
   peerSignal(to, pairing, signal) {
     return { type: 'peer_signal', to, pairing, signal: { ...signal } };
   },
+  /**
+   * How the direct connection of `pairing` went (`connected` or `failed`).
+   * @param {number} pairing
+   * @param {'connected' | 'failed'} state
+   * @returns {ClientMessage}
+   */
+  p2pState(pairing, state) {
+    return { type: 'p2p_state', pairing, state };
+  },
 });
 
 /** @param {unknown} v */

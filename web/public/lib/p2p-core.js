@@ -11,7 +11,11 @@
 // - to `sfu`: send to the SFU at once (the node opens its gate and asks
 //   for a keyframe), keep showing the direct media until the SFU's video
 //   of the peer decodes (or a timeout), then close the direct connection.
-// Each direct connection belongs to one pairing number; anything about an
+// The node hears how the direct connection went (`report`, sent as
+// `p2p_state`): `connected` when it decodes the peer (the moment we stop
+// sending to the SFU), `failed` when it failed again after its ICE restart
+// or the restart brought nothing either; the node then moves the room to
+// the SFU. Each direct connection belongs to one pairing number; anything about an
 // older pairing is ignored, and a new pairing always gets a new connection.
 
 import { limitsFor } from './moderation.js';
@@ -56,12 +60,14 @@ export const DIRECT_CONNECT_TIMEOUT_MS = 10_000;
  * - `sfu_send`: send (or stop sending) our media to the SFU.
  * - `show_direct`: the peer's tile shows the direct media (or the SFU's).
  * - `watch_sfu`: report `sfu_decodes` once the SFU's video of `peer` decodes.
+ * - `report`: tell the node how the direct connection of `pairing` went.
  * @typedef {{type: 'open_direct', pairing: number, peer: string, offerer: boolean}
  *   | {type: 'close_direct', pairing: number}
  *   | {type: 'restart_ice', pairing: number}
  *   | {type: 'sfu_send', on: boolean}
  *   | {type: 'show_direct', peer: string, on: boolean}
  *   | {type: 'watch_sfu', peer: string}
+ *   | {type: 'report', pairing: number, state: 'connected' | 'failed'}
  *   | {type: 'set_timer', key: string, ms: number}
  *   | {type: 'cancel_timer', key: string}} P2pAction
  */
@@ -74,6 +80,7 @@ export const DIRECT_CONNECT_TIMEOUT_MS = 10_000;
  * @property {boolean} offerer
  * @property {boolean} media Its media arrived.
  * @property {boolean} restarted An ICE restart was tried.
+ * @property {boolean} gaveUp `failed` was reported.
  */
 
 /** Timer keys. */
@@ -140,7 +147,10 @@ export class P2pCore {
       case 'timer':
         if (!this.timers.delete(ev.key)) break;
         if (ev.key === T_BREAK && this.state === 'switching') this.finishBreak(false);
-        else if (ev.key === T_CONNECT && this.state === 'connecting' && this.direct) this.restart(this.direct);
+        else if (ev.key === T_CONNECT && this.state === 'connecting' && this.direct) {
+          if (this.direct.restarted) this.giveUp(this.direct);
+          else this.restart(this.direct);
+        }
         break;
       case 'reset':
         this.path = 'sfu';
@@ -168,7 +178,7 @@ export class P2pCore {
     // side may have closed its end already.
     this.closeDirect();
     this.sendToSfu(true);
-    this.direct = { pairing, peer, offerer, media: false, restarted: false };
+    this.direct = { pairing, peer, offerer, media: false, restarted: false, gaveUp: false };
     this.switchStartedAt = this.now;
     this.out.push({ type: 'open_direct', pairing, peer, offerer });
     this.setTimer(T_CONNECT, DIRECT_CONNECT_TIMEOUT_MS);
@@ -205,6 +215,7 @@ export class P2pCore {
     this.show(true);
     this.sendToSfu(false);
     this.switched();
+    this.out.push({ type: 'report', pairing, state: 'connected' });
   }
 
   /** @param {number} pairing */
@@ -219,17 +230,30 @@ export class P2pCore {
       this.finishBreak(false);
       return;
     }
-    // Failed twice while the node still says p2p: show what the SFU has
-    // and keep sending to it, so nothing is worse than before pairing.
+    this.giveUp(d);
+  }
+
+  /**
+   * Failed twice (or the restart brought nothing either) while the node
+   * still says p2p: show what the SFU has, keep sending to it, so nothing
+   * is worse than before pairing, and tell the node once.
+   * @param {Direct} d
+   */
+  giveUp(d) {
+    this.cancel(T_CONNECT);
     d.media = false;
     this.show(false);
     this.sendToSfu(true);
+    if (d.gaveUp) return;
+    d.gaveUp = true;
+    this.out.push({ type: 'report', pairing: d.pairing, state: 'failed' });
   }
 
   /** @param {Direct} d */
   restart(d) {
     d.restarted = true;
     if (d.offerer) this.out.push({ type: 'restart_ice', pairing: d.pairing });
+    this.setTimer(T_CONNECT, DIRECT_CONNECT_TIMEOUT_MS); // The restart's own chance.
   }
 
   /** @param {boolean} decoded The SFU's video decoded (else the timeout). */

@@ -208,7 +208,8 @@
  *   | {type: 'hand', raised: boolean}
  *   | {type: 'e2ee_key_package', key_package: string}
  *   | ({type: 'e2ee_commit'} & E2eeCommitOut)
- *   | {type: 'peer_signal', to: string, pairing: number, signal: PeerSignal}} ClientMessage
+ *   | {type: 'peer_signal', to: string, pairing: number, signal: PeerSignal}
+ *   | {type: 'p2p_state', pairing: number, state: 'connected' | 'failed'}} ClientMessage
  */
 
 /**

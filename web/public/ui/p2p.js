@@ -93,6 +93,9 @@ function run(a) {
     case 'restart_ice':
       if (p2p.direct?.pairing === a.pairing) void sendOffer(p2p.direct, true);
       break;
+    case 'report':
+      p2p.session?.sig.send(proto.build.p2pState(a.pairing, a.state));
+      break;
     case 'sfu_send':
       if (p2p.session) setSfuSending(p2p.session, a.on);
       break;
@@ -252,7 +255,10 @@ function send(d, signal) {
  * @param {boolean} offerer
  */
 function openDirect(pairing, peer, offerer) {
-  const pc = new RTCPeerConnection(peerConfig({ iceServers: p2p.iceServers }));
+  /** @type {RTCConfiguration} */
+  const config = { iceServers: p2p.iceServers };
+  if (relayOnly()) config.iceTransportPolicy = 'relay';
+  const pc = new RTCPeerConnection(peerConfig(config));
   /** @type {Direct} */
   const d = {
     pairing,
@@ -296,6 +302,20 @@ function openDirect(pairing, peer, offerer) {
   };
   d.poll = setInterval(() => void pollDirect(d), POLL_MS);
   if (offerer) void sendOffer(d, false);
+}
+
+/**
+ * Test and diagnostic switch: `localStorage['veche.p2p.relayOnly'] = '1'`
+ * makes the direct connection use relayed (TURN) candidates only. Without
+ * a TURN server it can never connect, which is how a test simulates two
+ * networks with no direct route between them (the fallback to the SFU).
+ */
+function relayOnly() {
+  try {
+    return localStorage.getItem('veche.p2p.relayOnly') === '1';
+  } catch {
+    return false; // Storage blocked: the normal path.
+  }
 }
 
 /**
