@@ -329,7 +329,7 @@ async fn browser_p2p_benchmark_switch_times() {
 }
 
 /// Waits until `b`'s peer-to-peer side is in `state`; returns its state.
-async fn until_state(b: &Chrome, state: &str) -> Value {
+pub(crate) async fn until_state(b: &Chrome, state: &str) -> Value {
     wait_for(
         &format!("{}'s p2p state is {state}", b.label),
         MEDIA_TIMEOUT,
@@ -346,7 +346,7 @@ async fn until_state(b: &Chrome, state: &str) -> Value {
 }
 
 /// `window.__vecheP2p`'s state.
-async fn p2p_state(b: &Chrome) -> Result<Value, String> {
+pub(crate) async fn p2p_state(b: &Chrome) -> Result<Value, String> {
     b.js(
         "const h = window.__vecheP2p; \
          if (!h) throw new Error('window.__vecheP2p is not defined yet'); \
@@ -359,7 +359,7 @@ async fn p2p_state(b: &Chrome) -> Result<Value, String> {
 
 /// Waits until both pages are told `p2p` with the same pairing, each
 /// naming the other as its peer; returns the pairing.
-async fn same_pairing(a: &Chrome, b: &Chrome) -> u64 {
+pub(crate) async fn same_pairing(a: &Chrome, b: &Chrome) -> u64 {
     wait_for(
         &format!("{} and {} are paired", a.label, b.label),
         MEDIA_TIMEOUT,
@@ -381,7 +381,7 @@ async fn same_pairing(a: &Chrome, b: &Chrome) -> u64 {
 }
 
 /// The participant id of `name` in `b`'s room state.
-async fn id_of(b: &Chrome, name: &str) -> String {
+pub(crate) async fn id_of(b: &Chrome, name: &str) -> String {
     wait_for(
         &format!("{} knows {name}'s id", b.label),
         MEDIA_TIMEOUT,
@@ -397,7 +397,7 @@ async fn id_of(b: &Chrome, name: &str) -> String {
 }
 
 /// The node's RTP packets sent to browsers so far.
-async fn packets_out(base: &str) -> u64 {
+pub(crate) async fn packets_out(base: &str) -> u64 {
     let text = http()
         .get(format!("{base}/media/metrics"))
         .send()
@@ -418,7 +418,7 @@ async fn packets_out(base: &str) -> u64 {
 
 /// Waits until `b` decodes `from`'s video over the direct connection, and
 /// then decodes more of it, while the node forwards nothing.
-async fn assert_direct_video_flows(b: &Chrome, from: &Chrome) {
+pub(crate) async fn assert_direct_video_flows(b: &Chrome, from: &Chrome) {
     let id = id_of(from, &from.label).await;
     let direct_frames = async || -> Result<u64, String> {
         let tracks = b.inbound_tracks().await?;
@@ -445,7 +445,7 @@ async fn assert_direct_video_flows(b: &Chrome, from: &Chrome) {
 
 /// Waits (at most `timeout`) until `b` decodes new video frames from the
 /// SFU of each participant in `from`.
-async fn assert_sfu_video_flows(b: &Chrome, from: &[&str], timeout: Duration) {
+pub(crate) async fn assert_sfu_video_flows(b: &Chrome, from: &[&str], timeout: Duration) {
     let sfu_frames = async || -> Result<Vec<u64>, String> {
         let tracks = b.inbound_tracks().await?;
         Ok(from
@@ -564,14 +564,14 @@ s.timer = setInterval(() => {
 window.__p2pSampler = s;
 "#;
 
-async fn start_sampler(b: &Chrome, peer: &str) {
+pub(crate) async fn start_sampler(b: &Chrome, peer: &str) {
     b.js(SAMPLER_JS, vec![json!(peer)])
         .await
         .expect("sampler starts");
 }
 
 /// Stops the sampler; its longest blank and frozen spans and frame count.
-async fn stop_sampler(b: &Chrome) -> Value {
+pub(crate) async fn stop_sampler(b: &Chrome) -> Value {
     b.js(
         "const s = window.__p2pSampler; clearInterval(s.timer); s.bound = null; \
          const round = (t) => t === null ? null : Math.round(t); \

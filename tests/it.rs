@@ -25,6 +25,7 @@ mod browser_media_controls;
 mod browser_meeting;
 mod browser_moderation;
 mod browser_p2p;
+mod browser_p2p_fallback;
 mod browser_passes;
 mod browser_recording;
 mod browser_watches_a_load_bot;
