@@ -11,11 +11,20 @@
 //!   (`p2p_state`, [`P2P_CONNECT_TIMEOUT_MS`]), turns the room to the SFU,
 //!   counts it in `veche_node_p2p_fallbacks_total`, and does not pair the
 //!   two again.
+//! - **Back from three, make before break.** Alice and Bob direct, Carol
+//!   joins (all on the SFU) and leaves: after the settle time the two are
+//!   paired again, and the node keeps forwarding them until both pages
+//!   report `connected`, so a page-side sampler of each remote tile never
+//!   sees it blank or frozen for more than [`MAX_FROZEN_MS`]; once both
+//!   are direct the node forwards nothing more.
 //!
 //! Run in the loopback-only namespace:
 //! `unshare -n bash -c 'ip link set lo up; cargo nextest run -E "test(/^browser_p2p_fallback::/)"'`.
 
-use crate::browser_p2p::{assert_sfu_video_flows, id_of, p2p_state, packets_out, same_pairing};
+use crate::browser_p2p::{
+    assert_direct_video_flows, assert_sfu_video_flows, id_of, p2p_state, packets_out,
+    same_pairing, start_sampler, stop_sampler, until_state,
+};
 use crate::common::moderation::samples;
 use crate::common::*;
 use std::time::{Duration, Instant};
@@ -25,6 +34,10 @@ use veche_protocol::limits::signal::P2P_CONNECT_TIMEOUT_MS;
 /// the SFU: the node's connect timeout, plus the switch (a keyframe
 /// through the SFU) and the test's polling.
 const FALLBACK_BUDGET: Duration = Duration::from_millis(P2P_CONNECT_TIMEOUT_MS + 5_000);
+
+/// The longest a remote tile may be blank or frozen while the pair goes
+/// back to the direct path.
+const MAX_FROZEN_MS: f64 = 1000.0;
 
 /// The node's count of pairs given up for the SFU.
 const FALLBACKS: &str = "veche_node_p2p_fallbacks_total";
@@ -77,6 +90,77 @@ async fn browser_p2p_fallback_two_without_a_direct_route_decode_each_other_throu
         let later = p2p_state(&bob).await.unwrap();
         assert_eq!(later["path"], "sfu", "paired again: {later}");
         assert_sfu_video_flows(&alice, &[&b_id], secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_p2p_fallback_a_pair_back_from_three_is_forwarded_until_both_decode_directly() {
+    let server = Server::start();
+    let base = server.base().to_owned();
+    let room = create_room(&base, "Back to two").await;
+    let link = str_field(&room, "link").to_owned();
+    let (alice, bob, carol) = tokio::join!(
+        Chrome::start("Alice"),
+        Chrome::start("Bob"),
+        Chrome::start("Carol")
+    );
+    dump_on_failure(&[&alice, &bob, &carol], async {
+        for b in [&alice, &bob] {
+            b.goto(&format!("{link}?name={}&skipPrejoin=1", b.label))
+                .await;
+        }
+        let first = same_pairing(&alice, &bob).await;
+        assert_direct_video_flows(&alice, &bob).await;
+        let a_id = id_of(&alice, "Alice").await;
+        let b_id = id_of(&bob, "Bob").await;
+        carol
+            .goto(&format!("{link}?name=Carol&skipPrejoin=1"))
+            .await;
+        for b in [&alice, &bob] {
+            until_state(b, "sfu").await;
+        }
+        assert_sfu_video_flows(&alice, &[&b_id], secs(10)).await;
+        assert_sfu_video_flows(&bob, &[&a_id], secs(10)).await;
+        start_sampler(&alice, &b_id).await;
+        start_sampler(&bob, &a_id).await;
+        carol.goto("about:blank").await;
+        let again = same_pairing(&alice, &bob).await;
+        assert!(again > first, "a new pairing ({again}) after {first}");
+        eprintln!("[p2p] Carol left; Alice and Bob are paired again ({again})");
+        for b in [&alice, &bob] {
+            let s = until_state(b, "direct").await;
+            eprintln!("[p2p] {}: SFU -> P2P took {} ms", b.label, s["lastSwitchMs"]);
+        }
+        tokio::time::sleep(secs(1)).await;
+        for (b, peer) in [(&alice, "Bob"), (&bob, "Alice")] {
+            let s = stop_sampler(b).await;
+            eprintln!("[p2p] {}'s tile of {peer} going back to P2P: {s}", b.label);
+            let blank = s["maxBlankMs"].as_f64().unwrap_or(f64::MAX);
+            let frozen = s["maxFrameGapMs"].as_f64().unwrap_or(f64::MAX);
+            assert!(
+                blank <= MAX_FROZEN_MS && frozen <= MAX_FROZEN_MS,
+                "{}'s tile of {peer} was blank for {blank} ms or frozen for {frozen} ms (at most {MAX_FROZEN_MS} ms): {s}",
+                b.label
+            );
+            assert!(s["frames"].as_u64().unwrap_or(0) > 10, "the sampler saw no frames: {s}");
+        }
+        // Both pages said `connected`, for each of the two pairings (that
+        // is what let the node stop forwarding them), and nothing fell back.
+        let metrics = http_get(&format!("{base}/media/metrics")).await.body;
+        let connected: Vec<_> = metrics
+            .lines()
+            .filter(|l| l.starts_with("veche_node_p2p_states_total{state=\"connected\"}"))
+            .collect();
+        eprintln!("[p2p] {connected:?}");
+        let reports: f64 = connected.iter().filter_map(|l| l.rsplit(' ').next()?.parse().ok()).sum();
+        assert!(reports >= 4.0, "both reported connected on both pairings: {connected:?}");
+        let fallbacks: f64 = samples(&metrics, FALLBACKS).iter().map(|s| s.value).sum();
+        assert_eq!(fallbacks, 0.0, "a working pair fell back");
+        let before = packets_out(&base).await;
+        tokio::time::sleep(secs(2)).await;
+        assert_eq!(before, packets_out(&base).await, "the node forwards a direct pair");
+        assert_direct_video_flows(&alice, &bob).await;
     })
     .await;
 }
