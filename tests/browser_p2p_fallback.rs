@@ -153,7 +153,7 @@ async fn browser_p2p_fallback_a_pair_back_from_three_is_forwarded_until_both_dec
             .filter(|l| l.starts_with("veche_node_p2p_states_total{state=\"connected\"}"))
             .collect();
         eprintln!("[p2p] {connected:?}");
-        let reports: f64 = connected.iter().filter_map(|l| l.rsplit(' ').next()?.parse().ok()).sum();
+        let reports: f64 = connected.iter().filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
         assert!(reports >= 4.0, "both reported connected on both pairings: {connected:?}");
         let fallbacks: f64 = samples(&metrics, FALLBACKS).iter().map(|s| s.value).sum();
         assert_eq!(fallbacks, 0.0, "a working pair fell back");
