@@ -14,9 +14,12 @@
 //! - **Back from three, make before break.** Alice and Bob direct, Carol
 //!   joins (all on the SFU) and leaves: after the settle time the two are
 //!   paired again, and the node keeps forwarding them until both pages
-//!   report `connected`, so a page-side sampler of each remote tile never
-//!   sees it blank or frozen for more than [`MAX_FROZEN_MS`]; once both
-//!   are direct the node forwards nothing more.
+//!   report `connected`: a page-side watch sees the SFU's video of the
+//!   peer still decoding until at most [`MAX_SFU_GAP_MS`] before the page
+//!   switches to the direct video (had the node stopped forwarding at the
+//!   new pairing, it would stop for the whole direct connection's set-up),
+//!   and a sampler of each remote tile never sees it blank or frozen for
+//!   more than [`MAX_FROZEN_MS`].
 //!
 //! Run in the loopback-only namespace:
 //! `unshare -n bash -c 'ip link set lo up; cargo nextest run -E "test(/^browser_p2p_fallback::/)"'`.
@@ -38,6 +41,44 @@ const FALLBACK_BUDGET: Duration = Duration::from_millis(P2P_CONNECT_TIMEOUT_MS +
 /// The longest a remote tile may be blank or frozen while the pair goes
 /// back to the direct path.
 const MAX_FROZEN_MS: f64 = 1000.0;
+
+/// How long before a page switches to the direct video the SFU's video of
+/// the peer may have stopped decoding: the peer stops sending to the SFU
+/// when its own direct video decodes, at about the same time.
+const MAX_SFU_GAP_MS: f64 = 400.0;
+
+/// A page-side watch (every 50 ms) of the SFU's video of participant
+/// `arguments[0]`: when its decoded frames last rose, and that time as it
+/// was when the page's peer-to-peer side first reached `direct`.
+const RETURN_WATCH_JS: &str = r#"
+const peer = arguments[0];
+const w = { frames: null, lastRise: null, directAt: null, lastRiseAtDirect: null, timer: 0 };
+const tick = async () => {
+  const h = window.__vecheP2p;
+  const pc = window.veche && typeof window.veche.pc === 'function' && window.veche.pc();
+  if (!h || !pc) return;
+  const sdp = (pc.remoteDescription && pc.remoteDescription.sdp) || '';
+  const mids = new Set();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /^a=mid:(\S+)/m.exec(section);
+    const msid = /^a=msid:(\S+)/m.exec(section);
+    if (mid && msid && msid[1] === peer) mids.add(mid[1]);
+  }
+  let f = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video' && mids.has(r.mid)) f = Math.max(f, r.framesDecoded || 0);
+  });
+  const now = Date.now();
+  if (w.frames !== null && f > w.frames) w.lastRise = now;
+  w.frames = f;
+  if (w.directAt === null && h.state === 'direct') {
+    w.directAt = now;
+    w.lastRiseAtDirect = w.lastRise;
+  }
+};
+w.timer = setInterval(() => { tick().catch(() => {}); }, 50);
+window.__p2pReturnWatch = w;
+"#;
 
 /// The node's count of pairs given up for the SFU.
 const FALLBACKS: &str = "veche_node_p2p_fallbacks_total";
@@ -124,6 +165,11 @@ async fn browser_p2p_fallback_a_pair_back_from_three_is_forwarded_until_both_dec
         assert_sfu_video_flows(&bob, &[&a_id], secs(10)).await;
         start_sampler(&alice, &b_id).await;
         start_sampler(&bob, &a_id).await;
+        for (b, peer) in [(&alice, &b_id), (&bob, &a_id)] {
+            b.js(RETURN_WATCH_JS, vec![serde_json::json!(peer)])
+                .await
+                .expect("the return watch starts");
+        }
         carol.goto("about:blank").await;
         let again = same_pairing(&alice, &bob).await;
         assert!(again > first, "a new pairing ({again}) after {first}");
@@ -131,6 +177,30 @@ async fn browser_p2p_fallback_a_pair_back_from_three_is_forwarded_until_both_dec
         for b in [&alice, &bob] {
             let s = until_state(b, "direct").await;
             eprintln!("[p2p] {}: SFU -> P2P took {} ms", b.label, s["lastSwitchMs"]);
+        }
+        for b in [&alice, &bob] {
+            let w = b
+                .js(
+                    "const w = window.__p2pReturnWatch; clearInterval(w.timer); \
+                     return {directAt: w.directAt, lastRiseAtDirect: w.lastRiseAtDirect};",
+                    vec![],
+                )
+                .await
+                .expect("the return watch answers");
+            let gap = match (w["directAt"].as_f64(), w["lastRiseAtDirect"].as_f64()) {
+                (Some(d), Some(r)) => d - r,
+                _ => f64::MAX,
+            };
+            eprintln!(
+                "[p2p] {}: the SFU's video of the peer last decoded {gap:.0} ms before the page switched to direct",
+                b.label
+            );
+            assert!(
+                gap <= MAX_SFU_GAP_MS,
+                "{}: the SFU's video of the peer stopped {gap:.0} ms before the direct video took over \
+                 (at most {MAX_SFU_GAP_MS} ms): the node stopped forwarding too early ({w})",
+                b.label
+            );
         }
         tokio::time::sleep(secs(1)).await;
         for (b, peer) in [(&alice, "Bob"), (&bob, "Alice")] {
