@@ -25,8 +25,8 @@
 //! `unshare -n bash -c 'ip link set lo up; cargo nextest run -E "test(/^browser_p2p_fallback::/)"'`.
 
 use crate::browser_p2p::{
-    assert_direct_video_flows, assert_sfu_video_flows, id_of, p2p_state, packets_out,
-    same_pairing, start_sampler, stop_sampler, until_state,
+    assert_direct_video_flows, assert_sfu_video_flows, id_of, p2p_state, packets_out, same_pairing,
+    start_sampler, stop_sampler, until_state,
 };
 use crate::common::moderation::samples;
 use crate::common::*;

@@ -66,10 +66,7 @@ async fn a_failed_direct_path_turns_the_pair_to_the_sfu_and_they_are_not_paired_
     bob.sig.send(&report(pairing, "failed")).await;
     for m in [&mut alice, &mut bob] {
         let v = path_of(m, "sfu", secs(5)).await;
-        assert!(
-            v["pairing"].as_u64() > Some(pairing),
-            "a new pairing: {v}"
-        );
+        assert!(v["pairing"].as_u64() > Some(pairing), "a new pairing: {v}");
         assert!(v["peer"].is_null(), "{v}");
     }
     assert_eq!(
@@ -114,8 +111,16 @@ async fn reports_outside_the_pair_malformed_oversize_or_flooding_are_refused_and
     let base = server.base();
     let (_room, mut alice, mut bob, pairing) = pair(base).await;
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("of a wrong pairing", report(pairing + 7, "failed"), "invalid_state"),
-        ("of an older pairing", report(pairing - 1, "failed"), "invalid_state"),
+        (
+            "of a wrong pairing",
+            report(pairing + 7, "failed"),
+            "invalid_state",
+        ),
+        (
+            "of an older pairing",
+            report(pairing - 1, "failed"),
+            "invalid_state",
+        ),
         (
             "of an unknown state",
             report(pairing, "maybe"),

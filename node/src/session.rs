@@ -466,18 +466,9 @@ async fn session(
             ClientMessage::Hand { raised } => {
                 let _ = room.set_hand(&pid, raised, now);
             }
-            ClientMessage::PeerSignal {
-                to,
-                pairing,
-                signal,
-            } => {
-                if let Err(e) = room.peer_signal(&pid, &to, pairing, signal) {
-                    send_error(ErrorCode::InvalidState, e.to_string(), request, None);
-                }
-            }
-            ClientMessage::P2pState { pairing, state } => {
-                if let Err(e) = room.p2p_state(&pid, pairing, state) {
-                    send_error(ErrorCode::InvalidState, e.to_string(), request, None);
+            m @ (ClientMessage::PeerSignal { .. } | ClientMessage::P2pState { .. }) => {
+                if let Err(e) = room.p2p_message(&pid, m) {
+                    send_error(ErrorCode::InvalidState, e, request, None);
                 }
             }
             m @ (ClientMessage::E2eeKeyPackage { .. } | ClientMessage::E2eeCommit { .. }) => {

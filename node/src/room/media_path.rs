@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{MutexGuard, Weak};
 use veche_protocol::moderation::RoomPolicy;
 use veche_protocol::p2p::{DirectState, Pairing, PeerSignal};
-use veche_protocol::signal::{MediaKind, ServerMessage};
+use veche_protocol::signal::{ClientMessage, MediaKind, ServerMessage};
 use veche_protocol::{ParticipantId, UnixMillis};
 
 /// One room's path, what each participant was last told, and who can
@@ -207,6 +207,24 @@ impl Room {
         let state = self.path_state();
         if up.origin() == Origin::Local && state.planner.gated(&up.publisher) {
             up.set_direct(true);
+        }
+    }
+
+    /// Carries out a `peer_signal` or `p2p_state` of `from`; a refusal's
+    /// message (`invalid_state`) otherwise.
+    pub fn p2p_message(&self, from: &ParticipantId, m: ClientMessage) -> Result<(), String> {
+        match m {
+            ClientMessage::PeerSignal {
+                to,
+                pairing,
+                signal,
+            } => self
+                .peer_signal(from, &to, pairing, signal)
+                .map_err(|e| e.to_string()),
+            ClientMessage::P2pState { pairing, state } => self
+                .p2p_state(from, pairing, state)
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
         }
     }
 

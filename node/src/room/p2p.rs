@@ -27,8 +27,8 @@
 //! room's membership changes: two networks with no route between them
 //! would fail the same way again.
 
-use veche_protocol::limits;
 use std::collections::BTreeSet;
+use veche_protocol::limits;
 use veche_protocol::p2p::{DirectState, MediaPath, Pairing};
 use veche_protocol::{ParticipantId, UnixMillis};
 

@@ -162,7 +162,8 @@ fn reports_of_anyone_but_the_current_pair_change_nothing() {
         r.p2p_state(&pid(7), pairing, DirectState::Failed),
         Err(StateError::NotPaired)
     );
-    r.p2p_state(&pid(1), pairing, DirectState::Connected).unwrap();
+    r.p2p_state(&pid(1), pairing, DirectState::Connected)
+        .unwrap();
     let quiet = |e: &Event| matches!(e, Event::Sent(ServerMessage::MediaPath { .. }));
     assert!(!a.take().iter().any(quiet) && !b.take().iter().any(quiet));
     assert_eq!(r.media_path_of(&pid(1)).unwrap().path, MediaPath::P2p);

@@ -141,6 +141,9 @@ export function p2pJoined(s, m) {
   if (!m.resumed) dispatch({ type: 'reset' });
   p2p.session = s;
   p2p.iceServers = m.ice_servers;
+  // The report may have been lost with the old socket; the node takes a repeat.
+  const pairing = p2p.core.pairing;
+  if (m.resumed && p2p.core.state === 'direct' && pairing !== null) s.sig.send(proto.build.p2pState(pairing, 'connected'));
 }
 
 /**
