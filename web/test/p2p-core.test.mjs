@@ -71,6 +71,14 @@ describe('peer-to-peer core', () => {
     assert.equal(core.sfuSending, true);
   });
 
+  test('a direct connection with no local candidate at all reports failed without an ICE restart', () => {
+    const core = new P2pCore();
+    core.handle(P2P, 0);
+    const out = core.handle({ type: 'direct_failed', pairing: 3, hopeless: true }, 100);
+    assert.deepEqual(ofType(out, 'restart_ice'), []);
+    assert.deepEqual(ofType(out, 'report'), [{ type: 'report', pairing: 3, state: 'failed' }]);
+  });
+
   test('an ICE restart that brings nothing either gives up and reports failed', () => {
     const core = new P2pCore();
     core.handle({ ...P2P, offerer: false }, 0);

@@ -44,7 +44,7 @@ export const DIRECT_CONNECT_TIMEOUT_MS = 10_000;
  * direct path must end now (see `directForbidden`, or the peer left).
  * @typedef {{type: 'media_path', path: 'sfu' | 'p2p', pairing: number, peer?: string | null, offerer: boolean}
  *   | {type: 'direct_media', pairing: number}
- *   | {type: 'direct_failed', pairing: number}
+ *   | {type: 'direct_failed', pairing: number, hopeless?: boolean}
  *   | {type: 'sfu_decodes', peer: string}
  *   | {type: 'forbidden'}
  *   | {type: 'timer', key: string}
@@ -134,7 +134,7 @@ export class P2pCore {
         this.directMedia(ev.pairing);
         break;
       case 'direct_failed':
-        this.directFailed(ev.pairing);
+        this.directFailed(ev.pairing, ev.hopeless ?? false);
         break;
       case 'forbidden':
         // The policy forces the switch (what the SFU will not forward must
@@ -218,11 +218,14 @@ export class P2pCore {
     this.out.push({ type: 'report', pairing, state: 'connected' });
   }
 
-  /** @param {number} pairing */
-  directFailed(pairing) {
+  /**
+   * @param {number} pairing
+   * @param {boolean} hopeless An ICE restart cannot help (no local candidate at all).
+   */
+  directFailed(pairing, hopeless) {
     const d = this.direct;
     if (!d || d.pairing !== pairing) return;
-    if (this.path === 'p2p' && !d.restarted) {
+    if (this.path === 'p2p' && !d.restarted && !hopeless) {
       this.restart(d);
       return;
     }

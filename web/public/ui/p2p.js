@@ -290,8 +290,13 @@ function openDirect(pairing, peer, offerer) {
     (SECTIONS[i]?.[1] === 'screen' ? d.screen : d.cam).addTrack(e.track);
     if (p2p.core.showingDirect) renderTiles();
   };
+  let gathered = 0;
   pc.onicecandidate = (e) => {
     const c = e.candidate;
+    // Gathering ended without a single candidate of ours (relay only and
+    // no TURN reachable): no restart with the same servers can connect.
+    if (!c && gathered === 0 && p2p.direct === d) dispatch({ type: 'direct_failed', pairing, hopeless: true });
+    if (c) gathered++;
     if (!c) send(d, { kind: 'candidate', candidate: null });
     else if (c.candidate) {
       send(d, {
