@@ -6,6 +6,7 @@ import * as proto from '../protocol.js';
 import { toast } from './dom.js';
 import { local } from './devices.js';
 import { peerConfig, secureReceiver, secureTransceiverOf } from './e2ee-media.js';
+import { IceRestart } from '../lib/ice-restart.js';
 
 /** @typedef {import('../protocol.js').TrackSource} TrackSource */
 /** @typedef {import('../protocol.js').NodeId} NodeId */
@@ -91,9 +92,11 @@ export function createPeer(s, iceServers, events) {
     events.onTrack(e);
   };
   pc.onnegotiationneeded = () => s.negotiator?.negotiationNeeded();
+  const ice = watchIce(pc, events.failed, (ms) => s.sig.probe(ms));
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === 'connected') events.connected();
-    else if (pc.connectionState === 'failed') events.failed();
+    // ICE is restarted first; the call rejoins only if that does not help.
+    else if (pc.connectionState === 'failed') ice('failed');
   };
   s.negotiator = new proto.Negotiator(pc, (msg) => s.sig.send(msg), {
     sourceOf: (t) => s.sources.get(t.sender),
@@ -107,6 +110,63 @@ export function createPeer(s, iceServers, events) {
     },
   });
   s.negotiator.start();
+}
+
+/**
+ * Restarts ICE on `pc` when its path breaks (lib/ice-restart.js decides
+ * when), over the session's signalling: `restartIce()` makes the next offer
+ * carry fresh ICE credentials and fires `negotiationneeded`, which the
+ * negotiator answers with that offer. `failed` runs when restarts gave up.
+ * The page's `window.__vecheIce` shows the restarts (for tests).
+ * @param {RTCPeerConnection} pc
+ * @param {() => void} failed
+ * @param {(ms: number) => void} probe Checks the signalling socket now.
+ * @returns {(state: string) => void} Feeds a `failed` connection state.
+ */
+function watchIce(pc, failed, probe) {
+  const decide = new IceRestart();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  const stats = { restarts: 0, state: pc.iceConnectionState, lastRecoveryMs: /** @type {number | null} */ (null) };
+  /** @type {any} */ (window).__vecheIce = stats;
+  const online = () => feed({ type: 'network_change' });
+  /** @param {import('../lib/ice-restart.js').IceEvent} ev */
+  const feed = (ev) => {
+    if (pc.signalingState === 'closed') {
+      // Torn down (call.js clears the handlers, so no `closed` state comes).
+      window.removeEventListener('online', online);
+      if (timer) clearTimeout(timer);
+      return;
+    }
+    for (const a of decide.handle(ev, Date.now())) {
+      if (a.type === 'restart') {
+        console.info('veche: restarting ICE');
+        pc.restartIce();
+      } else if (a.type === 'set_timer') {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => {
+          timer = null;
+          feed({ type: 'timer' });
+        }, a.ms);
+      } else if (a.type === 'cancel_timer') {
+        if (timer) clearTimeout(timer);
+        timer = null;
+      } else if (a.type === 'probe_signalling') {
+        probe(a.ms);
+      } else if (a.type === 'give_up') {
+        failed();
+      }
+    }
+    stats.restarts = decide.restarts;
+    stats.lastRecoveryMs = decide.lastRecoveryMs;
+  };
+  window.addEventListener('online', online);
+  pc.oniceconnectionstatechange = () => {
+    stats.state = pc.iceConnectionState;
+    feed({ type: 'ice_state', state: pc.iceConnectionState });
+    if (pc.iceConnectionState === 'closed') window.removeEventListener('online', online);
+  };
+  return (state) => feed({ type: 'ice_state', state });
 }
 
 /**
