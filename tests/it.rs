@@ -26,6 +26,7 @@ mod browser_meeting;
 mod browser_moderation;
 mod browser_passes;
 mod browser_recording;
+mod browser_strict_networks;
 mod browser_watches_a_load_bot;
 mod cluster_accounts;
 mod cluster_e2ee;

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub relay_dropped: IntCounterVec,
     /// The recorder's costs and output (see [`RecorderMetrics`]).
     pub recorder: RecorderMetrics,
+    /// Which ICE path each connection took (see [`crate::ice_path`]).
+    pub ice: crate::ice_path::IcePathMetrics,
 }
 
 /// What recording costs the node and what it produced. The load test
@@ -281,6 +283,7 @@ impl Metrics {
                     "Recordings this node could not make (no storage, too many files)",
                 ),
             },
+            ice: crate::ice_path::IcePathMetrics::register(&registry),
             registry,
         }
     }

@@ -97,10 +97,43 @@ impl Chrome {
         panic!("could not start a browser for {label}: {last_err}");
     }
 
+    /// Like [`Chrome::start`], with chromedriver and Chromium inside `net`'s
+    /// namespace; the test reaches chromedriver over the veth (TCP).
+    /// Chromium there accepts any certificate, for a TURN server's test
+    /// certificate on `turns:`.
+    pub async fn start_in(label: &str, net: &super::netns::ChildNet) -> Chrome {
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            match Chrome::try_start_in(label, Some(net)).await {
+                Ok(chrome) => return chrome,
+                Err(e) => {
+                    eprintln!("[harness] starting the browser for {label} failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        panic!("could not start a browser for {label}: {last_err}");
+    }
+
     async fn try_start(label: &str) -> Result<Chrome, String> {
+        Chrome::try_start_in(label, None).await
+    }
+
+    async fn try_start_in(
+        label: &str,
+        net: Option<&super::netns::ChildNet>,
+    ) -> Result<Chrome, String> {
         let profile = TempDir::scratch("chrome");
         let port = free_port();
-        let driver = Command::new("chromedriver")
+        let (mut command, driver_host) = match net {
+            None => (Command::new("chromedriver"), "127.0.0.1".to_owned()),
+            Some(net) => {
+                let mut c = net.command("chromedriver");
+                c.arg(format!("--allowed-ips={}", net.host_ip));
+                (c, net.child_ip.to_string())
+            }
+        };
+        let driver = command
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,7 +144,7 @@ impl Chrome {
             .spawn()
             .map_err(|e| format!("cannot run chromedriver: {e}"))?;
         let mut guard = DriverGuard(Some(driver));
-        let driver_url = format!("http://127.0.0.1:{port}");
+        let driver_url = format!("http://{driver_host}:{port}");
 
         // Wait until chromedriver answers /status.
         let start = Instant::now();
@@ -130,7 +163,7 @@ impl Chrome {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -153,6 +186,9 @@ impl Chrome {
             format!("--user-data-dir={}", profile.path().display()),
             "--window-size=1280,800".into(),
         ];
+        if net.is_some() {
+            args.push("--ignore-certificate-errors".into());
+        }
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
