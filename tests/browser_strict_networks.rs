@@ -73,7 +73,10 @@ async fn video_flows_through_turn_without_udp(tls: bool) {
     );
     let room = create_room(server.base(), "Strict network").await;
     let link = str_field(&room, "link").to_owned();
-    let (ann, bo) = tokio::join!(Chrome::start_in("Ann (no UDP)", &net), Chrome::start("Bo"));
+    let (ann, bo) = tokio::join!(
+        Chrome::start_in("Ann (no UDP)", Some(&net), server.base()),
+        Chrome::start_in("Bo", None, server.base())
+    );
     dump_on_failure(&[&ann, &bo], async {
         let t0 = Instant::now();
         ann.goto(&format!("{link}?name=Ann&skipPrejoin=1")).await;
@@ -97,7 +100,11 @@ async fn video_flows_through_turn_without_udp(tls: bool) {
             secs(10),
             async || match ice_sessions(&server, "relay").await {
                 n if n >= 1.0 => Ok(()),
-                n => Err(format!("veche_node_ice_sessions{{remote=\"relay\"}} = {n}")),
+                n => {
+                    let text = http_get(&server.url("/metrics")).await.body;
+                    let ice: Vec<&str> = text.lines().filter(|l| l.contains("_ice_")).collect();
+                    Err(format!("relayed sessions {n}; ICE metrics: {ice:?}"))
+                }
             },
         )
         .await;
@@ -173,7 +180,10 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
     let watcher = join(server.base(), &slug, "Watcher").await;
     let (sig, _) = Signal::join(server.base(), &watcher).await;
     let events = watch_room(sig);
-    let (ann, bo) = tokio::join!(Chrome::start_in("Ann (moving)", &net), Chrome::start("Bo"));
+    let (ann, bo) = tokio::join!(
+        Chrome::start_in("Ann (moving)", Some(&net), server.base()),
+        Chrome::start_in("Bo", None, server.base())
+    );
     dump_on_failure(&[&ann, &bo], async {
         ann.goto(&format!("{link}?name=Ann&skipPrejoin=1")).await;
         bo.goto(&format!("{link}?name=Bo&skipPrejoin=1")).await;
@@ -235,7 +245,10 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
 async fn connect_times(net: &ChildNet, server: &Server, rounds: usize) -> Vec<(u128, u128)> {
     let room = create_room(server.base(), "Connect time").await;
     let link = str_field(&room, "link").to_owned();
-    let (ann, bo) = tokio::join!(Chrome::start_in("Ann", net), Chrome::start("Bo"));
+    let (ann, bo) = tokio::join!(
+        Chrome::start_in("Ann", Some(net), server.base()),
+        Chrome::start_in("Bo", None, server.base())
+    );
     bo.goto(&format!("{link}?name=Bo&skipPrejoin=1")).await;
     let mut times = Vec::new();
     for round in 0..rounds {

@@ -11,7 +11,7 @@
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use rtc::peer_connection::transport::RTCIceCandidateType;
 use std::sync::Arc;
-use webrtc::peer_connection::PeerConnection;
+use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
 
 /// The label of a candidate type, as in the W3C stats (`host`, `srflx`,
 /// `prflx`, `relay`), or `unknown`.
@@ -124,33 +124,40 @@ impl Drop for IcePath {
     }
 }
 
-/// The kind of the pair `pc` selected, if ICE selected one. With BUNDLE
-/// every transceiver shares one transport, so the first that has one tells.
+/// The kind of the pair `pc` selected, from its stats (the transport's
+/// `selectedCandidatePairId` and that pair's candidates); `None` until ICE
+/// selected one. The stats rather than a transceiver's transport: a
+/// connection that only receives has no transceiver with a transport yet
+/// when it connects.
 pub async fn selected_path(pc: &Arc<dyn PeerConnection>) -> Option<PathKind> {
-    let mut transport = None;
-    for r in pc.get_receivers().await {
-        if let Ok(Some(t)) = r.transport().await {
-            transport = Some(t);
-            break;
+    let report = pc
+        .get_stats(std::time::Instant::now(), StatsSelector::None)
+        .await;
+    let pair_id = report.iter().find_map(|e| match e {
+        RTCStatsReportEntry::Transport(t) if !t.selected_candidate_pair_id.is_empty() => {
+            Some(t.selected_candidate_pair_id.clone())
         }
-    }
-    if transport.is_none() {
-        for s in pc.get_senders().await {
-            if let Ok(Some(t)) = s.transport().await {
-                transport = Some(t);
-                break;
-            }
-        }
-    }
-    let pair = transport?
-        .ice_transport()
-        .get_selected_candidate_pair()
-        .await
-        .ok()??;
-    Some(PathKind {
-        local: type_label(pair.local().typ),
-        remote: type_label(pair.remote().typ),
-    })
+        _ => None,
+    })?;
+    let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
+        return None;
+    };
+    // rtc 0.21.1 keys candidate stats `RTC{Local,Remote}IceCandidate_<id>`
+    // but names them by the bare id in the pair, and registers only
+    // signalled remote candidates: one it lacks was learned from a
+    // connectivity check, which is what peer-reflexive means.
+    let local = match report.get(&format!("RTCLocalIceCandidate_{}", pair.local_candidate_id)) {
+        Some(RTCStatsReportEntry::LocalCandidate(c)) => type_label(c.candidate_type),
+        _ => "unknown",
+    };
+    let remote = match report.get(&format!(
+        "RTCRemoteIceCandidate_{}",
+        pair.remote_candidate_id
+    )) {
+        Some(RTCStatsReportEntry::RemoteCandidate(c)) => type_label(c.candidate_type),
+        _ => "prflx",
+    };
+    Some(PathKind { local, remote })
 }
 
 #[cfg(test)]

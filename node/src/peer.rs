@@ -320,11 +320,14 @@ impl Actor {
 
     /// Puts the selected ICE pair in the metrics, if ICE selected one.
     async fn read_path(&mut self) {
-        if let Some(kind) = selected_path(&self.pc).await {
-            if self.path.current() != Some(kind) {
-                info!(local = kind.local, remote = kind.remote, "ICE path");
+        match selected_path(&self.pc).await {
+            Some(kind) => {
+                if self.path.current() != Some(kind) {
+                    info!(local = kind.local, remote = kind.remote, "ICE path");
+                }
+                self.path.selected(kind);
             }
-            self.path.selected(kind);
+            None => debug!("ICE connected without a selected pair in the stats"),
         }
     }
 

@@ -97,14 +97,20 @@ impl Chrome {
         panic!("could not start a browser for {label}: {last_err}");
     }
 
-    /// Like [`Chrome::start`], with chromedriver and Chromium inside `net`'s
-    /// namespace; the test reaches chromedriver over the veth (TCP).
+    /// Like [`Chrome::start`], for a server that is not on 127.0.0.1: the
+    /// page at `origin` counts as a secure context (or it gets no camera or
+    /// microphone), and with `net`, chromedriver and Chromium run inside
+    /// that namespace; the test reaches chromedriver over the veth (TCP).
     /// Chromium there accepts any certificate, for a TURN server's test
     /// certificate on `turns:`.
-    pub async fn start_in(label: &str, net: &super::netns::ChildNet) -> Chrome {
+    pub async fn start_in(
+        label: &str,
+        net: Option<&super::netns::ChildNet>,
+        origin: &str,
+    ) -> Chrome {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Chrome::try_start_in(label, Some(net)).await {
+            match Chrome::try_start_in(label, net, Some(origin)).await {
                 Ok(chrome) => return chrome,
                 Err(e) => {
                     eprintln!("[harness] starting the browser for {label} failed: {e}");
@@ -116,12 +122,13 @@ impl Chrome {
     }
 
     async fn try_start(label: &str) -> Result<Chrome, String> {
-        Chrome::try_start_in(label, None).await
+        Chrome::try_start_in(label, None, None).await
     }
 
     async fn try_start_in(
         label: &str,
         net: Option<&super::netns::ChildNet>,
+        origin: Option<&str>,
     ) -> Result<Chrome, String> {
         let profile = TempDir::scratch("chrome");
         let port = free_port();
@@ -188,6 +195,9 @@ impl Chrome {
         ];
         if net.is_some() {
             args.push("--ignore-certificate-errors".into());
+        }
+        if let Some(origin) = origin {
+            args.push(format!("--unsafely-treat-insecure-origin-as-secure={origin}"));
         }
         let caps = json!({
             "browserName": "chrome",
