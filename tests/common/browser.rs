@@ -99,8 +99,9 @@ impl Chrome {
 
     /// Like [`Chrome::start`], for a server that is not on 127.0.0.1: the
     /// page at `origin` counts as a secure context (or it gets no camera or
-    /// microphone), and with `net`, chromedriver and Chromium run inside
-    /// that namespace; the test reaches chromedriver over the veth (TCP).
+    /// microphone), and with `net`, Chromium runs inside that namespace
+    /// (chromedriver stays here and drives it over a pipe, so the browser
+    /// stays reachable whatever happens to the namespace's network).
     /// Chromium there accepts any certificate, for a TURN server's test
     /// certificate on `turns:`.
     pub async fn start_in(
@@ -132,15 +133,25 @@ impl Chrome {
     ) -> Result<Chrome, String> {
         let profile = TempDir::scratch("chrome");
         let port = free_port();
-        let (mut command, driver_host) = match net {
-            None => (Command::new("chromedriver"), "127.0.0.1".to_owned()),
+        // In a namespace, Chromium starts through a wrapper that enters it,
+        // and talks to chromedriver (here) over a pipe: a DevTools TCP port
+        // would be on the namespace's own loopback.
+        let binary = match net {
+            None => CHROMIUM.to_owned(),
             Some(net) => {
-                let mut c = net.command("chromedriver");
-                c.arg(format!("--allowed-ips={}", net.host_ip));
-                (c, net.child_ip.to_string())
+                let wrapper = profile.path().join("chromium-in-netns");
+                std::fs::write(
+                    &wrapper,
+                    format!("#!/bin/sh\nexec nsenter -t {} -n {CHROMIUM} \"$@\"\n", net.pid),
+                )
+                .map_err(|e| format!("cannot write the wrapper: {e}"))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("cannot make the wrapper executable: {e}"))?;
+                wrapper.display().to_string()
             }
         };
-        let driver = command
+        let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -151,7 +162,7 @@ impl Chrome {
             .spawn()
             .map_err(|e| format!("cannot run chromedriver: {e}"))?;
         let mut guard = DriverGuard(Some(driver));
-        let driver_url = format!("http://{driver_host}:{port}");
+        let driver_url = format!("http://127.0.0.1:{port}");
 
         // Wait until chromedriver answers /status.
         let start = Instant::now();
@@ -194,6 +205,7 @@ impl Chrome {
             "--window-size=1280,800".into(),
         ];
         if net.is_some() {
+            args.push("--remote-debugging-pipe".into());
             args.push("--ignore-certificate-errors".into());
         }
         if let Some(origin) = origin {
@@ -201,7 +213,7 @@ impl Chrome {
         }
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": { "binary": binary, "args": args },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
         let driver = WebDriver::new_session(&driver_url, caps)

@@ -74,6 +74,9 @@ impl ChildNet {
         must(Command::new("ip").args(["link", "set", &net.host_if, "up"]));
         net.exec(&["ip", "link", "set", "lo", "up"]);
         net.exec(&["ip", "addr", "add", &format!("{}/24", net.child_ip), "dev", &net.child_if]);
+        // Removing the primary address must not take a secondary one (the
+        // new address of `readdress`) along.
+        net.exec(&["sysctl", "-qw", &format!("net.ipv4.conf.{}.promote_secondaries=1", net.child_if)]);
         net.exec(&["ip", "link", "set", &net.child_if, "up"]);
         net.exec(&["ip", "route", "add", "default", "via", &net.host_ip.to_string()]);
         net
@@ -122,20 +125,22 @@ impl ChildNet {
         assert!(child.wait().expect("nft ends").success(), "nft refused {rules}");
     }
 
-    /// Moves the child to another address on the same subnet, as a laptop
-    /// that changed networks: the new address is added, then the old one
-    /// removed (which ends every flow that used it), and the default route
-    /// restored. Returns the new address.
+    /// Moves the child to another network, as a laptop that went from
+    /// Wi-Fi to a phone hotspot: the parent end gets a gateway address on
+    /// a new subnet (`10.A.(B+128 mod 256).1/24`), the child end an address
+    /// there, the old address goes (which ends every flow that used it),
+    /// and the default route points at the new gateway. The parent end's
+    /// first address, where the servers listen, stays reachable through
+    /// that route. Returns the new address.
     pub fn readdress(&mut self) -> Ipv4Addr {
-        let [a, b, c, d] = self.child_ip.octets();
-        let new = Ipv4Addr::new(a, b, c, if d == 2 { 3 } else { 2 });
+        let [a, b, c, _] = self.child_ip.octets();
+        let c2 = c.wrapping_add(128);
+        let gateway = Ipv4Addr::new(a, b, c2, 1);
+        let new = Ipv4Addr::new(a, b, c2, 2);
+        must(Command::new("ip").args(["addr", "add", &format!("{gateway}/24"), "dev", &self.host_if]));
         self.exec(&["ip", "addr", "add", &format!("{new}/24"), "dev", &self.child_if]);
         self.exec(&["ip", "addr", "del", &format!("{}/24", self.child_ip), "dev", &self.child_if]);
-        // Deleting the primary address flushed the route through it.
-        let _ = self
-            .command("ip")
-            .args(["route", "replace", "default", "via", &self.host_ip.to_string()])
-            .status();
+        self.exec(&["ip", "route", "replace", "default", "via", &gateway.to_string()]);
         self.child_ip = new;
         new
     }

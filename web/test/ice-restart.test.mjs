@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   ICE_DISCONNECTED_GRACE_MS,
   ICE_RESTART_TIMEOUT_MS,
+  INBOUND_STALL_MS,
   IceRestart,
   MAX_ICE_RESTARTS,
   SIGNAL_PROBE_MS,
@@ -91,6 +92,36 @@ describe('ICE restart decision', () => {
     assert.deepEqual(types(r.handle({ type: 'network_change' }, 10)), ['restart', 'set_timer', 'probe_signalling']);
     // A second change while the restart runs waits for it.
     assert.deepEqual(r.handle({ type: 'network_change' }, 20), []);
+  });
+
+  test('a host address that appears while connected is a new network: restart at once', () => {
+    const r = new IceRestart();
+    const cand = (/** @type {string} */ t, /** @type {string} */ a) => r.handle({ type: 'local_candidate', candidateType: t, address: a }, 0);
+    assert.deepEqual(cand('host', '10.0.0.2'), [], 'gathered before connecting');
+    ice(r, 'connected', 0);
+    assert.deepEqual(cand('relay', '192.0.2.9'), [], 'a late relayed candidate is no new network');
+    assert.deepEqual(cand('host', '10.0.0.2'), [], 'an address seen before');
+    assert.deepEqual(types(cand('host', '10.0.0.3')), ['restart', 'set_timer', 'probe_signalling']);
+  });
+
+  test('media that was flowing and stops probes the signalling socket at once, and restarts nothing', () => {
+    const r = up();
+    const inbound = (/** @type {number} */ packets, /** @type {number} */ t) => r.handle({ type: 'inbound', packets }, t);
+    assert.deepEqual(inbound(10, 0), []);
+    assert.deepEqual(inbound(40, 500), []);
+    assert.deepEqual(inbound(70, 1000), []);
+    assert.deepEqual(inbound(70, 1500), [], 'half a second without packets is jitter');
+    assert.deepEqual(inbound(70, 1000 + INBOUND_STALL_MS), [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }]);
+    assert.deepEqual(inbound(70, 2500), [], 'one probe per stall');
+    assert.equal(r.restarts, 0);
+    inbound(80, 3000);
+    inbound(90, 3500);
+    assert.deepEqual(types(inbound(90, 4500)), ['probe_signalling'], 'a new stall after media flowed again');
+  });
+
+  test('a connection that never received media never stalls', () => {
+    const r = up();
+    for (let t = 0; t < 5000; t += 500) assert.deepEqual(r.handle({ type: 'inbound', packets: 0 }, t), []);
   });
 
   test('a closed connection does nothing more', () => {

@@ -24,19 +24,31 @@ export const ICE_DISCONNECTED_GRACE_MS = 1500;
 export const ICE_RESTART_TIMEOUT_MS = 5000;
 /** Restarts in a row without reconnecting, before giving up (rejoin). */
 export const MAX_ICE_RESTARTS = 2;
+/** How often the shell samples the packets received, for `stall`. */
+export const INBOUND_SAMPLE_MS = 500;
+/** Media that was flowing and stops for this long is a broken path.
+ * Chromium itself says `disconnected` only after ~5 s without packets
+ * when the address it used disappears (a network change), and the seat's
+ * resume starts only after that. */
+export const INBOUND_STALL_MS = 1000;
 /** How long the signalling socket may take to answer a probe once the
- * media path broke. A network change usually kills the socket too (it is
+ * media path broke (a ping's round trip, even on a slow mobile link). A network change usually kills the socket too (it is
  * bound to the old address); waiting for three missed keepalives (15 s)
  * would keep the call frozen that long before the seat is resumed. */
-export const SIGNAL_PROBE_MS = 1500;
+export const SIGNAL_PROBE_MS = 1000;
 
 /**
  * @typedef {{type: 'ice_state', state: string}
  *   | {type: 'timer'}
+ *   | {type: 'local_candidate', candidateType: string | null, address: string | null}
+ *   | {type: 'inbound', packets: number}
  *   | {type: 'network_change'}} IceEvent
  * `ice_state`: the peer connection's `iceConnectionState` (or `failed` from
- * its `connectionState`). `network_change`: the browser reports new
- * interfaces (the `online` event).
+ * its `connectionState`). `local_candidate`: the browser gathered a local
+ * candidate (Chromium gathers continually, so an address that appears
+ * while connected is a new network). `network_change`: the browser reports
+ * new interfaces (the `online` event). `inbound`: RTP packets received so
+ * far on the connection (sampled every `INBOUND_SAMPLE_MS`).
  */
 
 /**
@@ -68,6 +80,15 @@ export class IceRestart {
     /** How long the last recovery took, in ms (down → up). */
     /** @type {number | null} */
     this.lastRecoveryMs = null;
+    /** Addresses of the host candidates gathered so far. */
+    /** @type {Set<string>} */
+    this.hostAddresses = new Set();
+    /** Packets received at the last sample, and when they last grew. */
+    this.packets = 0;
+    /** @type {number | null} */
+    this.grewAt = null;
+    /** Samples in a row in which packets grew: media is flowing. */
+    this.growing = 0;
   }
 
   /**
@@ -79,6 +100,14 @@ export class IceRestart {
     if (this.phase === 'gone') return [];
     if (ev.type === 'ice_state') return this.iceState(ev.state, now);
     if (ev.type === 'timer') return this.timer(now);
+    if (ev.type === 'inbound') return this.inbound(ev.packets, now);
+    if (ev.type === 'local_candidate') {
+      // Only a host address that was not there before is a new network;
+      // a relayed or reflexive candidate may simply arrive late.
+      if (ev.candidateType !== 'host' || !ev.address || this.hostAddresses.has(ev.address)) return [];
+      this.hostAddresses.add(ev.address);
+      if (this.phase !== 'up' && this.phase !== 'disconnected') return [];
+    }
     // New interfaces: the old path may be gone already, so do not wait
     // for ICE to notice.
     if (this.phase === 'up' || this.phase === 'disconnected') return this.restart(now);
@@ -124,6 +153,34 @@ export class IceRestart {
       default:
         return [];
     }
+  }
+
+  /**
+   * A stall of media that was flowing: check the signalling socket at once
+   * instead of waiting seconds for the browser to call the path
+   * disconnected. If our own network changed, the socket died with it and
+   * the probe's failure resumes the seat; if the socket answers, the stall
+   * is more likely the sender's (a participant whose network changed, or
+   * who left), so nothing is restarted here: a restart on every
+   * receiver would renegotiate them all just when the sender comes back.
+   * ICE's own `disconnected` and `failed` still restart our path.
+   * @param {number} packets
+   * @param {number} now
+   * @returns {IceAction[]}
+   */
+  inbound(packets, now) {
+    if (packets > this.packets) {
+      this.packets = packets;
+      this.grewAt = now;
+      this.growing += 1;
+      return [];
+    }
+    this.packets = packets;
+    const flowing = this.growing >= 2;
+    if (!flowing || this.grewAt === null || now - this.grewAt < INBOUND_STALL_MS) return [];
+    this.growing = 0;
+    if (this.phase !== 'up') return [];
+    return [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }];
   }
 
   /**
