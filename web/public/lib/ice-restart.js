@@ -25,12 +25,12 @@ export const ICE_RESTART_TIMEOUT_MS = 5000;
 /** Restarts in a row without reconnecting, before giving up (rejoin). */
 export const MAX_ICE_RESTARTS = 2;
 /** How often the shell samples the packets received, for `stall`. */
-export const INBOUND_SAMPLE_MS = 500;
+export const INBOUND_SAMPLE_MS = 250;
 /** Media that was flowing and stops for this long is a broken path.
  * Chromium itself says `disconnected` only after ~5 s without packets
  * when the address it used disappears (a network change), and the seat's
  * resume starts only after that. */
-export const INBOUND_STALL_MS = 1000;
+export const INBOUND_STALL_MS = 750;
 /** How long the signalling socket may take to answer a probe once the
  * media path broke (a ping's round trip, even on a slow mobile link). A network change usually kills the socket too (it is
  * bound to the old address); waiting for three missed keepalives (15 s)
