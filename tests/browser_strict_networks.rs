@@ -168,14 +168,18 @@ fn frames_since(base: &BTreeMap<String, u64>, now: &BTreeMap<String, u64>) -> u6
 
 /// The page's participant id (its `joined`).
 async fn own_id(b: &Chrome) -> String {
-    wait_for(&format!("{} knows its participant id", b.label), secs(20), async || {
-        let s = b.state().await?;
-        s["participantId"]
-            .as_str()
-            .or_else(|| s["self"]["participant_id"].as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("state {s}"))
-    })
+    wait_for(
+        &format!("{} knows its participant id", b.label),
+        secs(20),
+        async || {
+            let s = b.state().await?;
+            s["participantId"]
+                .as_str()
+                .or_else(|| s["self"]["participant_id"].as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("state {s}"))
+        },
+    )
     .await
 }
 
@@ -216,27 +220,34 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
                 .map_err(|_| format!("{}'s stats took over 2 s", b.label))?
         };
         let firsts = Mutex::new(Vec::new());
-        let back = wait_for("video flows both ways again after the move", secs(30), async || {
-            let b = frames_since(&before_bo, &of(&bo, &ann_id).await?);
-            let a = frames_since(&before_ann, &of(&ann, &bo_id).await?);
-            for (side, n) in [("Bo gets Ann", b), ("Ann gets Bo", a)] {
-                let mut f = firsts.lock().unwrap();
-                if n > 5 && !f.iter().any(|(s, _)| *s == side) {
-                    f.push((side, moved.elapsed()));
+        let back = wait_for(
+            "video flows both ways again after the move",
+            secs(30),
+            async || {
+                let b = frames_since(&before_bo, &of(&bo, &ann_id).await?);
+                let a = frames_since(&before_ann, &of(&ann, &bo_id).await?);
+                for (side, n) in [("Bo gets Ann", b), ("Ann gets Bo", a)] {
+                    let mut f = firsts.lock().unwrap();
+                    if n > 5 && !f.iter().any(|(s, _)| *s == side) {
+                        f.push((side, moved.elapsed()));
+                    }
                 }
-            }
-            if b > 5 && a > 5 {
-                Ok(moved.elapsed())
-            } else {
-                Err(format!(
-                    "frames since the move: Bo has {b} of Ann, Ann has {a} of Bo"
-                ))
-            }
-        })
+                if b > 5 && a > 5 {
+                    Ok(moved.elapsed())
+                } else {
+                    Err(format!(
+                        "frames since the move: Bo has {b} of Ann, Ann has {a} of Bo"
+                    ))
+                }
+            },
+        )
         .await;
         eprintln!("video back per direction: {:?}", firsts.lock().unwrap());
         let ice = ann.js("return window.__vecheIce || null;", vec![]).await;
-        eprintln!("Ann's ICE after the move (moved at {:?}): {ice:?}", std::time::SystemTime::now() - moved.elapsed());
+        eprintln!(
+            "Ann's ICE after the move (moved at {:?}): {ice:?}",
+            std::time::SystemTime::now() - moved.elapsed()
+        );
         assert!(
             back <= secs(5),
             "video came back {} ms after the move, over the 5 s bound",
@@ -281,9 +292,15 @@ async fn connect_times(net: &ChildNet, server: &Server, rounds: usize) -> Vec<(u
     for round in 0..rounds {
         ann.goto("about:blank").await;
         let t0 = Instant::now();
-        ann.goto(&format!("{link}?name=Ann{round}&skipPrejoin=1")).await;
+        ann.goto(&format!("{link}?name=Ann{round}&skipPrejoin=1"))
+            .await;
         let connected = wait_for("Ann's ICE connects", MEDIA_TIMEOUT, async || {
-            let v = ann.js("return window.__vecheIce ? window.__vecheIce.state : null;", vec![]).await?;
+            let v = ann
+                .js(
+                    "return window.__vecheIce ? window.__vecheIce.state : null;",
+                    vec![],
+                )
+                .await?;
             match v.as_str() {
                 Some("connected" | "completed") => Ok(t0.elapsed()),
                 other => Err(format!("iceConnectionState {other:?}")),

@@ -106,7 +106,10 @@ impl IcePath {
             .selected
             .with_label_values(&[kind.local, kind.remote])
             .inc();
-        self.metrics.sessions.with_label_values(&[kind.remote]).inc();
+        self.metrics
+            .sessions
+            .with_label_values(&[kind.remote])
+            .inc();
         self.current = Some(kind);
     }
 

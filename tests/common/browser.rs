@@ -142,7 +142,10 @@ impl Chrome {
                 let wrapper = profile.path().join("chromium-in-netns");
                 std::fs::write(
                     &wrapper,
-                    format!("#!/bin/sh\nexec nsenter -t {} -n {CHROMIUM} \"$@\"\n", net.pid),
+                    format!(
+                        "#!/bin/sh\nexec nsenter -t {} -n {CHROMIUM} \"$@\"\n",
+                        net.pid
+                    ),
                 )
                 .map_err(|e| format!("cannot write the wrapper: {e}"))?;
                 use std::os::unix::fs::PermissionsExt;
@@ -209,7 +212,9 @@ impl Chrome {
             args.push("--ignore-certificate-errors".into());
         }
         if let Some(origin) = origin {
-            args.push(format!("--unsafely-treat-insecure-origin-as-secure={origin}"));
+            args.push(format!(
+                "--unsafely-treat-insecure-origin-as-secure={origin}"
+            ));
         }
         let caps = json!({
             "browserName": "chrome",

@@ -53,7 +53,9 @@ impl Coturn {
             let cert = dir.path().join("cert.pem");
             let key = dir.path().join("key.pem");
             let out = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
                 .args(["-subj", "/CN=veche-test-turn"])
                 .arg("-addext")
                 .arg(format!("subjectAltName=IP:{ip}"))
@@ -98,12 +100,16 @@ impl Coturn {
             ports.push(443);
         }
         for p in ports {
-            wait_for(&format!("coturn listens on {ip}:{p}"), secs(20), async || {
-                tokio::net::TcpStream::connect((ip, p))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+            wait_for(
+                &format!("coturn listens on {ip}:{p}"),
+                secs(20),
+                async || {
+                    tokio::net::TcpStream::connect((ip, p))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
+            )
             .await;
         }
         coturn

@@ -68,17 +68,44 @@ impl ChildNet {
                 _ => std::thread::sleep(std::time::Duration::from_millis(20)),
             }
         }
-        must(Command::new("ip").args(["link", "add", &net.host_if, "type", "veth", "peer", "name"])
-            .args([&net.child_if, "netns", &pid.to_string()]));
-        must(Command::new("ip").args(["addr", "add", &format!("{}/24", net.host_ip), "dev", &net.host_if]));
+        must(
+            Command::new("ip")
+                .args(["link", "add", &net.host_if, "type", "veth", "peer", "name"])
+                .args([&net.child_if, "netns", &pid.to_string()]),
+        );
+        must(Command::new("ip").args([
+            "addr",
+            "add",
+            &format!("{}/24", net.host_ip),
+            "dev",
+            &net.host_if,
+        ]));
         must(Command::new("ip").args(["link", "set", &net.host_if, "up"]));
         net.exec(&["ip", "link", "set", "lo", "up"]);
-        net.exec(&["ip", "addr", "add", &format!("{}/24", net.child_ip), "dev", &net.child_if]);
+        net.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", net.child_ip),
+            "dev",
+            &net.child_if,
+        ]);
         // Removing the primary address must not take a secondary one (the
         // new address of `readdress`) along.
-        net.exec(&["sysctl", "-qw", &format!("net.ipv4.conf.{}.promote_secondaries=1", net.child_if)]);
+        net.exec(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{}.promote_secondaries=1", net.child_if),
+        ]);
         net.exec(&["ip", "link", "set", &net.child_if, "up"]);
-        net.exec(&["ip", "route", "add", "default", "via", &net.host_ip.to_string()]);
+        net.exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &net.host_ip.to_string(),
+        ]);
         net
     }
 
@@ -122,7 +149,10 @@ impl ChildNet {
             .expect("piped stdin")
             .write_all(rules.as_bytes())
             .expect("rules written");
-        assert!(child.wait().expect("nft ends").success(), "nft refused {rules}");
+        assert!(
+            child.wait().expect("nft ends").success(),
+            "nft refused {rules}"
+        );
     }
 
     /// Moves the child to another network, as a laptop that went from
@@ -137,10 +167,37 @@ impl ChildNet {
         let c2 = c.wrapping_add(128);
         let gateway = Ipv4Addr::new(a, b, c2, 1);
         let new = Ipv4Addr::new(a, b, c2, 2);
-        must(Command::new("ip").args(["addr", "add", &format!("{gateway}/24"), "dev", &self.host_if]));
-        self.exec(&["ip", "addr", "add", &format!("{new}/24"), "dev", &self.child_if]);
-        self.exec(&["ip", "addr", "del", &format!("{}/24", self.child_ip), "dev", &self.child_if]);
-        self.exec(&["ip", "route", "replace", "default", "via", &gateway.to_string()]);
+        must(Command::new("ip").args([
+            "addr",
+            "add",
+            &format!("{gateway}/24"),
+            "dev",
+            &self.host_if,
+        ]));
+        self.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{new}/24"),
+            "dev",
+            &self.child_if,
+        ]);
+        self.exec(&[
+            "ip",
+            "addr",
+            "del",
+            &format!("{}/24", self.child_ip),
+            "dev",
+            &self.child_if,
+        ]);
+        self.exec(&[
+            "ip",
+            "route",
+            "replace",
+            "default",
+            "via",
+            &gateway.to_string(),
+        ]);
         self.child_ip = new;
         new
     }
