@@ -158,9 +158,45 @@ pub async fn selected_path(pc: &Arc<dyn PeerConnection>) -> Option<PathKind> {
         pair.remote_candidate_id
     )) {
         Some(RTCStatsReportEntry::RemoteCandidate(c)) => type_label(c.candidate_type),
-        _ => "prflx",
+        // A check from the browser's TURN relay often arrives before the
+        // browser's relay candidate does: the pair stays "prflx", but its
+        // address is the relay candidate's.
+        _ => match selected_remote_addr(pc).await {
+            Some((ip, port)) => report
+                .iter()
+                .find_map(|e| match e {
+                    RTCStatsReportEntry::RemoteCandidate(c)
+                        if c.port == port && c.address.as_deref() == Some(ip.as_str()) =>
+                    {
+                        Some(type_label(c.candidate_type))
+                    }
+                    _ => None,
+                })
+                .unwrap_or("prflx"),
+            None => "prflx",
+        },
     };
     Some(PathKind { local, remote })
+}
+
+/// The address of the selected pair's remote candidate, through a
+/// transceiver's transport (there is none on a connection that has not
+/// negotiated one yet).
+async fn selected_remote_addr(pc: &Arc<dyn PeerConnection>) -> Option<(String, u16)> {
+    let mut transports = Vec::new();
+    for r in pc.get_receivers().await {
+        transports.push(r.transport().await);
+    }
+    for s in pc.get_senders().await {
+        transports.push(s.transport().await);
+    }
+    let transport = transports.into_iter().find_map(|t| t.ok().flatten())?;
+    let pair = transport
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+        .ok()??;
+    Some((pair.remote().address.clone(), pair.remote().port))
 }
 
 #[cfg(test)]

@@ -463,6 +463,10 @@ impl Actor {
                 format!("candidate refused: {e}"),
                 "candidate",
             );
+        } else if *self.connected.borrow() {
+            // The candidate may name the connected pair's remote end (a
+            // relay candidate that came after its first check).
+            self.read_path().await;
         }
     }
 
