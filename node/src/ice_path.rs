@@ -162,18 +162,27 @@ pub async fn selected_path(pc: &Arc<dyn PeerConnection>) -> Option<PathKind> {
         // browser's relay candidate does: the pair stays "prflx", but its
         // address is the relay candidate's.
         _ => match selected_remote_addr(pc).await {
-            Some((ip, port)) => report
-                .iter()
-                .find_map(|e| match e {
-                    RTCStatsReportEntry::RemoteCandidate(c)
-                        if c.port == port && c.address.as_deref() == Some(ip.as_str()) =>
-                    {
-                        Some(type_label(c.candidate_type))
-                    }
+            Some((ip, port)) => {
+                tracing::debug!(%ip, port, known = ?report.iter().filter_map(|e| match e {
+                    RTCStatsReportEntry::RemoteCandidate(c) => Some((c.address.clone(), c.port, type_label(c.candidate_type))),
                     _ => None,
-                })
-                .unwrap_or("prflx"),
-            None => "prflx",
+                }).collect::<Vec<_>>(), "selected remote candidate not in the stats");
+                report
+                    .iter()
+                    .find_map(|e| match e {
+                        RTCStatsReportEntry::RemoteCandidate(c)
+                            if c.port == port && c.address.as_deref() == Some(ip.as_str()) =>
+                        {
+                            Some(type_label(c.candidate_type))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or("prflx")
+            }
+            None => {
+                tracing::debug!("selected remote candidate not in the stats, and no transport");
+                "prflx"
+            }
         },
     };
     Some(PathKind { local, remote })
