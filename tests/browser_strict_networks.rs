@@ -183,10 +183,45 @@ async fn own_id(b: &Chrome) -> String {
     .await
 }
 
+/// How a call's path breaks in [`path_breaks_mid_call`].
+#[derive(Clone, Copy, PartialEq)]
+enum Break {
+    /// Ann's namespace moves to a new subnet: the signalling socket dies
+    /// too, so the seat is resumed (others may see "reconnecting").
+    Move,
+    /// Ann's UDP is dropped; her signalling (TCP) survives and TURN over
+    /// TCP is offered: ICE must find the relayed path over the same
+    /// socket, with no resume.
+    BlockUdp,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_never_leaves() {
+    path_breaks_mid_call(Break::Move, secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_whose_udp_is_cut_mid_call_moves_to_turn_over_the_same_socket_without_leaving() {
+    path_breaks_mid_call(Break::BlockUdp, secs(15)).await;
+}
+
+/// Ann (in a namespace) and Bo decode each other; Ann's path breaks;
+/// video must flow both ways again within `bound`, and a signalling
+/// watcher must never see Ann leave or join again.
+async fn path_breaks_mid_call(how: Break, bound: Duration) {
     let mut net = ChildNet::create();
-    let server = Server::start_on(net.host(), "");
+    let coturn = match how {
+        Break::Move => None,
+        Break::BlockUdp => Some(Coturn::start(net.host_ip, false).await),
+    };
+    let config = match &coturn {
+        None => String::new(),
+        Some(c) => format!(
+            "[media]\nturn_urls = [\"{}\"]\nturn_secret = \"{TURN_SECRET}\"\n",
+            c.url()
+        ),
+    };
+    let server = Server::start_on(net.host(), &config);
     let room = create_room(server.base(), "Moving laptop").await;
     let link = str_field(&room, "link").to_owned();
     let slug = str_field(&room, "slug").to_owned();
@@ -208,8 +243,10 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
         let before_bo = frames_from(&bo, &ann_id).await.expect("Bo's stats");
         let before_ann = frames_from(&ann, &bo_id).await.expect("Ann's stats");
         let moved = Instant::now();
-        let new_ip = net.readdress();
-        eprintln!("Ann moved to {new_ip}");
+        match how {
+            Break::Move => eprintln!("Ann moved to {}", net.readdress()),
+            Break::BlockUdp => net.block_udp(),
+        }
         // Back means: more frames than a jitter buffer holds decoded since
         // the move (a new track after a resumed seat counts from zero), at
         // both ends (Bo sees Ann, Ann sees Bo). Waited for longer
@@ -251,9 +288,10 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
         );
         let back = back.unwrap_or_else(|| panic!("video did not come back in 30 s: {last}"));
         assert!(
-            back <= secs(5),
-            "video came back {} ms after the move, over the 5 s bound",
-            back.as_millis()
+            back <= bound,
+            "video came back {} ms after the break, over the {} s bound",
+            back.as_millis(),
+            bound.as_secs()
         );
         eprintln!("video back {} ms after the move", back.as_millis());
         let ice = ann.js("return window.__vecheIce || null;", vec![]).await;
@@ -272,6 +310,18 @@ async fn a_browser_that_changes_address_mid_call_gets_video_back_within_5_s_and_
             .filter(|m| m["participant"]["participant_id"] == ann_id.as_str())
             .count();
         assert_eq!(rejoined, 0, "the watcher saw Ann join again");
+        if how == Break::BlockUdp {
+            let reconnecting: Vec<&Value> = seen
+                .iter()
+                .filter(|m| m.to_string().contains("reconnecting"))
+                .collect();
+            assert!(
+                reconnecting.is_empty(),
+                "Ann's seat was resumed instead of ICE restarting on the same socket: {reconnecting:?}"
+            );
+            let path = selected_path(&ann).await;
+            assert_eq!(path["local"].as_str(), Some("relay"), "Ann's path after the cut: {path}");
+        }
     })
     .await;
     ann.close().await;
