@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   ICE_DISCONNECTED_GRACE_MS,
   ICE_RESTART_TIMEOUT_MS,
+  INBOUND_RESTART_MS,
   INBOUND_STALL_MS,
   IceRestart,
   MAX_ICE_RESTARTS,
@@ -104,7 +105,7 @@ describe('ICE restart decision', () => {
     assert.deepEqual(types(cand('host', '10.0.0.3')), ['restart', 'set_timer', 'probe_signalling']);
   });
 
-  test('media that was flowing and stops probes the signalling socket at once, and restarts nothing', () => {
+  test('media that was flowing and stops probes the socket at once, and restarts ICE if it stays stalled', () => {
     const r = up();
     const inbound = (/** @type {number} */ packets, /** @type {number} */ t) => r.handle({ type: 'inbound', packets }, t);
     assert.deepEqual(inbound(10, 0), []);
@@ -114,9 +115,25 @@ describe('ICE restart decision', () => {
     assert.deepEqual(inbound(70, 1000 + INBOUND_STALL_MS), [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }]);
     assert.deepEqual(inbound(70, 2500), [], 'one probe per stall');
     assert.equal(r.restarts, 0);
-    inbound(80, 3000);
-    inbound(90, 3500);
-    assert.deepEqual(types(inbound(90, 4500)), ['probe_signalling'], 'a new stall after media flowed again');
+    // The socket answered (or the call would have resumed), media did not come back.
+    assert.deepEqual(types(inbound(70, 1000 + INBOUND_RESTART_MS)), ['cancel_timer', 'restart', 'set_timer', 'probe_signalling']);
+    assert.deepEqual(inbound(70, 5000), [], 'one restart per stall');
+    ice(r, 'connected', 5100);
+    assert.equal(r.lastRecoveryMs, 4100, 'counted from the last packet');
+  });
+
+  test('media that comes back after the probe restarts nothing', () => {
+    const r = up();
+    const inbound = (/** @type {number} */ packets, /** @type {number} */ t) => r.handle({ type: 'inbound', packets }, t);
+    inbound(10, 0);
+    inbound(40, 500);
+    inbound(70, 1000);
+    assert.deepEqual(types(inbound(70, 1000 + INBOUND_STALL_MS)), ['probe_signalling']);
+    inbound(80, 2000);
+    inbound(90, 2500);
+    assert.deepEqual(inbound(90, 3000), []);
+    assert.equal(r.restarts, 0);
+    assert.deepEqual(types(inbound(90, 2500 + INBOUND_STALL_MS)), ['probe_signalling'], 'a new stall probes again');
   });
 
   test('a connection that never received media never stalls', () => {

@@ -31,6 +31,8 @@ export const INBOUND_SAMPLE_MS = 250;
  * when the address it used disappears (a network change), and the seat's
  * resume starts only after that. */
 export const INBOUND_STALL_MS = 750;
+/** A stall this long, with the signalling socket answering, restarts ICE. */
+export const INBOUND_RESTART_MS = 3000;
 /** How long the signalling socket may take to answer a probe once the
  * media path broke (a ping's round trip, even on a slow mobile link). A network change usually kills the socket too (it is
  * bound to the old address); waiting for three missed keepalives (15 s)
@@ -89,6 +91,9 @@ export class IceRestart {
     this.grewAt = null;
     /** Samples in a row in which packets grew: media is flowing. */
     this.growing = 0;
+    /** How far the current stall got: probed the socket, restarted ICE. */
+    /** @type {'none' | 'probed' | 'restarted'} */
+    this.stall = 'none';
   }
 
   /**
@@ -156,14 +161,17 @@ export class IceRestart {
   }
 
   /**
-   * A stall of media that was flowing: check the signalling socket at once
-   * instead of waiting seconds for the browser to call the path
-   * disconnected. If our own network changed, the socket died with it and
-   * the probe's failure resumes the seat; if the socket answers, the stall
-   * is more likely the sender's (a participant whose network changed, or
-   * who left), so nothing is restarted here: a restart on every
-   * receiver would renegotiate them all just when the sender comes back.
-   * ICE's own `disconnected` and `failed` still restart our path.
+   * A stall of media that was flowing. First the signalling socket is
+   * checked at once instead of waiting seconds for the browser to call the
+   * path disconnected: if our own network changed, the socket died with it
+   * and the probe's failure resumes the seat. If the socket answers and
+   * media is still stalled `INBOUND_RESTART_MS` after the last packet, ICE
+   * is restarted: Chromium may have moved its side to a backup pair (a
+   * relay) without ever leaving `connected`, while the node, the
+   * controlled agent, keeps sending on the nominated pair that died; only
+   * a restart makes both sides agree again. The stall may also be the
+   * sender's (a participant whose network changed, or who left); the
+   * restart is then needless but harmless.
    * @param {number} packets
    * @param {number} now
    * @returns {IceAction[]}
@@ -173,14 +181,23 @@ export class IceRestart {
       this.packets = packets;
       this.grewAt = now;
       this.growing += 1;
+      this.stall = 'none';
       return [];
     }
     this.packets = packets;
-    const flowing = this.growing >= 2;
-    if (!flowing || this.grewAt === null || now - this.grewAt < INBOUND_STALL_MS) return [];
-    this.growing = 0;
-    if (this.phase !== 'up') return [];
-    return [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }];
+    if (this.growing < 2 || this.grewAt === null || this.phase !== 'up') return [];
+    const quiet = now - this.grewAt;
+    if (this.stall === 'none' && quiet >= INBOUND_STALL_MS) {
+      this.stall = 'probed';
+      return [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }];
+    }
+    if (this.stall === 'probed' && quiet >= INBOUND_RESTART_MS) {
+      this.stall = 'restarted';
+      this.growing = 0;
+      this.downSince = this.grewAt;
+      return [{ type: 'cancel_timer' }, ...this.restart(now)];
+    }
+    return [];
   }
 
   /**
