@@ -31,8 +31,11 @@ export const INBOUND_SAMPLE_MS = 250;
  * when the address it used disappears (a network change), and the seat's
  * resume starts only after that. */
 export const INBOUND_STALL_MS = 750;
-/** A stall this long, with the signalling socket answering, restarts ICE. */
-export const INBOUND_RESTART_MS = 3000;
+/** A stall this long, with the signalling socket answering, restarts ICE.
+ * Long enough that a receiver whose sender resumed its seat elsewhere gets
+ * the new track first (a needless restart then would cross the node's
+ * offer for it and delay the video by seconds). */
+export const INBOUND_RESTART_MS = 5000;
 /** How long the signalling socket may take to answer a probe once the
  * media path broke (a ping's round trip, even on a slow mobile link). A network change usually kills the socket too (it is
  * bound to the old address); waiting for three missed keepalives (15 s)
