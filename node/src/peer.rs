@@ -251,6 +251,7 @@ pub async fn spawn(
 ) -> Result<tokio::task::JoinHandle<()>, webrtc::error::Error> {
     let (gathered_tx, gathered_rx) = watch::channel(false);
     let (connected_tx, connected_rx) = watch::channel(false);
+    let retry = cmd_tx.clone();
     let handler = Arc::new(Handler {
         cmd: cmd_tx,
         gathered: gathered_tx,
@@ -262,6 +263,8 @@ pub async fn spawn(
     let path = IcePath::new(ctx.metrics.ice.clone());
     let actor = Actor {
         path,
+        retry,
+        path_reads: 0,
         ctx,
         pc,
         neg: Negotiator::new(),
@@ -287,7 +290,17 @@ struct Actor {
     connected: watch::Receiver<bool>,
     /// The connection's ICE path in the metrics.
     path: IcePath,
+    /// To ask itself to read the path again later.
+    retry: CmdSender<PeerCmd>,
+    /// Reads of a path that looked peer-reflexive, for the retry limit.
+    path_reads: u32,
 }
+
+/// A path that looks peer-reflexive is read again this many times, this
+/// far apart: a browser's TURN relay is often seen first as peer-reflexive,
+/// and it takes its candidate (and the stats) a moment to name it.
+const PATH_REREADS: u32 = 5;
+const PATH_REREAD_AFTER: Duration = Duration::from_millis(500);
 
 impl Actor {
     async fn run(mut self, mut rx: CmdReceiver<PeerCmd>) {
@@ -326,6 +339,14 @@ impl Actor {
                     info!(local = kind.local, remote = kind.remote, "ICE path");
                 }
                 self.path.selected(kind);
+                if kind.remote == "prflx" && self.path_reads < PATH_REREADS {
+                    self.path_reads += 1;
+                    let retry = self.retry.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(PATH_REREAD_AFTER).await;
+                        let _ = retry.send(PeerCmd::IceConnected);
+                    });
+                }
             }
             None => debug!("ICE connected without a selected pair in the stats"),
         }
