@@ -28,6 +28,7 @@ mod browser_p2p;
 mod browser_p2p_fallback;
 mod browser_passes;
 mod browser_recording;
+mod browser_strict_networks;
 mod browser_watches_a_load_bot;
 mod cluster_accounts;
 mod cluster_e2ee;

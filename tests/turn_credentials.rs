@@ -158,3 +158,33 @@ async fn each_guest_gets_a_short_lived_turn_credential_that_coturn_accepts() {
         "coturn accepted Ann's password for Bo's username"
     );
 }
+
+/// The TURN REST credential for `username` under `secret`, computed here
+/// as coturn does, so the test can make one that has already expired.
+fn credential_for(secret: &str, username: &str) -> String {
+    veche_protocol::turn::credential(&veche_protocol::turn::TurnSecret::new(secret), username)
+}
+
+#[tokio::test]
+async fn coturn_refuses_a_username_whose_expiry_has_passed() {
+    let coturn = Coturn::start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The same participant, the same secret: only the expiry differs, so a
+    // refusal can only be coturn enforcing it.
+    let fresh = format!("{}:p-traveller", now + 600);
+    let expired = format!("{}:p-traveller", now - 60);
+    wait_for(
+        "coturn allocates with a credential that has not expired",
+        secs(20),
+        async || coturn.allocate(&fresh, &credential_for(SECRET, &fresh)),
+    )
+    .await;
+    let refused = coturn.allocate(&expired, &credential_for(SECRET, &expired));
+    assert!(
+        refused.is_err(),
+        "coturn accepted a username that expired 60 s ago"
+    );
+}

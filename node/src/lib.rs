@@ -24,6 +24,7 @@ pub mod cp_client;
 mod e2ee;
 pub mod events;
 pub mod forward;
+pub mod ice_path;
 pub mod interceptor;
 mod lobby_wait;
 pub mod media_node;

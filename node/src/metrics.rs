@@ -73,6 +73,8 @@ pub struct Metrics {
     pub relay_dropped: IntCounterVec,
     /// The recorder's costs and output (see [`RecorderMetrics`]).
     pub recorder: RecorderMetrics,
+    /// Which ICE path each connection took (see [`crate::ice_path`]).
+    pub ice: crate::ice_path::IcePathMetrics,
     /// Peer-to-peer calls for two (see [`P2pMetrics`]).
     pub p2p: P2pMetrics,
 }
@@ -306,6 +308,7 @@ impl Metrics {
                     "Recordings this node could not make (no storage, too many files)",
                 ),
             },
+            ice: crate::ice_path::IcePathMetrics::register(&registry),
             p2p: P2pMetrics {
                 pairs_started: c(
                     "p2p_pairs_started_total",

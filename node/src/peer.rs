@@ -5,6 +5,7 @@
 //! command queue, so negotiation steps never interleave. The decisions
 //! about who offers when are in [`crate::negotiation`].
 
+use crate::ice_path::{selected_path, IcePath};
 use crate::interceptor::KeyframeRequestForwarder;
 use crate::metrics::Metrics;
 use crate::negotiation::{sending_track_ids, Negotiator, Step};
@@ -32,8 +33,8 @@ use veche_protocol::{ErrorCode, ParticipantId, TrackId};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
+    RTCIceGatheringState, RTCPeerConnectionState,
 };
 
 /// How long the node waits for its own ICE gathering before sending an
@@ -65,6 +66,8 @@ pub enum PeerCmd {
     RemoteTrack(Arc<dyn TrackRemote>),
     /// The connection is up (from the connection's handler).
     Connected,
+    /// ICE (re)connected, after a restart too: read the selected path.
+    IceConnected,
     /// Tear everything down.
     Close,
 }
@@ -146,6 +149,16 @@ impl PeerConnectionEventHandler for Handler {
             .send(state == RTCPeerConnectionState::Connected);
         if state == RTCPeerConnectionState::Connected {
             let _ = self.cmd.send(PeerCmd::Connected);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        debug!(participant = %self.participant, "ICE {state}");
+        if matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        ) {
+            let _ = self.cmd.send(PeerCmd::IceConnected);
         }
     }
 
@@ -238,6 +251,7 @@ pub async fn spawn(
 ) -> Result<tokio::task::JoinHandle<()>, webrtc::error::Error> {
     let (gathered_tx, gathered_rx) = watch::channel(false);
     let (connected_tx, connected_rx) = watch::channel(false);
+    let retry = cmd_tx.clone();
     let handler = Arc::new(Handler {
         cmd: cmd_tx,
         gathered: gathered_tx,
@@ -246,7 +260,11 @@ pub async fn spawn(
     });
     let pc = build_pc(&rtc, handler).await?;
     let span = tracing::info_span!("peer", participant = %ctx.id, room = %ctx.room.id());
+    let path = IcePath::new(ctx.metrics.ice.clone());
     let actor = Actor {
+        path,
+        retry,
+        path_reads: 0,
         ctx,
         pc,
         neg: Negotiator::new(),
@@ -270,7 +288,19 @@ struct Actor {
     published: HashMap<String, TrackId>,
     gathered: watch::Receiver<bool>,
     connected: watch::Receiver<bool>,
+    /// The connection's ICE path in the metrics.
+    path: IcePath,
+    /// To ask itself to read the path again later.
+    retry: CmdSender<PeerCmd>,
+    /// Reads of a path that looked peer-reflexive, for the retry limit.
+    path_reads: u32,
 }
+
+/// A path that looks peer-reflexive is read again this many times, this
+/// far apart: a browser's TURN relay is often seen first as peer-reflexive,
+/// and it takes its candidate (and the stats) a moment to name it.
+const PATH_REREADS: u32 = 5;
+const PATH_REREAD_AFTER: Duration = Duration::from_millis(500);
 
 impl Actor {
     async fn run(mut self, mut rx: CmdReceiver<PeerCmd>) {
@@ -282,7 +312,11 @@ impl Actor {
                 PeerCmd::Subscribe(up) => self.subscribe(up).await,
                 PeerCmd::Unsubscribe(t) => self.unsubscribe(&t).await,
                 PeerCmd::RemoteTrack(t) => self.remote_track(t).await,
-                PeerCmd::Connected => self.ctx.room.media_connected(&self.ctx.id),
+                PeerCmd::Connected => {
+                    self.ctx.room.media_connected(&self.ctx.id);
+                    self.read_path().await;
+                }
+                PeerCmd::IceConnected => self.read_path().await,
                 PeerCmd::Close => break,
             }
         }
@@ -294,6 +328,27 @@ impl Actor {
         self.ctx.metrics.tracks.sub(self.published.len() as i64);
         if let Err(e) = self.pc.close().await {
             debug!("close: {e}");
+        }
+    }
+
+    /// Puts the selected ICE pair in the metrics, if ICE selected one.
+    async fn read_path(&mut self) {
+        match selected_path(&self.pc).await {
+            Some(kind) => {
+                if self.path.current() != Some(kind) {
+                    info!(local = kind.local, remote = kind.remote, "ICE path");
+                }
+                self.path.selected(kind);
+                if kind.remote == "prflx" && self.path_reads < PATH_REREADS {
+                    self.path_reads += 1;
+                    let retry = self.retry.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(PATH_REREAD_AFTER).await;
+                        let _ = retry.send(PeerCmd::IceConnected);
+                    });
+                }
+            }
+            None => debug!("ICE connected without a selected pair in the stats"),
         }
     }
 
@@ -429,6 +484,10 @@ impl Actor {
                 format!("candidate refused: {e}"),
                 "candidate",
             );
+        } else if *self.connected.borrow() {
+            // The candidate may name the connected pair's remote end (a
+            // relay candidate that came after its first check).
+            self.read_path().await;
         }
     }
 

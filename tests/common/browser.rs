@@ -97,9 +97,63 @@ impl Chrome {
         panic!("could not start a browser for {label}: {last_err}");
     }
 
+    /// Like [`Chrome::start`], for a server that is not on 127.0.0.1: the
+    /// page at `origin` counts as a secure context (or it gets no camera or
+    /// microphone), and with `net`, Chromium runs inside that namespace
+    /// (chromedriver stays here and drives it over a pipe, so the browser
+    /// stays reachable whatever happens to the namespace's network).
+    /// Chromium there accepts any certificate, for a TURN server's test
+    /// certificate on `turns:`.
+    pub async fn start_in(
+        label: &str,
+        net: Option<&super::netns::ChildNet>,
+        origin: &str,
+    ) -> Chrome {
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            match Chrome::try_start_in(label, net, Some(origin)).await {
+                Ok(chrome) => return chrome,
+                Err(e) => {
+                    eprintln!("[harness] starting the browser for {label} failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        panic!("could not start a browser for {label}: {last_err}");
+    }
+
     async fn try_start(label: &str) -> Result<Chrome, String> {
+        Chrome::try_start_in(label, None, None).await
+    }
+
+    async fn try_start_in(
+        label: &str,
+        net: Option<&super::netns::ChildNet>,
+        origin: Option<&str>,
+    ) -> Result<Chrome, String> {
         let profile = TempDir::scratch("chrome");
         let port = free_port();
+        // In a namespace, Chromium starts through a wrapper that enters it,
+        // and talks to chromedriver (here) over a pipe: a DevTools TCP port
+        // would be on the namespace's own loopback.
+        let binary = match net {
+            None => CHROMIUM.to_owned(),
+            Some(net) => {
+                let wrapper = profile.path().join("chromium-in-netns");
+                std::fs::write(
+                    &wrapper,
+                    format!(
+                        "#!/bin/sh\nexec nsenter -t {} -n {CHROMIUM} \"$@\"\n",
+                        net.pid
+                    ),
+                )
+                .map_err(|e| format!("cannot write the wrapper: {e}"))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("cannot make the wrapper executable: {e}"))?;
+                wrapper.display().to_string()
+            }
+        };
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -130,7 +184,7 @@ impl Chrome {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
             "--disable-gpu".into(),
@@ -153,9 +207,18 @@ impl Chrome {
             format!("--user-data-dir={}", profile.path().display()),
             "--window-size=1280,800".into(),
         ];
+        if net.is_some() {
+            args.push("--remote-debugging-pipe".into());
+            args.push("--ignore-certificate-errors".into());
+        }
+        if let Some(origin) = origin {
+            args.push(format!(
+                "--unsafely-treat-insecure-origin-as-secure={origin}"
+            ));
+        }
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": { "binary": binary, "args": args },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
         let driver = WebDriver::new_session(&driver_url, caps)

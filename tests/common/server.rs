@@ -44,11 +44,35 @@ impl Server {
         server
     }
 
+    /// Like [`Server::start_with_config`], listening on `ip` instead of
+    /// 127.0.0.1 (for browsers in another network namespace).
+    pub fn start_on(ip: std::net::IpAddr, toml: &str) -> Server {
+        let dir = TempDir::new("data");
+        let config = dir.path().join("veche.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let data = dir.path().join("data");
+        let mut server = Server::start_listening(
+            &data,
+            vec!["--config".into(), config.into_os_string()],
+            &format!("{ip}:0"),
+        );
+        server._owned_dir = Some(dir);
+        server
+    }
+
     fn start_with_args(data_dir: &Path, extra_args: Vec<std::ffi::OsString>) -> Server {
+        Server::start_listening(data_dir, extra_args, "127.0.0.1:0")
+    }
+
+    fn start_listening(
+        data_dir: &Path,
+        extra_args: Vec<std::ffi::OsString>,
+        listen: &str,
+    ) -> Server {
         let launch = Launch::new("veche", VECHE)
             .arg("serve")
             .args(extra_args)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(data_dir)
             .ready(Ready::Url);
         let mut proc = launch.spawn().unwrap_or_else(|e| panic!("{e}"));

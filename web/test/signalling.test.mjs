@@ -141,6 +141,37 @@ describe('Signalling', () => {
     assert.equal(t.pending, 0, 'ping timer stopped');
   });
 
+  test('a probe that gets no answer declares the socket dead at once, without blaming the node', async () => {
+    const { sig, ws, t, connected } = open();
+    ws.serverOpen();
+    await connected;
+    const closes = /** @type {any[]} */ ([]);
+    sig.on('close', (c) => closes.push(c));
+    t.advance(1000);
+    sig.probe(1500);
+    assert.deepEqual(ws.sentJson.at(-1), { type: 'ping', seq: 1 });
+    t.advance(1499);
+    assert.equal(closes.length, 0);
+    t.advance(1);
+    assert.deepEqual(closes, [{ code: CloseCode.RECONNECTING, reason: 'no answer after a network change', byClient: false }]);
+    assert.deepEqual(ws.closeCalls, [[CloseCode.RECONNECTING, 'network changed']]);
+  });
+
+  test('a probe that is answered changes nothing', async () => {
+    const { sig, ws, t, connected } = open();
+    ws.serverOpen();
+    await connected;
+    const closes = /** @type {any[]} */ ([]);
+    sig.on('close', (c) => closes.push(c));
+    t.advance(1000);
+    sig.probe(1500);
+    t.advance(200);
+    ws.serverSend({ type: 'pong', seq: 1, server_time_ms: 1 });
+    t.advance(2000);
+    assert.equal(closes.length, 0);
+    assert.equal(sig.isOpen, true);
+  });
+
   test('server close reports the code; client close is marked byClient', async () => {
     let { sig, ws, connected } = open();
     ws.serverOpen();

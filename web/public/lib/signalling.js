@@ -199,6 +199,32 @@ export class Signalling {
     this.emit(msg.type, msg);
   }
 
+  /**
+   * Checks the connection now instead of at the next keepalive: sends a
+   * ping, and if nothing at all arrives within `ms`, closes the socket as
+   * dead with `RECONNECTING` (4100: our network, not the node, is the
+   * suspect, so the reconnect resumes on the same node). For when the
+   * media path broke (a network change): a socket bound to an address that
+   * is gone would otherwise look alive for three keepalive intervals.
+   * @param {number} ms
+   */
+  probe(ms) {
+    if (this.closed || !this.opened) return;
+    const sentAt = this.now();
+    this.seq += 1;
+    this.send(build.ping(this.seq));
+    const timer = this.timers.setInterval(() => {
+      this.timers.clearInterval(timer);
+      if (this.closed || this.lastReceivedAt >= sentAt) return;
+      try {
+        this.ws.close(CloseCode.RECONNECTING, 'network changed');
+      } catch {
+        // Ignore.
+      }
+      this.finish(CloseCode.RECONNECTING, 'no answer after a network change');
+    }, ms);
+  }
+
   /** Sends a ping, or declares the connection dead if the node went quiet. */
   tick() {
     if (this.closed) return;

@@ -6,6 +6,7 @@ import * as proto from '../protocol.js';
 import { toast } from './dom.js';
 import { local } from './devices.js';
 import { peerConfig, secureReceiver, secureTransceiverOf } from './e2ee-media.js';
+import { INBOUND_SAMPLE_MS, IceRestart } from '../lib/ice-restart.js';
 
 /** @typedef {import('../protocol.js').TrackSource} TrackSource */
 /** @typedef {import('../protocol.js').NodeId} NodeId */
@@ -72,7 +73,9 @@ export function createPeer(s, iceServers, events) {
   if (s.camSender) s.sources.set(s.camSender, 'camera');
   if (local.screen) addScreenSenders(s, local.screen);
 
+  const ice = watchIce(pc, events.failed, (ms) => s.sig.probe(ms));
   pc.onicecandidate = (e) => {
+    if (e.candidate) ice.candidate(e.candidate);
     if (!e.candidate) {
       s.sig.send(proto.build.candidate(null));
     } else if (e.candidate.candidate) {
@@ -95,7 +98,8 @@ export function createPeer(s, iceServers, events) {
   pc.onnegotiationneeded = () => s.negotiator?.negotiationNeeded();
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === 'connected') events.connected();
-    else if (pc.connectionState === 'failed') events.failed();
+    // ICE is restarted first; the call rejoins only if that does not help.
+    else if (pc.connectionState === 'failed') ice.failed();
   };
   s.negotiator = new proto.Negotiator(pc, (msg) => s.sig.send(msg), {
     sourceOf: (t) => s.sources.get(t.sender),
@@ -109,6 +113,95 @@ export function createPeer(s, iceServers, events) {
     },
   });
   s.negotiator.start();
+}
+
+/**
+ * Restarts ICE on `pc` when its path breaks (lib/ice-restart.js decides
+ * when), over the session's signalling: `restartIce()` makes the next offer
+ * carry fresh ICE credentials and fires `negotiationneeded`, which the
+ * negotiator answers with that offer. `failed` runs when restarts gave up.
+ * The page's `window.__vecheIce` shows the restarts (for tests).
+ * @param {RTCPeerConnection} pc
+ * @param {() => void} failed
+ * @param {(ms: number) => void} probe Checks the signalling socket now.
+ * @returns {{failed: () => void, candidate: (c: RTCIceCandidate) => void}} Feeds a
+ *   `failed` connection state, and each local candidate.
+ */
+function watchIce(pc, failed, probe) {
+  const decide = new IceRestart();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  const stats = {
+    restarts: 0,
+    state: pc.iceConnectionState,
+    lastRecoveryMs: /** @type {number | null} */ (null),
+    /** @type {string[]} The last ICE events, with times, over this page's
+     * connections, for tests. */
+    log: /** @type {any} */ (window).__vecheIce?.log ?? [],
+  };
+  /** @type {any} */ (window).__vecheIce = stats;
+  const online = () => feed({ type: 'network_change' });
+  /** @param {import('../lib/ice-restart.js').IceEvent} ev */
+  const feed = (ev) => {
+    if (pc.signalingState === 'closed') {
+      // Torn down (call.js clears the handlers, so no `closed` state comes).
+      window.removeEventListener('online', online);
+      clearInterval(sampler);
+      if (timer) clearTimeout(timer);
+      return;
+    }
+    for (const a of decide.handle(ev, Date.now())) {
+      stats.log = [...stats.log.slice(-29), `${Date.now()} ${a.type}`];
+      if (a.type === 'restart') {
+        console.info('veche: restarting ICE');
+        pc.restartIce();
+      } else if (a.type === 'set_timer') {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => {
+          timer = null;
+          feed({ type: 'timer' });
+        }, a.ms);
+      } else if (a.type === 'cancel_timer') {
+        if (timer) clearTimeout(timer);
+        timer = null;
+      } else if (a.type === 'probe_signalling') {
+        probe(a.ms);
+      } else if (a.type === 'give_up') {
+        failed();
+      }
+    }
+    stats.restarts = decide.restarts;
+    stats.lastRecoveryMs = decide.lastRecoveryMs;
+  };
+  window.addEventListener('online', online);
+  // Packets received, sampled: a path that died shows here seconds before
+  // the browser calls it disconnected.
+  const sampler = setInterval(() => {
+    if (pc.signalingState === 'closed') {
+      clearInterval(sampler);
+      return;
+    }
+    pc.getStats().then((report) => {
+      let packets = 0;
+      report.forEach((r) => {
+        if (r.type === 'inbound-rtp') packets += r.packetsReceived ?? 0;
+      });
+      feed({ type: 'inbound', packets });
+    }, () => {});
+  }, INBOUND_SAMPLE_MS);
+  pc.oniceconnectionstatechange = () => {
+    stats.state = pc.iceConnectionState;
+    stats.log = [...stats.log.slice(-29), `${Date.now()} ${pc.iceConnectionState}`];
+    feed({ type: 'ice_state', state: pc.iceConnectionState });
+    if (pc.iceConnectionState === 'closed') window.removeEventListener('online', online);
+  };
+  return {
+    failed: () => feed({ type: 'ice_state', state: 'failed' }),
+    candidate: (c) => {
+      stats.log = [...stats.log.slice(-29), `${Date.now()} candidate ${c.type} ${c.address}`];
+      feed({ type: 'local_candidate', candidateType: c.type, address: c.address });
+    },
+  };
 }
 
 /**
