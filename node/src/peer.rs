@@ -321,7 +321,7 @@ impl Actor {
             }
         }
         for (_, (down, up)) in self.downs.drain() {
-            up.detach(&Sink::Participant(self.ctx.id.clone()));
+            down.detach(&up, &Sink::Participant(self.ctx.id.clone()));
             drop(down);
             self.ctx.metrics.subscriptions.dec();
         }
@@ -528,7 +528,7 @@ impl Actor {
         let Some((down, up)) = self.downs.remove(track) else {
             return;
         };
-        up.detach(&Sink::Participant(self.ctx.id.clone()));
+        down.detach(&up, &Sink::Participant(self.ctx.id.clone()));
         if let Err(e) = self.pc.remove_track(&down.sender).await {
             debug!(track = %track, "remove_track: {e}");
         }

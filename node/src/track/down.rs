@@ -27,7 +27,21 @@ const DOWN_QUEUE: usize = 128;
 pub struct DownTrack {
     /// The subscriber connection's sender for this track.
     pub sender: Arc<dyn RtpSender>,
+    /// The queue this down track attached to its up track, so that it
+    /// detaches only that queue (see [`DownTrack::detach`]).
+    queue: mpsc::Sender<rtp::Packet>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DownTrack {
+    /// Stops `up` feeding this down track. Detaching by sink alone would
+    /// be wrong on a resume: the seat's new connection attaches under the
+    /// same participant sink, and the old connection, closing a moment
+    /// later, would remove the new one's queue and leave it without
+    /// media.
+    pub fn detach(&self, up: &UpTrack, sink: &Sink) {
+        up.detach_queue(sink, &self.queue);
+    }
 }
 
 impl Drop for DownTrack {
@@ -172,9 +186,10 @@ pub fn start_down_track(
             .instrument(span),
         )
     };
-    up.attach(Sink::Participant(subscriber), tx);
+    up.attach(Sink::Participant(subscriber), tx.clone());
     DownTrack {
         sender,
+        queue: tx,
         tasks: vec![writer, rtcp],
     }
 }

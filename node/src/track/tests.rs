@@ -135,3 +135,23 @@ fn a_held_track_forwards_nothing_to_participants_or_nodes_and_counts_it() {
     assert_eq!(up.forwarded(), 2);
     assert_eq!(prx.try_recv().unwrap().header.sequence_number, 6);
 }
+
+#[test]
+fn a_closing_connection_does_not_detach_the_queue_of_its_seats_new_connection() {
+    // A resume: the seat's new connection attaches under the same sink,
+    // then the old one closes and detaches its own queue.
+    let (up, _) = track(MediaKind::Video, Origin::Local);
+    let sink = Sink::Participant(ParticipantId::from_random([3; 8]));
+    let (old_tx, _old_rx) = mpsc::channel::<rtp::Packet>(4);
+    let (new_tx, _new_rx) = mpsc::channel::<rtp::Packet>(4);
+    up.attach(sink.clone(), old_tx.clone());
+    up.attach(sink.clone(), new_tx.clone());
+    up.detach_queue(&sink, &old_tx);
+    assert_eq!(
+        up.sinks(),
+        vec![sink.clone()],
+        "the new connection's queue was detached"
+    );
+    up.detach_queue(&sink, &new_tx);
+    assert!(up.sinks().is_empty(), "its own queue is detached");
+}

@@ -278,6 +278,15 @@ impl UpTrack {
             .retain(|(s, _)| s != sink);
     }
 
+    /// Removes `sink`'s queue if it is still `queue`, and leaves a newer
+    /// queue of the same sink (a resumed seat's new connection) alone.
+    pub fn detach_queue(&self, sink: &Sink, queue: &mpsc::Sender<rtp::Packet>) {
+        self.subscribers
+            .write()
+            .expect("lock poisoned")
+            .retain(|(s, q)| !(s == sink && q.same_channel(queue)));
+    }
+
     /// Asks the publisher for a keyframe, coalescing bursts. For a relayed
     /// track the request goes to the publisher's node, whose own gate
     /// coalesces again across all the nodes asking.
