@@ -38,9 +38,7 @@
 use crate::common::cluster::Cluster;
 use crate::common::e2ee_browser::*;
 use crate::common::moderation::*;
-use crate::common::moderation_browser::{
-    frames_from, has_control, id_of, meeting_setting, open_as_host, CLICKABLE,
-};
+use crate::common::moderation_browser::{frames_from, has_control, id_of, open_as_host, CLICKABLE};
 use crate::common::moderation_member::Member;
 use crate::common::recording::{room_recordings, start_recording};
 use crate::common::*;
@@ -89,9 +87,6 @@ async fn browser_e2ee_meeting_is_readable_by_its_members_only() {
             let s = assert_worker_encrypts_and_decrypts(b).await;
             eprintln!("[e2ee] {}'s frame worker: {s:?}", b.label);
         }
-        // What follows checks what the SFU forwards; two members left
-        // alone would connect directly (browser_p2p.rs covers that).
-        meeting_setting(&alice, "Allow peer-to-peer calls", false).await;
 
         eprintln!("[e2ee] the host is offered no \"Start recording\"");
         let me = alice.participant_state("Alice").await.unwrap();
@@ -164,6 +159,15 @@ async fn recording_is_refused(base: &str, room: &OwnedRoom) {
         "the refusal says the server cannot record an encrypted meeting: {e}"
     );
     assert!(host.policy["recording"].is_null(), "{}", host.policy);
+    // What the browsers check next is what the SFU forwards: two members
+    // alone would connect directly, and the direct tracks would end when
+    // the third arrives (browser_p2p.rs covers that path).
+    host.moderate(json!({ "action": "settings", "change": { "p2p": false } }))
+        .await;
+    host.next_matching("the p2p setting off", secs(10), |v| {
+        v["type"] == "policy" && v["policy"]["settings"]["p2p"] == false
+    })
+    .await;
     host.sig.send(&json!({ "type": "leave" })).await;
     assert_eq!(
         room_recordings(base, &room.slug(), &room.owner_key)
