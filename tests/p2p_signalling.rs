@@ -26,27 +26,13 @@ use crate::common::moderation::*;
 use crate::common::moderation_member::*;
 use crate::common::*;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Connects `join` (a join response) as `name` with `p2p: true` and waits
 /// until seated.
 pub(crate) async fn enter_p2p(base: &str, name: &str, join: Value) -> Member {
-    let mut sig = Line::connect(base, &join).await;
-    sig.send(&json!({ "type": "join", "token": str_field(&join, "token"), "p2p": true }))
-        .await;
-    let mut m = Member {
-        sig,
-        name: name.to_owned(),
-        id: String::new(),
-        join,
-        people: BTreeMap::new(),
-        policy: Value::Null,
-        lobby: Vec::new(),
-        notices: Vec::new(),
-        errors: Vec::new(),
-        joined: None,
-    };
+    let frame = json!({ "type": "join", "token": str_field(&join, "token"), "p2p": true });
+    let mut m = Member::connect_with(base, name, join, frame).await;
     m.until("joined", secs(10), |m| m.joined.is_some()).await;
     m
 }

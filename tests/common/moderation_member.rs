@@ -165,9 +165,15 @@ impl Member {
     /// Opens the socket of `join` (a join response) and sends `join`; does
     /// not wait for anything.
     pub async fn connect(base: &str, name: &str, join: Value) -> Member {
+        let frame = json!({ "type": "join", "token": str_field(&join, "token") });
+        Member::connect_with(base, name, join, frame).await
+    }
+
+    /// [`Member::connect`], sending `frame` as the `join` (for joins with
+    /// extra fields, such as `p2p`).
+    pub async fn connect_with(base: &str, name: &str, join: Value, frame: Value) -> Member {
         let mut sig = Line::connect(base, &join).await;
-        sig.send(&json!({ "type": "join", "token": str_field(&join, "token") }))
-            .await;
+        sig.send(&frame).await;
         Member {
             sig,
             name: name.to_owned(),
