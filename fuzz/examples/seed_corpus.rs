@@ -189,6 +189,7 @@ fn signal_server() {
                 }],
                 resume_token: "r3sume".into(),
                 resumed: false,
+                media_kept: false,
             },
         ),
         (

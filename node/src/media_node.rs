@@ -57,6 +57,7 @@ impl MediaNode {
                 left: tokio::sync::Notify::new(),
                 events: crate::events::EventSink::new(&metrics.registry),
                 recordings: crate::recorder::reporter::Reporter::default(),
+                peers: Default::default(),
                 metrics,
             }),
         }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, Instrument};
 use veche_protocol::error::ErrorBody;
 use veche_protocol::relay::RelayMsg;
 use veche_protocol::signal::{IceServer, RoomInfo, ServerMessage};
@@ -112,9 +112,38 @@ pub(crate) struct Shared {
     pub(crate) events: EventSink,
     /// Reports of recorded segments for the control plane.
     pub(crate) recordings: crate::recorder::reporter::Reporter,
+    /// Peer connections a resumed session may take back (`resume.rs`).
+    pub(crate) peers: crate::resume::PeerRegistry,
 }
 
 impl Shared {
+    /// Keeps a dropped participant's seat (and its peer connection, which
+    /// a resume with `keep_media` takes back) for the grace period,
+    /// showing others "reconnecting". A resume within the grace period
+    /// takes the seat over; `expire` then does nothing.
+    pub(crate) fn keep_seat(
+        self: &Arc<Self>,
+        room: &Arc<Room>,
+        pid: &veche_protocol::ParticipantId,
+        generation: u64,
+    ) {
+        if !room.dropped(pid, generation) {
+            return;
+        }
+        let grace = self.config.reconnect_grace;
+        let (room, node, pid) = (room.clone(), self.clone(), pid.clone());
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(grace).await;
+                if room.expire(&pid, generation) {
+                    info!("did not come back within {grace:?}; removed");
+                }
+                node.release_room(&room);
+            }
+            .in_current_span(),
+        );
+    }
+
     /// Counts a refused request (`signalling_errors_total`, by code) and
     /// tells the client, as the `error` reply to its `request`. For the
     /// tasks that commit a session's chat and moderation to the control

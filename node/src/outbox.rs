@@ -161,7 +161,39 @@ pub fn cmd_channel<T>(client_limit: usize) -> (CmdSender<T>, CmdReceiver<T>) {
     )
 }
 
+/// A peer actor's command queue that does not keep the actor alive: the
+/// registry of connections a resumed session may take back holds these.
+pub struct WeakCmdSender<T> {
+    tx: mpsc::WeakUnboundedSender<(T, Origin)>,
+    client_queued: Arc<AtomicUsize>,
+    client_limit: usize,
+}
+
+impl<T> WeakCmdSender<T> {
+    /// The queue, if its actor still runs and someone else still holds it.
+    pub fn upgrade(&self) -> Option<CmdSender<T>> {
+        let tx = self.tx.upgrade()?;
+        if tx.is_closed() {
+            return None;
+        }
+        Some(CmdSender {
+            tx,
+            client_queued: self.client_queued.clone(),
+            client_limit: self.client_limit,
+        })
+    }
+}
+
 impl<T> CmdSender<T> {
+    /// A handle that does not keep the actor's queue open.
+    pub fn downgrade(&self) -> WeakCmdSender<T> {
+        WeakCmdSender {
+            tx: self.tx.downgrade(),
+            client_queued: self.client_queued.clone(),
+            client_limit: self.client_limit,
+        }
+    }
+
     /// Queues a command of the node's own. Fails only when the actor has
     /// ended, which callers may ignore.
     pub fn send(&self, cmd: T) -> Result<(), mpsc::error::SendError<T>> {

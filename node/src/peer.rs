@@ -6,23 +6,19 @@
 //! about who offers when are in [`crate::negotiation`].
 
 use crate::ice_path::{selected_path, IcePath};
-use crate::interceptor::KeyframeRequestForwarder;
 use crate::metrics::Metrics;
 use crate::negotiation::{sending_track_ids, Negotiator, Step};
 use crate::outbox::{CmdReceiver, CmdSender, Outbox};
+pub use crate::peer_conn::RtcConfig;
+use crate::peer_conn::{build_pc, ConnEvent, Handler};
 use crate::room::{Participant, Room};
 use crate::track::{
     forward_browser_track, local_track_for, start_down_track, BrowserUpstream, DownTrack, Origin,
     Sink, UpTrack,
 };
-use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,10 +28,7 @@ use veche_protocol::signal::{IceCandidate, MediaKind, ServerMessage, TrackInfo, 
 use veche_protocol::{ErrorCode, ParticipantId, TrackId};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
-    RTCIceGatheringState, RTCPeerConnectionState,
-};
+use webrtc::peer_connection::PeerConnection;
 
 /// How long the node waits for its own ICE gathering before sending an
 /// SDP without candidates. Host candidates on bound sockets are gathered
@@ -68,6 +61,9 @@ pub enum PeerCmd {
     Connected,
     /// ICE (re)connected, after a restart too: read the selected path.
     IceConnected,
+    /// A resumed session took this connection over (`crate::resume`):
+    /// messages now go to its socket.
+    Rebind(Outbox),
     /// Tear everything down.
     Close,
 }
@@ -116,59 +112,6 @@ impl Participant for PeerHandle {
     }
 }
 
-/// Where RTP sockets bind and what the connection needs to know.
-#[derive(Clone, Debug)]
-pub struct RtcConfig {
-    /// IP address the per-connection UDP sockets bind to. An unspecified
-    /// address (0.0.0.0) makes webrtc-rs gather every non-loopback
-    /// interface; a loopback address gives loopback-only candidates.
-    pub bind_ip: IpAddr,
-}
-
-struct Handler {
-    cmd: CmdSender<PeerCmd>,
-    gathered: watch::Sender<bool>,
-    /// True while the connection is up (DTLS done): down tracks hold their
-    /// packets until then, or the first keyframe would be lost.
-    connected: watch::Sender<bool>,
-    participant: ParticipantId,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        info!(participant = %self.participant, "peer connection {state}");
-        let _ = self
-            .connected
-            .send(state == RTCPeerConnectionState::Connected);
-        if state == RTCPeerConnectionState::Connected {
-            let _ = self.cmd.send(PeerCmd::Connected);
-        }
-    }
-
-    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
-        debug!(participant = %self.participant, "ICE {state}");
-        if matches!(
-            state,
-            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
-        ) {
-            let _ = self.cmd.send(PeerCmd::IceConnected);
-        }
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        // The handler runs on the connection's own task: hand the work to
-        // the actor instead of doing it here.
-        let _ = self.cmd.send(PeerCmd::RemoteTrack(track));
-    }
-}
-
 /// Everything the actor needs besides its command queue.
 pub struct PeerCtx {
     /// This participant.
@@ -214,33 +157,6 @@ async fn ssrc_and_codec(
     }
 }
 
-/// Builds a peer connection for one participant.
-async fn build_pc(
-    rtc: &RtcConfig,
-    handler: Arc<Handler>,
-) -> Result<Arc<dyn PeerConnection>, webrtc::error::Error> {
-    let mut me = crate::codecs::media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut me)?
-        .with(Slot::from(14_000), KeyframeRequestForwarder::default());
-    let se = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        // Accept the browser's peer-reflexive candidate at once instead of
-        // waiting for a better pair that will never come: halves join time.
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_include_loopback_candidate(rtc.bind_ip.is_loopback())
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(me)
-        .with_setting_engine(se)
-        .with_interceptor_registry(registry)
-        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-        .with_udp_addrs(vec![format!("{}:0", rtc.bind_ip)])
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
-}
-
 /// Starts the actor. Returns its command sender; the actor ends on
 /// [`PeerCmd::Close`] or when every sender is dropped.
 pub async fn spawn(
@@ -253,7 +169,13 @@ pub async fn spawn(
     let (connected_tx, connected_rx) = watch::channel(false);
     let retry = cmd_tx.clone();
     let handler = Arc::new(Handler {
-        cmd: cmd_tx,
+        events: Box::new(move |e| {
+            let _ = cmd_tx.send(match e {
+                ConnEvent::Connected => PeerCmd::Connected,
+                ConnEvent::IceConnected => PeerCmd::IceConnected,
+                ConnEvent::RemoteTrack(t) => PeerCmd::RemoteTrack(t),
+            });
+        }),
         gathered: gathered_tx,
         connected: connected_tx,
         participant: ctx.id.clone(),
@@ -271,6 +193,7 @@ pub async fn spawn(
         downs: HashMap::new(),
         declared: BTreeMap::new(),
         published: HashMap::new(),
+        rebound: false,
         gathered: gathered_rx,
         connected: connected_rx,
     };
@@ -284,8 +207,12 @@ struct Actor {
     downs: HashMap<TrackId, (DownTrack, Arc<UpTrack>)>,
     /// What the browser said each of its msid track ids is.
     declared: BTreeMap<String, TrackSource>,
-    /// Browser msid -> our track id, for tracks this participant publishes.
-    published: HashMap<String, TrackId>,
+    /// Browser msid -> our up track, for tracks this participant publishes.
+    published: HashMap<String, Arc<UpTrack>>,
+    /// Rebound to a resumed session: the next ICE (re)connection asks for
+    /// keyframes both ways, so video resumes without waiting for the
+    /// decoders to notice their loss.
+    rebound: bool,
     gathered: watch::Receiver<bool>,
     connected: watch::Receiver<bool>,
     /// The connection's ICE path in the metrics.
@@ -316,7 +243,11 @@ impl Actor {
                     self.ctx.room.media_connected(&self.ctx.id);
                     self.read_path().await;
                 }
-                PeerCmd::IceConnected => self.read_path().await,
+                PeerCmd::IceConnected => {
+                    self.read_path().await;
+                    self.refresh_after_rebind().await;
+                }
+                PeerCmd::Rebind(out) => self.rebind(out).await,
                 PeerCmd::Close => break,
             }
         }
@@ -328,6 +259,34 @@ impl Actor {
         self.ctx.metrics.tracks.sub(self.published.len() as i64);
         if let Err(e) = self.pc.close().await {
             debug!("close: {e}");
+        }
+    }
+
+    /// Answers on a resumed session's socket from now on. An offer of
+    /// ours still waiting for its answer may have died with the old
+    /// socket: it goes again (a browser that did get it answers the same
+    /// offer twice, which changes nothing).
+    async fn rebind(&mut self, out: Outbox) {
+        self.ctx.out = out;
+        self.rebound = true;
+        if self.neg.offer_in_flight() {
+            self.send_local_description(|sdp| ServerMessage::Offer { sdp })
+                .await;
+        }
+    }
+
+    /// After a rebind, once ICE is back: keyframes from this browser for
+    /// everyone watching it, and for it from everyone it watches.
+    async fn refresh_after_rebind(&mut self) {
+        if !std::mem::take(&mut self.rebound) {
+            return;
+        }
+        for up in self
+            .published
+            .values()
+            .chain(self.downs.values().map(|(_, up)| up))
+        {
+            up.request_keyframe().await;
         }
     }
 
@@ -402,7 +361,7 @@ impl Actor {
                 // side (it stopped sharing its screen): stop forwarding it.
                 let sending = sending_track_ids(&sdp);
                 for t in self.ctx.room.stale_tracks(&self.ctx.id, &sending) {
-                    self.published.retain(|_, id| id != &t);
+                    self.published.retain(|_, up| up.info.id != t);
                     self.ctx.metrics.tracks.dec();
                     self.ctx.room.unpublish(&t);
                 }
@@ -586,7 +545,7 @@ impl Actor {
             return;
         }
         self.ctx.metrics.tracks.inc();
-        self.published.insert(msid, info.id.clone());
+        self.published.insert(msid, up.clone());
         let room = self.ctx.room.clone();
         let metrics = self.ctx.metrics.clone();
         tokio::spawn(

@@ -9,8 +9,8 @@
 
 use crate::admission::{Admission, Kind, Verdict};
 use crate::node::{now_ms, Shared};
-use crate::outbox::{cmd_channel, Outbox};
-use crate::peer::{self, PeerCmd, PeerCtx, PeerHandle};
+use crate::outbox::Outbox;
+use crate::peer::{PeerCmd, PeerHandle};
 use crate::room::Joiner;
 use crate::socket::{refuse as close, Writer};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -175,27 +175,27 @@ async fn session(
         room.evict(&pid, LeaveReason::Replaced);
     }
     let (out_tx, out_rx) = Outbox::for_session();
-    let (cmd_tx, cmd_rx) = cmd_channel::<PeerCmd>(limits::signal::PEER_QUEUE);
-    let ctx = PeerCtx {
-        id: pid.clone(),
-        room: room.clone(),
-        out: out_tx.clone(),
-        metrics: node.metrics.clone(),
+    let node_media = crate::resume::NodeMedia {
+        peers: &node.peers,
+        rtc: &node.config.rtc,
+        metrics: &node.metrics,
     };
-    let actor = match peer::spawn(ctx, node.config.rtc.clone(), cmd_tx.clone(), cmd_rx).await {
-        Ok(h) => h,
-        Err(e) => {
-            warn!("could not create a peer connection: {e}");
-            close(
-                socket,
-                ErrorCode::Internal,
-                "media node could not create a connection",
-            )
-            .await;
-            node.release_room(&room);
-            return;
-        }
-    };
+    let attached =
+        match crate::resume::attach(node_media, &room, &pid, resume.as_ref(), &out_tx).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("could not create a peer connection: {e}");
+                close(
+                    socket,
+                    ErrorCode::Internal,
+                    "media node could not create a connection",
+                )
+                .await;
+                node.release_room(&room);
+                return;
+            }
+        };
+    let cmd_tx = attached.cmd.clone();
     let moved = Arc::new(tokio::sync::Notify::new());
     let removed = Arc::new(tokio::sync::Notify::new());
     let handle = PeerHandle {
@@ -206,7 +206,13 @@ async fn session(
     };
     let joined = match &resume {
         Some(r) => room
-            .resume(&pid, &r.resume_token, handle, ice_servers_for(&node, &pid))
+            .resume(
+                &pid,
+                &r.resume_token,
+                handle,
+                ice_servers_for(&node, &pid),
+                attached.media,
+            )
             .map_err(|e| e.to_string()),
         None => room
             .join(
@@ -234,12 +240,13 @@ async fn session(
         Ok(j) => j,
         Err(reason) => {
             warn!("join refused: {reason}");
-            let _ = cmd_tx.send(PeerCmd::Close);
+            crate::resume::abandon(&attached);
             close(socket, ErrorCode::InvalidState, &reason).await;
             node.release_room(&room);
             return;
         }
     };
+    crate::resume::rebind(&attached, &out_tx);
     node.metrics.participants.inc();
     info!(name = %display_name, resumed = resume.is_some(), rejoin = claims.rejoin, "joined");
     if node.is_draining() {
@@ -524,14 +531,16 @@ async fn session(
         }
         End::Left(code) => {
             info!("left");
-            room.leave(&pid, generation, LeaveReason::Left);
-            let _ = cmd_tx.send(PeerCmd::Close);
+            if room.leave(&pid, generation, LeaveReason::Left) {
+                let _ = cmd_tx.send(PeerCmd::Close);
+            }
             Some(close_frame(code, "left"))
         }
         End::Policy => {
             warn!("kept sending after being refused; closed");
-            room.leave(&pid, generation, LeaveReason::Disconnected);
-            let _ = cmd_tx.send(PeerCmd::Close);
+            if room.leave(&pid, generation, LeaveReason::Disconnected) {
+                let _ = cmd_tx.send(PeerCmd::Close);
+            }
             Some(close_frame(
                 CLOSE_POLICY,
                 "too many refused messages; see the error messages before this",
@@ -542,12 +551,12 @@ async fn session(
             Some(close_frame(CLOSE_REMOVED, "removed by a moderator"))
         }
         End::Dropped(reply) => {
-            keep_seat(&node, &room, &pid, generation);
+            node.keep_seat(&room, &pid, generation);
             reply.map(|code| close_frame(code, "closed"))
         }
         End::TooSlow => {
             warn!("stopped reading; outbound queue full");
-            keep_seat(&node, &room, &pid, generation);
+            node.keep_seat(&room, &pid, generation);
             Some(close_frame(
                 CLOSE_TOO_SLOW,
                 "you were not reading messages fast enough",
@@ -557,10 +566,6 @@ async fn session(
     drop(out_tx);
     writer.finish(close_frame, stream).await;
     node.metrics.participants.dec();
-    // The actor ends on its own when the room or this session sends
-    // `Close`; it is not awaited so that a slow `close()` of the peer
-    // connection doesn't hold up this task.
-    drop(actor);
     node.release_room(&room);
 }
 
@@ -573,31 +578,4 @@ fn send_busy(send_error: &impl Fn(ErrorCode, String, Option<String>, Option<Stri
         Some(kind.to_owned()),
         None,
     );
-}
-
-/// Keeps a dropped participant's seat (and the media, which may still
-/// flow) for the grace period, showing others "reconnecting". A resume
-/// within the grace period takes the seat over; `expire` then does nothing.
-fn keep_seat(
-    node: &Arc<Shared>,
-    room: &Arc<crate::room::Room>,
-    pid: &veche_protocol::ParticipantId,
-    generation: u64,
-) {
-    if room.dropped(pid, generation) {
-        let grace = node.config.reconnect_grace;
-        let room2 = room.clone();
-        let node2 = node.clone();
-        let pid2 = pid.clone();
-        tokio::spawn(
-            async move {
-                tokio::time::sleep(grace).await;
-                if room2.expire(&pid2, generation) {
-                    info!("did not come back within {grace:?}; removed");
-                }
-                node2.release_room(&room2);
-            }
-            .in_current_span(),
-        );
-    }
 }

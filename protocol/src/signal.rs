@@ -202,6 +202,12 @@ pub struct Resume {
     pub participant_id: ParticipantId,
     /// The `resume_token` from the earlier `joined`.
     pub resume_token: String,
+    /// The client still holds the seat's peer connection and will restart
+    /// its ICE over this socket: the node keeps its side too (if it still
+    /// has it), so the seat's tracks, and everyone's view of them, carry on
+    /// with no renegotiation. `joined.media_kept` says whether it did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_media: bool,
 }
 
 /// A participant's device state as the room sees it.
@@ -312,6 +318,11 @@ pub enum ServerMessage {
         /// True when this `joined` resumed an existing seat.
         #[serde(default)]
         resumed: bool,
+        /// A resume that asked to keep its media (`Resume::keep_media`)
+        /// did: the node's side of the old peer connection now answers on
+        /// this socket. False: make a new peer connection.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        media_kept: bool,
         /// The room's moderation state; `policy` messages replace it.
         #[serde(default)]
         policy: PolicyView,

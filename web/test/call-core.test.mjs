@@ -199,13 +199,34 @@ describe('call core: drops, resumes and node loss', () => {
   test('a drop after media connected rejoins at once, with the last token and its secret, and resumes the seat', () => {
     const h = inCall();
     h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.NORMAL, reason: '', byClient: false } });
-    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL });
+    // Only the socket broke: the shell may keep the peer connection for the resume.
+    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL, keepMedia: true });
     assert.equal(h.timers.get('reconnect'), 0, 'the first retry after a drop goes out at once');
     assert.equal(h.banner, 'Reconnecting…');
     h.fire('reconnect');
     const s = h.connectTo(1, 't2', 's2');
     assert.deepEqual(s.hints, { rejoinToken: 't1', rejoinSecret: 's1', unreachableNode: null });
     assert.deepEqual(s.join.resume, { participant_id: 'p1', resume_token: 'r1' });
+  });
+
+  test('a resumed seat whose node kept its media takes the kept peer connection back', () => {
+    const h = inCall();
+    h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.NORMAL, reason: '', byClient: false } });
+    h.fire('reconnect');
+    const s = h.connectTo(1, 't2', 's2');
+    h.of('start_media');
+    h.send({ type: 'joined', session: s.id, message: { ...joinedMsg(), resumed: true, media_kept: true } });
+    assert.deepEqual(h.one('start_media'), { type: 'start_media', session: s.id, iceServers: [], mediaKept: true });
+  });
+
+  test('a drop during a move, or a refused seat, keeps no peer connection', () => {
+    const h = inCall();
+    h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.REMOVED, reason: '', byClient: false } });
+    assert.equal(h.one('close').keepMedia, false);
+    const m = inCall();
+    m.send({ type: 'move', session: m.sid, reason: 'drain' });
+    m.send({ type: 'closed', session: m.sid, info: { code: CloseCode.ABNORMAL, reason: '', byClient: false } });
+    assert.equal(m.of('close').every((a) => !a.keepMedia), true);
   });
 
   test('node loss names the lost node, and a token for another node joins without resume', () => {
@@ -342,7 +363,7 @@ describe('call core: media failing while signalling works', () => {
     h.send({ type: 'start' });
     const s = h.joinFully(1, 't1', 's1', false);
     h.fire('media');
-    assert.deepEqual(h.one('close'), { type: 'close', session: s.id, code: CloseCode.RECONNECTING });
+    assert.deepEqual(h.one('close'), { type: 'close', session: s.id, code: CloseCode.RECONNECTING, keepMedia: false });
     assert.equal(h.core.mediaFailures, 1);
     assert.equal(h.core.phase, 'waiting');
   });
@@ -380,7 +401,7 @@ describe('call core: moving to another node', () => {
     const t = h.connectTo(2, 't2', 's2');
     h.send({ type: 'joined', session: t.id, message: joinedMsg() });
     h.fire(`retire:${h.sid}`);
-    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.RECONNECTING });
+    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.RECONNECTING, keepMedia: false });
   });
 
   test('a token for the node being left is retried after a backoff', () => {
@@ -408,7 +429,7 @@ describe('call core: moving to another node', () => {
     const h = moving();
     const t = h.connectTo(2, 't2', 's2');
     h.send({ type: 'joined', session: t.id, message: joinedMsg('p9', 'r9') });
-    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL });
+    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL, keepMedia: false });
     assert.equal(h.one('joined').samePerson, false);
   });
 });
@@ -419,7 +440,7 @@ describe('call core: Leave ends the seat in every state', () => {
     h.send({ type: 'leave' });
     const sends = h.of('send');
     assert.deepEqual(sends.map((a) => a.message), [{ type: 'leave' }]);
-    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL });
+    assert.deepEqual(h.one('close'), { type: 'close', session: h.sid, code: CloseCode.NORMAL, keepMedia: false });
     assert.equal(h.one('ended').reason, 'left');
     assert.equal(h.core.phase, 'left');
   });
@@ -448,7 +469,7 @@ describe('call core: Leave ends the seat in every state', () => {
     const id = h.one('open').session;
     h.send({ type: 'leave' });
     assert.equal(h.of('send').length, 0, 'nothing to say on a socket that is not open');
-    assert.deepEqual(h.one('close'), { type: 'close', session: id, code: CloseCode.NORMAL });
+    assert.deepEqual(h.one('close'), { type: 'close', session: id, code: CloseCode.NORMAL, keepMedia: false });
     assert.equal(h.send({ type: 'socket_open', session: id }).filter((a) => a.type === 'send_join').length, 0);
   });
 

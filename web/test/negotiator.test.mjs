@@ -85,16 +85,25 @@ class FakePeer {
   getTransceivers() {
     return this.transceivers;
   }
-  /** @returns {Promise<RTCSessionDescriptionInit>} */
-  async createOffer() {
+  /**
+   * @param {{iceRestart?: boolean}} [options]
+   * @returns {Promise<RTCSessionDescriptionInit>}
+   */
+  async createOffer(options) {
     await null;
     this.n += 1;
+    this.log.push(options?.iceRestart ? 'offer+restart' : 'offer');
     return { type: 'offer', sdp: sdpWith([['audio', '0', 'ls mic-track'], ['video', '1', 'ls cam-track']]) + `a=x-offer:${this.n}\r\n` };
   }
   /** @param {any} [desc] */
   async setLocalDescription(desc) {
     await null;
-    if (desc && desc.type === 'offer') {
+    if (desc && desc.type === 'rollback') {
+      assert.equal(this.signalingState, 'have-local-offer', 'rollback of a local offer only');
+      this.localDescription = null;
+      this.signalingState = 'stable';
+      this.log.push('rollback');
+    } else if (desc && desc.type === 'offer') {
       assert.equal(this.signalingState, 'stable', 'offer created only when stable');
       this.localDescription = desc;
       this.signalingState = 'have-local-offer';
@@ -286,5 +295,38 @@ describe('Negotiator', () => {
     neg.close();
     await neg.handleOffer('late');
     assert.equal(sent.length, 1);
+  });
+
+  test('a resumed connection rolls back the offer the old socket lost and offers again restarting ICE', async () => {
+    const { pc, neg, offers } = setup();
+    await neg.start();
+    await neg.handleAnswer('a1');
+    await neg.negotiationNeeded(); // a screen share: this offer dies with the socket
+    assert.equal(pc.signalingState, 'have-local-offer');
+    await neg.resume();
+    assert.deepEqual(pc.log.slice(-3), ['rollback', 'offer+restart', 'slo']);
+    assert.equal(offers().length, 3);
+    assert.equal(neg.offerInFlight, true);
+    await neg.handleAnswer('a3');
+    assert.equal(pc.signalingState, 'stable');
+    await neg.negotiationNeeded();
+    assert.equal(pc.log.at(-2), 'offer', 'only the resumed offer restarts ICE');
+  });
+
+  test('after a resume the node offer it sends again wins, and the ICE restart offer follows its answer', async () => {
+    const { pc, neg, offers, sent } = setup();
+    await neg.start();
+    await neg.handleAnswer('a1');
+    await neg.resume();
+    // The node had an offer of its own outstanding: it refuses ours…
+    assert.equal(neg.handleError({ type: 'error', code: 'invalid_state', message: 'glare', request: 'offer' }), true);
+    // …and sends its offer again on the new socket.
+    await neg.handleOffer('node-offer');
+    await neg.chain;
+    assert.equal(sent.filter((m) => m.type === 'answer').length, 1);
+    assert.equal(offers().length, 3, 'offered again after answering');
+    assert.equal(pc.log.filter((l) => l === 'offer+restart').length, 2, 'the retry still restarts ICE');
+    await neg.handleAnswer('a3');
+    assert.equal(neg.iceRestart, false);
   });
 });

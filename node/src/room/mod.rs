@@ -27,6 +27,7 @@ mod p2p;
 mod participant;
 mod policy;
 mod recording;
+mod resume;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -41,6 +42,7 @@ mod tests_recording;
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
 pub use participant::{Joiner, Participant, ResumeError};
 pub use policy::{notices_for, withheld_reason, PolicySource, Told};
+pub use resume::SeatMedia;
 
 use crate::core::{Action, Announcement, CoreError, Home, RoomCore};
 use crate::events::EventSink;
@@ -54,7 +56,6 @@ use veche_protocol::chat::ChatMessage;
 use veche_protocol::moderation::{Role, RoomPolicy};
 use veche_protocol::pass::PassId;
 use veche_protocol::relay::{RelayCodec, RelayMsg};
-use veche_protocol::secret::secrets_match;
 use veche_protocol::signal::{
     IceServer, LeaveReason, MediaState, PresenceStatus, RoomInfo, ServerMessage,
 };
@@ -329,6 +330,7 @@ impl Room {
             ice_servers,
             resume_token: resume_token.clone(),
             resumed: false,
+            media_kept: false,
             policy: policy.view(),
         });
         if role.moderates() {
@@ -354,63 +356,6 @@ impl Room {
         self.run(&mut inner, actions);
         self.observe(&inner);
         Ok(generation)
-    }
-
-    /// A new session takes over an existing seat. The old session's
-    /// connection is closed, its tracks unpublished, and the new one is
-    /// subscribed to everything. Returns the new generation and the
-    /// participant's display name.
-    pub fn resume(
-        &self,
-        id: &ParticipantId,
-        resume_token: &str,
-        handle: impl Participant + 'static,
-        ice_servers: Vec<IceServer>,
-    ) -> Result<(u64, String), ResumeError> {
-        let mut inner = self.lock();
-        let seat = inner.seats.get_mut(id).ok_or(ResumeError::NoSeat)?;
-        if !secrets_match(resume_token.as_bytes(), seat.resume_token.as_bytes()) {
-            return Err(ResumeError::BadToken);
-        }
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        let old = std::mem::replace(&mut seat.participant, Box::new(handle));
-        seat.generation = generation;
-        old.close();
-        let actions = inner.core.rejoin(id).map_err(|_| ResumeError::NoSeat)?;
-        self.forget_told(id);
-        self.drop_local_tracks_of(&mut inner, id);
-        let name = inner
-            .core
-            .participant(id)
-            .map(|p| p.display_name.clone())
-            .unwrap_or_default();
-        if let Some(seat) = inner.seats.get(id) {
-            seat.participant.send(ServerMessage::Joined {
-                participant_id: id.clone(),
-                room: self.info.clone(),
-                participants: inner.core.snapshot(),
-                ice_servers,
-                resume_token: resume_token.to_owned(),
-                resumed: true,
-                policy: inner
-                    .policy
-                    .as_ref()
-                    .map(RoomPolicy::view)
-                    .unwrap_or_default(),
-            });
-            if inner
-                .core
-                .participant(id)
-                .is_some_and(|p| p.role.moderates())
-            {
-                seat.participant.send(ServerMessage::Lobby {
-                    waiting: inner.lobby.all_entries(),
-                });
-            }
-        }
-        self.run(&mut inner, actions);
-        self.observe(&inner);
-        Ok((generation, name))
     }
 
     /// Registers a newly received track and subscribes everyone else.
@@ -485,13 +430,17 @@ impl Room {
     }
 
     /// The session `generation` ended on purpose: remove the participant,
-    /// unless a newer session owns the seat.
-    pub fn leave(&self, id: &ParticipantId, generation: u64, reason: LeaveReason) {
+    /// unless a newer session owns the seat. Returns false then: the newer
+    /// session's connection may be this session's old one (a resume that
+    /// kept its media), so the caller must leave it alone.
+    pub fn leave(&self, id: &ParticipantId, generation: u64, reason: LeaveReason) -> bool {
         let mut inner = self.lock();
-        if inner.seats.get(id).map(|s| s.generation) == Some(generation) {
-            self.leave_locked(&mut inner, id, reason);
-            self.observe(&inner);
+        if inner.seats.get(id).map(|s| s.generation) != Some(generation) {
+            return false;
         }
+        self.leave_locked(&mut inner, id, reason);
+        self.observe(&inner);
+        true
     }
 
     /// The session `generation`'s connection broke: show the participant

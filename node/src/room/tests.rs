@@ -261,14 +261,14 @@ fn a_dropped_participant_shows_reconnecting_and_resumes_into_the_same_seat() {
     // A wrong token takes nothing over.
     let thief = Recorder::default();
     assert_eq!(
-        room.resume(&pid(1), "tok2", thief.clone(), Vec::new()),
+        room.resume(&pid(1), "tok2", thief.clone(), Vec::new(), SeatMedia::New),
         Err(ResumeError::BadToken)
     );
     assert!(thief.take().is_empty());
 
     let again = Recorder::default();
     let (gen_a2, name) = room
-        .resume(&pid(1), "tok1", again.clone(), Vec::new())
+        .resume(&pid(1), "tok1", again.clone(), Vec::new(), SeatMedia::New)
         .unwrap();
     assert_eq!(name, "P1");
     assert_ne!(gen_a2, gen_a);
@@ -311,7 +311,13 @@ fn a_seat_whose_grace_period_ends_is_removed_and_cannot_be_resumed() {
     assert_eq!(left(&b.take()), vec![(pid(1), LeaveReason::Disconnected)]);
     assert_eq!(a.take(), vec![Event::Closed]);
     assert_eq!(
-        room.resume(&pid(1), "tok1", Recorder::default(), Vec::new()),
+        room.resume(
+            &pid(1),
+            "tok1",
+            Recorder::default(),
+            Vec::new(),
+            SeatMedia::New
+        ),
         Err(ResumeError::NoSeat)
     );
     room.leave(&pid(2), gen_b, LeaveReason::Left);

@@ -214,8 +214,14 @@ fn a_resumed_session_is_told_the_path_again_right_after_joined() {
     let _a = join_as(&r, 1, true);
     let _b = join_as(&r, 2, true);
     let again = Recorder::default();
-    r.resume(&pid(2), "tok2", again.clone(), Vec::new())
-        .unwrap();
+    r.resume(
+        &pid(2),
+        "tok2",
+        again.clone(),
+        Vec::new(),
+        crate::room::SeatMedia::New,
+    )
+    .unwrap();
     let events = again.take();
     assert!(matches!(
         events[0],

@@ -211,7 +211,7 @@ export class CallCore extends CallMoves {
       ? { resume: { participant_id: m.participant_id, resume_token: m.resume_token }, nodeId: rec.nodeId }
       : null;
     this.emit({ type: 'joined', session: id, message: m, samePerson });
-    this.emit({ type: 'start_media', session: id, iceServers: m.ice_servers });
+    this.emit({ type: 'start_media', session: id, iceServers: m.ice_servers, mediaKept: !!m.media_kept });
     this.emit({ type: 'set_timer', key: 'media', ms: MEDIA_CONNECT_TIMEOUT_MS });
     this.status();
     for (const c of this.chatQueue.splice(0)) {
@@ -278,8 +278,11 @@ export class CallCore extends CallMoves {
     const mv = this.move?.from === id ? this.move : null;
     if (mv) this.cancelMove(true);
     this.current = null;
-    this.closeSession(id, CloseCode.NORMAL);
     const action = closeAction(info, { resuming: rec.resume !== null, joined: rec.joined });
+    // Only the socket broke (a network change, say): the seat is resumed
+    // next, and its peer connection may carry on with it.
+    const keepMedia = action === 'retry' && rec.joined && this.seat !== null && !mv;
+    this.closeSession(id, CloseCode.NORMAL, keepMedia);
     if (action === 'none') return;
     if (action === 'room_gone') {
       this.end('room_gone', 'The meeting was closed or its link was removed.');

@@ -115,10 +115,12 @@ export class CallState {
    * @param {number} id
    * @param {number} code 1000 tells the node we left; `RECONNECTING` keeps
    *   the seat for a resume.
+   * @param {boolean} [keepMedia] The seat will be resumed: the shell may
+   *   keep the session's peer connection for it.
    */
-  closeSession(id, code) {
+  closeSession(id, code, keepMedia = false) {
     if (!this.sessions.delete(id)) return;
-    this.emit({ type: 'close', session: id, code });
+    this.emit({ type: 'close', session: id, code, keepMedia });
   }
 
   /**

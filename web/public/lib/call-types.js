@@ -94,13 +94,16 @@ export const MAX_QUEUED_CHATS = 20;
  * - `open`: open a socket; answer `socket_open` or `socket_failed`.
  * - `send_join`: send `join` with the current device state (`build.join`).
  * - `send`: send a frame on a session's socket.
- * - `start_media`: create the peer connection and make the first offer;
+ * - `start_media`: create the peer connection and make the first offer
+ *   (`mediaKept`: take back the one kept at the last `close` instead);
  *   report `media_connected` / `media_failed`.
  * - `joined`: a session's `joined` became the room state (`samePerson`
  *   false: we came back as a new participant).
  * - `retire`: stop negotiating on a session but keep its socket open.
  * - `close`: close a session's socket (with `code`) and peer connection,
- *   and drop what it received.
+ *   and drop what it received; with `keepMedia` (the seat is resumed
+ *   next) the peer connection and what it received may stay for the
+ *   resume (`send_join` then asks the node to keep its side too).
  * - `set_timer` / `cancel_timer`: one timer per key; setting replaces.
  *   When it fires, send `{type: 'timer', key}`.
  * - `status`: the banner text (null: none).
@@ -111,10 +114,10 @@ export const MAX_QUEUED_CHATS = 20;
  *   | {type: 'open', session: number, wsUrl: string, nodeId: NodeId | null}
  *   | {type: 'send_join', session: number, token: string, resume: Resume | null}
  *   | {type: 'send', session: number, message: ClientMessage}
- *   | {type: 'start_media', session: number, iceServers: IceServer[]}
+ *   | {type: 'start_media', session: number, iceServers: IceServer[], mediaKept: boolean}
  *   | {type: 'joined', session: number, message: JoinedMessage, samePerson: boolean}
  *   | {type: 'retire', session: number}
- *   | {type: 'close', session: number, code: number}
+ *   | {type: 'close', session: number, code: number, keepMedia: boolean}
  *   | {type: 'set_timer', key: string, ms: number}
  *   | {type: 'cancel_timer', key: string}
  *   | {type: 'status', banner: string | null}

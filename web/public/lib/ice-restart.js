@@ -12,9 +12,10 @@
 // restarts do not bring the connection back does the call fall back to its
 // rejoin (which others see as "reconnecting", never a leave).
 //
-// A resumed seat (the signalling socket dropped too) needs nothing from
-// here: the node gives the resumed session a new peer connection, and a new
-// connection gathers afresh.
+// When the signalling socket dropped too, the seat is resumed on a new
+// socket first; the resume keeps this peer connection (`keep_media`), and
+// the negotiator restarts ICE on it at once (`Negotiator.resume`), with no
+// decision needed from here.
 
 /** How long ICE may stay `disconnected` before a restart: Chromium goes
  * `disconnected` after ~2.5 s without replies, and often recovers alone

@@ -24,13 +24,18 @@ export const build = Object.freeze({
    * @param {Resume | null} [resume] Take back the seat of an earlier session.
    * @param {boolean} [p2p] This client can connect directly to one other
    *   participant (sent only when true: absent means it cannot).
+   * @param {boolean} [keepMedia] With `resume`: we kept the seat's peer
+   *   connection and will restart its ICE on this session.
    * @returns {ClientMessage}
    */
-  join(token, media, resume = null, p2p = false) {
+  join(token, media, resume = null, p2p = false, keepMedia = false) {
     /** @type {ClientMessage} */
     const msg = { type: 'join', token };
     if (media) msg.media = { ...media };
-    if (resume) msg.resume = { participant_id: resume.participant_id, resume_token: resume.resume_token };
+    if (resume) {
+      msg.resume = { participant_id: resume.participant_id, resume_token: resume.resume_token };
+      if (keepMedia) msg.resume.keep_media = true;
+    }
     if (p2p) msg.p2p = true;
     return msg;
   },
@@ -215,6 +220,7 @@ const SERVER_SHAPES = Object.freeze({
     m.participants.every(isParticipant) &&
     Array.isArray(m.ice_servers) &&
     (m.resume_token === undefined || isStr(m.resume_token)) &&
+    (m.media_kept === undefined || typeof m.media_kept === 'boolean') &&
     (m.policy === undefined || isPolicy(m.policy)),
   policy: (m) => isPolicy(m.policy),
   moderated: (m) => isStr(m.notice) && isStr(m.by) && isStr(m.by_name),

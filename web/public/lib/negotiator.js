@@ -57,7 +57,7 @@ export function buildTrackMap(sdp, sourceByMid) {
  * @typedef {object} NegotiationPeer
  * @property {string} signalingState
  * @property {{type: RTCSdpType, sdp: string} | null} localDescription
- * @property {() => Promise<RTCSessionDescriptionInit>} createOffer
+ * @property {(options?: {iceRestart?: boolean}) => Promise<RTCSessionDescriptionInit>} createOffer
  * @property {(d?: RTCLocalSessionDescriptionInit) => Promise<void>} setLocalDescription
  * @property {(d: RTCSessionDescriptionInit) => Promise<void>} setRemoteDescription
  * @property {(c: IceCandidate) => Promise<void>} addIceCandidate
@@ -115,6 +115,8 @@ export class Negotiator {
     this.closed = false;
     /** Number of client offers sent; for tests and debugging. */
     this.offersSent = 0;
+    /** Our next offer restarts ICE, until an answer to one is applied. */
+    this.iceRestart = false;
   }
 
   /**
@@ -166,7 +168,7 @@ export class Negotiator {
     this.answeredSinceOffer = false;
     this.offerInFlight = true;
     try {
-      const offer = await this.pc.createOffer();
+      const offer = await this.pc.createOffer(this.iceRestart ? { iceRestart: true } : undefined);
       await this.pc.setLocalDescription(offer);
     } catch (e) {
       this.offerInFlight = false;
@@ -201,6 +203,7 @@ export class Negotiator {
       await this.pc.setRemoteDescription({ type: 'answer', sdp });
       this.offerInFlight = false;
       this.established = true;
+      this.iceRestart = false;
       if (this.wantOffer) await this.makeOffer();
     });
   }
@@ -269,6 +272,28 @@ export class Negotiator {
       }, this.retryFallbackMs);
     }
     return true;
+  }
+
+  /**
+   * The connection now talks over a resumed session's socket (the node
+   * kept its side: `joined.media_kept`), and its path is probably broken.
+   * An offer of ours that went out on the old socket may never have
+   * arrived: roll it back. Then offer again with fresh ICE credentials.
+   * An offer of the node's that crossed ours is resolved as usual (it
+   * sends it again on the new socket, refuses ours, and we answer it and
+   * offer again, still restarting ICE).
+   * @returns {Promise<void>}
+   */
+  resume() {
+    return this.enqueue(async () => {
+      if (this.pc.signalingState === 'have-local-offer') {
+        await this.pc.setLocalDescription({ type: 'rollback' });
+      }
+      this.offerInFlight = false;
+      this.waitingForNodeOffer = false;
+      this.iceRestart = true;
+      await this.makeOffer();
+    });
   }
 
   /** Stops all further work; pending operations become no-ops. */

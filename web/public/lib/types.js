@@ -192,6 +192,9 @@
  * @typedef {object} Resume
  * @property {string} participant_id
  * @property {string} resume_token
+ * @property {boolean} [keep_media] We still hold the seat's peer
+ *   connection and will restart its ICE: the node keeps its side too, if
+ *   it can (`joined.media_kept`).
  */
 
 /**
@@ -219,9 +222,12 @@
  */
 
 /**
- * `resume_token` is absent from nodes that predate resuming.
+ * `resume_token` is absent from nodes that predate resuming. `media_kept`:
+ * the resume kept the seat's peer connection (asked for with
+ * `resume.keep_media`); absent or false, make a new one.
  * @typedef {{type: 'joined', participant_id: string, room: RoomInfo, participants: ParticipantInfo[],
- *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean, policy?: PolicyView}} JoinedMessage
+ *   ice_servers: IceServer[], resume_token?: string, resumed?: boolean, media_kept?: boolean,
+ *   policy?: PolicyView}} JoinedMessage
  */
 /** @typedef {{type: 'policy', policy: PolicyView}} PolicyMessage */
 /** @typedef {{type: 'moderated', by: string, by_name: string} & Notice} ModeratedMessage */

@@ -10,7 +10,7 @@ import { app } from './state.js';
 import { mediaState } from './devices.js';
 import { remote, onRemoteTrack, renderTiles } from './stage.js';
 import { addMessages, chatFailed, chatRefused, chatSent, loadHistory } from './chat-view.js';
-import { createPeer } from './peer.js';
+import { adoptPeer, createPeer } from './peer.js';
 import { onMediaPath, onPeerSignal, p2pJoined, p2pPeerCreated, p2pRoomChanged, p2pSessionClosed } from './p2p.js';
 
 /** @typedef {import('../lib/call-types.js').CallAction} CallAction */
@@ -43,6 +43,9 @@ const call = {
   sessions: new Map(),
   /** @type {Map<string, ReturnType<typeof setTimeout>>} */
   timers: new Map(),
+  /** @type {Session | null} A session closed for a resume whose peer
+   * connection (and what it shows) is kept for the resumed session. */
+  parked: /** @type {Session | null} */ (null),
 };
 
 /**
@@ -62,6 +65,7 @@ export function dispatch(ev) {
 
 /** Starts a new call (the first, or after Leave): a fresh core. */
 export function startCall() {
+  dropParked();
   for (const t of call.timers.values()) clearTimeout(t);
   call.timers.clear();
   call.core = new CallCore();
@@ -117,9 +121,12 @@ function run(core, a) {
     case 'open':
       openSession(core, a.session, a.wsUrl, a.nodeId);
       break;
-    case 'send_join':
-      s?.sig.send(proto.build.join(a.token, mediaState(), a.resume, true)); // p2p: ui/p2p.js can connect directly.
+    case 'send_join': {
+      // A seat resumed on the node that holds its kept connection: ask it to keep its side too.
+      const keep = !!a.resume && !!s && call.parked?.nodeId === s.nodeId;
+      s?.sig.send(proto.build.join(a.token, mediaState(), a.resume, true, keep)); // p2p: ui/p2p.js can connect directly.
       break;
+    }
     case 'send':
       if (s?.sig.send(a.message) && a.message.type === 'chat' && a.message.client_msg_id) {
         chatSent(a.message.client_msg_id, a.session);
@@ -127,13 +134,22 @@ function run(core, a) {
       break;
     case 'start_media':
       if (s) {
-        const id = s.id;
-        createPeer(s, a.iceServers, {
-          isCurrent: () => core === call.core && core.current === id,
-          connected: () => core === call.core && dispatch({ type: 'media_connected', session: id }),
-          failed: () => core === call.core && dispatch({ type: 'media_failed', session: id }),
-          onTrack: onRemoteTrack,
-        });
+        const parked = call.parked;
+        call.parked = null;
+        if (a.mediaKept && parked && adoptPeer(s, parked)) {
+          // ICE restarts now; if the path never broke, it is up already.
+          if (s.pc?.connectionState === 'connected') dispatch({ type: 'media_connected', session: s.id });
+        } else {
+          if (parked) teardown(parked, proto.CloseCode.RECONNECTING);
+          // The handlers read `s.id`, not a copy: a resumed session that
+          // takes this connection back (adoptPeer) renumbers `s`.
+          createPeer(s, a.iceServers, {
+            isCurrent: () => core === call.core && core.current === s.id,
+            connected: () => core === call.core && dispatch({ type: 'media_connected', session: s.id }),
+            failed: () => core === call.core && dispatch({ type: 'media_failed', session: s.id }),
+            onTrack: onRemoteTrack,
+          });
+        }
         p2pPeerCreated(s);
       }
       break;
@@ -146,7 +162,8 @@ function run(core, a) {
       s?.negotiator?.close();
       break;
     case 'close':
-      if (s) teardown(s, a.code);
+      if (s && a.keepMedia && canKeep(s)) park(s);
+      else if (s) teardown(s, a.code);
       break;
     case 'set_timer': {
       const old = call.timers.get(a.key);
@@ -173,6 +190,7 @@ function run(core, a) {
       chatFailed(a.clientMsgId);
       break;
     case 'ended':
+      dropParked();
       callHooks.ended(a.reason, a.message, core.everJoined);
       break;
     case 'log':
@@ -301,6 +319,37 @@ function teardown(s, code) {
   }
   s.remote.clear();
   if (changed) renderTiles();
+}
+
+/**
+ * Whether a session's peer connection is worth keeping for a resume: it
+ * was set up, and has not failed (ICE restarts gave up) or closed.
+ * @param {Session} s
+ */
+function canKeep(s) {
+  const state = s.pc?.connectionState;
+  return !!s.negotiator?.established && state !== undefined && state !== 'failed' && state !== 'closed';
+}
+
+/**
+ * Closes a session's socket but keeps its peer connection, and the video
+ * it shows, for the resumed session (`start_media` with `mediaKept`). The
+ * others' tiles stay on their last frame instead of going blank.
+ * @param {Session} s
+ */
+function park(s) {
+  dropParked();
+  call.sessions.delete(s.id);
+  p2pSessionClosed(s, proto.CloseCode.RECONNECTING);
+  s.sig.close(proto.CloseCode.RECONNECTING, 'reconnecting');
+  call.parked = s;
+}
+
+/** Closes a kept peer connection nobody took back. */
+function dropParked() {
+  const parked = call.parked;
+  call.parked = null;
+  if (parked) teardown(parked, proto.CloseCode.RECONNECTING);
 }
 
 /**

@@ -116,6 +116,34 @@ export function createPeer(s, iceServers, events) {
 }
 
 /**
+ * Takes back into the resumed session `s` the peer connection a session
+ * closed for the resume kept (`parked`; the node kept its side too:
+ * `joined.media_kept`). Nothing is renegotiated and nobody sees our tracks
+ * go: the negotiator restarts ICE over the new socket. The connection's
+ * handlers (`createPeer`) read `parked`, so it is renumbered and given the
+ * new socket; `s` shares its connection, senders and streams.
+ * @param {Session} s
+ * @param {Session} parked
+ * @returns {boolean} False if there was nothing left to take back.
+ */
+export function adoptPeer(s, parked) {
+  if (!parked.pc || parked.pc.signalingState === 'closed' || !parked.negotiator) return false;
+  parked.id = s.id;
+  parked.sig = s.sig;
+  s.pc = parked.pc;
+  s.negotiator = parked.negotiator;
+  s.sources = parked.sources;
+  s.micSender = parked.micSender;
+  s.camSender = parked.camSender;
+  s.screenSenders = parked.screenSenders;
+  s.remote = parked.remote;
+  s.sfuPaused = parked.sfuPaused;
+  console.info('veche: resumed with the same peer connection; restarting ICE');
+  s.negotiator.resume();
+  return true;
+}
+
+/**
  * Restarts ICE on `pc` when its path breaks (lib/ice-restart.js decides
  * when), over the session's signalling: `restartIce()` makes the next offer
  * carry fresh ICE credentials and fires `negotiationneeded`, which the
