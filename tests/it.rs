@@ -54,6 +54,7 @@ mod recording_cluster;
 mod recording_s3;
 mod relay_signalling;
 mod restart;
+mod resume_media;
 mod signalling_limits;
 mod statistics;
 mod turn_credentials;

@@ -61,7 +61,7 @@ pub(crate) struct Attached {
 
 /// The connection for a session of `id` in `room` whose messages go to
 /// `out`. A resume that asks to keep its media, with the right token,
-/// gets the seat's running actor (rebound to `out` by [`rebind`] once the
+/// gets the seat's running actor (rebound to `out` by [`seated`] once the
 /// room has queued its `joined`); anything else gets a new actor.
 pub(crate) async fn attach(
     node: NodeMedia<'_>,
@@ -91,20 +91,30 @@ pub(crate) async fn attach(
     // The actor runs until `Close`; it is not awaited, so that a slow
     // close of its connection holds up no session.
     drop(peer::spawn(ctx, node.rtc.clone(), cmd.clone(), cmd_rx).await?);
-    node.peers.register(room.id(), id.clone(), &cmd);
     Ok(Attached {
         cmd,
         media: SeatMedia::New,
     })
 }
 
-/// After the room took the resume: a kept connection answers on the new
-/// session's socket from now on (and sends again an offer the old socket
-/// may have lost). Sent only now so that `joined` reaches the browser
-/// before anything from the connection.
-pub(crate) fn rebind(attached: &Attached, out: &Outbox) {
-    if attached.media == SeatMedia::Kept {
-        let _ = attached.cmd.send(PeerCmd::Rebind(out.clone()));
+/// After the room seated the session. A new connection becomes the one a
+/// later resume of this seat may take back: registered only now, so a
+/// refused join (a wrong resume token) never displaces the seat's own. A
+/// kept connection answers on the new session's socket from now on (and
+/// sends again an offer the old socket may have lost); rebound only now so
+/// that `joined` reaches the browser before anything from the connection.
+pub(crate) fn seated(
+    peers: &PeerRegistry,
+    room: RoomId,
+    id: &ParticipantId,
+    attached: &Attached,
+    out: &Outbox,
+) {
+    match attached.media {
+        SeatMedia::New => peers.register(room, id.clone(), &attached.cmd),
+        SeatMedia::Kept => {
+            let _ = attached.cmd.send(PeerCmd::Rebind(out.clone()));
+        }
     }
 }
 

@@ -246,7 +246,7 @@ async fn session(
             return;
         }
     };
-    crate::resume::rebind(&attached, &out_tx);
+    crate::resume::seated(&node.peers, room.id(), &pid, &attached, &out_tx);
     node.metrics.participants.inc();
     info!(name = %display_name, resumed = resume.is_some(), rejoin = claims.rejoin, "joined");
     if node.is_draining() {

@@ -50,7 +50,7 @@ function typeOf(name) {
  * @type {Record<string, (f: any) => unknown>}
  */
 const BUILDERS = {
-  join: (f) => build.join(f.token, f.media, f.resume ?? null, f.p2p ?? false),
+  join: (f) => build.join(f.token, f.media, f.resume ?? null, f.p2p ?? false, f.resume?.keep_media ?? false),
   offer: (f) => build.offer(f.sdp, f.tracks),
   answer: (f) => build.answer(f.sdp),
   candidate: (f) => build.candidate(f.candidate),

@@ -38,6 +38,8 @@ mod tests_p2p;
 mod tests_p2p_state;
 #[cfg(test)]
 mod tests_recording;
+#[cfg(test)]
+mod tests_resume;
 
 pub use lobby::{Lobby, LobbyDecision, LobbyError, Waiter};
 pub use participant::{Joiner, Participant, ResumeError};

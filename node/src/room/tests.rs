@@ -110,7 +110,7 @@ pub(super) fn camera(n: u8, publisher: u8) -> Arc<UpTrack> {
 }
 
 /// The participant states a seat was told about, in order.
-fn updates(events: &[Event]) -> Vec<ParticipantInfo> {
+pub(super) fn updates(events: &[Event]) -> Vec<ParticipantInfo> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -122,7 +122,7 @@ fn updates(events: &[Event]) -> Vec<ParticipantInfo> {
         .collect()
 }
 
-fn left(events: &[Event]) -> Vec<(ParticipantId, LeaveReason)> {
+pub(super) fn left(events: &[Event]) -> Vec<(ParticipantId, LeaveReason)> {
     events
         .iter()
         .filter_map(|e| match e {
