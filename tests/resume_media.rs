@@ -21,12 +21,17 @@ async fn bob_drops_out() -> (Server, String, Signal, String, String) {
     drop(bob);
     alice
         .recv_matching("Bob shown as reconnecting", secs(6), |v| {
-            v["type"] == "participant_updated"
-                && v["participant"]["id"] == bob_id.as_str()
-                && v["participant"]["status"] == "reconnecting"
+            status_of(v, &bob_id, "reconnecting")
         })
         .await;
     (server, slug, alice, bob_id, token)
+}
+
+/// Whether `v` shows participant `id` with `status`.
+fn status_of(v: &Value, id: &str, status: &str) -> bool {
+    v["type"] == "participant_updated"
+        && v["participant"]["id"] == id
+        && v["participant"]["status"] == status
 }
 
 /// A new socket for `name` presenting `resume` in its `join`.
@@ -48,9 +53,7 @@ async fn a_resume_that_keeps_its_media_is_told_so_and_others_see_only_reconnecti
     assert_eq!(joined["media_kept"], true, "{joined}");
     alice
         .recv_matching("Bob connected again", secs(5), |v| {
-            v["type"] == "participant_updated"
-                && v["participant"]["id"] == bob_id.as_str()
-                && v["participant"]["status"] == "connected"
+            status_of(v, &bob_id, "connected")
         })
         .await;
     assert!(

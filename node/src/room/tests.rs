@@ -241,8 +241,19 @@ fn leaving_stops_the_leavers_tracks_everywhere_and_closes_their_connection() {
     assert!(room.has_members());
 }
 
-#[test]
-fn a_dropped_participant_shows_reconnecting_and_resumes_into_the_same_seat() {
+/// Participants 1 and 2, each publishing a camera (`mine` is 1's,
+/// `theirs` 2's); then 1's connection drops, which 2 sees as
+/// reconnecting. Everything before is taken from both recorders.
+pub(super) struct Dropped {
+    pub room: Arc<Room>,
+    pub a: Recorder,
+    pub gen_a: u64,
+    pub b: Recorder,
+    pub mine: Arc<UpTrack>,
+    pub theirs: Arc<UpTrack>,
+}
+
+pub(super) fn one_of_two_drops() -> Dropped {
     let room = room();
     let (a, gen_a) = join(&room, 1);
     let (b, _) = join(&room, 2);
@@ -252,11 +263,30 @@ fn a_dropped_participant_shows_reconnecting_and_resumes_into_the_same_seat() {
     room.publish(theirs.clone()).unwrap();
     a.take();
     b.take();
-
     assert!(room.dropped(&pid(1), gen_a));
     let u = updates(&b.take());
     assert_eq!(u.last().unwrap().status, PresenceStatus::Reconnecting);
     a.take();
+    Dropped {
+        room,
+        a,
+        gen_a,
+        b,
+        mine,
+        theirs,
+    }
+}
+
+#[test]
+fn a_dropped_participant_shows_reconnecting_and_resumes_into_the_same_seat() {
+    let Dropped {
+        room,
+        a,
+        gen_a,
+        b,
+        mine,
+        theirs,
+    } = one_of_two_drops();
 
     // A wrong token takes nothing over.
     let thief = Recorder::default();

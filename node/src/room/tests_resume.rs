@@ -2,21 +2,19 @@
 //! seat's tracks and subscriptions carry on, and others see only
 //! "reconnecting" and back.
 
-use super::tests::{camera, join, left, pid, room, updates, Event, Recorder};
+use super::tests::{join, left, one_of_two_drops, pid, room, updates, Dropped, Event, Recorder};
 use super::*;
 
 #[test]
 fn a_resume_that_keeps_its_media_leaves_every_track_and_subscription_in_place() {
-    let room = room();
-    let (a, gen_a) = join(&room, 1);
-    let (b, _) = join(&room, 2);
-    let mine = camera(10, 1);
-    let theirs = camera(11, 2);
-    room.publish(mine.clone()).unwrap();
-    room.publish(theirs.clone()).unwrap();
-    assert!(room.dropped(&pid(1), gen_a));
-    a.take();
-    b.take();
+    let Dropped {
+        room,
+        a,
+        gen_a,
+        b,
+        mine,
+        ..
+    } = one_of_two_drops();
 
     // The new handle drives the old connection: a wrong token still takes
     // nothing over.
