@@ -69,6 +69,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
             cfg.recordings
                 .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?,
         ),
+        turn: cfg.turn.to_config(crate::config::turn_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -126,7 +127,6 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
         ice_servers: crate::serve::ice_servers(&cfg)?,
-        turn: crate::serve::turn(&cfg)?,
         recordings: Some(
             cfg.recordings.media_node(
                 cfg.recordings
