@@ -286,7 +286,8 @@ fn the_old_media_turn_keys_stop_a_node_at_start_up_pointing_to_the_turn_section(
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} started: {err}");
         assert!(
-            err.contains("media.turn_urls moved to the [turn] section as `urls`"),
+            err.contains("media.turn_urls moved to the [turn] section as `urls`")
+                || err.contains("media.turn_secret moved to the [turn] section as `secret`"),
             "{args:?}: {err}"
         );
         assert!(!err.contains(SECRET), "{args:?} shows the secret: {err}");
