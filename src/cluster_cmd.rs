@@ -95,6 +95,14 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
     let (cfg, secret) = args.resolve()?;
     veche_control_plane::secret::check_secret("the cluster secret", &secret)
         .map_err(|e| anyhow::anyhow!(e))?;
+    // Left over from when media nodes issued TURN credentials: the secret
+    // belongs on the control plane only.
+    if crate::config::turn_secret_from_env().is_some() {
+        tracing::warn!(
+            "VECHE_TURN_SECRET is set, but media nodes no longer use it (the control plane \
+             issues TURN credentials, see [turn]): remove it from this node's environment"
+        );
+    }
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;

@@ -185,7 +185,7 @@ mod tests {
             "[media]\nturn_secret = \"old-secret-value\"\nturn_urls = [\"turn:t\"]\n",
         )
         .unwrap();
-        let e = Config::load(&path).err().expect("refused").to_string();
+        let e = Config::load(&path).expect_err("refused").to_string();
         let _ = std::fs::remove_file(&path);
         assert!(
             e.contains("media.turn_secret moved to the [turn] section"),
