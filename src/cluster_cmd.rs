@@ -69,6 +69,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
             cfg.recordings
                 .object_store(&cfg.server.data_dir, crate::config::s3_secret_from_env())?,
         ),
+        turn: cfg.turn.to_config(crate::config::turn_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -94,6 +95,14 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
     let (cfg, secret) = args.resolve()?;
     veche_control_plane::secret::check_secret("the cluster secret", &secret)
         .map_err(|e| anyhow::anyhow!(e))?;
+    // Left over from when media nodes issued TURN credentials: the secret
+    // belongs on the control plane only.
+    if crate::config::turn_secret_from_env().is_some() {
+        tracing::warn!(
+            "VECHE_TURN_SECRET is set, but media nodes no longer use it (the control plane \
+             issues TURN credentials, see [turn]): remove it from this node's environment"
+        );
+    }
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.server.listen))?;
@@ -126,7 +135,6 @@ pub async fn run_media_node(args: MediaNodeArgs) -> anyhow::Result<()> {
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
         ice_servers: crate::serve::ice_servers(&cfg)?,
-        turn: crate::serve::turn(&cfg)?,
         recordings: Some(
             cfg.recordings.media_node(
                 cfg.recordings

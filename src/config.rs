@@ -11,8 +11,10 @@ use veche_control_plane::oidc::OidcConfig;
 
 mod oidc;
 mod recordings;
+mod turn;
 pub use oidc::OidcSection;
 pub use recordings::{s3_secret_from_env, RecordingsSection};
+pub use turn::{turn_secret_from_env, TurnSection};
 
 /// The whole file. `Debug` never prints a secret.
 #[derive(Default, Deserialize)]
@@ -36,6 +38,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookSection>,
     /// `[recordings]`: where recordings are kept, and for how long.
     pub recordings: RecordingsSection,
+    /// `[turn]`: the TURN server the control plane issues per-participant
+    /// credentials for.
+    pub turn: TurnSection,
 }
 
 /// `[storage]`: files kept outside the Raft store.
@@ -53,8 +58,9 @@ pub struct StorageSection {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The media section holds TURN credentials; it is left out rather
-        // than trusted to redact them.
+        // The media section may hold a static TURN credential (refused at
+        // start-up, but parsed first); it is left out rather than trusted
+        // to redact it.
         f.debug_struct("Config")
             .field("server", &self.server)
             .field("control_plane", &self.control_plane)
@@ -64,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("webhooks", &self.webhooks)
             .field("recordings", &self.recordings)
+            .field("turn", &self.turn)
             .finish_non_exhaustive()
     }
 }
@@ -221,16 +228,21 @@ pub struct MediaSection {
     /// are never stranded by a moderator who left. Default 60.
     pub lobby_unattended_secs: u64,
     /// STUN servers handed to browsers. Default none (LAN). Static TURN
-    /// credentials are refused at start-up: use `turn_secret`.
+    /// credentials are refused at start-up: use `[turn]`.
     pub ice_servers: Vec<IceServerConfig>,
-    /// `turn:`/`turns:` URLs of a TURN server that shares `turn_secret`
-    /// with this node (coturn's `use-auth-secret`). Default none.
-    pub turn_urls: Vec<String>,
-    /// The TURN server's `static-auth-secret`: each participant gets a
-    /// credential of their own derived from it, never the secret itself.
-    pub turn_secret: Option<veche_protocol::turn::TurnSecret>,
-    /// Lifetime of an issued TURN credential, in seconds. Default 3600.
-    pub turn_ttl_secs: u64,
+    /// `turn_urls`, `turn_secret` and `turn_ttl_secs` moved to `[turn]`
+    /// when the control plane took over issuing TURN credentials; an old
+    /// config that has them is refused, saying so, rather than started
+    /// without TURN.
+    #[serde(rename = "turn_urls", deserialize_with = "turn::refuse_turn_urls")]
+    moved_turn_urls: (),
+    #[serde(rename = "turn_secret", deserialize_with = "turn::refuse_turn_secret")]
+    moved_turn_secret: (),
+    #[serde(
+        rename = "turn_ttl_secs",
+        deserialize_with = "turn::refuse_turn_ttl_secs"
+    )]
+    moved_turn_ttl_secs: (),
     /// Region label for placement. Default empty (one region).
     pub region: String,
     /// Participants this node accepts; 0 (default) means unlimited.
@@ -260,9 +272,9 @@ impl Default for MediaSection {
             reconnect_grace_secs: 15,
             lobby_unattended_secs: veche_protocol::limits::moderation::LOBBY_UNATTENDED_MS / 1000,
             ice_servers: Vec::new(),
-            turn_urls: Vec::new(),
-            turn_secret: None,
-            turn_ttl_secs: veche_protocol::turn::DEFAULT_TTL_SECS,
+            moved_turn_urls: (),
+            moved_turn_secret: (),
+            moved_turn_ttl_secs: (),
             region: String::new(),
             capacity: 0,
             control_plane: Vec::new(),
@@ -395,7 +407,14 @@ impl Config {
     pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("in {}: {e}", path.display()))
+        toml::from_str(&text).map_err(|e: toml::de::Error| {
+            if turn::is_moved_key(e.message()) {
+                // Without the quoted line, which may hold the old secret.
+                anyhow::anyhow!("in {}: {}", path.display(), e.message())
+            } else {
+                anyhow::anyhow!("in {}: {e}", path.display())
+            }
+        })
     }
 }
 
@@ -411,13 +430,14 @@ mod tests {
     }
 
     #[test]
-    fn the_deploy_configs_parse() {
-        for text in [
-            include_str!("../deploy/veche/control-plane.toml"),
-            include_str!("../deploy/veche/media-node.toml"),
+    fn the_deploy_configs_parse_and_only_the_control_plane_has_turn() {
+        for (text, turn) in [
+            (include_str!("../deploy/veche/control-plane.toml"), true),
+            (include_str!("../deploy/veche/media-node.toml"), false),
         ] {
             let c: Config = toml::from_str(text).expect("deploy config parses");
-            assert!(c.control_plane.cluster_secret.is_none() && c.media.turn_secret.is_none());
+            assert!(c.control_plane.cluster_secret.is_none() && c.turn.secret.is_none());
+            assert_eq!(!c.turn.urls.is_empty(), turn);
         }
     }
 
@@ -429,17 +449,6 @@ mod tests {
         .unwrap();
         assert_eq!(c.webhook_endpoints()[0].url, "https://hooks.example/veche");
         assert!(!format!("{c:?}").contains("webhook-secret-value"));
-    }
-
-    #[test]
-    fn the_turn_secret_is_read_but_never_printed() {
-        let c: Config = toml::from_str(
-            "[media]\nturn_urls = [\"turn:t.example:3478\"]\nturn_secret = \"hush-hush\"\n",
-        )
-        .unwrap();
-        assert!(c.media.turn_secret.is_some());
-        assert_eq!(c.media.turn_ttl_secs, 3600);
-        assert!(!format!("{c:?}").contains("hush-hush"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn oidc_secret_from_env() -> Option<String> {
 
 /// The STUN servers of the config, as handed to browsers. A static TURN
 /// credential would reach every guest with a room link, so a config with
-/// one is refused, pointing to `turn_secret`.
+/// one is refused, pointing to `[turn]`.
 pub fn ice_servers(cfg: &Config) -> anyhow::Result<Vec<IceServer>> {
     cfg.media
         .ice_servers
@@ -57,9 +57,9 @@ pub fn ice_servers(cfg: &Config) -> anyhow::Result<Vec<IceServer>> {
             if s.credential.is_some() || s.username.is_some() {
                 anyhow::bail!(
                     "[[media.ice_servers]] {:?} has a static username/credential, which every \
-                     guest would receive; set media.turn_urls and media.turn_secret (coturn's \
-                     static-auth-secret) instead, and the node issues short-lived credentials \
-                     per participant",
+                     guest would receive; set [turn] urls and secret (coturn's \
+                     static-auth-secret) instead, and the control plane issues short-lived \
+                     credentials per participant",
                     s.urls
                 );
             }
@@ -70,47 +70,6 @@ pub fn ice_servers(cfg: &Config) -> anyhow::Result<Vec<IceServer>> {
             })
         })
         .collect()
-}
-
-/// The TURN secret from `VECHE_TURN_SECRET`, which takes precedence over
-/// `media.turn_secret`: the deploy files keep it out of the config file
-/// and give coturn the same variable.
-pub fn turn_secret_from_env() -> Option<veche_protocol::turn::TurnSecret> {
-    std::env::var("VECHE_TURN_SECRET")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(veche_protocol::turn::TurnSecret::new)
-}
-
-/// The TURN server the node issues per-participant credentials for, if
-/// `turn_urls` and a secret (`VECHE_TURN_SECRET` or `turn_secret`) are set
-/// (both or neither).
-pub fn turn(cfg: &Config) -> anyhow::Result<Option<veche_protocol::turn::TurnConfig>> {
-    turn_with(cfg, turn_secret_from_env())
-}
-
-/// [`turn`] with the environment's secret given.
-fn turn_with(
-    cfg: &Config,
-    env_secret: Option<veche_protocol::turn::TurnSecret>,
-) -> anyhow::Result<Option<veche_protocol::turn::TurnConfig>> {
-    let m = &cfg.media;
-    match (
-        env_secret.or_else(|| m.turn_secret.clone()),
-        m.turn_urls.is_empty(),
-    ) {
-        (None, true) => Ok(None),
-        (Some(secret), false) => Ok(Some(veche_protocol::turn::TurnConfig {
-            urls: m.turn_urls.clone(),
-            secret: secret.clone(),
-            ttl_secs: m.turn_ttl_secs.max(60),
-        })),
-        (None, false) => anyhow::bail!(
-            "media.turn_urls is set but no TURN secret is: set VECHE_TURN_SECRET (or \
-             media.turn_secret) to coturn's static-auth-secret"
-        ),
-        (Some(_), true) => anyhow::bail!("media.turn_secret is set but media.turn_urls is empty"),
-    }
 }
 
 /// Serves `app` on `listener` until a shutdown signal.
@@ -194,6 +153,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         avatar_dir: cfg.storage.avatars.clone(),
         cover_dir: cfg.storage.covers.clone(),
         recordings: cfg.recordings.control_plane(recordings.clone()),
+        turn: cfg.turn.to_config(crate::config::turn_secret_from_env())?,
     })
     .await
     .map_err(|e| anyhow::anyhow!("control plane failed to start: {e}"))?;
@@ -213,7 +173,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         reconnect_grace: Duration::from_secs(cfg.media.reconnect_grace_secs),
         lobby_unattended: Duration::from_secs(cfg.media.lobby_unattended_secs),
         ice_servers: ice_servers(&cfg)?,
-        turn: turn(&cfg)?,
         recordings: Some(cfg.recordings.media_node(recordings, &cfg.server.data_dir)),
     });
 
@@ -266,13 +225,13 @@ mod tests {
     }
 
     #[test]
-    fn a_static_turn_credential_is_refused_with_a_pointer_to_turn_secret() {
+    fn a_static_turn_credential_is_refused_with_a_pointer_to_the_turn_section() {
         let cfg = config(
             "[[media.ice_servers]]\nurls = [\"turn:t.example:3478\"]\n\
              username = \"veche\"\ncredential = \"hunter2\"\n",
         );
         let err = ice_servers(&cfg).unwrap_err().to_string();
-        assert!(err.contains("turn_secret"), "{err}");
+        assert!(err.contains("[turn] urls and secret"), "{err}");
         assert!(
             !err.contains("hunter2"),
             "the error repeats the secret: {err}"
@@ -280,34 +239,11 @@ mod tests {
     }
 
     #[test]
-    fn stun_servers_pass_and_turn_needs_urls_and_secret_together() {
+    fn stun_servers_pass_as_they_are() {
         let cfg = config("[[media.ice_servers]]\nurls = [\"stun:s.example:3478\"]\n");
         assert_eq!(
             ice_servers(&cfg).unwrap()[0].urls,
             vec!["stun:s.example:3478"]
         );
-        assert!(turn(&cfg).unwrap().is_none());
-        let cfg = config("[media]\nturn_secret = \"s\"\n");
-        assert!(turn(&cfg).is_err());
-        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"s\"\n");
-        assert_eq!(turn(&cfg).unwrap().unwrap().ttl_secs, 3600);
-    }
-
-    #[test]
-    fn the_environments_turn_secret_wins_over_the_files_and_suffices_alone() {
-        let from_env = veche_protocol::turn::TurnSecret::new("from-env");
-        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\nturn_secret = \"file\"\n");
-        let t = turn_with(&cfg, Some(from_env.clone())).unwrap().unwrap();
-        assert_eq!(t.secret, from_env);
-        let cfg = config("[media]\nturn_urls = [\"turn:t.example\"]\n");
-        assert_eq!(
-            turn_with(&cfg, Some(from_env.clone()))
-                .unwrap()
-                .unwrap()
-                .secret,
-            from_env
-        );
-        let e = turn_with(&cfg, None).unwrap_err().to_string();
-        assert!(e.contains("VECHE_TURN_SECRET"), "{e}");
     }
 }

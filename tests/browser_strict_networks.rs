@@ -68,7 +68,7 @@ async fn video_flows_through_turn_without_udp(tls: bool) {
     let server = Server::start_on(
         net.host(),
         &format!(
-            "[media]\nturn_urls = [\"{}\"]\nturn_secret = \"{TURN_SECRET}\"\n",
+            "[turn]\nurls = [\"{}\"]\nsecret = \"{TURN_SECRET}\"\n",
             coturn.url()
         ),
     );
@@ -224,7 +224,7 @@ async fn path_breaks_mid_call(how: Break, bound: Duration) {
     let config = match &coturn {
         None => String::new(),
         Some(c) => format!(
-            "[media]\nturn_urls = [\"{}\"]\nturn_secret = \"{TURN_SECRET}\"\n",
+            "[turn]\nurls = [\"{}\"]\nsecret = \"{TURN_SECRET}\"\n",
             c.url()
         ),
     };
@@ -420,7 +420,7 @@ async fn benchmark_connect_time_turn_tls_vs_direct_udp() {
     let tls_server = Server::start_on(
         tls_net.host(),
         &format!(
-            "[media]\nturn_urls = [\"{}\"]\nturn_secret = \"{TURN_SECRET}\"\n",
+            "[turn]\nurls = [\"{}\"]\nsecret = \"{TURN_SECRET}\"\n",
             coturn.url()
         ),
     );

@@ -3,7 +3,8 @@
 //! with the same commands and config files (`common/deploy.rs` says what
 //! stands in for Docker), form a cluster in which a room is created and
 //! joined, and coturn, on `deploy/coturn/turnserver.conf`, relays over UDP,
-//! TCP and TLS with the credentials the media nodes hand out, and refuses
+//! TCP and TLS with the credentials the control plane issues in join tokens
+//! (the media nodes, which have no TURN secret, hand them on), and refuses
 //! to relay to loopback or private addresses. The systemd units run the
 //! same config files.
 //!
@@ -13,6 +14,7 @@
 
 use crate::common::compose::{parse, Compose, Yaml};
 use crate::common::deploy::{conf_lines, flag_value, Deployment, DEPLOY_DIR};
+use crate::common::fake_media::token_claims;
 use crate::common::tls_tunnel::TlsTunnel;
 use crate::common::*;
 use serde_json::Value;
@@ -159,6 +161,16 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
     );
     for s in &d.compose.services {
         assert_eq!(s.network_mode.as_deref(), Some("host"), "{}", s.name);
+        // The TURN secret is the control plane's and coturn's (on its
+        // command line), never a media node's.
+        let has_turn_secret = s.environment.contains_key("VECHE_TURN_SECRET");
+        assert_eq!(
+            has_turn_secret,
+            s.command.first().map(String::as_str) == Some("control-plane"),
+            "{}: {:?}",
+            s.name,
+            s.environment.keys()
+        );
     }
     // One data volume per Veche node, and one they all share.
     assert_eq!(
@@ -200,12 +212,17 @@ async fn the_compose_services_run_as_processes_form_a_cluster_and_coturn_relays_
         })
         .await;
 
-    // The TURN URLs of media-node.toml, naming the ports coturn listens on.
+    // The TURN URLs of control-plane.toml, naming the ports coturn listens
+    // on, with the credential of Ann's join token: the media node, whose
+    // config and environment have no TURN, hands it on.
     let turn = ann_joined["ice_servers"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["username"].is_string()))
         .unwrap_or_else(|| panic!("no TURN server in {ann_joined}"))
         .clone();
+    let claims = token_claims(str_field(&ann, "token"));
+    assert_eq!(claims["ice_servers"], serde_json::json!([turn]), "{claims}");
+    assert!(!claims.to_string().contains(&turn_secret));
     let (udp, tls) = (d.port(3478), d.port(443));
     let want = [
         format!("turn:turn.example.com:{udp}?transport=udp"),

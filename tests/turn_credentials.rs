@@ -1,12 +1,16 @@
-//! TURN credentials against a real coturn: the node never hands out a
-//! static TURN password; each participant's `joined` carries a short-lived
-//! credential of its own (the TURN REST scheme), which coturn, configured
-//! with the same `static-auth-secret`, accepts for an allocation, and a
-//! tampered one it refuses.
+//! TURN credentials against a real coturn: nobody is handed a static TURN
+//! password; the control plane, which alone holds the secret (`[turn]`),
+//! puts a short-lived credential of the participant's own (the TURN REST
+//! scheme) in each join token, and the media node, which has no TURN
+//! settings at all, hands it on in `joined` after its STUN servers. coturn,
+//! configured with the same `static-auth-secret`, accepts it for an
+//! allocation, and a tampered one it refuses. The old `media.turn_*` keys
+//! stop a node at start-up, pointing to `[turn]`.
 //!
 //! Needs Debian's `coturn` (`turnserver`, `turnutils_uclient`):
 //! `apt-get install coturn`. Without it the test fails, saying so.
 
+use crate::common::cluster::{token_claims, Cluster};
 use crate::common::*;
 use std::process::{Child, Command, Stdio};
 
@@ -82,7 +86,7 @@ impl Drop for Coturn {
 async fn each_guest_gets_a_short_lived_turn_credential_that_coturn_accepts() {
     let coturn = Coturn::start();
     let server = Server::start_with_config(&format!(
-        "[media]\nturn_urls = [\"turn:127.0.0.1:{}\"]\nturn_secret = \"{SECRET}\"\nturn_ttl_secs = 600\n\
+        "[turn]\nurls = [\"turn:127.0.0.1:{}\"]\nsecret = \"{SECRET}\"\nttl_secs = 600\n\
          [[media.ice_servers]]\nurls = [\"stun:127.0.0.1:{}\"]\n",
         coturn.port, coturn.port
     ));
@@ -95,26 +99,24 @@ async fn each_guest_gets_a_short_lived_turn_credential_that_coturn_accepts() {
 
     let turn_of = |joined: &serde_json::Value| {
         let servers = joined["ice_servers"].as_array().expect("ice_servers");
-        let stun = servers
-            .iter()
-            .find(|s| {
-                s["urls"][0]
-                    .as_str()
-                    .is_some_and(|u| u.starts_with("stun:"))
-            })
-            .expect("the STUN server is handed out");
+        // The node's STUN server, then what the join token carries.
+        let [stun, turn] = servers.as_slice() else {
+            panic!("not one STUN and one TURN server: {joined}");
+        };
         assert!(
-            stun.get("credential").is_none() && stun.get("username").is_none(),
-            "STUN carries no credentials: {stun}"
+            stun["urls"][0]
+                .as_str()
+                .is_some_and(|u| u.starts_with("stun:"))
+                && stun.get("credential").is_none()
+                && stun.get("username").is_none(),
+            "STUN first, with no credentials: {stun}"
         );
-        let turn = servers
-            .iter()
-            .find(|s| {
-                s["urls"][0]
-                    .as_str()
-                    .is_some_and(|u| u.starts_with("turn:"))
-            })
-            .expect("a TURN server is handed out");
+        assert!(
+            turn["urls"][0]
+                .as_str()
+                .is_some_and(|u| u.starts_with("turn:")),
+            "{turn}"
+        );
         (
             str_field(turn, "username").to_owned(),
             str_field(turn, "credential").to_owned(),
@@ -140,6 +142,17 @@ async fn each_guest_gets_a_short_lived_turn_credential_that_coturn_accepts() {
         "each participant has a credential of their own"
     );
     assert!(!ann_pass.contains(SECRET) && !ann_joined.to_string().contains(SECRET));
+    // Each came in the participant's join token, which the browser holds
+    // and can decode: the secret is in neither the token nor the response.
+    for (response, joined) in [(&ann, &ann_joined), (&bo, &bo_joined)] {
+        let claims = token_claims(str_field(response, "token"));
+        assert_eq!(
+            claims["ice_servers"],
+            serde_json::json!([joined["ice_servers"][1]]),
+            "{claims}"
+        );
+        assert!(!claims.to_string().contains(SECRET) && !response.to_string().contains(SECRET));
+    }
 
     // coturn, with the same secret, accepts each issued credential (the
     // first attempt also waits for coturn to be up).
@@ -187,4 +200,96 @@ async fn coturn_refuses_a_username_whose_expiry_has_passed() {
         refused.is_err(),
         "coturn accepted a username that expired 60 s ago"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_node_without_any_turn_hands_on_the_credential_of_the_control_planes_token() {
+    // `[turn]` on the control plane only; the media node gets no config
+    // file, and no process here has VECHE_TURN_SECRET.
+    let dir = TempDir::new("turn-cp");
+    let config = dir.path().join("control-plane.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[turn]\nurls = [\"turn:turn.example.com:3478?transport=udp\", \
+             \"turns:turn.example.com:443?transport=tcp\"]\nsecret = \"{SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut cluster = Cluster::start_with_config(1, Some(config)).await;
+    cluster.start_media_node(1).await;
+    let base = cluster.base(1);
+    let room = create_room(&base, "TURN from the control plane").await;
+    let ann = join(&base, str_field(&room, "slug"), "Ann").await;
+
+    let claims = token_claims(str_field(&ann, "token"));
+    let [turn] = claims["ice_servers"]
+        .as_array()
+        .expect("ice_servers")
+        .as_slice()
+    else {
+        panic!("not one TURN server in the token: {claims}");
+    };
+    let user = str_field(turn, "username");
+    let (expiry, who) = user.split_once(':').expect("<expiry>:<participant>");
+    assert_eq!(who, str_field(&ann, "participant_id"));
+    let expiry: u64 = expiry.parse().expect("Unix seconds");
+    let now = now_ms() / 1000;
+    assert!(
+        (now + 3600 - 60..=now + 3600).contains(&expiry),
+        "the default lifetime is an hour: {expiry} at {now}"
+    );
+    assert_eq!(str_field(turn, "credential"), credential_for(SECRET, user));
+    assert!(!claims.to_string().contains(SECRET));
+
+    // The node, which has no STUN servers either, hands on exactly that.
+    let (_ws, joined) = Signal::join(&base, &ann).await;
+    assert_eq!(joined["ice_servers"], serde_json::json!([turn]), "{joined}");
+}
+
+#[test]
+fn the_old_media_turn_keys_stop_a_node_at_start_up_pointing_to_the_turn_section() {
+    let dir = TempDir::new("old-turn");
+    let config = dir.path().join("veche.toml");
+    std::fs::write(
+        &config,
+        format!("[media]\nturn_urls = [\"turn:t.example:3478\"]\nturn_secret = \"{SECRET}\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("a UTF-8 path");
+    for args in [
+        vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+        vec![
+            "control-plane",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+        ],
+        vec![
+            "media-node",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-plane",
+            "127.0.0.1:9",
+        ],
+    ] {
+        let out = Command::new(VECHE)
+            .args(&args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("VECHE_TURN_SECRET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running veche");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started: {err}");
+        assert!(
+            err.contains("media.turn_urls moved to the [turn] section as `urls`")
+                || err.contains("media.turn_secret moved to the [turn] section as `secret`"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(SECRET), "{args:?} shows the secret: {err}");
+    }
 }

@@ -102,6 +102,10 @@ pub struct ControlPlaneConfig {
     pub cover_dir: Option<PathBuf>,
     /// Where recordings are kept, and for how long.
     pub recordings: RecordingsConfig,
+    /// The TURN server each join token carries a credential of its own
+    /// for; `None` without TURN. Its secret lives here only: media nodes
+    /// hand on what the token carries. `Debug` redacts the secret.
+    pub turn: Option<veche_protocol::turn::TurnConfig>,
 }
 
 /// Recordings' storage and retention. `Default`: the local directory
@@ -160,6 +164,7 @@ impl ControlPlaneConfig {
             avatar_dir: None,
             cover_dir: None,
             recordings: RecordingsConfig::default(),
+            turn: None,
         }
     }
 }
@@ -180,6 +185,7 @@ impl std::fmt::Debug for ControlPlaneConfig {
             .field("avatar_dir", &self.avatar_dir)
             .field("cover_dir", &self.cover_dir)
             .field("recordings", &self.recordings)
+            .field("turn", &self.turn)
             .finish()
     }
 }

@@ -137,6 +137,7 @@ mod tests {
                 pass: None,
                 role: Default::default(),
                 lobby: false,
+                ice_servers: Vec::new(),
             },
             key,
         )

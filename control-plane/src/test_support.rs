@@ -40,9 +40,18 @@ pub(crate) const CLUSTER_SECRET: &str = "in-crate-test-secret-of-32-bytes!!";
 /// Opens a one-node control plane in a fresh directory, with `http` as its
 /// edge, and serves it.
 pub(crate) async fn serve_one_node(http: HttpConfig) -> Served {
+    serve_one_node_with_turn(http, None).await
+}
+
+/// [`serve_one_node`], issuing TURN credentials for `turn`.
+pub(crate) async fn serve_one_node_with_turn(
+    http: HttpConfig,
+    turn: Option<veche_protocol::turn::TurnConfig>,
+) -> Served {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let cp = ControlPlane::open(ControlPlaneConfig {
         http,
+        turn,
         ..ControlPlaneConfig::single_node(dir.path().to_owned(), CLUSTER_SECRET.into())
     })
     .await

@@ -47,11 +47,9 @@ pub struct NodeConfig {
     /// shown as "reconnecting", before others see them leave.
     pub reconnect_grace: Duration,
     /// STUN servers handed to browsers as they are. They carry no
-    /// credentials: TURN goes in `turn`.
+    /// credentials: TURN servers, with a credential for the one
+    /// participant, come in each join token from the control plane.
     pub ice_servers: Vec<IceServer>,
-    /// A TURN server to issue short-lived per-participant credentials for
-    /// (see `veche_protocol::turn`); `None` without TURN.
-    pub turn: Option<veche_protocol::turn::TurnConfig>,
     /// How long a room's lobby may have waiters and nobody who moderates
     /// present (on any node) before the node asks the control plane to
     /// let them in. Default
@@ -77,7 +75,6 @@ impl std::fmt::Debug for NodeConfig {
             .field("rtc", &self.rtc)
             .field("reconnect_grace", &self.reconnect_grace)
             .field("ice_servers", &self.ice_servers)
-            .field("turn", &self.turn)
             .field("lobby_unattended", &self.lobby_unattended)
             .field(
                 "recordings",

@@ -59,12 +59,11 @@ enum End {
 }
 
 /// The `ice_servers` for one participant: the configured STUN servers,
-/// plus short-lived TURN credentials of their own when TURN is set up.
-fn ice_servers_for(node: &Shared, participant: &veche_protocol::ParticipantId) -> Vec<IceServer> {
+/// then the TURN servers with their own short-lived credential that the
+/// control plane put in their join token (the node holds no TURN secret).
+fn ice_servers_for(node: &Shared, claims: &JoinClaims) -> Vec<IceServer> {
     let mut servers = node.config.ice_servers.clone();
-    if let Some(turn) = &node.config.turn {
-        servers.push(turn.ice_server_for(participant, now_ms() / 1000));
-    }
+    servers.extend(claims.ice_servers.iter().cloned());
     servers
 }
 
@@ -210,7 +209,7 @@ async fn session(
                 &pid,
                 &r.resume_token,
                 handle,
-                ice_servers_for(&node, &pid),
+                ice_servers_for(&node, &claims),
                 attached.media,
             )
             .map_err(|e| e.to_string()),
@@ -228,7 +227,7 @@ async fn session(
                 media,
                 handle,
                 now_ms(),
-                ice_servers_for(&node, &pid),
+                ice_servers_for(&node, &claims),
                 random_token(),
                 claims.issued_at_ms,
                 claims.rejoin,

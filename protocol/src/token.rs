@@ -89,6 +89,15 @@ pub struct JoinClaims {
     /// until the room's policy admits them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lobby: bool,
+    /// TURN servers with this participant's own short-lived credential
+    /// ([`crate::turn::TurnConfig::ice_server_for`]), which the media node
+    /// appends to its STUN servers in `joined`. The control plane mints
+    /// them as it signs the token, so the TURN secret stays on the control
+    /// plane and media nodes need none: the token is already per
+    /// participant and signed, and a browser gets a new one (so a fresh
+    /// credential) for every join and resume. Empty without TURN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<crate::signal::IceServer>,
 }
 
 /// The `seat` claim for a rejoin secret: base64url (no padding) of the
@@ -217,6 +226,7 @@ mod tests {
             pass: None,
             role: Default::default(),
             lobby: false,
+            ice_servers: Vec::new(),
         }
     }
 

@@ -4,14 +4,15 @@
 //!
 //! A static TURN username and password handed to every guest would let
 //! anyone with a room link relay traffic through the operator's TURN server
-//! for ever. Instead the media node and the TURN server share a secret, and
-//! each participant gets a username `"<expiry unix seconds>:<participant
-//! id>"` with the password `base64(HMAC-SHA1(secret, username))`. The TURN
-//! server recomputes the password and refuses the username after its
-//! expiry, so a leaked credential is good for one participant for
-//! [`TurnConfig::ttl_secs`] at most. HMAC-SHA1 is what the scheme
-//! specifies; it is used as a MAC, where SHA-1's collision weakness does
-//! not apply.
+//! for ever. Instead the control plane and the TURN server share a secret,
+//! and each participant gets, in their join token, a username
+//! `"<expiry unix seconds>:<participant id>"` with the password
+//! `base64(HMAC-SHA1(secret, username))`, which the media node hands on in
+//! `joined`. The TURN server recomputes the password and refuses the
+//! username after its expiry, so a leaked credential is good for one
+//! participant for [`TurnConfig::ttl_secs`] at most. HMAC-SHA1 is what
+//! the scheme specifies; it is used as a MAC, where SHA-1's collision
+//! weakness does not apply.
 
 use crate::ids::ParticipantId;
 use crate::signal::IceServer;
@@ -45,7 +46,7 @@ impl std::fmt::Debug for TurnSecret {
     }
 }
 
-/// A TURN server the media node issues credentials for.
+/// A TURN server the control plane issues credentials for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TurnConfig {
     /// `turn:`/`turns:` URLs, as handed to browsers.

@@ -1,7 +1,7 @@
 //! A coturn (`turnserver`) for browsers on strict networks: TURN over TCP
 //! on a free port and, when asked, TURN over TLS on 443 with a test
 //! certificate made by `openssl`, both on one address of the test's
-//! namespace, with the REST-credential scheme the node issues.
+//! namespace, with the REST-credential scheme the control plane issues.
 //!
 //! Needs Debian's `coturn` and `openssl`.
 
@@ -9,7 +9,7 @@ use super::*;
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 
-/// The secret coturn shares with the node.
+/// The secret coturn shares with the control plane.
 pub const TURN_SECRET: &str = "strict-network-test-secret-shared-with-coturn";
 
 /// A running coturn, killed on drop.

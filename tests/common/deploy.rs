@@ -13,7 +13,7 @@
 //!   `--relay-listen`, and coturn's `listening-port`/`tls-listening-port`)
 //!   moves to a free one, everywhere it appears: in commands and in the
 //!   copied config files (`:PORT` in TOML strings, so the TURN URLs the
-//!   media nodes hand out follow coturn).
+//!   control plane issues credentials for follow coturn).
 //! - **Volumes.** A bind mount of a file or directory under `deploy/` is a
 //!   copy of it per service, with container paths in it (TOML strings,
 //!   `key=/path` lines) turned into that service's host paths and ports

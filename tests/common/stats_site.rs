@@ -160,7 +160,6 @@ pub async fn media_node(
         ),
         recordings: None,
         ice_servers: Vec::new(),
-        turn: None,
     });
     node.register(secs(30))
         .await

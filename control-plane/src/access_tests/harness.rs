@@ -7,7 +7,7 @@ use crate::admission::{HttpConfig, RoomCreation};
 use crate::leader::LeaderRequest;
 use crate::store::conformance_kit::host_acts;
 use crate::store::Store;
-use crate::test_support::{serve_one_node, signed_in_user, Served};
+use crate::test_support::{serve_one_node_with_turn, signed_in_user, Served};
 use crate::ControlPlane;
 use serde_json::Value;
 use std::sync::Arc;
@@ -90,10 +90,21 @@ impl Drop for Cp {
 impl Cp {
     /// A control plane where rooms are created as `creation` says.
     pub async fn start(creation: RoomCreation) -> Cp {
-        let served = serve_one_node(HttpConfig {
-            room_creation: creation,
-            ..HttpConfig::default()
-        })
+        Cp::start_with_turn(creation, None).await
+    }
+
+    /// [`Cp::start`], issuing TURN credentials for `turn` in join tokens.
+    pub async fn start_with_turn(
+        creation: RoomCreation,
+        turn: Option<veche_protocol::turn::TurnConfig>,
+    ) -> Cp {
+        let served = serve_one_node_with_turn(
+            HttpConfig {
+                room_creation: creation,
+                ..HttpConfig::default()
+            },
+            turn,
+        )
         .await;
         let cp = served.cp.clone();
         let base = served.base.clone();

@@ -9,6 +9,7 @@ mod harness;
 mod moderation;
 mod recording_files;
 mod recordings;
+mod turn;
 
 use crate::admission::RoomCreation;
 use crate::store::passes::PassCommand;

@@ -266,6 +266,12 @@ pub(super) async fn join_room(
     // A new secret for every token: the secret of the token this rejoin
     // presented is spent with it.
     let rejoin_secret = encode_secret(crate::random_bytes());
+    let ice_servers = cp
+        .config
+        .turn
+        .iter()
+        .map(|t| t.ice_server_for(&participant_id, now / 1000))
+        .collect();
     let claims = JoinClaims {
         room_id: room.id,
         room_slug: room.slug.clone(),
@@ -284,6 +290,7 @@ pub(super) async fn join_room(
         pass: who.pass,
         role: seat.role,
         lobby: seat.lobby,
+        ice_servers,
     };
     let token = token::sign(&claims, &signing_key);
     cp.metrics.joins.inc();

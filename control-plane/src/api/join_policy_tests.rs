@@ -38,6 +38,7 @@ fn claims(id: &str, lobby: bool) -> JoinClaims {
         pass: None,
         role: Role::Participant,
         lobby,
+        ice_servers: Vec::new(),
     }
 }
 
