@@ -101,6 +101,9 @@ fn participant() -> ParticipantInfo {
             stream_id: pid().0,
         }],
         joined_at_ms: 1_700_000_000_000,
+        guest: false,
+        role: veche_protocol::moderation::Role::Host,
+        hand_raised_at_ms: Some(1_700_000_001_000),
     }
 }
 
@@ -190,6 +193,7 @@ fn signal_server() {
                 resume_token: "r3sume".into(),
                 resumed: false,
                 media_kept: false,
+                policy: Default::default(),
             },
         ),
         (
@@ -268,6 +272,14 @@ fn room_view() -> RoomView {
         name: "Standup".into(),
         link: format!("https://meet.example.com/r/{}", slug()),
         created_at_ms: 1_700_000_000_000,
+        access: Default::default(),
+        e2ee: false,
+        owner_name: Some("Ada".into()),
+        you_own: false,
+        owner_key: None,
+        pass_refusal: None,
+        settings: veche_protocol::moderation::RoomSettings::default(),
+        cover: None,
     }
 }
 
@@ -279,6 +291,8 @@ fn rest_bodies() {
         0,
         &json(&CreateRoomRequest {
             name: "Standup".into(),
+            access: Default::default(),
+            e2ee: false,
         }),
     );
     write_mode(
@@ -289,7 +303,9 @@ fn rest_bodies() {
             display_name: "Ada".into(),
             region: Some("eu-west".into()),
             rejoin_token: Some("v1.eyJhIjoxfQ.c2ln".into()),
+            rejoin_secret: Some("s3cret".into()),
             unreachable_node: Some(NodeId(3)),
+            pass: None,
         }),
     );
     write_mode(t, "join-minimal", 1, br#"{"display_name":"Ada"}"#);
@@ -315,6 +331,7 @@ fn rest_bodies() {
             node_id: NodeId(1),
             expires_at_ms: 1_700_000_060_000,
             room: room_view(),
+            rejoin_secret: "s3cret".into(),
         }),
     );
     write_mode(
@@ -375,6 +392,14 @@ fn join_token() {
         expires_at_ms: 1_800_000_000_000,
         room_nodes: vec![peer()],
         rejoin: true,
+        e2ee: false,
+        seat: None,
+        user: None,
+        guest: false,
+        pass: None,
+        role: veche_protocol::moderation::Role::Participant,
+        lobby: false,
+        ice_servers: Vec::new(),
     };
     write_mode(
         "join_token",
@@ -427,6 +452,9 @@ fn relay_frames() {
                 sdp_fmtp_line: String::new(),
             },
         )],
+        user: None,
+        pass: None,
+        claimed_role: veche_protocol::moderation::Role::Participant,
     };
     let msgs = [
         RelayMsg::Hello {
@@ -532,6 +560,7 @@ fn internal_rpc() {
                 room_id: RoomId(7),
                 nodes: vec![peer()],
             }],
+            policy_versions: vec![(RoomId(7), 1)],
         }),
     );
     write_mode(
@@ -601,6 +630,10 @@ fn internal_rpc() {
                 slug: slug(),
                 name: "Standup".into(),
                 created_at_ms: 1_700_000_000_000,
+                owner: None,
+                owner_key_hash: None,
+                access: Default::default(),
+                e2ee: false,
             }))),
         ),
         ("reply-read-index", LeaderReply::ReadIndex(12)),
@@ -634,6 +667,10 @@ fn batch() -> Command {
             slug: slug(),
             name: "Standup".into(),
             created_at_ms: 1_700_000_000_000,
+            owner: None,
+            owner_key_hash: None,
+            access: Default::default(),
+            e2ee: false,
         },
         Command::PostChat {
             room_id: RoomId(7),
