@@ -61,6 +61,8 @@ pub enum PeerCmd {
     Connected,
     /// ICE (re)connected, after a restart too: read the selected path.
     IceConnected,
+    /// Ask for keyframes both ways (after a resumed seat's ICE restart).
+    Keyframes,
     /// A resumed session took this connection over (`crate::resume`):
     /// messages now go to its socket.
     Rebind(Outbox),
@@ -209,9 +211,11 @@ struct Actor {
     declared: BTreeMap<String, TrackSource>,
     /// Browser msid -> our up track, for tracks this participant publishes.
     published: HashMap<String, Arc<UpTrack>>,
-    /// Rebound to a resumed session: the next ICE (re)connection asks for
-    /// keyframes both ways, so video resumes without waiting for the
-    /// decoders to notice their loss.
+    /// Rebound to a resumed session, whose browser restarts ICE with its
+    /// next offer: once that is answered, keyframes are asked for both
+    /// ways, so video resumes without waiting for the decoders to notice
+    /// their loss. (Neither end may ever have left ICE `connected`, so
+    /// there need be no ICE event to wait for.)
     rebound: bool,
     gathered: watch::Receiver<bool>,
     connected: watch::Receiver<bool>,
@@ -228,6 +232,12 @@ struct Actor {
 /// and it takes its candidate (and the stats) a moment to name it.
 const PATH_REREADS: u32 = 5;
 const PATH_REREAD_AFTER: Duration = Duration::from_millis(500);
+/// When keyframes are asked for after answering a resumed seat's ICE
+/// restart, each wait after the one before: ICE connects in a few round
+/// trips, and the second request covers a slower path (the keyframe gate
+/// passes one request per 500 ms).
+const KEYFRAMES_AFTER_RESUME: [Duration; 2] =
+    [Duration::from_millis(300), Duration::from_millis(700)];
 
 impl Actor {
     async fn run(mut self, mut rx: CmdReceiver<PeerCmd>) {
@@ -243,10 +253,8 @@ impl Actor {
                     self.ctx.room.media_connected(&self.ctx.id);
                     self.read_path().await;
                 }
-                PeerCmd::IceConnected => {
-                    self.read_path().await;
-                    self.refresh_after_rebind().await;
-                }
+                PeerCmd::IceConnected => self.read_path().await,
+                PeerCmd::Keyframes => self.keyframes_both_ways().await,
                 PeerCmd::Rebind(out) => self.rebind(out).await,
                 PeerCmd::Close => break,
             }
@@ -275,12 +283,27 @@ impl Actor {
         }
     }
 
-    /// After a rebind, once ICE is back: keyframes from this browser for
-    /// everyone watching it, and for it from everyone it watches.
-    async fn refresh_after_rebind(&mut self) {
+    /// The first browser offer answered after a rebind restarted ICE: ask
+    /// for keyframes once the new path is likely up, and again a little
+    /// later in case it was not (requests are coalesced per track).
+    fn after_resumed_offer(&mut self) {
         if !std::mem::take(&mut self.rebound) {
             return;
         }
+        let retry = self.retry.clone();
+        tokio::spawn(async move {
+            for wait in KEYFRAMES_AFTER_RESUME {
+                tokio::time::sleep(wait).await;
+                if retry.send(PeerCmd::Keyframes).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Keyframes from this browser for everyone watching it, and for it
+    /// from everyone it watches.
+    async fn keyframes_both_ways(&mut self) {
         for up in self
             .published
             .values()
@@ -357,6 +380,7 @@ impl Actor {
             Ok(()) => {
                 self.send_local_description(|sdp| ServerMessage::Answer { sdp })
                     .await;
+                self.after_resumed_offer();
                 // A track the browser no longer sends was removed on its
                 // side (it stopped sharing its screen): stop forwarding it.
                 let sending = sending_track_ids(&sdp);

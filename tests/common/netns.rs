@@ -167,9 +167,11 @@ impl ChildNet {
         let c2 = c.wrapping_add(128);
         let gateway = Ipv4Addr::new(a, b, c2, 1);
         let new = Ipv4Addr::new(a, b, c2, 2);
+        // `replace`: a second move goes back to the first subnet, whose
+        // gateway is the parent end's first address, already there.
         must(Command::new("ip").args([
             "addr",
-            "add",
+            "replace",
             &format!("{gateway}/24"),
             "dev",
             &self.host_if,

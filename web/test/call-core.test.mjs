@@ -340,6 +340,23 @@ describe('call core: media failing while signalling works', () => {
     assert.equal(h.timers.get('reconnect'), 0, 'media connected: back to an immediate retry');
   });
 
+  test('two drops seconds apart each retry at once when media connected in between', () => {
+    const h = inCall();
+    h.send({ type: 'closed', session: h.sid, info: { code: CloseCode.NORMAL, reason: '', byClient: false } });
+    assert.equal(h.timers.get('reconnect'), 0);
+    h.fire('reconnect');
+    const s = h.joinFully(1, 't2', 's2');
+    h.now += 3000;
+    h.send({ type: 'closed', session: s.id, info: { code: CloseCode.NORMAL, reason: '', byClient: false } });
+    assert.equal(h.timers.get('reconnect'), 0, 'a second network change is no loop');
+    h.fire('reconnect');
+    h.joinFully(1, 't3', 's3', false);
+    h.now += 3000;
+    const [current] = [...h.core.sessions.keys()];
+    h.send({ type: 'closed', session: current, info: { code: CloseCode.NORMAL, reason: '', byClient: false } });
+    assert.equal(h.timers.get('reconnect'), 1000, 'a session whose media never came up is a loop: wait');
+  });
+
   test('after a few media failures the person is told why instead of an endless spinner', () => {
     const h = new Harness();
     h.send({ type: 'start' });

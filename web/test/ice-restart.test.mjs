@@ -105,6 +105,37 @@ describe('ICE restart decision', () => {
     assert.deepEqual(types(cand('host', '10.0.0.3')), ['restart', 'set_timer', 'probe_signalling']);
   });
 
+  test('a restart the shell made is waited for: the addresses it gathers restart nothing again', () => {
+    const r = new IceRestart();
+    const cand = (/** @type {string} */ a, /** @type {number} */ t) => r.handle({ type: 'local_candidate', candidateType: 'host', address: a }, t);
+    cand('10.0.0.2', 0);
+    ice(r, 'connected', 0);
+    assert.deepEqual(r.handle({ type: 'restarting' }, 100), [{ type: 'set_timer', ms: ICE_RESTART_TIMEOUT_MS }]);
+    assert.deepEqual(cand('10.0.1.2', 150), [], 'the new network the resumed seat restarts for');
+    assert.deepEqual(ice(r, 'connected', 400), [{ type: 'cancel_timer' }]);
+    assert.equal(r.restarts, 1);
+    assert.equal(r.lastRecoveryMs, 300);
+  });
+
+  test('a restart while ICE never left connected is over once media flows, and the next stall probes again', () => {
+    const r = up();
+    const inbound = (/** @type {number} */ packets, /** @type {number} */ t) => r.handle({ type: 'inbound', packets }, t);
+    inbound(10, 0);
+    inbound(20, 250);
+    r.handle({ type: 'restarting' }, 1000);
+    assert.deepEqual(inbound(21, 1250), []);
+    assert.deepEqual(inbound(30, 1500), [{ type: 'cancel_timer' }], 'media again: the restart worked');
+    assert.equal(r.phase, 'up');
+    inbound(40, 1750);
+    assert.deepEqual(inbound(40, 1750 + INBOUND_STALL_MS), [{ type: 'probe_signalling', ms: SIGNAL_PROBE_MS }]);
+  });
+
+  test('a restart the shell made that never reconnects is followed by one of ours', () => {
+    const r = up();
+    r.handle({ type: 'restarting' }, 0);
+    assert.deepEqual(types(r.handle({ type: 'timer' }, ICE_RESTART_TIMEOUT_MS)), ['restart', 'set_timer', 'probe_signalling']);
+  });
+
   test('media that was flowing and stops probes the socket at once, and restarts ICE if it stays stalled', () => {
     const r = up();
     const inbound = (/** @type {number} */ packets, /** @type {number} */ t) => r.handle({ type: 'inbound', packets }, t);

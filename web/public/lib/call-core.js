@@ -224,6 +224,7 @@ export class CallCore extends CallMoves {
     const rec = this.sessions.get(id);
     if (!rec || id !== this.current || rec.mediaConnected) return;
     rec.mediaConnected = true;
+    this.mediaSinceQuickRetry = true;
     this.attempt = 0;
     this.mediaFailures = 0;
     this.emit({ type: 'cancel_timer', key: 'media' });
@@ -331,8 +332,12 @@ export class CallCore extends CallMoves {
   /** Waits before the next attempt: the backoff grows until media connects. */
   scheduleReconnect() {
     this.phase = 'waiting';
-    const delay = reconnectDelay(this.attempt, this.now - this.lastQuickRetryAt);
-    if (delay === 0) this.lastQuickRetryAt = this.now;
+    const since = this.mediaSinceQuickRetry ? Infinity : this.now - this.lastQuickRetryAt;
+    const delay = reconnectDelay(this.attempt, since);
+    if (delay === 0) {
+      this.lastQuickRetryAt = this.now;
+      this.mediaSinceQuickRetry = false;
+    }
     this.attempt += 1;
     this.emit({ type: 'cancel_timer', key: 'media' });
     this.emit({ type: 'set_timer', key: 'reconnect', ms: delay });

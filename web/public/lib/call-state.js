@@ -42,6 +42,9 @@ export class CallState {
     /** Sessions in a row that got `joined` but never connected media. */
     this.mediaFailures = 0;
     this.lastQuickRetryAt = -Infinity;
+    /** Media connected since the last immediate retry: the call worked in
+     * between, so a new drop is a new break, not a loop. */
+    this.mediaSinceQuickRetry = false;
     /** @type {Seat | null} From the last `joined`: a resume may take it back. */
     this.seat = null;
     /** @type {string | null} The token of the last joined session (`rejoin_token`). */

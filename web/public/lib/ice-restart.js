@@ -48,13 +48,17 @@ export const SIGNAL_PROBE_MS = 1000;
  *   | {type: 'timer'}
  *   | {type: 'local_candidate', candidateType: string | null, address: string | null}
  *   | {type: 'inbound', packets: number}
- *   | {type: 'network_change'}} IceEvent
+ *   | {type: 'network_change'}
+ *   | {type: 'restarting'}} IceEvent
  * `ice_state`: the peer connection's `iceConnectionState` (or `failed` from
  * its `connectionState`). `local_candidate`: the browser gathered a local
  * candidate (Chromium gathers continually, so an address that appears
  * while connected is a new network). `network_change`: the browser reports
  * new interfaces (the `online` event). `inbound`: RTP packets received so
- * far on the connection (sampled every `INBOUND_SAMPLE_MS`).
+ * far on the connection (sampled every `INBOUND_SAMPLE_MS`). `restarting`:
+ * the shell restarted ICE itself (a resumed seat took its connection
+ * back), so the host candidates that restart gathers are no new network
+ * to restart for again, and the restart gets its timer like one of ours.
  */
 
 /**
@@ -110,6 +114,7 @@ export class IceRestart {
     if (ev.type === 'ice_state') return this.iceState(ev.state, now);
     if (ev.type === 'timer') return this.timer(now);
     if (ev.type === 'inbound') return this.inbound(ev.packets, now);
+    if (ev.type === 'restarting') return this.restartedElsewhere(now);
     if (ev.type === 'local_candidate') {
       // Only a host address that was not there before is a new network;
       // a relayed or reflexive candidate may simply arrive late.
@@ -131,14 +136,8 @@ export class IceRestart {
   iceState(state, now) {
     switch (state) {
       case 'connected':
-      case 'completed': {
-        const was = this.phase;
-        this.phase = 'up';
-        this.attempts = 0;
-        if (this.downSince !== null) this.lastRecoveryMs = now - this.downSince;
-        this.downSince = null;
-        return was === 'disconnected' || was === 'restarting' ? [{ type: 'cancel_timer' }] : [];
-      }
+      case 'completed':
+        return this.recovered(now);
       case 'disconnected':
         if (this.phase !== 'up') return [];
         this.phase = 'disconnected';
@@ -186,6 +185,10 @@ export class IceRestart {
       this.grewAt = now;
       this.growing += 1;
       this.stall = 'none';
+      // Media flows again after a restart: it worked, even though ICE may
+      // never have left `connected` (so no state change says so), and the
+      // next break must be noticed as a stall again.
+      if (this.phase === 'restarting' && this.growing >= 2) return this.recovered(now);
       return [];
     }
     this.packets = packets;
@@ -211,6 +214,36 @@ export class IceRestart {
   timer(now) {
     if (this.phase === 'disconnected' || this.phase === 'restarting') return this.restart(now);
     return [];
+  }
+
+  /**
+   * The connection is up (again).
+   * @param {number} now
+   * @returns {IceAction[]}
+   */
+  recovered(now) {
+    const was = this.phase;
+    this.phase = 'up';
+    this.attempts = 0;
+    if (this.downSince !== null) this.lastRecoveryMs = now - this.downSince;
+    this.downSince = null;
+    return was === 'disconnected' || was === 'restarting' ? [{ type: 'cancel_timer' }] : [];
+  }
+
+  /**
+   * A restart the shell made: wait for it as for one of ours (a second
+   * restart on its gathered candidates would only cross it).
+   * @param {number} now
+   * @returns {IceAction[]}
+   */
+  restartedElsewhere(now) {
+    if (this.phase === 'new') return [];
+    if (this.downSince === null) this.downSince = now;
+    this.restarts += 1;
+    this.phase = 'restarting';
+    this.stall = 'none';
+    this.growing = 0;
+    return [{ type: 'set_timer', ms: ICE_RESTART_TIMEOUT_MS }];
   }
 
   /**

@@ -64,7 +64,9 @@ export const QUICK_RETRY_MIN_GAP_MS = 10000;
  * `backoffDelay` (1 s, 2 s, 4 s, 8 s, then 10 s). A session that joins and
  * drops again and again would otherwise reconnect in a tight loop, so an
  * immediate retry less than `QUICK_RETRY_MIN_GAP_MS` after the previous
- * one waits 1 s instead.
+ * one waits 1 s instead, unless media connected in between (the call
+ * worked, so this is a new break, such as a second network change, and
+ * the caller passes `Infinity`).
  * @param {number} attempt
  * @param {number} [sinceLastQuickMs] Time since the last immediate retry.
  * @returns {number} Milliseconds.

@@ -141,12 +141,12 @@ function run(core, a) {
           if (s.pc?.connectionState === 'connected') dispatch({ type: 'media_connected', session: s.id });
         } else {
           if (parked) teardown(parked, proto.CloseCode.RECONNECTING);
-          // The handlers read `s.id`, not a copy: a resumed session that
-          // takes this connection back (adoptPeer) renumbers `s`.
+          // Each event names the session the connection serves now: a
+          // resumed session may take it back (adoptPeer).
           createPeer(s, a.iceServers, {
-            isCurrent: () => core === call.core && core.current === s.id,
-            connected: () => core === call.core && dispatch({ type: 'media_connected', session: s.id }),
-            failed: () => core === call.core && dispatch({ type: 'media_failed', session: s.id }),
+            isCurrent: (now) => core === call.core && core.current === now.id,
+            connected: (now) => core === call.core && dispatch({ type: 'media_connected', session: now.id }),
+            failed: (now) => core === call.core && dispatch({ type: 'media_failed', session: now.id }),
             onTrack: onRemoteTrack,
           });
         }

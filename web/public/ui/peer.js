@@ -27,14 +27,26 @@ import { INBOUND_SAMPLE_MS, IceRestart } from '../lib/ice-restart.js';
  * @property {Set<MediaStream>} remote Streams its peer connection received.
  * @property {boolean} [sfuPaused] Peer-to-peer: our media goes direct, so
  *   the senders carry no track (ui/p2p.js); device changes leave them so.
+ * @property {PeerLink} [link] Which session its peer connection's handlers
+ *   serve (set by `createPeer`, moved by `adoptPeer`).
  */
 
 /**
- * What a peer connection reports to the call.
+ * The session a peer connection's handlers work for. A resume that keeps
+ * the connection (`adoptPeer`) points it at the resumed session, so the
+ * handlers send on the new socket and report under the new session's
+ * number, however many resumes the connection lives through.
+ * `restarting` tells its ICE watch that the session restarts ICE itself.
+ * @typedef {{s: Session, restarting: () => void}} PeerLink
+ */
+
+/**
+ * What a peer connection reports to the call, each about the session it
+ * serves now.
  * @typedef {object} PeerEvents
- * @property {() => boolean} isCurrent The session is still the call.
- * @property {() => void} connected Media connected (`connectionState` "connected").
- * @property {() => void} failed Media failed (`connectionState` "failed").
+ * @property {(s: Session) => boolean} isCurrent The session is still the call.
+ * @property {(s: Session) => void} connected Media connected (`connectionState` "connected").
+ * @property {(s: Session) => void} failed Media failed (`connectionState` "failed").
  * @property {(e: RTCTrackEvent) => void} onTrack A received track, on the current session.
  */
 
@@ -47,6 +59,9 @@ import { INBOUND_SAMPLE_MS, IceRestart } from '../lib/ice-restart.js';
 export function createPeer(s, iceServers, events) {
   const pc = new RTCPeerConnection(peerConfig({ iceServers }));
   s.pc = pc;
+  /** @type {PeerLink} */
+  const link = { s, restarting: () => {} };
+  s.link = link;
   // Microphone and camera are sendrecv so the node can reuse their m-lines
   // to send us other people's tracks. With no device, a recvonly section
   // still makes the offer carry one audio and one video m-line.
@@ -73,13 +88,14 @@ export function createPeer(s, iceServers, events) {
   if (s.camSender) s.sources.set(s.camSender, 'camera');
   if (local.screen) addScreenSenders(s, local.screen);
 
-  const ice = watchIce(pc, events.failed, (ms) => s.sig.probe(ms));
+  const ice = watchIce(pc, () => events.failed(link.s), (ms) => link.s.sig.probe(ms));
+  link.restarting = ice.restarting;
   pc.onicecandidate = (e) => {
     if (e.candidate) ice.candidate(e.candidate);
     if (!e.candidate) {
-      s.sig.send(proto.build.candidate(null));
+      link.s.sig.send(proto.build.candidate(null));
     } else if (e.candidate.candidate) {
-      s.sig.send(
+      link.s.sig.send(
         proto.build.candidate({
           candidate: e.candidate.candidate,
           sdpMid: e.candidate.sdpMid,
@@ -91,18 +107,18 @@ export function createPeer(s, iceServers, events) {
   };
   pc.ontrack = (e) => {
     secureReceiver(e.receiver); // Encrypted rooms: synchronously, before its first frame.
-    if (!events.isCurrent()) return;
-    if (e.streams[0]) s.remote.add(e.streams[0]);
+    if (!events.isCurrent(link.s)) return;
+    if (e.streams[0]) link.s.remote.add(e.streams[0]);
     events.onTrack(e);
   };
-  pc.onnegotiationneeded = () => s.negotiator?.negotiationNeeded();
+  pc.onnegotiationneeded = () => link.s.negotiator?.negotiationNeeded();
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'connected') events.connected();
+    if (pc.connectionState === 'connected') events.connected(link.s);
     // ICE is restarted first; the call rejoins only if that does not help.
     else if (pc.connectionState === 'failed') ice.failed();
   };
-  s.negotiator = new proto.Negotiator(pc, (msg) => s.sig.send(msg), {
-    sourceOf: (t) => s.sources.get(t.sender),
+  s.negotiator = new proto.Negotiator(pc, (msg) => link.s.sig.send(msg), {
+    sourceOf: (t) => link.s.sources.get(t.sender),
     onError: (e) => {
       console.error('veche: negotiation failed', e);
       toast(
@@ -120,16 +136,17 @@ export function createPeer(s, iceServers, events) {
  * closed for the resume kept (`parked`; the node kept its side too:
  * `joined.media_kept`). Nothing is renegotiated and nobody sees our tracks
  * go: the negotiator restarts ICE over the new socket. The connection's
- * handlers (`createPeer`) read `parked`, so it is renumbered and given the
- * new socket; `s` shares its connection, senders and streams.
+ * handlers now serve `s` (its `PeerLink`), which takes over its senders
+ * and streams.
  * @param {Session} s
  * @param {Session} parked
  * @returns {boolean} False if there was nothing left to take back.
  */
 export function adoptPeer(s, parked) {
-  if (!parked.pc || parked.pc.signalingState === 'closed' || !parked.negotiator) return false;
-  parked.id = s.id;
-  parked.sig = s.sig;
+  const link = parked.link;
+  if (!link || !parked.pc || parked.pc.signalingState === 'closed' || !parked.negotiator) return false;
+  link.s = s;
+  s.link = link;
   s.pc = parked.pc;
   s.negotiator = parked.negotiator;
   s.sources = parked.sources;
@@ -139,6 +156,7 @@ export function adoptPeer(s, parked) {
   s.remote = parked.remote;
   s.sfuPaused = parked.sfuPaused;
   console.info('veche: resumed with the same peer connection; restarting ICE');
+  link.restarting();
   s.negotiator.resume();
   return true;
 }
@@ -152,8 +170,9 @@ export function adoptPeer(s, parked) {
  * @param {RTCPeerConnection} pc
  * @param {() => void} failed
  * @param {(ms: number) => void} probe Checks the signalling socket now.
- * @returns {{failed: () => void, candidate: (c: RTCIceCandidate) => void}} Feeds a
- *   `failed` connection state, and each local candidate.
+ * @returns {{failed: () => void, candidate: (c: RTCIceCandidate) => void, restarting: () => void}}
+ *   Feeds a `failed` connection state, each local candidate, and a restart
+ *   made elsewhere.
  */
 function watchIce(pc, failed, probe) {
   const decide = new IceRestart();
@@ -228,6 +247,10 @@ function watchIce(pc, failed, probe) {
     candidate: (c) => {
       stats.log = [...stats.log.slice(-29), `${Date.now()} candidate ${c.type} ${c.address}`];
       feed({ type: 'local_candidate', candidateType: c.type, address: c.address });
+    },
+    restarting: () => {
+      stats.log = [...stats.log.slice(-29), `${Date.now()} restart (resumed seat)`];
+      feed({ type: 'restarting' });
     },
   };
 }
