@@ -80,6 +80,20 @@ impl ChildNet {
             "dev",
             &net.host_if,
         ]));
+        // No IPv6 on the veth: its link-local address would appear a second
+        // or two after the link comes up (duplicate address detection), and
+        // a Chromium that started meanwhile takes that for a network change
+        // and aborts the page's loads (`net::ERR_NETWORK_CHANGED`: a CI
+        // failure). Best effort: a kernel without IPv6 has nothing to turn
+        // off.
+        let no_ipv6 = |dev: &str| format!("net.ipv6.conf.{dev}.disable_ipv6=1");
+        let _ = Command::new("sysctl")
+            .args(["-qw", &no_ipv6(&net.host_if)])
+            .status();
+        let _ = net
+            .command("sysctl")
+            .args(["-qw", &no_ipv6(&net.child_if)])
+            .status();
         must(Command::new("ip").args(["link", "set", &net.host_if, "up"]));
         net.exec(&["ip", "link", "set", "lo", "up"]);
         net.exec(&[
