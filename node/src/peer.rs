@@ -134,8 +134,10 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-/// How long a new remote track may take to show its SSRC and codec.
-const CODING_WAIT: Duration = Duration::from_secs(1);
+/// How long a new remote track may take to show its SSRC and codec. 1 s
+/// was too short on a loaded 2-core CI machine: a load bot's camera, sent
+/// from its first moment, was discarded once after 1 s there.
+const CODING_WAIT: Duration = Duration::from_secs(3);
 
 /// The SSRC and codec of a new remote track. The connection usually fills
 /// them in before announcing the track, but not always (a track opened
